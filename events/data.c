@@ -1,0 +1,209 @@
+/*
+ * data.c - md_buf_t, the md_data_t builder for event data maps, canonical
+ * packing (keys sorted bytewise) and field readers.
+ */
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "md_event.h"
+#include "mp.h"
+#include "pack.h"
+
+void md_buf_init(md_buf_t *b)
+{
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+void md_buf_release(md_buf_t *b)
+{
+    free(b->p);
+    md_buf_init(b);
+}
+
+void md_buf_reset(md_buf_t *b)
+{
+    b->len = 0;
+}
+
+void md_buf_append(md_buf_t *b, const void *p, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        b->p = md_realloc(b->p, cap);
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+static int md_buf_write(void *data, const char *p, size_t n)
+{
+    md_buf_append(data, p, n);
+    return 0;
+}
+
+void md__pack_init(msgpack_packer *pk, md_buf_t *out)
+{
+    msgpack_packer_init(pk, out, md_buf_write);
+}
+
+void md__pack_str(msgpack_packer *pk, const char *s, size_t n)
+{
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+void md_data_init(md_data_t *d)
+{
+    d->n = 0;
+}
+
+static md_field_t *data_add(md_data_t *d, const char *key, md_val_kind_t kind)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        if (strcmp(d->f[i].key, key) == 0) {
+            fprintf(stderr, "marketd: event data key '%s' added twice\n", key);
+            abort();
+        }
+    }
+    if (d->n == MD_DATA_FIELDS_MAX) {
+        fprintf(stderr, "marketd: event data has more than %d fields\n", MD_DATA_FIELDS_MAX);
+        abort();
+    }
+    md_field_t *f = &d->f[d->n++];
+    memset(f, 0, sizeof *f);
+    f->key = key;
+    f->kind = kind;
+    return f;
+}
+
+void md_data_strn(md_data_t *d, const char *key, const char *s, size_t len)
+{
+    md_field_t *f = data_add(d, key, MD_VAL_STR);
+    f->s = s;
+    f->len = len;
+}
+
+void md_data_str(md_data_t *d, const char *key, const char *s)
+{
+    if (s == NULL)
+        md_data_nil(d, key);
+    else
+        md_data_strn(d, key, s, strlen(s));
+}
+
+void md_data_int(md_data_t *d, const char *key, int64_t v)
+{
+    data_add(d, key, MD_VAL_INT)->i = v;
+}
+
+void md_data_bool(md_data_t *d, const char *key, bool v)
+{
+    data_add(d, key, MD_VAL_BOOL)->b = v;
+}
+
+void md_data_nil(md_data_t *d, const char *key)
+{
+    data_add(d, key, MD_VAL_NIL);
+}
+
+void md_data_raw(md_data_t *d, const char *key, const void *msgpack, size_t len)
+{
+    md_field_t *f = data_add(d, key, MD_VAL_RAW);
+    f->s = msgpack;
+    f->len = len;
+}
+
+/* strcmp compares as unsigned char, which is the bytewise order of keys. */
+static int field_cmp(const void *a, const void *b)
+{
+    return strcmp(((const md_field_t *)a)->key, ((const md_field_t *)b)->key);
+}
+
+static void pack_field(msgpack_packer *pk, md_buf_t *out, const md_field_t *f)
+{
+    md__pack_str(pk, f->key, strlen(f->key));
+    switch (f->kind) {
+    case MD_VAL_NIL: msgpack_pack_nil(pk); break;
+    case MD_VAL_BOOL: f->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+    case MD_VAL_INT: msgpack_pack_int64(pk, f->i); break;
+    case MD_VAL_STR: md__pack_str(pk, f->s, f->len); break;
+    case MD_VAL_RAW: md_buf_append(out, f->s, f->len); break;
+    }
+}
+
+void md_data_pack(md_data_t *d, md_buf_t *out)
+{
+    msgpack_packer pk;
+    md__pack_init(&pk, out);
+    qsort(d->f, d->n, sizeof d->f[0], field_cmp);
+    msgpack_pack_map(&pk, d->n);
+    for (size_t i = 0; i < d->n; i++)
+        pack_field(&pk, out, &d->f[i]);
+}
+
+/* Positions a cursor on the value of @p key in the data map. */
+static md_err_t data_find(md_mp_t *m, const void *data, size_t len, const char *key)
+{
+    md__mp_init(m, data, len);
+    int rc = md__mp_find(m, key);
+    return rc == 0 ? MD_OK : rc > 0 ? MD_ENOTFOUND : MD_ECODEC;
+}
+
+md_err_t md_data_get_str(const void *data, size_t len, const char *key, const char **s,
+                         size_t *slen)
+{
+    md_mp_t m;
+    md_err_t rc = data_find(&m, data, len, key);
+    if (rc != MD_OK)
+        return rc;
+    if (md__mp_peek(&m) == MD_MP_NIL)
+        return MD_ENOTFOUND;
+    uint32_t n;
+    if (md__mp_str(&m, s, &n))
+        return MD_ECODEC;
+    *slen = n;
+    return MD_OK;
+}
+
+md_err_t md_data_get_int(const void *data, size_t len, const char *key, int64_t *v)
+{
+    md_mp_t m;
+    md_err_t rc = data_find(&m, data, len, key);
+    if (rc != MD_OK)
+        return rc;
+    if (md__mp_peek(&m) == MD_MP_NIL)
+        return MD_ENOTFOUND;
+    return md__mp_int(&m, v) ? MD_ECODEC : MD_OK;
+}
+
+md_err_t md_data_get_bool(const void *data, size_t len, const char *key, bool *v)
+{
+    md_mp_t m;
+    md_err_t rc = data_find(&m, data, len, key);
+    if (rc != MD_OK)
+        return rc;
+    if (md__mp_peek(&m) == MD_MP_NIL)
+        return MD_ENOTFOUND;
+    return md__mp_bool(&m, v) ? MD_ECODEC : MD_OK;
+}
+
+md_err_t md_data_copy_str(const void *data, size_t len, const char *key, char *out, size_t cap)
+{
+    const char *s;
+    size_t n;
+    md_err_t rc = md_data_get_str(data, len, key, &s, &n);
+    if (rc != MD_OK)
+        return rc;
+    if (n + 1 > cap)
+        return MD_EINVAL;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return MD_OK;
+}

@@ -1,0 +1,741 @@
+/*
+ * store.c - the LMDB event store (see md_store.h for the layout).
+ *
+ * One writer: md_store_write() reuses a single md_txn_t (and its scratch
+ * buffer) for every write transaction, so an append allocates nothing once
+ * the buffer has grown to the largest body. Readers get their own md_txn_t.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "md_store.h"
+
+#define DEFAULT_MAP_SIZE ((size_t)256 << 20)
+#define RECORD_HDR (2 * MD_HASH_LEN)
+
+struct md_store {
+    MDB_env *env;
+    MDB_dbi dbi[MD_DB_COUNT_];
+    bool read_only;
+    struct md_txn *wtxn; /* the writer's reusable transaction state */
+};
+
+struct md_txn {
+    md_store_t *s;
+    MDB_txn *txn;
+    bool write;
+    bool head_loaded;
+    uint64_t head_seq;
+    unsigned char head_hash[MD_HASH_LEN];
+    bool outbox_loaded;
+    uint64_t outbox_next;
+    md_buf_t rec; /* scratch: record = prev_hash | hash | body */
+};
+
+static const char *const db_names[MD_DB_COUNT_] = {
+    "events", "streams", "outcomes", "state", "offsets", "outbox", "meta",
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static void be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void be32(unsigned char *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+md_err_t md_store_err(int rc, md_error_t *err, const char *what)
+{
+    if (rc == MDB_SUCCESS)
+        return MD_OK;
+    if (rc == MDB_MAP_FULL)
+        return md_error_set(err, MD_EMAPFULL, "%s: %s", what, mdb_strerror(rc));
+    if (rc == MDB_NOTFOUND)
+        return md_error_set(err, MD_ENOTFOUND, "%s: %s", what, mdb_strerror(rc));
+    return md_error_set(err, MD_ESTORE, "%s: %s", what, mdb_strerror(rc));
+}
+
+/* ---- open and close ---------------------------------------------------------- */
+
+static md_err_t make_dir(const char *dir, md_error_t *err)
+{
+    if (mkdir(dir, 0750) == 0 || errno == EEXIST)
+        return MD_OK;
+    return md_error_set(err, MD_EIO, "mkdir '%s': %s", dir, strerror(errno));
+}
+
+static md_err_t check_format(md_store_t *s, MDB_txn *txn, md_error_t *err)
+{
+    MDB_val k = {6, (void *)"format"}, v;
+    int rc = mdb_get(txn, s->dbi[MD_DB_META], &k, &v);
+    if (rc == MDB_NOTFOUND && !s->read_only) {
+        unsigned char f[8];
+        be64(f, MD_STORE_FORMAT);
+        v.mv_size = 8, v.mv_data = f;
+        return md_store_err(mdb_put(txn, s->dbi[MD_DB_META], &k, &v, 0), err, "put 'format'");
+    }
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "get 'format'");
+    if (v.mv_size != 8 || get_be64(v.mv_data) != MD_STORE_FORMAT)
+        return md_error_set(err, MD_EVERSION, "store format is not %d", MD_STORE_FORMAT);
+    return MD_OK;
+}
+
+/* Opens every named database once; the handles stay valid for the env. */
+static md_err_t open_dbs(md_store_t *s, md_error_t *err)
+{
+    MDB_txn *txn = NULL;
+    md_err_t rc;
+    int mrc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &txn);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "begin");
+    for (int i = 0; i < MD_DB_COUNT_; i++) {
+        mrc = mdb_dbi_open(txn, db_names[i], s->read_only ? 0 : MDB_CREATE, &s->dbi[i]);
+        if (mrc != MDB_SUCCESS) {
+            rc = md_store_err(mrc, err, db_names[i]);
+            goto fail;
+        }
+    }
+    if ((rc = check_format(s, txn, err)) != MD_OK)
+        goto fail;
+    return md_store_err(mdb_txn_commit(txn), err, "commit");
+fail:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t **out,
+                       md_error_t *err)
+{
+    md_store_opts_t o = {0};
+    if (opts)
+        o = *opts;
+    if (dir == NULL || out == NULL)
+        return md_error_set(err, MD_EINVAL, "md_store_open: no directory");
+    md_err_t rc = o.read_only ? MD_OK : make_dir(dir, err);
+    if (rc != MD_OK)
+        return rc;
+    md_store_t *s = md_calloc(1, sizeof *s);
+    s->read_only = o.read_only;
+    unsigned flags = MDB_NOTLS | (o.nosync ? MDB_NOSYNC : 0) | (o.read_only ? MDB_RDONLY : 0);
+    int mrc = mdb_env_create(&s->env);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_set_maxdbs(s->env, 64);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_set_mapsize(s->env, o.map_size ? o.map_size : DEFAULT_MAP_SIZE);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_set_maxreaders(s->env, 256);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_open(s->env, dir, flags, 0640);
+    if (mrc != MDB_SUCCESS) {
+        rc = md_error_set(err, MD_ESTORE, "open store '%s': %s", dir, mdb_strerror(mrc));
+        goto fail;
+    }
+    if ((rc = open_dbs(s, err)) != MD_OK)
+        goto fail;
+    s->wtxn = md_calloc(1, sizeof *s->wtxn);
+    s->wtxn->s = s;
+    md_buf_init(&s->wtxn->rec);
+    *out = s;
+    return MD_OK;
+fail:
+    md_store_close(s);
+    return rc;
+}
+
+void md_store_close(md_store_t *s)
+{
+    if (s == NULL)
+        return;
+    if (s->wtxn) {
+        md_buf_release(&s->wtxn->rec);
+        free(s->wtxn);
+    }
+    if (s->env)
+        mdb_env_close(s->env);
+    free(s);
+}
+
+MDB_env *md_store_env(md_store_t *s)
+{
+    return s->env;
+}
+
+md_err_t md_store_dbi(md_store_t *s, const char *name, unsigned flags, MDB_dbi *out,
+                      md_error_t *err)
+{
+    MDB_txn *txn = NULL;
+    int mrc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &txn);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "begin");
+    mrc = mdb_dbi_open(txn, name, flags | (s->read_only ? 0 : MDB_CREATE), out);
+    if (mrc != MDB_SUCCESS) {
+        mdb_txn_abort(txn);
+        return md_store_err(mrc, err, name);
+    }
+    return md_store_err(mdb_txn_commit(txn), err, "commit");
+}
+
+md_err_t md_store_usage(md_store_t *s, size_t *used, size_t *map_size, md_error_t *err)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int rc = mdb_env_info(s->env, &info);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_env_stat(s->env, &st);
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "env info");
+    *used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    *map_size = info.me_mapsize;
+    return MD_OK;
+}
+
+/* ---- transactions ------------------------------------------------------------ */
+
+/* Begins an LMDB txn, adopting a map grown by another process meanwhile. */
+static int begin_mdb(md_store_t *s, unsigned flags, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        rc = mdb_env_set_mapsize(s->env, 0);
+        if (rc == MDB_SUCCESS)
+            rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    }
+    return rc;
+}
+
+static md_err_t grow_map(md_store_t *s, md_error_t *err)
+{
+    MDB_envinfo info;
+    int rc = mdb_env_info(s->env, &info);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_env_set_mapsize(s->env, info.me_mapsize * 2);
+    return md_store_err(rc, err, "grow map");
+}
+
+static void wtxn_reset(md_txn_t *t, MDB_txn *txn)
+{
+    t->txn = txn;
+    t->write = true;
+    t->head_loaded = false;
+    t->outbox_loaded = false;
+}
+
+md_err_t md_store_write(md_store_t *s, md_write_fn fn, void *ctx, md_error_t *err)
+{
+    if (s->read_only)
+        return md_error_set(err, MD_EINVAL, "store opened read-only");
+    for (;;) {
+        MDB_txn *txn = NULL;
+        int mrc = begin_mdb(s, 0, &txn);
+        if (mrc != MDB_SUCCESS)
+            return md_store_err(mrc, err, "begin write");
+        wtxn_reset(s->wtxn, txn);
+        md_err_t rc = fn(s->wtxn, ctx, err);
+        if (rc == MD_OK)
+            rc = md_store_err(mdb_txn_commit(txn), err, "commit");
+        else
+            mdb_txn_abort(txn);
+        s->wtxn->txn = NULL;
+        if (rc != MD_EMAPFULL)
+            return rc;
+        md_error_clear(err);
+        if ((rc = grow_map(s, err)) != MD_OK)
+            return rc;
+    }
+}
+
+md_err_t md_store_read(md_store_t *s, md_txn_t **out, md_error_t *err)
+{
+    MDB_txn *txn = NULL;
+    int mrc = begin_mdb(s, MDB_RDONLY, &txn);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "begin read");
+    md_txn_t *t = md_calloc(1, sizeof *t);
+    t->s = s;
+    t->txn = txn;
+    md_buf_init(&t->rec);
+    *out = t;
+    return MD_OK;
+}
+
+void md_txn_end(md_txn_t *t)
+{
+    if (t == NULL)
+        return;
+    mdb_txn_abort(t->txn);
+    md_buf_release(&t->rec);
+    free(t);
+}
+
+MDB_txn *md_txn_mdb(md_txn_t *t)
+{
+    return t->txn;
+}
+
+MDB_dbi md_txn_dbi(md_txn_t *t, md_db_t db)
+{
+    return t->s->dbi[db];
+}
+
+md_store_t *md_txn_store(md_txn_t *t)
+{
+    return t->s;
+}
+
+static int txn_get(md_txn_t *t, md_db_t db, const void *k, size_t klen, MDB_val *v)
+{
+    MDB_val key = {klen, (void *)k};
+    return mdb_get(t->txn, t->s->dbi[db], &key, v);
+}
+
+static int txn_put(md_txn_t *t, md_db_t db, const void *k, size_t klen, const void *v,
+                   size_t vlen, unsigned flags)
+{
+    MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
+    return mdb_put(t->txn, t->s->dbi[db], &key, &val, flags);
+}
+
+/* ---- metadata ------------------------------------------------------------------ */
+
+md_err_t md_txn_meta_get(md_txn_t *t, const char *name, const void **val, size_t *len,
+                         md_error_t *err)
+{
+    MDB_val v;
+    int rc = txn_get(t, MD_DB_META, name, strlen(name), &v);
+    if (rc == MDB_NOTFOUND)
+        return MD_ENOTFOUND;
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, name);
+    *val = v.mv_data;
+    *len = v.mv_size;
+    return MD_OK;
+}
+
+md_err_t md_txn_meta_put(md_txn_t *t, const char *name, const void *val, size_t len,
+                         md_error_t *err)
+{
+    return md_store_err(txn_put(t, MD_DB_META, name, strlen(name), val, len, 0), err, name);
+}
+
+/* ---- the chain head and stream versions ------------------------------------------ */
+
+static md_err_t load_head(md_txn_t *t, md_error_t *err)
+{
+    const void *v;
+    size_t len;
+    if (t->head_loaded)
+        return MD_OK;
+    md_err_t rc = md_txn_meta_get(t, "head", &v, &len, err);
+    if (rc == MD_ENOTFOUND) {
+        t->head_seq = 0;
+        memset(t->head_hash, 0, MD_HASH_LEN);
+    } else if (rc != MD_OK) {
+        return rc;
+    } else if (len != 8 + MD_HASH_LEN) {
+        return md_error_set(err, MD_ECORRUPT, "meta 'head' has %zu bytes", len);
+    } else {
+        t->head_seq = get_be64(v);
+        memcpy(t->head_hash, (const unsigned char *)v + 8, MD_HASH_LEN);
+    }
+    t->head_loaded = true;
+    return MD_OK;
+}
+
+md_err_t md_txn_head(md_txn_t *t, uint64_t *seq, unsigned char hash[MD_HASH_LEN],
+                     md_error_t *err)
+{
+    md_err_t rc = load_head(t, err);
+    if (rc != MD_OK)
+        return rc;
+    *seq = t->head_seq;
+    if (hash)
+        memcpy(hash, t->head_hash, MD_HASH_LEN);
+    return MD_OK;
+}
+
+/* Stream index key: stream bytes, a NUL, the version big-endian. */
+static size_t stream_key(unsigned char *k, const char *stream, uint64_t version)
+{
+    size_t n = strlen(stream);
+    memcpy(k, stream, n);
+    k[n] = '\0';
+    be64(k + n + 1, version);
+    return n + 9;
+}
+
+md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version,
+                               md_error_t *err)
+{
+    unsigned char k[MD_STREAM_MAX + 9];
+    size_t n = strlen(stream);
+    if (n == 0 || n > MD_STREAM_MAX)
+        return md_error_set(err, MD_EINVAL, "stream name of %zu bytes", n);
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(t->txn, t->s->dbi[MD_DB_STREAMS], &c);
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "cursor streams");
+    MDB_val key = {stream_key(k, stream, UINT64_MAX), k}, val;
+    rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    rc = mdb_cursor_get(c, &key, &val, rc == MDB_SUCCESS ? MDB_PREV : MDB_LAST);
+    *version = 0;
+    if (rc == MDB_SUCCESS && key.mv_size == n + 9 && memcmp(key.mv_data, k, n + 1) == 0)
+        *version = get_be64((const unsigned char *)key.mv_data + n + 1);
+    mdb_cursor_close(c);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, err, "streams");
+}
+
+/* ---- append ------------------------------------------------------------------------ */
+
+static md_err_t check_event(const md_event_t *ev, md_error_t *err)
+{
+    size_t sl = strnlen(ev->stream, sizeof ev->stream), tl = strnlen(ev->type, sizeof ev->type);
+    if (sl == 0 || sl > MD_STREAM_MAX)
+        return md_error_set(err, MD_EINVAL, "event stream must be 1..%d bytes", MD_STREAM_MAX);
+    if (tl == 0 || tl > MD_TYPE_MAX)
+        return md_error_set(err, MD_EINVAL, "event type must be 1..%d bytes", MD_TYPE_MAX);
+    if ((ev->has_command_id && ev->command_id[0] == '\0') || (ev->has_actor && ev->actor[0] == '\0'))
+        return md_error_set(err, MD_EINVAL, "event command_id and actor must not be empty");
+    return MD_OK;
+}
+
+/* Writes the record and its stream index entry, then advances the head. */
+static md_err_t put_record(md_txn_t *t, md_event_t *ev, md_error_t *err)
+{
+    unsigned char k[MD_STREAM_MAX + 9], seqk[8];
+    be64(seqk, ev->seq);
+    int rc = txn_put(t, MD_DB_EVENTS, seqk, 8, t->rec.p, t->rec.len, MDB_APPEND);
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "append event");
+    rc = txn_put(t, MD_DB_STREAMS, k, stream_key(k, ev->stream, ev->version), seqk, 8,
+                 MDB_NOOVERWRITE);
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "index stream");
+    unsigned char head[8 + MD_HASH_LEN];
+    be64(head, ev->seq);
+    memcpy(head + 8, ev->hash, MD_HASH_LEN);
+    md_err_t mrc = md_txn_meta_put(t, "head", head, sizeof head, err);
+    if (mrc != MD_OK)
+        return mrc;
+    t->head_seq = ev->seq;
+    memcpy(t->head_hash, ev->hash, MD_HASH_LEN);
+    return MD_OK;
+}
+
+md_err_t md_txn_append(md_txn_t *t, md_event_t *ev, md_error_t *err)
+{
+    md_err_t rc;
+    if (!t->write)
+        return md_error_set(err, MD_EINVAL, "append in a read transaction");
+    if ((rc = check_event(ev, err)) != MD_OK || (rc = load_head(t, err)) != MD_OK ||
+        (rc = md_txn_stream_version(t, ev->stream, &ev->version, err)) != MD_OK)
+        return rc;
+    ev->seq = t->head_seq + 1;
+    ev->version += 1;
+    memcpy(ev->prev_hash, t->head_hash, MD_HASH_LEN);
+    md_buf_reset(&t->rec);
+    md_buf_append(&t->rec, ev->prev_hash, MD_HASH_LEN);
+    md_buf_append(&t->rec, ev->prev_hash, MD_HASH_LEN); /* room for the hash */
+    if ((rc = md_event_body(ev, &t->rec, err)) != MD_OK)
+        return rc;
+    md_chain_hash(ev->prev_hash, t->rec.p + RECORD_HDR, t->rec.len - RECORD_HDR, ev->hash);
+    memcpy(t->rec.p + MD_HASH_LEN, ev->hash, MD_HASH_LEN);
+    return put_record(t, ev, err);
+}
+
+/* ---- reading events ------------------------------------------------------------------ */
+
+static md_err_t decode_record(const MDB_val *v, uint64_t seq, md_event_t *ev, const void **body,
+                              size_t *body_len, md_error_t *err)
+{
+    if (v->mv_size <= RECORD_HDR)
+        return md_error_set(err, MD_ECORRUPT, "event %llu: record too short",
+                            (unsigned long long)seq);
+    const unsigned char *p = v->mv_data;
+    md_error_t derr = {0};
+    if (md_event_decode_body(p + RECORD_HDR, v->mv_size - RECORD_HDR, ev, &derr) != MD_OK)
+        return md_error_set(err, MD_ECORRUPT, "event %llu: %s", (unsigned long long)seq,
+                            derr.msg);
+    memcpy(ev->prev_hash, p, MD_HASH_LEN);
+    memcpy(ev->hash, p + MD_HASH_LEN, MD_HASH_LEN);
+    if (body)
+        *body = p + RECORD_HDR;
+    if (body_len)
+        *body_len = v->mv_size - RECORD_HDR;
+    return MD_OK;
+}
+
+md_err_t md_txn_event(md_txn_t *t, uint64_t seq, md_event_t *ev, const void **body,
+                      size_t *body_len, md_error_t *err)
+{
+    unsigned char k[8];
+    MDB_val v;
+    be64(k, seq);
+    int rc = txn_get(t, MD_DB_EVENTS, k, 8, &v);
+    if (rc == MDB_NOTFOUND)
+        return MD_ENOTFOUND;
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "get event");
+    return decode_record(&v, seq, ev, body, body_len, err);
+}
+
+/* Calls fn on one stored record; a key of the wrong size is corruption. */
+static md_err_t visit_record(const MDB_val *k, const MDB_val *v, md_event_fn fn, void *ctx,
+                             md_error_t *err)
+{
+    md_event_t ev;
+    const void *body;
+    size_t blen;
+    if (k->mv_size != 8)
+        return md_error_set(err, MD_ECORRUPT, "event key of %zu bytes", k->mv_size);
+    uint64_t seq = get_be64(k->mv_data);
+    md_err_t rc = decode_record(v, seq, &ev, &body, &blen, err);
+    if (rc == MD_OK && ev.seq != seq)
+        rc = md_error_set(err, MD_ECORRUPT, "event %llu: body says seq %llu",
+                          (unsigned long long)seq, (unsigned long long)ev.seq);
+    return rc == MD_OK ? fn(&ev, body, blen, ctx, err) : rc;
+}
+
+md_err_t md_txn_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_event_fn fn, void *ctx,
+                     md_error_t *err)
+{
+    unsigned char k[8];
+    MDB_cursor *c = NULL;
+    be64(k, from);
+    int mrc = mdb_cursor_open(t->txn, t->s->dbi[MD_DB_EVENTS], &c);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "cursor events");
+    MDB_val key = {8, k}, val;
+    md_err_t rc = MD_OK;
+    uint64_t n = 0;
+    for (mrc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); mrc == MDB_SUCCESS;
+         mrc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        if ((limit && n++ == limit) || (rc = visit_record(&key, &val, fn, ctx, err)) != MD_OK)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc == MD_ESTOP)
+        return MD_OK;
+    if (rc == MD_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
+        rc = md_store_err(mrc, err, "scan events");
+    return rc;
+}
+
+md_err_t md_txn_scan_stream(md_txn_t *t, const char *stream, uint64_t from_version,
+                            uint64_t limit, md_event_fn fn, void *ctx, md_error_t *err)
+{
+    unsigned char k[MD_STREAM_MAX + 9];
+    size_t n = strlen(stream);
+    if (n == 0 || n > MD_STREAM_MAX)
+        return md_error_set(err, MD_EINVAL, "stream name of %zu bytes", n);
+    MDB_cursor *c = NULL;
+    int mrc = mdb_cursor_open(t->txn, t->s->dbi[MD_DB_STREAMS], &c);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "cursor streams");
+    MDB_val key = {stream_key(k, stream, from_version), k}, val;
+    md_err_t rc = MD_OK;
+    uint64_t count = 0;
+    for (mrc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); mrc == MDB_SUCCESS;
+         mrc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != n + 9 || memcmp(key.mv_data, k, n + 1) != 0 || val.mv_size != 8)
+            break;
+        if (limit && count++ == limit)
+            break;
+        MDB_val ek = {8, val.mv_data}, ev;
+        mrc = mdb_get(t->txn, t->s->dbi[MD_DB_EVENTS], &ek, &ev);
+        if (mrc != MDB_SUCCESS) {
+            rc = md_error_set(err, MD_ECORRUPT, "stream '%s' indexes a missing event", stream);
+            break;
+        }
+        if ((rc = visit_record(&ek, &ev, fn, ctx, err)) != MD_OK)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc == MD_ESTOP)
+        return MD_OK;
+    if (rc == MD_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
+        rc = md_store_err(mrc, err, "scan stream");
+    return rc;
+}
+
+/* ---- outcomes and offsets ------------------------------------------------------------ */
+
+md_err_t md_txn_outcome_get(md_txn_t *t, const char *command_id, const void **val, size_t *len,
+                            md_error_t *err)
+{
+    MDB_val v;
+    int rc = txn_get(t, MD_DB_OUTCOMES, command_id, strlen(command_id), &v);
+    if (rc == MDB_NOTFOUND)
+        return MD_ENOTFOUND;
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "get outcome");
+    *val = v.mv_data;
+    *len = v.mv_size;
+    return MD_OK;
+}
+
+md_err_t md_txn_outcome_put(md_txn_t *t, const char *command_id, const void *val, size_t len,
+                            md_error_t *err)
+{
+    size_t n = strlen(command_id);
+    if (n == 0 || n > MD_CMDID_MAX)
+        return md_error_set(err, MD_EINVAL, "command_id of %zu bytes", n);
+    return md_store_err(txn_put(t, MD_DB_OUTCOMES, command_id, n, val, len, 0), err,
+                        "put outcome");
+}
+
+static size_t offset_key(unsigned char *k, const char *topic, int32_t partition)
+{
+    size_t n = strlen(topic);
+    memcpy(k, topic, n);
+    k[n] = '\0';
+    be32(k + n + 1, (uint32_t)partition);
+    return n + 5;
+}
+
+md_err_t md_txn_offset_get(md_txn_t *t, const char *topic, int32_t partition, int64_t *next,
+                           md_error_t *err)
+{
+    unsigned char k[256 + 5];
+    MDB_val v;
+    if (strlen(topic) > 255)
+        return md_error_set(err, MD_EINVAL, "topic name too long");
+    int rc = txn_get(t, MD_DB_OFFSETS, k, offset_key(k, topic, partition), &v);
+    if (rc == MDB_NOTFOUND)
+        return MD_ENOTFOUND;
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "get offset");
+    if (v.mv_size != 8)
+        return md_error_set(err, MD_ECORRUPT, "offset of %zu bytes", v.mv_size);
+    *next = (int64_t)get_be64(v.mv_data);
+    return MD_OK;
+}
+
+md_err_t md_txn_offset_put(md_txn_t *t, const char *topic, int32_t partition, int64_t next,
+                           md_error_t *err)
+{
+    unsigned char k[256 + 5], v[8];
+    if (strlen(topic) > 255)
+        return md_error_set(err, MD_EINVAL, "topic name too long");
+    be64(v, (uint64_t)next);
+    return md_store_err(txn_put(t, MD_DB_OFFSETS, k, offset_key(k, topic, partition), v, 8, 0),
+                        err, "put offset");
+}
+
+/* ---- outbox ---------------------------------------------------------------------------- */
+
+/* The next outbox id survives deletions (meta 'outbox_next'), so ids never repeat. */
+static md_err_t load_outbox_next(md_txn_t *t, md_error_t *err)
+{
+    const void *v;
+    size_t len;
+    if (t->outbox_loaded)
+        return MD_OK;
+    md_err_t rc = md_txn_meta_get(t, "outbox_next", &v, &len, err);
+    if (rc == MD_ENOTFOUND)
+        t->outbox_next = 1;
+    else if (rc != MD_OK)
+        return rc;
+    else if (len != 8)
+        return md_error_set(err, MD_ECORRUPT, "meta 'outbox_next' has %zu bytes", len);
+    else
+        t->outbox_next = get_be64(v);
+    t->outbox_loaded = true;
+    return MD_OK;
+}
+
+md_err_t md_txn_outbox_put(md_txn_t *t, const char *topic, const void *key, size_t key_len,
+                           const void *value, size_t value_len, uint64_t *id, md_error_t *err)
+{
+    md_err_t rc = load_outbox_next(t, err);
+    if (rc != MD_OK)
+        return rc;
+    size_t tl = strlen(topic);
+    md_buf_reset(&t->rec);
+    md_buf_append(&t->rec, topic, tl + 1);
+    unsigned char kl[4], k[8], next[8];
+    be32(kl, (uint32_t)key_len);
+    md_buf_append(&t->rec, kl, 4);
+    md_buf_append(&t->rec, key, key_len);
+    md_buf_append(&t->rec, value, value_len);
+    be64(k, t->outbox_next);
+    int mrc = txn_put(t, MD_DB_OUTBOX, k, 8, t->rec.p, t->rec.len, MDB_APPEND);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "put outbox");
+    if (id)
+        *id = t->outbox_next;
+    be64(next, ++t->outbox_next);
+    return md_txn_meta_put(t, "outbox_next", next, 8, err);
+}
+
+static md_err_t decode_outbox(const MDB_val *k, const MDB_val *v, md_outbox_msg_t *m,
+                              md_error_t *err)
+{
+    const unsigned char *p = v->mv_data, *end = p + v->mv_size;
+    const unsigned char *nul = k->mv_size == 8 ? memchr(p, 0, v->mv_size) : NULL;
+    if (nul == NULL || end - nul < 5)
+        return md_error_set(err, MD_ECORRUPT, "outbox entry is malformed");
+    uint32_t kl = (uint32_t)nul[1] << 24 | (uint32_t)nul[2] << 16 | (uint32_t)nul[3] << 8 | nul[4];
+    if ((size_t)(end - (nul + 5)) < kl)
+        return md_error_set(err, MD_ECORRUPT, "outbox entry key overruns");
+    m->id = get_be64(k->mv_data);
+    m->topic = (const char *)p;
+    m->key = nul + 5;
+    m->key_len = kl;
+    m->value = nul + 5 + kl;
+    m->value_len = (size_t)(end - (nul + 5 + kl));
+    return MD_OK;
+}
+
+md_err_t md_txn_outbox_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_outbox_fn fn,
+                            void *ctx, md_error_t *err)
+{
+    unsigned char k[8];
+    MDB_cursor *c = NULL;
+    be64(k, from);
+    int mrc = mdb_cursor_open(t->txn, t->s->dbi[MD_DB_OUTBOX], &c);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "cursor outbox");
+    MDB_val key = {8, k}, val;
+    md_err_t rc = MD_OK;
+    uint64_t n = 0;
+    for (mrc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); mrc == MDB_SUCCESS;
+         mrc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        md_outbox_msg_t m;
+        if (limit && n++ == limit)
+            break;
+        if ((rc = decode_outbox(&key, &val, &m, err)) != MD_OK || (rc = fn(&m, ctx, err)) != MD_OK)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc == MD_ESTOP)
+        return MD_OK;
+    if (rc == MD_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
+        rc = md_store_err(mrc, err, "scan outbox");
+    return rc;
+}
+
+md_err_t md_txn_outbox_del(md_txn_t *t, uint64_t id, md_error_t *err)
+{
+    unsigned char k[8];
+    be64(k, id);
+    MDB_val key = {8, k};
+    int rc = mdb_del(t->txn, t->s->dbi[MD_DB_OUTBOX], &key, NULL);
+    return rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, err, "delete outbox");
+}

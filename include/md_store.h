@@ -1,0 +1,191 @@
+/*
+ * md_store.h - the LMDB event store: one environment per data directory.
+ *
+ * Named databases (architecture.md, "Store"):
+ *   events    seq (8 bytes big-endian) -> prev_hash(32) | hash(32) | body
+ *             appended with MDB_APPEND, never updated or deleted
+ *   streams   stream '\0' version (8 bytes BE) -> seq (8 bytes BE)
+ *   outcomes  command_id -> result (opaque bytes, written by the engine)
+ *   state     aggregate key -> aggregate bytes (opaque, owned by the rules)
+ *   offsets   topic '\0' partition (4 bytes BE) -> next offset (8 bytes BE)
+ *   outbox    id (8 bytes BE) -> topic '\0' key_len(4 BE) key value
+ *   meta      name -> value ("format", "head", "bootstrap", ...)
+ * Other modules (projections) open more databases with md_store_dbi().
+ *
+ * Threads: one writer at a time (md_store_write is serialised by LMDB);
+ * read transactions may be used from any thread (MDB_NOTLS) and see a
+ * consistent snapshot while the writer appends.
+ *
+ * Durability: every committed write transaction is synced to disk before
+ * md_store_write() returns (unless the store was opened with nosync, for
+ * tests and benchmarks that say so).
+ */
+#ifndef MD_STORE_H
+#define MD_STORE_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "md_error.h"
+#include "md_event.h"
+
+#define MD_STORE_FORMAT 1
+
+typedef struct md_store md_store_t;
+typedef struct md_txn md_txn_t;
+
+typedef struct md_store_opts {
+    size_t map_size;      /* initial map size in bytes; 0 = 64 MiB */
+    bool nosync;          /* MDB_NOSYNC: only for tests and benchmarks */
+    bool read_only;       /* MDB_RDONLY: marketctl on a live store */
+} md_store_opts_t;
+
+typedef enum md_db {
+    MD_DB_EVENTS, MD_DB_STREAMS, MD_DB_OUTCOMES, MD_DB_STATE,
+    MD_DB_OFFSETS, MD_DB_OUTBOX, MD_DB_META,
+    MD_DB_COUNT_
+} md_db_t;
+
+/**
+ * @brief Opens (creating when missing, unless read_only) the store in @p dir.
+ * @param opts may be NULL for defaults.
+ * @param out receives a new handle owned by the caller (md_store_close).
+ * @returns MD_OK, MD_EIO (directory), MD_ESTORE (LMDB), MD_EVERSION (format).
+ */
+md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t **out,
+                       md_error_t *err);
+
+/** @brief Closes the store; NULL does nothing. No transaction may be open. */
+void md_store_close(md_store_t *s);
+
+/** @brief The LMDB environment (borrowed), for modules that keep their own dbs. */
+MDB_env *md_store_env(md_store_t *s);
+
+/**
+ * @brief Opens (creating when missing) an extra named database.
+ * Must be called before any transaction of another thread is running
+ * (at start-up). @p flags are mdb_dbi_open flags (e.g. MDB_DUPSORT).
+ */
+md_err_t md_store_dbi(md_store_t *s, const char *name, unsigned flags, MDB_dbi *out,
+                      md_error_t *err);
+
+/* ---- transactions -------------------------------------------------------- */
+
+/*
+ * A write: fn is called with a fresh write transaction and may call the
+ * md_txn_* functions; returning MD_OK commits (and syncs). When anything
+ * (fn, or the commit) reports MD_EMAPFULL the transaction is aborted, the map
+ * doubled and fn called again from scratch, so fn must rebuild all of its
+ * outputs on each call. Any other failure aborts and is returned.
+ */
+typedef md_err_t (*md_write_fn)(md_txn_t *txn, void *ctx, md_error_t *err);
+
+md_err_t md_store_write(md_store_t *s, md_write_fn fn, void *ctx, md_error_t *err);
+
+/** @brief Begins a read-only snapshot; end it with md_txn_end(). */
+md_err_t md_store_read(md_store_t *s, md_txn_t **out, md_error_t *err);
+/** @brief Ends a read transaction; NULL does nothing. */
+void md_txn_end(md_txn_t *t);
+
+/** @brief The underlying LMDB transaction and a database handle (borrowed). */
+MDB_txn *md_txn_mdb(md_txn_t *t);
+MDB_dbi md_txn_dbi(md_txn_t *t, md_db_t db);
+md_store_t *md_txn_store(md_txn_t *t);
+
+/** @brief Maps an LMDB return code to md_err_t (MDB_MAP_FULL -> MD_EMAPFULL). */
+md_err_t md_store_err(int rc, md_error_t *err, const char *what);
+
+/* ---- events ---------------------------------------------------------------- */
+
+/**
+ * @brief Appends one event in a write transaction.
+ * In: stream, type, recorded_at, command_id/actor, data (a canonical map).
+ * Out: seq, version, prev_hash and hash are filled in.
+ * @returns MD_OK, MD_EINVAL (bad stream/type/data), MD_EMAPFULL, MD_ESTORE.
+ */
+md_err_t md_txn_append(md_txn_t *t, md_event_t *ev, md_error_t *err);
+
+/** @brief The chain head: last seq (0 when empty) and its hash. */
+md_err_t md_txn_head(md_txn_t *t, uint64_t *seq, unsigned char hash[MD_HASH_LEN],
+                     md_error_t *err);
+
+/** @brief Current version of @p stream (0 when it has no events). */
+md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version,
+                               md_error_t *err);
+
+/**
+ * @brief Reads event @p seq; ev->data and *body borrow from the transaction.
+ * @param body, body_len may be NULL.
+ * @returns MD_OK, MD_ENOTFOUND, MD_ECORRUPT (undecodable record).
+ */
+md_err_t md_txn_event(md_txn_t *t, uint64_t seq, md_event_t *ev, const void **body,
+                      size_t *body_len, md_error_t *err);
+
+/*
+ * Iteration. The callback gets the event (data and body borrowed until it
+ * returns) and returns MD_OK to go on, MD_ESTOP to stop (not an error), or
+ * an error, which is returned.
+ */
+typedef md_err_t (*md_event_fn)(const md_event_t *ev, const void *body, size_t body_len,
+                                void *ctx, md_error_t *err);
+
+/** @brief Events with seq >= from, at most @p limit (0 = no limit), in order. */
+md_err_t md_txn_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_event_fn fn, void *ctx,
+                     md_error_t *err);
+
+/** @brief Events of @p stream with version >= from_version, in order. */
+md_err_t md_txn_scan_stream(md_txn_t *t, const char *stream, uint64_t from_version,
+                            uint64_t limit, md_event_fn fn, void *ctx, md_error_t *err);
+
+/* ---- command outcomes (idempotency) ------------------------------------------ */
+
+/** @brief Looks up the recorded outcome of @p command_id (borrowed bytes).
+ *  @returns MD_OK or MD_ENOTFOUND. */
+md_err_t md_txn_outcome_get(md_txn_t *t, const char *command_id, const void **val,
+                            size_t *len, md_error_t *err);
+md_err_t md_txn_outcome_put(md_txn_t *t, const char *command_id, const void *val, size_t len,
+                            md_error_t *err);
+
+/* ---- consumed offsets ------------------------------------------------------ */
+
+/** @brief Next offset to consume for topic/partition; MD_ENOTFOUND when none stored. */
+md_err_t md_txn_offset_get(md_txn_t *t, const char *topic, int32_t partition, int64_t *next,
+                           md_error_t *err);
+md_err_t md_txn_offset_put(md_txn_t *t, const char *topic, int32_t partition, int64_t next,
+                           md_error_t *err);
+
+/* ---- outbox ---------------------------------------------------------------- */
+
+typedef struct md_outbox_msg {
+    uint64_t id;
+    const char *topic;          /* borrowed from the transaction */
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+} md_outbox_msg_t;
+
+/** @brief Queues a message for publication after commit; id is assigned. */
+md_err_t md_txn_outbox_put(md_txn_t *t, const char *topic, const void *key, size_t key_len,
+                           const void *value, size_t value_len, uint64_t *id, md_error_t *err);
+
+typedef md_err_t (*md_outbox_fn)(const md_outbox_msg_t *m, void *ctx, md_error_t *err);
+
+/** @brief Visits queued messages with id >= from in order, at most limit (0 = all). */
+md_err_t md_txn_outbox_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_outbox_fn fn,
+                            void *ctx, md_error_t *err);
+/** @brief Removes a delivered message; a missing id is not an error. */
+md_err_t md_txn_outbox_del(md_txn_t *t, uint64_t id, md_error_t *err);
+
+/* ---- metadata -------------------------------------------------------------- */
+
+md_err_t md_txn_meta_get(md_txn_t *t, const char *name, const void **val, size_t *len,
+                         md_error_t *err);
+md_err_t md_txn_meta_put(md_txn_t *t, const char *name, const void *val, size_t len,
+                         md_error_t *err);
+
+/** @brief Bytes used by the map (pages in use * page size) and the map size. */
+md_err_t md_store_usage(md_store_t *s, size_t *used, size_t *map_size, md_error_t *err);
+
+#endif
