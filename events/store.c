@@ -6,6 +6,7 @@
  * the buffer has grown to the largest body. Readers get their own md_txn_t.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 
 struct md_store {
     MDB_env *env;
+    pthread_rwlock_t grow_lock; /* readers hold it shared; growing the map takes it */
     MDB_dbi dbi[MD_DB_COUNT_];
     bool read_only;
     struct md_txn *wtxn; /* the writer's reusable transaction state */
@@ -132,6 +134,7 @@ md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t 
     if (rc != MD_OK)
         return rc;
     md_store_t *s = md_calloc(1, sizeof *s);
+    pthread_rwlock_init(&s->grow_lock, NULL);
     s->read_only = o.read_only;
     unsigned flags = MDB_NOTLS | (o.nosync ? MDB_NOSYNC : 0) | (o.read_only ? MDB_RDONLY : 0);
     int mrc = mdb_env_create(&s->env);
@@ -169,6 +172,7 @@ void md_store_close(md_store_t *s)
     }
     if (s->env)
         mdb_env_close(s->env);
+    pthread_rwlock_destroy(&s->grow_lock);
     free(s);
 }
 
@@ -223,9 +227,13 @@ static int begin_mdb(md_store_t *s, unsigned flags, MDB_txn **txn)
 static md_err_t grow_map(md_store_t *s, md_error_t *err)
 {
     MDB_envinfo info;
+    /* mdb_env_set_mapsize needs every transaction of this process ended:
+     * wait for readers of other threads to finish theirs. */
+    pthread_rwlock_wrlock(&s->grow_lock);
     int rc = mdb_env_info(s->env, &info);
     if (rc == MDB_SUCCESS)
         rc = mdb_env_set_mapsize(s->env, info.me_mapsize * 2);
+    pthread_rwlock_unlock(&s->grow_lock);
     return md_store_err(rc, err, "grow map");
 }
 
@@ -264,9 +272,12 @@ md_err_t md_store_write(md_store_t *s, md_write_fn fn, void *ctx, md_error_t *er
 md_err_t md_store_read(md_store_t *s, md_txn_t **out, md_error_t *err)
 {
     MDB_txn *txn = NULL;
+    pthread_rwlock_rdlock(&s->grow_lock);
     int mrc = begin_mdb(s, MDB_RDONLY, &txn);
-    if (mrc != MDB_SUCCESS)
+    if (mrc != MDB_SUCCESS) {
+        pthread_rwlock_unlock(&s->grow_lock);
         return md_store_err(mrc, err, "begin read");
+    }
     md_txn_t *t = md_calloc(1, sizeof *t);
     t->s = s;
     t->txn = txn;
@@ -281,6 +292,7 @@ void md_txn_end(md_txn_t *t)
         return;
     mdb_txn_abort(t->txn);
     md_buf_release(&t->rec);
+    pthread_rwlock_unlock(&t->s->grow_lock);
     free(t);
 }
 

@@ -15,6 +15,8 @@
  * Threads: one writer at a time (md_store_write is serialised by LMDB);
  * read transactions may be used from any thread (MDB_NOTLS) and see a
  * consistent snapshot while the writer appends.
+ * Growing the map waits until no read transaction of this process is open,
+ * so a thread must end its read transactions before it calls md_store_write.
  *
  * Durability: every committed write transaction is synced to disk before
  * md_store_write() returns (unless the store was opened with nosync, for
@@ -188,4 +190,24 @@ md_err_t md_txn_meta_put(md_txn_t *t, const char *name, const void *val, size_t 
 /** @brief Bytes used by the map (pages in use * page size) and the map size. */
 md_err_t md_store_usage(md_store_t *s, size_t *used, size_t *map_size, md_error_t *err);
 
+
+
+/* ---- verification ------------------------------------------------------------- */
+
+/* Progress of a long walk: done of total (total may be 0 when unknown). */
+typedef void (*md_progress_fn)(uint64_t done, uint64_t total, void *ctx);
+
+/**
+ * @brief Recomputes the hash chain over every stored event.
+ * Each record must decode canonically, seqs must run 1..head without a gap,
+ * each prev_hash must equal the previous hash, each hash must equal
+ * SHA-256(prev_hash || body), each stream index entry must point at an event
+ * of that stream and version, and the meta head must match the last event.
+ * @param count receives the number of events checked (may be NULL).
+ * @param bad_seq receives the first bad seq on MD_ECORRUPT (may be NULL).
+ * @param progress called every 65536 events (may be NULL).
+ * @returns MD_OK, MD_ECORRUPT (message names the seq and what differs), MD_ESTORE.
+ */
+md_err_t md_txn_verify_chain(md_txn_t *t, uint64_t *count, uint64_t *bad_seq,
+                             md_progress_fn progress, void *pctx, md_error_t *err);
 #endif

@@ -1,0 +1,92 @@
+/*
+ * verify.c - recomputes the hash chain of a store (marketctl verify).
+ */
+#include <string.h>
+
+#include "md_store.h"
+
+typedef struct chain_walk {
+    uint64_t expect;                    /* the next seq we must see */
+    unsigned char prev[MD_HASH_LEN];    /* hash of the previous event */
+    uint64_t total;
+    uint64_t *bad_seq;
+    md_progress_fn progress;
+    void *pctx;
+    md_txn_t *txn;
+} chain_walk_t;
+
+static md_err_t bad(chain_walk_t *w, uint64_t seq, md_error_t *err, const char *what)
+{
+    if (w->bad_seq)
+        *w->bad_seq = seq;
+    return md_error_set(err, MD_ECORRUPT, "seq %llu: %s", (unsigned long long)seq, what);
+}
+
+/* The stream index must map (stream, version) back to this seq. */
+static md_err_t check_index(chain_walk_t *w, const md_event_t *ev, md_error_t *err)
+{
+    unsigned char k[MD_STREAM_MAX + 9];
+    size_t n = strlen(ev->stream);
+    memcpy(k, ev->stream, n);
+    k[n] = '\0';
+    for (int i = 0; i < 8; i++)
+        k[n + 1 + i] = (unsigned char)(ev->version >> (56 - 8 * i));
+    MDB_val key = {n + 9, k}, val;
+    int rc = mdb_get(md_txn_mdb(w->txn), md_txn_dbi(w->txn, MD_DB_STREAMS), &key, &val);
+    if (rc == MDB_NOTFOUND || val.mv_size != 8)
+        return bad(w, ev->seq, err, "stream index entry missing");
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "get stream index");
+    uint64_t seq = 0;
+    for (int i = 0; i < 8; i++)
+        seq = (seq << 8) | ((const unsigned char *)val.mv_data)[i];
+    return seq == ev->seq ? MD_OK : bad(w, ev->seq, err, "stream index points elsewhere");
+}
+
+static md_err_t verify_one(const md_event_t *ev, const void *body, size_t len, void *ctx,
+                           md_error_t *err)
+{
+    chain_walk_t *w = ctx;
+    unsigned char h[MD_HASH_LEN];
+    if (ev->seq != w->expect)
+        return bad(w, w->expect, err, "event missing (gap in seq)");
+    if (memcmp(ev->prev_hash, w->prev, MD_HASH_LEN) != 0)
+        return bad(w, ev->seq, err, "prev_hash differs from the previous event's hash");
+    md_chain_hash(w->prev, body, len, h);
+    if (memcmp(h, ev->hash, MD_HASH_LEN) != 0)
+        return bad(w, ev->seq, err, "hash differs from SHA-256(prev_hash || body)");
+    md_err_t rc = check_index(w, ev, err);
+    if (rc != MD_OK)
+        return rc;
+    memcpy(w->prev, h, MD_HASH_LEN);
+    w->expect++;
+    if (w->progress && (ev->seq & 0xffff) == 0)
+        w->progress(ev->seq, w->total, w->pctx);
+    return MD_OK;
+}
+
+md_err_t md_txn_verify_chain(md_txn_t *t, uint64_t *count, uint64_t *bad_seq,
+                             md_progress_fn progress, void *pctx, md_error_t *err)
+{
+    chain_walk_t w = {.expect = 1, .bad_seq = bad_seq, .progress = progress, .pctx = pctx,
+                      .txn = t};
+    unsigned char head[MD_HASH_LEN];
+    memset(w.prev, 0, MD_HASH_LEN);
+    md_err_t rc = md_txn_head(t, &w.total, head, err);
+    if (rc != MD_OK)
+        return rc;
+    md_error_t scan_err = {0};
+    rc = md_txn_scan(t, 1, 0, verify_one, &w, &scan_err);
+    if (rc == MD_ECORRUPT && bad_seq && *bad_seq == 0)
+        *bad_seq = w.expect; /* an undecodable record */
+    if (rc != MD_OK)
+        return md_error_set(err, rc, "%s", scan_err.msg);
+    if (count)
+        *count = w.expect - 1;
+    if (w.expect - 1 != w.total || memcmp(head, w.prev, MD_HASH_LEN) != 0)
+        return bad(&w, w.expect - 1 < w.total ? w.expect : w.total, err,
+                   "chain head in metadata does not match the last event");
+    if (progress)
+        progress(w.total, w.total, pctx);
+    return MD_OK;
+}

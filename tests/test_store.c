@@ -1,0 +1,462 @@
+/*
+ * test_store.c - the LMDB event store on real files: appends, versions,
+ * idempotency outcomes, offsets, outbox, reopen, map growth, snapshots and
+ * tamper detection by the chain verifier.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fixture.h"
+#include "md_store.h"
+
+typedef struct fx {
+    char *dir;
+    md_store_t *s;
+} fx_t;
+
+static int fx_setup(void **state)
+{
+    fx_t *f = md_calloc(1, sizeof *f);
+    f->dir = md_test_tmpdir();
+    if (md_store_open(f->dir, NULL, &f->s, NULL) != MD_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    fx_t *f = *state;
+    md_store_close(f->s);
+    md_test_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* A batch to append: n events, stream chosen by i % nstreams. */
+typedef struct batch {
+    const char *const *streams;
+    int nstreams;
+    int64_t first, n;
+    uint64_t last_seq, last_version;
+} batch_t;
+
+static md_err_t append_batch(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    batch_t *b = ctx;
+    md_buf_t buf;
+    md_buf_init(&buf);
+    md_err_t rc = MD_OK;
+    for (int64_t i = b->first; i < b->first + b->n && rc == MD_OK; i++) {
+        md_event_t ev;
+        md_test_event(&ev, &buf, b->streams[i % b->nstreams], "Tested", i);
+        rc = md_txn_append(t, &ev, err);
+        b->last_seq = ev.seq;
+        b->last_version = ev.version;
+    }
+    md_buf_release(&buf);
+    return rc;
+}
+
+static void append_n(md_store_t *s, const char *const *streams, int nstreams, int64_t first,
+                     int64_t n)
+{
+    batch_t b = {streams, nstreams, first, n, 0, 0};
+    md_error_t err = {0};
+    assert_int_equal(md_store_write(s, append_batch, &b, &err), MD_OK);
+}
+
+static const char *const two_streams[] = {"member:a", "member:ab"};
+
+static md_err_t count_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
+                            md_error_t *err)
+{
+    (void)body, (void)len, (void)err, (void)ev;
+    (*(uint64_t *)ctx)++;
+    return MD_OK;
+}
+
+static uint64_t count_events(md_store_t *s)
+{
+    md_txn_t *t = NULL;
+    uint64_t n = 0;
+    assert_int_equal(md_store_read(s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_scan(t, 1, 0, count_event, &n, NULL), MD_OK);
+    md_txn_end(t);
+    return n;
+}
+
+static void test_store_append_assigns_seq_and_version(void **state)
+{
+    fx_t *f = *state;
+    md_txn_t *t = NULL;
+    md_event_t ev;
+    uint64_t v, head;
+    append_n(f->s, two_streams, 2, 0, 5);
+    assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_stream_version(t, "member:a", &v, NULL), MD_OK);
+    assert_int_equal(v, 3); /* events 0, 2, 4 */
+    assert_int_equal(md_txn_stream_version(t, "member:ab", &v, NULL), MD_OK);
+    assert_int_equal(v, 2);
+    assert_int_equal(md_txn_stream_version(t, "member:b", &v, NULL), MD_OK);
+    assert_int_equal(v, 0);
+    assert_int_equal(md_txn_head(t, &head, NULL, NULL), MD_OK);
+    assert_int_equal(head, 5);
+    assert_int_equal(md_txn_event(t, 4, &ev, NULL, NULL, NULL), MD_OK);
+    assert_string_equal(ev.stream, "member:ab");
+    assert_int_equal(ev.version, 2);
+    assert_int_equal(md_txn_event(t, 6, &ev, NULL, NULL, NULL), MD_ENOTFOUND);
+    md_txn_end(t);
+}
+
+typedef struct seen {
+    uint64_t seqs[16];
+    int n;
+} seen_t;
+
+static md_err_t collect(const md_event_t *ev, const void *body, size_t len, void *ctx,
+                        md_error_t *err)
+{
+    (void)body, (void)len, (void)err;
+    seen_t *s = ctx;
+    s->seqs[s->n++] = ev->seq;
+    return s->n == 16 ? MD_ESTOP : MD_OK;
+}
+
+static void test_store_scan_by_range_and_stream(void **state)
+{
+    fx_t *f = *state;
+    md_txn_t *t = NULL;
+    seen_t s = {0};
+    append_n(f->s, two_streams, 2, 0, 10);
+    assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_scan(t, 4, 3, collect, &s, NULL), MD_OK);
+    assert_int_equal(s.n, 3);
+    assert_true(s.seqs[0] == 4 && s.seqs[2] == 6);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(md_txn_scan_stream(t, "member:ab", 2, 0, collect, &s, NULL), MD_OK);
+    assert_int_equal(s.n, 4); /* versions 2..5 of member:ab are seqs 4, 6, 8, 10 */
+    assert_true(s.seqs[0] == 4 && s.seqs[3] == 10);
+    md_txn_end(t);
+}
+
+typedef struct kv_ctx {
+    int phase;
+} kv_ctx_t;
+
+static md_err_t write_kv(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    (void)ctx;
+    md_err_t rc = md_txn_outcome_put(t, "c-1", "accepted", 8, err);
+    if (rc == MD_OK)
+        rc = md_txn_offset_put(t, "market.commands", 2, 12345, err);
+    return rc;
+}
+
+static void test_store_outcomes_and_offsets(void **state)
+{
+    fx_t *f = *state;
+    md_txn_t *t = NULL;
+    const void *v;
+    size_t len;
+    int64_t off;
+    assert_int_equal(md_store_write(f->s, write_kv, NULL, NULL), MD_OK);
+    assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_outcome_get(t, "c-1", &v, &len, NULL), MD_OK);
+    assert_int_equal(len, 8);
+    assert_memory_equal(v, "accepted", 8);
+    assert_int_equal(md_txn_outcome_get(t, "c-2", &v, &len, NULL), MD_ENOTFOUND);
+    assert_int_equal(md_txn_offset_get(t, "market.commands", 2, &off, NULL), MD_OK);
+    assert_true(off == 12345);
+    assert_int_equal(md_txn_offset_get(t, "market.commands", 1, &off, NULL), MD_ENOTFOUND);
+    md_txn_end(t);
+}
+
+typedef struct ob {
+    uint64_t ids[8];
+    int n;
+    char keys[8][16];
+} ob_t;
+
+static md_err_t outbox_put3(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    ob_t *o = ctx;
+    md_err_t rc = MD_OK;
+    o->n = 0;
+    for (int i = 0; i < 3 && rc == MD_OK; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i);
+        rc = md_txn_outbox_put(t, "market.results", key, strlen(key), "{}", 2, &o->ids[o->n++],
+                               err);
+    }
+    return rc;
+}
+
+static md_err_t outbox_collect(const md_outbox_msg_t *m, void *ctx, md_error_t *err)
+{
+    (void)err;
+    ob_t *o = ctx;
+    o->ids[o->n] = m->id;
+    snprintf(o->keys[o->n], sizeof o->keys[0], "%.*s", (int)m->key_len, (const char *)m->key);
+    assert_string_equal(m->topic, "market.results");
+    assert_int_equal(m->value_len, 2);
+    o->n++;
+    return MD_OK;
+}
+
+static md_err_t outbox_del_all(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    ob_t *o = ctx;
+    md_err_t rc = MD_OK;
+    for (int i = 0; i < o->n && rc == MD_OK; i++)
+        rc = md_txn_outbox_del(t, o->ids[i], err);
+    return rc;
+}
+
+static void test_store_outbox_ids_never_repeat(void **state)
+{
+    fx_t *f = *state;
+    ob_t put = {0}, got = {0};
+    md_txn_t *t = NULL;
+    assert_int_equal(md_store_write(f->s, outbox_put3, &put, NULL), MD_OK);
+    assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_outbox_scan(t, 0, 0, outbox_collect, &got, NULL), MD_OK);
+    md_txn_end(t);
+    assert_int_equal(got.n, 3);
+    assert_string_equal(got.keys[2], "k2");
+    assert_int_equal(md_store_write(f->s, outbox_del_all, &got, NULL), MD_OK);
+    assert_int_equal(md_store_write(f->s, outbox_put3, &put, NULL), MD_OK);
+    assert_true(put.ids[0] == got.ids[2] + 1);
+}
+
+static void test_store_reopen_continues_chain(void **state)
+{
+    fx_t *f = *state;
+    md_txn_t *t = NULL;
+    md_event_t e3, e4;
+    uint64_t n = 0;
+    append_n(f->s, two_streams, 2, 0, 3);
+    md_store_close(f->s);
+    assert_int_equal(md_store_open(f->dir, NULL, &f->s, NULL), MD_OK);
+    append_n(f->s, two_streams, 2, 3, 2);
+    assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_event(t, 3, &e3, NULL, NULL, NULL), MD_OK);
+    assert_int_equal(md_txn_event(t, 4, &e4, NULL, NULL, NULL), MD_OK);
+    assert_memory_equal(e4.prev_hash, e3.hash, MD_HASH_LEN);
+    assert_int_equal(e4.version, 2); /* member:ab had event 1 before the reopen */
+    assert_int_equal(md_txn_verify_chain(t, &n, NULL, NULL, NULL, NULL), MD_OK);
+    assert_int_equal(n, 5);
+    md_txn_end(t);
+}
+
+static void test_store_map_grows_when_full(void **state)
+{
+    fx_t *f = *state;
+    md_store_opts_t o = {.map_size = 64 * 1024, .nosync = true};
+    size_t used, size;
+    md_txn_t *t = NULL;
+    md_store_close(f->s);
+    md_test_rmdir(f->dir);
+    f->dir = md_test_tmpdir();
+    assert_int_equal(md_store_open(f->dir, &o, &f->s, NULL), MD_OK);
+    static const char *const many[] = {"order:o-1", "order:o-2", "member:m-1", "store:s-9"};
+    for (int64_t i = 0; i < 5000; i += 250)
+        append_n(f->s, many, 4, i, 250);
+    assert_int_equal(md_store_usage(f->s, &used, &size, NULL), MD_OK);
+    assert_true(size > 64 * 1024);
+    assert_int_equal(count_events(f->s), 5000);
+    assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_verify_chain(t, NULL, NULL, NULL, NULL, NULL), MD_OK);
+    md_txn_end(t);
+}
+
+typedef struct rw {
+    md_store_t *s;
+    volatile int done;
+    int snapshots, bad;
+} rw_t;
+
+/* Reader thread: every snapshot must be a whole chain with a matching head. */
+static void *reader_main(void *arg)
+{
+    rw_t *rw = arg;
+    while (!rw->done) {
+        md_txn_t *t = NULL;
+        uint64_t head, n = 0;
+        if (md_store_read(rw->s, &t, NULL) != MD_OK) {
+            rw->bad++;
+            break;
+        }
+        if (md_txn_head(t, &head, NULL, NULL) != MD_OK ||
+            md_txn_verify_chain(t, &n, NULL, NULL, NULL, NULL) != MD_OK || n != head)
+            rw->bad++;
+        md_txn_end(t);
+        rw->snapshots++;
+    }
+    return NULL;
+}
+
+static void test_store_reader_sees_snapshot_during_writes(void **state)
+{
+    fx_t *f = *state;
+    md_txn_t *old = NULL;
+    uint64_t n = 0;
+    append_n(f->s, two_streams, 2, 0, 10);
+    assert_int_equal(md_store_read(f->s, &old, NULL), MD_OK);
+    rw_t rw = {.s = f->s};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reader_main, &rw), 0);
+    for (int64_t i = 10; i < 1010; i += 50)
+        append_n(f->s, two_streams, 2, i, 50);
+    rw.done = 1;
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(rw.bad, 0);
+    assert_true(rw.snapshots > 0);
+    /* The snapshot taken before the writes still holds exactly ten events. */
+    assert_int_equal(md_txn_scan(old, 1, 0, count_event, &n, NULL), MD_OK);
+    assert_int_equal(n, 10);
+    md_txn_end(old);
+    assert_int_equal(count_events(f->s), 1010);
+}
+
+static md_err_t append_bad_second(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    (void)ctx;
+    md_buf_t buf;
+    md_event_t ev;
+    md_buf_init(&buf);
+    md_test_event(&ev, &buf, "member:a", "Tested", 1);
+    md_err_t rc = md_txn_append(t, &ev, err);
+    md_test_event(&ev, &buf, "", "Tested", 2); /* no stream: refused */
+    if (rc == MD_OK)
+        rc = md_txn_append(t, &ev, err);
+    md_buf_release(&buf);
+    return rc;
+}
+
+static void test_store_failed_batch_appends_nothing(void **state)
+{
+    fx_t *f = *state;
+    md_error_t err = {0};
+    assert_int_equal(md_store_write(f->s, append_bad_second, NULL, &err), MD_EINVAL);
+    assert_non_null(strstr(err.msg, "stream"));
+    assert_int_equal(count_events(f->s), 0);
+}
+
+/* Rewrites the stored record of @p seq with one byte of its body flipped. */
+static md_err_t tamper_record(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    uint64_t seq = *(uint64_t *)ctx;
+    unsigned char k[8];
+    for (int i = 0; i < 8; i++)
+        k[i] = (unsigned char)(seq >> (56 - 8 * i));
+    MDB_val key = {8, k}, val;
+    int rc = mdb_get(md_txn_mdb(t), md_txn_dbi(t, MD_DB_EVENTS), &key, &val);
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "get");
+    unsigned char *copy = md_malloc(val.mv_size);
+    memcpy(copy, val.mv_data, val.mv_size);
+    copy[val.mv_size - 3] ^= 0x01; /* a byte inside the data map's last string */
+    MDB_val nv = {val.mv_size, copy};
+    rc = mdb_put(md_txn_mdb(t), md_txn_dbi(t, MD_DB_EVENTS), &key, &nv, 0);
+    free(copy);
+    return md_store_err(rc, err, "put");
+}
+
+static void test_store_verify_names_first_altered_seq(void **state)
+{
+    fx_t *f = *state;
+    md_txn_t *t = NULL;
+    uint64_t target = 7, bad = 0;
+    md_error_t err = {0};
+    append_n(f->s, two_streams, 2, 0, 20);
+    assert_int_equal(md_store_write(f->s, tamper_record, &target, NULL), MD_OK);
+    assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_verify_chain(t, NULL, &bad, NULL, NULL, &err), MD_ECORRUPT);
+    assert_int_equal(bad, 7);
+    assert_non_null(strstr(err.msg, "seq 7"));
+    md_txn_end(t);
+}
+
+/* Flips one byte of the data file itself, where the body of one event lies. */
+static void flip_in_file(const char *dir, const char *needle)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    long size = ftell(fp);
+    unsigned char *buf = md_malloc((size_t)size);
+    fseek(fp, 0, SEEK_SET);
+    assert_int_equal(fread(buf, 1, (size_t)size, fp), (size_t)size);
+    size_t nl = strlen(needle);
+    long at = -1;
+    for (long i = 0; i + (long)nl <= size && at < 0; i++)
+        if (memcmp(buf + i, needle, nl) == 0)
+            at = i;
+    assert_true(at >= 0);
+    buf[at] ^= 0x20; /* 'c' of c-13 becomes 'C' */
+    fseek(fp, at, SEEK_SET);
+    assert_int_equal(fwrite(buf + at, 1, 1, fp), 1);
+    fclose(fp);
+    free(buf);
+}
+
+static void test_store_verify_detects_flipped_byte_on_disk(void **state)
+{
+    fx_t *f = *state;
+    md_txn_t *t = NULL;
+    uint64_t bad = 0;
+    append_n(f->s, two_streams, 2, 0, 20);
+    md_store_close(f->s);
+    f->s = NULL;
+    flip_in_file(f->dir, "c-13"); /* the command_id of seq 14 */
+    assert_int_equal(md_store_open(f->dir, NULL, &f->s, NULL), MD_OK);
+    assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_verify_chain(t, NULL, &bad, NULL, NULL, NULL), MD_ECORRUPT);
+    assert_int_equal(bad, 14);
+    md_txn_end(t);
+}
+
+static void test_store_read_only_open(void **state)
+{
+    fx_t *f = *state;
+    md_store_t *ro = NULL;
+    md_store_opts_t o = {.read_only = true};
+    md_error_t err = {0};
+    append_n(f->s, two_streams, 2, 0, 3);
+    assert_int_equal(md_store_open(f->dir, &o, &ro, NULL), MD_OK);
+    assert_int_equal(count_events(ro), 3);
+    assert_int_equal(md_store_write(ro, write_kv, NULL, &err), MD_EINVAL);
+    md_store_close(ro);
+    assert_int_not_equal(md_store_open("/nonexistent/marketd", &o, &ro, NULL), MD_OK);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_store_append_assigns_seq_and_version),
+        T(test_store_scan_by_range_and_stream),
+        T(test_store_outcomes_and_offsets),
+        T(test_store_outbox_ids_never_repeat),
+        T(test_store_reopen_continues_chain),
+        T(test_store_map_grows_when_full),
+        T(test_store_reader_sees_snapshot_during_writes),
+        T(test_store_failed_batch_appends_nothing),
+        T(test_store_verify_names_first_altered_seq),
+        T(test_store_verify_detects_flipped_byte_on_disk),
+        T(test_store_read_only_open),
+    };
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
