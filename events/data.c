@@ -28,7 +28,7 @@ void md_buf_reset(md_buf_t *b)
     b->len = 0;
 }
 
-void md_buf_append(md_buf_t *b, const void *p, size_t n)
+unsigned char *md_buf_reserve(md_buf_t *b, size_t n)
 {
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
@@ -37,6 +37,12 @@ void md_buf_append(md_buf_t *b, const void *p, size_t n)
         b->p = md_realloc(b->p, cap);
         b->cap = cap;
     }
+    return b->p + b->len;
+}
+
+void md_buf_append(md_buf_t *b, const void *p, size_t n)
+{
+    md_buf_reserve(b, n);
     if (n)
         memcpy(b->p + b->len, p, n);
     b->len += n;

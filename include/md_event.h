@@ -71,6 +71,8 @@ void md_buf_init(md_buf_t *b);
 void md_buf_release(md_buf_t *b);
 void md_buf_reset(md_buf_t *b);                 /* len = 0, keeps memory */
 void md_buf_append(md_buf_t *b, const void *p, size_t n);
+/* Makes room for n more bytes and returns where they go (len is unchanged). */
+unsigned char *md_buf_reserve(md_buf_t *b, size_t n);
 
 /**
  * @brief Appends the canonical msgpack map of @p d (keys sorted bytewise) to @p out.

@@ -1,0 +1,508 @@
+/*
+ * engine.c - one durable write transaction per batch: decode, deduplicate,
+ * decide, append, evolve, project, record outcomes, offsets and outbox.
+ */
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "md_engine.h"
+#include "md_rules.h"
+
+#define MAX_HOOKS 8
+#define DEFAULT_OPERATOR "operator"
+#define DEFAULT_MAX_MESSAGE ((size_t)1 << 20)
+
+_Static_assert(MD_CODE_COUNT_ <= 64, "md_engine_stats_t.by_code is too small");
+
+typedef struct hook {
+    md_event_hook_fn fn;
+    void *ctx;
+} hook_t;
+
+struct md_engine {
+    md_store_t *store;
+    md_engine_opts_t opts;       /* strings below are owned copies */
+    char *operator_id, *results_topic, *events_topic, *commands_topic;
+    hook_t hooks[MAX_HOOKS];
+    int nhooks;
+    md_engine_stats_t stats, pending; /* pending: counts of the batch in progress */
+    /* Per batch (reused): decoded commands, the decision, scratch buffers. */
+    md_command_t *cmds;
+    size_t cmds_cap;
+    md_decision_t decision;
+    md_buf_t data, out, line;
+    const md_input_t *in;
+    size_t n;
+    int64_t wall_now, last_now;
+};
+
+/* ---- the rules' state over the write transaction ----------------------------- */
+
+static md_err_t state_get(void *ctx, const void *key, size_t klen, const void **val, size_t *vlen)
+{
+    md_txn_t *t = ctx;
+    MDB_val k = {klen, (void *)key}, v;
+    int rc = mdb_get(md_txn_mdb(t), md_txn_dbi(t, MD_DB_STATE), &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return MD_ENOTFOUND;
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, NULL, "get state");
+    *val = v.mv_data;
+    *vlen = v.mv_size;
+    return MD_OK;
+}
+
+static md_err_t state_put(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    md_txn_t *t = ctx;
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    return md_store_err(mdb_put(md_txn_mdb(t), md_txn_dbi(t, MD_DB_STATE), &k, &v, 0), NULL,
+                        "put state");
+}
+
+static md_err_t state_version(void *ctx, const char *stream, uint64_t *version)
+{
+    return md_txn_stream_version(ctx, stream, version, NULL);
+}
+
+static md_state_t txn_state(md_txn_t *t)
+{
+    md_state_t st = {t, state_get, state_put, state_version};
+    return st;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------- */
+
+static char *dup_or_null(const char *s)
+{
+    return s ? md_strdup(s) : NULL;
+}
+
+md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engine_t **out,
+                       md_error_t *err)
+{
+    md_engine_opts_t o = {0};
+    if (opts)
+        o = *opts;
+    const char *op = o.operator_id ? o.operator_id : DEFAULT_OPERATOR;
+    if (!md_valid_id(op, strlen(op)))
+        return md_error_set(err, MD_EINVAL, "operator id '%s' is not a valid id", op);
+    md_engine_t *e = md_calloc(1, sizeof *e);
+    e->store = store;
+    e->operator_id = md_strdup(op);
+    e->results_topic = dup_or_null(o.results_topic);
+    e->events_topic = dup_or_null(o.events_topic);
+    e->commands_topic = dup_or_null(o.commands_topic);
+    e->opts = o;
+    e->opts.operator_id = e->operator_id;
+    e->opts.results_topic = e->results_topic;
+    e->opts.events_topic = e->events_topic;
+    e->opts.commands_topic = e->commands_topic;
+    if (e->opts.max_message_bytes == 0)
+        e->opts.max_message_bytes = DEFAULT_MAX_MESSAGE;
+    md_buf_init(&e->data);
+    md_buf_init(&e->out);
+    md_buf_init(&e->line);
+    *out = e;
+    return MD_OK;
+}
+
+void md_engine_destroy(md_engine_t *e)
+{
+    if (e == NULL)
+        return;
+    free(e->operator_id);
+    free(e->results_topic);
+    free(e->events_topic);
+    free(e->commands_topic);
+    free(e->cmds);
+    md_buf_release(&e->data);
+    md_buf_release(&e->out);
+    md_buf_release(&e->line);
+    free(e);
+}
+
+md_err_t md_engine_add_hook(md_engine_t *e, md_event_hook_fn fn, void *ctx, md_error_t *err)
+{
+    if (e->nhooks == MAX_HOOKS)
+        return md_error_set(err, MD_EINVAL, "more than %d engine hooks", MAX_HOOKS);
+    e->hooks[e->nhooks++] = (hook_t){fn, ctx};
+    return MD_OK;
+}
+
+const md_engine_stats_t *md_engine_stats(const md_engine_t *e)
+{
+    return &e->stats;
+}
+
+/* ---- decoding ---------------------------------------------------------------------- */
+
+/* A message over the size limit is MALFORMED without being parsed. */
+static void reject_oversized(const md_input_t *in, size_t max, md_command_t *c)
+{
+    unsigned int n = 0;
+    memset(c, 0, offsetof(md_command_t, arena));
+    c->status = MD_DECODE_MALFORMED;
+    snprintf(c->detail, sizeof c->detail, "message of %zu bytes exceeds the limit of %zu",
+             in->len, max);
+    if (!EVP_Digest(in->bytes, in->len, c->sha256, &n, EVP_sha256(), NULL)) {
+        fprintf(stderr, "marketd: SHA-256 failed\n");
+        abort();
+    }
+}
+
+static void decode_all(md_engine_t *e, const md_input_t *in, size_t n)
+{
+    md_decode_opts_t o = {.require_issued_at = e->opts.clock == MD_CLOCK_COMMAND};
+    if (n > e->cmds_cap) {
+        free(e->cmds);
+        e->cmds = md_malloc(n * sizeof *e->cmds);
+        e->cmds_cap = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].len > e->opts.max_message_bytes)
+            reject_oversized(&in[i], e->opts.max_message_bytes, &e->cmds[i]);
+        else if (in[i].msgpack)
+            md_command_decode_msgpack(in[i].bytes, in[i].len, &o, &e->cmds[i]);
+        else
+            md_command_decode_json(in[i].bytes, in[i].len, &o, &e->cmds[i]);
+    }
+}
+
+/* ---- results ------------------------------------------------------------------------- */
+
+/* Appends the compact JSON of @p j and a newline to @p out; steals j. */
+static void emit_json(md_buf_t *out, json_t *j)
+{
+    size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT);
+    json_dumpb(j, (char *)md_buf_reserve(out, n + 1), n, JSON_COMPACT);
+    out->len += n;
+    md_buf_append(out, "\n", 1);
+    json_decref(j);
+}
+
+static json_t *error_json(const char *code, const char *clause, const char *message,
+                          bool retryable)
+{
+    json_t *e = json_object();
+    json_object_set_new(e, "code", json_string(code));
+    json_object_set_new(e, "clause", clause ? json_string(clause) : json_null());
+    if (message)
+        json_object_set_new(e, "message", json_string(message));
+    if (retryable)
+        json_object_set_new(e, "retryable", json_true());
+    return e;
+}
+
+static json_t *result_head(const md_command_t *c, const char *status)
+{
+    json_t *r = json_object();
+    bool keyed = c->status != MD_DECODE_MALFORMED;
+    json_object_set_new(r, "command_id", keyed ? json_string(c->command_id) : json_null());
+    json_object_set_new(r, "status", json_string(status));
+    return r;
+}
+
+/* ---- outcomes (idempotency) --------------------------------------------------------- */
+
+/* Stored outcome: "A" for accepted, "R" followed by the code for rejected. */
+static md_err_t put_outcome(md_txn_t *t, const md_command_t *c, const md_decision_t *d,
+                            md_error_t *err)
+{
+    char v[64];
+    size_t n = 1;
+    v[0] = d->accepted ? 'A' : 'R';
+    if (!d->accepted)
+        n += (size_t)snprintf(v + 1, sizeof v - 1, "%s", d->code_name);
+    return md_txn_outcome_put(t, c->command_id, v, n, err);
+}
+
+/* Answers a repeated command_id from its recorded outcome, or returns
+ * MD_ENOTFOUND when the command is new. */
+static md_err_t answer_duplicate(md_engine_t *e, md_txn_t *t, const md_command_t *c,
+                                 json_t **result, md_error_t *err)
+{
+    const void *v = "A";
+    size_t len = 1;
+    if (strcmp(c->command_id, "bootstrap") != 0) {
+        md_err_t rc = md_txn_outcome_get(t, c->command_id, &v, &len, err);
+        if (rc != MD_OK)
+            return rc;
+    }
+    const char *p = v;
+    json_t *r = result_head(c, "duplicate");
+    json_object_set_new(r, "original_status", json_string(p[0] == 'A' ? "accepted" : "rejected"));
+    if (p[0] == 'R' && len > 1) {
+        char code[64];
+        snprintf(code, sizeof code, "%.*s", (int)(len - 1), p + 1);
+        json_object_set_new(r, "error", error_json(code, md_code_clause(md_code_find(code)),
+                                                   NULL, false));
+    }
+    e->pending.duplicates++;
+    *result = r;
+    return MD_OK;
+}
+
+/* ---- appending a decision ------------------------------------------------------------- */
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src);
+}
+
+static md_err_t run_hooks(md_engine_t *e, md_txn_t *t, const md_event_t *ev, md_error_t *err)
+{
+    for (int i = 0; i < e->nhooks; i++) {
+        md_err_t rc = e->hooks[i].fn(t, ev, e->hooks[i].ctx, err);
+        if (rc != MD_OK)
+            return rc;
+    }
+    return MD_OK;
+}
+
+static md_err_t outbox_event(md_engine_t *e, md_txn_t *t, const md_event_t *ev,
+                             md_error_t *err)
+{
+    if (e->events_topic == NULL)
+        return MD_OK;
+    json_t *j = md_event_to_json(ev, NULL, 0);
+    if (j == NULL)
+        return md_error_set(err, MD_ECODEC, "event %llu: data is not JSON-representable",
+                            (unsigned long long)ev->seq);
+    md_buf_reset(&e->line);
+    emit_json(&e->line, j);
+    return md_txn_outbox_put(t, e->events_topic, ev->stream, strlen(ev->stream), e->line.p,
+                             e->line.len - 1, NULL, err);
+}
+
+/* Appends one new event of the decision, evolves the aggregates and runs the hooks. */
+static md_err_t append_one(md_engine_t *e, md_txn_t *t, const md_command_t *c,
+                           md_new_event_t *ne, int64_t now, md_event_t *ev, md_error_t *err)
+{
+    md_state_t st = txn_state(t);
+    memset(ev, 0, sizeof *ev);
+    copy_str(ev->stream, sizeof ev->stream, ne->stream);
+    copy_str(ev->type, sizeof ev->type, ne->type);
+    ev->recorded_at = now;
+    ev->has_command_id = c->status != MD_DECODE_MALFORMED;
+    if (ev->has_command_id)
+        copy_str(ev->command_id, sizeof ev->command_id, c->command_id);
+    ev->has_actor = ev->has_command_id && c->has_actor;
+    if (ev->has_actor)
+        copy_str(ev->actor, sizeof ev->actor, c->actor);
+    md_buf_reset(&e->data);
+    md_data_pack(&ne->data, &e->data);
+    ev->data = e->data.p;
+    ev->data_len = e->data.len;
+    md_err_t rc = md_txn_append(t, ev, err);
+    if (rc == MD_OK)
+        rc = md_rules_evolve(&st, ev, err);
+    if (rc == MD_OK)
+        rc = run_hooks(e, t, ev, err);
+    if (rc == MD_OK)
+        rc = outbox_event(e, t, ev, err);
+    e->pending.events++;
+    return rc;
+}
+
+static json_t *event_ref(const md_event_t *ev)
+{
+    json_t *r = json_object();
+    json_object_set_new(r, "seq", json_integer((json_int_t)ev->seq));
+    json_object_set_new(r, "stream", json_string(ev->stream));
+    json_object_set_new(r, "version", json_integer((json_int_t)ev->version));
+    json_object_set_new(r, "type", json_string(ev->type));
+    return r;
+}
+
+static void count_outcome(md_engine_t *e, const md_decision_t *d)
+{
+    if (d->accepted) {
+        e->pending.accepted++;
+        return;
+    }
+    e->pending.rejected++;
+    if (d->malformed)
+        e->pending.malformed++;
+    if (d->code >= 0 && d->code < MD_CODE_COUNT_)
+        e->pending.by_code[d->code]++;
+}
+
+/* Appends the decision's events and returns the result object. */
+static md_err_t apply_decision(md_engine_t *e, md_txn_t *t, const md_command_t *c, int64_t now,
+                               json_t **result, md_error_t *err)
+{
+    md_decision_t *d = &e->decision;
+    json_t *refs = json_array();
+    md_err_t rc = MD_OK;
+    for (size_t i = 0; i < d->n_events && rc == MD_OK; i++) {
+        md_event_t ev;
+        if ((rc = append_one(e, t, c, &d->events[i], now, &ev, err)) == MD_OK)
+            json_array_append_new(refs, event_ref(&ev));
+    }
+    if (rc == MD_OK && !d->accepted && !d->retryable && !d->malformed)
+        rc = put_outcome(t, c, d, err);
+    if (rc != MD_OK) {
+        json_decref(refs);
+        return rc;
+    }
+    count_outcome(e, d);
+    json_t *r = result_head(c, d->accepted ? "accepted" : "rejected");
+    if (d->accepted) {
+        json_object_set_new(r, "events", refs);
+        rc = put_outcome(t, c, d, err);
+    } else {
+        json_decref(refs);
+        json_object_set_new(r, "error",
+                            error_json(d->code_name, d->clause, d->message, d->retryable));
+    }
+    *result = r;
+    return rc;
+}
+
+/* ---- the batch ------------------------------------------------------------------------ */
+
+static int64_t command_now(md_engine_t *e, const md_command_t *c)
+{
+    if (e->opts.clock == MD_CLOCK_WALL)
+        return e->wall_now;
+    if (c->status != MD_DECODE_MALFORMED && c->has_issued_at)
+        e->last_now = c->issued_at;
+    return e->last_now; /* a command without a valid time keeps the last one */
+}
+
+static md_err_t outbox_result(md_engine_t *e, md_txn_t *t, const md_command_t *c,
+                              const unsigned char *line, size_t len, md_error_t *err)
+{
+    if (e->results_topic == NULL)
+        return MD_OK;
+    const char *key = c->status == MD_DECODE_MALFORMED ? "" : c->command_id;
+    return md_txn_outbox_put(t, e->results_topic, key, strlen(key), line, len, NULL, err);
+}
+
+static md_err_t process_one(md_engine_t *e, md_txn_t *t, const md_command_t *c, md_error_t *err)
+{
+    json_t *result = NULL;
+    md_err_t rc = MD_ENOTFOUND;
+    int64_t now = command_now(e, c);
+    if (c->status != MD_DECODE_MALFORMED)
+        rc = answer_duplicate(e, t, c, &result, err);
+    if (rc == MD_ENOTFOUND) {
+        md_state_t st = txn_state(t);
+        rc = md_rules_decide(&st, c, now, &e->decision, err);
+        if (rc == MD_OK)
+            rc = apply_decision(e, t, c, now, &result, err);
+    }
+    if (rc != MD_OK)
+        return rc;
+    size_t at = e->out.len;
+    emit_json(&e->out, result);
+    e->pending.commands++;
+    return outbox_result(e, t, c, e->out.p + at, e->out.len - at - 1, err);
+}
+
+static md_err_t bootstrap_in(md_engine_t *e, md_txn_t *t, int64_t now, md_error_t *err)
+{
+    uint64_t head;
+    md_err_t rc = md_txn_head(t, &head, NULL, err);
+    if (rc != MD_OK || head != 0)
+        return rc;
+    md_state_t st = txn_state(t);
+    md_command_t *boot = md_calloc(1, sizeof *boot);
+    boot->status = MD_DECODE_OK;
+    copy_str(boot->command_id, sizeof boot->command_id, "bootstrap");
+    boot->has_actor = true;
+    copy_str(boot->actor, sizeof boot->actor, "bootstrap");
+    rc = md_rules_bootstrap(&st, e->operator_id, now, &e->decision, err);
+    for (size_t i = 0; i < e->decision.n_events && rc == MD_OK; i++) {
+        md_event_t ev;
+        rc = append_one(e, t, boot, &e->decision.events[i], now, &ev, err);
+    }
+    free(boot);
+    return rc == MD_OK ? md_txn_outcome_put(t, "bootstrap", "A", 1, err) : rc;
+}
+
+/* Stores, per partition, the offset after the last message of the batch. */
+static md_err_t put_offsets(md_engine_t *e, md_txn_t *t, md_error_t *err)
+{
+    if (e->commands_topic == NULL)
+        return MD_OK;
+    for (size_t i = 0; i < e->n; i++) {
+        const md_input_t *in = &e->in[i];
+        bool last = true;
+        for (size_t j = i + 1; j < e->n && last; j++)
+            last = e->in[j].partition != in->partition;
+        if (in->partition >= 0 && last) {
+            md_err_t rc = md_txn_offset_put(t, e->commands_topic, in->partition, in->offset + 1,
+                                            err);
+            if (rc != MD_OK)
+                return rc;
+        }
+    }
+    return MD_OK;
+}
+
+static int64_t first_now(md_engine_t *e)
+{
+    if (e->opts.clock == MD_CLOCK_WALL)
+        return e->wall_now;
+    for (size_t i = 0; i < e->n; i++)
+        if (e->cmds[i].status != MD_DECODE_MALFORMED && e->cmds[i].has_issued_at)
+            return e->cmds[i].issued_at;
+    return e->last_now;
+}
+
+static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    md_engine_t *e = ctx;
+    int64_t saved_now = e->last_now;
+    md_buf_reset(&e->out);
+    memset(&e->pending, 0, sizeof e->pending);
+    md_err_t rc = bootstrap_in(e, t, first_now(e), err);
+    for (size_t i = 0; i < e->n && rc == MD_OK; i++)
+        rc = process_one(e, t, &e->cmds[i], err);
+    if (rc == MD_OK)
+        rc = put_offsets(e, t, err);
+    if (rc != MD_OK)
+        e->last_now = saved_now; /* a retried batch starts from the same clock */
+    return rc;
+}
+
+static void add_stats(md_engine_stats_t *a, const md_engine_stats_t *b)
+{
+    a->batches++;
+    a->commands += b->commands;
+    a->accepted += b->accepted;
+    a->rejected += b->rejected;
+    a->duplicates += b->duplicates;
+    a->malformed += b->malformed;
+    a->events += b->events;
+    for (int i = 0; i < 64; i++)
+        a->by_code[i] += b->by_code[i];
+}
+
+md_err_t md_engine_process(md_engine_t *e, const md_input_t *in, size_t n, int64_t now_ms,
+                           md_buf_t *results, md_error_t *err)
+{
+    decode_all(e, in, n);
+    e->in = in;
+    e->n = n;
+    e->wall_now = now_ms;
+    md_err_t rc = md_store_write(e->store, batch_fn, e, err);
+    if (rc != MD_OK)
+        return rc;
+    add_stats(&e->stats, &e->pending);
+    if (results)
+        md_buf_append(results, e->out.p, e->out.len);
+    return MD_OK;
+}
+
+md_err_t md_engine_bootstrap(md_engine_t *e, int64_t now_ms, md_error_t *err)
+{
+    e->n = 0;
+    e->wall_now = now_ms;
+    e->last_now = now_ms;
+    return md_store_write(e->store, batch_fn, e, err);
+}

@@ -1,0 +1,97 @@
+/*
+ * md_engine.h - joins decoding, the rules and the store: one write
+ * transaction per batch of commands (architecture.md, "Store" and
+ * "Exactly-once from Kafka to LMDB").
+ *
+ * For each input message, in order: decode; MALFORMED is rejected with a
+ * digest of the bytes; a command_id already decided answers `duplicate`
+ * (appending nothing); otherwise the rules decide, the events are appended
+ * (a rejection appends one CommandRejected), the aggregates evolve, the
+ * registered hooks (projections) see every appended event, and the outcome
+ * is recorded, unless the rejection is retryable. The consumed offsets and,
+ * when enabled, the outbox entries go into the same transaction. Results are
+ * handed back only after the transaction committed and was synced.
+ *
+ * Threads: an engine is used by one thread at a time (the writer).
+ */
+#ifndef MD_ENGINE_H
+#define MD_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "md_error.h"
+#include "md_event.h"
+#include "md_store.h"
+
+typedef struct md_engine md_engine_t;
+
+typedef enum md_clock { MD_CLOCK_WALL, MD_CLOCK_COMMAND } md_clock_t;
+
+typedef struct md_engine_opts {
+    const char *operator_id;     /* bootstrap operator; NULL = "operator" */
+    md_clock_t clock;
+    size_t max_message_bytes;    /* larger messages are MALFORMED; 0 = 1 MiB */
+    /* Outbox: when results_topic is set, every result and every appended event
+     * is queued in the outbox (results keyed by command_id, events by stream). */
+    const char *results_topic;
+    const char *events_topic;
+    /* Offsets: the topic whose consumed offsets are stored per partition. */
+    const char *commands_topic;
+} md_engine_opts_t;
+
+/* One input message. partition < 0: not from Kafka (no offset stored). */
+typedef struct md_input {
+    const void *bytes;
+    size_t len;
+    bool msgpack;                /* content-type: application/msgpack */
+    int32_t partition;
+    int64_t offset;
+} md_input_t;
+
+/*
+ * A hook called for every event appended, inside the batch's write
+ * transaction (after the rules evolved). Returning an error aborts the batch.
+ */
+typedef md_err_t (*md_event_hook_fn)(md_txn_t *txn, const md_event_t *ev, void *ctx,
+                                     md_error_t *err);
+
+/* Counters of one engine since it was created. */
+typedef struct md_engine_stats {
+    uint64_t batches, commands, accepted, rejected, duplicates, malformed, events;
+    uint64_t by_code[64];        /* rejections by md_code_t */
+} md_engine_stats_t;
+
+/**
+ * @brief Creates an engine over @p store (borrowed; must outlive the engine).
+ * @param opts copied; its strings are copied too.
+ * @returns MD_OK or MD_EINVAL (bad operator id).
+ */
+md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engine_t **out,
+                       md_error_t *err);
+/** @brief Frees the engine; NULL does nothing. */
+void md_engine_destroy(md_engine_t *e);
+
+/** @brief Adds a hook (at most 8); call before the first batch. */
+md_err_t md_engine_add_hook(md_engine_t *e, md_event_hook_fn fn, void *ctx, md_error_t *err);
+
+/**
+ * @brief Decides a batch of messages in one durable write transaction.
+ * @param results receives one JSON result line per input, each ending in
+ *        '\n', in input order (appended; the caller owns the buffer). Written
+ *        only when MD_OK is returned, i.e. after the commit.
+ * @param now_ms the wall clock for this batch (ignored with MD_CLOCK_COMMAND).
+ * @returns MD_OK, or a store error: then nothing of the batch is stored and
+ *          the batch may be retried.
+ */
+md_err_t md_engine_process(md_engine_t *e, const md_input_t *in, size_t n, int64_t now_ms,
+                           md_buf_t *results, md_error_t *err);
+
+/** @brief Bootstraps an empty store now (process does it before the first batch). */
+md_err_t md_engine_bootstrap(md_engine_t *e, int64_t now_ms, md_error_t *err);
+
+/** @brief Counters (borrowed, valid while the engine lives). */
+const md_engine_stats_t *md_engine_stats(const md_engine_t *e);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * md_offline.h - offline mode: JSON-lines commands from a file or stdin,
+ * one result line per command (architecture.md, `marketd --input`).
+ */
+#ifndef MD_OFFLINE_H
+#define MD_OFFLINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "md_engine.h"
+#include "md_error.h"
+
+typedef struct md_offline_opts {
+    const char *input;        /* path, or "-" for stdin */
+    const char *results;      /* path, or "-" for stdout; NULL = "-" */
+    const char *data_dir;
+    md_engine_opts_t engine;  /* operator, clock, message limit */
+    size_t batch_max;         /* commands per write transaction; 0 = 1000 */
+    bool nosync;              /* benchmarks that say so only */
+    bool quiet;               /* no summary line on stderr */
+} md_offline_opts_t;
+
+/**
+ * @brief Runs the whole input through the engine, batch by batch; each batch's
+ * results are written (and flushed) after its transaction committed.
+ * Blank lines are skipped and get no result.
+ * @returns MD_OK at the end of input; MD_EIO (files), or a store error.
+ */
+md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err);
+
+#endif
