@@ -273,8 +273,10 @@ static md_err_t outbox_event(md_engine_t *e, md_txn_t *t, const md_event_t *ev,
                             (unsigned long long)ev->seq);
     md_buf_reset(&e->line);
     emit_json(&e->line, j);
-    return md_txn_outbox_put(t, e->events_topic, ev->stream, strlen(ev->stream), e->line.p,
-                             e->line.len - 1, NULL, err);
+    md_outbox_msg_t m = {.topic = e->events_topic, .key = ev->stream,
+                         .key_len = strlen(ev->stream), .value = e->line.p,
+                         .value_len = e->line.len - 1};
+    return md_txn_outbox_put(t, &m, NULL, err);
 }
 
 /* Appends one new event of the decision, evolves the aggregates and runs the hooks. */
@@ -379,7 +381,9 @@ static md_err_t outbox_result(md_engine_t *e, md_txn_t *t, const md_command_t *c
     if (e->results_topic == NULL)
         return MD_OK;
     const char *key = c->status == MD_DECODE_MALFORMED ? "" : c->command_id;
-    return md_txn_outbox_put(t, e->results_topic, key, strlen(key), line, len, NULL, err);
+    md_outbox_msg_t m = {.topic = e->results_topic, .key = key, .key_len = strlen(key),
+                         .value = line, .value_len = len};
+    return md_txn_outbox_put(t, &m, NULL, err);
 }
 
 static md_err_t process_one(md_engine_t *e, md_txn_t *t, const md_command_t *c, md_error_t *err)

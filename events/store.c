@@ -19,6 +19,7 @@
 struct md_store {
     MDB_env *env;
     pthread_rwlock_t grow_lock; /* readers hold it shared; growing the map takes it */
+    pthread_mutex_t write_lock; /* one md_store_write at a time (it reuses wtxn) */
     MDB_dbi dbi[MD_DB_COUNT_];
     bool read_only;
     struct md_txn *wtxn; /* the writer's reusable transaction state */
@@ -135,6 +136,7 @@ md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t 
         return rc;
     md_store_t *s = md_calloc(1, sizeof *s);
     pthread_rwlock_init(&s->grow_lock, NULL);
+    pthread_mutex_init(&s->write_lock, NULL);
     s->read_only = o.read_only;
     unsigned flags = MDB_NOTLS | (o.nosync ? MDB_NOSYNC : 0) | (o.read_only ? MDB_RDONLY : 0);
     int mrc = mdb_env_create(&s->env);
@@ -173,6 +175,7 @@ void md_store_close(md_store_t *s)
     if (s->env)
         mdb_env_close(s->env);
     pthread_rwlock_destroy(&s->grow_lock);
+    pthread_mutex_destroy(&s->write_lock);
     free(s);
 }
 
@@ -245,10 +248,8 @@ static void wtxn_reset(md_txn_t *t, MDB_txn *txn)
     t->outbox_loaded = false;
 }
 
-md_err_t md_store_write(md_store_t *s, md_write_fn fn, void *ctx, md_error_t *err)
+static md_err_t store_write_locked(md_store_t *s, md_write_fn fn, void *ctx, md_error_t *err)
 {
-    if (s->read_only)
-        return md_error_set(err, MD_EINVAL, "store opened read-only");
     for (;;) {
         MDB_txn *txn = NULL;
         int mrc = begin_mdb(s, 0, &txn);
@@ -267,6 +268,16 @@ md_err_t md_store_write(md_store_t *s, md_write_fn fn, void *ctx, md_error_t *er
         if ((rc = grow_map(s, err)) != MD_OK)
             return rc;
     }
+}
+
+md_err_t md_store_write(md_store_t *s, md_write_fn fn, void *ctx, md_error_t *err)
+{
+    if (s->read_only)
+        return md_error_set(err, MD_EINVAL, "store opened read-only");
+    pthread_mutex_lock(&s->write_lock);
+    md_err_t rc = store_write_locked(s, fn, ctx, err);
+    pthread_mutex_unlock(&s->write_lock);
+    return rc;
 }
 
 md_err_t md_store_read(md_store_t *s, md_txn_t **out, md_error_t *err)
@@ -672,20 +683,21 @@ static md_err_t load_outbox_next(md_txn_t *t, md_error_t *err)
     return MD_OK;
 }
 
-md_err_t md_txn_outbox_put(md_txn_t *t, const char *topic, const void *key, size_t key_len,
-                           const void *value, size_t value_len, uint64_t *id, md_error_t *err)
+md_err_t md_txn_outbox_put(md_txn_t *t, const md_outbox_msg_t *m, uint64_t *id, md_error_t *err)
 {
     md_err_t rc = load_outbox_next(t, err);
     if (rc != MD_OK)
         return rc;
-    size_t tl = strlen(topic);
+    unsigned char len[4], k[8], next[8];
     md_buf_reset(&t->rec);
-    md_buf_append(&t->rec, topic, tl + 1);
-    unsigned char kl[4], k[8], next[8];
-    be32(kl, (uint32_t)key_len);
-    md_buf_append(&t->rec, kl, 4);
-    md_buf_append(&t->rec, key, key_len);
-    md_buf_append(&t->rec, value, value_len);
+    md_buf_append(&t->rec, m->topic, strlen(m->topic) + 1);
+    be32(len, (uint32_t)m->key_len);
+    md_buf_append(&t->rec, len, 4);
+    md_buf_append(&t->rec, m->key, m->key_len);
+    be32(len, (uint32_t)m->headers_len);
+    md_buf_append(&t->rec, len, 4);
+    md_buf_append(&t->rec, m->headers, m->headers_len);
+    md_buf_append(&t->rec, m->value, m->value_len);
     be64(k, t->outbox_next);
     int mrc = txn_put(t, MD_DB_OUTBOX, k, 8, t->rec.p, t->rec.len, MDB_APPEND);
     if (mrc != MDB_SUCCESS)
@@ -696,22 +708,36 @@ md_err_t md_txn_outbox_put(md_txn_t *t, const char *topic, const void *key, size
     return md_txn_meta_put(t, "outbox_next", next, 8, err);
 }
 
+static uint32_t get_be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Takes a 4-byte length and that many bytes from [*p, end). */
+static int take_sized(const unsigned char **p, const unsigned char *end, const void **out,
+                      size_t *len)
+{
+    if (end - *p < 4 || (size_t)(end - *p - 4) < get_be32(*p))
+        return -1;
+    *len = get_be32(*p);
+    *out = *p + 4;
+    *p += 4 + *len;
+    return 0;
+}
+
 static md_err_t decode_outbox(const MDB_val *k, const MDB_val *v, md_outbox_msg_t *m,
                               md_error_t *err)
 {
     const unsigned char *p = v->mv_data, *end = p + v->mv_size;
     const unsigned char *nul = k->mv_size == 8 ? memchr(p, 0, v->mv_size) : NULL;
-    if (nul == NULL || end - nul < 5)
+    const unsigned char *q = nul ? nul + 1 : NULL;
+    if (nul == NULL || take_sized(&q, end, &m->key, &m->key_len) ||
+        take_sized(&q, end, &m->headers, &m->headers_len))
         return md_error_set(err, MD_ECORRUPT, "outbox entry is malformed");
-    uint32_t kl = (uint32_t)nul[1] << 24 | (uint32_t)nul[2] << 16 | (uint32_t)nul[3] << 8 | nul[4];
-    if ((size_t)(end - (nul + 5)) < kl)
-        return md_error_set(err, MD_ECORRUPT, "outbox entry key overruns");
     m->id = get_be64(k->mv_data);
     m->topic = (const char *)p;
-    m->key = nul + 5;
-    m->key_len = kl;
-    m->value = nul + 5 + kl;
-    m->value_len = (size_t)(end - (nul + 5 + kl));
+    m->value = q;
+    m->value_len = (size_t)(end - q);
     return MD_OK;
 }
 

@@ -8,7 +8,7 @@
  *   outcomes  command_id -> result (opaque bytes, written by the engine)
  *   state     aggregate key -> aggregate bytes (opaque, owned by the rules)
  *   offsets   topic '\0' partition (4 bytes BE) -> next offset (8 bytes BE)
- *   outbox    id (8 bytes BE) -> topic '\0' key_len(4 BE) key value
+ *   outbox    id (8 bytes BE) -> topic '\0' key_len(4 BE) key hdr_len(4 BE) headers value
  *   meta      name -> value ("format", "head", "bootstrap", ...)
  * Other modules (projections) open more databases with md_store_dbi().
  *
@@ -164,13 +164,16 @@ typedef struct md_outbox_msg {
     const char *topic;          /* borrowed from the transaction */
     const void *key;
     size_t key_len;
+    /* Kafka headers as name '\0' value '\0' pairs (NULL/0: none). */
+    const void *headers;
+    size_t headers_len;
     const void *value;
     size_t value_len;
 } md_outbox_msg_t;
 
-/** @brief Queues a message for publication after commit; id is assigned. */
-md_err_t md_txn_outbox_put(md_txn_t *t, const char *topic, const void *key, size_t key_len,
-                           const void *value, size_t value_len, uint64_t *id, md_error_t *err);
+/** @brief Queues @p m (its id is ignored) for publication after commit;
+ *  the assigned id goes to *id (may be NULL). Everything is copied. */
+md_err_t md_txn_outbox_put(md_txn_t *t, const md_outbox_msg_t *m, uint64_t *id, md_error_t *err);
 
 typedef md_err_t (*md_outbox_fn)(const md_outbox_msg_t *m, void *ctx, md_error_t *err);
 

@@ -194,8 +194,10 @@ static md_err_t outbox_put3(md_txn_t *t, void *ctx, md_error_t *err)
     for (int i = 0; i < 3 && rc == MD_OK; i++) {
         char key[8];
         snprintf(key, sizeof key, "k%d", i);
-        rc = md_txn_outbox_put(t, "market.results", key, strlen(key), "{}", 2, &o->ids[o->n++],
-                               err);
+        md_outbox_msg_t m = {.topic = "market.results", .key = key, .key_len = strlen(key),
+                             .headers = "reason\0x\0", .headers_len = 9, .value = "{}",
+                             .value_len = 2};
+        rc = md_txn_outbox_put(t, &m, &o->ids[o->n++], err);
     }
     return rc;
 }
@@ -208,6 +210,8 @@ static md_err_t outbox_collect(const md_outbox_msg_t *m, void *ctx, md_error_t *
     snprintf(o->keys[o->n], sizeof o->keys[0], "%.*s", (int)m->key_len, (const char *)m->key);
     assert_string_equal(m->topic, "market.results");
     assert_int_equal(m->value_len, 2);
+    assert_int_equal(m->headers_len, 9);
+    assert_memory_equal(m->headers, "reason\0x\0", 9);
     o->n++;
     return MD_OK;
 }
