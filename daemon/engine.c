@@ -24,7 +24,9 @@ typedef struct hook {
 struct md_engine {
     md_store_t *store;
     md_engine_opts_t opts;       /* strings below are owned copies */
-    char *operator_id, *results_topic, *events_topic, *commands_topic;
+    char *operator_id, *results_topic, *events_topic, *commands_topic, *deadletter_topic;
+    md_batch_hook_fn batch_hook;
+    void *batch_ctx;
     hook_t hooks[MAX_HOOKS];
     int nhooks;
     md_engine_stats_t stats, pending; /* pending: counts of the batch in progress */
@@ -95,11 +97,13 @@ md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engin
     e->results_topic = dup_or_null(o.results_topic);
     e->events_topic = dup_or_null(o.events_topic);
     e->commands_topic = dup_or_null(o.commands_topic);
+    e->deadletter_topic = dup_or_null(o.deadletter_topic);
     e->opts = o;
     e->opts.operator_id = e->operator_id;
     e->opts.results_topic = e->results_topic;
     e->opts.events_topic = e->events_topic;
     e->opts.commands_topic = e->commands_topic;
+    e->opts.deadletter_topic = e->deadletter_topic;
     if (e->opts.max_message_bytes == 0)
         e->opts.max_message_bytes = DEFAULT_MAX_MESSAGE;
     md_buf_init(&e->data);
@@ -117,6 +121,7 @@ void md_engine_destroy(md_engine_t *e)
     free(e->results_topic);
     free(e->events_topic);
     free(e->commands_topic);
+    free(e->deadletter_topic);
     free(e->cmds);
     md_buf_release(&e->data);
     md_buf_release(&e->out);
@@ -130,6 +135,12 @@ md_err_t md_engine_add_hook(md_engine_t *e, md_event_hook_fn fn, void *ctx, md_e
         return md_error_set(err, MD_EINVAL, "more than %d engine hooks", MAX_HOOKS);
     e->hooks[e->nhooks++] = (hook_t){fn, ctx};
     return MD_OK;
+}
+
+void md_engine_set_batch_hook(md_engine_t *e, md_batch_hook_fn fn, void *ctx)
+{
+    e->batch_hook = fn;
+    e->batch_ctx = ctx;
 }
 
 const md_engine_stats_t *md_engine_stats(const md_engine_t *e)
@@ -386,8 +397,25 @@ static md_err_t outbox_result(md_engine_t *e, md_txn_t *t, const md_command_t *c
     return md_txn_outbox_put(t, &m, NULL, err);
 }
 
-static md_err_t process_one(md_engine_t *e, md_txn_t *t, const md_command_t *c, md_error_t *err)
+/* A MALFORMED message from Kafka goes to the dead-letter topic as it came,
+ * with the reason and the digest of its bytes in headers. */
+static md_err_t dead_letter(md_engine_t *e, md_txn_t *t, const md_input_t *in,
+                           const md_command_t *c, md_error_t *err)
 {
+    char hdr[sizeof c->detail + 96], hex[65];
+    if (e->deadletter_topic == NULL || c->status != MD_DECODE_MALFORMED)
+        return MD_OK;
+    md_hex(c->sha256, 32, hex);
+    int n = snprintf(hdr, sizeof hdr, "reason%c%s%csha256%c%s", 0, c->detail, 0, 0, hex);
+    md_outbox_msg_t m = {.topic = e->deadletter_topic, .key = in->key, .key_len = in->key_len,
+                         .headers = hdr, .headers_len = (size_t)n + 1, .value = in->bytes,
+                         .value_len = in->len};
+    return md_txn_outbox_put(t, &m, NULL, err);
+}
+
+static md_err_t process_one(md_engine_t *e, md_txn_t *t, size_t i, md_error_t *err)
+{
+    const md_command_t *c = &e->cmds[i];
     json_t *result = NULL;
     md_err_t rc = MD_ENOTFOUND;
     int64_t now = command_now(e, c);
@@ -404,7 +432,8 @@ static md_err_t process_one(md_engine_t *e, md_txn_t *t, const md_command_t *c, 
     size_t at = e->out.len;
     emit_json(&e->out, result);
     e->pending.commands++;
-    return outbox_result(e, t, c, e->out.p + at, e->out.len - at - 1, err);
+    rc = outbox_result(e, t, c, e->out.p + at, e->out.len - at - 1, err);
+    return rc == MD_OK ? dead_letter(e, t, &e->in[i], c, err) : rc;
 }
 
 static md_err_t bootstrap_in(md_engine_t *e, md_txn_t *t, int64_t now, md_error_t *err)
@@ -466,9 +495,11 @@ static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
     memset(&e->pending, 0, sizeof e->pending);
     md_err_t rc = bootstrap_in(e, t, first_now(e), err);
     for (size_t i = 0; i < e->n && rc == MD_OK; i++)
-        rc = process_one(e, t, &e->cmds[i], err);
+        rc = process_one(e, t, i, err);
     if (rc == MD_OK)
         rc = put_offsets(e, t, err);
+    if (rc == MD_OK && e->batch_hook)
+        rc = e->batch_hook(t, e->batch_ctx, err);
     if (rc != MD_OK)
         e->last_now = saved_now; /* a retried batch starts from the same clock */
     return rc;

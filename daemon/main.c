@@ -1,39 +1,53 @@
 /*
- * main.c - the marketd command line.
- *
- *   marketd --input FILE|- --data-dir DIR [--results FILE|-] [--clock command|wall]
- *           [--operator ID] [--batch-max N] [--max-message-bytes N] [--log-level L]
+ * main.c - the marketd command line: offline mode (--input) or the daemon on
+ * Kafka (-c FILE, or --embedded-kafka for a zero-setup demo).
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "md_config.h"
+#include "md_kafka.h"
 #include "md_log.h"
 #include "md_offline.h"
 
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
 static void usage(FILE *f)
 {
-    fputs("usage: marketd --input FILE|- --data-dir DIR [--results FILE|-]\n"
+    fputs("usage: marketd -c FILE [--set KEY=VALUE ...] [--data-dir DIR] [--embedded-kafka]\n"
+          "       marketd --input FILE|- --data-dir DIR [--results FILE|-]\n"
           "               [--clock command|wall] [--operator ID] [--batch-max N]\n"
-          "               [--max-message-bytes N] [--log-level error|warn|info|debug]\n"
-          "               [--no-sync]\n"
-          "Decides JSON-lines commands into the store in DIR and writes one result\n"
-          "line per command. --no-sync skips fsync (benchmarks only: not durable).\n",
+          "               [--max-message-bytes N] [--log-level L] [--no-sync]\n"
+          "\n"
+          "  -c FILE            configuration (key = value; see config/marketd.conf)\n"
+          "  --set KEY=VALUE    override one configuration key (repeatable)\n"
+          "  --embedded-kafka   start an in-process mock broker and print its address\n"
+          "                     (demos only; tests use a real broker)\n"
+          "  --input FILE|-     offline mode: decide JSON-lines commands, one result line\n"
+          "                     per command, exit 0 at the end of the input\n"
+          "  --no-sync          skip fsync (benchmarks only: not durable)\n",
           f);
 }
 
-static int parse_size(const char *s, size_t *out)
-{
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v == 0)
-        return -1;
-    *out = (size_t)v;
-    return 0;
-}
+typedef struct cli {
+    const char *config_file;
+    const char *input, *results;
+    bool embedded;
+    char **sets;
+    int nsets;
+    md_offline_opts_t off;
+} cli_t;
 
-enum { OPT_BATCH = 256, OPT_MAXMSG, OPT_LOG, OPT_NOSYNC };
+enum { OPT_BATCH = 256, OPT_MAXMSG, OPT_LOG, OPT_NOSYNC, OPT_SET, OPT_EMBEDDED };
 
 static const struct option long_opts[] = {
     {"input", required_argument, NULL, 'i'},
@@ -45,62 +59,126 @@ static const struct option long_opts[] = {
     {"max-message-bytes", required_argument, NULL, OPT_MAXMSG},
     {"log-level", required_argument, NULL, OPT_LOG},
     {"no-sync", no_argument, NULL, OPT_NOSYNC},
+    {"set", required_argument, NULL, OPT_SET},
+    {"embedded-kafka", no_argument, NULL, OPT_EMBEDDED},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
-/* Applies one option; returns -1 on a bad value. */
-static int apply_opt(int c, const char *arg, md_offline_opts_t *o)
+/* Options shared by both modes are kept as "key=value" overrides. */
+static void add_set(cli_t *c, const char *key, const char *value)
 {
-    int lvl;
-    switch (c) {
-    case 'i': o->input = arg; return 0;
-    case 'd': o->data_dir = arg; return 0;
-    case 'r': o->results = arg; return 0;
-    case 'o': o->engine.operator_id = arg; return 0;
-    case 'k':
-        if (strcmp(arg, "command") == 0)
-            o->engine.clock = MD_CLOCK_COMMAND;
-        else if (strcmp(arg, "wall") == 0)
-            o->engine.clock = MD_CLOCK_WALL;
-        else
-            return -1;
-        return 0;
-    case OPT_BATCH: return parse_size(arg, &o->batch_max);
-    case OPT_MAXMSG: return parse_size(arg, &o->engine.max_message_bytes);
-    case OPT_NOSYNC: o->nosync = true; return 0;
-    case OPT_LOG:
-        if ((lvl = md_log_parse_level(arg)) < 0)
-            return -1;
-        md_log_threshold = (md_log_level_t)lvl;
-        return 0;
-    default: return -1;
+    size_t n = strlen(key) + strlen(value) + 2;
+    char *kv = md_malloc(n);
+    snprintf(kv, n, "%s=%s", key, value);
+    c->sets = md_realloc(c->sets, (size_t)(c->nsets + 1) * sizeof *c->sets);
+    c->sets[c->nsets++] = kv;
+}
+
+static void apply_opt(cli_t *c, int o, const char *arg)
+{
+    static const char *const keys[] = {
+        ['d'] = "data_dir", ['k'] = "clock", ['o'] = "operator",
+    };
+    switch (o) {
+    case 'c': c->config_file = arg; break;
+    case 'i': c->input = arg; break;
+    case 'r': c->results = arg; break;
+    case 'd': case 'k': case 'o': add_set(c, keys[o], arg); break;
+    case OPT_BATCH: add_set(c, "batch.max_commands", arg); break;
+    case OPT_MAXMSG: add_set(c, "message.max_bytes", arg); break;
+    case OPT_LOG: add_set(c, "log.level", arg); break;
+    case OPT_NOSYNC: add_set(c, "store.nosync", "true"); break;
+    case OPT_EMBEDDED: c->embedded = true; break;
+    case OPT_SET: {
+        const char *eq = strchr(arg, '=');
+        char *key = md_strndup(arg, eq ? (size_t)(eq - arg) : strlen(arg));
+        add_set(c, key, eq ? eq + 1 : "");
+        free(key);
+        break;
     }
+    default: break;
+    }
+}
+
+/* Builds the configuration: defaults, then the file, then the overrides. */
+static md_err_t build_config(cli_t *c, md_config_t *cfg, md_error_t *err)
+{
+    md_config_init(cfg);
+    md_err_t rc = c->config_file ? md_config_load(cfg, c->config_file, err) : MD_OK;
+    for (int i = 0; i < c->nsets && rc == MD_OK; i++) {
+        char *eq = strchr(c->sets[i], '=');
+        *eq = '\0';
+        rc = md_config_set(cfg, c->sets[i], eq + 1, err);
+        *eq = '=';
+    }
+    if (rc == MD_OK)
+        md_log_threshold = (md_log_level_t)cfg->log_level;
+    return rc;
+}
+
+static md_err_t run_offline(cli_t *c, const md_config_t *cfg, md_error_t *err)
+{
+    md_offline_opts_t o = {
+        .input = c->input, .results = c->results, .data_dir = cfg->data_dir,
+        .engine = {.operator_id = cfg->operator_id, .clock = cfg->clock,
+                   .max_message_bytes = (size_t)cfg->message_max_bytes},
+        .batch_max = (size_t)cfg->batch_max_commands, .nosync = cfg->store_nosync};
+    return md_offline_run(&o, err);
+}
+
+static md_err_t run_daemon(cli_t *c, md_config_t *cfg, md_error_t *err)
+{
+    md_embedded_t *emb = NULL;
+    char bootstrap[256];
+    if (c->embedded) {
+        md_err_t rc = md_embedded_start(cfg, &emb, bootstrap, sizeof bootstrap, err);
+        if (rc != MD_OK)
+            return rc;
+        md_config_set(cfg, "kafka.bootstrap.servers", bootstrap, NULL);
+        printf("embedded kafka bootstrap=%s\n", bootstrap);
+        fflush(stdout);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    md_err_t rc = md_daemon_run(cfg, &stop_requested, err);
+    md_embedded_stop(emb);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
-    md_offline_opts_t o = {0};
+    cli_t c = {0};
+    md_config_t cfg;
     md_error_t err = {0};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
-        if (c == 'h') {
+    int o;
+    while ((o = getopt_long(argc, argv, "c:h", long_opts, NULL)) != -1) {
+        if (o == 'h') {
             usage(stdout);
             return 0;
         }
-        if (apply_opt(c, optarg, &o) != 0) {
-            fprintf(stderr, "marketd: bad value for an option\n");
+        if (o == '?') {
             usage(stderr);
             return 2;
         }
+        apply_opt(&c, o, optarg);
     }
-    if (optind != argc || o.input == NULL || o.data_dir == NULL) {
+    if (optind != argc || (c.input == NULL && c.config_file == NULL && !c.embedded)) {
         usage(stderr);
         return 2;
     }
-    if (md_offline_run(&o, &err) != MD_OK) {
+    md_err_t rc = build_config(&c, &cfg, &err);
+    if (rc == MD_OK)
+        rc = c.input ? run_offline(&c, &cfg, &err) : run_daemon(&c, &cfg, &err);
+    if (rc != MD_OK)
         md_log_error("marketd stopped", "error=\"%s\"", err.msg);
-        return 1;
-    }
-    return 0;
+    md_config_release(&cfg);
+    for (int i = 0; i < c.nsets; i++)
+        free(c.sets[i]);
+    free(c.sets);
+    return rc == MD_OK ? 0 : rc == MD_ECONFIG ? 2 : 1;
 }

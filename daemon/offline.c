@@ -61,7 +61,8 @@ static void batch_add(batch_t *b, const char *line, size_t len)
 static void batch_seal(batch_t *b)
 {
     for (size_t i = 0; i < b->n; i++)
-        b->in[i] = (md_input_t){b->text.p + b->starts[i], b->lens[i], false, -1, 0};
+        b->in[i] = (md_input_t){.bytes = b->text.p + b->starts[i], .len = b->lens[i],
+                                .partition = -1};
 }
 
 static void batch_release(batch_t *b)

@@ -39,6 +39,9 @@ typedef struct md_engine_opts {
     const char *events_topic;
     /* Offsets: the topic whose consumed offsets are stored per partition. */
     const char *commands_topic;
+    /* MALFORMED messages are queued to this topic too (raw bytes, original key,
+     * headers "reason" and "sha256"); NULL = not dead-lettered. */
+    const char *deadletter_topic;
 } md_engine_opts_t;
 
 /* One input message. partition < 0: not from Kafka (no offset stored). */
@@ -46,6 +49,8 @@ typedef struct md_input {
     const void *bytes;
     size_t len;
     bool msgpack;                /* content-type: application/msgpack */
+    const void *key;             /* Kafka message key (may be NULL) */
+    size_t key_len;
     int32_t partition;
     int64_t offset;
 } md_input_t;
@@ -75,6 +80,16 @@ void md_engine_destroy(md_engine_t *e);
 
 /** @brief Adds a hook (at most 8); call before the first batch. */
 md_err_t md_engine_add_hook(md_engine_t *e, md_event_hook_fn fn, void *ctx, md_error_t *err);
+
+/*
+ * A hook called once at the end of every batch transaction, before the
+ * commit (e.g. to delete delivered outbox entries in the same transaction).
+ * It may run more than once for one batch when the map had to grow.
+ */
+typedef md_err_t (*md_batch_hook_fn)(md_txn_t *txn, void *ctx, md_error_t *err);
+
+/** @brief Sets the batch hook (one; NULL removes it). */
+void md_engine_set_batch_hook(md_engine_t *e, md_batch_hook_fn fn, void *ctx);
 
 /**
  * @brief Decides a batch of messages in one durable write transaction.

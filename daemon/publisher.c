@@ -1,0 +1,229 @@
+/*
+ * publisher.c - the outbox publisher: one thread that reads committed outbox
+ * entries in id order and sends them with an idempotent producer. Delivered
+ * ids are handed to the writer (md_publisher_take_delivered), which deletes
+ * them inside its next batch transaction, so publishing never costs a sync
+ * of its own while commands flow.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "md_kafka.h"
+#include "md_log.h"
+
+#define SCAN_LIMIT 1000
+
+struct md_publisher {
+    md_store_t *store;
+    rd_kafka_t *rk;
+    pthread_t thread;
+    bool started;
+    volatile int stop;           /* 1: drain then stop */
+    long drain_deadline_ms;      /* monotonic ms, when stopping */
+    uint64_t next_id;            /* first id not yet handed to the producer */
+    pthread_mutex_t lock;        /* guards the fields below */
+    uint64_t *delivered;
+    size_t ndelivered, capdelivered;
+    uint64_t resend_from;        /* 0, or the lowest id whose delivery failed */
+    uint64_t inflight;           /* produced, not yet reported */
+    uint64_t sent, failed;
+};
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Delivery reports run on the publisher thread, inside rd_kafka_poll. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    md_publisher_t *p = opaque;
+    uint64_t id = (uint64_t)(uintptr_t)m->_private;
+    pthread_mutex_lock(&p->lock);
+    p->inflight--;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (p->ndelivered == p->capdelivered) {
+            p->capdelivered = p->capdelivered ? 2 * p->capdelivered : 1024;
+            p->delivered = md_realloc(p->delivered, p->capdelivered * sizeof *p->delivered);
+        }
+        p->delivered[p->ndelivered++] = id;
+        p->sent++;
+    } else {
+        p->failed++;
+        if (p->resend_from == 0 || id < p->resend_from)
+            p->resend_from = id;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (m->err)
+        md_log_warn("outbox delivery failed", "id=%llu topic=%s error=\"%s\"",
+                    (unsigned long long)id, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+}
+
+/* Builds the Kafka headers from name '\0' value '\0' pairs. */
+static rd_kafka_headers_t *make_headers(const md_outbox_msg_t *m)
+{
+    if (m->headers_len == 0)
+        return NULL;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    const char *s = m->headers, *end = s + m->headers_len;
+    while (s < end) {
+        const char *v = memchr(s, 0, (size_t)(end - s));
+        if (v == NULL || ++v >= end)
+            break;
+        const char *next = memchr(v, 0, (size_t)(end - v));
+        size_t vl = next ? (size_t)(next - v) : (size_t)(end - v);
+        rd_kafka_header_add(h, s, -1, v, (ssize_t)vl);
+        s = v + vl + 1;
+    }
+    return h;
+}
+
+static md_err_t produce_one(const md_outbox_msg_t *m, void *ctx, md_error_t *err)
+{
+    md_publisher_t *p = ctx;
+    for (;;) {
+        rd_kafka_headers_t *h = make_headers(m);
+        rd_kafka_resp_err_t rc = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(m->key_len ? m->key : NULL, m->key_len),
+            RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)m->id), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+        if (rc == RD_KAFKA_RESP_ERR_NO_ERROR)
+            break;
+        if (h)
+            rd_kafka_headers_destroy(h);
+        if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return md_error_set(err, MD_EKAFKA, "produce to '%s': %s", m->topic,
+                                rd_kafka_err2str(rc));
+        rd_kafka_poll(p->rk, 50); /* the local queue is full: let deliveries drain */
+    }
+    pthread_mutex_lock(&p->lock);
+    p->inflight++;
+    pthread_mutex_unlock(&p->lock);
+    p->next_id = m->id + 1;
+    return MD_OK;
+}
+
+/* Hands the next committed entries to the producer; returns how many. */
+static uint64_t publish_some(md_publisher_t *p)
+{
+    md_txn_t *t = NULL;
+    md_error_t err = {0};
+    uint64_t before = p->next_id;
+    pthread_mutex_lock(&p->lock);
+    if (p->resend_from) {
+        p->next_id = p->resend_from; /* at least once: resend from the failure on */
+        p->resend_from = 0;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (md_store_read(p->store, &t, &err) != MD_OK ||
+        md_txn_outbox_scan(t, p->next_id, SCAN_LIMIT, produce_one, p, &err) != MD_OK)
+        md_log_error("outbox read failed", "error=\"%s\"", err.msg);
+    md_txn_end(t);
+    return p->next_id > before ? p->next_id - before : 0;
+}
+
+static bool drained(md_publisher_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    bool done = p->inflight == 0 && p->resend_from == 0;
+    pthread_mutex_unlock(&p->lock);
+    return done;
+}
+
+static void *publisher_main(void *arg)
+{
+    md_publisher_t *p = arg;
+    for (;;) {
+        uint64_t n = publish_some(p);
+        rd_kafka_poll(p->rk, n ? 0 : 100); /* idle: wait for a wake or a report */
+        if (p->stop && ((n == 0 && drained(p)) || mono_ms() >= p->drain_deadline_ms))
+            break;
+    }
+    return NULL;
+}
+
+md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publisher_t **out,
+                            md_error_t *err)
+{
+    static const char *const extra[] = {"enable.idempotence", "true", "acks", "all",
+                                        "linger.ms", "1"};
+    char errstr[512];
+    rd_kafka_conf_t *conf = md_kafka_conf(cfg, extra, 3, err);
+    if (conf == NULL)
+        return MD_ECONFIG;
+    md_publisher_t *p = md_calloc(1, sizeof *p);
+    p->store = store;
+    pthread_mutex_init(&p->lock, NULL);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, p);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (p->rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        md_publisher_free(p);
+        return md_error_set(err, MD_EKAFKA, "create producer: %s", errstr);
+    }
+    if (pthread_create(&p->thread, NULL, publisher_main, p) != 0) {
+        md_publisher_free(p);
+        return md_error_set(err, MD_EKAFKA, "cannot start the publisher thread");
+    }
+    p->started = true;
+    *out = p;
+    return MD_OK;
+}
+
+void md_publisher_wake(md_publisher_t *p)
+{
+    rd_kafka_yield(p->rk);
+}
+
+void md_publisher_take_delivered(md_publisher_t *p, uint64_t **ids, size_t *n, size_t *cap)
+{
+    pthread_mutex_lock(&p->lock);
+    if (*n + p->ndelivered > *cap) {
+        *cap = *n + p->ndelivered + 1024;
+        *ids = md_realloc(*ids, *cap * sizeof **ids);
+    }
+    if (p->ndelivered)
+        memcpy(*ids + *n, p->delivered, p->ndelivered * sizeof *p->delivered);
+    *n += p->ndelivered;
+    p->ndelivered = 0;
+    pthread_mutex_unlock(&p->lock);
+}
+
+uint64_t md_publisher_stop(md_publisher_t *p, long timeout_ms)
+{
+    if (p == NULL || !p->started)
+        return 0;
+    p->drain_deadline_ms = mono_ms() + timeout_ms;
+    p->stop = 1;
+    rd_kafka_yield(p->rk);
+    pthread_join(p->thread, NULL);
+    p->started = false;
+    rd_kafka_flush(p->rk, 0);
+    pthread_mutex_lock(&p->lock);
+    uint64_t left = p->inflight;
+    md_log_info("outbox publisher stopped", "sent=%llu failed=%llu undelivered=%llu",
+                (unsigned long long)p->sent, (unsigned long long)p->failed,
+                (unsigned long long)left);
+    pthread_mutex_unlock(&p->lock);
+    return left;
+}
+
+void md_publisher_free(md_publisher_t *p)
+{
+    if (p == NULL)
+        return;
+    if (p->started)
+        md_publisher_stop(p, 0);
+    if (p->rk)
+        rd_kafka_destroy(p->rk);
+    pthread_mutex_destroy(&p->lock);
+    free(p->delivered);
+    free(p);
+}

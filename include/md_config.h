@@ -1,0 +1,65 @@
+/*
+ * md_config.h - the daemon's configuration: defaults, a key=value file
+ * (config/marketd.conf documents every key) and command-line overrides.
+ *
+ * Keys starting with "kafka." are passed to librdkafka without the prefix
+ * (for the consumer, the producer and the admin client alike), so TLS and
+ * SASL settings work as in any librdkafka client.
+ */
+#ifndef MD_CONFIG_H
+#define MD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "md_engine.h"
+#include "md_error.h"
+
+typedef struct md_kv {
+    char *key;    /* without the "kafka." prefix */
+    char *value;
+} md_kv_t;
+
+typedef struct md_config {
+    char *data_dir;
+    char *operator_id;
+    md_clock_t clock;
+    int log_level;
+    long batch_max_commands;
+    long batch_max_wait_ms;
+    long message_max_bytes;
+    char *topic_commands, *topic_results, *topic_events, *topic_deadletter;
+    long topic_partitions;
+    long topic_replication;
+    char *group_id;
+    long outbox_flush_timeout_ms;
+    bool store_nosync;
+    char *http_listen;        /* "" = no HTTP read API */
+    char *http_tokens;        /* token file for the read API */
+    md_kv_t *kafka;           /* passthrough properties, in file order */
+    size_t nkafka;
+} md_config_t;
+
+/** @brief Fills @p c with the defaults (owned strings; md_config_release). */
+void md_config_init(md_config_t *c);
+/** @brief Frees everything @p c owns. */
+void md_config_release(md_config_t *c);
+
+/**
+ * @brief Sets one key ("batch.max_commands", "kafka.bootstrap.servers", ...).
+ * @returns MD_OK, or MD_ECONFIG naming the key and what is wrong (unknown
+ *          key, bad number, out of range).
+ */
+md_err_t md_config_set(md_config_t *c, const char *key, const char *value, md_error_t *err);
+
+/**
+ * @brief Reads a key=value file: '#' starts a comment line, blank lines are
+ * skipped, white space around keys and values is trimmed.
+ * @returns MD_OK, MD_EIO (cannot read), MD_ECONFIG (file:line and reason).
+ */
+md_err_t md_config_load(md_config_t *c, const char *path, md_error_t *err);
+
+/** @brief The value of passthrough property @p key (no prefix), or NULL. */
+const char *md_config_kafka(const md_config_t *c, const char *key);
+
+#endif
