@@ -25,7 +25,7 @@ TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 SUPPORT   := $(filter-out $(TEST_SRCS),$(wildcard tests/*.c))
 SUPPORT_OBJS := $(SUPPORT:%.c=$(BUILD)/%.o)
-BINS      := $(BUILD)/marketctl $(if $(wildcard daemon/main.c),$(BUILD)/marketd)
+BINS      := $(BUILD)/marketctl $(BUILD)/marketd $(if $(wildcard tools/market-load.c),$(BUILD)/market-load)
 
 .PHONY: all unit test asan valgrind deps run clean help format-check integration
 all: $(BINS)
@@ -44,6 +44,9 @@ $(BUILD)/marketctl: $(BUILD)/tools/marketctl.o $(LIB)
 $(BUILD)/marketd: $(BUILD)/daemon/main.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(BUILD)/market-load: $(BUILD)/tools/market-load.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPPORT_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs cmocka) -o $@
 
@@ -57,8 +60,7 @@ unit: $(TEST_BINS) $(BINS)
 test: unit integration
 
 integration: $(BINS)
-	@set -e; for t in tests/integration/*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; \
-	  MARKETD_BUILD=$(BUILD) bash $$t; done
+	MARKETD_BUILD=$(BUILD) bash scripts/integration.sh
 
 asan:
 	$(MAKE) BUILD=build/asan SANITIZE=address,undefined unit

@@ -38,6 +38,7 @@ struct md_engine {
     const md_input_t *in;
     size_t n;
     int64_t wall_now, last_now;
+    bool force_bootstrap;
 };
 
 /* ---- the rules' state over the write transaction ----------------------------- */
@@ -493,7 +494,9 @@ static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
     int64_t saved_now = e->last_now;
     md_buf_reset(&e->out);
     memset(&e->pending, 0, sizeof e->pending);
-    md_err_t rc = bootstrap_in(e, t, first_now(e), err);
+    /* The bootstrap rides with the first batch that has commands, so that its
+     * recorded_at is that batch's time (deterministic with clock = command). */
+    md_err_t rc = e->n || e->force_bootstrap ? bootstrap_in(e, t, first_now(e), err) : MD_OK;
     for (size_t i = 0; i < e->n && rc == MD_OK; i++)
         rc = process_one(e, t, i, err);
     if (rc == MD_OK)
@@ -539,5 +542,8 @@ md_err_t md_engine_bootstrap(md_engine_t *e, int64_t now_ms, md_error_t *err)
     e->n = 0;
     e->wall_now = now_ms;
     e->last_now = now_ms;
-    return md_store_write(e->store, batch_fn, e, err);
+    e->force_bootstrap = true;
+    md_err_t rc = md_store_write(e->store, batch_fn, e, err);
+    e->force_bootstrap = false;
+    return rc;
 }

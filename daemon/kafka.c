@@ -389,7 +389,7 @@ static md_err_t open_all(daemon_t *d, md_error_t *err)
     d->in = md_malloc((size_t)d->cfg->batch_max_commands * sizeof *d->in);
     md_buf_init(&d->results);
     md_log_info("store opened", "data_dir=%s", d->cfg->data_dir);
-    return md_engine_bootstrap(d->engine, wall_ms(), err);
+    return MD_OK;
 }
 
 /* Finishes the outbox and deletes what was delivered. */

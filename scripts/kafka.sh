@@ -371,6 +371,13 @@ cmd_up() {
         die "kafka.tools.StorageTool format failed"
     fi
 
+    start_broker
+}
+
+# Starts the JVM on the formatted KAFKA_DIR and waits until it answers.
+start_broker() {
+    local pid
+    cd "$KAFKA_DIR"
     # setsid: own session, so a Ctrl-C in the calling terminal/make does not kill it.
     # shellcheck disable=SC2086  # the *_OPTS are lists of options
     setsid java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS \
@@ -384,6 +391,28 @@ cmd_up() {
         die "start failed; logs kept in $KAFKA_DIR (deleted by 'down')"
     fi
     say "Kafka $KAFKA_VERSION up (pid $pid) on 127.0.0.1:$KAFKA_PORT, dir $KAFKA_DIR"
+}
+
+# ---------------------------------------------------------------- stop / start
+# For broker-restart tests: stop the JVM but keep its data, start it again on it.
+
+cmd_stop() {
+    local pid
+    lock_instance
+    if pid=$(broker_pid); then
+        say "stopping broker (pid $pid), keeping $KAFKA_DIR"
+        stop_pid "$pid"
+    else
+        say "not running"
+    fi
+}
+
+cmd_start() {
+    need_java
+    lock_instance
+    broker_pid >/dev/null && { say "already running"; return 0; }
+    [[ -f $KAFKA_DIR/server.properties ]] || die "no stopped broker in $KAFKA_DIR; use up"
+    start_broker
 }
 
 # ---------------------------------------------------------------- down
@@ -428,5 +457,7 @@ case ${1:-} in
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
-    *) echo "usage: $0 up|down|status|fetch" >&2; exit 2 ;;
+    stop) cmd_stop ;;
+    start) cmd_start ;;
+    *) echo "usage: $0 up|down|stop|start|status|fetch" >&2; exit 2 ;;
 esac

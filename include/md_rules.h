@@ -1,0 +1,164 @@
+/*
+ * md_rules.h - the decider: decide(state, command) -> events | rejection and
+ * evolve(state, event) (rules.md; architecture.md "rules/").
+ *
+ * Pure: no I/O, no clock reads, no mutable globals. Time comes in as `now`
+ * (ms since epoch). All state that decide needs is reached through md_state_t,
+ * a small key/value interface the engine implements over its LMDB write
+ * transaction (tests use tests/rules_mem.c). Decide only reads state; evolve
+ * is the only writer. Aggregate records are compact fixed-size C structs
+ * stored raw (their layout is the store format; each begins with a uint32_t
+ * format number, see docs/rules.md for the keys).
+ *
+ * Engine loop for one input message (see docs/rules.md for the full recipe):
+ *   md_command_decode_json(raw, len, &opts, &cmd);
+ *   if cmd.status != MALFORMED: look up cmd.command_id in the outcomes
+ *       ("bootstrap" is always taken) -> answer duplicate, append nothing;
+ *   now = clock == command ? cmd.issued_at : wall clock;
+ *   md_rules_decide(&state, &cmd, now, &d, &err);
+ *   for each d.events[i]: append with recorded_at = now, command_id and actor
+ *       (nil when !cmd has them), then md_rules_evolve(&state, &appended, &err);
+ *   d.accepted -> result accepted; else result rejected with d.code_name,
+ *       d.clause, d.message; record the outcome unless d.retryable or MALFORMED.
+ * Whether accepted or not, d.events holds exactly what to append: a rejection
+ * yields one CommandRejected event on stream "rejections".
+ *
+ * Thread safety: the functions are reentrant; a state handle must not be used
+ * by two threads at once (it is the engine's write transaction).
+ */
+#ifndef MD_RULES_H
+#define MD_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "md_command.h"
+#include "md_error.h"
+#include "md_event.h"
+
+/* ---- rejection codes (rules.md "Codes and clauses") ----------------------- */
+
+#define MD_CODES(X)                                                            \
+    X(MALFORMED) X(UNKNOWN_COMMAND) X(INVALID_FIELD) X(VERSION_CONFLICT)       \
+    X(NOT_FOUND) X(ALREADY_EXISTS) X(FORBIDDEN) X(STORE_STATE)                 \
+    X(CONSENT_STATE) X(ALREADY_OPERATOR) X(NOT_OPERATOR) X(LAST_OPERATOR)      \
+    X(ALREADY_ACCEPTED) X(APPLICATION_PENDING) X(APPLICATION_NOT_PENDING)      \
+    X(AGREEMENT_VERSION) X(CATEGORY_RETIRED) X(MEMBER_NOT_REGISTERED)          \
+    X(ALREADY_PROVIDER) X(NOT_A_PROVIDER) X(PRODUCT_STATE)                     \
+    X(PRODUCT_UNAVAILABLE) X(ORDER_STATE) X(DUPLICATE_PAYMENT)                 \
+    X(COMPLAINT_EXISTS) X(COMPLAINT_STATE) X(APPEAL_EXISTS)                    \
+    X(INSUFFICIENT_FUNDS) X(ACCOUNT_SUSPENDED) X(ACCOUNT_CLOSED)               \
+    X(STORE_CLOSED) X(SANCTIONED) X(ORDERING_RESTRICTED)                       \
+    X(PROVIDER_UNAVAILABLE) X(BALANCE_FROZEN) X(MEMBER_MUTED)                  \
+    X(SANCTION_ACTIVE) X(SANCTION_NOT_ACTIVE) X(SANCTION_IRREVERSIBLE)         \
+    X(ORDER_IN_DISPUTE) X(SERVICE_UNAVAILABLE) X(PROHIBITED_CONTENT)           \
+    X(PRODUCT_RESTRICTED) X(SELF_DEALING) X(REVIEW_EXISTS)                     \
+    X(VOUCHER_NOT_HELD) X(VOUCHER_USED) X(VOUCHER_EXPIRED)                     \
+    X(VOUCHER_NOT_TRANSFERABLE) X(ACCOUNT_NOT_TRANSFERABLE)                    \
+    X(PROMO_ALREADY_CLAIMED) X(OFF_PLATFORM_TRADE) X(CONSENT_REQUIRED)         \
+    X(NO_VIOLATION_ON_RECORD)
+
+#define MD_CODE_ENUM_(name) MD_CODE_##name,
+typedef enum md_code { MD_CODE_NONE = -1, MD_CODES(MD_CODE_ENUM_) MD_CODE_COUNT_ } md_code_t;
+#undef MD_CODE_ENUM_
+
+/** @brief "INSUFFICIENT_FUNDS" for MD_CODE_INSUFFICIENT_FUNDS; "" when invalid. */
+const char *md_code_name(md_code_t code);
+/** @brief The code's clause ("3.2.1"), or NULL when the table says null. */
+const char *md_code_clause(md_code_t code);
+/** @brief The code named @p name, or MD_CODE_NONE. */
+md_code_t md_code_find(const char *name);
+
+/* ---- state interface -------------------------------------------------------- */
+
+/*
+ * Aggregate state, implemented by the engine over its write transaction.
+ * get:  MD_OK with the value (*val, *vlen) borrowed until the next put (copy it), or
+ *       MD_ENOTFOUND, or an error (propagated by decide/evolve).
+ * put:  stores a copy of the bytes; a later get in the same batch sees them.
+ * stream_version: the number of events in @p stream so far (0 when none),
+ *       including events appended earlier in the same batch.
+ * Keys are binary-safe byte strings of at most 511 bytes (LMDB's limit).
+ */
+typedef struct md_state {
+    void *ctx;
+    md_err_t (*get)(void *ctx, const void *key, size_t klen, const void **val,
+                    size_t *vlen);
+    md_err_t (*put)(void *ctx, const void *key, size_t klen, const void *val,
+                    size_t vlen);
+    md_err_t (*stream_version)(void *ctx, const char *stream, uint64_t *version);
+} md_state_t;
+
+/* ---- decision ---------------------------------------------------------------- */
+
+#define MD_DECISION_EVENTS_MAX 8
+#define MD_DECISION_ARENA 4096
+
+/* One event to append. data borrows strings from the command passed to
+ * decide and from the decision's own arena: keep both alive until packed. */
+typedef struct md_new_event {
+    char stream[MD_STREAM_MAX + 1];
+    const char *type;                 /* static string */
+    md_data_t data;
+} md_new_event_t;
+
+typedef struct md_decision {
+    bool accepted;
+    /* When rejected: */
+    md_code_t code;
+    const char *code_name;            /* static */
+    const char *clause;               /* static, NULL when none */
+    char message[256];                /* names the field / amount / state */
+    bool retryable;                   /* SERVICE_UNAVAILABLE: do not bind command_id */
+    bool malformed;                   /* result has command_id null */
+    const char *command_type;         /* static spec name, NULL when unknown */
+    /* Events to append, in order (a rejection: one CommandRejected). */
+    size_t n_events;
+    md_new_event_t events[MD_DECISION_EVENTS_MAX];
+    /* Private: string storage for event data. */
+    char arena[MD_DECISION_ARENA];
+    size_t arena_len;
+    char sha_hex[65];
+} md_decision_t;
+
+/**
+ * @brief Decides @p cmd at time @p now against @p st (read only).
+ *
+ * Handles every decode status: MALFORMED yields the MALFORMED rejection with
+ * {code, sha256}; REJECTED yields the deferred UNKNOWN_COMMAND/INVALID_FIELD;
+ * OK runs rules.md "Order of checks" steps 2-7, then prepends the implicit
+ * AgreementAccepted when it applies. The caller must have answered duplicates
+ * (including command_id "bootstrap") before calling.
+ *
+ * @param d caller-owned, fully overwritten. Its events borrow from @p cmd.
+ * @returns MD_OK (see d->accepted), or the state's error (MD_ESTORE,
+ *          MD_EMAPFULL, MD_ECORRUPT for a record of the wrong size/format).
+ */
+md_err_t md_rules_decide(const md_state_t *st, const md_command_t *cmd, int64_t now,
+                         md_decision_t *d, md_error_t *err);
+
+/**
+ * @brief Applies one appended event to the aggregates in @p st (the only
+ * writer). Deterministic: uses only the event (type, stream, recorded_at,
+ * actor, data) and the current state. Unknown types are ignored
+ * (CommandRejected changes nothing).
+ * @param ev an event as appended or read back; ev->data borrowed.
+ * @returns MD_OK, MD_ECORRUPT (data lacks a field the type requires, or a
+ *          record it refers to is missing), or the state's error.
+ */
+md_err_t md_rules_evolve(const md_state_t *st, const md_event_t *ev, md_error_t *err);
+
+/**
+ * @brief The bootstrap of an empty store: MemberRegistered{kind organization,
+ * name "marketplace operator"} and OperatorGranted on member:<operator_id>.
+ * The engine appends them with command_id and actor "bootstrap", evolves
+ * them, and records command_id "bootstrap" as accepted. @p now is only
+ * checked to be the recorded_at the engine will use (not otherwise read).
+ * @returns MD_OK, MD_EINVAL (operator_id is not a valid id), MD_EEXIST (the
+ *          member exists), or the state's error.
+ */
+md_err_t md_rules_bootstrap(const md_state_t *st, const char *operator_id, int64_t now,
+                            md_decision_t *d, md_error_t *err);
+
+#endif

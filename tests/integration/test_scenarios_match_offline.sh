@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The scenario files and the demo day, published to Kafka (one partition, clock =
+# command), give the same results and the same hash chain head as offline mode.
+source "$(dirname "$0")/lib.sh"
+
+n=0
+for f in demo/demo-day.jsonl tests/scenarios/*.jsonl; do
+    case $f in *.expected.jsonl | *.results.jsonl) continue ;; esac
+    [ -e "$f" ] || continue
+    n=$((n + 1))
+    prefix=it$$s$n
+    offline "$f" "$work/off$n" "$work/off$n.results"
+    marketd_start k$n "$work/k$n" --set topic.partitions=1 --clock command
+    marketd_wait_running k$n
+    load "$f" --wait --timeout 60 --quiet --results-out "$work/k$n.results" ||
+        fail "$f: not every result arrived"
+    marketd_stop k$n
+    diff <(sort -u "$work/off$n.results") <(sort -u "$work/k$n.results") >"$work/diff$n" ||
+        fail "$f: results differ from offline mode: $(head -5 "$work/diff$n")"
+    [ "$(chain_head "$work/off$n")" = "$(chain_head "$work/k$n")" ] ||
+        fail "$f: chain head differs from offline mode"
+    log "ok $f ($(wc -l <"$work/off$n.results") results, same chain head)"
+done
+[ "$n" -gt 0 ] || fail "no scenario files"
+echo "scenarios over kafka: $n passed, 0 failed"
