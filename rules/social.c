@@ -1,0 +1,270 @@
+/*
+ * social.c - reviews, messages, complaints and arbitration (§3.1.2, §3.1.4,
+ * §3.3.3 mute, §3.3.5, §4.1.4, §4.2.4, §4.2.6): step-7 rules and evolution.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+static int not_muted(md__ctx_t *c)
+{
+    const md__slot_t *s = &c->actor.slot[MD__SLOT_MUTE];
+    if (!md__slot_active(s, c->now))
+        return MD_OK;
+    return md__reject(c, MD_CODE_MEMBER_MUTED, "'%s' is muted by sanction '%s'",
+                      c->cmd->actor, s->sanction_id);
+}
+
+/* ---- reviews and messages ---------------------------------------------------- */
+
+int md__rule_post_review(md__ctx_t *c)
+{
+    const md__order_t *o = &c->order;
+    int rc = not_muted(c);
+    if (rc != MD_OK)
+        return rc;
+    if (o->status != MD__OS_COMPLETED)
+        return md__reject(c, MD_CODE_ORDER_STATE, "order '%s' is %s, not completed",
+                          md__str(c, "order_id"), md__order_statuses[o->status]);
+    if (o->has_review)
+        return md__reject(c, MD_CODE_REVIEW_EXISTS, "order '%s' already has a review",
+                          md__str(c, "order_id"));
+    rc = md__check_content(c, "text");
+    if (rc != MD_OK)
+        return rc;
+    md_data_t *d = md__emit(c, "ReviewPosted", "review", md__str(c, "review_id"));
+    md__put_str(c, d, "review_id");
+    md__put_str(c, d, "order_id");
+    md_data_str(d, "author", c->cmd->actor);
+    md_data_str(d, "provider", md__keep(c->d, o->provider));
+    md_data_str(d, "product_id", md__keep(c->d, o->product_id));
+    md_data_str(d, "store_id", md__keep(c->d, o->store_id));
+    md__put_int(c, d, "rating");
+    md__put_str(c, d, "text");
+    return MD_OK;
+}
+
+int md__rule_send_message(md__ctx_t *c)
+{
+    int rc = not_muted(c);
+    if (rc == MD_OK)
+        rc = md__check_content(c, "text");
+    if (rc != MD_OK)
+        return rc;
+    md_data_t *d = md__emit(c, "MessageSent", "message", md__str(c, "message_id"));
+    md__put_str(c, d, "message_id");
+    md_data_str(d, "from", c->cmd->actor);
+    md__put_str(c, d, "to");
+    md__put_str(c, d, "text");
+    md__put_str(c, d, "order_id");
+    return MD_OK;
+}
+
+/* ---- complaints -------------------------------------------------------------------- */
+
+int md__rule_file_complaint(md__ctx_t *c)
+{
+    const md__order_t *o = &c->order;
+    if (o->status != MD__OS_PAID && o->status != MD__OS_DELIVERED)
+        return md__reject(c, MD_CODE_ORDER_STATE, "order '%s' is %s, not paid or delivered",
+                          md__str(c, "order_id"), md__order_statuses[o->status]);
+    if (o->complaint[0] != '\0')
+        return md__reject(c, MD_CODE_COMPLAINT_EXISTS,
+                          "order '%s' already has the active complaint '%s'",
+                          md__str(c, "order_id"), o->complaint);
+    bool by_buyer = strcmp(c->cmd->actor, o->buyer) == 0;
+    md_data_t *d = md__emit(c, "ComplaintFiled", "complaint", md__str(c, "complaint_id"));
+    md__put_str(c, d, "complaint_id");
+    md__put_str(c, d, "order_id");
+    md_data_str(d, "complainant", c->cmd->actor);
+    md_data_str(d, "respondent", md__keep(c->d, by_buyer ? o->provider : o->buyer));
+    md__put_str(c, d, "reason");
+    return MD_OK;
+}
+
+/* Rejects unless the complaint's status is in the mask (1 << status). */
+static int complaint_in(md__ctx_t *c, unsigned mask, const char *want)
+{
+    if (mask & (1u << c->complaint.status))
+        return MD_OK;
+    return md__reject(c, MD_CODE_COMPLAINT_STATE, "complaint '%s' is %s, not %s",
+                      md__str(c, "complaint_id"),
+                      md__complaint_statuses[c->complaint.status], want);
+}
+
+#define ACTIVE ((1u << MD__CS_OPEN) | (1u << MD__CS_ARBITRATION))
+
+static md_data_t *emit_complaint(md__ctx_t *c, const char *type)
+{
+    md_data_t *d = md__emit(c, type, "complaint", md__str(c, "complaint_id"));
+    md__put_str(c, d, "complaint_id");
+    md_data_str(d, "order_id", md__keep(c->d, c->complaint.order_id));
+    return d;
+}
+
+int md__rule_apply_arbitration(md__ctx_t *c)
+{
+    int rc = complaint_in(c, 1u << MD__CS_OPEN, "open");
+    if (rc == MD_OK)
+        emit_complaint(c, "ArbitrationRequested");
+    return rc;
+}
+
+int md__rule_submit_defense(md__ctx_t *c)
+{
+    int rc = complaint_in(c, ACTIVE, "open or in arbitration");
+    if (rc != MD_OK)
+        return rc;
+    md_data_t *d = emit_complaint(c, "DefenseSubmitted");
+    md_data_str(d, "respondent", c->cmd->actor);
+    md__put_str(c, d, "statement");
+    return MD_OK;
+}
+
+int md__rule_withdraw_complaint(md__ctx_t *c)
+{
+    int rc = complaint_in(c, ACTIVE, "open or in arbitration");
+    if (rc == MD_OK)
+        emit_complaint(c, "ComplaintWithdrawn");
+    return rc;
+}
+
+/* Splits the escrow by the ruling: *refund to the buyer, *release to the provider. */
+static void ruling_split(int64_t decision, int64_t escrow, int64_t asked, int64_t *refund,
+                         int64_t *release)
+{
+    *refund = decision == MD__RULE_REFUND_BUYER ? escrow
+              : decision == MD__RULE_SPLIT      ? asked
+                                                : 0;
+    *release = escrow - *refund;
+}
+
+static const char *const ruling_status[] = {"refunded", "completed", "partially_refunded"};
+
+int md__rule_rule_on_dispute(md__ctx_t *c)
+{
+    bool found;
+    int64_t decision = md__int(c, "decision"), refund, release;
+    int rc = complaint_in(c, 1u << MD__CS_ARBITRATION, "in arbitration");
+    if (rc == MD_OK)
+        rc = md__load(c, "o:", c->complaint.order_id, &c->order, sizeof c->order, &found);
+    if (rc != MD_OK)
+        return rc;
+    const md__order_t *o = &c->order;
+    if (decision == MD__RULE_SPLIT && md__int(c, "refund_amount") >= o->escrow)
+        return md__reject(c, MD_CODE_INVALID_FIELD,
+                          "data.refund_amount: %lld is not below the escrow %lld",
+                          (long long)md__int(c, "refund_amount"), (long long)o->escrow);
+    ruling_split(decision, o->escrow, md__int(c, "refund_amount"), &refund, &release);
+    md_data_t *d = emit_complaint(c, "DisputeRuled");
+    md__put_str(c, d, "decision");
+    md_data_int(d, "refund_amount", refund);
+    md_data_int(d, "released", release);
+    md_data_str(d, "buyer", md__keep(c->d, o->buyer));
+    md_data_str(d, "provider", md__keep(c->d, o->provider));
+    md_data_str(d, "order_status", ruling_status[decision]);
+    if (decision == MD__RULE_REFUND_BUYER)
+        md__emit_voucher_restored(c, o, c->complaint.order_id);
+    return MD_OK;
+}
+
+/* ---- evolve ------------------------------------------------------------------------ */
+
+md_err_t md__evolve_ReviewPosted(md__ev_t *e)
+{
+    md__review_t r;
+    md__order_t o;
+    char id[MD_ID_MAX + 1];
+    memset(&r, 0, sizeof r);
+    md_err_t rc = md__ev_str(e, "review_id", id, sizeof id);
+    if (rc == MD_OK) rc = md__ev_str(e, "order_id", r.order_id, sizeof r.order_id);
+    if (rc == MD_OK) rc = md__ev_str(e, "author", r.author, sizeof r.author);
+    if (rc == MD_OK) rc = md__ev_load(e, "o:", r.order_id, &o, sizeof o);
+    if (rc == MD_OK) rc = md__ev_save(e, "r:", id, &r, sizeof r);
+    if (rc != MD_OK)
+        return rc;
+    o.has_review = 1;
+    return md__ev_save(e, "o:", r.order_id, &o, sizeof o);
+}
+
+md_err_t md__evolve_MessageSent(md__ev_t *e)
+{
+    char id[MD_ID_MAX + 1];
+    md__flag_t f = {0, 1};
+    md_err_t rc = md__ev_str(e, "message_id", id, sizeof id);
+    return rc == MD_OK ? md__ev_save(e, "g:", id, &f, sizeof f) : rc;
+}
+
+/* Sets the order's active complaint ("" clears it). */
+static md_err_t order_complaint(md__ev_t *e, const char *order_id, const char *complaint)
+{
+    md__order_t o;
+    md_err_t rc = md__ev_load(e, "o:", order_id, &o, sizeof o);
+    if (rc != MD_OK)
+        return rc;
+    memset(o.complaint, 0, sizeof o.complaint);
+    strcpy(o.complaint, complaint);
+    return md__ev_save(e, "o:", order_id, &o, sizeof o);
+}
+
+md_err_t md__evolve_ComplaintFiled(md__ev_t *e)
+{
+    md__complaint_t q;
+    char id[MD_ID_MAX + 1];
+    memset(&q, 0, sizeof q);
+    md_err_t rc = md__ev_str(e, "complaint_id", id, sizeof id);
+    if (rc == MD_OK) rc = md__ev_str(e, "order_id", q.order_id, sizeof q.order_id);
+    if (rc == MD_OK) rc = md__ev_str(e, "complainant", q.complainant, sizeof q.complainant);
+    if (rc == MD_OK) rc = md__ev_str(e, "respondent", q.respondent, sizeof q.respondent);
+    if (rc == MD_OK) rc = md__ev_save(e, "q:", id, &q, sizeof q);
+    return rc == MD_OK ? order_complaint(e, q.order_id, id) : rc;
+}
+
+/* Moves a complaint to status; ending it clears the order's active complaint. */
+static md_err_t complaint_status(md__ev_t *e, int status, md__complaint_t *q)
+{
+    char id[MD_ID_MAX + 1];
+    md_err_t rc = md__ev_str(e, "complaint_id", id, sizeof id);
+    if (rc == MD_OK)
+        rc = md__ev_load(e, "q:", id, q, sizeof *q);
+    if (rc != MD_OK)
+        return rc;
+    q->status = (uint8_t)status;
+    rc = md__ev_save(e, "q:", id, q, sizeof *q);
+    if (rc == MD_OK && status != MD__CS_ARBITRATION)
+        rc = order_complaint(e, q->order_id, "");
+    return rc;
+}
+
+md_err_t md__evolve_ArbitrationRequested(md__ev_t *e)
+{
+    md__complaint_t q;
+    return complaint_status(e, MD__CS_ARBITRATION, &q);
+}
+
+md_err_t md__evolve_ComplaintWithdrawn(md__ev_t *e)
+{
+    md__complaint_t q;
+    return complaint_status(e, MD__CS_WITHDRAWN, &q);
+}
+
+md_err_t md__evolve_DisputeRuled(md__ev_t *e)
+{
+    md__complaint_t q;
+    md__order_t o;
+    char status[24];
+    int64_t refund, release;
+    md_err_t rc = complaint_status(e, MD__CS_RULED, &q);
+    if (rc == MD_OK) rc = md__ev_int(e, "refund_amount", &refund);
+    if (rc == MD_OK) rc = md__ev_int(e, "released", &release);
+    if (rc == MD_OK) rc = md__ev_str(e, "order_status", status, sizeof status);
+    if (rc == MD_OK) rc = md__ev_load(e, "o:", q.order_id, &o, sizeof o);
+    if (rc == MD_OK) rc = md__ev_credit(e, o.buyer, refund);
+    if (rc == MD_OK) rc = md__ev_credit(e, o.provider, release);
+    if (rc != MD_OK)
+        return rc;
+    int st = md__vocab_index(md__order_statuses, status);
+    o.status = (uint8_t)(st < 0 ? MD__OS_COMPLETED : st);
+    o.escrow -= refund + release;
+    return md__ev_save(e, "o:", q.order_id, &o, sizeof o);
+}
