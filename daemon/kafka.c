@@ -429,7 +429,7 @@ md_err_t md_daemon_run(const md_config_t *cfg, volatile sig_atomic_t *stop, md_e
 {
     daemon_t d = {.cfg = cfg, .stop = stop};
     md_err_t rc = open_all(&d, err);
-    if (rc == MD_OK)
+    if (rc == MD_OK && !cfg->topics_exist)
         rc = create_topics(&d, err);
     if (rc == MD_OK)
         rc = md_publisher_start(cfg, d.store, &d.pub, err);
@@ -457,6 +457,8 @@ md_err_t md_embedded_start(const md_config_t *cfg, md_embedded_t **out, char *bo
 {
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* This handle only hosts the mock cluster and never connects anywhere. */
+    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr);
     md_embedded_t *e = md_calloc(1, sizeof *e);
     e->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (e->rk == NULL) {

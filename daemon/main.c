@@ -136,6 +136,7 @@ static md_err_t run_daemon(cli_t *c, md_config_t *cfg, md_error_t *err)
         if (rc != MD_OK)
             return rc;
         md_config_set(cfg, "kafka.bootstrap.servers", bootstrap, NULL);
+        cfg->topics_exist = true;
         printf("embedded kafka bootstrap=%s\n", bootstrap);
         fflush(stdout);
     }

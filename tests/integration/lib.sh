@@ -29,7 +29,7 @@ marketd_start() {
     # One log per start (earlier starts are kept in NAME.all.log), so that
     # marketd_wait_running sees this start's lines only.
     if [ -f "$work/$name.log" ]; then cat "$work/$name.log" >>"$work/$name.all.log"; : >"$work/$name.log"; fi
-    "$build/marketd" --data-dir "$data" \
+    "$build/marketd" -c config/marketd.conf --data-dir "$data" \
         --set kafka.bootstrap.servers="$bootstrap" \
         --set topic.commands="$prefix.commands" --set topic.results="$prefix.results" \
         --set topic.events="$prefix.events" --set topic.deadletter="$prefix.deadletter" \
