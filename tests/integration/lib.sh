@@ -42,11 +42,11 @@ marketd_start() {
 
 marketd_pid() { cat "$work/$1.pid"; }
 
-# marketd_wait_running NAME [SECONDS]: waits until the daemon consumes (topics exist).
+# marketd_wait_running NAME [SECONDS]: waits until the daemon has its partitions.
 marketd_wait_running() {
     local i
     for ((i = 0; i < ${2:-30} * 10; i++)); do
-        grep -q 'msg="marketd running"' "$work/$1.log" 2>/dev/null && return 0
+        grep -q 'msg="partition assigned"' "$work/$1.log" 2>/dev/null && return 0
         kill -0 "$(marketd_pid "$1")" 2>/dev/null || fail "marketd $1 exited"
         sleep 0.1
     done
@@ -91,7 +91,9 @@ decisions_per_command() {
 gen_workload() {
     local n=$1 m
     printf '{"command_id":"w-op","type":"PublishAgreement","actor":"operator","issued_at":"2026-11-26T07:00:00Z","data":{"version":1,"title":"Agreement","digest":"%064d"}}\n' 0
-    cat demo/demo-day.jsonl | grep -v '^$' | grep '"issued_at"' | grep -v Teleport | head -25 | sed 's/"command_id":"d-/"command_id":"wd-/'
+    # sed -n reads its whole input: no SIGPIPE upstream, which pipefail would report.
+    grep '"issued_at"' demo/demo-day.jsonl | grep -v Teleport |
+        sed -n '1,25s/"command_id":"d-/"command_id":"wd-/p'
     for ((i = 0; i < n; i++)); do
         m=$((i % 4))
         case $m in

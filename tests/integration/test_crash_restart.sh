@@ -7,12 +7,12 @@
 source "$(dirname "$0")/lib.sh"
 
 kills=${CRASH_KILLS:-6}
-gen_workload 2000 >"$work/in.jsonl"
+gen_workload 3000 >"$work/in.jsonl"
 offline "$work/in.jsonl" "$work/off" "$work/off.results"
 
 marketd_start k "$work/k" --set topic.partitions=1 --clock command --batch-max 50
 marketd_wait_running k
-load "$work/in.jsonl" --wait --timeout 180 --rate 800 --results-out "$work/k.results" \
+load "$work/in.jsonl" --wait --timeout 180 --rate 400 --results-out "$work/k.results" \
     >"$work/load.log" 2>&1 &
 loader=$!
 pids+=("$loader")
