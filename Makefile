@@ -28,6 +28,8 @@ SUPPORT_OBJS := $(SUPPORT:%.c=$(BUILD)/%.o)
 BINS      := $(BUILD)/marketctl $(BUILD)/marketd $(if $(wildcard tools/market-load.c),$(BUILD)/market-load)
 
 .PHONY: all unit test asan valgrind deps run clean help format-check integration
+# Keep object files that pattern rules chain through (tests), so reruns relink nothing.
+.SECONDARY:
 all: $(BINS)
 
 $(BUILD)/%.o: %.c
