@@ -9,6 +9,7 @@
 
 #include "md_kafka.h"
 #include "md_log.h"
+#include "md_metrics.h"
 
 #include <librdkafka/rdkafka_mock.h> /* after rdkafka.h, which md_kafka.h includes */
 
@@ -182,6 +183,19 @@ static void fill_inputs(daemon_t *d)
     }
 }
 
+/* Lag per partition for /metrics: the cached high watermark minus the next offset. */
+static void record_lag(daemon_t *d, const rd_kafka_topic_partition_list_t *l)
+{
+    for (int i = 0; i < l->cnt; i++) {
+        int64_t lo, hi;
+        int32_t p = l->elems[i].partition;
+        if (p < 0 || p >= MD_METRIC_PARTITIONS ||
+            rd_kafka_get_watermark_offsets(d->consumer, l->elems[i].topic, p, &lo, &hi))
+            continue;
+        atomic_store(&md_metrics.lag[p], hi > l->elems[i].offset ? hi - l->elems[i].offset : 0);
+    }
+}
+
 /* Kafka's committed offsets only serve lag tools: LMDB holds the real ones. */
 static void commit_to_kafka(daemon_t *d)
 {
@@ -194,6 +208,7 @@ static void commit_to_kafka(daemon_t *d)
             tp = rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition);
         tp->offset = m->offset + 1;
     }
+    record_lag(d, l);
     rd_kafka_resp_err_t e = rd_kafka_commit(d->consumer, l, 1);
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         md_log_debug("kafka offset commit failed", "error=\"%s\"", rd_kafka_err2str(e));
@@ -225,6 +240,7 @@ static md_err_t process_batch(daemon_t *d, md_error_t *err)
         md_err_t rc = md_engine_process(d->engine, d->in, d->nmsgs, wall_ms(), &d->results, &e);
         if (rc == MD_OK)
             break;
+        atomic_fetch_add(&md_metrics.batch_failures, 1);
         md_log_error("batch not committed, will retry", "commands=%zu error=\"%s\" retry_ms=%ld",
                      d->nmsgs, e.msg, pause);
         if (*d->stop)
@@ -256,9 +272,12 @@ static void seek_to_stored(daemon_t *d, rd_kafka_topic_partition_list_t *parts)
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         int64_t next;
+        atomic_fetch_add(&md_metrics.partitions_assigned, 1);
         tp->offset = md_txn_offset_get(t, tp->topic, tp->partition, &next, &err) == MD_OK
                          ? next
                          : RD_KAFKA_OFFSET_BEGINNING;
+        if (tp->partition >= 0 && tp->partition < MD_METRIC_PARTITIONS)
+            atomic_store(&md_metrics.assigned[tp->partition], true);
         md_log_info("partition assigned", "topic=%s partition=%d offset=%lld", tp->topic,
                     (int)tp->partition, (long long)tp->offset);
     }
@@ -281,6 +300,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         drop_batch(d);
     }
     md_log_info("partitions revoked", "count=%d", parts ? parts->cnt : 0);
+    for (int p = 0; p < MD_METRIC_PARTITIONS; p++)
+        atomic_store(&md_metrics.assigned[p], false);
+    atomic_store(&md_metrics.partitions_assigned, 0);
     rd_kafka_assign(rk, NULL);
 }
 

@@ -12,6 +12,7 @@
 
 #include "md_kafka.h"
 #include "md_log.h"
+#include "md_metrics.h"
 
 #define SCAN_LIMIT 1000
 
@@ -53,6 +54,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         }
         p->delivered[p->ndelivered++] = id;
         p->sent++;
+        atomic_fetch_add_explicit(&md_metrics.outbox_sent, 1, memory_order_relaxed);
     } else {
         p->failed++;
         if (p->resend_from == 0 || id < p->resend_from)
@@ -173,6 +175,7 @@ md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publis
         return md_error_set(err, MD_EKAFKA, "cannot start the publisher thread");
     }
     p->started = true;
+    atomic_store(&md_metrics.outbox_draining, true);
     *out = p;
     return MD_OK;
 }
@@ -202,6 +205,7 @@ uint64_t md_publisher_stop(md_publisher_t *p, long timeout_ms)
         return 0;
     p->drain_deadline_ms = mono_ms() + timeout_ms;
     p->stop = 1;
+    atomic_store(&md_metrics.outbox_draining, false);
     rd_kafka_yield(p->rk);
     pthread_join(p->thread, NULL);
     p->started = false;

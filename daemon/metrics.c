@@ -1,0 +1,148 @@
+/*
+ * metrics.c - counters, histograms and their Prometheus rendering.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "md_engine.h"
+#include "md_metrics.h"
+#include "md_rules.h"
+
+static const double batch_bounds[MD_HIST_BUCKETS] = {1, 2, 5, 10, 20, 50, 100, 200, 500,
+                                                     1000, 2000, 5000};
+static const double commit_bounds[MD_HIST_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                      0.005,  0.01,    0.025,  0.05,  0.1,
+                                                      0.25,   1};
+
+md_metrics_t md_metrics = {
+    .batch_size = {.bounds = batch_bounds},
+    .commit_seconds = {.bounds = commit_bounds},
+};
+
+#define RELAXED memory_order_relaxed
+
+void md_hist_observe(md_histogram_t *h, double v)
+{
+    int i = 0;
+    while (i < MD_HIST_BUCKETS && v > h->bounds[i])
+        i++;
+    if (i < MD_HIST_BUCKETS)
+        atomic_fetch_add_explicit(&h->counts[i], 1, RELAXED);
+    else
+        atomic_fetch_add_explicit(&h->inf, 1, RELAXED);
+    atomic_fetch_add_explicit(&h->count, 1, RELAXED);
+    atomic_fetch_add_explicit(&h->sum_micro, (uint64_t)(v * 1e6), RELAXED);
+}
+
+void md_metrics_add_batch(const md_engine_stats_t *d, double commit_seconds)
+{
+    md_metrics_t *m = &md_metrics;
+    atomic_fetch_add_explicit(&m->accepted, d->accepted, RELAXED);
+    atomic_fetch_add_explicit(&m->rejected, d->rejected, RELAXED);
+    atomic_fetch_add_explicit(&m->duplicates, d->duplicates, RELAXED);
+    atomic_fetch_add_explicit(&m->malformed, d->malformed, RELAXED);
+    atomic_fetch_add_explicit(&m->events_appended, d->events, RELAXED);
+    atomic_fetch_add_explicit(&m->batches, 1, RELAXED);
+    for (int i = 0; i < MD_METRIC_CODES && i < MD_CODE_COUNT_; i++)
+        if (d->by_code[i])
+            atomic_fetch_add_explicit(&m->rejected_by_code[i], d->by_code[i], RELAXED);
+    md_hist_observe(&m->batch_size, (double)d->commands);
+    md_hist_observe(&m->commit_seconds, commit_seconds);
+}
+
+static void put(md_buf_t *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(md_buf_t *out, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        md_buf_append(out, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static uint64_t get(_Atomic uint64_t *v)
+{
+    return atomic_load_explicit(v, RELAXED);
+}
+
+static void render_hist(md_buf_t *out, const char *name, const char *help, md_histogram_t *h)
+{
+    uint64_t cum = 0;
+    put(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (int i = 0; i < MD_HIST_BUCKETS; i++) {
+        cum += get(&h->counts[i]);
+        put(out, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i], (unsigned long long)cum);
+    }
+    put(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)get(&h->count));
+    put(out, "%s_sum %.6f\n%s_count %llu\n", name, (double)get(&h->sum_micro) / 1e6, name,
+        (unsigned long long)get(&h->count));
+}
+
+static void render_commands(md_buf_t *out)
+{
+    md_metrics_t *m = &md_metrics;
+    put(out, "# HELP marketd_commands_total Commands decided, by result status.\n"
+             "# TYPE marketd_commands_total counter\n");
+    put(out, "marketd_commands_total{status=\"accepted\"} %llu\n",
+        (unsigned long long)get(&m->accepted));
+    put(out, "marketd_commands_total{status=\"rejected\"} %llu\n",
+        (unsigned long long)get(&m->rejected));
+    put(out, "marketd_commands_total{status=\"duplicate\"} %llu\n",
+        (unsigned long long)get(&m->duplicates));
+    put(out, "# HELP marketd_rejections_total Rejected commands by code.\n"
+             "# TYPE marketd_rejections_total counter\n");
+    for (int i = 0; i < MD_CODE_COUNT_ && i < MD_METRIC_CODES; i++)
+        put(out, "marketd_rejections_total{code=\"%s\"} %llu\n", md_code_name((md_code_t)i),
+            (unsigned long long)get(&m->rejected_by_code[i]));
+}
+
+static void render_lag(md_buf_t *out)
+{
+    put(out, "# HELP marketd_consumer_lag Messages behind the high watermark, per partition.\n"
+             "# TYPE marketd_consumer_lag gauge\n");
+    for (int p = 0; p < MD_METRIC_PARTITIONS; p++) {
+        int64_t lag = atomic_load_explicit(&md_metrics.lag[p], RELAXED);
+        if (atomic_load_explicit(&md_metrics.assigned[p], RELAXED) && lag >= 0)
+            put(out, "marketd_consumer_lag{partition=\"%d\"} %lld\n", p, (long long)lag);
+    }
+}
+
+void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t map_used,
+                       uint64_t map_size, uint64_t events_total)
+{
+    md_metrics_t *m = &md_metrics;
+    render_commands(out);
+    put(out, "# HELP marketd_events_appended_total Events appended by this process.\n"
+             "# TYPE marketd_events_appended_total counter\nmarketd_events_appended_total %llu\n",
+        (unsigned long long)get(&m->events_appended));
+    put(out, "# HELP marketd_events Events in the store.\n# TYPE marketd_events gauge\n"
+             "marketd_events %llu\n", (unsigned long long)events_total);
+    put(out, "# HELP marketd_batch_failures_total Batches whose commit failed (retried).\n"
+             "# TYPE marketd_batch_failures_total counter\nmarketd_batch_failures_total %llu\n",
+        (unsigned long long)get(&m->batch_failures));
+    render_hist(out, "marketd_batch_size", "Commands per committed batch.", &m->batch_size);
+    render_hist(out, "marketd_commit_seconds", "Write transaction time including fsync.",
+                &m->commit_seconds);
+    render_lag(out);
+    put(out, "# HELP marketd_outbox_depth Messages waiting in the outbox.\n"
+             "# TYPE marketd_outbox_depth gauge\nmarketd_outbox_depth %llu\n",
+        (unsigned long long)outbox_depth);
+    put(out, "# HELP marketd_outbox_sent_total Outbox messages delivered.\n"
+             "# TYPE marketd_outbox_sent_total counter\nmarketd_outbox_sent_total %llu\n",
+        (unsigned long long)get(&m->outbox_sent));
+    put(out, "# HELP marketd_lmdb_map_used_bytes Bytes of the LMDB map in use.\n"
+             "# TYPE marketd_lmdb_map_used_bytes gauge\nmarketd_lmdb_map_used_bytes %llu\n"
+             "# HELP marketd_lmdb_map_size_bytes Size of the LMDB map.\n"
+             "# TYPE marketd_lmdb_map_size_bytes gauge\nmarketd_lmdb_map_size_bytes %llu\n",
+        (unsigned long long)map_used, (unsigned long long)map_size);
+}
+
+bool md_metrics_ready(void)
+{
+    return atomic_load_explicit(&md_metrics.partitions_assigned, RELAXED) > 0 &&
+           atomic_load_explicit(&md_metrics.outbox_draining, RELAXED);
+}

@@ -1,0 +1,65 @@
+/*
+ * md_metrics.h - process-wide counters and histograms for /metrics
+ * (Prometheus text format), readiness flags for /readyz.
+ *
+ * Writers (the consumer/writer thread, the publisher) update with relaxed
+ * atomics; the HTTP threads read and render. One global instance, md_metrics,
+ * because a process runs one engine.
+ */
+#ifndef MD_METRICS_H
+#define MD_METRICS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "md_event.h"
+
+#define MD_HIST_BUCKETS 12
+#define MD_METRIC_CODES 64
+#define MD_METRIC_PARTITIONS 64
+
+typedef struct md_histogram {
+    const double *bounds;                     /* MD_HIST_BUCKETS upper bounds */
+    _Atomic uint64_t counts[MD_HIST_BUCKETS]; /* per bucket (not cumulative) */
+    _Atomic uint64_t inf;                     /* above the last bound */
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_micro;               /* sum of observations * 1e6 */
+} md_histogram_t;
+
+typedef struct md_metrics {
+    _Atomic uint64_t accepted, rejected, duplicates, malformed;
+    _Atomic uint64_t rejected_by_code[MD_METRIC_CODES];   /* index md_code_t */
+    _Atomic uint64_t events_appended;
+    _Atomic uint64_t batches, batch_failures;
+    _Atomic uint64_t outbox_sent, outbox_failed;
+    md_histogram_t batch_size;        /* commands per batch */
+    md_histogram_t commit_seconds;    /* write transaction incl. fsync */
+    /* consumer lag per partition of the commands topic (-1: unknown) */
+    _Atomic int64_t lag[MD_METRIC_PARTITIONS];
+    _Atomic bool assigned[MD_METRIC_PARTITIONS];
+    _Atomic int partitions_assigned;
+    _Atomic bool outbox_draining;     /* the publisher runs */
+    _Atomic bool running;             /* the consume loop runs */
+} md_metrics_t;
+
+extern md_metrics_t md_metrics;
+
+/** @brief Records one observation. */
+void md_hist_observe(md_histogram_t *h, double v);
+
+/** @brief Adds the counters of one committed batch (engine stats delta). */
+struct md_engine_stats;
+void md_metrics_add_batch(const struct md_engine_stats *delta, double commit_seconds);
+
+/**
+ * @brief Appends the Prometheus text exposition of every metric, plus the
+ * gauges given here (read by the caller from the store), to @p out.
+ */
+void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t map_used,
+                       uint64_t map_size, uint64_t events_total);
+
+/** @brief Ready: partitions assigned and the outbox publisher running. */
+bool md_metrics_ready(void);
+
+#endif
