@@ -123,7 +123,10 @@ int md__rule_review_product(md__ctx_t *c)
     md_data_t *d = md__emit(c, approve ? "ProductApproved" : "ProductDenied", "product",
                             md__str(c, "product_id"));
     md__put_str(c, d, "product_id");
-    md_data_str(d, "status", approve ? "listed" : "denied");
+    /* Approved while a delist_product sanction is in effect: the product stays
+     * delisted (not orderable) and its owner relists it once the sanction ends. */
+    bool held = approve && md__slot_active(&c->product.delisted, c->now);
+    md_data_str(d, "status", !approve ? "denied" : held ? "delisted" : "listed");
     if (!approve)
         md__put_str(c, d, "reason");
     return MD_OK;
@@ -264,7 +267,11 @@ static md_err_t product_update(md__ev_t *e, int status)
 
 md_err_t md__evolve_ProductApproved(md__ev_t *e)
 {
-    return product_update(e, MD__PS_LISTED);
+    char status[16];
+    md_err_t rc = md__ev_str(e, "status", status, sizeof status);
+    if (rc != MD_OK)
+        return rc;
+    return product_update(e, strcmp(status, "delisted") == 0 ? MD__PS_DELISTED : MD__PS_LISTED);
 }
 
 md_err_t md__evolve_ProductDenied(md__ev_t *e)
