@@ -42,6 +42,7 @@ static const key_spec_t keys[] = {
     {"store.nosync", K_BOOL, OFF(store_nosync), 0, 0, "false"},
     {"http.listen", K_STR, OFF(http_listen), 0, 0, ""},
     {"http.tokens", K_STR, OFF(http_tokens), 0, 0, ""},
+    {"http.threads", K_LONG, OFF(http_threads), 1, 64, "4"},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

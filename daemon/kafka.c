@@ -7,9 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "md_http.h"
 #include "md_kafka.h"
 #include "md_log.h"
 #include "md_metrics.h"
+#include "md_proj.h"
 
 #include <librdkafka/rdkafka_mock.h> /* after rdkafka.h, which md_kafka.h includes */
 
@@ -19,6 +21,8 @@ typedef struct daemon {
     md_store_t *store;
     md_engine_t *engine;
     md_publisher_t *pub;
+    md_proj_t *proj;
+    md_http_t *http;
     rd_kafka_t *consumer;
     /* the batch being collected */
     rd_kafka_message_t **msgs;
@@ -392,6 +396,16 @@ static md_err_t consume_loop(daemon_t *d, md_error_t *err)
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
+/* The read API, when http.listen is set; it reads the store and the projections. */
+static md_err_t start_http(daemon_t *d, md_error_t *err)
+{
+    if (d->cfg->http_listen[0] == '\0')
+        return MD_OK;
+    md_http_opts_t o = {.listen = d->cfg->http_listen, .tokens_file = d->cfg->http_tokens,
+                        .threads = (unsigned)d->cfg->http_threads};
+    return md_http_start(&o, d->store, d->proj, &d->http, err);
+}
+
 static md_err_t open_all(daemon_t *d, md_error_t *err)
 {
     md_store_opts_t so = {.nosync = d->cfg->store_nosync};
@@ -407,6 +421,9 @@ static md_err_t open_all(daemon_t *d, md_error_t *err)
     if (rc != MD_OK)
         return rc;
     md_engine_set_batch_hook(d->engine, delete_delivered, d);
+    if ((rc = md_proj_open(d->store, &d->proj, err)) != MD_OK ||
+        (rc = md_proj_attach(d->proj, d->engine, err)) != MD_OK || (rc = start_http(d, err)) != MD_OK)
+        return rc;
     d->msgs = md_malloc((size_t)d->cfg->batch_max_commands * sizeof *d->msgs);
     d->in = md_malloc((size_t)d->cfg->batch_max_commands * sizeof *d->in);
     md_buf_init(&d->results);
@@ -438,8 +455,10 @@ static void close_all(daemon_t *d)
         close_outbox(d);
         md_publisher_free(d->pub);
     }
+    md_http_stop(d->http);
     drop_batch(d);
     md_engine_destroy(d->engine);
+    md_proj_free(d->proj);
     md_store_close(d->store);
     free(d->msgs);
     free(d->in);

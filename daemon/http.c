@@ -1,0 +1,500 @@
+/*
+ * http.c - the read API (docs/api.md): routing, access control, privacy,
+ * JSON responses from one read transaction per request, and the operations
+ * endpoints /healthz, /readyz and /metrics.
+ */
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "md_http.h"
+#include "md_log.h"
+#include "md_metrics.h"
+
+#define DEFAULT_LIMIT 100
+#define MAX_LIMIT 1000
+
+struct md_http {
+    struct MHD_Daemon *d;
+    md_store_t *store;
+    md_proj_t *proj;
+    md_tokens_t *tokens;
+};
+
+typedef struct req {
+    md_http_t *h;
+    struct MHD_Connection *c;
+    md_principal_t who;
+    const char *id;          /* the path segment after a collection, or NULL */
+    md_txn_t *txn;
+    md_error_t err;
+} req_t;
+
+/* A handler fills *body and returns the HTTP status. */
+typedef unsigned (*handler_fn)(req_t *r, json_t **body);
+
+/* ---- responses ------------------------------------------------------------------ */
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *type,
+                                 const void *p, size_t n)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(n, (void *)p, MHD_RESPMEM_MUST_COPY);
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"marketd\"");
+    enum MHD_Result rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (s == NULL)
+        return send_text(c, 500, "application/json", "{\"error\":\"encoding\"}", 20);
+    enum MHD_Result rc = send_text(c, status, "application/json", s, strlen(s));
+    free(s);
+    return rc;
+}
+
+static unsigned fail(json_t **body, unsigned status, const char *msg)
+{
+    *body = json_pack("{s:s}", "error", msg);
+    return status;
+}
+
+/* ---- request parameters -------------------------------------------------------------- */
+
+static const char *arg(req_t *r, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, name);
+    return v && *v ? v : NULL;
+}
+
+static bool arg_limit(req_t *r, uint64_t *limit)
+{
+    const char *v = arg(r, "limit");
+    char *end;
+    if (v == NULL) {
+        *limit = DEFAULT_LIMIT;
+        return true;
+    }
+    unsigned long long n = strtoull(v, &end, 10);
+    if (*end != '\0' || n == 0 || n > MAX_LIMIT)
+        return false;
+    *limit = n;
+    return true;
+}
+
+static bool is_me(const req_t *r, const char *member)
+{
+    return r->who.role == MD_ROLE_MEMBER && member && strcmp(r->who.member, member) == 0;
+}
+
+static const char *str_field(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* ---- privacy ---------------------------------------------------------------------------- */
+
+/* Personal data (agreement §4.2.7, §6): hidden from analysts. */
+static const char *const personal_keys[] = {"name", "email", "phone", "identity_hash",
+                                            "buyer_contact", NULL};
+
+static void redact(json_t *v)
+{
+    const char *k;
+    json_t *x;
+    size_t i;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, x) redact(x);
+        return;
+    }
+    if (!json_is_object(v))
+        return;
+    json_object_foreach(v, k, x) {
+        bool personal = false;
+        for (i = 0; personal_keys[i]; i++)
+            personal = personal || strcmp(k, personal_keys[i]) == 0;
+        if (personal && !json_is_null(x))
+            json_object_set_new(v, k, json_string("[redacted]"));
+        else
+            redact(x);
+    }
+}
+
+static json_t *for_viewer(req_t *r, json_t *v)
+{
+    if (r->who.role == MD_ROLE_ANALYST)
+        redact(v);
+    return v;
+}
+
+/* The buyer's contact details, shown to auditors and to the order's provider (§6.3). */
+static void add_buyer_contact(req_t *r, json_t *order)
+{
+    json_t *acct = NULL;
+    const char *buyer = str_field(order, "buyer");
+    if (buyer == NULL || md_proj_get(r->h->proj, r->txn, "account", buyer, 0, &acct, NULL) != MD_OK)
+        return;
+    json_t *contact = json_object();
+    const char *keys[] = {"name", "email", "phone"};
+    for (int i = 0; i < 3; i++) {
+        json_t *v = json_object_get(acct, keys[i]);
+        json_object_set(contact, keys[i], v ? v : json_null());
+    }
+    json_object_set_new(order, "buyer_contact", contact);
+    json_decref(acct);
+}
+
+/* ---- handlers ----------------------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned get_status(md_err_t rc, json_t **body)
+{
+    if (rc == MD_ENOTFOUND)
+        return fail(body, 404, "not found");
+    return fail(body, 500, "store error");
+}
+
+static unsigned h_order(req_t *r, json_t **body)
+{
+    json_t *o = NULL;
+    md_err_t rc = md_proj_get(r->h->proj, r->txn, "order", r->id, now_ms(), &o, &r->err);
+    bool member = r->who.role == MD_ROLE_MEMBER;
+    if (member && (rc != MD_OK || (!is_me(r, str_field(o, "buyer")) &&
+                                   !is_me(r, str_field(o, "provider"))))) {
+        json_decref(o);
+        return fail(body, 403, "forbidden"); /* never reveals whether it exists */
+    }
+    if (rc != MD_OK)
+        return get_status(rc, body);
+    if (r->who.role == MD_ROLE_AUDITOR || is_me(r, str_field(o, "provider")))
+        add_buyer_contact(r, o);
+    *body = for_viewer(r, o);
+    return 200;
+}
+
+static unsigned h_account(req_t *r, json_t **body)
+{
+    json_t *a = NULL;
+    if (r->who.role == MD_ROLE_MEMBER && !is_me(r, r->id))
+        return fail(body, 403, "forbidden");
+    md_err_t rc = md_proj_get(r->h->proj, r->txn, "account", r->id, now_ms(), &a, &r->err);
+    if (rc != MD_OK)
+        return get_status(rc, body);
+    *body = for_viewer(r, a);
+    return 200;
+}
+
+typedef struct rows {
+    req_t *r;
+    json_t *items;
+    const char *from_day, *to_day;
+} rows_t;
+
+static md_err_t add_row(json_t *row, void *ctx, md_error_t *err)
+{
+    (void)err;
+    rows_t *rs = ctx;
+    const char *day = str_field(row, "placed_day");
+    if (day && ((rs->from_day && strcmp(day, rs->from_day) < 0) ||
+                (rs->to_day && strcmp(day, rs->to_day) > 0)))
+        return MD_OK;
+    json_array_append(rs->items, for_viewer(rs->r, row));
+    return MD_OK;
+}
+
+static unsigned list_reply(req_t *r, md_err_t rc, rows_t *rs, md_proj_page_t *page,
+                           json_t **body)
+{
+    if (rc != MD_OK) {
+        json_decref(rs->items);
+        return rc == MD_EINVAL ? fail(body, 400, "bad cursor or filter")
+                               : fail(body, 500, "store error");
+    }
+    (void)r;
+    *body = json_pack("{s:o, s:o}", "items", rs->items, "next",
+                      page->next[0] ? json_string(page->next) : json_null());
+    return 200;
+}
+
+static unsigned h_orders(req_t *r, json_t **body)
+{
+    md_proj_order_filter_t f = {arg(r, "buyer"), arg(r, "provider"), arg(r, "status"), NULL};
+    md_proj_page_t page = {.cursor = arg(r, "cursor")};
+    rows_t rs = {r, json_array(), arg(r, "from_day"), arg(r, "to_day")};
+    if (!arg_limit(r, &page.limit)) {
+        json_decref(rs.items);
+        return fail(body, 400, "limit must be 1..1000");
+    }
+    if (r->who.role == MD_ROLE_MEMBER && !is_me(r, f.buyer) && !is_me(r, f.provider)) {
+        json_decref(rs.items);
+        return fail(body, 403, "members list their own orders: set buyer or provider to yourself");
+    }
+    if (rs.from_day && rs.to_day && strcmp(rs.from_day, rs.to_day) == 0)
+        f.day = rs.from_day;
+    md_err_t rc = md_proj_orders(r->h->proj, r->txn, &f, &page, add_row, &rs, &r->err);
+    return list_reply(r, rc, &rs, &page, body);
+}
+
+static unsigned h_audit(req_t *r, json_t **body)
+{
+    md_proj_audit_filter_t f = {arg(r, "subject"), arg(r, "actor")};
+    md_proj_page_t page = {.cursor = arg(r, "cursor")};
+    if (r->who.role == MD_ROLE_ANALYST)
+        return fail(body, 403, "the audit trail is for auditors and the member concerned");
+    if (r->who.role == MD_ROLE_MEMBER && !is_me(r, f.subject) && !is_me(r, f.actor))
+        return fail(body, 403, "members read their own trail: set subject or actor to yourself");
+    if (f.subject == NULL && f.actor == NULL)
+        return fail(body, 400, "set subject or actor");
+    if (!arg_limit(r, &page.limit))
+        return fail(body, 400, "limit must be 1..1000");
+    rows_t rs = {r, json_array(), NULL, NULL};
+    md_err_t rc = md_proj_audit(r->h->proj, r->txn, &f, &page, add_row, &rs, &r->err);
+    return list_reply(r, rc, &rs, &page, body);
+}
+
+static unsigned h_sales(req_t *r, json_t **body)
+{
+    md_proj_sales_filter_t f = {arg(r, "provider"), arg(r, "from"), arg(r, "to")};
+    md_proj_page_t page = {.cursor = arg(r, "cursor")};
+    if (r->who.role == MD_ROLE_MEMBER && !is_me(r, f.provider))
+        return fail(body, 403, "providers read their own sales: set provider to yourself");
+    if (!arg_limit(r, &page.limit))
+        return fail(body, 400, "limit must be 1..1000");
+    rows_t rs = {r, json_array(), NULL, NULL};
+    md_err_t rc = md_proj_sales(r->h->proj, r->txn, &f, &page, add_row, &rs, &r->err);
+    return list_reply(r, rc, &rs, &page, body);
+}
+
+typedef struct events_ctx {
+    json_t *items;
+    uint64_t last;
+} events_ctx_t;
+
+static md_err_t add_event(const md_event_t *ev, const void *b, size_t n, void *ctx,
+                          md_error_t *err)
+{
+    events_ctx_t *e = ctx;
+    json_t *j = md_event_to_json(ev, b, n);
+    if (j == NULL)
+        return md_error_set(err, MD_ECODEC, "event %llu", (unsigned long long)ev->seq);
+    json_array_append_new(e->items, j);
+    e->last = ev->seq;
+    return MD_OK;
+}
+
+static unsigned h_events(req_t *r, json_t **body)
+{
+    uint64_t from = 1, limit;
+    const char *v = arg(r, "from");
+    char *end = NULL;
+    if (r->who.role != MD_ROLE_AUDITOR)
+        return fail(body, 403, "events are for auditors");
+    if (v && ((from = strtoull(v, &end, 10)) == 0 || *end != '\0'))
+        return fail(body, 400, "from must be a seq >= 1");
+    if (!arg_limit(r, &limit))
+        return fail(body, 400, "limit must be 1..1000");
+    events_ctx_t e = {json_array(), 0};
+    if (md_txn_scan(r->txn, from, limit, add_event, &e, &r->err) != MD_OK) {
+        json_decref(e.items);
+        return fail(body, 500, "store error");
+    }
+    *body = json_pack("{s:o, s:o}", "items", e.items, "next",
+                      json_array_size(e.items) == limit ? json_integer((json_int_t)e.last + 1)
+                                                        : json_null());
+    return 200;
+}
+
+/* ---- routing and access ------------------------------------------------------------------ */
+
+typedef struct route {
+    const char *path;      /* exact path, or a prefix ending in '/' taking an id */
+    handler_fn fn;
+} route_t;
+
+static const route_t routes[] = {
+    {"/v1/orders/", h_order},   {"/v1/orders", h_orders}, {"/v1/accounts/", h_account},
+    {"/v1/audit", h_audit},     {"/v1/sales", h_sales},   {"/v1/events", h_events},
+};
+
+static const route_t *find_route(const char *url, const char **id)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        size_t n = strlen(routes[i].path);
+        bool prefix = routes[i].path[n - 1] == '/';
+        if (prefix && strncmp(url, routes[i].path, n) == 0 && url[n] && !strchr(url + n, '/')) {
+            *id = url + n;
+            return &routes[i];
+        }
+        if (!prefix && strcmp(url, routes[i].path) == 0) {
+            *id = NULL;
+            return &routes[i];
+        }
+    }
+    return NULL;
+}
+
+static bool authenticate(md_http_t *h, struct MHD_Connection *c, md_principal_t *who)
+{
+    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (a == NULL || strncmp(a, "Bearer ", 7) != 0)
+        return false;
+    return md_tokens_check(h->tokens, a + 7, who);
+}
+
+static enum MHD_Result serve_metrics(md_http_t *h, struct MHD_Connection *c)
+{
+    md_txn_t *t = NULL;
+    md_buf_t out;
+    size_t used = 0, map = 0;
+    uint64_t head = 0;
+    MDB_stat st = {0};
+    md_buf_init(&out);
+    if (md_store_read(h->store, &t, NULL) == MD_OK) {
+        mdb_stat(md_txn_mdb(t), md_txn_dbi(t, MD_DB_OUTBOX), &st);
+        md_txn_head(t, &head, NULL, NULL);
+        md_txn_end(t);
+    }
+    md_store_usage(h->store, &used, &map, NULL);
+    md_metrics_render(&out, st.ms_entries, used, map, head);
+    enum MHD_Result rc = send_text(c, 200, "text/plain; version=0.0.4", out.p, out.len);
+    md_buf_release(&out);
+    return rc;
+}
+
+static enum MHD_Result serve_ops(md_http_t *h, struct MHD_Connection *c, const char *url,
+                                 bool *handled)
+{
+    *handled = true;
+    if (strcmp(url, "/healthz") == 0)
+        return send_json(c, 200, json_pack("{s:s}", "status", "ok"));
+    if (strcmp(url, "/readyz") == 0) {
+        bool ready = md_metrics_ready();
+        return send_json(c, ready ? 200 : 503, json_pack("{s:b}", "ready", ready));
+    }
+    if (strcmp(url, "/metrics") == 0)
+        return serve_metrics(h, c);
+    *handled = false;
+    return MHD_YES;
+}
+
+static enum MHD_Result serve_api(md_http_t *h, struct MHD_Connection *c, const char *url)
+{
+    req_t r = {.h = h, .c = c};
+    json_t *body = NULL;
+    const route_t *rt = find_route(url, &r.id);
+    if (!authenticate(h, c, &r.who))
+        return send_json(c, 401, json_pack("{s:s}", "error", "missing or unknown bearer token"));
+    if (rt == NULL)
+        return send_json(c, 404, json_pack("{s:s}", "error", "no such endpoint"));
+    if (md_store_read(h->store, &r.txn, &r.err) != MD_OK)
+        return send_json(c, 503, json_pack("{s:s}", "error", "store unavailable"));
+    unsigned status = rt->fn(&r, &body);
+    md_txn_end(r.txn);
+    if (status >= 500)
+        md_log_warn("http request failed", "path=%s status=%u error=\"%s\"", url, status,
+                    r.err.msg);
+    md_log_debug("http request", "path=%s status=%u", url, status);
+    return send_json(c, status, body);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **state)
+{
+    static int first;
+    (void)version, (void)upload;
+    if (*state == NULL) { /* headers only so far: answer on the next call */
+        *state = &first;
+        return MHD_YES;
+    }
+    if (*upload_size != 0)
+        return MHD_NO;
+    if (strcmp(method, "GET") != 0)
+        return send_json(c, 405, json_pack("{s:s}", "error", "read-only API: GET only"));
+    bool handled;
+    enum MHD_Result rc = serve_ops(cls, c, url, &handled);
+    return handled ? rc : serve_api(cls, c, url);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------------- */
+
+static md_err_t parse_listen(const char *s, struct sockaddr_in *sa, md_error_t *err)
+{
+    const char *colon = strrchr(s, ':');
+    char host[64];
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+    size_t hl = colon ? (size_t)(colon - s) : 0;
+    if (colon == NULL || port <= 0 || port > 65535 || hl >= sizeof host)
+        return md_error_set(err, MD_ECONFIG, "http.listen '%s' must be HOST:PORT", s);
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    sa->sin_port = htons((uint16_t)port);
+    if (hl == 0)
+        sa->sin_addr.s_addr = htonl(INADDR_ANY);
+    else if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host,
+                       &sa->sin_addr) != 1)
+        return md_error_set(err, MD_ECONFIG, "http.listen host '%s' is not an IPv4 address",
+                            host);
+    return MD_OK;
+}
+
+md_err_t md_http_start(const md_http_opts_t *o, md_store_t *store, md_proj_t *proj,
+                       md_http_t **out, md_error_t *err)
+{
+    struct sockaddr_in sa;
+    md_err_t rc = parse_listen(o->listen, &sa, err);
+    if (rc != MD_OK)
+        return rc;
+    if (o->tokens_file == NULL || o->tokens_file[0] == '\0')
+        return md_error_set(err, MD_ECONFIG, "http.tokens must name a tokens file");
+    md_http_t *h = md_calloc(1, sizeof *h);
+    h->store = store;
+    h->proj = proj;
+    if ((rc = md_tokens_load(o->tokens_file, &h->tokens, err)) != MD_OK) {
+        free(h);
+        return rc;
+    }
+    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL,
+                            on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads ? o->threads : 4),
+                            MHD_OPTION_CONNECTION_LIMIT, 4096U,
+                            MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_END);
+    if (h->d == NULL) {
+        md_tokens_free(h->tokens);
+        free(h);
+        return md_error_set(err, MD_EIO, "cannot listen on '%s'", o->listen);
+    }
+    md_log_info("http read API listening", "listen=%s", o->listen);
+    *out = h;
+    return MD_OK;
+}
+
+void md_http_stop(md_http_t *h)
+{
+    if (h == NULL)
+        return;
+    MHD_stop_daemon(h->d);
+    md_tokens_free(h->tokens);
+    free(h);
+}
