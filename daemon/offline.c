@@ -10,6 +10,7 @@
 
 #include "md_log.h"
 #include "md_offline.h"
+#include "md_proj.h"
 
 #define DEFAULT_BATCH 1000
 
@@ -18,6 +19,7 @@ typedef struct batch {
     size_t *starts, *lens;
     md_input_t *in;
     size_t n, cap;
+    bool msgpack;         /* the messages are msgpack */
 } batch_t;
 
 static int64_t wall_ms(void)
@@ -62,7 +64,7 @@ static void batch_seal(batch_t *b)
 {
     for (size_t i = 0; i < b->n; i++)
         b->in[i] = (md_input_t){.bytes = b->text.p + b->starts[i], .len = b->lens[i],
-                                .partition = -1};
+                                .msgpack = b->msgpack, .partition = -1};
 }
 
 static void batch_release(batch_t *b)
@@ -90,29 +92,59 @@ static md_err_t flush_batch(md_engine_t *eng, batch_t *b, FILE *out, md_buf_t *r
     return MD_OK;
 }
 
-static md_err_t run_lines(md_engine_t *eng, FILE *in, FILE *out, size_t batch_max,
+/* Reads the next JSON line (without its newline) into *buf; blank lines are
+ * skipped. Returns 1, 0 at the end of input, -1 on a read error. */
+static int next_line(FILE *in, char **buf, size_t *cap, size_t *len)
+{
+    ssize_t n;
+    while ((n = getline(buf, cap, in)) >= 0) {
+        *len = (size_t)n;
+        if (*len && (*buf)[*len - 1] == '\n')
+            (*len)--;
+        if (!is_blank(*buf, *len))
+            return 1;
+    }
+    return ferror(in) ? -1 : 0;
+}
+
+/* Reads the next msgpack frame (4-byte big-endian length, then the bytes).
+ * A truncated frame is a read error. */
+static int next_frame(FILE *in, char **buf, size_t *cap, size_t *len)
+{
+    unsigned char h[4];
+    size_t got = fread(h, 1, 4, in);
+    if (got == 0 && !ferror(in))
+        return 0;
+    if (got != 4)
+        return -1;
+    *len = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+    if (*len + 1 > *cap) {
+        *cap = *len + 1;
+        *buf = md_realloc(*buf, *cap);
+    }
+    return fread(*buf, 1, *len, in) == *len ? 1 : -1;
+}
+
+static md_err_t run_input(md_engine_t *eng, FILE *in, FILE *out, size_t batch_max, bool msgpack,
                           md_error_t *err)
 {
-    batch_t b = {0};
+    batch_t b = {.msgpack = msgpack};
     md_buf_t res;
     char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
+    size_t cap = 0, len = 0;
+    int got = 0;
     md_err_t rc = MD_OK;
     md_buf_init(&b.text);
     md_buf_init(&res);
-    while (rc == MD_OK && (n = getline(&line, &cap, in)) >= 0) {
-        size_t len = (size_t)n;
-        if (len && line[len - 1] == '\n')
-            len--;
-        if (is_blank(line, len))
-            continue;
+    while (rc == MD_OK && (got = msgpack ? next_frame(in, &line, &cap, &len)
+                                         : next_line(in, &line, &cap, &len)) > 0) {
         batch_add(&b, line, len);
         if (b.n >= batch_max)
             rc = flush_batch(eng, &b, out, &res, err);
     }
-    if (rc == MD_OK && ferror(in))
-        rc = md_error_set(err, MD_EIO, "read input: %s", strerror(errno));
+    if (rc == MD_OK && got < 0)
+        rc = md_error_set(err, MD_EIO, "read input: %s",
+                          ferror(in) ? strerror(errno) : "truncated msgpack frame");
     if (rc == MD_OK)
         rc = flush_batch(eng, &b, out, &res, err);
     free(line);
@@ -144,6 +176,7 @@ md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
     md_err_t rc = md_store_open(o->data_dir, &so, &store, err);
     if (rc == MD_OK)
         rc = md_engine_new(store, &o->engine, &eng, err);
+    rc = rc == MD_OK ? md_proj_attach_store(store, eng, err) : rc; /* projections */
     if (rc != MD_OK)
         goto done;
     in = strcmp(o->input, "-") == 0 ? stdin : fopen(o->input, "r");
@@ -152,7 +185,7 @@ md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
         rc = md_error_set(err, MD_EIO, "open '%s': %s", in ? res : o->input, strerror(errno));
         goto done;
     }
-    rc = run_lines(eng, in, out, o->batch_max ? o->batch_max : DEFAULT_BATCH, err);
+    rc = run_input(eng, in, out, o->batch_max ? o->batch_max : DEFAULT_BATCH, o->msgpack, err);
     if (rc == MD_OK && !o->quiet)
         summary(md_engine_stats(eng), mono_s() - t0);
 done:

@@ -5,10 +5,20 @@
  *   marketctl --data-dir DIR export [--from SEQ] [--limit N]
  *   marketctl --data-dir DIR verify
  *   marketctl --data-dir DIR stats
+ *   marketctl --data-dir DIR get order|account|store|product|complaint|sanction|voucher ID
+ *   marketctl --data-dir DIR orders [--buyer M] [--provider M] [--status S] [--day DAY]
+ *   marketctl --data-dir DIR audit [--subject ID|KIND:ID] [--actor M]
+ *   marketctl --data-dir DIR sales [--provider M] [--from DAY] [--to DAY]
+ *   marketctl --data-dir DIR rebuild
+ *   marketctl --data-dir DIR replay --until SEQ --out DIR2
+ * Lists take --limit N and --cursor C; when more rows may follow, the last
+ * line on stderr is `next_cursor: C`. `get` and `account` judge expiring
+ * sanctions at --as-of (ms or YYYY-MM-DDTHH:MM:SSZ; default: now).
  *
- * Output is JSON lines on stdout; errors go to stderr; the exit status is 0 on
- * success, 1 when verification fails or an object is missing, 2 on misuse.
- * The store is opened read-only, so marketctl is safe beside a running daemon.
+ * Output is JSON (one object) or JSON lines on stdout; errors go to stderr;
+ * the exit status is 0 on success, 1 when verification fails or an object is
+ * missing, 2 on misuse. The store is opened read-only (rebuild excepted), so
+ * marketctl is safe beside a running daemon.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -18,14 +28,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "md_proj.h"
 #include "md_store.h"
 
 typedef struct ctl {
     const char *dir;
     md_store_t *store;
     md_txn_t *txn;
+    md_proj_t *proj;
     const char *stream;
-    uint64_t from, limit;
+    uint64_t from, limit, until;
+    const char *from_s, *to, *out, *cursor;
+    const char *buyer, *provider, *status, *day, *subject, *actor;
+    const char *args[3];          /* positional arguments after the subcommand */
+    int nargs;
+    int64_t as_of;
     md_error_t err;
     /* progress on a terminal */
     bool tty;
@@ -122,14 +139,66 @@ static int cmd_export(ctl_t *c)
     return rc == MD_OK ? 0 : 1;
 }
 
+/* Progress of a phase that knows its total (verify's second walk restarts the bar). */
+static void progress_phase(ctl_t *c, uint64_t total)
+{
+    c->total = total;
+    c->done = 0;
+}
+
+static json_t *digest_json(const md_proj_digest_t *d)
+{
+    json_t *j = json_object();
+    char hex[2 * MD_HASH_LEN + 1];
+    for (int i = 0; i < MD_PROJ_COUNT_; i++) {
+        md_hex(d->sha[i], MD_HASH_LEN, hex);
+        json_object_set_new(j, md_proj_name((md_proj_id_t)i),
+                            json_pack("{s:s, s:I}", "sha256", hex, "entries",
+                                      (json_int_t)d->entries[i]));
+    }
+    return j;
+}
+
+/* The projection half of verify: live digests against a rebuild. */
+static int verify_projections(ctl_t *c, uint64_t n, const char *head)
+{
+    md_proj_report_t *rep = md_calloc(1, sizeof *rep);
+    int status = 0;
+    progress_phase(c, n);
+    md_err_t rc = md_proj_verify(c->proj, c->txn, progress, c, rep, &c->err);
+    c->done = n;
+    progress_end(c, "verify");
+    if (rc == MD_ECORRUPT) {
+        json_t *j = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s}", "ok", 0, "check", "projections",
+                              "projection", rep->bad >= 0 ? md_proj_name(rep->bad) : "all",
+                              "db", rep->db, "first_differing_key", rep->key, "error",
+                              c->err.msg);
+        print_json(j, NULL);
+        fprintf(stderr, "marketctl: verify failed: %s\n", c->err.msg);
+        c->err.code = MD_OK;
+        status = 1;
+    } else if (rc != MD_OK) {
+        status = 1;
+    } else {
+        print_json(json_pack("{s:b, s:I, s:s, s:o}", "ok", 1, "events", (json_int_t)n, "head",
+                             head, "projections", digest_json(&rep->live)),
+                   NULL);
+    }
+    free(rep);
+    return status;
+}
+
 static int cmd_verify(ctl_t *c)
 {
     uint64_t n = 0, bad = 0, head;
     unsigned char hash[MD_HASH_LEN];
     char hex[2 * MD_HASH_LEN + 1];
+    if (md_txn_head(c->txn, &head, NULL, &c->err) != MD_OK)
+        return 1;
+    progress_phase(c, head);
     md_err_t rc = md_txn_verify_chain(c->txn, &n, &bad, progress, c, &c->err);
-    progress_end(c, "verify");
     if (rc == MD_ECORRUPT) {
+        progress_end(c, "verify");
         json_t *j = json_pack("{s:b, s:s, s:I, s:s}", "ok", 0, "check", "chain", "first_bad_seq",
                               (json_int_t)bad, "error", c->err.msg);
         print_json(j, NULL);
@@ -141,8 +210,15 @@ static int cmd_verify(ctl_t *c)
     if (rc != MD_OK || md_txn_head(c->txn, &head, hash, &c->err) != MD_OK)
         return 1;
     md_hex(hash, MD_HASH_LEN, hex);
-    print_json(json_pack("{s:b, s:I, s:s}", "ok", 1, "events", (json_int_t)n, "head", hex), NULL);
-    return 0;
+    if (c->proj == NULL) {
+        progress_end(c, "verify");
+        fprintf(stderr, "marketctl: verify: store has no projections; chain checked only\n");
+        print_json(json_pack("{s:b, s:I, s:s, s:s}", "ok", 1, "events", (json_int_t)n, "head",
+                             hex, "projections", "absent"),
+                   NULL);
+        return 0;
+    }
+    return verify_projections(c, n, hex);
 }
 
 /* Every stored consumer offset as {topic, partition, next}. */
@@ -193,20 +269,135 @@ static int cmd_stats(ctl_t *c)
                           head ? (double)used / (double)head : 0.0, "outbox_depth",
                           (json_int_t)db_entries(c->txn, MD_DB_OUTBOX), "offsets",
                           offsets_json(c->txn));
+    json_t *pj = NULL;
+    if (c->proj && md_proj_stats(c->proj, c->txn, &pj, &c->err) != MD_OK) {
+        json_decref(j);
+        return 1;
+    }
+    json_object_set_new(j, "projections", pj ? pj : json_null());
     return print_json(j, &c->err) == MD_OK ? 0 : 1;
 }
+
+/* ---- projection queries ------------------------------------------------------------ */
+
+static md_err_t print_row(json_t *row, void *ctx, md_error_t *err)
+{
+    (void)ctx;
+    return print_json(json_incref(row), err);
+}
+
+/* Ends a list: flushes stdout and tells the next cursor on stderr. */
+static int list_end(ctl_t *c, md_err_t rc, const md_proj_page_t *page)
+{
+    if (rc == MD_OK && fflush(stdout) != 0)
+        rc = md_error_set(&c->err, MD_EIO, "write to stdout failed");
+    if (rc == MD_OK && page->next[0])
+        fprintf(stderr, "next_cursor: %s\n", page->next);
+    return rc == MD_OK ? 0 : 1;
+}
+
+static int cmd_get(ctl_t *c)
+{
+    json_t *j = NULL;
+    if (c->nargs != 2) {
+        md_error_set(&c->err, MD_EINVAL, "usage: get order|account|store|product|complaint|"
+                                         "sanction|voucher ID");
+        return 2;
+    }
+    if (md_proj_get(c->proj, c->txn, c->args[0], c->args[1], c->as_of, &j, &c->err) != MD_OK)
+        return c->err.code == MD_EINVAL ? 2 : 1;
+    return print_json(j, &c->err) == MD_OK ? 0 : 1;
+}
+
+static int cmd_orders(ctl_t *c)
+{
+    md_proj_order_filter_t f = {c->buyer, c->provider, c->status, c->day};
+    md_proj_page_t page = {.limit = c->limit, .cursor = c->cursor};
+    return list_end(c, md_proj_orders(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
+}
+
+static int cmd_audit(ctl_t *c)
+{
+    md_proj_audit_filter_t f = {c->subject, c->actor};
+    md_proj_page_t page = {.limit = c->limit, .cursor = c->cursor};
+    return list_end(c, md_proj_audit(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
+}
+
+static int cmd_sales(ctl_t *c)
+{
+    md_proj_sales_filter_t f = {c->provider, c->from_s, c->to};
+    md_proj_page_t page = {.limit = c->limit, .cursor = c->cursor};
+    return list_end(c, md_proj_sales(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
+}
+
+/* ---- rebuild and replay ------------------------------------------------------------------ */
+
+static int cmd_rebuild(ctl_t *c)
+{
+    uint64_t n = 0, head = 0;
+    md_txn_end(c->txn); /* the writer must hold no read transaction */
+    c->txn = NULL;
+    md_txn_t *t = NULL;
+    if (md_store_read(c->store, &t, &c->err) == MD_OK)
+        md_txn_head(t, &head, NULL, &c->err);
+    md_txn_end(t);
+    progress_phase(c, head);
+    md_err_t rc = md_proj_rebuild(c->proj, progress, c, &n, &c->err);
+    c->done = n;
+    progress_end(c, "rebuild");
+    if (rc != MD_OK)
+        return 1;
+    return print_json(json_pack("{s:b, s:I}", "ok", 1, "events", (json_int_t)n), &c->err) == MD_OK
+               ? 0
+               : 1;
+}
+
+static int cmd_replay(ctl_t *c)
+{
+    uint64_t n = 0;
+    if (c->until == 0 || c->out == NULL) {
+        md_error_set(&c->err, MD_EINVAL, "usage: replay --until SEQ --out DIR");
+        return 2;
+    }
+    progress_phase(c, c->until);
+    md_err_t rc = md_proj_replay(c->txn, c->until, c->out, progress, c, &n, &c->err);
+    c->done = n;
+    progress_end(c, "replay");
+    if (rc != MD_OK)
+        return 1;
+    return print_json(json_pack("{s:b, s:I, s:s}", "ok", 1, "events", (json_int_t)n, "out",
+                                c->out),
+                      &c->err) == MD_OK
+               ? 0
+               : 1;
+}
+
+/* What a subcommand needs opened. */
+enum { NEEDS_PROJ = 1, PROJ_OPTIONAL = 2, WRITES = 4 };
 
 typedef struct subcommand {
     const char *name;
     int (*run)(ctl_t *c);
+    int needs;
     const char *help;
 } subcommand_t;
 
 static const subcommand_t subcommands[] = {
-    {"events", cmd_events, "events [--stream S] [--from SEQ] [--limit N]"},
-    {"export", cmd_export, "export [--from SEQ] [--limit N]  (with body, prev_hash, hash)"},
-    {"verify", cmd_verify, "verify  (hash chain; exit 1 naming the first bad seq)"},
-    {"stats", cmd_stats, "stats"},
+    {"events", cmd_events, 0, "events [--stream S] [--from SEQ] [--limit N]"},
+    {"export", cmd_export, 0, "export [--from SEQ] [--limit N]  (with body, prev_hash, hash)"},
+    {"verify", cmd_verify, PROJ_OPTIONAL,
+     "verify  (hash chain and projections; exit 1 naming the first bad seq or projection)"},
+    {"stats", cmd_stats, PROJ_OPTIONAL, "stats"},
+    {"get", cmd_get, NEEDS_PROJ,
+     "get order|account|store|product|complaint|sanction|voucher ID [--as-of T]"},
+    {"orders", cmd_orders, NEEDS_PROJ,
+     "orders [--buyer M] [--provider M] [--status S] [--day YYYY-MM-DD] [--limit N] [--cursor C]"},
+    {"audit", cmd_audit, NEEDS_PROJ,
+     "audit [--subject ID|KIND:ID] [--actor M] [--limit N] [--cursor C]"},
+    {"sales", cmd_sales, NEEDS_PROJ,
+     "sales [--provider M] [--from DAY] [--to DAY] [--limit N] [--cursor C]"},
+    {"rebuild", cmd_rebuild, NEEDS_PROJ | WRITES, "rebuild  (recompute every projection)"},
+    {"replay", cmd_replay, 0, "replay --until SEQ --out DIR  (projections as of SEQ)"},
 };
 
 #define NSUB (sizeof subcommands / sizeof subcommands[0])
@@ -216,6 +407,7 @@ static void usage(FILE *f)
     fputs("usage: marketctl --data-dir DIR SUBCOMMAND [options]\n", f);
     for (size_t i = 0; i < NSUB; i++)
         fprintf(f, "  %s\n", subcommands[i].help);
+    fputs("lists: when more rows may follow, stderr ends with `next_cursor: C`\n", f);
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -228,27 +420,87 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+/* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+/* --as-of: milliseconds, or YYYY-MM-DDTHH:MM:SSZ. */
+static int parse_time(const char *s, int64_t *out)
+{
+    int y, mo, d, h, mi, sec;
+    char z;
+    uint64_t ms;
+    if (parse_u64(s, &ms) == 0)
+        return *out = (int64_t)ms, 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &sec, &z) != 7 || z != 'Z' ||
+        mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59)
+        return -1;
+    *out = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000;
+    return 0;
+}
+
+enum { O_BUYER = 256, O_PROVIDER, O_STATUS, O_DAY, O_SUBJECT, O_ACTOR, O_TO, O_UNTIL, O_OUT,
+       O_CURSOR, O_AS_OF };
+
 static const struct option long_opts[] = {
     {"data-dir", required_argument, NULL, 'd'}, {"stream", required_argument, NULL, 's'},
     {"from", required_argument, NULL, 'f'},     {"limit", required_argument, NULL, 'l'},
-    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    {"buyer", required_argument, NULL, O_BUYER}, {"provider", required_argument, NULL, O_PROVIDER},
+    {"status", required_argument, NULL, O_STATUS}, {"day", required_argument, NULL, O_DAY},
+    {"subject", required_argument, NULL, O_SUBJECT}, {"actor", required_argument, NULL, O_ACTOR},
+    {"to", required_argument, NULL, O_TO},       {"until", required_argument, NULL, O_UNTIL},
+    {"out", required_argument, NULL, O_OUT},     {"cursor", required_argument, NULL, O_CURSOR},
+    {"as-of", required_argument, NULL, O_AS_OF}, {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
-static int parse_args(int argc, char **argv, ctl_t *c)
+/* Stores a string option; returns -1 for an unknown one. */
+static int string_opt(ctl_t *c, int o)
 {
-    int o;
-    while ((o = getopt_long(argc, argv, "+h", long_opts, NULL)) != -1) {
-        if (o == 'd')
-            c->dir = optarg;
-        else if (o == 's')
-            c->stream = optarg;
-        else if ((o == 'f' && parse_u64(optarg, &c->from) == 0) ||
-                 (o == 'l' && parse_u64(optarg, &c->limit) == 0))
-            continue;
-        else
-            return -1;
-    }
+    const char **slot = o == 'd'          ? &c->dir
+                        : o == 's'        ? &c->stream
+                        : o == 'f'        ? &c->from_s
+                        : o == O_BUYER    ? &c->buyer
+                        : o == O_PROVIDER ? &c->provider
+                        : o == O_STATUS   ? &c->status
+                        : o == O_DAY      ? &c->day
+                        : o == O_SUBJECT  ? &c->subject
+                        : o == O_ACTOR    ? &c->actor
+                        : o == O_TO       ? &c->to
+                        : o == O_OUT      ? &c->out
+                        : o == O_CURSOR   ? &c->cursor
+                                          : NULL;
+    if (slot == NULL)
+        return -1;
+    *slot = optarg;
     return 0;
+}
+
+/* Options and (after the subcommand) positional arguments, in any order. */
+static int parse_args(int argc, char **argv, ctl_t *c, bool positional)
+{
+    for (;;) {
+        int o = getopt_long(argc, argv, "+h", long_opts, NULL);
+        if (o == -1) {
+            if (!positional || optind >= argc)
+                return 0;
+            if (c->nargs == 3)
+                return -1;
+            c->args[c->nargs++] = argv[optind++];
+            continue;
+        }
+        if ((o == 'l' && parse_u64(optarg, &c->limit) == 0) ||
+            (o == O_UNTIL && parse_u64(optarg, &c->until) == 0) ||
+            (o == O_AS_OF && parse_time(optarg, &c->as_of) == 0) ||
+            (o != 'l' && o != O_UNTIL && o != O_AS_OF && string_opt(c, o) == 0))
+            continue;
+        return -1;
+    }
 }
 
 static const subcommand_t *find_sub(const char *name)
@@ -259,30 +511,63 @@ static const subcommand_t *find_sub(const char *name)
     return NULL;
 }
 
+/* --from is a seq for events/export and a day for sales. */
+static int check_args(ctl_t *c, const subcommand_t *sub)
+{
+    bool seq_from = sub->run == cmd_events || sub->run == cmd_export;
+    if (seq_from && c->from_s && parse_u64(c->from_s, &c->from) != 0)
+        return -1;
+    return c->nargs == 0 || sub->run == cmd_get ? 0 : -1;
+}
+
+/* Opens the store (read-only unless the subcommand writes) and the projections. */
+static int open_all(ctl_t *c, const subcommand_t *sub)
+{
+    md_store_opts_t so = {.read_only = !(sub->needs & WRITES)};
+    if (md_store_open(c->dir, &so, &c->store, &c->err) != MD_OK)
+        return -1;
+    if (sub->needs & (NEEDS_PROJ | PROJ_OPTIONAL)) {
+        md_error_t e = {0};
+        md_err_t rc = md_proj_open(c->store, &c->proj, &e);
+        if (rc != MD_OK && (rc != MD_ENOTFOUND || (sub->needs & NEEDS_PROJ))) {
+            md_error_set(&c->err, rc, "%s", e.msg);
+            return -1;
+        }
+    }
+    return md_store_read(c->store, &c->txn, &c->err) == MD_OK ? 0 : -1;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int main(int argc, char **argv)
 {
     ctl_t c = {0};
-    md_store_opts_t so = {.read_only = true};
     const subcommand_t *sub;
-    if (parse_args(argc, argv, &c) != 0 || optind >= argc || c.dir == NULL ||
+    c.as_of = wall_ms();
+    if (parse_args(argc, argv, &c, false) != 0 || optind >= argc || c.dir == NULL ||
         (sub = find_sub(argv[optind])) == NULL) {
         usage(stderr);
         return 2;
     }
     optind++;
-    if (parse_args(argc, argv, &c) != 0 || optind != argc) {
+    if (parse_args(argc, argv, &c, true) != 0 || check_args(&c, sub) != 0) {
         usage(stderr);
         return 2;
     }
     c.tty = isatty(STDERR_FILENO);
     c.t0 = now_s();
     int status = 1;
-    if (md_store_open(c.dir, &so, &c.store, &c.err) == MD_OK &&
-        md_store_read(c.store, &c.txn, &c.err) == MD_OK)
+    if (open_all(&c, sub) == 0)
         status = sub->run(&c);
     if (status != 0 && c.err.code != MD_OK)
         fprintf(stderr, "marketctl: %s: %s\n", sub->name, c.err.msg);
     md_txn_end(c.txn);
+    md_proj_free(c.proj);
     md_store_close(c.store);
     return status;
 }

@@ -1,0 +1,233 @@
+/*
+ * md_proj.h - read projections built from the events (architecture.md,
+ * "projections/"; docs/projections.md describes every record, key and field).
+ *
+ * Projections and their LMDB databases (opened with md_store_dbi):
+ *   orders    p_orders (order id -> order), p_order_idx (by buyer, provider,
+ *             status, placement day)
+ *   accounts  p_accounts (member id -> account), p_account_idx (sanctions in
+ *             force, stores, licences of a member)
+ *   audit     p_audit (subject id, seq, kind -> entry), p_audit_actor (actor, seq)
+ *   sales     p_sales (provider, UTC day -> counters)
+ *   records   p_records (stores, products, complaints, sanctions, vouchers)
+ * plus p_meta (the last applied seq and the layout format), outside any digest.
+ *
+ * Consistency: the engine calls md_proj_apply for every appended event inside
+ * the batch's write transaction (md_proj_attach), so a reader never sees an
+ * event without its projections. A rebuild replays the event log into empty
+ * databases; md_proj_verify compares the live databases with a rebuild by a
+ * SHA-256 digest per projection.
+ *
+ * Values are compact fixed-layout C records (native byte order, as the rules'
+ * state); JSON is produced only by the query functions.
+ *
+ * Threads: a md_proj_t holds only database handles and scratch space used by
+ * md_proj_apply, so apply is for the writer thread; queries only read their
+ * transaction and may run on any thread with its own read transaction.
+ */
+#ifndef MD_PROJ_H
+#define MD_PROJ_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "md_engine.h"
+#include "md_error.h"
+#include "md_event.h"
+#include "md_store.h"
+
+typedef struct md_proj md_proj_t;
+
+typedef enum md_proj_id {
+    MD_PROJ_ORDERS,
+    MD_PROJ_ACCOUNTS,
+    MD_PROJ_AUDIT,
+    MD_PROJ_SALES,
+    MD_PROJ_RECORDS,
+    MD_PROJ_COUNT_
+} md_proj_id_t;
+
+/** @brief "orders", "accounts", "audit", "sales", "records"; "" when invalid. */
+const char *md_proj_name(md_proj_id_t id);
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+/**
+ * @brief Opens the projection databases of @p store (creating them unless the
+ * store is read-only). On a writable store whose projections are behind the
+ * event log (a store written before projections existed) or of another
+ * layout format, the missing events are applied, or everything is rebuilt,
+ * in one write transaction before returning.
+ * @param store borrowed; must outlive the handle.
+ * @param out receives a new handle owned by the caller (md_proj_free).
+ * @locality at start-up, before other threads run transactions (md_store_dbi).
+ * @returns MD_OK; MD_ENOTFOUND on a read-only store that has no projections
+ *          (run `marketctl rebuild`); MD_ESTORE, MD_EMAPFULL, MD_ECORRUPT.
+ */
+md_err_t md_proj_open(md_store_t *store, md_proj_t **out, md_error_t *err);
+
+/** @brief Frees the handle (the databases stay); NULL does nothing. */
+void md_proj_free(md_proj_t *p);
+
+/**
+ * @brief Registers md_proj_apply as an engine hook, so projections are
+ * updated in each batch's write transaction.
+ * @param p borrowed: must outlive @p e (free it after md_engine_destroy).
+ * @returns MD_OK or MD_EINVAL (too many hooks).
+ */
+md_err_t md_proj_attach(md_proj_t *p, md_engine_t *e, md_error_t *err);
+
+/**
+ * @brief One-call form for the daemon: md_proj_open on @p store and
+ * md_proj_attach to @p e. The handle belongs to the process: it is freed at
+ * exit (atexit), never earlier, so @p store and @p e may be closed in any
+ * order. Use md_proj_open/attach/free where the lifetime is yours to manage.
+ * @returns as md_proj_open and md_proj_attach.
+ */
+md_err_t md_proj_attach_store(md_store_t *store, md_engine_t *e, md_error_t *err);
+
+/**
+ * @brief Applies one appended event to every projection in write txn @p t.
+ * Idempotent by seq: an event at or below the last applied seq is skipped; a
+ * gap (events appended without the hook) is first filled from the log.
+ * @param ev borrowed; its data is read, nothing is kept.
+ * @returns MD_OK, MD_EINVAL (read transaction), MD_ECODEC (data not a map),
+ *          MD_ECORRUPT (a stored record of another layout), MD_EMAPFULL, MD_ESTORE.
+ */
+md_err_t md_proj_apply(md_proj_t *p, md_txn_t *t, const md_event_t *ev, md_error_t *err);
+
+/** @brief The last seq applied to the projections read in @p t (0: none). */
+md_err_t md_proj_seq(md_proj_t *p, md_txn_t *t, uint64_t *seq, md_error_t *err);
+
+/* ---- queries (read transaction; JSON only here) --------------------------- */
+
+/*
+ * A row callback: @p row is borrowed (valid until the callback returns; take
+ * a reference with json_incref to keep it). Return MD_OK to go on, MD_ESTOP to
+ * stop early (not an error), or an error, which the query returns.
+ */
+typedef md_err_t (*md_proj_row_fn)(json_t *row, void *ctx, md_error_t *err);
+
+#define MD_PROJ_CURSOR_MAX 1040   /* hex of the longest index key, plus NUL */
+
+/*
+ * Paging of list queries. limit 0 = no limit. cursor NULL or "" = from the
+ * start; otherwise the `next` of the previous page. After the query, next is
+ * "" when the list is exhausted, else the opaque cursor of the following page.
+ */
+typedef struct md_proj_page {
+    uint64_t limit;
+    const char *cursor;
+    char next[MD_PROJ_CURSOR_MAX];
+} md_proj_page_t;
+
+/**
+ * @brief One record as a new JSON object (owned by the caller).
+ * @param kind "order", "account", "store", "product", "complaint", "sanction"
+ *        or "voucher".
+ * @param as_of_ms the time against which expiring sanctions are judged
+ *        ("in_effect", store "open").
+ * @returns MD_OK, MD_ENOTFOUND (no such object), MD_EINVAL (unknown kind),
+ *          MD_ECORRUPT, MD_ESTORE.
+ */
+md_err_t md_proj_get(md_proj_t *p, md_txn_t *t, const char *kind, const char *id,
+                     int64_t as_of_ms, json_t **out, md_error_t *err);
+
+/* Filters: NULL = any. With several, the first index of buyer, provider, day,
+ * status is scanned and the others filter; rows come in placement order. */
+typedef struct md_proj_order_filter {
+    const char *buyer, *provider, *status, *day; /* day: YYYY-MM-DD, UTC */
+} md_proj_order_filter_t;
+
+/** @brief Orders as JSON objects (the `get order` shape), one per callback.
+ *  @returns MD_OK, MD_EINVAL (bad cursor), the callback's error, MD_ESTORE. */
+md_err_t md_proj_orders(md_proj_t *p, md_txn_t *t, const md_proj_order_filter_t *f,
+                        md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err);
+
+/* subject: an id ("bob") or kind:id ("member:bob"); actor: a member id.
+ * At least one is required; with both, the subject index is scanned. */
+typedef struct md_proj_audit_filter {
+    const char *subject, *actor;
+} md_proj_audit_filter_t;
+
+/** @brief Audit entries in seq order: {seq, recorded_at, action, clause, actor,
+ *  subject, subject_kind, role, stream, command_id} (+ message for rejections).
+ *  @returns MD_OK, MD_EINVAL (no filter, bad cursor), the callback's error. */
+md_err_t md_proj_audit(md_proj_t *p, md_txn_t *t, const md_proj_audit_filter_t *f,
+                       md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err);
+
+/* provider NULL = every provider; from/to: inclusive YYYY-MM-DD bounds or NULL. */
+typedef struct md_proj_sales_filter {
+    const char *provider, *from_day, *to_day;
+} md_proj_sales_filter_t;
+
+/** @brief Sales rows {provider, day, orders, completed, cancelled, refunded,
+ *  closed, gross, net, refunded_amount}, by provider then day. */
+md_err_t md_proj_sales(md_proj_t *p, md_txn_t *t, const md_proj_sales_filter_t *f,
+                       md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err);
+
+/** @brief {seq, format, projections: {name: {entries, bytes}}} as a new object. */
+md_err_t md_proj_stats(md_proj_t *p, md_txn_t *t, json_t **out, md_error_t *err);
+
+/* ---- rebuild, digests, verification, point in time ------------------------ */
+
+/**
+ * @brief Drops every projection database and replays the whole event log
+ * into them, in one write transaction (readers see the old projections until
+ * it commits).
+ * @param progress called every 65536 events (may be NULL).
+ * @param events receives the number of events replayed (may be NULL).
+ * @locality the writer; the store must be writable.
+ * @returns MD_OK, MD_EINVAL (read-only store), MD_ESTORE, MD_ECORRUPT.
+ */
+md_err_t md_proj_rebuild(md_proj_t *p, md_progress_fn progress, void *pctx, uint64_t *events,
+                         md_error_t *err);
+
+/* SHA-256 over the sorted key/value pairs of each projection's databases:
+ * for each database in a fixed order, for each pair, the 4-byte big-endian
+ * key length, the key, the 4-byte value length, the value. */
+typedef struct md_proj_digest {
+    unsigned char sha[MD_PROJ_COUNT_][MD_HASH_LEN];
+    uint64_t entries[MD_PROJ_COUNT_];
+} md_proj_digest_t;
+
+/** @brief Digests of the projections read in @p t. */
+md_err_t md_proj_digest(md_proj_t *p, md_txn_t *t, md_proj_digest_t *out, md_error_t *err);
+
+/* What md_proj_verify found. */
+typedef struct md_proj_report {
+    uint64_t events;                 /* events replayed */
+    md_proj_digest_t live, rebuilt;
+    int bad;                         /* -1, or the first projection that differs */
+    char db[16];                     /* its database */
+    char key[MD_PROJ_CURSOR_MAX];    /* printable form of the first differing key */
+} md_proj_report_t;
+
+/**
+ * @brief Rebuilds the projections from the events of @p t into a temporary
+ * LMDB environment (under $TMPDIR, removed afterwards) and compares digests
+ * with the live ones in @p t; also checks the applied seq against the head.
+ * @param progress called every 65536 events (may be NULL).
+ * @returns MD_OK when equal; MD_ECORRUPT naming the projection, database and
+ *          first differing key (also in @p rep); MD_EIO, MD_ESTORE.
+ */
+md_err_t md_proj_verify(md_proj_t *p, md_txn_t *t, md_progress_fn progress, void *pctx,
+                        md_proj_report_t *rep, md_error_t *err);
+
+/**
+ * @brief Point in time: creates a new store in @p out_dir holding events
+ * 1..@p until of @p src (re-appended, so seqs, versions and hashes are the
+ * same, which is checked) and the projections as they stood after @p until.
+ * The new store is for reading (marketctl); it carries no aggregate state,
+ * outcomes or offsets, so marketd must not be run on it.
+ * @param events receives the number of events copied (may be NULL).
+ * @returns MD_OK, MD_EINVAL (until beyond the head, or 0), MD_EEXIST (out_dir
+ *          holds events already), MD_ECORRUPT (a hash differs), MD_ESTORE, MD_EIO.
+ */
+md_err_t md_proj_replay(md_txn_t *src, uint64_t until, const char *out_dir,
+                        md_progress_fn progress, void *pctx, uint64_t *events,
+                        md_error_t *err);
+
+#endif

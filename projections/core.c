@@ -1,0 +1,583 @@
+/*
+ * core.c - helpers shared by the projections (see pj.h): event types, a
+ * one-pass reader of the event data map, the record codec, keys, UTC days,
+ * JSON helpers and the paged prefix scan used by every list query.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pj.h"
+
+/* ---- event types --------------------------------------------------------- */
+
+#define PJ_TYPE_NAME_(n) #n,
+static const char *const type_names[PJ_T_COUNT_] = {PJ_TYPES(PJ_TYPE_NAME_)};
+#undef PJ_TYPE_NAME_
+
+static int cmp_type(const void *key, const void *elem)
+{
+    return strcmp(key, *(const char *const *)elem);
+}
+
+pj_type_t md__pj_type(const char *s)
+{
+    const char *const *hit = bsearch(s, type_names, PJ_T_COUNT_, sizeof type_names[0], cmp_type);
+    return hit ? (pj_type_t)(hit - type_names) : PJ_T_UNKNOWN;
+}
+
+const char *md__pj_type_name(pj_type_t t)
+{
+    return t >= 0 && t < PJ_T_COUNT_ ? type_names[t] : "";
+}
+
+/* ---- msgpack: one pass over a flat map -------------------------------------- */
+
+typedef struct mp {
+    const unsigned char *p, *end;
+} mp_t;
+
+static int mp_need(const mp_t *m, size_t n)
+{
+    return (size_t)(m->end - m->p) >= n ? 0 : -1;
+}
+
+static uint64_t mp_be(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Reads a big-endian length of @p n bytes after the type byte. */
+static int mp_len(mp_t *m, size_t n, uint32_t *len)
+{
+    if (mp_need(m, 1 + n))
+        return -1;
+    *len = (uint32_t)mp_be(m->p + 1, n);
+    m->p += 1 + n;
+    return 0;
+}
+
+static int mp_str(mp_t *m, const char **s, uint32_t *len)
+{
+    if (mp_need(m, 1))
+        return -1;
+    unsigned c = *m->p;
+    int rc = c >= 0xa0 && c <= 0xbf ? (*len = c & 0x1f, m->p++, 0)
+             : c == 0xd9            ? mp_len(m, 1, len)
+             : c == 0xda            ? mp_len(m, 2, len)
+             : c == 0xdb            ? mp_len(m, 4, len)
+                                    : -1;
+    if (rc || mp_need(m, *len))
+        return -1;
+    *s = (const char *)m->p;
+    m->p += *len;
+    return 0;
+}
+
+static int mp_skip(mp_t *m, int depth);
+
+/* Skips @p n values (array items, or map keys and values). */
+static int mp_skip_n(mp_t *m, uint64_t n, int depth)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (mp_skip(m, depth + 1))
+            return -1;
+    return 0;
+}
+
+/* Sizes of the fixed-width types 0xc0..0xdf (data bytes after the type byte),
+ * -1 for the variable ones handled in mp_skip. */
+static const signed char fixed_size[32] = {
+    0, -1, 0, 0, -1, -1, -1, -1, -1, -1, 4, 8, 1, 2, 4, 8,
+    1, 2, 4, 8, 2, 3, 5, 9, 17, -1, -1, -1, -1, -1, -1, -1,
+};
+
+static int mp_skip(mp_t *m, int depth)
+{
+    uint32_t n;
+    const char *s;
+    if (depth > 32 || mp_need(m, 1))
+        return -1;
+    unsigned c = *m->p;
+    if (c <= 0x7f || c >= 0xe0)
+        return m->p++, 0;
+    if (c <= 0x8f)
+        return m->p++, mp_skip_n(m, 2u * (c & 0xf), depth);
+    if (c <= 0x9f)
+        return m->p++, mp_skip_n(m, c & 0xf, depth);
+    if (c <= 0xbf || c == 0xd9 || c == 0xda || c == 0xdb)
+        return mp_str(m, &s, &n);
+    if (fixed_size[c - 0xc0] >= 0) {
+        if (mp_need(m, 1 + (size_t)fixed_size[c - 0xc0]))
+            return -1;
+        m->p += 1 + fixed_size[c - 0xc0];
+        return 0;
+    }
+    switch (c) {
+    case 0xc4: case 0xc5: case 0xc6: /* bin */
+        if (mp_len(m, (size_t)1 << (c - 0xc4), &n) || mp_need(m, n))
+            return -1;
+        m->p += n;
+        return 0;
+    case 0xc7: case 0xc8: case 0xc9: /* ext: length, type byte, data */
+        if (mp_len(m, (size_t)1 << (c - 0xc7), &n) || mp_need(m, (size_t)n + 1))
+            return -1;
+        m->p += (size_t)n + 1;
+        return 0;
+    case 0xdc: case 0xdd:
+        return mp_len(m, c == 0xdc ? 2 : 4, &n) ? -1 : mp_skip_n(m, n, depth);
+    case 0xde: case 0xdf:
+        return mp_len(m, c == 0xde ? 2 : 4, &n) ? -1 : mp_skip_n(m, 2ull * n, depth);
+    default:
+        return -1;
+    }
+}
+
+/* Reads an integer value, or fails leaving the cursor unchanged. */
+static int mp_int(mp_t *m, int64_t *v)
+{
+    unsigned c = *m->p;
+    if (c <= 0x7f || c >= 0xe0) {
+        *v = (int8_t)c;
+        if (c <= 0x7f)
+            *v = c;
+        m->p++;
+        return 0;
+    }
+    static const unsigned char width[8] = {1, 2, 4, 8, 1, 2, 4, 8};
+    if (c < 0xcc || c > 0xd3 || mp_need(m, 1 + (size_t)width[c - 0xcc]))
+        return -1;
+    size_t w = width[c - 0xcc];
+    uint64_t u = mp_be(m->p + 1, w);
+    if (c >= 0xd0 && w < 8 && (u >> (8 * w - 1)))
+        u |= ~(uint64_t)0 << (8 * w); /* sign-extend */
+    if (c == 0xcf && u > INT64_MAX)
+        return -1;
+    *v = (int64_t)u;
+    m->p += 1 + w;
+    return 0;
+}
+
+static int mp_value(mp_t *m, pj_field_t *f)
+{
+    unsigned c = *m->p;
+    f->kind = PJ_V_OTHER;
+    if (c == 0xc0)
+        return f->kind = PJ_V_NIL, m->p++, 0;
+    if (c == 0xc2 || c == 0xc3)
+        return f->kind = PJ_V_BOOL, f->i = c == 0xc3, m->p++, 0;
+    if (mp_int(m, &f->i) == 0)
+        return f->kind = PJ_V_INT, 0;
+    if ((c >= 0xa0 && c <= 0xbf) || c == 0xd9 || c == 0xda || c == 0xdb) {
+        f->kind = PJ_V_STR;
+        return mp_str(m, &f->s, &f->slen);
+    }
+    return mp_skip(m, 0);
+}
+
+int md__pj_fields_parse(pj_fields_t *fs, const void *data, size_t len)
+{
+    mp_t m = {data, (const unsigned char *)data + len};
+    uint32_t n;
+    fs->n = 0;
+    if (mp_need(&m, 1))
+        return -1;
+    unsigned c = *m.p;
+    if (c >= 0x80 && c <= 0x8f)
+        n = c & 0xf, m.p++;
+    else if ((c != 0xde && c != 0xdf) || mp_len(&m, c == 0xde ? 2 : 4, &n))
+        return -1;
+    if (n > MD_DATA_FIELDS_MAX)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        pj_field_t *f = &fs->f[i];
+        if (mp_str(&m, &f->key, &f->klen) || mp_need(&m, 1) || mp_value(&m, f))
+            return -1;
+    }
+    fs->n = n;
+    return 0;
+}
+
+/* ---- field readers ------------------------------------------------------------- */
+
+const pj_field_t *md__pj_field(const pj_ctx_t *c, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < c->f.n; i++)
+        if (c->f.f[i].klen == kl && memcmp(c->f.f[i].key, key, kl) == 0)
+            return &c->f.f[i];
+    return NULL;
+}
+
+bool md__pj_str(const pj_ctx_t *c, const char *key, char *out, size_t cap)
+{
+    const pj_field_t *f = md__pj_field(c, key);
+    size_t n = f && f->kind == PJ_V_STR ? f->slen : 0;
+    if (n >= cap)
+        n = cap - 1; /* longer than the record keeps: truncated */
+    if (n)
+        memcpy(out, f->s, n);
+    out[n] = '\0';
+    return n > 0;
+}
+
+int64_t md__pj_int(const pj_ctx_t *c, const char *key)
+{
+    const pj_field_t *f = md__pj_field(c, key);
+    return f && (f->kind == PJ_V_INT || f->kind == PJ_V_BOOL) ? f->i : 0;
+}
+
+int64_t md__pj_opt_int(const pj_ctx_t *c, const char *key)
+{
+    const pj_field_t *f = md__pj_field(c, key);
+    return f && f->kind == PJ_V_INT ? f->i : PJ_NONE;
+}
+
+int64_t md__pj_lookup(const char *const *names, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], s) == 0)
+            return (int64_t)i;
+    return -1;
+}
+
+int64_t md__pj_enum(const pj_ctx_t *c, const char *key, const char *const *names, size_t n)
+{
+    const pj_field_t *f = md__pj_field(c, key);
+    if (f == NULL || f->kind != PJ_V_STR)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(names[i]) == f->slen && memcmp(names[i], f->s, f->slen) == 0)
+            return (int64_t)i;
+    return -1;
+}
+
+/* ---- records --------------------------------------------------------------------- */
+
+/* Packed: the numeric prefix as in memory (records are zeroed before they
+ * are filled, so padding is zero and equal records are equal bytes), then
+ * each string as a 2-byte length and its bytes. */
+static void pack(const pj_layout_t *l, const void *rec, md_buf_t *out)
+{
+    const unsigned char *r = rec;
+    md_buf_reset(out);
+    md_buf_append(out, r, l->fixed);
+    for (size_t i = 0; i < l->nstr; i++) {
+        const char *s = (const char *)r + l->str[i].off;
+        size_t n = strnlen(s, l->str[i].cap - 1u);
+        unsigned char len[2] = {(unsigned char)(n >> 8), (unsigned char)n};
+        md_buf_append(out, len, 2);
+        md_buf_append(out, s, n);
+    }
+}
+
+int md__pj_unpack(const pj_layout_t *l, const void *val, size_t len, void *rec)
+{
+    const unsigned char *p = val, *end = p + len;
+    unsigned char *r = rec;
+    int64_t fmt;
+    memset(rec, 0, l->size);
+    if (len < l->fixed || len < sizeof fmt)
+        return -1;
+    memcpy(&fmt, p, sizeof fmt);
+    if (fmt != l->fmt)
+        return -1;
+    memcpy(r, p, l->fixed);
+    p += l->fixed;
+    for (size_t i = 0; i < l->nstr; i++) {
+        if (end - p < 2)
+            return -1;
+        size_t n = (size_t)p[0] << 8 | p[1];
+        if (n >= l->str[i].cap || (size_t)(end - p - 2) < n)
+            return -1;
+        memcpy(r + l->str[i].off, p + 2, n);
+        p += 2 + n;
+    }
+    return p == end ? 0 : -1;
+}
+
+md_err_t md__pj_read(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+                     const pj_layout_t *l, void *rec, bool *found, md_error_t *err)
+{
+    MDB_val k = {klen, (void *)key}, v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    *found = rc == MDB_SUCCESS;
+    if (rc == MDB_NOTFOUND) {
+        memset(rec, 0, l->size);
+        *(int64_t *)rec = l->fmt;
+        return MD_OK;
+    }
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "projection get");
+    if (md__pj_unpack(l, v.mv_data, v.mv_size, rec) != 0)
+        return md_error_set(err, MD_ECORRUPT, "projection record '%.*s' has another layout",
+                            (int)(klen > 80 ? 80 : klen), (const char *)key);
+    return MD_OK;
+}
+
+md_err_t md__pj_load(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen,
+                     const pj_layout_t *l, void *rec, bool *found)
+{
+    return md__pj_read(c->txn, c->p->dbi[db], key, klen, l, rec, found, c->err);
+}
+
+md_err_t md__pj_put(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const void *val,
+                    size_t vlen)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    if (klen == 0 || klen > PJ_KEY_MAX)
+        return md_error_set(c->err, MD_EINVAL, "projection key of %zu bytes", klen);
+    return md_store_err(mdb_put(c->txn, c->p->dbi[db], &k, &v, 0), c->err, "projection put");
+}
+
+md_err_t md__pj_save(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen,
+                     const pj_layout_t *l, const void *rec)
+{
+    pack(l, rec, &c->p->rec);
+    return md__pj_put(c, db, key, klen, c->p->rec.p, c->p->rec.len);
+}
+
+md_err_t md__pj_del(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen)
+{
+    MDB_val k = {klen, (void *)key};
+    int rc = mdb_del(c->txn, c->p->dbi[db], &k, NULL);
+    return rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, c->err, "projection delete");
+}
+
+/* ---- bulk loading of insert-only databases ------------------------------------------ */
+
+#define SPILL_MAX ((size_t)256 << 20) /* flush earlier beyond this many bytes */
+
+void md__pj_bulk(md_proj_t *p, bool on, bool from_empty)
+{
+    p->bulk = on;
+    for (int i = 0; i < PJ_DB_COUNT_; i++)
+        p->appendable[i] = from_empty;
+    md_buf_reset(&p->spill);
+    md_buf_reset(&p->spill_at);
+}
+
+static size_t spill_klen(const unsigned char *e)
+{
+    return (size_t)e[1] << 8 | e[2];
+}
+
+/* Orders spilled entries by database, then as LMDB orders keys. */
+static int spill_cmp(const void *a, const void *b)
+{
+    const unsigned char *x = *(const unsigned char *const *)a, *y = *(const unsigned char *const *)b;
+    if (x[0] != y[0])
+        return x[0] < y[0] ? -1 : 1;
+    size_t xn = spill_klen(x), yn = spill_klen(y), n = xn < yn ? xn : yn;
+    int c = memcmp(x + 7, y + 7, n);
+    return c ? c : (xn > yn) - (xn < yn);
+}
+
+md_err_t md__pj_bulk_flush(md_proj_t *p, MDB_txn *txn, md_error_t *err)
+{
+    size_t n = p->spill_at.len / sizeof(size_t);
+    const unsigned char **v = n ? md_malloc(n * sizeof *v) : NULL;
+    md_err_t rc = MD_OK;
+    for (size_t i = 0; i < n; i++) {
+        size_t off;
+        memcpy(&off, p->spill_at.p + i * sizeof off, sizeof off);
+        v[i] = p->spill.p + off;
+    }
+    qsort(v, n, sizeof *v, spill_cmp);
+    bool used[PJ_DB_COUNT_] = {false};
+    for (size_t i = 0; i < n && rc == MD_OK; i++) {
+        const unsigned char *e = v[i];
+        size_t kl = spill_klen(e), vl = (size_t)e[3] << 24 | (size_t)e[4] << 16 | (size_t)e[5] << 8 | e[6];
+        MDB_val k = {kl, (void *)(e + 7)}, val = {vl, (void *)(e + 7 + kl)};
+        used[e[0]] = true;
+        rc = md_store_err(mdb_put(txn, p->dbi[e[0]], &k, &val, p->appendable[e[0]] ? MDB_APPEND : 0),
+                          err, "projection bulk put");
+    }
+    for (int i = 0; i < PJ_DB_COUNT_; i++)
+        p->appendable[i] = p->appendable[i] && !used[i]; /* later chunks interleave */
+    free(v);
+    md_buf_reset(&p->spill);
+    md_buf_reset(&p->spill_at);
+    return rc;
+}
+
+md_err_t md__pj_put_new(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const void *val,
+                        size_t vlen)
+{
+    md_proj_t *p = c->p;
+    if (!p->bulk)
+        return md__pj_put(c, db, key, klen, val, vlen);
+    if (klen == 0 || klen > PJ_KEY_MAX)
+        return md_error_set(c->err, MD_EINVAL, "projection key of %zu bytes", klen);
+    size_t off = p->spill.len;
+    unsigned char h[7] = {(unsigned char)db, (unsigned char)(klen >> 8), (unsigned char)klen,
+                          (unsigned char)(vlen >> 24), (unsigned char)(vlen >> 16),
+                          (unsigned char)(vlen >> 8), (unsigned char)vlen};
+    md_buf_append(&p->spill, h, 7);
+    md_buf_append(&p->spill, key, klen);
+    md_buf_append(&p->spill, val, vlen);
+    md_buf_append(&p->spill_at, &off, sizeof off);
+    return p->spill.len > SPILL_MAX ? md__pj_bulk_flush(p, c->txn, c->err) : MD_OK;
+}
+
+/* ---- keys --------------------------------------------------------------------------- */
+
+void md__pj_key_init(pj_key_t *k)
+{
+    k->n = 0;
+}
+
+void md__pj_key_byte(pj_key_t *k, unsigned char c)
+{
+    if (k->n < PJ_KEY_MAX)
+        k->b[k->n++] = c;
+}
+
+void md__pj_key_str(pj_key_t *k, const char *s)
+{
+    size_t n = strlen(s);
+    if (n > PJ_KEY_MAX - 1 - k->n)
+        n = PJ_KEY_MAX - 1 - k->n; /* ids are short; keeps a bad input harmless */
+    memcpy(k->b + k->n, s, n);
+    k->n += n;
+    k->b[k->n++] = '\0';
+}
+
+void md__pj_key_be64(pj_key_t *k, uint64_t v)
+{
+    for (int i = 7; i >= 0 && k->n < PJ_KEY_MAX; i--)
+        k->b[k->n++] = (unsigned char)(v >> (8 * i));
+}
+
+uint64_t md__pj_get_be64(const unsigned char *p)
+{
+    return mp_be(p, 8);
+}
+
+/* Civil date from days since 1970-01-01 (Howard Hinnant's algorithm), so the
+ * hot path needs no gmtime. */
+void md__pj_day(int64_t ms, char out[PJ_DAY])
+{
+    int64_t z = (ms >= 0 ? ms : ms - 86399999) / 86400000 + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = yoe + era * 400 + (m <= 2);
+    if (y < 0 || y > 9999)
+        y = y < 0 ? 0 : 9999;
+    out[0] = (char)('0' + y / 1000), out[1] = (char)('0' + y / 100 % 10);
+    out[2] = (char)('0' + y / 10 % 10), out[3] = (char)('0' + y % 10);
+    out[4] = '-', out[5] = (char)('0' + m / 10), out[6] = (char)('0' + m % 10);
+    out[7] = '-', out[8] = (char)('0' + d / 10), out[9] = (char)('0' + d % 10);
+    out[10] = '\0';
+}
+
+/* ---- JSON helpers -------------------------------------------------------------------- */
+
+json_t *md__pj_time(int64_t ms)
+{
+    return ms == PJ_NONE ? json_null() : json_integer((json_int_t)ms);
+}
+
+json_t *md__pj_strj(const char *s)
+{
+    return s[0] ? json_string(s) : json_null();
+}
+
+json_t *md__pj_enumj(const char *const *names, size_t n, int64_t i)
+{
+    return i >= 0 && (size_t)i < n ? json_string(names[i]) : json_null();
+}
+
+/* ---- paged prefix scans ------------------------------------------------------------------ */
+
+static int unhex(const char *s, unsigned char *out, size_t cap, size_t *n)
+{
+    size_t len = strlen(s);
+    if (len % 2 || len / 2 > cap)
+        return -1;
+    for (size_t i = 0; i < len / 2; i++) {
+        int v = 0;
+        for (int j = 0; j < 2; j++) {
+            char ch = s[2 * i + (size_t)j];
+            int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+            if (d < 0)
+                return -1;
+            v = v * 16 + d;
+        }
+        out[i] = (unsigned char)v;
+    }
+    *n = len / 2;
+    return 0;
+}
+
+/* Positions @p cur on the first key of the page: after the cursor key when
+ * one is given, else on the first key with the prefix. */
+static int scan_start(MDB_cursor *cur, const void *prefix, size_t plen, const char *cursor,
+                      MDB_val *k, MDB_val *v, unsigned char *buf, int *bad)
+{
+    size_t n = 0;
+    *bad = 0;
+    if (cursor && *cursor) {
+        if (unhex(cursor, buf, PJ_KEY_MAX, &n) || n < plen || memcmp(buf, prefix, plen) != 0)
+            return *bad = 1, MDB_NOTFOUND;
+        k->mv_data = buf, k->mv_size = n;
+        int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+        if (rc == MDB_SUCCESS && k->mv_size == n && memcmp(k->mv_data, buf, n) == 0)
+            rc = mdb_cursor_get(cur, k, v, MDB_NEXT);
+        return rc;
+    }
+    if (plen == 0)
+        return mdb_cursor_get(cur, k, v, MDB_FIRST);
+    k->mv_data = (void *)prefix, k->mv_size = plen;
+    return mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+}
+
+md_err_t md__pj_scan(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen,
+                     md_proj_page_t *page, pj_visit_fn fn, void *ctx, md_error_t *err)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    unsigned char buf[PJ_KEY_MAX], last[PJ_KEY_MAX];
+    size_t last_n = 0;
+    uint64_t count = 0;
+    int bad;
+    md_err_t rc = MD_OK;
+    page->next[0] = '\0';
+    int mrc = mdb_cursor_open(txn, dbi, &cur);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "projection cursor");
+    for (mrc = scan_start(cur, prefix, plen, page->cursor, &k, &v, buf, &bad);
+         mrc == MDB_SUCCESS && rc == MD_OK; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        bool emitted = false;
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+            break;
+        if (page->limit && count == page->limit) {
+            /* One more row exists past the page only if it would be emitted;
+             * checking that costs a visit, so the cursor is given whenever
+             * another key with the prefix exists. */
+            md_hex(last, last_n, page->next);
+            break;
+        }
+        rc = fn(&k, &v, ctx, &emitted, err);
+        if (emitted) {
+            count++;
+            last_n = k.mv_size;
+            memcpy(last, k.mv_data, last_n);
+        }
+    }
+    mdb_cursor_close(cur);
+    if (bad)
+        return md_error_set(err, MD_EINVAL, "cursor '%.40s' does not belong to this query",
+                            page->cursor);
+    if (rc == MD_ESTOP)
+        return MD_OK;
+    if (rc == MD_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
+        rc = md_store_err(mrc, err, "projection scan");
+    return rc;
+}

@@ -1,0 +1,214 @@
+/*
+ * pj.h - private to projections/: the handle, the event context handed to
+ * each projection, the record codec, keys and small shared helpers.
+ *
+ * Every projection module exports md__pj_<name>_apply (one switch-free table
+ * of handlers indexed by event type) and its query functions.
+ */
+#ifndef MD_PROJ_PJ_H
+#define MD_PROJ_PJ_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "md_proj.h"
+
+#define PJ_FORMAT 1             /* bump on any change of a record layout or key */
+#define PJ_ID 65                /* ids are 1..64 bytes */
+#define PJ_NAME 201
+#define PJ_TEXT 501
+#define PJ_CLAUSE 16
+#define PJ_NONE INT64_MIN       /* an absent time or amount */
+#define PJ_DAY 11               /* "YYYY-MM-DD" */
+#define PJ_KEY_MAX 511          /* LMDB's default key limit */
+
+typedef enum pj_db {
+    PJ_DB_ORDERS, PJ_DB_ORDER_IDX, PJ_DB_ACCOUNTS, PJ_DB_ACCOUNT_IDX,
+    PJ_DB_AUDIT, PJ_DB_AUDIT_ACTOR, PJ_DB_SALES, PJ_DB_RECORDS, PJ_DB_META,
+    PJ_DB_COUNT_
+} pj_db_t;
+
+/* Event types, sorted by name (bsearch; a test checks the order). */
+#define PJ_TYPES(X)                                                                  \
+    X(AgreementAccepted) X(AgreementDeclined) X(AgreementPublished)                  \
+    X(ArbitrationRequested) X(CategoryDefined) X(CategoryRetired) X(CommandRejected) \
+    X(ComplaintFiled) X(ComplaintWithdrawn) X(ConsentGranted) X(ConsentRevoked)      \
+    X(DefenseSubmitted) X(DisputeRuled) X(FundsDeposited) X(FundsWithdrawn)          \
+    X(LicenseGranted) X(LicenseRevoked) X(MaintenanceCancelled)                      \
+    X(MaintenanceScheduled) X(MemberRegistered) X(MessageSent) X(OperatorGranted)    \
+    X(OperatorRevoked) X(OrderCancelled) X(OrderCompleted) X(OrderDelivered)         \
+    X(OrderPaid) X(OrderPlaced) X(PersonalDataDisclosed) X(PriceChanged)             \
+    X(ProductApproved) X(ProductDelisted) X(ProductDenied) X(ProductPublished)       \
+    X(ProductRelisted) X(ProviderApplied) X(ProviderApproved) X(ProviderRejected)    \
+    X(RecordsDisclosed) X(ReviewPosted) X(SanctionAppealed) X(SanctionApplied)       \
+    X(SanctionLifted) X(StoreClosed) X(StoreOpened) X(StoreReopened) X(TermAllowed)  \
+    X(TermProhibited) X(VoucherIssued) X(VoucherRedeemed) X(VoucherRestored)
+
+#define PJ_TYPE_ENUM_(n) PJ_T_##n,
+typedef enum pj_type { PJ_T_UNKNOWN = -1, PJ_TYPES(PJ_TYPE_ENUM_) PJ_T_COUNT_ } pj_type_t;
+#undef PJ_TYPE_ENUM_
+
+/* The event type named @p s, or PJ_T_UNKNOWN. */
+pj_type_t md__pj_type(const char *s);
+/* The name of type @p t (static). */
+const char *md__pj_type_name(pj_type_t t);
+
+/* ---- event data, decoded once per event ------------------------------------- */
+
+typedef enum pj_vkind { PJ_V_NIL, PJ_V_BOOL, PJ_V_INT, PJ_V_STR, PJ_V_OTHER } pj_vkind_t;
+
+typedef struct pj_field {
+    const char *key;
+    uint32_t klen;
+    pj_vkind_t kind;
+    const char *s;          /* PJ_V_STR: borrowed from the event data */
+    uint32_t slen;
+    int64_t i;              /* PJ_V_INT, PJ_V_BOOL (0/1) */
+} pj_field_t;
+
+typedef struct pj_fields {
+    pj_field_t f[MD_DATA_FIELDS_MAX];
+    size_t n;
+} pj_fields_t;
+
+/* Parses a flat msgpack map; nested values are PJ_V_OTHER. Returns 0 or -1. */
+int md__pj_fields_parse(pj_fields_t *fs, const void *data, size_t len);
+
+struct md_proj {
+    md_store_t *store;
+    MDB_dbi dbi[PJ_DB_COUNT_];
+    md_buf_t rec;            /* scratch for packed records (writer only) */
+    /* Replays (rebuild, verify, replay, catch-up): entries of insert-only
+     * databases are gathered here and written sorted (see md__pj_put_new). */
+    bool bulk;
+    bool appendable[PJ_DB_COUNT_];   /* empty so far: sorted MDB_APPEND */
+    md_buf_t spill;                  /* db(1) klen(2) vlen(4) key val, ... */
+    md_buf_t spill_at;               /* size_t offsets into spill */
+};
+
+/* What a handler sees: one event, decoded. */
+typedef struct pj_ctx {
+    md_proj_t *p;
+    MDB_txn *txn;
+    md_txn_t *t;
+    const md_event_t *ev;
+    pj_type_t type;
+    pj_fields_t f;
+    md_error_t *err;
+} pj_ctx_t;
+
+typedef md_err_t (*pj_fn)(pj_ctx_t *c);
+
+/* Field readers: a missing, nil or mistyped field reads as ""/0/false. */
+const pj_field_t *md__pj_field(const pj_ctx_t *c, const char *key);
+bool md__pj_str(const pj_ctx_t *c, const char *key, char *out, size_t cap);
+int64_t md__pj_int(const pj_ctx_t *c, const char *key);
+/* An int field, or PJ_NONE when absent or nil. */
+int64_t md__pj_opt_int(const pj_ctx_t *c, const char *key);
+/* Index of the string field @p key in @p names, or -1. */
+int64_t md__pj_enum(const pj_ctx_t *c, const char *key, const char *const *names, size_t n);
+/* Index of @p s in @p names, or -1. */
+int64_t md__pj_lookup(const char *const *names, size_t n, const char *s);
+
+/* ---- records: fixed numeric prefix, then length-prefixed strings ------------- */
+
+typedef struct pj_str_desc {
+    uint16_t off, cap;
+} pj_str_desc_t;
+
+typedef struct pj_layout {
+    int64_t fmt;            /* first int64_t of every record */
+    size_t fixed;           /* bytes of the numeric prefix (offset of 1st string) */
+    size_t size;            /* sizeof the in-memory struct */
+    size_t nstr;
+    const pj_str_desc_t *str;
+} pj_layout_t;
+
+/* Loads key -> *rec (zeroed when absent: *found = false). MD_ECORRUPT on a
+ * value of another layout. */
+md_err_t md__pj_load(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen,
+                     const pj_layout_t *l, void *rec, bool *found);
+/* The same for readers of any transaction. */
+md_err_t md__pj_read(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+                     const pj_layout_t *l, void *rec, bool *found, md_error_t *err);
+int md__pj_unpack(const pj_layout_t *l, const void *val, size_t len, void *rec);
+md_err_t md__pj_save(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen,
+                     const pj_layout_t *l, const void *rec);
+md_err_t md__pj_put(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const void *val,
+                    size_t vlen);
+/* Puts a key that is never updated or deleted later (audit entries): in
+ * bulk mode it is buffered and written sorted by md__pj_bulk_flush. */
+md_err_t md__pj_put_new(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const void *val,
+                        size_t vlen);
+/* Writes the buffered entries in key order (MDB_APPEND into an empty database). */
+md_err_t md__pj_bulk_flush(md_proj_t *p, MDB_txn *txn, md_error_t *err);
+/* Starts (from_empty: the databases were just dropped) or ends bulk mode. */
+void md__pj_bulk(md_proj_t *p, bool on, bool from_empty);
+/* Deletes a key; a missing key is not an error. */
+md_err_t md__pj_del(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen);
+
+/* ---- keys ------------------------------------------------------------------ */
+
+typedef struct pj_key {
+    unsigned char b[PJ_KEY_MAX];
+    size_t n;
+} pj_key_t;
+
+void md__pj_key_init(pj_key_t *k);
+void md__pj_key_byte(pj_key_t *k, unsigned char c);
+/* Appends the string and a NUL separator (truncating to stay within the limit). */
+void md__pj_key_str(pj_key_t *k, const char *s);
+void md__pj_key_be64(pj_key_t *k, uint64_t v);
+uint64_t md__pj_get_be64(const unsigned char *p);
+
+/* "YYYY-MM-DD" (UTC) of @p ms into out[PJ_DAY]. */
+void md__pj_day(int64_t ms, char out[PJ_DAY]);
+
+/* ---- JSON helpers (queries) ---------------------------------------------- */
+
+json_t *md__pj_time(int64_t ms);         /* null for PJ_NONE, else ms */
+json_t *md__pj_strj(const char *s);      /* null for "" */
+json_t *md__pj_enumj(const char *const *names, size_t n, int64_t i); /* null when out of range */
+
+/* A list scan over one database: keys with @p prefix, from the cursor. */
+typedef md_err_t (*pj_visit_fn)(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitted,
+                                md_error_t *err);
+md_err_t md__pj_scan(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen,
+                     md_proj_page_t *page, pj_visit_fn fn, void *ctx, md_error_t *err);
+
+/* ---- the handle (proj.c) and rebuild (rebuild.c) -------------------------- */
+
+/* The databases of projection @p id (one or two), in digest order. */
+size_t md__pj_proj_dbs(md_proj_id_t id, pj_db_t out[2]);
+const char *md__pj_db_name(pj_db_t db);
+/* Records the applied seq (and format) in p_meta. */
+md_err_t md__pj_meta_set(md_proj_t *p, md_txn_t *t, uint64_t seq, md_error_t *err);
+/* Runs every projection over one event, without seq bookkeeping. */
+md_err_t md__pj_apply_one(md_proj_t *p, md_txn_t *t, const md_event_t *ev, md_error_t *err);
+/* At open on a writable store: applies missed events or rebuilds (format). */
+md_err_t md__pj_catch_up(md_proj_t *p, md_error_t *err);
+
+/* ---- the projections ----------------------------------------------------- */
+
+md_err_t md__pj_orders_apply(pj_ctx_t *c);
+md_err_t md__pj_accounts_apply(pj_ctx_t *c);
+md_err_t md__pj_audit_apply(pj_ctx_t *c);
+md_err_t md__pj_sales_apply(pj_ctx_t *c);
+md_err_t md__pj_records_apply(pj_ctx_t *c);
+
+md_err_t md__pj_order_get(md_proj_t *p, MDB_txn *txn, const char *id, json_t **out,
+                          md_error_t *err);
+md_err_t md__pj_account_get(md_proj_t *p, MDB_txn *txn, const char *id, int64_t as_of,
+                            json_t **out, md_error_t *err);
+md_err_t md__pj_record_get(md_proj_t *p, MDB_txn *txn, char kind, const char *id,
+                           int64_t as_of, json_t **out, md_error_t *err);
+
+/* Shared vocabularies (static tables in records.c). */
+extern const char *const md__pj_measures[];
+extern const size_t md__pj_nmeasures;
+bool md__pj_in_effect(int64_t applied_at, int64_t expires_at, int64_t lifted_at,
+                      int64_t as_of);
+
+#endif

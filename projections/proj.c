@@ -1,0 +1,315 @@
+/*
+ * proj.c - the projections handle: opening the databases, catching up at
+ * start-up, the engine hook, applying one event to every projection, the
+ * `get` dispatch and stats.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pj.h"
+
+static const char *const db_names[PJ_DB_COUNT_] = {
+    "p_orders", "p_order_idx", "p_accounts", "p_account_idx", "p_audit",
+    "p_audit_actor", "p_sales", "p_records", "p_meta",
+};
+
+/* Which databases make up each projection (digest and stats order). */
+static const pj_db_t proj_dbs[MD_PROJ_COUNT_][2] = {
+    [MD_PROJ_ORDERS] = {PJ_DB_ORDERS, PJ_DB_ORDER_IDX},
+    [MD_PROJ_ACCOUNTS] = {PJ_DB_ACCOUNTS, PJ_DB_ACCOUNT_IDX},
+    [MD_PROJ_AUDIT] = {PJ_DB_AUDIT, PJ_DB_AUDIT_ACTOR},
+    [MD_PROJ_SALES] = {PJ_DB_SALES, PJ_DB_COUNT_},
+    [MD_PROJ_RECORDS] = {PJ_DB_RECORDS, PJ_DB_COUNT_},
+};
+
+static const char *const proj_names[MD_PROJ_COUNT_] = {
+    "orders", "accounts", "audit", "sales", "records",
+};
+
+/* Every projection sees every event, in this order. */
+static const pj_fn appliers[MD_PROJ_COUNT_] = {
+    md__pj_orders_apply, md__pj_accounts_apply, md__pj_audit_apply,
+    md__pj_sales_apply, md__pj_records_apply,
+};
+
+const char *md_proj_name(md_proj_id_t id)
+{
+    return id >= 0 && id < MD_PROJ_COUNT_ ? proj_names[id] : "";
+}
+
+size_t md__pj_proj_dbs(md_proj_id_t id, pj_db_t out[2])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < 2; i++)
+        if (proj_dbs[id][i] != PJ_DB_COUNT_)
+            out[n++] = proj_dbs[id][i];
+    return n;
+}
+
+const char *md__pj_db_name(pj_db_t db)
+{
+    return db_names[db];
+}
+
+/* ---- meta: the last applied seq and the format --------------------------------- */
+
+static md_err_t meta_get(MDB_txn *txn, md_proj_t *p, const char *name, uint64_t *v,
+                         md_error_t *err)
+{
+    MDB_val k = {strlen(name), (void *)name}, val;
+    int rc = mdb_get(txn, p->dbi[PJ_DB_META], &k, &val);
+    *v = 0;
+    if (rc == MDB_NOTFOUND)
+        return MD_ENOTFOUND;
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "get projection meta");
+    if (val.mv_size != 8)
+        return md_error_set(err, MD_ECORRUPT, "projection meta '%s' has %zu bytes", name,
+                            val.mv_size);
+    *v = md__pj_get_be64(val.mv_data);
+    return MD_OK;
+}
+
+static md_err_t meta_put(MDB_txn *txn, md_proj_t *p, const char *name, uint64_t v,
+                         md_error_t *err)
+{
+    unsigned char b[8];
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        b[i] = (unsigned char)v;
+    MDB_val k = {strlen(name), (void *)name}, val = {8, b};
+    return md_store_err(mdb_put(txn, p->dbi[PJ_DB_META], &k, &val, 0), err,
+                        "put projection meta");
+}
+
+md_err_t md__pj_meta_set(md_proj_t *p, md_txn_t *t, uint64_t seq, md_error_t *err)
+{
+    md_err_t rc = meta_put(md_txn_mdb(t), p, "format", PJ_FORMAT, err);
+    return rc == MD_OK ? meta_put(md_txn_mdb(t), p, "seq", seq, err) : rc;
+}
+
+md_err_t md_proj_seq(md_proj_t *p, md_txn_t *t, uint64_t *seq, md_error_t *err)
+{
+    md_err_t rc = meta_get(md_txn_mdb(t), p, "seq", seq, err);
+    return rc == MD_ENOTFOUND ? MD_OK : rc;
+}
+
+/* ---- applying one event ---------------------------------------------------------- */
+
+/* Runs every projection over @p ev (no seq bookkeeping). */
+md_err_t md__pj_apply_one(md_proj_t *p, md_txn_t *t, const md_event_t *ev, md_error_t *err)
+{
+    pj_ctx_t c;
+    c.p = p;
+    c.t = t;
+    c.txn = md_txn_mdb(t);
+    c.ev = ev;
+    c.err = err;
+    c.type = md__pj_type(ev->type);
+    if (md__pj_fields_parse(&c.f, ev->data, ev->data_len) != 0)
+        return md_error_set(err, MD_ECODEC, "event %llu: data is not a flat msgpack map",
+                            (unsigned long long)ev->seq);
+    for (int i = 0; i < MD_PROJ_COUNT_; i++) {
+        md_err_t rc = appliers[i](&c);
+        if (rc != MD_OK)
+            return rc;
+    }
+    return MD_OK;
+}
+
+/* Applies the events the projections missed (appended without the hook). */
+static md_err_t fill_gap(md_proj_t *p, md_txn_t *t, uint64_t from, uint64_t to,
+                         md_error_t *err)
+{
+    for (uint64_t s = from; s <= to; s++) {
+        md_event_t ev;
+        md_err_t rc = md_txn_event(t, s, &ev, NULL, NULL, err);
+        if (rc == MD_ENOTFOUND)
+            return md_error_set(err, MD_ECORRUPT, "event %llu missing from the log",
+                                (unsigned long long)s);
+        if (rc == MD_OK)
+            rc = md__pj_apply_one(p, t, &ev, err);
+        if (rc != MD_OK)
+            return rc;
+    }
+    return MD_OK;
+}
+
+md_err_t md_proj_apply(md_proj_t *p, md_txn_t *t, const md_event_t *ev, md_error_t *err)
+{
+    uint64_t last = 0;
+    if (p == NULL || t == NULL || ev == NULL)
+        return md_error_set(err, MD_EINVAL, "md_proj_apply: no handle, transaction or event");
+    md_err_t rc = meta_get(md_txn_mdb(t), p, "seq", &last, err);
+    if (rc != MD_OK && rc != MD_ENOTFOUND)
+        return rc;
+    if (ev->seq != 0 && ev->seq <= last)
+        return MD_OK; /* applied already */
+    if (ev->seq > last + 1 && (rc = fill_gap(p, t, last + 1, ev->seq - 1, err)) != MD_OK)
+        return rc;
+    if ((rc = md__pj_apply_one(p, t, ev, err)) != MD_OK)
+        return rc;
+    if (rc == MD_OK && last == 0)
+        rc = meta_put(md_txn_mdb(t), p, "format", PJ_FORMAT, err);
+    return rc == MD_OK ? meta_put(md_txn_mdb(t), p, "seq", ev->seq, err) : rc;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------- */
+
+static md_err_t open_dbs(md_proj_t *p, md_error_t *err)
+{
+    for (int i = 0; i < PJ_DB_COUNT_; i++) {
+        md_error_t e = {0};
+        md_err_t rc = md_store_dbi(p->store, db_names[i], 0, &p->dbi[i], &e);
+        if (rc == MD_ENOTFOUND)
+            return md_error_set(err, MD_ENOTFOUND,
+                                "store has no projections (database '%s'); run "
+                                "`marketctl rebuild`",
+                                db_names[i]);
+        if (rc != MD_OK)
+            return md_error_set(err, rc, "%s", e.msg);
+    }
+    return MD_OK;
+}
+
+md_err_t md_proj_open(md_store_t *store, md_proj_t **out, md_error_t *err)
+{
+    if (store == NULL || out == NULL)
+        return md_error_set(err, MD_EINVAL, "md_proj_open: no store");
+    md_proj_t *p = md_calloc(1, sizeof *p);
+    p->store = store;
+    md_buf_init(&p->rec);
+    md_buf_init(&p->spill);
+    md_buf_init(&p->spill_at);
+    md_err_t rc = open_dbs(p, err);
+    if (rc == MD_OK)
+        rc = md__pj_catch_up(p, err);
+    if (rc != MD_OK) {
+        md_proj_free(p);
+        return rc;
+    }
+    *out = p;
+    return MD_OK;
+}
+
+void md_proj_free(md_proj_t *p)
+{
+    if (p == NULL)
+        return;
+    md_buf_release(&p->rec);
+    md_buf_release(&p->spill);
+    md_buf_release(&p->spill_at);
+    free(p);
+}
+
+static md_err_t hook(md_txn_t *txn, const md_event_t *ev, void *ctx, md_error_t *err)
+{
+    return md_proj_apply(ctx, txn, ev, err);
+}
+
+md_err_t md_proj_attach(md_proj_t *p, md_engine_t *e, md_error_t *err)
+{
+    if (p == NULL || e == NULL)
+        return md_error_set(err, MD_EINVAL, "md_proj_attach: no handle or engine");
+    return md_engine_add_hook(e, hook, p, err);
+}
+
+/* Handles owned by the process (md_proj_attach_store), freed at exit. */
+typedef struct owned {
+    md_proj_t *p;
+    struct owned *next;
+} owned_t;
+
+static owned_t *owned_list;
+
+static void free_owned(void)
+{
+    while (owned_list) {
+        owned_t *o = owned_list;
+        owned_list = o->next;
+        md_proj_free(o->p);
+        free(o);
+    }
+}
+
+md_err_t md_proj_attach_store(md_store_t *store, md_engine_t *e, md_error_t *err)
+{
+    static bool registered;
+    md_proj_t *p = NULL;
+    md_err_t rc = md_proj_open(store, &p, err);
+    if (rc == MD_OK && (rc = md_proj_attach(p, e, err)) != MD_OK)
+        md_proj_free(p);
+    if (rc != MD_OK)
+        return rc;
+    if (!registered)
+        registered = atexit(free_owned) == 0;
+    owned_t *o = md_malloc(sizeof *o);
+    o->p = p;
+    o->next = owned_list;
+    owned_list = o;
+    return MD_OK;
+}
+
+/* ---- get and stats ---------------------------------------------------------------- */
+
+typedef struct get_kind {
+    const char *name;
+    char rec;               /* p_records prefix; 0: its own database */
+} get_kind_t;
+
+static const get_kind_t get_kinds[] = {
+    {"order", 0},       {"account", 0},     {"store", 'S'},   {"product", 'P'},
+    {"complaint", 'C'}, {"sanction", 'X'},  {"voucher", 'V'},
+};
+
+md_err_t md_proj_get(md_proj_t *p, md_txn_t *t, const char *kind, const char *id,
+                     int64_t as_of_ms, json_t **out, md_error_t *err)
+{
+    if (p == NULL || t == NULL || kind == NULL || id == NULL || *id == '\0' || out == NULL)
+        return md_error_set(err, MD_EINVAL, "md_proj_get: missing argument");
+    if (strlen(id) >= PJ_ID)
+        return md_error_set(err, MD_ENOTFOUND, "%s '%.64s...' not found (ids are 1..64 bytes)",
+                            kind, id);
+    MDB_txn *txn = md_txn_mdb(t);
+    if (strcmp(kind, "order") == 0)
+        return md__pj_order_get(p, txn, id, out, err);
+    if (strcmp(kind, "account") == 0)
+        return md__pj_account_get(p, txn, id, as_of_ms, out, err);
+    for (size_t i = 2; i < sizeof get_kinds / sizeof get_kinds[0]; i++)
+        if (strcmp(kind, get_kinds[i].name) == 0)
+            return md__pj_record_get(p, txn, get_kinds[i].rec, id, as_of_ms, out, err);
+    return md_error_set(err, MD_EINVAL, "unknown object kind '%s'", kind);
+}
+
+md_err_t md_proj_stats(md_proj_t *p, md_txn_t *t, json_t **out, md_error_t *err)
+{
+    uint64_t seq = 0, fmt = 0;
+    MDB_txn *txn = md_txn_mdb(t);
+    md_err_t rc = md_proj_seq(p, t, &seq, err);
+    if (rc == MD_OK && (rc = meta_get(txn, p, "format", &fmt, err)) == MD_ENOTFOUND)
+        rc = MD_OK;
+    if (rc != MD_OK)
+        return rc;
+    json_t *projs = json_object();
+    for (int i = 0; i < MD_PROJ_COUNT_; i++) {
+        pj_db_t dbs[2];
+        size_t n = md__pj_proj_dbs((md_proj_id_t)i, dbs);
+        uint64_t entries = 0, bytes = 0;
+        for (size_t j = 0; j < n; j++) {
+            MDB_stat st;
+            int mrc = mdb_stat(txn, p->dbi[dbs[j]], &st);
+            if (mrc != MDB_SUCCESS) {
+                json_decref(projs);
+                return md_store_err(mrc, err, "projection stat");
+            }
+            entries += st.ms_entries;
+            bytes += (uint64_t)(st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) *
+                     st.ms_psize;
+        }
+        json_object_set_new(projs, proj_names[i],
+                            json_pack("{s:I, s:I}", "entries", (json_int_t)entries, "bytes",
+                                      (json_int_t)bytes));
+    }
+    *out = json_pack("{s:I, s:I, s:o}", "seq", (json_int_t)seq, "format", (json_int_t)fmt,
+                     "projections", projs);
+    return MD_OK;
+}

@@ -1,0 +1,429 @@
+/*
+ * test_proj.c - the projections on the demo day and on the rules' fixture
+ * world: every projection's records and indexes, paging, verification
+ * (including a tampered record), point-in-time replay, catch-up of a store
+ * written without the hook, and independence from batching.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../projections/pj.h"
+#include "fixture.h"
+#include "proj_fixture.h"
+#include "rules_mem.h"
+
+static int demo_setup(void **state)
+{
+    proj_fx_t *f = proj_fx_new(true);
+    if (proj_fx_run_file(f, proj_fx_demo_path(), 1000, 0) <= 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    proj_fx_free(*state);
+    return 0;
+}
+
+/* ---- pure helpers -------------------------------------------------------------- */
+
+static void test_proj_types_sorted(void **state)
+{
+    (void)state;
+    for (int i = 1; i < PJ_T_COUNT_; i++)
+        assert_true(strcmp(md__pj_type_name(i - 1), md__pj_type_name(i)) < 0);
+    for (int i = 0; i < PJ_T_COUNT_; i++)
+        assert_int_equal(md__pj_type(md__pj_type_name(i)), i);
+    assert_int_equal(md__pj_type("NoSuchEvent"), PJ_T_UNKNOWN);
+}
+
+static void test_proj_days(void **state)
+{
+    char d[PJ_DAY];
+    (void)state;
+    md__pj_day(0, d);
+    assert_string_equal(d, "1970-01-01");
+    md__pj_day(-1, d);
+    assert_string_equal(d, "1969-12-31");
+    md__pj_day(1795687200000LL, d);
+    assert_string_equal(d, "2026-11-26");
+    md__pj_day(951782400000LL, d); /* 2000-02-29T00:00:00Z */
+    assert_string_equal(d, "2000-02-29");
+    md__pj_day(951868799999LL, d);
+    assert_string_equal(d, "2000-02-29");
+}
+
+/* ---- the demo day ----------------------------------------------------------------- */
+
+static void test_proj_demo_orders(void **state)
+{
+    proj_fx_t *f = *state;
+    char ids[512];
+    assert_string_equal(proj_fx_str(f, "order", "o-1001", "status"), "completed");
+    assert_int_equal(proj_fx_int(f, "order", "o-1001", "released"), 19900);
+    assert_string_equal(proj_fx_str(f, "order", "o-1002", "status"), "partially_refunded");
+    json_t *o = proj_fx_get(f, "order", "o-1002");
+    json_t *d = json_object_get(o, "dispute");
+    assert_string_equal(json_string_value(json_object_get(d, "complaint_id")), "cp-1");
+    assert_string_equal(json_string_value(json_object_get(d, "ruling")), "split");
+    assert_int_equal(json_integer_value(json_object_get(o, "escrow")), 0);
+    assert_int_equal(json_integer_value(json_object_get(o, "refunded")), 4900);
+    json_decref(o);
+    assert_string_equal(proj_fx_str(f, "order", "o-1004", "voucher_id"), "v-bob");
+    assert_string_equal(proj_fx_str(f, "order", "o-1004", "cancelled_by"), "bob");
+    assert_int_equal(proj_fx_int(f, "order", "o-1009", "escrow"), 19900);
+    assert_null(proj_fx_get(f, "order", "o-nope"));
+
+    md_proj_order_filter_t by_buyer = {.buyer = "bob"};
+    assert_int_equal(proj_fx_orders(f, &by_buyer, ids, sizeof ids), 2);
+    assert_string_equal(ids, "o-1001,o-1004");
+    md_proj_order_filter_t by_provider = {.provider = "dave"};
+    assert_int_equal(proj_fx_orders(f, &by_provider, ids, sizeof ids), 2);
+    md_proj_order_filter_t by_status = {.status = "delivered"};
+    assert_int_equal(proj_fx_orders(f, &by_status, ids, sizeof ids), 1);
+    assert_string_equal(ids, "o-1009");
+    md_proj_order_filter_t completed = {.status = "completed"};
+    assert_int_equal(proj_fx_orders(f, &completed, ids, sizeof ids), 1);
+    md_proj_order_filter_t placed = {.status = "placed"};
+    assert_int_equal(proj_fx_orders(f, &placed, ids, sizeof ids), 0); /* moved on */
+    md_proj_order_filter_t by_day = {.day = "2026-11-26", .buyer = "eve"};
+    assert_int_equal(proj_fx_orders(f, &by_day, ids, sizeof ids), 2);
+    assert_string_equal(ids, "o-1002,o-1009");
+    md_proj_order_filter_t other_day = {.day = "2026-11-25"};
+    assert_int_equal(proj_fx_orders(f, &other_day, NULL, 0), 0);
+    assert_int_equal(proj_fx_orders(f, NULL, NULL, 0), 4);
+}
+
+static void test_proj_demo_accounts(void **state)
+{
+    proj_fx_t *f = *state;
+    assert_int_equal(proj_fx_int(f, "account", "bob", "balance"), 80100);
+    assert_int_equal(proj_fx_int(f, "account", "bob", "spent"), 19900);
+    assert_string_equal(proj_fx_str(f, "account", "bob", "agreement_mode"), "explicit");
+    assert_string_equal(proj_fx_str(f, "account", "eve", "agreement_mode"), "use");
+    assert_int_equal(proj_fx_int(f, "account", "eve", "escrow_held"), 19900);
+    assert_int_equal(proj_fx_int(f, "account", "dave", "earned"), 4900);
+    assert_string_equal(proj_fx_str(f, "account", "dave", "provider_status"), "approved");
+    assert_int_equal(proj_fx_int(f, "account", "carol", "orders_as_provider"), 2);
+    json_t *op = proj_fx_get(f, "account", "operator");
+    assert_true(json_is_true(json_object_get(op, "operator")));
+    json_decref(op);
+    json_t *b2 = proj_fx_get(f, "account", "bob2");
+    json_t *r = json_object_get(b2, "restrictions");
+    assert_int_equal(json_array_size(r), 1);
+    assert_string_equal(json_string_value(json_array_get(r, 0)), "restrict_ordering");
+    json_decref(b2);
+    json_t *dave = proj_fx_get(f, "account", "dave");
+    assert_int_equal(json_array_size(json_object_get(dave, "sanctions")), 0); /* lifted */
+    assert_string_equal(json_string_value(json_array_get(json_object_get(dave, "stores"), 0)),
+                        "s-dave");
+    json_decref(dave);
+}
+
+static void test_proj_demo_audit(void **state)
+{
+    proj_fx_t *f = *state;
+    md_proj_audit_filter_t bob = {.subject = "bob"};
+    /* Both automatic disclosures of bob's data are under bob, as the subject. */
+    assert_int_equal(proj_fx_audit(f, &bob, "PersonalDataDisclosed", "subject"), 2);
+    assert_int_equal(proj_fx_audit(f, &bob, "rejected:", "actor"), 5);
+    md_proj_audit_filter_t rej = {.subject = "rejections"};
+    assert_int_equal(proj_fx_audit(f, &rej, "rejected:", NULL), 18);
+    md_proj_audit_filter_t dave = {.subject = "member:dave"};
+    assert_int_equal(proj_fx_audit(f, &dave, "SanctionApplied", "target_id"), 1);
+    assert_int_equal(proj_fx_audit(f, &dave, "SanctionLifted", NULL), 1);
+    md_proj_audit_filter_t order = {.subject = "order:o-1002"};
+    assert_int_equal(proj_fx_audit(f, &order, "DisputeRuled", "order_id"), 1);
+    md_proj_audit_filter_t actor = {.actor = "operator"};
+    assert_true(proj_fx_audit(f, &actor, NULL, NULL) >= 10);
+    md_proj_audit_filter_t both = {.subject = "bob", .actor = "carol"};
+    assert_int_equal(proj_fx_audit(f, &both, "OrderDelivered", NULL), 1);
+}
+
+static md_err_t first_row(json_t *row, void *ctx, md_error_t *err)
+{
+    (void)err;
+    *(json_t **)ctx = json_incref(row);
+    return MD_ESTOP;
+}
+
+static void test_proj_demo_clause(void **state)
+{
+    proj_fx_t *f = *state;
+    md_txn_t *t = NULL;
+    json_t *row = NULL;
+    md_proj_page_t page = {0};
+    md_proj_audit_filter_t q = {.subject = "sn-1"};
+    assert_int_equal(md_store_read(f->store, &t, NULL), MD_OK);
+    assert_int_equal(md_proj_audit(f->proj, t, &q, &page, first_row, &row, NULL), MD_OK);
+    md_txn_end(t);
+    assert_non_null(row);
+    assert_string_equal(json_string_value(json_object_get(row, "action")), "SanctionApplied");
+    assert_string_equal(json_string_value(json_object_get(row, "clause")), "4.2.6");
+    json_decref(row);
+}
+
+static void test_proj_demo_sales_records(void **state)
+{
+    proj_fx_t *f = *state;
+    assert_string_equal(proj_fx_str(f, "store", "s-carol", "status"), "open");
+    assert_int_equal(proj_fx_int(f, "product", "p-debian", "units"), 3);
+    assert_string_equal(proj_fx_str(f, "complaint", "cp-1", "decision"), "split");
+    assert_string_equal(proj_fx_str(f, "sanction", "sn-2", "measure"), "restrict_ordering");
+    assert_string_equal(proj_fx_str(f, "voucher", "v-bob", "status"), "available");
+    assert_null(proj_fx_get(f, "store", "s-nope"));
+
+    md_txn_t *t = NULL;
+    json_t *row = NULL;
+    md_proj_page_t page = {0};
+    md_proj_sales_filter_t q = {.provider = "carol", .from_day = "2026-11-26",
+                                .to_day = "2026-11-26"};
+    assert_int_equal(md_store_read(f->store, &t, NULL), MD_OK);
+    assert_int_equal(md_proj_sales(f->proj, t, &q, &page, first_row, &row, NULL), MD_OK);
+    md_txn_end(t);
+    assert_non_null(row);
+    assert_int_equal(json_integer_value(json_object_get(row, "orders")), 2);
+    assert_int_equal(json_integer_value(json_object_get(row, "gross")), 39800);
+    assert_int_equal(json_integer_value(json_object_get(row, "net")), 19900);
+    json_decref(row);
+}
+
+static md_err_t count_row(json_t *row, void *ctx, md_error_t *err)
+{
+    (void)row, (void)err;
+    (*(size_t *)ctx)++;
+    return MD_OK;
+}
+
+static void test_proj_paging(void **state)
+{
+    proj_fx_t *f = *state;
+    md_txn_t *t = NULL;
+    char cursor[MD_PROJ_CURSOR_MAX] = "";
+    size_t rows = 0, pages = 0;
+    md_proj_audit_filter_t q = {.subject = "bob"};
+    assert_int_equal(md_store_read(f->store, &t, NULL), MD_OK);
+    do {
+        md_proj_page_t page = {.limit = 3, .cursor = cursor};
+        assert_int_equal(md_proj_audit(f->proj, t, &q, &page, count_row, &rows, NULL), MD_OK);
+        snprintf(cursor, sizeof cursor, "%s", page.next);
+        pages++;
+    } while (cursor[0]);
+    md_txn_end(t);
+    assert_int_equal(rows, proj_fx_audit(f, &q, NULL, NULL));
+    assert_int_equal(pages, (rows + 2) / 3);
+    /* A cursor of another query is refused. */
+    md_proj_page_t bad = {.limit = 1, .cursor = "zz"};
+    assert_int_equal(md_store_read(f->store, &t, NULL), MD_OK);
+    assert_int_equal(md_proj_audit(f->proj, t, &q, &bad, count_row, &rows, NULL), MD_EINVAL);
+    md_txn_end(t);
+}
+
+/* ---- verification, tampering, replay ----------------------------------------------- */
+
+static void test_proj_verify_ok(void **state)
+{
+    assert_int_equal(proj_fx_verify(*state, NULL), MD_OK);
+}
+
+typedef struct tamper {
+    MDB_dbi dbi;
+    const char *key;
+} tamper_t;
+
+static md_err_t tamper_fn(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    tamper_t *x = ctx;
+    MDB_val k = {strlen(x->key), (void *)x->key}, v;
+    unsigned char buf[4096];
+    if (mdb_get(md_txn_mdb(t), x->dbi, &k, &v) != MDB_SUCCESS || v.mv_size > sizeof buf)
+        return md_error_set(err, MD_ENOTFOUND, "no record to tamper with");
+    memcpy(buf, v.mv_data, v.mv_size);
+    buf[v.mv_size / 2] ^= 0x01;
+    v.mv_data = buf;
+    return md_store_err(mdb_put(md_txn_mdb(t), x->dbi, &k, &v, 0), err, "tamper");
+}
+
+static void test_proj_verify_detects_tamper(void **state)
+{
+    proj_fx_t *f = *state;
+    tamper_t x = {0, "bob"};
+    md_proj_report_t *rep = md_calloc(1, sizeof *rep);
+    assert_int_equal(md_store_dbi(f->store, "p_accounts", 0, &x.dbi, NULL), MD_OK);
+    assert_int_equal(md_store_write(f->store, tamper_fn, &x, NULL), MD_OK);
+    assert_int_equal(proj_fx_verify(f, rep), MD_ECORRUPT);
+    assert_int_equal(rep->bad, MD_PROJ_ACCOUNTS);
+    assert_string_equal(rep->db, "p_accounts");
+    assert_string_equal(rep->key, "bob");
+    /* A rebuild repairs it. */
+    assert_int_equal(md_proj_rebuild(f->proj, NULL, NULL, NULL, NULL), MD_OK);
+    assert_int_equal(proj_fx_verify(f, NULL), MD_OK);
+    free(rep);
+}
+
+static void test_proj_replay_matches_live(void **state)
+{
+    proj_fx_t *f = proj_fx_new(true), *g = *state;
+    md_proj_digest_t live, replayed;
+    uint64_t head, n = 0;
+    md_txn_t *t = NULL;
+    char *dir = md_test_tmpdir();
+    md_store_t *rs = NULL;
+    md_proj_t *rp = NULL;
+    /* f saw the first 40 commands only: its live projections are what a
+     * replay of the whole day --until f's head must show. */
+    assert_int_equal(proj_fx_run_file(f, proj_fx_demo_path(), 7, 40), 40);
+    proj_fx_digest(f, &live, &head);
+    assert_int_equal(md_store_read(g->store, &t, NULL), MD_OK);
+    assert_int_equal(md_proj_replay(t, head, dir, NULL, NULL, &n, NULL), MD_OK);
+    assert_int_equal(md_proj_replay(t, head, dir, NULL, NULL, &n, NULL), MD_EEXIST);
+    assert_int_equal(md_proj_replay(t, 100000, dir, NULL, NULL, &n, NULL), MD_EINVAL);
+    md_txn_end(t);
+    assert_int_equal(n, head);
+    assert_int_equal(md_store_open(dir, NULL, &rs, NULL), MD_OK);
+    assert_int_equal(md_proj_open(rs, &rp, NULL), MD_OK);
+    assert_int_equal(md_store_read(rs, &t, NULL), MD_OK);
+    assert_int_equal(md_proj_digest(rp, t, &replayed, NULL), MD_OK);
+    md_txn_end(t);
+    assert_memory_equal(&live, &replayed, sizeof live);
+    md_proj_free(rp);
+    md_store_close(rs);
+    md_test_rmdir(dir);
+    proj_fx_free(f);
+}
+
+/* Batching must not change the projections: one command per batch vs the whole day. */
+static void test_proj_batching_independent(void **state)
+{
+    proj_fx_t *f = proj_fx_new(true);
+    md_proj_digest_t a, b;
+    uint64_t ha, hb;
+    assert_true(proj_fx_run_file(f, proj_fx_demo_path(), 1, 0) > 0);
+    proj_fx_digest(f, &a, &ha);
+    proj_fx_digest(*state, &b, &hb);
+    assert_int_equal(ha, hb);
+    assert_memory_equal(&a, &b, sizeof a);
+    proj_fx_free(f);
+}
+
+/* A store written without the hook is caught up when the projections open. */
+static void test_proj_catch_up(void **state)
+{
+    proj_fx_t *f = proj_fx_new(false);
+    md_proj_digest_t a, b;
+    uint64_t ha, hb;
+    assert_true(proj_fx_run_file(f, proj_fx_demo_path(), 1000, 0) > 0);
+    assert_int_equal(md_proj_open(f->store, &f->proj, NULL), MD_OK);
+    proj_fx_digest(f, &a, &ha);
+    proj_fx_digest(*state, &b, &hb);
+    assert_memory_equal(&a, &b, sizeof a);
+    assert_int_equal(proj_fx_verify(f, NULL), MD_OK);
+    proj_fx_free(f);
+}
+
+/* A read-only store written without projections: open says so (rebuild creates them). */
+static void test_proj_absent_read_only(void **state)
+{
+    proj_fx_t *f = proj_fx_new(false);
+    md_store_t *ro = NULL;
+    md_proj_t *p = NULL;
+    md_error_t err = {0};
+    md_store_opts_t so = {.read_only = true};
+    (void)state;
+    assert_true(proj_fx_run_file(f, proj_fx_demo_path(), 1000, 0) > 0);
+    md_engine_destroy(f->eng); /* LMDB: one open of an environment per process */
+    md_store_close(f->store);
+    f->eng = NULL, f->store = NULL;
+    assert_int_equal(md_store_open(f->dir, &so, &ro, NULL), MD_OK);
+    assert_int_equal(md_proj_open(ro, &p, &err), MD_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "rebuild"));
+    assert_null(p);
+    md_store_close(ro);
+    proj_fx_free(f);
+}
+
+/* ---- the rules' fixture world ---------------------------------------------------------- */
+
+typedef struct copy {
+    const rules_mem_t *m;
+    md_proj_t *p;
+} copy_t;
+
+static md_err_t copy_fn(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    copy_t *c = ctx;
+    md_err_t rc = MD_OK;
+    for (size_t i = 0; i < rules_mem_count(c->m) && rc == MD_OK; i++) {
+        md_event_t ev = rules_mem_event(c->m, i)->ev;
+        rc = md_txn_append(t, &ev, err);
+        if (rc == MD_OK)
+            rc = md_proj_apply(c->p, t, &ev, err);
+    }
+    return rc;
+}
+
+static void test_proj_rules_world(void **state)
+{
+    fx_t *w = fx_world();
+    proj_fx_t *f = proj_fx_new(true);
+    (void)state;
+    fx_ok(w, "alice", "FileComplaint", "'complaint_id':'q1','order_id':'o-del','reason':'broken'");
+    fx_ok(w, "alice", "ApplyArbitration", "'complaint_id':'q1'");
+    fx_ok(w, "op", "RuleOnDispute", "'complaint_id':'q1','decision':'refund_buyer'");
+    fx_ok(w, "op", "ApplySanction", "'sanction_id':'x1','measure':'close_order','target_type':'order','target_id':'o-paid','reason':'fraud','clause':'3.3.3'");
+    fx_ok(w, "op", "ApplySanction", "'sanction_id':'x2','measure':'close_store','target_type':'store','target_id':'st1','reason':'abuse','clause':'3.3.3'");
+    fx_ok(w, "op", "ApplySanction", "'sanction_id':'x3','measure':'freeze_balance','target_type':'member','target_id':'alice','reason':'check','clause':'3.3.3'");
+    fx_ok(w, "op", "LiftSanction", "'sanction_id':'x2','reason':'fixed'");
+    copy_t c = {w->m, f->proj};
+    assert_int_equal(md_store_write(f->store, copy_fn, &c, NULL), MD_OK);
+
+    assert_string_equal(proj_fx_str(f, "order", "o-del", "status"), "refunded");
+    assert_string_equal(proj_fx_str(f, "order", "o-paid", "status"), "closed");
+    assert_string_equal(proj_fx_str(f, "order", "o-paid", "closed_by_sanction"), "x1");
+    assert_int_equal(proj_fx_int(f, "order", "o-paid", "escrow"), fx_escrow(w, "o-paid"));
+    assert_int_equal(proj_fx_int(f, "account", "alice", "balance"), fx_balance(w, "alice"));
+    assert_int_equal(proj_fx_int(f, "account", "bob", "balance"), fx_balance(w, "bob"));
+    assert_string_equal(proj_fx_str(f, "complaint", "q1", "status"), "ruled");
+    assert_string_equal(proj_fx_str(f, "store", "st1", "status"), "open");
+    json_t *a = proj_fx_get(f, "account", "alice");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(a, "restrictions"), 0)),
+                        "freeze_balance");
+    json_decref(a);
+    md_proj_audit_filter_t q = {.subject = "alice"};
+    assert_int_equal(proj_fx_audit(f, &q, "SanctionApplied", "target_id"), 1);
+    assert_int_equal(proj_fx_audit(f, &q, "SanctionApplied", "buyer"), 1);
+    assert_int_equal(proj_fx_verify(f, NULL), MD_OK);
+    proj_fx_free(f);
+    fx_free(w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_proj_types_sorted),
+        cmocka_unit_test(test_proj_days),
+        cmocka_unit_test_setup_teardown(test_proj_demo_orders, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_demo_accounts, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_demo_audit, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_demo_clause, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_demo_sales_records, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_paging, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_verify_ok, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_verify_detects_tamper, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_replay_matches_live, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_batching_independent, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_catch_up, demo_setup, fx_teardown),
+        cmocka_unit_test(test_proj_absent_read_only),
+        cmocka_unit_test(test_proj_rules_world),
+    };
+    return cmocka_run_group_tests_name("proj", tests, NULL, NULL);
+}
