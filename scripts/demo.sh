@@ -47,21 +47,19 @@ echo
 echo "== every refusal, explained"
 jq -r 'select(.status == "rejected") | "\(.command_id // "null")\t\(.error.code)\t\(.error.message)"' \
     "$work/results.jsonl" | sort | column -t -s $'\t'
-if "$build/marketctl" --data-dir "$work/data" 2>&1 | grep -q '^  orders'; then
-    echo
-    echo "== orders by status"
-    "$build/marketctl" --data-dir "$work/data" orders | jq -r '.status' | sort | uniq -c
-    echo
-    echo "== balances"
-    for m in bob carol dave eve; do
-        "$build/marketctl" --data-dir "$work/data" get account "$m" |
-            jq -r '"\(.member_id)\tbalance \(.balance)\tescrow \(.escrow_held // 0)"'
-    done | column -t -s $'\t'
-    echo
-    echo "== audit trail of dave (sanctioned, appealed, lifted)"
-    "$build/marketctl" --data-dir "$work/data" audit --subject dave |
-        jq -r '"seq \(.seq)\t\(.action)\t\(.clause // "")"' | column -t -s $'\t'
-fi
+echo
+echo "== orders by status"
+"$build/marketctl" --data-dir "$work/data" orders | jq -r .status | sort | uniq -c
+echo
+echo "== balances (fen)"
+for m in bob carol dave eve; do
+    "$build/marketctl" --data-dir "$work/data" get account "$m" |
+        jq -r '"\(.member_id)\tbalance \(.balance)\tescrow held \(.escrow_held)\tspent \(.spent)\tearned \(.earned)"'
+done | column -t -s $'\t'
+echo
+echo "== audit trail of dave (muted for trading off the platform, appealed, lifted)"
+"$build/marketctl" --data-dir "$work/data" audit --subject dave |
+    jq -r '"seq \(.seq)\t\(.action)\t\(.clause // "")\t\(.command_id // "")"' | column -t -s $'\t'
 echo
 echo "== marketctl verify"
 "$build/marketctl" --data-dir "$work/data" verify

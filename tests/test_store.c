@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/crypto.h>
 
 #include "fixture.h"
 #include "md_store.h"
@@ -305,6 +306,7 @@ static void *reader_main(void *arg)
         md_txn_end(t);
         rw->snapshots++;
     }
+    OPENSSL_thread_stop(); /* OpenSSL keeps per-thread state for the hashing */
     return NULL;
 }
 
