@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "md_http.h"
@@ -107,29 +108,37 @@ static const char *str_field(json_t *o, const char *k)
 
 /* ---- privacy ---------------------------------------------------------------------------- */
 
-/* Personal data (agreement §4.2.7, §6): hidden from analysts. */
-static const char *const personal_keys[] = {"name", "email", "phone", "identity_hash",
-                                            "buyer_contact", NULL};
+/*
+ * Personal data (agreement §4.2.7, §6): hidden from analysts wherever it
+ * appears, at any depth. business_name is included because a sole trader's
+ * business name is usually their own name. A redacted field keeps its key
+ * (stable field names) and always reads "[redacted]", null or not, so that
+ * not even the presence of a phone number shows.
+ */
+static const char *const personal_keys[] = {"name",          "business_name", "email", "phone",
+                                            "identity_hash", "buyer_contact", NULL};
 
+static bool is_personal(const char *k)
+{
+    for (size_t i = 0; personal_keys[i]; i++)
+        if (strcmp(k, personal_keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Plain loops rather than jansson's foreach macros, which cppcheck cannot expand. */
 static void redact(json_t *v)
 {
-    const char *k;
-    json_t *x;
-    size_t i;
     if (json_is_array(v)) {
-        json_array_foreach(v, i, x) redact(x);
+        for (size_t i = 0; i < json_array_size(v); i++)
+            redact(json_array_get(v, i));
         return;
     }
-    if (!json_is_object(v))
-        return;
-    json_object_foreach(v, k, x) {
-        bool personal = false;
-        for (i = 0; personal_keys[i]; i++)
-            personal = personal || strcmp(k, personal_keys[i]) == 0;
-        if (personal && !json_is_null(x))
-            json_object_set_new(v, k, json_string("[redacted]"));
+    for (void *it = json_object_iter(v); it != NULL; it = json_object_iter_next(v, it)) {
+        if (is_personal(json_object_iter_key(it)))
+            json_object_iter_set_new(v, it, json_string("[redacted]"));
         else
-            redact(x);
+            redact(json_object_iter_value(it));
     }
 }
 
@@ -140,11 +149,19 @@ static json_t *for_viewer(req_t *r, json_t *v)
     return v;
 }
 
-/* The buyer's contact details, shown to auditors and to the order's provider (§6.3). */
+/*
+ * The buyer's contact details (§6.3): PlaceOrder discloses them to the
+ * order's provider (a PersonalDataDisclosed event in the buyer's audit
+ * trail), so they are shown to that provider and to auditors, on the order
+ * and in order lists; never to analysts or to the buyer's other
+ * counterparties. Fields the account does not carry read null.
+ */
 static void add_buyer_contact(req_t *r, json_t *order)
 {
     json_t *acct = NULL;
     const char *buyer = str_field(order, "buyer");
+    if (r->who.role != MD_ROLE_AUDITOR && !is_me(r, str_field(order, "provider")))
+        return;
     if (buyer == NULL || md_proj_get(r->h->proj, r->txn, "account", buyer, 0, &acct, NULL) != MD_OK)
         return;
     json_t *contact = json_object();
@@ -173,6 +190,20 @@ static unsigned get_status(md_err_t rc, json_t **body)
     return fail(body, 500, "store error");
 }
 
+/* A YYYY-MM-DD day (UTC), or absent. */
+static bool valid_day(const char *s)
+{
+    static const char shape[] = "dddd-dd-dd";
+    if (s == NULL)
+        return true;
+    if (strlen(s) != sizeof shape - 1)
+        return false;
+    for (size_t i = 0; shape[i]; i++)
+        if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != '-')
+            return false;
+    return true;
+}
+
 static unsigned h_order(req_t *r, json_t **body)
 {
     json_t *o = NULL;
@@ -185,8 +216,7 @@ static unsigned h_order(req_t *r, json_t **body)
     }
     if (rc != MD_OK)
         return get_status(rc, body);
-    if (r->who.role == MD_ROLE_AUDITOR || is_me(r, str_field(o, "provider")))
-        add_buyer_contact(r, o);
+    add_buyer_contact(r, o);
     *body = for_viewer(r, o);
     return 200;
 }
@@ -206,69 +236,110 @@ static unsigned h_account(req_t *r, json_t **body)
 typedef struct rows {
     req_t *r;
     json_t *items;
-    const char *from_day, *to_day;
+    const char *from_day, *to_day; /* orders: inclusive placement day range */
 } rows_t;
 
 static md_err_t add_row(json_t *row, void *ctx, md_error_t *err)
 {
     (void)err;
     rows_t *rs = ctx;
-    const char *day = str_field(row, "placed_day");
-    if (day && ((rs->from_day && strcmp(day, rs->from_day) < 0) ||
-                (rs->to_day && strcmp(day, rs->to_day) > 0)))
-        return MD_OK;
     json_array_append(rs->items, for_viewer(rs->r, row));
     return MD_OK;
 }
 
-static unsigned list_reply(req_t *r, md_err_t rc, rows_t *rs, md_proj_page_t *page,
-                           json_t **body)
+/* Orders: the day range (which the projection's filter lacks), then the
+ * buyer's contact where the viewer may see it. */
+static md_err_t add_order(json_t *row, void *ctx, md_error_t *err)
+{
+    rows_t *rs = ctx;
+    const char *day = str_field(row, "placed_day");
+    if (day && ((rs->from_day && strcmp(day, rs->from_day) < 0) ||
+                (rs->to_day && strcmp(day, rs->to_day) > 0)))
+        return MD_OK;
+    add_buyer_contact(rs->r, row);
+    return add_row(row, ctx, err);
+}
+
+static unsigned list_reply(md_err_t rc, rows_t *rs, const char *next, json_t **body)
 {
     if (rc != MD_OK) {
         json_decref(rs->items);
         return rc == MD_EINVAL ? fail(body, 400, "bad cursor or filter")
                                : fail(body, 500, "store error");
     }
-    (void)r;
     *body = json_pack("{s:o, s:o}", "items", rs->items, "next",
-                      page->next[0] ? json_string(page->next) : json_null());
+                      next[0] ? json_string(next) : json_null());
     return 200;
 }
 
+/* Rows an orders request may examine before it answers a short page (with a
+ * cursor): bounds the length of its read transaction whatever the filter. */
+#define ORDERS_SCAN_BUDGET 20000
+
 static unsigned h_orders(req_t *r, json_t **body)
 {
-    md_proj_order_filter_t f = {arg(r, "buyer"), arg(r, "provider"), arg(r, "status"), NULL};
+    md_proj_order_filter_t f = {arg(r, "buyer"), arg(r, "provider"), arg(r, "status"),
+                                arg(r, "day")};
     md_proj_page_t page = {.cursor = arg(r, "cursor")};
-    rows_t rs = {r, json_array(), arg(r, "from_day"), arg(r, "to_day")};
-    if (!arg_limit(r, &page.limit)) {
-        json_decref(rs.items);
+    rows_t rs = {r, NULL, arg(r, "from"), arg(r, "to")};
+    char cursor[MD_PROJ_CURSOR_MAX];
+    uint64_t limit, scanned = 0;
+    md_err_t rc;
+    if (!arg_limit(r, &limit))
         return fail(body, 400, "limit must be 1..1000");
-    }
-    if (r->who.role == MD_ROLE_MEMBER && !is_me(r, f.buyer) && !is_me(r, f.provider)) {
-        json_decref(rs.items);
+    if (!valid_day(f.day) || !valid_day(rs.from_day) || !valid_day(rs.to_day))
+        return fail(body, 400, "day, from and to must be YYYY-MM-DD");
+    if (r->who.role == MD_ROLE_MEMBER && !is_me(r, f.buyer) && !is_me(r, f.provider))
         return fail(body, 403, "members list their own orders: set buyer or provider to yourself");
+    if (f.day == NULL && rs.from_day && rs.to_day && strcmp(rs.from_day, rs.to_day) == 0)
+        f.day = rs.from_day; /* a one-day range uses the day index */
+    rs.items = json_array();
+    /* Rows outside the day range are skipped after the projection counted
+     * them, so a page is topped up from where the last query stopped. */
+    do {
+        page.limit = limit - json_array_size(rs.items);
+        scanned += page.limit;
+        rc = md_proj_orders(r->h->proj, r->txn, &f, &page, add_order, &rs, &r->err);
+        snprintf(cursor, sizeof cursor, "%s", page.next);
+        page.cursor = cursor;
+    } while (rc == MD_OK && cursor[0] && json_array_size(rs.items) < limit &&
+             scanned < ORDERS_SCAN_BUDGET);
+    return list_reply(rc, &rs, cursor, body);
+}
+
+/* A member reads the trail about themself: a bare id names their member
+ * record (an order or store could bear the same id). */
+static const char *member_subject(req_t *r, const char *subject, char *buf, size_t n)
+{
+    if (r->who.role != MD_ROLE_MEMBER || subject == NULL)
+        return subject;
+    if (is_me(r, subject) ||
+        (strncmp(subject, "member:", 7) == 0 && is_me(r, subject + 7))) {
+        snprintf(buf, n, "member:%s", r->who.member);
+        return buf;
     }
-    if (rs.from_day && rs.to_day && strcmp(rs.from_day, rs.to_day) == 0)
-        f.day = rs.from_day;
-    md_err_t rc = md_proj_orders(r->h->proj, r->txn, &f, &page, add_row, &rs, &r->err);
-    return list_reply(r, rc, &rs, &page, body);
+    return subject;
 }
 
 static unsigned h_audit(req_t *r, json_t **body)
 {
+    char subj[80];
     md_proj_audit_filter_t f = {arg(r, "subject"), arg(r, "actor")};
     md_proj_page_t page = {.cursor = arg(r, "cursor")};
+    bool own_subject = f.subject != NULL && member_subject(r, f.subject, subj, sizeof subj) == subj;
     if (r->who.role == MD_ROLE_ANALYST)
         return fail(body, 403, "the audit trail is for auditors and the member concerned");
-    if (r->who.role == MD_ROLE_MEMBER && !is_me(r, f.subject) && !is_me(r, f.actor))
+    if (r->who.role == MD_ROLE_MEMBER && !own_subject && !is_me(r, f.actor))
         return fail(body, 403, "members read their own trail: set subject or actor to yourself");
+    if (own_subject)
+        f.subject = subj;
     if (f.subject == NULL && f.actor == NULL)
         return fail(body, 400, "set subject or actor");
     if (!arg_limit(r, &page.limit))
         return fail(body, 400, "limit must be 1..1000");
     rows_t rs = {r, json_array(), NULL, NULL};
     md_err_t rc = md_proj_audit(r->h->proj, r->txn, &f, &page, add_row, &rs, &r->err);
-    return list_reply(r, rc, &rs, &page, body);
+    return list_reply(rc, &rs, page.next, body);
 }
 
 static unsigned h_sales(req_t *r, json_t **body)
@@ -277,11 +348,13 @@ static unsigned h_sales(req_t *r, json_t **body)
     md_proj_page_t page = {.cursor = arg(r, "cursor")};
     if (r->who.role == MD_ROLE_MEMBER && !is_me(r, f.provider))
         return fail(body, 403, "providers read their own sales: set provider to yourself");
+    if (!valid_day(f.from_day) || !valid_day(f.to_day))
+        return fail(body, 400, "from and to must be YYYY-MM-DD");
     if (!arg_limit(r, &page.limit))
         return fail(body, 400, "limit must be 1..1000");
     rows_t rs = {r, json_array(), NULL, NULL};
     md_err_t rc = md_proj_sales(r->h->proj, r->txn, &f, &page, add_row, &rs, &r->err);
-    return list_reply(r, rc, &rs, &page, body);
+    return list_reply(rc, &rs, page.next, body);
 }
 
 typedef struct events_ctx {
@@ -303,23 +376,25 @@ static md_err_t add_event(const md_event_t *ev, const void *b, size_t n, void *c
 
 static unsigned h_events(req_t *r, json_t **body)
 {
-    uint64_t from = 1, limit;
+    uint64_t from = 1, limit, head = 0;
     const char *v = arg(r, "from");
     char *end = NULL;
     if (r->who.role != MD_ROLE_AUDITOR)
         return fail(body, 403, "events are for auditors");
-    if (v && ((from = strtoull(v, &end, 10)) == 0 || *end != '\0'))
+    if (v && ((from = strtoull(v, &end, 10)) == 0 || *end != '\0' || v[0] == '-'))
         return fail(body, 400, "from must be a seq >= 1");
     if (!arg_limit(r, &limit))
         return fail(body, 400, "limit must be 1..1000");
     events_ctx_t e = {json_array(), 0};
-    if (md_txn_scan(r->txn, from, limit, add_event, &e, &r->err) != MD_OK) {
+    if (md_txn_head(r->txn, &head, NULL, &r->err) != MD_OK ||
+        md_txn_scan(r->txn, from, limit, add_event, &e, &r->err) != MD_OK) {
         json_decref(e.items);
         return fail(body, 500, "store error");
     }
-    *body = json_pack("{s:o, s:o}", "items", e.items, "next",
-                      json_array_size(e.items) == limit ? json_integer((json_int_t)e.last + 1)
-                                                        : json_null());
+    /* next: the seq to ask for next, null once the head of this snapshot is read. */
+    *body = json_pack("{s:o, s:o, s:I}", "items", e.items, "next",
+                      e.last && e.last < head ? json_integer((json_int_t)e.last + 1) : json_null(),
+                      "head", (json_int_t)head);
     return 200;
 }
 
@@ -354,10 +429,13 @@ static const route_t *find_route(const char *url, const char **id)
 
 static bool authenticate(md_http_t *h, struct MHD_Connection *c, md_principal_t *who)
 {
+    /* The scheme is case-insensitive (RFC 9110 §11.1); the token is never logged. */
     const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (a == NULL || strncmp(a, "Bearer ", 7) != 0)
+    if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0)
         return false;
-    return md_tokens_check(h->tokens, a + 7, who);
+    for (a += 7; *a == ' '; a++)
+        ;
+    return md_tokens_check(h->tokens, a, who);
 }
 
 static enum MHD_Result serve_metrics(md_http_t *h, struct MHD_Connection *c)

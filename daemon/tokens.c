@@ -60,6 +60,20 @@ static md_err_t parse_line(char *line, token_t *t, bool *skip)
     return MD_OK;
 }
 
+/* Is @p d already stored? Load time only, so an early exit is harmless. */
+static bool known(const md_tokens_t *t, const unsigned char d[32])
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (memcmp(t->v[i].digest, d, 32) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Reads the file line by line. A malformed line, a line too long to read
+ * whole, a token given twice (which role would win?) and a file without any
+ * token are configuration errors naming the file and line, never the token.
+ */
 md_err_t md_tokens_load(const char *path, md_tokens_t **out, md_error_t *err)
 {
     FILE *f = fopen(path, "r");
@@ -68,23 +82,34 @@ md_err_t md_tokens_load(const char *path, md_tokens_t **out, md_error_t *err)
     md_tokens_t *t = md_calloc(1, sizeof *t);
     char line[1024];
     int lineno = 0;
-    md_err_t rc = MD_OK;
-    while (rc == MD_OK && fgets(line, sizeof line, f)) {
+    const char *why = NULL;
+    while (why == NULL && fgets(line, sizeof line, f)) {
         token_t tk;
         bool skip;
         lineno++;
-        if ((rc = parse_line(line, &tk, &skip)) != MD_OK || skip)
-            continue;
-        t->v = md_realloc(t->v, (t->n + 1) * sizeof *t->v);
-        t->v[t->n++] = tk;
+        if (strchr(line, '\n') == NULL && !feof(f))
+            why = "line longer than 1023 bytes";
+        else if (parse_line(line, &tk, &skip) != MD_OK)
+            why = "expected 'TOKEN ROLE' (token of 16+ characters; role auditor, analyst or "
+                  "member:ID)";
+        else if (!skip && known(t, tk.digest))
+            why = "token given twice";
+        else if (!skip) {
+            t->v = md_realloc(t->v, (t->n + 1) * sizeof *t->v);
+            t->v[t->n++] = tk;
+        }
     }
+    bool read_error = ferror(f) != 0;
     fclose(f);
-    if (rc != MD_OK) {
+    if (why == NULL && read_error)
+        why = "read error";
+    if (why == NULL && t->n == 0) {
         md_tokens_free(t);
-        return md_error_set(err, MD_ECONFIG,
-                            "%s:%d: expected 'TOKEN ROLE' (token of 16+ characters; role "
-                            "auditor, analyst or member:ID)",
-                            path, lineno);
+        return md_error_set(err, MD_ECONFIG, "%s: no tokens", path);
+    }
+    if (why != NULL) {
+        md_tokens_free(t);
+        return md_error_set(err, MD_ECONFIG, "%s:%d: %s", path, lineno, why);
     }
     *out = t;
     return MD_OK;
@@ -102,6 +127,8 @@ bool md_tokens_check(const md_tokens_t *t, const char *token, md_principal_t *wh
 {
     unsigned char d[32];
     const token_t *found = NULL;
+    if (t == NULL || token == NULL || who == NULL)
+        return false;
     digest(token, d);
     for (size_t i = 0; i < t->n; i++) {
         /* No early exit: every entry is compared, so timing reveals nothing. */
