@@ -17,15 +17,19 @@ typedef struct pj_account {
     int64_t declined_at, balance, escrow, deposited, withdrawn, spent, earned, refunds;
     int64_t orders_buyer, orders_provider, notices, sanctions;
     char name[PJ_NAME], business_name[PJ_NAME];
+    char email[PJ_NAME], phone[33], identity_hash[65]; /* personal data (§6) */
 } pj_account_t;
 
 static const pj_str_desc_t account_strs[] = {
     {offsetof(pj_account_t, name), PJ_NAME},
     {offsetof(pj_account_t, business_name), PJ_NAME},
+    {offsetof(pj_account_t, email), PJ_NAME},
+    {offsetof(pj_account_t, phone), 33},
+    {offsetof(pj_account_t, identity_hash), 65},
 };
 
 static const pj_layout_t account_layout = {
-    ('A' << 8) | PJ_FORMAT, offsetof(pj_account_t, name), sizeof(pj_account_t), 2,
+    ('A' << 8) | PJ_FORMAT, offsetof(pj_account_t, name), sizeof(pj_account_t), 5,
     account_strs,
 };
 
@@ -85,6 +89,9 @@ static void on_registered(acct_op_t *x)
     x->a.registered_at = c->ev->recorded_at;
     x->a.kind = md__pj_enum(c, "kind", kind_names, N_(kind_names));
     md__pj_str(c, "name", x->a.name, PJ_NAME);
+    md__pj_str(c, "email", x->a.email, PJ_NAME);
+    md__pj_str(c, "phone", x->a.phone, sizeof x->a.phone);
+    md__pj_str(c, "identity_hash", x->a.identity_hash, sizeof x->a.identity_hash);
     x->a.provider_at = x->a.agreement_at = x->a.declined_at = PJ_NONE;
 }
 
@@ -357,6 +364,9 @@ static json_t *account_json(const char *id, const pj_account_t *a, acct_lists_t 
     json_object_set_new(j, "provider_status",
                         md__pj_enumj(provider_names, N_(provider_names), a->provider_status));
     json_object_set_new(j, "business_name", md__pj_strj(a->business_name));
+    json_object_set_new(j, "email", md__pj_strj(a->email));
+    json_object_set_new(j, "phone", md__pj_strj(a->phone));
+    json_object_set_new(j, "identity_hash", md__pj_strj(a->identity_hash));
     json_object_set_new(j, "provider_since", md__pj_time(a->provider_at));
     json_object_set_new(j, "agreement_version", json_integer(a->agreement_version));
     json_object_set_new(j, "agreement_mode",
