@@ -193,6 +193,8 @@ static void record_lag(daemon_t *d, const rd_kafka_topic_partition_list_t *l)
     for (int i = 0; i < l->cnt; i++) {
         int64_t lo, hi;
         int32_t p = l->elems[i].partition;
+        if (l->elems[i].offset < 0)
+            continue; /* no position yet */
         if (p < 0 || p >= MD_METRIC_PARTITIONS ||
             rd_kafka_get_watermark_offsets(d->consumer, l->elems[i].topic, p, &lo, &hi))
             continue;
@@ -269,11 +271,22 @@ static void seek_to_stored(daemon_t *d, rd_kafka_topic_partition_list_t *parts)
 {
     md_txn_t *t = NULL;
     md_error_t err = {0};
-    if (md_store_read(d->store, &t, &err) != MD_OK) {
-        md_log_error("cannot read stored offsets", "error=\"%s\"", err.msg);
-        return;
+    long pause = 100;
+    /* Assigning without the stored offsets would fall back on Kafka's
+     * committed ones (behind LMDB's) and re-decide consumed commands as
+     * duplicates, so a failed read (e.g. MDB_READERS_FULL while readers hold
+     * every slot) is retried until it works or the daemon is stopped. */
+    while (md_store_read(d->store, &t, &err) != MD_OK) {
+        md_log_error("cannot read stored offsets, will retry", "error=\"%s\" retry_ms=%ld",
+                     err.msg, pause);
+        if (*d->stop)
+            break;
+        struct timespec ts = {pause / 1000, (pause % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        pause = pause < 2000 ? pause * 2 : 2000;
+        md_error_clear(&err);
     }
-    for (int i = 0; i < parts->cnt; i++) {
+    for (int i = 0; t != NULL && i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         int64_t next;
         atomic_fetch_add(&md_metrics.partitions_assigned, 1);
@@ -373,12 +386,24 @@ static void collect_batch(daemon_t *d)
     }
 }
 
-/* While idle, delivered outbox entries are deleted every 200 ms. */
+/* Refreshes the lag of every assigned partition from the consumer's position. */
+static void refresh_lag(daemon_t *d)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(d->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (rd_kafka_position(d->consumer, parts) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        record_lag(d, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* While idle, delivered outbox entries are deleted and the lag refreshed every 200 ms. */
 static md_err_t tidy_when_idle(daemon_t *d, md_error_t *err)
 {
     if (d->nmsgs || mono_ms() - d->last_write_ms < 200)
         return MD_OK;
     d->last_write_ms = mono_ms();
+    refresh_lag(d);
     return process_batch(d, err);
 }
 

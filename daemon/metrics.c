@@ -134,6 +134,9 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t map_used,
     put(out, "# HELP marketd_outbox_sent_total Outbox messages delivered.\n"
              "# TYPE marketd_outbox_sent_total counter\nmarketd_outbox_sent_total %llu\n",
         (unsigned long long)get(&m->outbox_sent));
+    put(out, "# HELP marketd_outbox_failed_total Outbox deliveries that failed (sent again).\n"
+             "# TYPE marketd_outbox_failed_total counter\nmarketd_outbox_failed_total %llu\n",
+        (unsigned long long)get(&m->outbox_failed));
     put(out, "# HELP marketd_lmdb_map_used_bytes Bytes of the LMDB map in use.\n"
              "# TYPE marketd_lmdb_map_used_bytes gauge\nmarketd_lmdb_map_used_bytes %llu\n"
              "# HELP marketd_lmdb_map_size_bytes Size of the LMDB map.\n"

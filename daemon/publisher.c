@@ -57,6 +57,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         atomic_fetch_add_explicit(&md_metrics.outbox_sent, 1, memory_order_relaxed);
     } else {
         p->failed++;
+        atomic_fetch_add_explicit(&md_metrics.outbox_failed, 1, memory_order_relaxed);
         if (p->resend_from == 0 || id < p->resend_from)
             p->resend_from = id;
     }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "md_store.h"
 
@@ -34,6 +35,11 @@ struct md_txn {
     unsigned char head_hash[MD_HASH_LEN];
     bool outbox_loaded;
     uint64_t outbox_next;
+    /* The meta values "head" and "outbox_next" change with every append and
+     * outbox entry; they are kept here and written once, just before the
+     * commit (flush_meta), rather than rewritten per event. */
+    bool head_dirty, outbox_dirty;
+    MDB_cursor *streams; /* the write txn's cursor on streams, opened once */
     md_buf_t rec; /* scratch: record = prev_hash | hash | body */
 };
 
@@ -135,7 +141,13 @@ md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t 
     if (rc != MD_OK)
         return rc;
     md_store_t *s = md_calloc(1, sizeof *s);
-    pthread_rwlock_init(&s->grow_lock, NULL);
+    /* Writer preference: under a steady stream of HTTP readers, a writer waiting
+     * to grow the map must not be held off indefinitely. */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->grow_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&s->write_lock, NULL);
     s->read_only = o.read_only;
     unsigned flags = MDB_NOTLS | (o.nosync ? MDB_NOSYNC : 0) | (o.read_only ? MDB_RDONLY : 0);
@@ -224,6 +236,14 @@ static int begin_mdb(md_store_t *s, unsigned flags, MDB_txn **txn)
         if (rc == MDB_SUCCESS)
             rc = mdb_txn_begin(s->env, NULL, flags, txn);
     }
+    /* LMDB never frees the reader slot of a process that died inside a read
+     * transaction (a SIGKILLed marketctl, say): once 256 such slots pile up,
+     * every read fails with MDB_READERS_FULL until the last process closes
+     * the environment, and the daemon's publisher stops for good
+     * (tests/integration/test_faults.sh). Clear the dead ones and try again. */
+    int dead = 0;
+    if (rc == MDB_READERS_FULL && mdb_reader_check(s->env, &dead) == MDB_SUCCESS && dead > 0)
+        rc = mdb_txn_begin(s->env, NULL, flags, txn);
     return rc;
 }
 
@@ -246,6 +266,30 @@ static void wtxn_reset(md_txn_t *t, MDB_txn *txn)
     t->write = true;
     t->head_loaded = false;
     t->outbox_loaded = false;
+    t->head_dirty = false;
+    t->outbox_dirty = false;
+    t->streams = NULL; /* LMDB frees a write txn's cursors when it ends */
+}
+
+static md_err_t flush_meta(md_txn_t *t, md_error_t *err);
+
+/*
+ * A failed commit, with the free space of the store's filesystem when the
+ * failure looks like a full disk: LMDB reports a short write of its pages as
+ * EIO ("Input/output error"), which on a full filesystem is what an operator
+ * sees first (tests/integration/test_faults.sh), so say what is likely wrong.
+ */
+static md_err_t commit_err(md_store_t *s, int rc, md_error_t *err)
+{
+    const char *path = NULL;
+    struct statvfs fs;
+    if (rc == MDB_SUCCESS || (rc != EIO && rc != ENOSPC && rc != EDQUOT) ||
+        mdb_env_get_path(s->env, &path) != MDB_SUCCESS || statvfs(path, &fs) != 0)
+        return md_store_err(rc, err, "commit");
+    unsigned long long avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
+    return md_error_set(err, MD_ESTORE, "commit: %s (%s: %llu bytes free in '%s')",
+                        mdb_strerror(rc), avail < ((unsigned long long)1 << 20) ? "disk full" : "I/O",
+                        avail, path);
 }
 
 static md_err_t store_write_locked(md_store_t *s, md_write_fn fn, void *ctx, md_error_t *err)
@@ -258,7 +302,9 @@ static md_err_t store_write_locked(md_store_t *s, md_write_fn fn, void *ctx, md_
         wtxn_reset(s->wtxn, txn);
         md_err_t rc = fn(s->wtxn, ctx, err);
         if (rc == MD_OK)
-            rc = md_store_err(mdb_txn_commit(txn), err, "commit");
+            rc = flush_meta(s->wtxn, err);
+        if (rc == MD_OK)
+            rc = commit_err(s, mdb_txn_commit(txn), err);
         else
             mdb_txn_abort(txn);
         s->wtxn->txn = NULL;
@@ -341,6 +387,9 @@ md_err_t md_txn_meta_get(md_txn_t *t, const char *name, const void **val, size_t
                          md_error_t *err)
 {
     MDB_val v;
+    md_err_t mrc = t->write ? flush_meta(t, err) : MD_OK; /* read what was appended */
+    if (mrc != MD_OK)
+        return mrc;
     int rc = txn_get(t, MD_DB_META, name, strlen(name), &v);
     if (rc == MDB_NOTFOUND)
         return MD_ENOTFOUND;
@@ -410,17 +459,22 @@ md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *versio
     size_t n = strlen(stream);
     if (n == 0 || n > MD_STREAM_MAX)
         return md_error_set(err, MD_EINVAL, "stream name of %zu bytes", n);
-    MDB_cursor *c = NULL;
-    int rc = mdb_cursor_open(t->txn, t->s->dbi[MD_DB_STREAMS], &c);
+    /* The writer keeps one cursor for the whole transaction (an open and a
+     * close per append showed in profiles); readers open their own. */
+    MDB_cursor *c = t->write ? t->streams : NULL;
+    int rc = c ? MDB_SUCCESS : mdb_cursor_open(t->txn, t->s->dbi[MD_DB_STREAMS], &c);
     if (rc != MDB_SUCCESS)
         return md_store_err(rc, err, "cursor streams");
+    if (t->write)
+        t->streams = c;
     MDB_val key = {stream_key(k, stream, UINT64_MAX), k}, val;
     rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
     rc = mdb_cursor_get(c, &key, &val, rc == MDB_SUCCESS ? MDB_PREV : MDB_LAST);
     *version = 0;
     if (rc == MDB_SUCCESS && key.mv_size == n + 9 && memcmp(key.mv_data, k, n + 1) == 0)
         *version = get_be64((const unsigned char *)key.mv_data + n + 1);
-    mdb_cursor_close(c);
+    if (!t->write)
+        mdb_cursor_close(c);
     return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, err, "streams");
 }
 
@@ -450,12 +504,7 @@ static md_err_t put_record(md_txn_t *t, md_event_t *ev, md_error_t *err)
                  MDB_NOOVERWRITE);
     if (rc != MDB_SUCCESS)
         return md_store_err(rc, err, "index stream");
-    unsigned char head[8 + MD_HASH_LEN];
-    be64(head, ev->seq);
-    memcpy(head + 8, ev->hash, MD_HASH_LEN);
-    md_err_t mrc = md_txn_meta_put(t, "head", head, sizeof head, err);
-    if (mrc != MD_OK)
-        return mrc;
+    t->head_dirty = true;
     t->head_seq = ev->seq;
     memcpy(t->head_hash, ev->hash, MD_HASH_LEN);
     return MD_OK;
@@ -688,7 +737,7 @@ md_err_t md_txn_outbox_put(md_txn_t *t, const md_outbox_msg_t *m, uint64_t *id, 
     md_err_t rc = load_outbox_next(t, err);
     if (rc != MD_OK)
         return rc;
-    unsigned char len[4], k[8], next[8];
+    unsigned char len[4], k[8];
     md_buf_reset(&t->rec);
     md_buf_append(&t->rec, m->topic, strlen(m->topic) + 1);
     be32(len, (uint32_t)m->key_len);
@@ -704,8 +753,29 @@ md_err_t md_txn_outbox_put(md_txn_t *t, const md_outbox_msg_t *m, uint64_t *id, 
         return md_store_err(mrc, err, "put outbox");
     if (id)
         *id = t->outbox_next;
-    be64(next, ++t->outbox_next);
-    return md_txn_meta_put(t, "outbox_next", next, 8, err);
+    t->outbox_next++;
+    t->outbox_dirty = true;
+    return MD_OK;
+}
+
+/* Writes the head and the next outbox id kept in the transaction. */
+static md_err_t flush_meta(md_txn_t *t, md_error_t *err)
+{
+    md_err_t rc = MD_OK;
+    if (t->head_dirty) {
+        unsigned char head[8 + MD_HASH_LEN];
+        be64(head, t->head_seq);
+        memcpy(head + 8, t->head_hash, MD_HASH_LEN);
+        rc = md_txn_meta_put(t, "head", head, sizeof head, err);
+        t->head_dirty = rc != MD_OK;
+    }
+    if (rc == MD_OK && t->outbox_dirty) {
+        unsigned char next[8];
+        be64(next, t->outbox_next);
+        rc = md_txn_meta_put(t, "outbox_next", next, 8, err);
+        t->outbox_dirty = rc != MD_OK;
+    }
+    return rc;
 }
 
 static uint32_t get_be32(const unsigned char *p)

@@ -40,7 +40,6 @@ typedef struct md_metrics {
     _Atomic bool assigned[MD_METRIC_PARTITIONS];
     _Atomic int partitions_assigned;
     _Atomic bool outbox_draining;     /* the publisher runs */
-    _Atomic bool running;             /* the consume loop runs */
 } md_metrics_t;
 
 extern md_metrics_t md_metrics;
