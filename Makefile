@@ -67,9 +67,8 @@ integration: $(BINS)
 asan:
 	$(MAKE) BUILD=build/asan SANITIZE=address,undefined unit
 
-valgrind: $(TEST_BINS)
-	@set -e; for t in $(TEST_BINS); do echo "== valgrind $$t"; \
-	  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect $$t; done
+# valgrind: the cmocka suites under memcheck (mk/check.mk)
+valgrind: valgrind-ci
 
 deps:
 	bash scripts/deps.sh

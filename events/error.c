@@ -65,25 +65,31 @@ static void *md_oom(size_t n)
 void *md_malloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
+    /* cppcheck-suppress memleak ; md_oom aborts, so p is never dropped */
     return p ? p : md_oom(n);
 }
 
 void *md_calloc(size_t count, size_t n)
 {
     void *p = calloc(count ? count : 1, n ? n : 1);
+    /* cppcheck-suppress memleak ; md_oom aborts, so p is never dropped */
     return p ? p : md_oom(count * n);
 }
 
 void *md_realloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
+    /* cppcheck-suppress memleak ; md_oom aborts, so q is never dropped */
     return q ? q : md_oom(n);
 }
 
 char *md_strndup(const char *s, size_t n)
 {
     char *p = md_malloc(n + 1);
-    memcpy(p, s, n);
+    /* msgpack-c gives an empty string a NULL pointer, and memcpy(p, NULL, 0)
+     * is undefined behaviour (found by tests/fuzz: an empty map key). */
+    if (n)
+        memcpy(p, s, n);
     p[n] = '\0';
     return p;
 }

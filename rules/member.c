@@ -431,7 +431,7 @@ md_err_t md__evolve_CategoryRetired(md__ev_t *e)
 static md_err_t license(md__ev_t *e, uint8_t on)
 {
     char m[MD_ID_MAX + 1], cat[MD_ID_MAX + 1], key[MD__KEY_MAX];
-    md__flag_t f = {0, on};
+    md__flag_t f = {.fmt = 0, .on = on};
     md_err_t rc = md__ev_str(e, "member_id", m, sizeof m);
     if (rc == MD_OK)
         rc = md__ev_str(e, "category_id", cat, sizeof cat);

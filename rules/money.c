@@ -279,7 +279,7 @@ md_err_t md__evolve_FundsDeposited(md__ev_t *e)
 {
     char id[MD_ID_MAX + 1], ref[129];
     int64_t amount;
-    md__flag_t seen = {0, 1};
+    md__flag_t seen = {.fmt = 0, .on = 1};
     md_err_t rc = md__ev_str(e, "member_id", id, sizeof id);
     if (rc == MD_OK)
         rc = md__ev_str(e, "payment_ref", ref, sizeof ref);
@@ -395,7 +395,7 @@ md_err_t md__evolve_VoucherIssued(md__ev_t *e)
 {
     md__voucher_t v;
     md__member_t m;
-    md__flag_t claimed = {0, 1};
+    md__flag_t claimed = {.fmt = 0, .on = 1};
     char id[MD_ID_MAX + 1];
     bool promo = false;
     memset(&v, 0, sizeof v);

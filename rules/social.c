@@ -190,7 +190,7 @@ md_err_t md__evolve_ReviewPosted(md__ev_t *e)
 md_err_t md__evolve_MessageSent(md__ev_t *e)
 {
     char id[MD_ID_MAX + 1];
-    md__flag_t f = {0, 1};
+    md__flag_t f = {.fmt = 0, .on = 1};
     md_err_t rc = md__ev_str(e, "message_id", id, sizeof id);
     return rc == MD_OK ? md__ev_save(e, "g:", id, &f, sizeof f) : rc;
 }

@@ -68,13 +68,17 @@ typedef struct md__member {
     md__slot_t slot[MD__SLOT_COUNT_];
 } md__member_t;
 
+/* Explicit padding members: an initialiser zeroes them, so no stack garbage
+ * reaches the file (padding bytes proper are left indeterminate by C). */
 typedef struct md__flag {
     uint32_t fmt;
     uint8_t on;
+    uint8_t pad[3];
 } md__flag_t;
 
 typedef struct md__count {
     uint32_t fmt;
+    uint32_t pad;
     int64_t n;
 } md__count_t;
 

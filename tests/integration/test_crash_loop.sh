@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Crash loop: while a few thousand commands flow through a real broker (one
+# partition, clock = command), marketd is killed with SIGKILL at random moments
+# at least CRASH_KILLS (default 24) times and restarted each time; one kill in
+# five lands during start-up or recovery (before the partition is assigned),
+# the rest while batches are being decided and published. At the end:
+#   - every command has exactly one decision in the store,
+#   - the results equal those of an uninterrupted offline run of the same input,
+#   - the chain head equals the offline run's and `marketctl verify` passes,
+#   - the duplicates on the results topic (at-least-once publication) are counted.
+# Bounded: the loop stops killing after CRASH_SECONDS (default 60) even if
+# fewer kills were reached, and then fails.
+source "$(dirname "$0")/lib.sh"
+
+kills=${CRASH_KILLS:-24}
+budget=${CRASH_SECONDS:-60}
+n=${CRASH_COMMANDS:-3000}
+RANDOM=${CRASH_SEED:-$$}
+seed=$RANDOM
+RANDOM=$seed
+t0=$(date +%s)
+
+gen_workload "$n" >"$work/in.jsonl"
+total_cmds=$(grep -c . "$work/in.jsonl")
+offline "$work/in.jsonl" "$work/off" "$work/off.results"
+
+start_k() { marketd_start k "$work/k" --set topic.partitions=1 --clock command --batch-max 50; }
+start_k
+marketd_wait_running k 60
+# Paced so that commands keep arriving for about as long as the kills last
+# (~0.8 s per kill and restart), so most kills hit a daemon at work.
+rate=$((total_cmds * 10 / (kills * 8) + 1))
+load "$work/in.jsonl" --wait --timeout 240 --rate "$rate" --results-out "$work/k.results" \
+    >"$work/load.log" 2>&1 &
+loader=$!
+pids+=("$loader")
+
+done_kills=0 early=0
+while ((done_kills < kills && $(date +%s) - t0 < budget)); do
+    if ((done_kills % 5 == 4)); then
+        sleep "0.$((RANDOM % 3))$((RANDOM % 10))"      # 0.00-0.29 s after exec
+        early=$((early + 1))
+    else
+        marketd_wait_running k 60
+        sleep "0.$((RANDOM % 9 + 1))$((RANDOM % 10))"  # 0.10-0.99 s into the work
+    fi
+    marketd_stop k KILL
+    done_kills=$((done_kills + 1))
+    start_k
+done
+((done_kills >= kills)) || fail "only $done_kills of $kills kills within $budget s"
+log "$done_kills SIGKILLs ($early during start-up), $("$build/marketctl" --data-dir "$work/k" stats | jq .events) events so far; letting it finish"
+marketd_wait_running k 60
+wait "$loader" || fail "not every result arrived: $(tail -2 "$work/load.log")"
+marketd_stop k
+
+"$build/marketctl" --data-dir "$work/k" verify >/dev/null 2>&1 || fail "marketctl verify failed"
+[ "$(chain_head "$work/k")" = "$(chain_head "$work/off")" ] ||
+    fail "chain head differs from the uninterrupted offline run"
+decisions_per_command "$work/k" >"$work/k.dec"
+decisions_per_command "$work/off" >"$work/off.dec"
+multi=$(awk '$2 != 1' "$work/k.dec" | wc -l)
+[ "$multi" -eq 0 ] || fail "$multi commands decided more than once"
+diff "$work/off.dec" "$work/k.dec" >/dev/null || fail "decided commands differ from the offline run"
+diff <(sort -u "$work/off.results") <(sort -u "$work/k.results") >"$work/res.diff" ||
+    fail "results differ from the offline run: $(head -3 "$work/res.diff")"
+results=$(grep -c . "$work/k.results")
+unique=$(sort -u "$work/k.results" | wc -l)
+[ "$unique" -eq "$total_cmds" ] || fail "$unique distinct results for $total_cmds commands"
+log "crash loop figures: crashes survived $done_kills (SIGKILL, seed $seed), commands $total_cmds," \
+    "each decided once; results on the topic $results, duplicates $((results - unique));" \
+    "$(($(date +%s) - t0)) s"
+echo "crash loop: 1 passed, 0 failed"
