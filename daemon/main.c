@@ -27,6 +27,7 @@ static void usage(FILE *f)
           "       marketd --input FILE|- --data-dir DIR [--results FILE|-]\n"
           "               [--clock command|wall] [--operator ID] [--batch-max N]\n"
           "               [--max-message-bytes N] [--log-level L] [--no-sync]\n"
+          "               [--input-format json|msgpack]\n"
           "\n"
           "  -c FILE            configuration (key = value; see config/marketd.conf)\n"
           "  --set KEY=VALUE    override one configuration key (repeatable)\n"
@@ -34,6 +35,8 @@ static void usage(FILE *f)
           "                     (demos only; tests use a real broker)\n"
           "  --input FILE|-     offline mode: decide JSON-lines commands, one result line\n"
           "                     per command, exit 0 at the end of the input\n"
+          "  --input-format F   json (JSON lines, the default) or msgpack (frames: a\n"
+          "                     4-byte big-endian length, then one msgpack command)\n"
           "  --no-sync          skip fsync (benchmarks only: not durable)\n",
           f);
 }
@@ -42,12 +45,15 @@ typedef struct cli {
     const char *config_file;
     const char *input, *results;
     bool embedded;
+    bool msgpack_input;
+    bool bad_format;
     char **sets;
     int nsets;
     md_offline_opts_t off;
 } cli_t;
 
-enum { OPT_BATCH = 256, OPT_MAXMSG, OPT_LOG, OPT_NOSYNC, OPT_SET, OPT_EMBEDDED };
+enum { OPT_BATCH = 256, OPT_MAXMSG, OPT_LOG, OPT_NOSYNC, OPT_SET, OPT_EMBEDDED,
+       OPT_INFMT };
 
 static const struct option long_opts[] = {
     {"input", required_argument, NULL, 'i'},
@@ -61,6 +67,7 @@ static const struct option long_opts[] = {
     {"no-sync", no_argument, NULL, OPT_NOSYNC},
     {"set", required_argument, NULL, OPT_SET},
     {"embedded-kafka", no_argument, NULL, OPT_EMBEDDED},
+    {"input-format", required_argument, NULL, OPT_INFMT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -90,6 +97,10 @@ static void apply_opt(cli_t *c, int o, const char *arg)
     case OPT_LOG: add_set(c, "log.level", arg); break;
     case OPT_NOSYNC: add_set(c, "store.nosync", "true"); break;
     case OPT_EMBEDDED: c->embedded = true; break;
+    case OPT_INFMT:
+        c->msgpack_input = strcmp(arg, "msgpack") == 0;
+        c->bad_format = !c->msgpack_input && strcmp(arg, "json") != 0;
+        break;
     case OPT_SET: {
         const char *eq = strchr(arg, '=');
         char *key = md_strndup(arg, eq ? (size_t)(eq - arg) : strlen(arg));
@@ -123,7 +134,8 @@ static md_err_t run_offline(cli_t *c, const md_config_t *cfg, md_error_t *err)
         .input = c->input, .results = c->results, .data_dir = cfg->data_dir,
         .engine = {.operator_id = cfg->operator_id, .clock = cfg->clock,
                    .max_message_bytes = (size_t)cfg->message_max_bytes},
-        .batch_max = (size_t)cfg->batch_max_commands, .nosync = cfg->store_nosync};
+        .batch_max = (size_t)cfg->batch_max_commands, .nosync = cfg->store_nosync,
+        .msgpack = c->msgpack_input};
     return md_offline_run(&o, err);
 }
 
@@ -168,7 +180,8 @@ int main(int argc, char **argv)
         }
         apply_opt(&c, o, optarg);
     }
-    if (optind != argc || (c.input == NULL && c.config_file == NULL && !c.embedded)) {
+    if (optind != argc || c.bad_format ||
+        (c.input == NULL && c.config_file == NULL && !c.embedded)) {
         usage(stderr);
         return 2;
     }

@@ -18,6 +18,8 @@ typedef struct md_offline_opts {
     md_engine_opts_t engine;  /* operator, clock, message limit */
     size_t batch_max;         /* commands per write transaction; 0 = 1000 */
     bool nosync;              /* benchmarks that say so only */
+    bool msgpack;             /* input is msgpack frames (4-byte big-endian length,
+                                 then the message), not JSON lines */
     bool quiet;               /* no summary line on stderr */
 } md_offline_opts_t;
 
