@@ -27,7 +27,7 @@ SUPPORT   := $(filter-out $(TEST_SRCS),$(wildcard tests/*.c))
 SUPPORT_OBJS := $(SUPPORT:%.c=$(BUILD)/%.o)
 BINS      := $(BUILD)/marketctl $(BUILD)/marketd $(if $(wildcard tools/market-load.c),$(BUILD)/market-load)
 
-.PHONY: all unit test asan valgrind deps run clean help format-check integration
+.PHONY: all unit test asan valgrind deps run clean help integration
 # Keep object files that pattern rules chain through (tests), so reruns relink nothing.
 .SECONDARY:
 all: $(BINS)
@@ -75,9 +75,6 @@ deps:
 
 run: all
 	bash scripts/demo.sh
-
-format-check:
-	clang-format --dry-run --Werror $(wildcard include/*.h */*.c */*.h)
 
 clean:
 	rm -rf build
