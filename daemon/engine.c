@@ -2,7 +2,6 @@
  * engine.c - one durable write transaction per batch: decode, deduplicate,
  * decide, append, evolve, project, record outcomes, offsets and outbox.
  */
-#include <jansson.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,11 +31,13 @@ struct md_engine {
     hook_t hooks[MAX_HOOKS];
     int nhooks;
     md_engine_stats_t stats, pending; /* pending: counts of the batch in progress */
-    /* Per batch (reused): decoded commands, the decision, scratch buffers. */
-    md_command_t *cmds;
-    size_t cmds_cap;
+    /* Per batch (reused): the command being decided, the decision, scratch
+     * buffers. Commands are decoded one at a time as they are decided, not all
+     * before the batch: an md_command_t is 5 KB, so a whole batch of them was
+     * 5 MB of memory per 1000 commands (docs/performance.md, memory). */
+    md_command_t cmd;
     md_decision_t decision;
-    md_buf_t data, out, line;
+    md_buf_t data, out, line, refs;
     const md_input_t *in;
     size_t n;
     int64_t wall_now, last_now;
@@ -112,6 +113,7 @@ md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engin
     md_buf_init(&e->data);
     md_buf_init(&e->out);
     md_buf_init(&e->line);
+    md_buf_init(&e->refs);
     *out = e;
     return MD_OK;
 }
@@ -125,10 +127,10 @@ void md_engine_destroy(md_engine_t *e)
     free(e->events_topic);
     free(e->commands_topic);
     free(e->deadletter_topic);
-    free(e->cmds);
     md_buf_release(&e->data);
     md_buf_release(&e->out);
     md_buf_release(&e->line);
+    md_buf_release(&e->refs);
     free(e);
 }
 
@@ -167,57 +169,120 @@ static void reject_oversized(const md_input_t *in, size_t max, md_command_t *c)
     }
 }
 
-static void decode_all(md_engine_t *e, const md_input_t *in, size_t n)
+/* Decodes input i of the batch into @p c. */
+static void decode_one(md_engine_t *e, size_t i, md_command_t *c)
 {
+    const md_input_t *in = &e->in[i];
     md_decode_opts_t o = {.require_issued_at = e->opts.clock == MD_CLOCK_COMMAND};
-    if (n > e->cmds_cap) {
-        free(e->cmds);
-        e->cmds = md_malloc(n * sizeof *e->cmds);
-        e->cmds_cap = n;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (in[i].len > e->opts.max_message_bytes)
-            reject_oversized(&in[i], e->opts.max_message_bytes, &e->cmds[i]);
-        else if (in[i].msgpack)
-            md_command_decode_msgpack(in[i].bytes, in[i].len, &o, &e->cmds[i]);
-        else
-            md_command_decode_json(in[i].bytes, in[i].len, &o, &e->cmds[i]);
-    }
+    if (in->len > e->opts.max_message_bytes)
+        reject_oversized(in, e->opts.max_message_bytes, c);
+    else if (in->msgpack)
+        md_command_decode_msgpack(in->bytes, in->len, &o, c);
+    else
+        md_command_decode_json(in->bytes, in->len, &o, c);
 }
 
 /* ---- results ------------------------------------------------------------------------- */
 
-/* Appends the compact JSON of @p j and a newline to @p out; steals j. */
-static void emit_json(md_buf_t *out, json_t *j)
+/*
+ * Result lines are written straight into the batch's output buffer, byte for
+ * byte what jansson's compact dump of the same objects gives (keys in insertion
+ * order, strings escaped as json_dumpb does without JSON_ENSURE_ASCII). Building
+ * a json_t tree per command and dumping it cost about a fifth of the engine's
+ * user time (perf, docs/performance.md).
+ */
+static void put_lit(md_buf_t *o, const char *s)
 {
-    size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT);
-    json_dumpb(j, (char *)md_buf_reserve(out, n + 1), n, JSON_COMPACT);
-    out->len += n;
-    md_buf_append(out, "\n", 1);
-    json_decref(j);
+    md_buf_append(o, s, strlen(s));
 }
 
-static json_t *error_json(const char *code, const char *clause, const char *message,
-                          bool retryable)
+/* A JSON string; invalid UTF-8 is not representable (jansson refuses it), so
+ * the caller checks with md_valid_utf8 where the text is not ours. */
+static void put_str(md_buf_t *o, const char *s)
 {
-    json_t *e = json_object();
-    json_object_set_new(e, "code", json_string(code));
-    json_object_set_new(e, "clause", clause ? json_string(clause) : json_null());
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s);
+    unsigned char *w = md_buf_reserve(o, 6 * n + 2), *start = w;
+    *w++ = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *w++ = c;
+            continue;
+        }
+        *w++ = '\\';
+        switch (c) {
+        case '"': *w++ = '"'; break;
+        case '\\': *w++ = '\\'; break;
+        case '\b': *w++ = 'b'; break;
+        case '\f': *w++ = 'f'; break;
+        case '\n': *w++ = 'n'; break;
+        case '\r': *w++ = 'r'; break;
+        case '\t': *w++ = 't'; break;
+        default:
+            memcpy(w, "u00", 3);
+            w[3] = (unsigned char)hex[c >> 4];
+            w[4] = (unsigned char)hex[c & 15];
+            w += 5;
+        }
+    }
+    *w++ = '"';
+    o->len += (size_t)(w - start);
+}
+
+static void put_u64(md_buf_t *o, uint64_t v)
+{
+    char d[24];
+    int i = sizeof d;
+    do
+        d[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    md_buf_append(o, d + i, sizeof d - (size_t)i);
+}
+
+/* "key":"value" with a leading comma; the pair is left out when the value is
+ * not valid UTF-8, as json_object_set_new(json_string()) leaves it out. */
+static void put_field(md_buf_t *o, const char *key, const char *value)
+{
+    if (!md_valid_utf8(value, strlen(value)))
+        return;
+    md_buf_append(o, ",\"", 2);
+    put_lit(o, key);
+    md_buf_append(o, "\":", 2);
+    put_str(o, value);
+}
+
+/* ,"error":{"code":..,"clause":..|null[,"message":..][,"retryable":true]} */
+static void put_error(md_buf_t *o, const char *code, const char *clause, const char *message,
+                      bool retryable)
+{
+    put_lit(o, ",\"error\":{\"code\":");
+    put_str(o, code);
+    put_lit(o, ",\"clause\":");
+    if (clause)
+        put_str(o, clause);
+    else
+        put_lit(o, "null");
     if (message)
-        json_object_set_new(e, "message", json_string(message));
+        put_field(o, "message", message);
     if (retryable)
-        json_object_set_new(e, "retryable", json_true());
-    return e;
+        put_lit(o, ",\"retryable\":true");
+    md_buf_append(o, "}", 1);
 }
 
-static json_t *result_head(const md_command_t *c, const char *status)
+/* {"command_id":..|null,"status":".." (the object is left open) */
+static void put_head(md_buf_t *o, const md_command_t *c, const char *status)
 {
-    json_t *r = json_object();
-    bool keyed = c->status != MD_DECODE_MALFORMED;
-    json_object_set_new(r, "command_id", keyed ? json_string(c->command_id) : json_null());
-    json_object_set_new(r, "status", json_string(status));
-    return r;
+    put_lit(o, "{\"command_id\":");
+    if (c->status != MD_DECODE_MALFORMED)
+        put_str(o, c->command_id);
+    else
+        put_lit(o, "null");
+    put_lit(o, ",\"status\":\"");
+    put_lit(o, status);
+    md_buf_append(o, "\"", 1);
 }
+
 
 /* ---- outcomes (idempotency) --------------------------------------------------------- */
 
@@ -233,10 +298,10 @@ static md_err_t put_outcome(md_txn_t *t, const md_command_t *c, const md_decisio
     return md_txn_outcome_put(t, c->command_id, v, n, err);
 }
 
-/* Answers a repeated command_id from its recorded outcome, or returns
- * MD_ENOTFOUND when the command is new. */
+/* Answers a repeated command_id from its recorded outcome (the result goes to
+ * e->out), or returns MD_ENOTFOUND when the command is new. */
 static md_err_t answer_duplicate(md_engine_t *e, md_txn_t *t, const md_command_t *c,
-                                 json_t **result, md_error_t *err)
+                                 md_error_t *err)
 {
     const void *v = "A";
     size_t len = 1;
@@ -246,16 +311,17 @@ static md_err_t answer_duplicate(md_engine_t *e, md_txn_t *t, const md_command_t
             return rc;
     }
     const char *p = v;
-    json_t *r = result_head(c, "duplicate");
-    json_object_set_new(r, "original_status", json_string(p[0] == 'A' ? "accepted" : "rejected"));
+    put_head(&e->out, c, "duplicate");
+    put_lit(&e->out, p[0] == 'A' ? ",\"original_status\":\"accepted\""
+                                 : ",\"original_status\":\"rejected\"");
     if (p[0] == 'R' && len > 1) {
         char code[64];
         snprintf(code, sizeof code, "%.*s", (int)(len - 1), p + 1);
-        json_object_set_new(r, "error", error_json(code, md_code_clause(md_code_find(code)),
-                                                   NULL, false));
+        if (md_valid_utf8(code, strlen(code)))
+            put_error(&e->out, code, md_code_clause(md_code_find(code)), NULL, false);
     }
+    md_buf_append(&e->out, "}", 1);
     e->pending.duplicates++;
-    *result = r;
     return MD_OK;
 }
 
@@ -281,15 +347,13 @@ static md_err_t outbox_event(md_engine_t *e, md_txn_t *t, const md_event_t *ev,
 {
     if (e->events_topic == NULL)
         return MD_OK;
-    json_t *j = md_event_to_json(ev, NULL, 0);
-    if (j == NULL)
+    md_buf_reset(&e->line);
+    if (md_event_json_append(ev, &e->line) != MD_OK)
         return md_error_set(err, MD_ECODEC, "event %llu: data is not JSON-representable",
                             (unsigned long long)ev->seq);
-    md_buf_reset(&e->line);
-    emit_json(&e->line, j);
     md_outbox_msg_t m = {.topic = e->events_topic, .key = ev->stream,
                          .key_len = strlen(ev->stream), .value = e->line.p,
-                         .value_len = e->line.len - 1};
+                         .value_len = e->line.len};
     return md_txn_outbox_put(t, &m, NULL, err);
 }
 
@@ -323,14 +387,18 @@ static md_err_t append_one(md_engine_t *e, md_txn_t *t, const md_command_t *c,
     return rc;
 }
 
-static json_t *event_ref(const md_event_t *ev)
+/* {"seq":..,"stream":..,"version":..,"type":..}, after a comma unless first. */
+static void put_event_ref(md_buf_t *o, const md_event_t *ev, bool first)
 {
-    json_t *r = json_object();
-    json_object_set_new(r, "seq", json_integer((json_int_t)ev->seq));
-    json_object_set_new(r, "stream", json_string(ev->stream));
-    json_object_set_new(r, "version", json_integer((json_int_t)ev->version));
-    json_object_set_new(r, "type", json_string(ev->type));
-    return r;
+    put_lit(o, first ? "{\"seq\":" : ",{\"seq\":");
+    put_u64(o, ev->seq);
+    put_lit(o, ",\"stream\":");
+    put_str(o, ev->stream);
+    put_lit(o, ",\"version\":");
+    put_u64(o, ev->version);
+    put_lit(o, ",\"type\":");
+    put_str(o, ev->type);
+    md_buf_append(o, "}", 1);
 }
 
 static void count_outcome(md_engine_t *e, const md_decision_t *d)
@@ -346,35 +414,33 @@ static void count_outcome(md_engine_t *e, const md_decision_t *d)
         e->pending.by_code[d->code]++;
 }
 
-/* Appends the decision's events and returns the result object. */
+/* Appends the decision's events and writes the result to e->out. */
 static md_err_t apply_decision(md_engine_t *e, md_txn_t *t, const md_command_t *c, int64_t now,
-                               json_t **result, md_error_t *err)
+                               md_error_t *err)
 {
     md_decision_t *d = &e->decision;
-    json_t *refs = json_array();
     md_err_t rc = MD_OK;
+    md_buf_reset(&e->refs);
     for (size_t i = 0; i < d->n_events && rc == MD_OK; i++) {
         md_event_t ev;
         if ((rc = append_one(e, t, c, &d->events[i], now, &ev, err)) == MD_OK)
-            json_array_append_new(refs, event_ref(&ev));
+            put_event_ref(&e->refs, &ev, i == 0);
     }
     if (rc == MD_OK && !d->accepted && !d->retryable && !d->malformed)
         rc = put_outcome(t, c, d, err);
-    if (rc != MD_OK) {
-        json_decref(refs);
+    if (rc != MD_OK)
         return rc;
-    }
     count_outcome(e, d);
-    json_t *r = result_head(c, d->accepted ? "accepted" : "rejected");
+    put_head(&e->out, c, d->accepted ? "accepted" : "rejected");
     if (d->accepted) {
-        json_object_set_new(r, "events", refs);
+        put_lit(&e->out, ",\"events\":[");
+        md_buf_append(&e->out, e->refs.p, e->refs.len);
+        md_buf_append(&e->out, "]", 1);
         rc = put_outcome(t, c, d, err);
     } else {
-        json_decref(refs);
-        json_object_set_new(r, "error",
-                            error_json(d->code_name, d->clause, d->message, d->retryable));
+        put_error(&e->out, d->code_name, d->clause, d->message, d->retryable);
     }
-    *result = r;
+    md_buf_append(&e->out, "}", 1);
     return rc;
 }
 
@@ -418,33 +484,36 @@ static md_err_t dead_letter(md_engine_t *e, md_txn_t *t, const md_input_t *in,
 
 static md_err_t process_one(md_engine_t *e, md_txn_t *t, size_t i, md_error_t *err)
 {
-    const md_command_t *c = &e->cmds[i];
-    json_t *result = NULL;
+    const md_command_t *c = &e->cmd;
     md_err_t rc = MD_ENOTFOUND;
+    decode_one(e, i, &e->cmd);
     int64_t now = command_now(e, c);
+    size_t at = e->out.len;
     if (c->status != MD_DECODE_MALFORMED)
-        rc = answer_duplicate(e, t, c, &result, err);
+        rc = answer_duplicate(e, t, c, err);
     if (rc == MD_ENOTFOUND) {
         md_state_t st = txn_state(t);
         rc = md_rules_decide(&st, c, now, &e->decision, err);
         if (rc == MD_OK)
-            rc = apply_decision(e, t, c, now, &result, err);
+            rc = apply_decision(e, t, c, now, err);
     }
     if (rc != MD_OK)
         return rc;
-    size_t at = e->out.len;
-    emit_json(&e->out, result);
+    md_buf_append(&e->out, "\n", 1);
     e->pending.commands++;
     rc = outbox_result(e, t, c, e->out.p + at, e->out.len - at - 1, err);
     return rc == MD_OK ? dead_letter(e, t, &e->in[i], c, err) : rc;
 }
 
-static md_err_t bootstrap_in(md_engine_t *e, md_txn_t *t, int64_t now, md_error_t *err)
+static int64_t first_now(md_engine_t *e);
+
+static md_err_t bootstrap_in(md_engine_t *e, md_txn_t *t, md_error_t *err)
 {
     uint64_t head;
     md_err_t rc = md_txn_head(t, &head, NULL, err);
     if (rc != MD_OK || head != 0)
         return rc;
+    int64_t now = first_now(e);
     md_state_t st = txn_state(t);
     md_command_t *boot = md_calloc(1, sizeof *boot);
     boot->status = MD_DECODE_OK;
@@ -484,9 +553,11 @@ static int64_t first_now(md_engine_t *e)
 {
     if (e->opts.clock == MD_CLOCK_WALL)
         return e->wall_now;
-    for (size_t i = 0; i < e->n; i++)
-        if (e->cmds[i].status != MD_DECODE_MALFORMED && e->cmds[i].has_issued_at)
-            return e->cmds[i].issued_at;
+    for (size_t i = 0; i < e->n; i++) { /* the store's first batch only */
+        decode_one(e, i, &e->cmd);
+        if (e->cmd.status != MD_DECODE_MALFORMED && e->cmd.has_issued_at)
+            return e->cmd.issued_at;
+    }
     return e->last_now;
 }
 
@@ -498,7 +569,7 @@ static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
     memset(&e->pending, 0, sizeof e->pending);
     /* The bootstrap rides with the first batch that has commands, so that its
      * recorded_at is that batch's time (deterministic with clock = command). */
-    md_err_t rc = e->n || e->force_bootstrap ? bootstrap_in(e, t, first_now(e), err) : MD_OK;
+    md_err_t rc = e->n || e->force_bootstrap ? bootstrap_in(e, t, err) : MD_OK;
     for (size_t i = 0; i < e->n && rc == MD_OK; i++)
         rc = process_one(e, t, i, err);
     if (rc == MD_OK)
@@ -533,7 +604,6 @@ static void add_stats(md_engine_stats_t *a, const md_engine_stats_t *b)
 md_err_t md_engine_process(md_engine_t *e, const md_input_t *in, size_t n, int64_t now_ms,
                            md_buf_t *results, md_error_t *err)
 {
-    decode_all(e, in, n);
     e->in = in;
     e->n = n;
     e->wall_now = now_ms;

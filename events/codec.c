@@ -364,3 +364,189 @@ json_t *md_event_to_json(const md_event_t *ev, const void *body, size_t body_len
         add_chain_fields(o, ev, body, body_len);
     return o;
 }
+
+/* ---- the event as a JSON line without jansson (the outbox) -------------------- */
+
+/*
+ * md_event_json_append writes what json_dumpb(md_event_to_json(ev), JSON_COMPACT)
+ * writes, byte for byte, without building a json_t tree: the daemon does this
+ * for every event it queues for the events topic, and the tree cost ~8% of the
+ * writer's time in Kafka mode (perf, docs/performance.md). Values the fast path
+ * does not cover (floats, integers above INT64_MAX, bin, strings jansson would
+ * refuse) take the jansson path, so both always agree.
+ */
+
+/* Length of the valid UTF-8 sequence at p (no NUL, no surrogates, no overlong
+ * forms, <= U+10FFFF), or 0: what json_stringn accepts without complaint. */
+static size_t utf8_len(const unsigned char *p, size_t left)
+{
+    unsigned c = p[0];
+    size_t n = c == 0 ? 0 : c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3
+             : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || n > left)
+        return 0;
+    unsigned cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* A JSON string as jansson dumps it (no JSON_ENSURE_ASCII); -1 when invalid. */
+static int json_str(md_buf_t *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned char *w = md_buf_reserve(o, 6 * n + 2), *start = w;
+    *w++ = '"';
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_len(p + i, n - i);
+        if (k == 0)
+            return -1;
+        unsigned char c = p[i];
+        if (k > 1 || (c >= 0x20 && c != '"' && c != '\\')) {
+            memcpy(w, p + i, k);
+            w += k;
+            i += k;
+            continue;
+        }
+        *w++ = '\\';
+        switch (c) {
+        case '"': *w++ = '"'; break;
+        case '\\': *w++ = '\\'; break;
+        case '\b': *w++ = 'b'; break;
+        case '\f': *w++ = 'f'; break;
+        case '\n': *w++ = 'n'; break;
+        case '\r': *w++ = 'r'; break;
+        case '\t': *w++ = 't'; break;
+        default:
+            memcpy(w, "u00", 3);
+            w[3] = (unsigned char)hex[c >> 4];
+            w[4] = (unsigned char)hex[c & 15];
+            w += 5;
+        }
+        i++;
+    }
+    *w++ = '"';
+    o->len += (size_t)(w - start);
+    return 0;
+}
+
+static void json_lit(md_buf_t *o, const char *s)
+{
+    md_buf_append(o, s, strlen(s));
+}
+
+static void json_int(md_buf_t *o, int64_t v)
+{
+    char d[24];
+    int n = snprintf(d, sizeof d, "%" JSON_INTEGER_FORMAT, (json_int_t)v);
+    md_buf_append(o, d, (size_t)n);
+}
+
+static int mp_json_fast(md_mp_t *m, md_buf_t *o, int depth)
+{
+    const char *s;
+    uint32_t n, len;
+    int64_t i;
+    bool b;
+    if (depth > 32)
+        return -1;
+    switch (md__mp_peek(m)) {
+    case MD_MP_NIL:
+        json_lit(o, "null");
+        return md__mp_nil(m);
+    case MD_MP_BOOL:
+        if (md__mp_bool(m, &b))
+            return -1;
+        json_lit(o, b ? "true" : "false");
+        return 0;
+    case MD_MP_INT:
+        if (md__mp_int(m, &i))
+            return -1; /* above INT64_MAX: a real, the general path */
+        json_int(o, i);
+        return 0;
+    case MD_MP_STR:
+        return md__mp_str(m, &s, &n) ? -1 : json_str(o, s, n);
+    case MD_MP_ARRAY:
+        if (md__mp_array(m, &n))
+            return -1;
+        md_buf_append(o, "[", 1);
+        for (uint32_t k = 0; k < n; k++) {
+            if (k)
+                md_buf_append(o, ",", 1);
+            if (mp_json_fast(m, o, depth + 1))
+                return -1;
+        }
+        md_buf_append(o, "]", 1);
+        return 0;
+    case MD_MP_MAP:
+        if (md__mp_map(m, &n))
+            return -1;
+        md_buf_append(o, "{", 1);
+        for (uint32_t k = 0; k < n; k++) {
+            if (k)
+                md_buf_append(o, ",", 1);
+            if (md__mp_str(m, &s, &len) || json_str(o, s, len))
+                return -1;
+            md_buf_append(o, ":", 1);
+            if (mp_json_fast(m, o, depth + 1))
+                return -1;
+        }
+        md_buf_append(o, "}", 1);
+        return 0;
+    default:
+        return -1; /* floats, bin: the general path */
+    }
+}
+
+/* ,"key": then a string, or null when absent. */
+static int json_opt(md_buf_t *o, const char *key, bool has, const char *s)
+{
+    json_lit(o, key);
+    if (!has) {
+        json_lit(o, "null");
+        return 0;
+    }
+    return json_str(o, s, strlen(s));
+}
+
+md_err_t md_event_json_append(const md_event_t *ev, md_buf_t *out)
+{
+    size_t start = out->len;
+    md_mp_t m;
+    json_lit(out, "{\"seq\":");
+    json_int(out, (int64_t)ev->seq);
+    if (json_opt(out, ",\"stream\":", true, ev->stream))
+        goto slow;
+    json_lit(out, ",\"version\":");
+    json_int(out, (int64_t)ev->version);
+    if (json_opt(out, ",\"type\":", true, ev->type))
+        goto slow;
+    json_lit(out, ",\"recorded_at\":");
+    json_int(out, ev->recorded_at);
+    if (json_opt(out, ",\"command_id\":", ev->has_command_id, ev->command_id) ||
+        json_opt(out, ",\"actor\":", ev->has_actor, ev->actor))
+        goto slow;
+    json_lit(out, ",\"data\":");
+    md__mp_init(&m, ev->data, ev->data_len);
+    if (mp_json_fast(&m, out, 0) || m.p != m.end)
+        goto slow;
+    md_buf_append(out, "}", 1);
+    return MD_OK;
+slow:
+    out->len = start;
+    json_t *j = md_event_to_json(ev, NULL, 0);
+    if (j == NULL)
+        return MD_ECODEC;
+    size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT);
+    json_dumpb(j, (char *)md_buf_reserve(out, n), n, JSON_COMPACT);
+    out->len += n;
+    json_decref(j);
+    return MD_OK;
+}

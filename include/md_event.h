@@ -151,6 +151,14 @@ struct json_t *md_msgpack_to_json(const void *p, size_t len);
  */
 struct json_t *md_event_to_json(const md_event_t *ev, const void *body, size_t body_len);
 
+/**
+ * @brief Appends the compact JSON of md_event_to_json(ev, NULL, 0), byte for
+ * byte as json_dumpb(JSON_COMPACT) writes it, to @p out (no newline), mostly
+ * without building a jansson tree (the outbox does this for every event).
+ * @returns MD_OK, or MD_ECODEC when the data is not JSON-representable.
+ */
+md_err_t md_event_json_append(const md_event_t *ev, md_buf_t *out);
+
 /* Hex and base64 helpers: out must hold 2*n+1 / 4*((n+2)/3)+1 bytes. */
 void md_hex(const unsigned char *p, size_t n, char *out);
 void md_base64(const unsigned char *p, size_t n, char *out);
