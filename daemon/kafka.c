@@ -329,9 +329,12 @@ static md_err_t start_consumer(daemon_t *d, md_error_t *err)
 {
     const char *extra[] = {"group.id", d->cfg->group_id, "enable.auto.commit", "false",
                            "enable.auto.offset.store", "false", "auto.offset.reset", "earliest",
-                           "enable.partition.eof", "false"};
+                           "enable.partition.eof", "false",
+                           /* Bound the prefetch queue: librdkafka's defaults (100k messages,
+                            * 64 MiB) dominate the daemon's memory on a backlog (docs/performance.md). */
+                           "queued.min.messages", "20000", "queued.max.messages.kbytes", "16384"};
     char errstr[512];
-    rd_kafka_conf_t *conf = md_kafka_conf(d->cfg, extra, 5, err);
+    rd_kafka_conf_t *conf = md_kafka_conf(d->cfg, extra, 7, err);
     if (conf == NULL)
         return MD_ECONFIG;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
