@@ -200,34 +200,8 @@ static void put_lit(md_buf_t *o, const char *s)
  * the caller checks with md_valid_utf8 where the text is not ours. */
 static void put_str(md_buf_t *o, const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(s);
-    unsigned char *w = md_buf_reserve(o, 6 * n + 2), *start = w;
-    *w++ = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        unsigned char c = *p;
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *w++ = c;
-            continue;
-        }
-        *w++ = '\\';
-        switch (c) {
-        case '"': *w++ = '"'; break;
-        case '\\': *w++ = '\\'; break;
-        case '\b': *w++ = 'b'; break;
-        case '\f': *w++ = 'f'; break;
-        case '\n': *w++ = 'n'; break;
-        case '\r': *w++ = 'r'; break;
-        case '\t': *w++ = 't'; break;
-        default:
-            memcpy(w, "u00", 3);
-            w[3] = (unsigned char)hex[c >> 4];
-            w[4] = (unsigned char)hex[c & 15];
-            w += 5;
-        }
-    }
-    *w++ = '"';
-    o->len += (size_t)(w - start);
+    if (md_json_put_str(o, s, strlen(s)) != 0)
+        md_buf_append(o, "null", 4); /* unreachable: callers pass checked text */
 }
 
 static void put_u64(md_buf_t *o, uint64_t v)

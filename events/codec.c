@@ -397,8 +397,7 @@ static size_t utf8_len(const unsigned char *p, size_t left)
     return n;
 }
 
-/* A JSON string as jansson dumps it (no JSON_ENSURE_ASCII); -1 when invalid. */
-static int json_str(md_buf_t *o, const char *s, size_t n)
+int md_json_put_str(md_buf_t *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *p = (const unsigned char *)s;
@@ -472,7 +471,7 @@ static int mp_json_fast(md_mp_t *m, md_buf_t *o, int depth)
         json_int(o, i);
         return 0;
     case MD_MP_STR:
-        return md__mp_str(m, &s, &n) ? -1 : json_str(o, s, n);
+        return md__mp_str(m, &s, &n) ? -1 : md_json_put_str(o, s, n);
     case MD_MP_ARRAY:
         if (md__mp_array(m, &n))
             return -1;
@@ -492,7 +491,7 @@ static int mp_json_fast(md_mp_t *m, md_buf_t *o, int depth)
         for (uint32_t k = 0; k < n; k++) {
             if (k)
                 md_buf_append(o, ",", 1);
-            if (md__mp_str(m, &s, &len) || json_str(o, s, len))
+            if (md__mp_str(m, &s, &len) || md_json_put_str(o, s, len))
                 return -1;
             md_buf_append(o, ":", 1);
             if (mp_json_fast(m, o, depth + 1))
@@ -513,7 +512,7 @@ static int json_opt(md_buf_t *o, const char *key, bool has, const char *s)
         json_lit(o, "null");
         return 0;
     }
-    return json_str(o, s, strlen(s));
+    return md_json_put_str(o, s, strlen(s));
 }
 
 md_err_t md_event_json_append(const md_event_t *ev, md_buf_t *out)

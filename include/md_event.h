@@ -159,6 +159,13 @@ struct json_t *md_event_to_json(const md_event_t *ev, const void *body, size_t b
  */
 md_err_t md_event_json_append(const md_event_t *ev, md_buf_t *out);
 
+/**
+ * @brief Appends s[0..n) as a JSON string exactly as jansson dumps it (no
+ * JSON_ENSURE_ASCII). @returns 0, or -1 (nothing appended) when s is not
+ * valid UTF-8 or holds a NUL.
+ */
+int md_json_put_str(md_buf_t *o, const char *s, size_t n);
+
 /* Hex and base64 helpers: out must hold 2*n+1 / 4*((n+2)/3)+1 bytes. */
 void md_hex(const unsigned char *p, size_t n, char *out);
 void md_base64(const unsigned char *p, size_t n, char *out);
