@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <openssl/crypto.h>
@@ -305,6 +306,10 @@ static void *reader_main(void *arg)
             rw->bad++;
         md_txn_end(t);
         rw->snapshots++;
+        /* Let the writer run: under valgrind threads take turns, and a reader
+         * that never pauses can starve the writer for minutes. */
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, NULL);
     }
     OPENSSL_thread_stop(); /* OpenSSL keeps per-thread state for the hashing */
     return NULL;
