@@ -366,21 +366,20 @@ static void take_message(daemon_t *d, rd_kafka_message_t *m)
     d->msgs[d->nmsgs++] = m;
 }
 
-/* Collects up to batch.max_commands messages, waiting at most batch.max_wait_ms
- * after the first one. */
+/* Collects up to batch.max_commands messages: waits for the first, then at
+ * most batch.max_wait_ms for more, then takes whatever is already queued
+ * (group commit: what arrived during the previous commit goes in this one). */
 static void collect_batch(daemon_t *d)
 {
     long deadline = 0;
     size_t max = (size_t)d->cfg->batch_max_commands;
     while (!*d->stop && d->nmsgs < max) {
         long now = mono_ms();
-        if (d->nmsgs && now >= deadline)
-            break;
-        int wait = d->nmsgs ? (int)(deadline - now) : 100;
+        int wait = d->nmsgs == 0 ? 100 : now < deadline ? (int)(deadline - now) : 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(d->consumer, wait);
         if (m == NULL) {
-            if (d->nmsgs == 0)
-                return; /* idle: let the loop tidy the outbox */
+            if (d->nmsgs == 0 || wait == 0)
+                return; /* idle (the loop tidies the outbox), or nothing more queued */
             continue;
         }
         if (d->nmsgs == 0)

@@ -4,11 +4,21 @@
  * ids are handed to the writer (md_publisher_take_delivered), which deletes
  * them inside its next batch transaction, so publishing never costs a sync
  * of its own while commands flow.
+ *
+ * Waking: when idle the thread sleeps in poll(2) on two pipes: one the writer
+ * writes to after each commit (md_publisher_wake), one librdkafka writes to
+ * when its main queue (delivery reports, errors) becomes non-empty
+ * (rd_kafka_queue_io_event_enable). A commit is published at once, not at the
+ * end of a sleep.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "md_kafka.h"
 #include "md_log.h"
@@ -30,6 +40,9 @@ struct md_publisher {
     uint64_t resend_from;        /* 0, or the lowest id whose delivery failed */
     uint64_t inflight;           /* produced, not yet reported */
     uint64_t sent, failed;
+    int wake[2];                 /* pipe: the writer's "committed" */
+    int reports[2];              /* pipe: librdkafka's "main queue not empty" */
+    rd_kafka_queue_t *mainq;
 };
 
 static long mono_ms(void)
@@ -139,16 +152,67 @@ static bool drained(md_publisher_t *p)
     return done;
 }
 
+/* Empties a non-blocking pipe. */
+static void drain_pipe(int fd)
+{
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+}
+
+/* Sleeps until a commit, a queued report or @p timeout_ms. */
+static void wait_for_work(md_publisher_t *p, int timeout_ms)
+{
+    struct pollfd fds[2] = {{p->wake[0], POLLIN, 0}, {p->reports[0], POLLIN, 0}};
+    if (poll(fds, 2, timeout_ms) > 0) {
+        drain_pipe(p->wake[0]);
+        drain_pipe(p->reports[0]);
+    }
+}
+
 static void *publisher_main(void *arg)
 {
     md_publisher_t *p = arg;
     for (;;) {
         uint64_t n = publish_some(p);
-        rd_kafka_poll(p->rk, n ? 0 : 100); /* idle: wait for a wake or a report */
+        rd_kafka_poll(p->rk, 0);
         if (p->stop && ((n == 0 && drained(p)) || mono_ms() >= p->drain_deadline_ms))
             break;
+        if (n == 0)
+            wait_for_work(p, 100);
     }
     return NULL;
+}
+
+/* Both pipes, non-blocking, and librdkafka's main queue writing to one. */
+static int open_pipes(md_publisher_t *p)
+{
+    p->wake[0] = p->wake[1] = p->reports[0] = p->reports[1] = -1;
+    if (pipe(p->wake) != 0 || pipe(p->reports) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++)
+        if (fcntl(p->wake[i], F_SETFL, O_NONBLOCK) != 0 ||
+            fcntl(p->reports[i], F_SETFL, O_NONBLOCK) != 0)
+            return -1;
+    p->mainq = rd_kafka_queue_get_main(p->rk);
+    rd_kafka_queue_io_event_enable(p->mainq, p->reports[1], "r", 1);
+    return 0;
+}
+
+static void close_pipes(md_publisher_t *p)
+{
+    if (p->mainq) {
+        rd_kafka_queue_io_event_enable(p->mainq, -1, NULL, 0);
+        rd_kafka_queue_destroy(p->mainq);
+        p->mainq = NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (p->wake[i] >= 0)
+            close(p->wake[i]);
+        if (p->reports[i] >= 0)
+            close(p->reports[i]);
+        p->wake[i] = p->reports[i] = -1;
+    }
 }
 
 md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publisher_t **out,
@@ -162,6 +226,7 @@ md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publis
         return MD_ECONFIG;
     md_publisher_t *p = md_calloc(1, sizeof *p);
     p->store = store;
+    p->wake[0] = p->wake[1] = p->reports[0] = p->reports[1] = -1;
     pthread_mutex_init(&p->lock, NULL);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, p);
@@ -170,6 +235,11 @@ md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publis
         rd_kafka_conf_destroy(conf);
         md_publisher_free(p);
         return md_error_set(err, MD_EKAFKA, "create producer: %s", errstr);
+    }
+    if (open_pipes(p) != 0) {
+        md_error_set(err, MD_EIO, "publisher wake-up pipes: %s", strerror(errno));
+        md_publisher_free(p);
+        return MD_EIO;
     }
     if (pthread_create(&p->thread, NULL, publisher_main, p) != 0) {
         md_publisher_free(p);
@@ -183,7 +253,9 @@ md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publis
 
 void md_publisher_wake(md_publisher_t *p)
 {
-    rd_kafka_yield(p->rk);
+    /* A full pipe already holds a wake-up: EAGAIN is fine. */
+    ssize_t w = write(p->wake[1], "w", 1);
+    (void)w;
 }
 
 void md_publisher_take_delivered(md_publisher_t *p, uint64_t **ids, size_t *n, size_t *cap)
@@ -207,7 +279,7 @@ uint64_t md_publisher_stop(md_publisher_t *p, long timeout_ms)
     p->drain_deadline_ms = mono_ms() + timeout_ms;
     p->stop = 1;
     atomic_store(&md_metrics.outbox_draining, false);
-    rd_kafka_yield(p->rk);
+    md_publisher_wake(p);
     pthread_join(p->thread, NULL);
     p->started = false;
     rd_kafka_flush(p->rk, 0);
@@ -226,6 +298,7 @@ void md_publisher_free(md_publisher_t *p)
         return;
     if (p->started)
         md_publisher_stop(p, 0);
+    close_pipes(p);
     if (p->rk)
         rd_kafka_destroy(p->rk);
     pthread_mutex_destroy(&p->lock);
