@@ -1,7 +1,8 @@
 /*
  * core.c - helpers shared by the projections (see pj.h): event types, a
- * one-pass reader of the event data map, the record codec, keys, UTC days,
- * JSON helpers and the paged prefix scan used by every list query.
+ * one-pass reader of the event data map, the record codec (varints; the
+ * format is under "records"), keys, UTC days, JSON helpers and the paged
+ * prefix scan used by every list query.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -256,20 +257,80 @@ int64_t md__pj_enum(const pj_ctx_t *c, const char *key, const char *const *names
 
 /* ---- records --------------------------------------------------------------------- */
 
-/* Packed: the numeric prefix as in memory (records are zeroed before they
- * are filled, so padding is zero and equal records are equal bytes), then
- * each string as a 2-byte length and its bytes. */
-static void pack(const pj_layout_t *l, const void *rec, md_buf_t *out)
+/* Packed: each int64_t of the numeric prefix as a varint (LEB128: 7 bits a
+ * byte, low first, minimal, at most 10 bytes) of zigzag(v) + 1, wrapping, so
+ * PJ_NONE (INT64_MIN) is the byte 0x00, 0 is 0x01 and small magnitudes take
+ * one or two bytes; then each string as a varint length and its bytes. The
+ * prefix is read as whole 8-byte words (every layout's prefix is int64_t
+ * fields); a prefix of fixed % 8 more bytes would keep those as they are in
+ * memory. Deterministic: records are zeroed before they are filled, so equal
+ * records are equal bytes. */
+
+#define PJ_VARINT_MAX 10
+
+
+static uint64_t pj_zigzag1(int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    return ((u << 1) ^ (v < 0 ? UINT64_MAX : 0)) + 1u;
+}
+
+static int64_t pj_unzigzag1(uint64_t z)
+{
+    uint64_t u = z - 1u;
+    return (int64_t)((u >> 1) ^ (0u - (u & 1u)));
+}
+
+static unsigned char *pj_put_varint(unsigned char *w, uint64_t v)
+{
+    while (v >= 0x80) {
+        *w++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *w++ = (unsigned char)v;
+    return w;
+}
+
+/* A minimal varint of at most 10 bytes that fits 64 bits; -1 when truncated,
+ * overlong or too large. */
+static int pj_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int n = 0; n < PJ_VARINT_MAX; n++) {
+        if (*p == end)
+            return -1;
+        unsigned char b = *(*p)++;
+        if (n == PJ_VARINT_MAX - 1 && b > 1)
+            return -1;                    /* beyond 64 bits */
+        x |= (uint64_t)(b & 0x7f) << (7 * n);
+        if (!(b & 0x80)) {
+            *v = x;
+            return b == 0 && n > 0 ? -1 : 0;
+        }
+    }
+    return -1;
+}
+
+void md__pj_pack(const pj_layout_t *l, const void *rec, md_buf_t *out)
 {
     const unsigned char *r = rec;
+    size_t words = l->fixed / 8, tail = l->fixed % 8;
     md_buf_reset(out);
-    md_buf_append(out, r, l->fixed);
+    unsigned char *w = md_buf_reserve(out, words * PJ_VARINT_MAX + tail), *start = w;
+    for (size_t i = 0; i < words; i++) {
+        int64_t v;
+        memcpy(&v, r + 8 * i, sizeof v);
+        w = pj_put_varint(w, pj_zigzag1(v));
+    }
+    memcpy(w, r + 8 * words, tail);
+    out->len += (size_t)(w - start) + tail;
     for (size_t i = 0; i < l->nstr; i++) {
         const char *s = (const char *)r + l->str[i].off;
         size_t n = strnlen(s, l->str[i].cap - 1u);
-        unsigned char len[2] = {(unsigned char)(n >> 8), (unsigned char)n};
-        md_buf_append(out, len, 2);
-        md_buf_append(out, s, n);
+        w = start = md_buf_reserve(out, PJ_VARINT_MAX + n);
+        w = pj_put_varint(w, n);
+        memcpy(w, s, n);
+        out->len += (size_t)(w - start) + n;
     }
 }
 
@@ -277,23 +338,28 @@ int md__pj_unpack(const pj_layout_t *l, const void *val, size_t len, void *rec)
 {
     const unsigned char *p = val, *end = p + len;
     unsigned char *r = rec;
-    int64_t fmt;
+    size_t words = l->fixed / 8, tail = l->fixed % 8;
+    uint64_t u;
     memset(rec, 0, l->size);
-    if (len < l->fixed || len < sizeof fmt)
+    if (words == 0)
+        return -1;                        /* no fmt */
+    for (size_t i = 0; i < words; i++) {
+        if (pj_get_varint(&p, end, &u) != 0)
+            return -1;
+        int64_t v = pj_unzigzag1(u);
+        if (i == 0 && v != l->fmt)
+            return -1;
+        memcpy(r + 8 * i, &v, sizeof v);
+    }
+    if ((size_t)(end - p) < tail)
         return -1;
-    memcpy(&fmt, p, sizeof fmt);
-    if (fmt != l->fmt)
-        return -1;
-    memcpy(r, p, l->fixed);
-    p += l->fixed;
+    memcpy(r + 8 * words, p, tail);
+    p += tail;
     for (size_t i = 0; i < l->nstr; i++) {
-        if (end - p < 2)
+        if (pj_get_varint(&p, end, &u) != 0 || u >= l->str[i].cap || (uint64_t)(end - p) < u)
             return -1;
-        size_t n = (size_t)p[0] << 8 | p[1];
-        if (n >= l->str[i].cap || (size_t)(end - p - 2) < n)
-            return -1;
-        memcpy(r + l->str[i].off, p + 2, n);
-        p += 2 + n;
+        memcpy(r + l->str[i].off, p, (size_t)u);
+        p += u;
     }
     return p == end ? 0 : -1;
 }
@@ -335,7 +401,7 @@ md_err_t md__pj_put(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const
 md_err_t md__pj_save(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen,
                      const pj_layout_t *l, const void *rec)
 {
-    pack(l, rec, &c->p->rec);
+    md__pj_pack(l, rec, &c->p->rec);
     return md__pj_put(c, db, key, klen, c->p->rec.p, c->p->rec.len);
 }
 
@@ -496,7 +562,7 @@ json_t *md__pj_enumj(const char *const *names, size_t n, int64_t i)
 
 /* ---- paged prefix scans ------------------------------------------------------------------ */
 
-static int unhex(const char *s, unsigned char *out, size_t cap, size_t *n)
+int md__pj_unhex(const char *s, unsigned char *out, size_t cap, size_t *n)
 {
     size_t len = strlen(s);
     if (len % 2 || len / 2 > cap)
@@ -524,7 +590,7 @@ static int scan_start(MDB_cursor *cur, const void *prefix, size_t plen, const ch
     size_t n = 0;
     *bad = 0;
     if (cursor && *cursor) {
-        if (unhex(cursor, buf, PJ_KEY_MAX, &n) || n < plen || memcmp(buf, prefix, plen) != 0)
+        if (md__pj_unhex(cursor, buf, PJ_KEY_MAX, &n) || n < plen || memcmp(buf, prefix, plen) != 0)
             return *bad = 1, MDB_NOTFOUND;
         k->mv_data = buf, k->mv_size = n;
         int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);

@@ -15,7 +15,7 @@
 
 #include "md_proj.h"
 
-#define PJ_FORMAT 2             /* bump on any change of a record layout or key */
+#define PJ_FORMAT 3             /* bump on any change of a record layout or key */
 #define PJ_ID 65                /* ids are 1..64 bytes */
 #define PJ_NAME 201
 #define PJ_TEXT 501
@@ -134,6 +134,8 @@ md_err_t md__pj_load(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen,
 md_err_t md__pj_read(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
                      const pj_layout_t *l, void *rec, bool *found, md_error_t *err);
 int md__pj_unpack(const pj_layout_t *l, const void *val, size_t len, void *rec);
+/* Packs @p rec into @p out (reset first): the format of md__pj_pack in core.c. */
+void md__pj_pack(const pj_layout_t *l, const void *rec, md_buf_t *out);
 md_err_t md__pj_save(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen,
                      const pj_layout_t *l, const void *rec);
 md_err_t md__pj_put(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const void *val,
@@ -162,6 +164,8 @@ void md__pj_key_byte(pj_key_t *k, unsigned char c);
 void md__pj_key_str(pj_key_t *k, const char *s);
 void md__pj_key_be64(pj_key_t *k, uint64_t v);
 uint64_t md__pj_get_be64(const unsigned char *p);
+/* Hex (as md_hex writes it) to at most @p cap bytes; 0, or -1 when malformed. */
+int md__pj_unhex(const char *s, unsigned char *out, size_t cap, size_t *n);
 
 /* "YYYY-MM-DD" (UTC) of @p ms into out[PJ_DAY]. */
 void md__pj_day(int64_t ms, char out[PJ_DAY]);

@@ -118,8 +118,8 @@ md_err_t md__pj_catch_up(md_proj_t *p, md_error_t *err)
     if (mrc == MDB_SUCCESS && v.mv_size == 8)
         fmt = md__pj_get_be64(v.mv_data);
     md_txn_end(t);
-    if (rc != MD_OK || seq == head)
-        return rc;
+    if (rc != MD_OK || (seq == head && (fmt == PJ_FORMAT || head == 0)))
+        return rc; /* up to date (another layout format is rebuilt below) */
     /* Read-only: report lagging projections but let readers use what is there. */
     walk_t w = {.p = p, .from = fmt == PJ_FORMAT && seq < head ? seq + 1 : 1, .total = head};
     md_error_t e = {0};

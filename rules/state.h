@@ -1,10 +1,29 @@
 /*
  * state.h - aggregate records kept in md_state_t and their keys (private to
- * rules/). Records are fixed-size structs stored raw: this layout IS the store
- * format of the "state" database, so every record begins with fmt ==
- * MD__REC_FMT, and a change of layout must bump it (a record whose size or
- * fmt differs is reported as MD_ECORRUPT). Strings are NUL-terminated ids
- * (65 bytes); unused bytes are zero so that equal records are equal bytes.
+ * rules/). Records are fixed-size structs; their bytes, compacted as below,
+ * ARE the store format of the "state" database, so every record begins with
+ * fmt == MD__REC_FMT, and a change of layout must bump it. Strings are
+ * NUL-terminated ids (65 bytes); unused bytes are zero so that equal records
+ * are equal bytes.
+ *
+ * md__put stores a record compactly, as its bytes after fmt with the runs of
+ * zero bytes squeezed out (most of a record is unused id space):
+ *
+ *   0xFE 'z' size(2, little-endian)      MD__REC_ZMARK0/1, then the struct size
+ *   L(varint) L literal bytes  [Z(varint)]  repeated: a literal run, then a
+ *                                           run of Z zero bytes
+ *
+ * Varints are LEB128 (7 bits a byte, low first, at most 3 bytes, minimal).
+ * The groups cover the struct bytes from offset 4 (fmt is implied); zeros
+ * after the last literal run are implied by the size and never written. The
+ * encoder is canonical, so equal records are equal values: a zero run is cut
+ * out only when it is 3 bytes or longer, only the first literal run may be
+ * empty (the record starts with such a zero run), every zero run is non-empty
+ * and followed by a literal run; the reader rejects anything else. md__get
+ * also reads the raw form older versions wrote (exactly size bytes, first
+ * uint32_t == MD__REC_FMT). A value of another size, marker or fmt, or a
+ * malformed one, is MD_ECORRUPT. md__get_raw/md__put_raw values (terms,
+ * wins) are stored as they are.
  *
  * Keys (ids never contain '/', so '/' separates composite keys):
  *   plat                      md__platform_t
@@ -36,6 +55,9 @@
 #include "md_rules.h"
 
 #define MD__REC_FMT 1u
+#define MD__REC_ZMARK0 0xFEu    /* first two bytes of a compact record */
+#define MD__REC_ZMARK1 0x7Au    /* 'z' */
+#define MD__REC_MAX 1024        /* the largest record md__put compacts (state.c checks) */
 #define MD__KEY_MAX 512
 
 typedef char md__id_t[MD_ID_MAX + 1];
@@ -186,15 +208,16 @@ size_t md__key3(char *key, const char *prefix, const char *a, const char *b,
                 const char *c);
 
 /*
- * Reads a fixed-size record into rec (zeroed first). *found tells whether it
- * exists. MD_ECORRUPT when the stored size or fmt differs.
+ * Reads a fixed-size record into rec (zeroed first), compact or raw (see the
+ * top). *found tells whether it exists. MD_ECORRUPT when the stored size,
+ * marker or fmt differs or the value is malformed.
  */
 md_err_t md__get(const md_state_t *st, const char *key, size_t klen, void *rec, size_t size,
                  bool *found, md_error_t *err);
 /* Like md__get, but a missing record is MD_ECORRUPT (evolve's references). */
 md_err_t md__get_must(const md_state_t *st, const char *key, size_t klen, void *rec,
                       size_t size, md_error_t *err);
-/* Stores a fixed-size record (sets fmt). */
+/* Stores a fixed-size record in the compact form (sets fmt). */
 md_err_t md__put(const md_state_t *st, const char *key, size_t klen, void *rec, size_t size,
                  md_error_t *err);
 /* Raw variable-length access (terms, windows). *val borrowed: copy it. */
@@ -202,6 +225,13 @@ md_err_t md__get_raw(const md_state_t *st, const char *key, const void **val, si
                      bool *found, md_error_t *err);
 md_err_t md__put_raw(const md_state_t *st, const char *key, const void *val, size_t len,
                      md_error_t *err);
+
+/* The compact form of rec[size] (fmt is implied) into out[cap]: its length,
+ * or 0 when it does not fit or size is not 4..MD__REC_MAX. Canonical. */
+size_t md__rec_encode(const void *rec, size_t size, unsigned char *out, size_t cap);
+/* Decodes a compact value into rec[size] (zeroed first, fmt set): 0, or -1
+ * when it is malformed or of another size; never reads past val[len]. */
+int md__rec_decode(const void *val, size_t len, void *rec, size_t size);
 
 /* Whether a slot holds a sanction in effect at now. */
 bool md__slot_active(const md__slot_t *s, int64_t now);

@@ -295,13 +295,13 @@ fx_t *fx_world(void)
     return w;
 }
 
-static const void *record(fx_t *w, const char *key, size_t size)
+/* Reads a state record as the rules do (values are stored compactly). */
+static void record(fx_t *w, const char *key, void *rec, size_t size)
 {
-    size_t len = 0;
-    const void *v = rules_mem_get(w->m, key, &len);
-    if (v == NULL || len != size)
+    bool found = false;
+    md_error_t err = {0};
+    if (md__get(&w->st, key, strlen(key), rec, size, &found, &err) != MD_OK || !found)
         fail_msg("record '%s' missing", key);
-    return v;
 }
 
 int64_t fx_balance(fx_t *w, const char *member)
@@ -309,7 +309,7 @@ int64_t fx_balance(fx_t *w, const char *member)
     char key[80];
     md__member_t m;
     snprintf(key, sizeof key, "m:%s", member);
-    memcpy(&m, record(w, key, sizeof m), sizeof m);
+    record(w, key, &m, sizeof m);
     return m.balance;
 }
 
@@ -318,6 +318,6 @@ int64_t fx_escrow(fx_t *w, const char *order)
     char key[80];
     md__order_t o;
     snprintf(key, sizeof key, "o:%s", order);
-    memcpy(&o, record(w, key, sizeof o), sizeof o);
+    record(w, key, &o, sizeof o);
     return o.escrow;
 }
