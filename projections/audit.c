@@ -2,15 +2,22 @@
  * audit.c - the audit trail: one entry per event (rejections included) under
  * every subject it concerns, and one per event under its actor.
  *
- *   p_audit        subject_id NUL seq(8 BE) kind(1) -> entry
- *   p_audit_actor  actor NUL seq(8 BE)              -> entry
- *   entry = kind(1) | role | action | clause | actor | subject | recorded_at(8 BE)
- *           where each of the middle five is a 1-byte length and its bytes
- *           (subject is empty in p_audit, where the key holds it).
+ *   p_audit        epoch(4 BE) subject_id NUL seq(8 BE) kind(1) -> role(1)
+ *   p_audit_actor  epoch(4 BE) actor NUL seq(8 BE)              -> role(1)
+ *
+ * An entry is a pointer to its event: the action, clause, actor, time and
+ * stream are read from the event itself when the trail is listed. role is
+ * the index of the field in the event type's row of the table below, or
+ * ROLE_STREAM / ROLE_ACTOR.
+ *
+ * epoch = seq >> AUDIT_EPOCH_BITS leads the key, so a batch's entries land in
+ * the few pages of the current epoch instead of one random page per subject
+ * (LMDB rewrites every page a transaction touches). A subject's trail is read
+ * epoch by epoch: one cursor seek per epoch that has entries, in seq order.
  *
  * Subjects of an event: the id of its stream (role "stream"), and the data
  * fields of the table below (role = the field name); a rejection is also
- * filed under its actor. Keys of one subject arrive in seq order.
+ * filed under its actor.
  */
 #include <stdio.h>
 #include <string.h>
@@ -93,17 +100,20 @@ static const audit_row_t audit_rows[PJ_T_COUNT_] = {
 };
 #undef M_
 
+enum { ROLE_STREAM = 0xfe, ROLE_ACTOR = 0xfd };
+#define AUDIT_EPOCH_BITS 13 /* 8,192 events per epoch */
+
 /* The subjects of one event, deduplicated. */
 typedef struct subjects {
     struct {
         char id[PJ_ID];
         int kind;
-        const char *role;
+        unsigned char role;
     } s[8];
     size_t n;
 } subjects_t;
 
-static void add_subject(subjects_t *ss, const char *id, size_t len, int kind, const char *role)
+static void add_subject(subjects_t *ss, const char *id, size_t len, int kind, unsigned char role)
 {
     if (len == 0 || len >= PJ_ID || kind < 0 || ss->n == 8)
         return;
@@ -131,10 +141,10 @@ static void stream_subject(subjects_t *ss, const char *stream)
 {
     const char *colon = strchr(stream, ':');
     if (colon == NULL)
-        add_subject(ss, stream, strlen(stream), kind_of(stream, strlen(stream)), "stream");
+        add_subject(ss, stream, strlen(stream), kind_of(stream, strlen(stream)), ROLE_STREAM);
     else
         add_subject(ss, colon + 1, strlen(colon + 1), kind_of(stream, (size_t)(colon - stream)),
-                    "stream");
+                    ROLE_STREAM);
 }
 
 static void collect(pj_ctx_t *c, subjects_t *ss)
@@ -142,7 +152,7 @@ static void collect(pj_ctx_t *c, subjects_t *ss)
     ss->n = 0;
     stream_subject(ss, c->ev->stream);
     if (c->type == PJ_T_CommandRejected && c->ev->has_actor)
-        add_subject(ss, c->ev->actor, strlen(c->ev->actor), K_MEMBER, "actor");
+        add_subject(ss, c->ev->actor, strlen(c->ev->actor), K_MEMBER, ROLE_ACTOR);
     if (c->type == PJ_T_UNKNOWN)
         return;
     const audit_row_t *r = &audit_rows[c->type];
@@ -155,21 +165,26 @@ static void collect(pj_ctx_t *c, subjects_t *ss)
             const pj_field_t *t = md__pj_field(c, "target_type");
             kind = t && t->kind == PJ_V_STR ? kind_of(t->s, t->slen) : -1;
         }
-        add_subject(ss, f->s, f->slen, kind, r->subj[i].field);
+        add_subject(ss, f->s, f->slen, kind, (unsigned char)i);
     }
 }
 
 /* ---- entries -------------------------------------------------------------------- */
 
-static void put_str(md_buf_t *b, const char *s, size_t n)
+static const char *role_name(pj_type_t type, unsigned char role)
 {
-    unsigned char len = (unsigned char)(n > 255 ? 255 : n);
-    md_buf_append(b, &len, 1);
-    md_buf_append(b, s, len);
+    if (role == ROLE_STREAM)
+        return "stream";
+    if (role == ROLE_ACTOR)
+        return "actor";
+    if (type == PJ_T_UNKNOWN || type == PJ_T_CommandRejected || role >= 6 ||
+        audit_rows[type].subj[role].field == NULL)
+        return NULL;
+    return audit_rows[type].subj[role].field;
 }
 
 /* The action ("OrderPaid", "rejected:INSUFFICIENT_FUNDS") and clause of the event. */
-static void action_clause(pj_ctx_t *c, char *action, size_t cap, const char **clause,
+static void action_clause(const pj_ctx_t *c, char *action, size_t cap, const char **clause,
                           size_t *clen)
 {
     const pj_field_t *code = md__pj_field(c, "code"), *cl = md__pj_field(c, "clause");
@@ -185,90 +200,44 @@ static void action_clause(pj_ctx_t *c, char *action, size_t cap, const char **cl
         *clause = audit_rows[c->type].clause, *clen = strlen(*clause);
 }
 
-static void entry(md_buf_t *b, int kind, const char *role, const char *action,
-                  const char *clause, size_t clen, const md_event_t *ev, const char *subject)
+/* epoch(4 BE) id NUL seq(8 BE): the common head of both databases' keys. */
+static void entry_key(pj_key_t *k, const char *id, uint64_t seq)
 {
-    unsigned char k = (unsigned char)kind, t[8];
-    md_buf_reset(b);
-    md_buf_append(b, &k, 1);
-    put_str(b, role, strlen(role));
-    put_str(b, action, strlen(action));
-    put_str(b, clause ? clause : "", clen);
-    put_str(b, ev->has_actor ? ev->actor : "", ev->has_actor ? strlen(ev->actor) : 0);
-    put_str(b, subject, strlen(subject));
-    for (int i = 0; i < 8; i++)
-        t[i] = (unsigned char)((uint64_t)ev->recorded_at >> (56 - 8 * i));
-    md_buf_append(b, t, 8);
+    uint64_t epoch = seq >> AUDIT_EPOCH_BITS;
+    md__pj_key_init(k);
+    for (int i = 3; i >= 0; i--)
+        md__pj_key_byte(k, (unsigned char)(epoch >> (8 * i)));
+    md__pj_key_str(k, id);
+    md__pj_key_be64(k, seq);
 }
 
 md_err_t md__pj_audit_apply(pj_ctx_t *c)
 {
     subjects_t ss;
-    char action[MD_TYPE_MAX + 80];
-    const char *clause;
-    size_t clen;
     pj_key_t k;
-    md_buf_t *b = &c->p->rec;
     md_err_t rc = MD_OK;
     collect(c, &ss);
-    action_clause(c, action, sizeof action, &clause, &clen);
     for (size_t i = 0; i < ss.n && rc == MD_OK; i++) {
-        md__pj_key_init(&k);
-        md__pj_key_str(&k, ss.s[i].id);
-        md__pj_key_be64(&k, c->ev->seq);
+        entry_key(&k, ss.s[i].id, c->ev->seq);
         md__pj_key_byte(&k, (unsigned char)ss.s[i].kind);
-        entry(b, ss.s[i].kind, ss.s[i].role, action, clause, clen, c->ev, "");
-        rc = md__pj_put_new(c, PJ_DB_AUDIT, k.b, k.n, b->p, b->len);
+        rc = md__pj_put_new(c, PJ_DB_AUDIT, k.b, k.n, &ss.s[i].role, 1);
     }
     if (rc != MD_OK || !c->ev->has_actor)
         return rc;
-    md__pj_key_init(&k);
-    md__pj_key_str(&k, c->ev->actor);
-    md__pj_key_be64(&k, c->ev->seq);
-    entry(b, ss.n ? ss.s[0].kind : -1, "stream", action, clause, clen, c->ev,
-          ss.n ? ss.s[0].id : "");
-    return md__pj_put_new(c, PJ_DB_AUDIT_ACTOR, k.b, k.n, b->p, b->len);
+    unsigned char role = ROLE_STREAM;
+    entry_key(&k, c->ev->actor, c->ev->seq);
+    return md__pj_put_new(c, PJ_DB_AUDIT_ACTOR, k.b, k.n, &role, 1);
 }
 
 /* ---- queries ------------------------------------------------------------------------ */
-
-typedef struct parsed {
-    int kind;
-    const char *role, *action, *clause, *actor, *subject;
-    size_t role_n, action_n, clause_n, actor_n, subject_n;
-    int64_t recorded_at;
-} parsed_t;
-
-static int take(const unsigned char **p, const unsigned char *end, const char **s, size_t *n)
-{
-    if (*p >= end || (size_t)(end - *p - 1) < **p)
-        return -1;
-    *n = **p;
-    *s = (const char *)*p + 1;
-    *p += 1 + *n;
-    return 0;
-}
-
-static int parse_entry(const MDB_val *v, parsed_t *e)
-{
-    const unsigned char *p = v->mv_data, *end = p + v->mv_size;
-    if (v->mv_size < 1 + 5 + 8)
-        return -1;
-    e->kind = *p++;
-    if (take(&p, end, &e->role, &e->role_n) || take(&p, end, &e->action, &e->action_n) ||
-        take(&p, end, &e->clause, &e->clause_n) || take(&p, end, &e->actor, &e->actor_n) ||
-        take(&p, end, &e->subject, &e->subject_n) || end - p != 8)
-        return -1;
-    e->recorded_at = (int64_t)md__pj_get_be64(p);
-    return 0;
-}
 
 typedef struct query {
     md_txn_t *t;
     int kind;                  /* -1: any */
     const char *actor;         /* filter on subject scans */
     bool by_actor;
-    size_t plen;               /* prefix length: the id and its NUL */
+    const char *id;            /* the subject or actor */
+    size_t idn;                /* its length plus the NUL */
     md_proj_row_fn fn;
     void *ctx;
 } query_t;
@@ -278,72 +247,221 @@ static json_t *strn_or_null(const char *s, size_t n)
     return n ? json_stringn(s, n) : json_null();
 }
 
-/* Adds stream, command_id (and a rejection's message) from the event itself. */
-static void join_event(md_txn_t *t, uint64_t seq, json_t *j)
+/* The entry's event, decoded as the projections saw it. */
+static md_err_t load_event(md_txn_t *t, uint64_t seq, md_event_t *ev, pj_ctx_t *c,
+                           md_error_t *err)
 {
-    md_event_t ev;
-    const char *s;
-    size_t n;
-    if (md_txn_event(t, seq, &ev, NULL, NULL, NULL) != MD_OK)
-        return;
-    json_object_set_new(j, "stream", json_string(ev.stream));
-    json_object_set_new(j, "command_id", ev.has_command_id ? json_string(ev.command_id) : json_null());
-    if (strcmp(ev.type, "CommandRejected") == 0 &&
-        md_data_get_str(ev.data, ev.data_len, "message", &s, &n) == MD_OK)
-        json_object_set_new(j, "message", json_stringn(s, n));
+    md_err_t rc = md_txn_event(t, seq, ev, NULL, NULL, err);
+    if (rc == MD_ENOTFOUND)
+        return md_error_set(err, MD_ECORRUPT, "audit entry points at missing event %llu",
+                            (unsigned long long)seq);
+    if (rc != MD_OK)
+        return rc;
+    memset(c, 0, sizeof *c);
+    c->ev = ev;
+    c->type = md__pj_type(ev->type);
+    if (md__pj_fields_parse(&c->f, ev->data, ev->data_len) != 0)
+        return md_error_set(err, MD_ECODEC, "event %llu: data is not a flat msgpack map",
+                            (unsigned long long)seq);
+    return MD_OK;
 }
 
-static md_err_t visit(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitted,
+/* Fills the row of an entry of event @p c under @p subject (of @p kind, in @p role). */
+static json_t *entry_json(const pj_ctx_t *c, const char *subject, size_t subject_n, int kind,
+                          const char *role)
+{
+    char action[MD_TYPE_MAX + 80];
+    const char *clause, *s;
+    size_t clen, n;
+    const md_event_t *ev = c->ev;
+    action_clause(c, action, sizeof action, &clause, &clen);
+    json_t *j = json_object();
+    json_object_set_new(j, "seq", json_integer((json_int_t)ev->seq));
+    json_object_set_new(j, "recorded_at", json_integer(ev->recorded_at));
+    json_object_set_new(j, "action", json_string(action));
+    json_object_set_new(j, "clause", strn_or_null(clause, clen));
+    json_object_set_new(j, "actor", ev->has_actor ? json_string(ev->actor) : json_null());
+    json_object_set_new(j, "subject", strn_or_null(subject, subject_n));
+    json_object_set_new(j, "subject_kind", md__pj_enumj(kinds, NKINDS, kind));
+    json_object_set_new(j, "role", json_string(role));
+    json_object_set_new(j, "stream", json_string(ev->stream));
+    json_object_set_new(j, "command_id", ev->has_command_id ? json_string(ev->command_id)
+                                                            : json_null());
+    if (c->type == PJ_T_CommandRejected &&
+        md_data_get_str(ev->data, ev->data_len, "message", &s, &n) == MD_OK)
+        json_object_set_new(j, "message", json_stringn(s, n));
+    return j;
+}
+
+static md_err_t visit(const MDB_val *k, const MDB_val *v, query_t *q, bool *emitted,
                       md_error_t *err)
 {
-    query_t *q = ctx;
-    parsed_t e;
-    size_t want = q->plen + 8 + (q->by_actor ? 0 : 1);
-    if (k->mv_size != want || parse_entry(v, &e) != 0)
-        return md_error_set(err, MD_ECORRUPT, "audit entry of %zu bytes is malformed", v->mv_size);
+    md_event_t ev;
+    pj_ctx_t c;
+    subjects_t ss;
+    size_t want = 4 + q->idn + 8 + (q->by_actor ? 0 : 1);
     const unsigned char *kb = k->mv_data;
-    uint64_t seq = md__pj_get_be64(kb + q->plen);
-    if ((q->kind >= 0 && e.kind != q->kind) ||
-        (q->actor && (e.actor_n != strlen(q->actor) || memcmp(e.actor, q->actor, e.actor_n))))
+    if (k->mv_size != want || v->mv_size != 1)
+        return md_error_set(err, MD_ECORRUPT, "audit entry with a %zu-byte key is malformed",
+                            k->mv_size);
+    uint64_t seq = md__pj_get_be64(kb + 4 + q->idn);
+    int kind = q->by_actor ? -1 : kb[want - 1];
+    if (q->kind >= 0 && kind != q->kind)
         return MD_OK;
+    md_err_t rc = load_event(q->t, seq, &ev, &c, err);
+    if (rc != MD_OK)
+        return rc;
+    if (q->actor && (!ev.has_actor || strcmp(ev.actor, q->actor) != 0))
+        return MD_OK;
+    const char *role = role_name(c.type, *(const unsigned char *)v->mv_data);
+    if (role == NULL)
+        return md_error_set(err, MD_ECORRUPT, "audit entry of event %llu has an unknown role",
+                            (unsigned long long)seq);
+    json_t *j;
+    if (q->by_actor) {
+        ss.n = 0;
+        stream_subject(&ss, ev.stream);
+        j = ss.n ? entry_json(&c, ss.s[0].id, strlen(ss.s[0].id), ss.s[0].kind, role)
+                 : entry_json(&c, "", 0, -1, role);
+    } else {
+        j = entry_json(&c, q->id, q->idn - 1, kind, role);
+    }
     *emitted = true;
-    json_t *j = json_object();
-    json_object_set_new(j, "seq", json_integer((json_int_t)seq));
-    json_object_set_new(j, "recorded_at", json_integer(e.recorded_at));
-    json_object_set_new(j, "action", json_stringn(e.action, e.action_n));
-    json_object_set_new(j, "clause", strn_or_null(e.clause, e.clause_n));
-    json_object_set_new(j, "actor", strn_or_null(e.actor, e.actor_n));
-    json_object_set_new(j, "subject", q->by_actor ? strn_or_null(e.subject, e.subject_n)
-                                                  : json_stringn((const char *)kb, q->plen - 1));
-    json_object_set_new(j, "subject_kind", md__pj_enumj(kinds, NKINDS, e.kind));
-    json_object_set_new(j, "role", json_stringn(e.role, e.role_n));
-    join_event(q->t, seq, j);
-    md_err_t rc = q->fn(j, q->ctx, err);
+    rc = q->fn(j, q->ctx, err);
     json_decref(j);
+    return rc;
+}
+
+/* ---- the paged scan, epoch by epoch ------------------------------------------------ */
+
+static uint32_t key_epoch(const MDB_val *k)
+{
+    const unsigned char *b = k->mv_data;
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* Whether @p k is an entry of the query's id (in any epoch). */
+static bool key_is_ours(const MDB_val *k, const query_t *q)
+{
+    return k->mv_size > 4 + q->idn && memcmp((const unsigned char *)k->mv_data + 4, q->id,
+                                             q->idn) == 0;
+}
+
+/* Positions @p cur on the first entry of the query's id in @p epoch or later. */
+static int seek_epoch(MDB_cursor *cur, const query_t *q, uint64_t epoch, MDB_val *k, MDB_val *v,
+                      pj_key_t *key)
+{
+    while (epoch <= UINT32_MAX) {
+        md__pj_key_init(key);
+        for (int i = 3; i >= 0; i--)
+            md__pj_key_byte(key, (unsigned char)(epoch >> (8 * i)));
+        md__pj_key_str(key, q->id);
+        k->mv_data = key->b, k->mv_size = key->n;
+        int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+        if (rc != MDB_SUCCESS || k->mv_size < 4)
+            return rc == MDB_SUCCESS ? MDB_NOTFOUND : rc;
+        if (key_epoch(k) == epoch && key_is_ours(k, q))
+            return MDB_SUCCESS;
+        /* none of ours left in this epoch; the epochs before the key's hold no entries */
+        epoch = key_epoch(k) == epoch ? epoch + 1 : key_epoch(k);
+    }
+    return MDB_NOTFOUND;
+}
+
+/* Moves @p cur from a key that is not ours, met after entries of ours in
+ * @p epoch, to our next entry. */
+static int next_epoch(MDB_cursor *cur, const query_t *q, uint32_t epoch, MDB_val *k, MDB_val *v,
+                      pj_key_t *key)
+{
+    uint32_t e = k->mv_size >= 4 ? key_epoch(k) : epoch;
+    return seek_epoch(cur, q, e == epoch ? (uint64_t)epoch + 1 : e, k, v, key);
+}
+
+/* Positions @p cur after the entry named by a page cursor (hex of its key). */
+static int seek_after(MDB_cursor *cur, const query_t *q, const char *hex, MDB_val *k,
+                      MDB_val *v, unsigned char *buf, uint32_t *epoch, int *bad)
+{
+    size_t n = 0;
+    if (md__pj_unhex(hex, buf, PJ_KEY_MAX, &n) != 0 || n <= 4 + q->idn ||
+        memcmp(buf + 4, q->id, q->idn) != 0)
+        return *bad = 1, MDB_NOTFOUND;
+    k->mv_data = buf, k->mv_size = n;
+    *epoch = key_epoch(k);
+    int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    if (rc == MDB_SUCCESS && k->mv_size == n && memcmp(k->mv_data, buf, n) == 0)
+        rc = mdb_cursor_get(cur, k, v, MDB_NEXT);
+    return rc;
+}
+
+static md_err_t audit_scan(MDB_txn *txn, MDB_dbi dbi, query_t *q, md_proj_page_t *page,
+                           md_error_t *err)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    pj_key_t key;
+    unsigned char buf[PJ_KEY_MAX], last[PJ_KEY_MAX];
+    size_t last_n = 0;
+    uint64_t count = 0;
+    uint32_t epoch = 0;
+    int bad = 0;
+    md_err_t rc = MD_OK;
+    page->next[0] = '\0';
+    int mrc = mdb_cursor_open(txn, dbi, &cur);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "audit cursor");
+    mrc = page->cursor && *page->cursor
+              ? seek_after(cur, q, page->cursor, &k, &v, buf, &epoch, &bad)
+              : seek_epoch(cur, q, 0, &k, &v, &key);
+    while (mrc == MDB_SUCCESS && rc == MD_OK) {
+        if (!key_is_ours(&k, q)) {
+            mrc = next_epoch(cur, q, epoch, &k, &v, &key);
+            continue;
+        }
+        epoch = key_epoch(&k);
+        if (page->limit && count == page->limit) {
+            md_hex(last, last_n, page->next);
+            break;
+        }
+        bool emitted = false;
+        rc = visit(&k, &v, q, &emitted, err);
+        if (emitted) {
+            count++;
+            last_n = k.mv_size;
+            memcpy(last, k.mv_data, last_n);
+        }
+        if (rc == MD_OK)
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (bad)
+        return md_error_set(err, MD_EINVAL, "cursor '%.40s' does not belong to this query",
+                            page->cursor);
+    if (rc == MD_ESTOP)
+        return MD_OK;
+    if (rc == MD_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
+        rc = md_store_err(mrc, err, "audit scan");
     return rc;
 }
 
 md_err_t md_proj_audit(md_proj_t *p, md_txn_t *t, const md_proj_audit_filter_t *f,
                        md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err)
 {
-    query_t q = {t, -1, NULL, false, 0, fn, ctx};
-    pj_key_t k;
-    const char *id;
+    query_t q = {t, -1, NULL, false, NULL, 0, fn, ctx};
     if (f == NULL || (f->subject == NULL && f->actor == NULL))
         return md_error_set(err, MD_EINVAL, "audit needs a subject or an actor");
-    md__pj_key_init(&k);
     if (f->subject) {
         const char *colon = strchr(f->subject, ':');
-        id = f->subject;
+        q.id = f->subject;
         if (colon && (q.kind = kind_of(f->subject, (size_t)(colon - f->subject))) >= 0)
-            id = colon + 1;
+            q.id = colon + 1;
         q.actor = f->actor;
     } else {
-        id = f->actor;
+        q.id = f->actor;
         q.by_actor = true;
     }
-    md__pj_key_str(&k, id);
-    q.plen = k.n;
-    return md__pj_scan(md_txn_mdb(t), p->dbi[q.by_actor ? PJ_DB_AUDIT_ACTOR : PJ_DB_AUDIT], k.b,
-                       k.n, page, visit, &q, err);
+    q.idn = strlen(q.id) + 1;
+    if (q.idn >= PJ_ID)
+        return md_error_set(err, MD_EINVAL, "audit id of %zu bytes is too long", q.idn - 1);
+    return audit_scan(md_txn_mdb(t), p->dbi[q.by_actor ? PJ_DB_AUDIT_ACTOR : PJ_DB_AUDIT], &q,
+                      page, err);
 }

@@ -204,6 +204,108 @@ static md_err_t count_row(json_t *row, void *ctx, md_error_t *err)
     return MD_OK;
 }
 
+/* ---- the audit trail across epochs --------------------------------------------------- */
+
+typedef struct crafted {
+    pj_db_t db;
+    uint32_t epoch;
+    const char *id;
+    uint64_t seq;
+} crafted_t;
+
+/* Entries put straight into the audit databases: the scan follows the epoch in
+ * the key, whatever seq the entry points at, so the demo's events serve. */
+static const crafted_t crafted[] = {
+    {PJ_DB_AUDIT, 0, "zed", 3},      {PJ_DB_AUDIT, 1, "zed", 4},
+    {PJ_DB_AUDIT, 1, "zed", 5},      {PJ_DB_AUDIT, 3, "zed", 6},
+    {PJ_DB_AUDIT, 9, "zed", 7},      {PJ_DB_AUDIT, 2, "zea", 8},
+    {PJ_DB_AUDIT, 3, "zz", 9},       {PJ_DB_AUDIT, 4, "a", 10},
+    {PJ_DB_AUDIT, 9, "zf", 11},      {PJ_DB_AUDIT, 11, "zd", 12},
+    {PJ_DB_AUDIT_ACTOR, 5, "zed", 13}, {PJ_DB_AUDIT_ACTOR, 6, "zed", 14},
+    {PJ_DB_AUDIT_ACTOR, 6, "zf", 15},
+};
+
+static md_err_t put_crafted(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    md_proj_t *p = ctx;
+    for (size_t i = 0; i < sizeof crafted / sizeof crafted[0]; i++) {
+        const crafted_t *c = &crafted[i];
+        pj_key_t k;
+        unsigned char role = 0xfe; /* stream */
+        md__pj_key_init(&k);
+        for (int b = 3; b >= 0; b--)
+            md__pj_key_byte(&k, (unsigned char)(c->epoch >> (8 * b)));
+        md__pj_key_str(&k, c->id);
+        md__pj_key_be64(&k, c->seq);
+        if (c->db == PJ_DB_AUDIT)
+            md__pj_key_byte(&k, 0); /* member */
+        MDB_val key = {k.n, k.b}, val = {1, &role};
+        int rc = mdb_put(md_txn_mdb(t), p->dbi[c->db], &key, &val, 0);
+        if (rc != MDB_SUCCESS)
+            return md_store_err(rc, err, "crafted audit entry");
+    }
+    return MD_OK;
+}
+
+typedef struct seqs {
+    char s[256];
+} seqs_t;
+
+static md_err_t seq_row(json_t *row, void *ctx, md_error_t *err)
+{
+    (void)err;
+    seqs_t *q = ctx;
+    size_t n = strlen(q->s);
+    snprintf(q->s + n, sizeof q->s - n, "%s%lld", n ? "," : "",
+             (long long)json_integer_value(json_object_get(row, "seq")));
+    return MD_OK;
+}
+
+/* The seqs listed for @p flt, @p limit rows per page (0: one page). */
+static void audit_seqs(proj_fx_t *f, const md_proj_audit_filter_t *flt, uint64_t limit,
+                       seqs_t *out)
+{
+    char cursor[MD_PROJ_CURSOR_MAX] = "";
+    md_txn_t *t = NULL;
+    out->s[0] = '\0';
+    assert_int_equal(md_store_read(f->store, &t, NULL), MD_OK);
+    do {
+        md_proj_page_t page = {.limit = limit, .cursor = cursor};
+        assert_int_equal(md_proj_audit(f->proj, t, flt, &page, seq_row, out, NULL), MD_OK);
+        snprintf(cursor, sizeof cursor, "%s", page.next);
+    } while (cursor[0]);
+    md_txn_end(t);
+}
+
+static void test_proj_audit_epochs(void **state)
+{
+    proj_fx_t *f = *state;
+    seqs_t got;
+    assert_int_equal(md_store_write(f->store, put_crafted, f->proj, NULL), MD_OK);
+    md_proj_audit_filter_t zed = {.subject = "zed"}, zed_actor = {.actor = "zed"};
+    for (uint64_t limit = 0; limit <= 6; limit++) {
+        audit_seqs(f, &zed, limit, &got);
+        assert_string_equal(got.s, "3,4,5,6,7");
+        audit_seqs(f, &zed_actor, limit, &got);
+        assert_string_equal(got.s, "13,14");
+    }
+    md_proj_audit_filter_t zf = {.subject = "zf"}, none = {.subject = "zee"};
+    audit_seqs(f, &zf, 1, &got);
+    assert_string_equal(got.s, "11");
+    audit_seqs(f, &none, 1, &got);
+    assert_string_equal(got.s, "");
+    /* A cursor of another subject is refused, one of the same subject resumes. */
+    md_txn_t *t = NULL;
+    seqs_t rows = {""};
+    md_proj_page_t first = {.limit = 2};
+    assert_int_equal(md_store_read(f->store, &t, NULL), MD_OK);
+    assert_int_equal(md_proj_audit(f->proj, t, &zed, &first, seq_row, &rows, NULL), MD_OK);
+    assert_string_equal(rows.s, "3,4");
+    md_proj_page_t other = {.limit = 2, .cursor = first.next};
+    assert_int_equal(md_proj_audit(f->proj, t, &zf, &other, seq_row, &rows, NULL), MD_EINVAL);
+    md_txn_end(t);
+}
+
 static void test_proj_paging(void **state)
 {
     proj_fx_t *f = *state;
@@ -330,6 +432,36 @@ static void test_proj_catch_up(void **state)
     proj_fx_free(f);
 }
 
+/* An older layout format, projections caught up: format 2 and an order record of
+ * another layout in p_orders. Opening rebuilds them instead of failing on the record. */
+static md_err_t age_layout(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    md_proj_t *p = ctx;
+    unsigned char fmt[8] = {0, 0, 0, 0, 0, 0, 0, 2}, junk[40] = {2, 'O'};
+    MDB_val k = {6, (void *)"format"}, v = {8, fmt};
+    MDB_val ok = {6, (void *)"o-1001"}, ov = {sizeof junk, junk};
+    int rc = mdb_put(md_txn_mdb(t), p->dbi[PJ_DB_META], &k, &v, 0);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_put(md_txn_mdb(t), p->dbi[PJ_DB_ORDERS], &ok, &ov, 0);
+    return rc == MDB_SUCCESS ? MD_OK : md_store_err(rc, err, "age layout");
+}
+
+static void test_proj_old_format_rebuilt(void **state)
+{
+    proj_fx_t *f = *state;
+    md_proj_digest_t a, b;
+    uint64_t ha, hb;
+    proj_fx_digest(f, &a, &ha);
+    assert_int_equal(md_store_write(f->store, age_layout, f->proj, NULL), MD_OK);
+    assert_int_not_equal(proj_fx_verify(f, NULL), MD_OK);
+    md_proj_t *p = NULL;
+    assert_int_equal(md_proj_open(f->store, &p, NULL), MD_OK);
+    md_proj_free(p);
+    proj_fx_digest(f, &b, &hb);
+    assert_memory_equal(&a, &b, sizeof a);
+    assert_int_equal(proj_fx_verify(f, NULL), MD_OK);
+}
+
 /* A read-only store written without projections: open says so (rebuild creates them). */
 static void test_proj_absent_read_only(void **state)
 {
@@ -417,11 +549,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proj_demo_clause, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_demo_sales_records, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_paging, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_audit_epochs, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_verify_ok, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_verify_detects_tamper, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_replay_matches_live, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_batching_independent, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_catch_up, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_old_format_rebuilt, demo_setup, fx_teardown),
         cmocka_unit_test(test_proj_absent_read_only),
         cmocka_unit_test(test_proj_rules_world),
     };
