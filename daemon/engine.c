@@ -22,6 +22,42 @@ typedef struct hook {
     void *ctx;
 } hook_t;
 
+/*
+ * A read cache of state records for the batch's transaction. decide and
+ * evolve read the same few records many times (the platform's settings and
+ * maintenance windows for every command, an order or member more than once
+ * per command): each read is otherwise a B-tree descent. Entries are copies
+ * (LMDB's pointers into dirty pages move when the transaction writes), kept in
+ * an arena of blocks that lives for one transaction, so a pointer handed out
+ * stays valid until the batch ends. Writes go to LMDB and replace the entry.
+ * "Not found" is cached too. The cache is emptied when a batch transaction
+ * starts (a batch re-run after MDB_MAP_FULL starts empty as well).
+ */
+#define CACHE_BLOCK ((size_t)64 << 10)
+
+typedef struct cache_ent {
+    uint64_t hash;
+    const unsigned char *key, *val;   /* key NULL: an empty slot; val NULL: not found */
+    uint32_t klen, vlen;
+} cache_ent_t;
+
+typedef struct cache_block {
+    struct cache_block *next;
+    size_t used, cap;
+    unsigned char data[];
+} cache_block_t;
+
+typedef struct state_cache {
+    cache_ent_t *slots;
+    size_t cap, n;                    /* cap: a power of two */
+    cache_block_t *blocks;            /* newest first */
+} state_cache_t;
+
+typedef struct state_ctx {
+    md_txn_t *t;
+    state_cache_t *cache;
+} state_ctx_t;
+
 struct md_engine {
     md_store_t *store;
     md_engine_opts_t opts;       /* strings below are owned copies */
@@ -37,6 +73,8 @@ struct md_engine {
      * 5 MB of memory per 1000 commands (docs/performance.md, memory). */
     md_command_t cmd;
     md_decision_t decision;
+    state_cache_t cache;         /* state records read or written in this batch */
+    state_ctx_t sctx;
     md_buf_t data, out, line, refs;
     const md_input_t *in;
     size_t n;
@@ -46,36 +84,138 @@ struct md_engine {
 
 /* ---- the rules' state over the write transaction ----------------------------- */
 
+static uint64_t cache_hash(const void *key, size_t n)
+{
+    const unsigned char *p = key;
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* A copy of @p n bytes in the arena (valid until cache_reset). */
+static const unsigned char *cache_copy(state_cache_t *c, const void *p, size_t n)
+{
+    cache_block_t *b = c->blocks;
+    if (b == NULL || b->cap - b->used < n) {
+        size_t cap = n > CACHE_BLOCK ? n : CACHE_BLOCK;
+        b = md_malloc(sizeof *b + cap);
+        b->next = c->blocks, b->used = 0, b->cap = cap;
+        c->blocks = b;
+    }
+    unsigned char *out = b->data + b->used;
+    if (n)
+        memcpy(out, p, n);
+    b->used += n;
+    return out;
+}
+
+static cache_ent_t *cache_slot(state_cache_t *c, uint64_t h, const void *key, size_t klen)
+{
+    for (size_t i = h & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+        cache_ent_t *e = &c->slots[i];
+        if (e->key == NULL || (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0))
+            return e;
+    }
+}
+
+static void cache_grow(state_cache_t *c)
+{
+    cache_ent_t *old = c->slots;
+    size_t oldcap = c->cap;
+    c->cap = oldcap ? 2 * oldcap : 4096;
+    c->slots = md_calloc(c->cap, sizeof *c->slots);
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i].key)
+            *cache_slot(c, old[i].hash, old[i].key, old[i].klen) = old[i];
+    free(old);
+}
+
+/* Empties the cache, keeping one block and the slot array for the next batch. */
+static void cache_reset(state_cache_t *c)
+{
+    while (c->blocks && c->blocks->next) {
+        cache_block_t *b = c->blocks;
+        c->blocks = b->next;
+        free(b);
+    }
+    if (c->blocks)
+        c->blocks->used = 0;
+    if (c->n)
+        memset(c->slots, 0, c->cap * sizeof *c->slots);
+    c->n = 0;
+}
+
+static void cache_free(state_cache_t *c)
+{
+    cache_reset(c);
+    free(c->blocks);
+    free(c->slots);
+    memset(c, 0, sizeof *c);
+}
+
+/* Records key -> val (NULL: not found). */
+static const unsigned char *cache_set(state_cache_t *c, const void *key, size_t klen,
+                                      const void *val, size_t vlen)
+{
+    if (2 * (c->n + 1) > c->cap)
+        cache_grow(c);
+    uint64_t h = cache_hash(key, klen);
+    cache_ent_t *e = cache_slot(c, h, key, klen);
+    if (e->key == NULL) {
+        e->key = cache_copy(c, key, klen);
+        e->klen = (uint32_t)klen;
+        e->hash = h;
+        c->n++;
+    }
+    e->val = val ? cache_copy(c, val, vlen) : NULL;
+    e->vlen = val ? (uint32_t)vlen : 0;
+    return e->val;
+}
+
 static md_err_t state_get(void *ctx, const void *key, size_t klen, const void **val, size_t *vlen)
 {
-    md_txn_t *t = ctx;
+    state_ctx_t *s = ctx;
+    state_cache_t *c = s->cache;
+    if (c->cap) {
+        const cache_ent_t *e = cache_slot(c, cache_hash(key, klen), key, klen);
+        if (e->key) {
+            *val = e->val, *vlen = e->vlen;
+            return e->val ? MD_OK : MD_ENOTFOUND;
+        }
+    }
     MDB_val k = {klen, (void *)key}, v;
-    int rc = mdb_get(md_txn_mdb(t), md_txn_dbi(t, MD_DB_STATE), &k, &v);
+    int rc = mdb_get(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, &v);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return md_store_err(rc, NULL, "get state");
+    const unsigned char *copy = cache_set(c, key, klen, rc == MDB_SUCCESS ? v.mv_data : NULL,
+                                          v.mv_size);
     if (rc == MDB_NOTFOUND)
         return MD_ENOTFOUND;
-    if (rc != MDB_SUCCESS)
-        return md_store_err(rc, NULL, "get state");
-    *val = v.mv_data;
+    *val = copy;
     *vlen = v.mv_size;
     return MD_OK;
 }
 
 static md_err_t state_put(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    md_txn_t *t = ctx;
+    state_ctx_t *s = ctx;
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    return md_store_err(mdb_put(md_txn_mdb(t), md_txn_dbi(t, MD_DB_STATE), &k, &v, 0), NULL,
-                        "put state");
+    md_err_t rc = md_store_err(mdb_put(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, &v, 0),
+                               NULL, "put state");
+    if (rc == MD_OK)
+        cache_set(s->cache, key, klen, val, vlen);
+    return rc;
 }
 
 static md_err_t state_version(void *ctx, const char *stream, uint64_t *version)
 {
-    return md_txn_stream_version(ctx, stream, version, NULL);
+    return md_txn_stream_version(((state_ctx_t *)ctx)->t, stream, version, NULL);
 }
 
-static md_state_t txn_state(md_txn_t *t)
+static md_state_t txn_state(state_ctx_t *s)
 {
-    md_state_t st = {t, state_get, state_put, state_version};
+    md_state_t st = {s, state_get, state_put, state_version};
     return st;
 }
 
@@ -131,6 +271,7 @@ void md_engine_destroy(md_engine_t *e)
     md_buf_release(&e->out);
     md_buf_release(&e->line);
     md_buf_release(&e->refs);
+    cache_free(&e->cache);
     free(e);
 }
 
@@ -335,7 +476,7 @@ static md_err_t outbox_event(md_engine_t *e, md_txn_t *t, const md_event_t *ev,
 static md_err_t append_one(md_engine_t *e, md_txn_t *t, const md_command_t *c,
                            md_new_event_t *ne, int64_t now, md_event_t *ev, md_error_t *err)
 {
-    md_state_t st = txn_state(t);
+    md_state_t st = txn_state(&e->sctx);
     memset(ev, 0, sizeof *ev);
     copy_str(ev->stream, sizeof ev->stream, ne->stream);
     copy_str(ev->type, sizeof ev->type, ne->type);
@@ -466,7 +607,7 @@ static md_err_t process_one(md_engine_t *e, md_txn_t *t, size_t i, md_error_t *e
     if (c->status != MD_DECODE_MALFORMED)
         rc = answer_duplicate(e, t, c, err);
     if (rc == MD_ENOTFOUND) {
-        md_state_t st = txn_state(t);
+        md_state_t st = txn_state(&e->sctx);
         rc = md_rules_decide(&st, c, now, &e->decision, err);
         if (rc == MD_OK)
             rc = apply_decision(e, t, c, now, err);
@@ -488,7 +629,7 @@ static md_err_t bootstrap_in(md_engine_t *e, md_txn_t *t, md_error_t *err)
     if (rc != MD_OK || head != 0)
         return rc;
     int64_t now = first_now(e);
-    md_state_t st = txn_state(t);
+    md_state_t st = txn_state(&e->sctx);
     md_command_t *boot = md_calloc(1, sizeof *boot);
     boot->status = MD_DECODE_OK;
     copy_str(boot->command_id, sizeof boot->command_id, "bootstrap");
@@ -539,6 +680,8 @@ static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
 {
     md_engine_t *e = ctx;
     int64_t saved_now = e->last_now;
+    cache_reset(&e->cache);
+    e->sctx = (state_ctx_t){t, &e->cache};
     md_buf_reset(&e->out);
     memset(&e->pending, 0, sizeof e->pending);
     /* The bootstrap rides with the first batch that has commands, so that its
