@@ -5,11 +5,11 @@
 # it with BENCH_SMOKE=1: a few thousand commands, every row, seconds.
 #
 # Settings (environment):
-#   BENCH_N          commands for the offline rows (default 200000; smoke 3000)
+#   BENCH_N          commands for the offline rows (default 1000000; smoke 3000)
 #   BENCH_BROKER_N   commands for the end-to-end rows (default 100000; smoke 2000)
 #   BENCH_RUNS       runs per row, the median is reported (default 3, at least 3)
 #   BENCH_BATCH      batch.max_commands of the measured rows (default: the
-#                    shipped config, 1000)
+#                    shipped config, 4000)
 #   BENCH_SWEEP      batch sizes of the throughput picture ("250 1000 4000 10000")
 #   BENCH_SWEEP_N    commands per sweep point (default 100000)
 #   BENCH_RATE       offered rate of the latency row (5000 commands/s)
@@ -30,13 +30,13 @@ if [ "$smoke" = 1 ]; then
     N=${BENCH_N:-3000}; BN=${BENCH_BROKER_N:-2000}; SWEEP=${BENCH_SWEEP:-"100 1000"}
     SWEEP_N=${BENCH_SWEEP_N:-3000}; LAT_S=${BENCH_LAT_S:-1}; BACKLOG_N=${BENCH_BACKLOG_N:-2000}
 else
-    N=${BENCH_N:-200000}; BN=${BENCH_BROKER_N:-100000}; SWEEP=${BENCH_SWEEP:-"250 1000 4000 10000"}
+    N=${BENCH_N:-1000000}; BN=${BENCH_BROKER_N:-100000}; SWEEP=${BENCH_SWEEP:-"250 1000 4000 10000"}
     SWEEP_N=${BENCH_SWEEP_N:-100000}; LAT_S=${BENCH_LAT_S:-10}
     BACKLOG_N=${BENCH_BACKLOG_N:-300000}
 fi
 RUNS=${BENCH_RUNS:-3}
 [ "$RUNS" -ge 3 ] || RUNS=3
-BATCH=${BENCH_BATCH:-1000}
+BATCH=${BENCH_BATCH:-4000}
 RATE=${BENCH_RATE:-5000}
 SEED=${BENCH_SEED:-42}
 PORT=${KAFKA_PORT:-19098}
@@ -312,7 +312,9 @@ if [ "$broker" = 1 ]; then
         prefix=benchl$$r$i$RANDOM
         rm -rf "$work/dlat"
         daemon_start lat "$work/dlat" "$prefix"
-        load "$prefix" "$work/lat.jsonl" --rate "$RATE" --latency-out "$work/lat$i.us" \
+        # linger.ms=0: the client sends each command at once (market-load's
+        # default, 5 ms, trades latency for batching on the way in).
+        load "$prefix" "$work/lat.jsonl" --rate "$RATE" --latency-out "$work/lat$i.us" -X linger.ms=0 \
             >"$work/lat.out" 2>&1 || { cat "$work/lat.out" >&2; die "market-load failed"; }
         daemon_stop
         read -r a h w <"$work/lat.rss"; echo "$a" >>"$work/drss.f"; echo "$h" >>"$work/dhwm.f"
