@@ -10,10 +10,10 @@
  * the index of the field in the event type's row of the table below, or
  * ROLE_STREAM / ROLE_ACTOR.
  *
- * epoch = seq >> AUDIT_EPOCH_BITS leads the key, so a batch's entries land in
- * the few pages of the current epoch instead of one random page per subject
- * (LMDB rewrites every page a transaction touches). A subject's trail is read
- * epoch by epoch: one cursor seek per epoch that has entries, in seq order.
+ * epoch = seq >> PJ_EPOCH_BITS leads the key (epoch.h), so a batch's entries
+ * land in the few pages of the current epoch instead of one random page per
+ * subject (LMDB rewrites every page a transaction touches). A subject's trail
+ * is read epoch by epoch: one cursor seek per epoch that has entries.
  *
  * Subjects of an event: the id of its stream (role "stream"), and the data
  * fields of the table below (role = the field name); a rejection is also
@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pj.h"
+#include "epoch.h"
 
 static const char *const kinds[] = {
     "member", "store", "product", "order", "complaint", "sanction", "voucher", "category",
@@ -101,7 +101,6 @@ static const audit_row_t audit_rows[PJ_T_COUNT_] = {
 #undef M_
 
 enum { ROLE_STREAM = 0xfe, ROLE_ACTOR = 0xfd };
-#define AUDIT_EPOCH_BITS 13 /* 8,192 events per epoch */
 
 /* The subjects of one event, deduplicated. */
 typedef struct subjects {
@@ -203,11 +202,7 @@ static void action_clause(const pj_ctx_t *c, char *action, size_t cap, const cha
 /* epoch(4 BE) id NUL seq(8 BE): the common head of both databases' keys. */
 static void entry_key(pj_key_t *k, const char *id, uint64_t seq)
 {
-    uint64_t epoch = seq >> AUDIT_EPOCH_BITS;
-    md__pj_key_init(k);
-    for (int i = 3; i >= 0; i--)
-        md__pj_key_byte(k, (unsigned char)(epoch >> (8 * i)));
-    md__pj_key_str(k, id);
+    md__pj_epoch_key(k, NULL, 0, seq, id);
     md__pj_key_be64(k, seq);
 }
 
@@ -293,9 +288,10 @@ static json_t *entry_json(const pj_ctx_t *c, const char *subject, size_t subject
     return j;
 }
 
-static md_err_t visit(const MDB_val *k, const MDB_val *v, query_t *q, bool *emitted,
+static md_err_t visit(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitted,
                       md_error_t *err)
 {
+    query_t *q = ctx;
     md_event_t ev;
     pj_ctx_t c;
     subjects_t ss;
@@ -332,117 +328,6 @@ static md_err_t visit(const MDB_val *k, const MDB_val *v, query_t *q, bool *emit
     return rc;
 }
 
-/* ---- the paged scan, epoch by epoch ------------------------------------------------ */
-
-static uint32_t key_epoch(const MDB_val *k)
-{
-    const unsigned char *b = k->mv_data;
-    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
-/* Whether @p k is an entry of the query's id (in any epoch). */
-static bool key_is_ours(const MDB_val *k, const query_t *q)
-{
-    return k->mv_size > 4 + q->idn && memcmp((const unsigned char *)k->mv_data + 4, q->id,
-                                             q->idn) == 0;
-}
-
-/* Positions @p cur on the first entry of the query's id in @p epoch or later. */
-static int seek_epoch(MDB_cursor *cur, const query_t *q, uint64_t epoch, MDB_val *k, MDB_val *v,
-                      pj_key_t *key)
-{
-    while (epoch <= UINT32_MAX) {
-        md__pj_key_init(key);
-        for (int i = 3; i >= 0; i--)
-            md__pj_key_byte(key, (unsigned char)(epoch >> (8 * i)));
-        md__pj_key_str(key, q->id);
-        k->mv_data = key->b, k->mv_size = key->n;
-        int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
-        if (rc != MDB_SUCCESS || k->mv_size < 4)
-            return rc == MDB_SUCCESS ? MDB_NOTFOUND : rc;
-        if (key_epoch(k) == epoch && key_is_ours(k, q))
-            return MDB_SUCCESS;
-        /* none of ours left in this epoch; the epochs before the key's hold no entries */
-        epoch = key_epoch(k) == epoch ? epoch + 1 : key_epoch(k);
-    }
-    return MDB_NOTFOUND;
-}
-
-/* Moves @p cur from a key that is not ours, met after entries of ours in
- * @p epoch, to our next entry. */
-static int next_epoch(MDB_cursor *cur, const query_t *q, uint32_t epoch, MDB_val *k, MDB_val *v,
-                      pj_key_t *key)
-{
-    uint32_t e = k->mv_size >= 4 ? key_epoch(k) : epoch;
-    return seek_epoch(cur, q, e == epoch ? (uint64_t)epoch + 1 : e, k, v, key);
-}
-
-/* Positions @p cur after the entry named by a page cursor (hex of its key). */
-static int seek_after(MDB_cursor *cur, const query_t *q, const char *hex, MDB_val *k,
-                      MDB_val *v, unsigned char *buf, uint32_t *epoch, int *bad)
-{
-    size_t n = 0;
-    if (md__pj_unhex(hex, buf, PJ_KEY_MAX, &n) != 0 || n <= 4 + q->idn ||
-        memcmp(buf + 4, q->id, q->idn) != 0)
-        return *bad = 1, MDB_NOTFOUND;
-    k->mv_data = buf, k->mv_size = n;
-    *epoch = key_epoch(k);
-    int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
-    if (rc == MDB_SUCCESS && k->mv_size == n && memcmp(k->mv_data, buf, n) == 0)
-        rc = mdb_cursor_get(cur, k, v, MDB_NEXT);
-    return rc;
-}
-
-static md_err_t audit_scan(MDB_txn *txn, MDB_dbi dbi, query_t *q, md_proj_page_t *page,
-                           md_error_t *err)
-{
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    pj_key_t key;
-    unsigned char buf[PJ_KEY_MAX], last[PJ_KEY_MAX];
-    size_t last_n = 0;
-    uint64_t count = 0;
-    uint32_t epoch = 0;
-    int bad = 0;
-    md_err_t rc = MD_OK;
-    page->next[0] = '\0';
-    int mrc = mdb_cursor_open(txn, dbi, &cur);
-    if (mrc != MDB_SUCCESS)
-        return md_store_err(mrc, err, "audit cursor");
-    mrc = page->cursor && *page->cursor
-              ? seek_after(cur, q, page->cursor, &k, &v, buf, &epoch, &bad)
-              : seek_epoch(cur, q, 0, &k, &v, &key);
-    while (mrc == MDB_SUCCESS && rc == MD_OK) {
-        if (!key_is_ours(&k, q)) {
-            mrc = next_epoch(cur, q, epoch, &k, &v, &key);
-            continue;
-        }
-        epoch = key_epoch(&k);
-        if (page->limit && count == page->limit) {
-            md_hex(last, last_n, page->next);
-            break;
-        }
-        bool emitted = false;
-        rc = visit(&k, &v, q, &emitted, err);
-        if (emitted) {
-            count++;
-            last_n = k.mv_size;
-            memcpy(last, k.mv_data, last_n);
-        }
-        if (rc == MD_OK)
-            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    if (bad)
-        return md_error_set(err, MD_EINVAL, "cursor '%.40s' does not belong to this query",
-                            page->cursor);
-    if (rc == MD_ESTOP)
-        return MD_OK;
-    if (rc == MD_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
-        rc = md_store_err(mrc, err, "audit scan");
-    return rc;
-}
-
 md_err_t md_proj_audit(md_proj_t *p, md_txn_t *t, const md_proj_audit_filter_t *f,
                        md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err)
 {
@@ -462,6 +347,7 @@ md_err_t md_proj_audit(md_proj_t *p, md_txn_t *t, const md_proj_audit_filter_t *
     q.idn = strlen(q.id) + 1;
     if (q.idn >= PJ_ID)
         return md_error_set(err, MD_EINVAL, "audit id of %zu bytes is too long", q.idn - 1);
-    return audit_scan(md_txn_mdb(t), p->dbi[q.by_actor ? PJ_DB_AUDIT_ACTOR : PJ_DB_AUDIT], &q,
-                      page, err);
+    return md__pj_epoch_scan(md_txn_mdb(t),
+                             p->dbi[q.by_actor ? PJ_DB_AUDIT_ACTOR : PJ_DB_AUDIT], NULL, 0,
+                             q.id, page, visit, &q, err);
 }

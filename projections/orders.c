@@ -1,16 +1,19 @@
 /*
  * orders.c - the orders projection: one record per order (p_orders, keyed by
  * order id) and its indexes (p_order_idx):
- *   'b' buyer    NUL placed_seq(8 BE) -> order id
+ *   'b' epoch(4 BE) buyer NUL placed_seq(8 BE) -> order id
  *   'p' provider NUL placed_seq       -> order id
  *   's' status   NUL placed_seq       -> order id   (moved on each status change)
  *   'd' YYYY-MM-DD NUL placed_seq     -> order id   (UTC day of placement)
  * The placement seq makes index keys of one buyer/provider/day arrive in
- * order and lists come out in placement order.
+ * order and lists come out in placement order. Buyers are many (every member
+ * may buy), so their entries lead with the epoch of the placement seq
+ * (epoch.h): a batch's new orders then go to the pages of the current epoch,
+ * not to one page per buyer. Providers, days and statuses are few.
  */
 #include <string.h>
 
-#include "pj.h"
+#include "epoch.h"
 
 typedef struct pj_order {
     int64_t fmt, placed_seq, updated_seq, status, quantity, unit_price, discount, amount;
@@ -60,9 +63,14 @@ typedef struct op {
 
 static void idx_key(pj_key_t *k, char kind, const char *value, uint64_t seq)
 {
-    md__pj_key_init(k);
-    md__pj_key_byte(k, (unsigned char)kind);
-    md__pj_key_str(k, value);
+    unsigned char head = (unsigned char)kind;
+    if (kind == 'b') {
+        md__pj_epoch_key(k, &head, 1, seq, value);
+    } else {
+        md__pj_key_init(k);
+        md__pj_key_byte(k, head);
+        md__pj_key_str(k, value);
+    }
     md__pj_key_be64(k, seq);
 }
 
@@ -382,6 +390,9 @@ md_err_t md_proj_orders(md_proj_t *p, md_txn_t *t, const md_proj_order_filter_t 
         l.by_id = true;
         return md__pj_scan(l.txn, p->dbi[PJ_DB_ORDERS], "", 0, page, visit, &l, err);
     }
+    if (kind == 'b')
+        return md__pj_epoch_scan(l.txn, p->dbi[PJ_DB_ORDER_IDX], "b", 1, value, page, visit, &l,
+                                 err);
     md__pj_key_init(&k);
     md__pj_key_byte(&k, (unsigned char)kind);
     md__pj_key_str(&k, value);

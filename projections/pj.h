@@ -15,7 +15,7 @@
 
 #include "md_proj.h"
 
-#define PJ_FORMAT 3             /* bump on any change of a record layout or key */
+#define PJ_FORMAT 4             /* bump on any change of a record layout or key */
 #define PJ_ID 65                /* ids are 1..64 bytes */
 #define PJ_NAME 201
 #define PJ_TEXT 501

@@ -306,6 +306,57 @@ static void test_proj_audit_epochs(void **state)
     md_txn_end(t);
 }
 
+/* Buyer index entries ('b' epoch buyer NUL seq) in later epochs, beside the
+ * demo's own (epoch 0), between keys of other heads: listed after them, on
+ * every page size. */
+static md_err_t put_buyer_entries(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    md_proj_t *p = ctx;
+    static const struct { uint32_t epoch; const char *buyer; } e[] = {
+        {2, "bob"}, {7, "bob"}, {3, "bo"}, {7, "bobby"}, {9, "alice"},
+    };
+    for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
+        pj_key_t k;
+        md__pj_key_init(&k);
+        md__pj_key_byte(&k, 'b');
+        for (int b = 3; b >= 0; b--)
+            md__pj_key_byte(&k, (unsigned char)(e[i].epoch >> (8 * b)));
+        md__pj_key_str(&k, e[i].buyer);
+        md__pj_key_be64(&k, ((uint64_t)e[i].epoch << 13) + 1);
+        MDB_val key = {k.n, k.b}, val = {6, (void *)"o-1001"};
+        int rc = mdb_put(md_txn_mdb(t), p->dbi[PJ_DB_ORDER_IDX], &key, &val, 0);
+        if (rc != MDB_SUCCESS)
+            return md_store_err(rc, err, "crafted buyer entry");
+    }
+    return MD_OK;
+}
+
+static void test_proj_orders_by_buyer_epochs(void **state)
+{
+    proj_fx_t *f = *state;
+    md_proj_order_filter_t bob = {.buyer = "bob"};
+    char before[512] = "", after[512] = "";
+    size_t n = proj_fx_orders(f, &bob, before, sizeof before);
+    assert_true(n > 0);
+    assert_int_equal(md_store_write(f->store, put_buyer_entries, f->proj, NULL), MD_OK);
+    assert_int_equal(proj_fx_orders(f, &bob, after, sizeof after), n + 2);
+    assert_non_null(strstr(after, before));
+    for (uint64_t limit = 1; limit <= n + 3; limit++) {
+        char cursor[MD_PROJ_CURSOR_MAX] = "";
+        size_t rows = 0;
+        md_txn_t *t = NULL;
+        assert_int_equal(md_store_read(f->store, &t, NULL), MD_OK);
+        do {
+            md_proj_page_t page = {.limit = limit, .cursor = cursor};
+            assert_int_equal(md_proj_orders(f->proj, t, &bob, &page, count_row, &rows, NULL),
+                             MD_OK);
+            snprintf(cursor, sizeof cursor, "%s", page.next);
+        } while (cursor[0]);
+        md_txn_end(t);
+        assert_int_equal(rows, n + 2);
+    }
+}
+
 static void test_proj_paging(void **state)
 {
     proj_fx_t *f = *state;
@@ -550,6 +601,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proj_demo_sales_records, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_paging, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_audit_epochs, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_orders_by_buyer_epochs, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_verify_ok, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_verify_detects_tamper, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_replay_matches_live, demo_setup, fx_teardown),
