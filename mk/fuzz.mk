@@ -17,14 +17,15 @@
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
-FUZZ_TARGETS := json msgpack event engine
+FUZZ_TARGETS := json msgpack event engine record
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -std=c11 \
                 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Itests/fuzz \
                 $(shell pkg-config --cflags lmdb jansson msgpack libcrypto 2>/dev/null)
 FUZZ_LIBS    := $(shell pkg-config --libs lmdb jansson msgpack libcrypto 2>/dev/null) -lpthread -lm
-# The decoders, the rules and the engine: no Kafka, no projections.
-FUZZ_SRCS    := $(wildcard events/*.c rules/*.c) daemon/engine.c $(wildcard daemon/metrics.c) \
+# The decoders, the rules, the engine and the projections' record codec: no Kafka.
+FUZZ_SRCS    := $(wildcard events/*.c rules/*.c projections/*.c) daemon/engine.c \
+                $(wildcard daemon/metrics.c) \
                 daemon/log.c tests/fuzz/targets.c
 FUZZ_OBJS    := $(FUZZ_SRCS:%.c=$(FUZZ_DIR)/%.o)
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)

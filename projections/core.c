@@ -356,7 +356,8 @@ int md__pj_unpack(const pj_layout_t *l, const void *val, size_t len, void *rec)
     memcpy(r + 8 * words, p, tail);
     p += tail;
     for (size_t i = 0; i < l->nstr; i++) {
-        if (pj_get_varint(&p, end, &u) != 0 || u >= l->str[i].cap || (uint64_t)(end - p) < u)
+        if (pj_get_varint(&p, end, &u) != 0 || u >= l->str[i].cap || (uint64_t)(end - p) < u ||
+            memchr(p, 0, (size_t)u) != NULL) /* strings end at their first NUL */
             return -1;
         memcpy(r + l->str[i].off, p, (size_t)u);
         p += u;

@@ -189,6 +189,16 @@ static int rec_decode_body(const unsigned char *p, const unsigned char *end, uns
     return 0;
 }
 
+/* Whether @p val is what md__rec_encode writes for @p rec: a value that decodes
+ * but is not (a zero run of one byte, zeros left in a literal...) is refused, so
+ * equal records stay equal bytes whatever wrote them (tests/fuzz: record). */
+static bool is_canonical(const void *val, size_t len, const unsigned char *rec, size_t size)
+{
+    unsigned char out[MD__REC_MAX + 16];
+    size_t n = md__rec_encode(rec, size, out, sizeof out);
+    return n == len && memcmp(out, val, len) == 0;
+}
+
 int md__rec_decode(const void *val, size_t len, void *rec, size_t size)
 {
     const unsigned char *p = val;
@@ -197,7 +207,7 @@ int md__rec_decode(const void *val, size_t len, void *rec, size_t size)
     if (size < sizeof fmt || size > MD__REC_MAX || len < 4 || p[0] != MD__REC_ZMARK0 ||
         p[1] != MD__REC_ZMARK1 || ((size_t)p[2] | (size_t)p[3] << 8) != size)
         return -1;
-    if (rec_decode_body(p + 4, p + len, rec, size) != 0) {
+    if (rec_decode_body(p + 4, p + len, rec, size) != 0 || !is_canonical(val, len, rec, size)) {
         memset(rec, 0, size);
         return -1;
     }

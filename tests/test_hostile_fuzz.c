@@ -70,6 +70,12 @@ static void test_hostile_fuzz_event(void **state)
     replay("event", md_fuzz_event);
 }
 
+static void test_hostile_fuzz_record(void **state)
+{
+    (void)state;
+    replay("record", md_fuzz_record);
+}
+
 static void test_hostile_fuzz_engine(void **state)
 {
     (void)state;
@@ -81,6 +87,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hostile_fuzz_json),
+        cmocka_unit_test(test_hostile_fuzz_record),
         cmocka_unit_test(test_hostile_fuzz_msgpack),
         cmocka_unit_test(test_hostile_fuzz_event),
         cmocka_unit_test(test_hostile_fuzz_engine),

@@ -28,6 +28,13 @@ int md_fuzz_event(const uint8_t *data, size_t size);
  * chain verifies. The store is reset to the seeded snapshot before each input. */
 int md_fuzz_engine(const uint8_t *data, size_t size);
 
+/* The stored-record codecs: the first byte picks the codec (odd: a projection
+ * record, md__pj_unpack with a test layout; even: a rules state record,
+ * md__rec_decode into a struct of 4 + (byte >> 1) * 8 bytes), the rest is the
+ * value. Whatever a decoder accepts must re-encode to the very same bytes
+ * (both formats are canonical: equal records are equal bytes on disk). */
+int md_fuzz_record(const uint8_t *data, size_t size);
+
 /* Removes the engine target's temporary store (the replay suite calls it). */
 void md_fuzz_cleanup(void);
 
