@@ -75,7 +75,7 @@ struct md_engine {
     md_decision_t decision;
     state_cache_t cache;         /* state records read or written in this batch */
     state_ctx_t sctx;
-    md_buf_t data, out, line, refs;
+    md_buf_t data, out, refs;
     const md_input_t *in;
     size_t n;
     int64_t wall_now, last_now;
@@ -252,7 +252,6 @@ md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engin
         e->opts.max_message_bytes = DEFAULT_MAX_MESSAGE;
     md_buf_init(&e->data);
     md_buf_init(&e->out);
-    md_buf_init(&e->line);
     md_buf_init(&e->refs);
     *out = e;
     return MD_OK;
@@ -269,7 +268,6 @@ void md_engine_destroy(md_engine_t *e)
     free(e->deadletter_topic);
     md_buf_release(&e->data);
     md_buf_release(&e->out);
-    md_buf_release(&e->line);
     md_buf_release(&e->refs);
     cache_free(&e->cache);
     free(e);
@@ -457,18 +455,16 @@ static md_err_t run_hooks(md_engine_t *e, md_txn_t *t, const md_event_t *ev, md_
     return MD_OK;
 }
 
+/* The event goes out as a reference: the publisher renders its JSON from the
+ * log when it sends it (the outbox would otherwise hold a second copy of every
+ * event, written and deleted again: docs/performance.md). */
 static md_err_t outbox_event(md_engine_t *e, md_txn_t *t, const md_event_t *ev,
                              md_error_t *err)
 {
     if (e->events_topic == NULL)
         return MD_OK;
-    md_buf_reset(&e->line);
-    if (md_event_json_append(ev, &e->line) != MD_OK)
-        return md_error_set(err, MD_ECODEC, "event %llu: data is not JSON-representable",
-                            (unsigned long long)ev->seq);
     md_outbox_msg_t m = {.topic = e->events_topic, .key = ev->stream,
-                         .key_len = strlen(ev->stream), .value = e->line.p,
-                         .value_len = e->line.len};
+                         .key_len = strlen(ev->stream), .event_seq = ev->seq};
     return md_txn_outbox_put(t, &m, NULL, err);
 }
 

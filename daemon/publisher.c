@@ -40,6 +40,8 @@ struct md_publisher {
     uint64_t resend_from;        /* 0, or the lowest id whose delivery failed */
     uint64_t inflight;           /* produced, not yet reported */
     uint64_t sent, failed;
+    md_txn_t *scan;              /* the read transaction of the scan in progress */
+    md_buf_t json;               /* an event rendered for publication */
     int wake[2];                 /* pipe: the writer's "committed" */
     int reports[2];              /* pipe: librdkafka's "main queue not empty" */
     rd_kafka_queue_t *mainq;
@@ -99,9 +101,33 @@ static rd_kafka_headers_t *make_headers(const md_outbox_msg_t *m)
     return h;
 }
 
-static md_err_t produce_one(const md_outbox_msg_t *m, void *ctx, md_error_t *err)
+/* The value of an event reference: the event's JSON, rendered from the log. */
+static md_err_t render_event(md_publisher_t *p, md_outbox_msg_t *m, md_error_t *err)
+{
+    md_event_t ev;
+    md_err_t rc = md_txn_event(p->scan, m->event_seq, &ev, NULL, NULL, err);
+    if (rc == MD_ENOTFOUND)
+        return md_error_set(err, MD_ECORRUPT, "outbox entry %llu refers to missing event %llu",
+                            (unsigned long long)m->id, (unsigned long long)m->event_seq);
+    md_buf_reset(&p->json);
+    if (rc == MD_OK && md_event_json_append(&ev, &p->json) != MD_OK)
+        return md_error_set(err, MD_ECODEC, "event %llu: data is not JSON-representable",
+                            (unsigned long long)m->event_seq);
+    m->value = p->json.p;
+    m->value_len = p->json.len;
+    return rc;
+}
+
+static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *err)
 {
     md_publisher_t *p = ctx;
+    md_outbox_msg_t copy = *msg;
+    const md_outbox_msg_t *m = &copy;
+    if (copy.event_seq) {
+        md_err_t rc = render_event(p, &copy, err);
+        if (rc != MD_OK)
+            return rc;
+    }
     for (;;) {
         rd_kafka_headers_t *h = make_headers(m);
         rd_kafka_resp_err_t rc = rd_kafka_producev(
@@ -137,9 +163,14 @@ static uint64_t publish_some(md_publisher_t *p)
         p->resend_from = 0;
     }
     pthread_mutex_unlock(&p->lock);
-    if (md_store_read(p->store, &t, &err) != MD_OK ||
-        md_txn_outbox_scan(t, p->next_id, SCAN_LIMIT, produce_one, p, &err) != MD_OK)
+    if (md_store_read(p->store, &t, &err) == MD_OK) {
+        p->scan = t;
+        if (md_txn_outbox_scan(t, p->next_id, SCAN_LIMIT, produce_one, p, &err) != MD_OK)
+            md_log_error("outbox read failed", "error=\"%s\"", err.msg);
+        p->scan = NULL;
+    } else {
         md_log_error("outbox read failed", "error=\"%s\"", err.msg);
+    }
     md_txn_end(t);
     return p->next_id > before ? p->next_id - before : 0;
 }
@@ -226,6 +257,7 @@ md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publis
         return MD_ECONFIG;
     md_publisher_t *p = md_calloc(1, sizeof *p);
     p->store = store;
+    md_buf_init(&p->json);
     p->wake[0] = p->wake[1] = p->reports[0] = p->reports[1] = -1;
     pthread_mutex_init(&p->lock, NULL);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -302,6 +334,7 @@ void md_publisher_free(md_publisher_t *p)
     if (p->rk)
         rd_kafka_destroy(p->rk);
     pthread_mutex_destroy(&p->lock);
+    md_buf_release(&p->json);
     free(p->delivered);
     free(p);
 }

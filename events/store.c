@@ -14,6 +14,7 @@
 
 #include "md_store.h"
 
+#define OUTBOX_EVENT_REF 0x01 /* first byte of an event reference (topics are text) */
 #define DEFAULT_MAP_SIZE ((size_t)256 << 20)
 #define RECORD_HDR (2 * MD_HASH_LEN)
 
@@ -737,8 +738,12 @@ md_err_t md_txn_outbox_put(md_txn_t *t, const md_outbox_msg_t *m, uint64_t *id, 
     md_err_t rc = load_outbox_next(t, err);
     if (rc != MD_OK)
         return rc;
-    unsigned char len[4], k[8];
+    unsigned char len[4], k[8], ref[9] = {OUTBOX_EVENT_REF};
     md_buf_reset(&t->rec);
+    if (m->event_seq) {
+        be64(ref + 1, m->event_seq);
+        md_buf_append(&t->rec, ref, sizeof ref);
+    }
     md_buf_append(&t->rec, m->topic, strlen(m->topic) + 1);
     be32(len, (uint32_t)m->key_len);
     md_buf_append(&t->rec, len, 4);
@@ -746,7 +751,8 @@ md_err_t md_txn_outbox_put(md_txn_t *t, const md_outbox_msg_t *m, uint64_t *id, 
     be32(len, (uint32_t)m->headers_len);
     md_buf_append(&t->rec, len, 4);
     md_buf_append(&t->rec, m->headers, m->headers_len);
-    md_buf_append(&t->rec, m->value, m->value_len);
+    if (m->event_seq == 0)
+        md_buf_append(&t->rec, m->value, m->value_len);
     be64(k, t->outbox_next);
     int mrc = txn_put(t, MD_DB_OUTBOX, k, 8, t->rec.p, t->rec.len, MDB_APPEND);
     if (mrc != MDB_SUCCESS)
@@ -799,7 +805,14 @@ static md_err_t decode_outbox(const MDB_val *k, const MDB_val *v, md_outbox_msg_
                               md_error_t *err)
 {
     const unsigned char *p = v->mv_data, *end = p + v->mv_size;
-    const unsigned char *nul = k->mv_size == 8 ? memchr(p, 0, v->mv_size) : NULL;
+    m->event_seq = 0;
+    if (v->mv_size >= 9 && p[0] == OUTBOX_EVENT_REF) {
+        m->event_seq = get_be64(p + 1);
+        p += 9;
+        if (m->event_seq == 0)
+            return md_error_set(err, MD_ECORRUPT, "outbox entry refers to event 0");
+    }
+    const unsigned char *nul = k->mv_size == 8 ? memchr(p, 0, (size_t)(end - p)) : NULL;
     const unsigned char *q = nul ? nul + 1 : NULL;
     if (nul == NULL || take_sized(&q, end, &m->key, &m->key_len) ||
         take_sized(&q, end, &m->headers, &m->headers_len))
@@ -808,6 +821,8 @@ static md_err_t decode_outbox(const MDB_val *k, const MDB_val *v, md_outbox_msg_
     m->topic = (const char *)p;
     m->value = q;
     m->value_len = (size_t)(end - q);
+    if (m->event_seq && m->value_len)
+        return md_error_set(err, MD_ECORRUPT, "outbox event reference with a value");
     return MD_OK;
 }
 

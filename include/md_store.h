@@ -8,7 +8,9 @@
  *   outcomes  command_id -> result (opaque bytes, written by the engine)
  *   state     aggregate key -> aggregate bytes (opaque, owned by the rules)
  *   offsets   topic '\0' partition (4 bytes BE) -> next offset (8 bytes BE)
- *   outbox    id (8 bytes BE) -> topic '\0' key_len(4 BE) key hdr_len(4 BE) headers value
+ *   outbox    id (8 bytes BE) -> topic '\0' key_len(4 BE) key hdr_len(4 BE) headers value,
+ *             or, for a reference to an event: 0x01 seq(8 BE) topic '\0' key_len key
+ *             hdr_len headers (no value: the publisher renders the event)
  *   meta      name -> value ("format", "head", "bootstrap", ...)
  * Other modules (projections) open more databases with md_store_dbi().
  *
@@ -169,6 +171,10 @@ typedef struct md_outbox_msg {
     size_t headers_len;
     const void *value;
     size_t value_len;
+    /* Non-zero: publish event event_seq of the log as its JSON
+     * (md_event_json_append), rendered when it is sent; value is then empty.
+     * The event is in the log already, so the outbox holds only the reference. */
+    uint64_t event_seq;
 } md_outbox_msg_t;
 
 /** @brief Queues @p m (its id is ignored) for publication after commit;

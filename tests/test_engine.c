@@ -181,7 +181,8 @@ static void test_engine_malformed_is_recorded_and_dead_lettered(void **state)
 
 typedef struct outbox_count {
     int results, events, dead;
-    bool dead_has_reason;
+    uint64_t event_seqs;          /* sum of the events' references */
+    bool dead_has_reason, events_are_refs;
 } outbox_count_t;
 
 static md_err_t count_outbox(const md_outbox_msg_t *m, void *ctx, md_error_t *err)
@@ -190,8 +191,12 @@ static md_err_t count_outbox(const md_outbox_msg_t *m, void *ctx, md_error_t *er
     outbox_count_t *c = ctx;
     if (strcmp(m->topic, "r") == 0)
         c->results++;
-    else if (strcmp(m->topic, "e") == 0)
+    else if (strcmp(m->topic, "e") == 0) {
+        c->events_are_refs = (c->events == 0 || c->events_are_refs) && m->event_seq > 0 &&
+                             m->value_len == 0 && m->key_len > 0;
         c->events++;
+        c->event_seqs += m->event_seq;
+    }
     else if (strcmp(m->topic, "dl") == 0) {
         c->dead++;
         c->dead_has_reason = m->headers_len > 7 && memcmp(m->headers, "reason", 7) == 0 &&
@@ -215,6 +220,8 @@ static void test_engine_outbox_and_offsets(void **state)
     assert_true(c.dead_has_reason);
     /* bootstrap 2 + agreement 1 + malformed 1 + registration 1 (+ none implicit) */
     assert_int_equal(c.events, 5);
+    assert_true(c.events_are_refs);   /* rendered by the publisher, not copied */
+    assert_int_equal(c.event_seqs, 1 + 2 + 3 + 4 + 5);
     assert_int_equal(md_txn_offset_get(t, "c", 0, &next, NULL), MD_OK);
     assert_true(next == 103);
     md_txn_end(t);
