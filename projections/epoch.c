@@ -31,7 +31,8 @@ void md__pj_epoch_key(pj_key_t *k, const void *head, size_t hlen, uint64_t seq, 
 /* Whether @p k is under the head at all (the end of the scan when not). */
 static bool under_head(const MDB_val *k, const escan_t *q)
 {
-    return k->mv_size >= q->hlen + 4 && memcmp(k->mv_data, q->head, q->hlen) == 0;
+    return k->mv_size >= q->hlen + 4 &&
+           (q->hlen == 0 || memcmp(k->mv_data, q->head, q->hlen) == 0); /* no NULL to memcmp */
 }
 
 static uint32_t key_epoch(const MDB_val *k, const escan_t *q)
