@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "md_proj.h"
 
@@ -80,13 +81,42 @@ struct md_proj {
     md_store_t *store;
     MDB_dbi dbi[PJ_DB_COUNT_];
     md_buf_t rec;            /* scratch for packed records (writer only) */
-    /* Replays (rebuild, verify, replay, catch-up): entries of insert-only
-     * databases are gathered here and written sorted (see md__pj_put_new). */
+    /* Replays (rebuild, verify, replay, catch-up) run in bulk mode: nothing
+     * reaches LMDB while the events are applied. Puts and deletes go to a
+     * log until the apply code first reads the database, then to a
+     * write-back cache that md__pj_load reads; entries of insert-only
+     * databases go to the spill (md__pj_put_new). All are written sorted by
+     * key, appended where the keys follow the database's last key (see
+     * "bulk mode" in core.c). */
     bool bulk;
-    bool appendable[PJ_DB_COUNT_];   /* empty so far: sorted MDB_APPEND */
+    bool complete[PJ_DB_COUNT_];     /* empty in LMDB and not written since:
+                                      * a key the cache lacks is absent */
+    bool cached[PJ_DB_COUNT_];       /* read by the apply code: in the cache */
+    bool spilled[PJ_DB_COUNT_];      /* has entries in the spill */
+    struct pj_cache *cache;          /* (db, key) -> value or tombstone */
+    struct pj_sort *sort;            /* scratch of the sorted writes */
+    size_t bulk_max;                 /* bytes of cache and log: beyond, written */
+    size_t spill_max;                /* bytes of spill: beyond, written */
     md_buf_t spill;                  /* db(1) klen(2) vlen(4) key val, ... */
-    md_buf_t spill_at;               /* size_t offsets into spill */
+    md_buf_t log;                    /* the same; vlen 0xffffffff: a delete */
+    struct pj_batch *own;            /* the batch of this handle's writes */
+    /* Parallel replays (rebuild.c): a helper's handle applies some of the
+     * projections (lanes) and hands its sorted writes to the writer, which
+     * writes them in its transaction and hands the batches back for reuse. */
+    unsigned lanes;                  /* bit (1 << md_proj_id_t): applied */
+    md_err_t (*emit)(void *ctx, struct pj_batch *b, md_error_t *err);
+    struct pj_batch *(*spare)(void *ctx); /* a written batch, or NULL */
+    void *emit_ctx;
 };
+
+/* Sorted writes: items point into data (a log or spill) or cache. */
+typedef struct pj_batch {
+    md_buf_t data;
+    struct pj_cache *cache;
+    md_buf_t items;                  /* sorted, grouped by database */
+    size_t at[PJ_DB_COUNT_ + 1];     /* database i: items [at[i], at[i + 1]) */
+    struct pj_batch *next;           /* (queues of rebuild.c) */
+} pj_batch_t;
 
 /* What a handler sees: one event, decoded. */
 typedef struct pj_ctx {
@@ -101,12 +131,42 @@ typedef struct pj_ctx {
 
 typedef md_err_t (*pj_fn)(pj_ctx_t *c);
 
-/* Field readers: a missing, nil or mistyped field reads as ""/0/false. */
-const pj_field_t *md__pj_field(const pj_ctx_t *c, const char *key);
-bool md__pj_str(const pj_ctx_t *c, const char *key, char *out, size_t cap);
-int64_t md__pj_int(const pj_ctx_t *c, const char *key);
+/* Field readers: a missing, nil or mistyped field reads as ""/0/false. They
+ * are inline so that the key (a literal at every call) is measured and
+ * compared at compile time: a replay calls them ~20 times an event. */
+static inline const pj_field_t *md__pj_field(const pj_ctx_t *c, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < c->f.n; i++)
+        if (c->f.f[i].klen == kl && memcmp(c->f.f[i].key, key, kl) == 0)
+            return &c->f.f[i];
+    return NULL;
+}
+
+static inline bool md__pj_str(const pj_ctx_t *c, const char *key, char *out, size_t cap)
+{
+    const pj_field_t *f = md__pj_field(c, key);
+    size_t n = f && f->kind == PJ_V_STR ? f->slen : 0;
+    if (n >= cap)
+        n = cap - 1; /* longer than the record keeps: truncated */
+    if (n)
+        memcpy(out, f->s, n);
+    out[n] = '\0';
+    return n > 0;
+}
+
+static inline int64_t md__pj_int(const pj_ctx_t *c, const char *key)
+{
+    const pj_field_t *f = md__pj_field(c, key);
+    return f && (f->kind == PJ_V_INT || f->kind == PJ_V_BOOL) ? f->i : 0;
+}
+
 /* An int field, or PJ_NONE when absent or nil. */
-int64_t md__pj_opt_int(const pj_ctx_t *c, const char *key);
+static inline int64_t md__pj_opt_int(const pj_ctx_t *c, const char *key)
+{
+    const pj_field_t *f = md__pj_field(c, key);
+    return f && f->kind == PJ_V_INT ? f->i : PJ_NONE;
+}
 /* Index of the string field @p key in @p names, or -1. */
 int64_t md__pj_enum(const pj_ctx_t *c, const char *key, const char *const *names, size_t n);
 /* Index of @p s in @p names, or -1. */
@@ -140,14 +200,37 @@ md_err_t md__pj_save(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen,
                      const pj_layout_t *l, const void *rec);
 md_err_t md__pj_put(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const void *val,
                     size_t vlen);
-/* Puts a key that is never updated or deleted later (audit entries): in
- * bulk mode it is buffered and written sorted by md__pj_bulk_flush. */
+/* Puts a key that is never read, updated or deleted later by the apply
+ * code (audit entries): in bulk mode it goes to the spill, written sorted. */
 md_err_t md__pj_put_new(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const void *val,
                         size_t vlen);
-/* Writes the buffered entries in key order (MDB_APPEND into an empty database). */
-md_err_t md__pj_bulk_flush(md_proj_t *p, MDB_txn *txn, md_error_t *err);
-/* Starts (from_empty: the databases were just dropped) or ends bulk mode. */
-void md__pj_bulk(md_proj_t *p, bool on, bool from_empty);
+
+/* Events between two writes of the spill in bulk mode: a multiple of the
+ * epoch of epoch-led keys (PJ_EPOCH_BITS, epoch.h; the audit entries), so
+ * each write's keys all follow the keys already written and are appended
+ * (any other cadence is correct, only slower: keys at or before a database's
+ * last key are put in place). */
+#define PJ_SPILL_EVENTS 65536
+#define PJ_BULK_MAX ((size_t)256 << 20)  /* default p->bulk_max */
+#define PJ_SPILL_MAX ((size_t)64 << 20)  /* default p->spill_max */
+
+/* Enters bulk mode for a replay in @p txn (the databases that are empty now
+ * need no look-ups on a cache miss). */
+md_err_t md__pj_bulk_begin(md_proj_t *p, MDB_txn *txn, md_error_t *err);
+/* After event @p seq in bulk mode: writes the spill every PJ_SPILL_EVENTS
+ * events, and the cache and log when they outgrow p->bulk_max. */
+md_err_t md__pj_bulk_step(md_proj_t *p, MDB_txn *txn, uint64_t seq, md_error_t *err);
+/* Leaves bulk mode: writes what is held (when @p write) and frees it. */
+md_err_t md__pj_bulk_end(md_proj_t *p, MDB_txn *txn, bool write, md_error_t *err);
+/* Frees the bulk buffers (md_proj_free). */
+void md__pj_bulk_release(md_proj_t *p);
+/* Enters bulk mode for a helper @p hp of writer @p p (the same databases empty). */
+void md__pj_bulk_follow(md_proj_t *hp, const md_proj_t *p);
+/* The writer's side of a helper's batch: writes it in @p txn; clear empties it
+ * for reuse, free frees it. */
+md_err_t md__pj_batch_write(md_proj_t *p, MDB_txn *txn, const pj_batch_t *b, md_error_t *err);
+void md__pj_batch_clear(pj_batch_t *b);
+void md__pj_batch_free(pj_batch_t *b);
 /* Deletes a key; a missing key is not an error. */
 md_err_t md__pj_del(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen);
 

@@ -109,7 +109,7 @@ md_err_t md__pj_apply_one(md_proj_t *p, md_txn_t *t, const md_event_t *ev, md_er
         return md_error_set(err, MD_ECODEC, "event %llu: data is not a flat msgpack map",
                             (unsigned long long)ev->seq);
     for (int i = 0; i < MD_PROJ_COUNT_; i++) {
-        md_err_t rc = appliers[i](&c);
+        md_err_t rc = p->lanes & (1u << i) ? appliers[i](&c) : MD_OK;
         if (rc != MD_OK)
             return rc;
     }
@@ -179,7 +179,8 @@ md_err_t md_proj_open(md_store_t *store, md_proj_t **out, md_error_t *err)
     p->store = store;
     md_buf_init(&p->rec);
     md_buf_init(&p->spill);
-    md_buf_init(&p->spill_at);
+    md_buf_init(&p->log);
+    p->lanes = ~0u;
     md_err_t rc = open_dbs(p, err);
     if (rc == MD_OK)
         rc = md__pj_catch_up(p, err);
@@ -196,8 +197,7 @@ void md_proj_free(md_proj_t *p)
     if (p == NULL)
         return;
     md_buf_release(&p->rec);
-    md_buf_release(&p->spill);
-    md_buf_release(&p->spill_at);
+    md__pj_bulk_release(p);
     free(p);
 }
 

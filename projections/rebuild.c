@@ -5,6 +5,9 @@
  */
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +24,73 @@ typedef struct walk {
     md_txn_t *dst;            /* the write transaction being filled */
     bool copy;                /* also append each event to dst (replay) */
     uint64_t from, until, n, total;
+    size_t need_pages;        /* free pages the map must offer first (0: no check) */
+    bool parallel;            /* may run a helper thread (see "lanes") */
+    bool serial_retry;        /* the helper gave up: run again without one */
+    struct lane *lane;
     md_progress_fn progress;
     void *pctx;
 } walk_t;
+
+/* ---- room in the map ----------------------------------------------------------------
+ * A replay writes the projections at the end of one long transaction (bulk
+ * mode, core.c); when that runs out of map, LMDB fails the commit with
+ * MDB_MAP_FULL, md_store_write grows the map and replays everything again.
+ * So the room is estimated first: the new projections take about as many
+ * pages as the ones they replace (bulk-loaded pages are fuller, not emptier),
+ * and a map without that room is grown before any event is applied. */
+
+/* Pages held by the projections' databases in @p txn. */
+static size_t proj_pages(md_proj_t *p, MDB_txn *txn)
+{
+    size_t n = 0;
+    for (int i = 0; i < PJ_DB_COUNT_; i++) {
+        MDB_stat st;
+        if (mdb_stat(txn, p->dbi[i], &st) == MDB_SUCCESS)
+            n += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+    }
+    return n;
+}
+
+/* Pages the map of @p txn's environment can still give: beyond the last page
+ * in use, and the free list (dbi 0: a record per transaction id, a page list
+ * led by its count) but for the record of the last transaction, which LMDB
+ * does not reuse in the next one (nor while a reader holds its snapshot, as
+ * a replay's helper does). */
+static size_t room_pages(MDB_txn *txn)
+{
+    MDB_env *env = mdb_txn_env(txn);
+    MDB_envinfo info;
+    MDB_stat st;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    if (mdb_env_info(env, &info) != MDB_SUCCESS || mdb_env_stat(env, &st) != MDB_SUCCESS)
+        return SIZE_MAX;
+    size_t total = info.me_mapsize / st.ms_psize, used = info.me_last_pgno + 1;
+    size_t n = total > used ? total - used : 0;
+    if (mdb_cursor_open(txn, 0, &cur) != MDB_SUCCESS)
+        return n;
+    size_t last = mdb_txn_id(txn) - 1, id;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        size_t count; /* an MDB_ID */
+        if (k.mv_size != sizeof id)
+            continue;
+        memcpy(&id, k.mv_data, sizeof id);
+        if (id < last && v.mv_size >= sizeof count) {
+            memcpy(&count, v.mv_data, sizeof count);
+            n += (size_t)count;
+        }
+    }
+    mdb_cursor_close(cur);
+    return n;
+}
+
+/* The pages to ask for before rebuilding projections that hold @p pages. */
+static size_t with_slack(size_t pages)
+{
+    return pages + pages / 8 + 1024;
+}
 
 static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_error_t *err)
 {
@@ -33,6 +100,240 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
         rc = md_error_set(err, MD_ECORRUPT, "seq %llu: re-appended event differs (hash)",
                           (unsigned long long)ev->seq);
     return rc;
+}
+
+/* ---- lanes: a helper thread --------------------------------------------------------
+ * A replay from the first event (rebuild, verify, replay) runs the projections
+ * in two lanes. The writer (the thread holding the write transaction) reads
+ * the events and applies orders; a helper thread reads the same events
+ * through a read transaction of its own and applies accounts, audit, sales
+ * and records to a handle of its own, in bulk mode (core.c): their databases
+ * are empty at the start, so nothing is read back from LMDB, and its sorted
+ * writes (pj_batch_t) are handed to the writer, which writes them between its
+ * own events and hands the batches back for reuse. A projection reads and
+ * writes only its own databases, so the result is the one of a single lane:
+ * the same keys and values, written in the same order per database.
+ *
+ * MARKETD_REPLAY_THREADS=1 keeps a replay in one thread; =2 runs the helper
+ * however short the replay (tests); by default it runs from LANE_MIN_EVENTS
+ * events. A helper that cannot open its read transaction, or whose records
+ * outgrow p->bulk_max (it cannot write early: it does not see the writer's
+ * writes), gives up, and the replay runs again in one thread. */
+
+#define LANE_WRITER (1u << MD_PROJ_ORDERS)
+#define LANE_QUEUE 2               /* batches waiting for the writer, at most */
+#define LANE_MIN_EVENTS 50000
+#define LANE_DRAIN_EVERY 1023      /* the writer looks for batches every 1,024 events */
+
+typedef struct lane {
+    md_proj_t hp;                  /* the helper's handle */
+    md_store_t *store;             /* where it reads the events */
+    uint64_t from, count;
+    md_txn_t *t;                   /* its read transaction */
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pj_batch_t *head, *tail;       /* queued for the writer */
+    pj_batch_t *spare;             /* written, for reuse */
+    size_t queued;
+    bool done, stop;
+    bool gave_up;                  /* could not read, or outgrew its bound: run serially */
+    atomic_bool stopping;
+    md_err_t rc;
+    md_error_t err;
+} lane_t;
+
+static md_err_t lane_emit(void *ctx, pj_batch_t *b, md_error_t *err)
+{
+    lane_t *ln = ctx;
+    pthread_mutex_lock(&ln->mu);
+    while (ln->queued >= LANE_QUEUE && !ln->stop)
+        pthread_cond_wait(&ln->cv, &ln->mu);
+    bool stop = ln->stop;
+    if (!stop) {
+        b->next = NULL;
+        if (ln->tail)
+            ln->tail->next = b;
+        else
+            ln->head = b;
+        ln->tail = b;
+        ln->queued++;
+        pthread_cond_broadcast(&ln->cv);
+    }
+    pthread_mutex_unlock(&ln->mu);
+    if (!stop)
+        return MD_OK;
+    md__pj_batch_free(b);
+    return md_error_set(err, MD_ESTOP, "replay stopped");
+}
+
+static pj_batch_t *lane_spare(void *ctx)
+{
+    lane_t *ln = ctx;
+    pthread_mutex_lock(&ln->mu);
+    pj_batch_t *b = ln->spare;
+    if (b)
+        ln->spare = b->next;
+    pthread_mutex_unlock(&ln->mu);
+    return b;
+}
+
+static md_err_t lane_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
+                           md_error_t *err)
+{
+    lane_t *ln = ctx;
+    (void)body, (void)len;
+    if (atomic_load_explicit(&ln->stopping, memory_order_relaxed))
+        return MD_ESTOP; /* (md_txn_scan stops quietly) */
+    md_err_t rc = md__pj_apply_one(&ln->hp, ln->t, ev, err);
+    return rc == MD_OK ? md__pj_bulk_step(&ln->hp, NULL, ev->seq, err) : rc;
+}
+
+static void *lane_main(void *arg)
+{
+    lane_t *ln = arg;
+    md_error_t err = {0};
+    md_err_t rc = md_store_read(ln->store, &ln->t, &err);
+    bool gave_up = rc != MD_OK;
+    if (rc == MD_OK)
+        rc = md_txn_scan(ln->t, ln->from, ln->count, lane_event, ln, &err);
+    gave_up = gave_up || rc == MD_ENOMEM;
+    if (rc == MD_OK && atomic_load(&ln->stopping))
+        rc = md_error_set(&err, MD_ESTOP, "replay stopped");
+    md_err_t end = md__pj_bulk_end(&ln->hp, NULL, rc == MD_OK, &err); /* hands the rest over */
+    if (rc == MD_OK)
+        rc = end;
+    md_txn_end(ln->t);
+    ln->t = NULL;
+    pthread_mutex_lock(&ln->mu);
+    ln->rc = rc;
+    ln->err = err;
+    ln->gave_up = gave_up;
+    ln->done = true;
+    pthread_cond_broadcast(&ln->cv);
+    pthread_mutex_unlock(&ln->mu);
+    return NULL;
+}
+
+/* Writes the helper's queued batches; with @p wait, all of them until it is
+ * done. Fails with the helper's error. */
+static md_err_t lane_drain(lane_t *ln, md_proj_t *p, MDB_txn *txn, bool wait, md_error_t *err)
+{
+    for (;;) {
+        pthread_mutex_lock(&ln->mu);
+        while (wait && ln->head == NULL && !ln->done)
+            pthread_cond_wait(&ln->cv, &ln->mu);
+        pj_batch_t *b = ln->head;
+        if (b) {
+            ln->head = b->next;
+            if (ln->head == NULL)
+                ln->tail = NULL;
+            ln->queued--;
+            pthread_cond_broadcast(&ln->cv);
+        }
+        bool done = ln->done;
+        md_err_t hrc = ln->rc;
+        pthread_mutex_unlock(&ln->mu);
+        if (b == NULL) {
+            if (done && hrc != MD_OK)
+                return md_error_set(err, hrc, "%s", ln->err.msg);
+            if (!wait || done)
+                return MD_OK;
+            continue;
+        }
+        md_err_t rc = md__pj_batch_write(p, txn, b, err);
+        md__pj_batch_clear(b);
+        pthread_mutex_lock(&ln->mu);
+        b->next = ln->spare;
+        ln->spare = b;
+        pthread_mutex_unlock(&ln->mu);
+        if (rc != MD_OK)
+            return rc;
+    }
+}
+
+static void lane_free_list(pj_batch_t *b)
+{
+    while (b) {
+        pj_batch_t *next = b->next;
+        md__pj_batch_free(b);
+        b = next;
+    }
+}
+
+/* Stops the helper (when still running) and waits for it. */
+static void lane_stop(lane_t *ln)
+{
+    if (ln->stop)
+        return;
+    pthread_mutex_lock(&ln->mu);
+    ln->stop = true;
+    pthread_cond_broadcast(&ln->cv);
+    pthread_mutex_unlock(&ln->mu);
+    atomic_store(&ln->stopping, true);
+    pthread_join(ln->th, NULL);
+}
+
+/* Stops the helper, waits for it and frees it. */
+static void lane_end(lane_t *ln, md_proj_t *p)
+{
+    lane_stop(ln);
+    lane_free_list(ln->head);
+    lane_free_list(ln->spare);
+    md__pj_bulk_release(&ln->hp);
+    md_buf_release(&ln->hp.rec);
+    pthread_mutex_destroy(&ln->mu);
+    pthread_cond_destroy(&ln->cv);
+    free(ln);
+    p->lanes = ~0u;
+}
+
+/* Starts a helper for the walk when it pays and is possible; NULL otherwise
+ * (the writer then applies every projection). */
+static lane_t *lane_start(walk_t *w, md_error_t *err)
+{
+    md_proj_t *p = w->p;
+    const char *env = getenv("MARKETD_REPLAY_THREADS");
+    uint64_t head = 0;
+    if (!w->parallel || w->from != 1 || (env && strcmp(env, "1") == 0))
+        return NULL;
+    if (md_txn_head(w->src, &head, NULL, err) != MD_OK) {
+        md_error_clear(err);
+        return NULL;
+    }
+    uint64_t last = w->until && w->until < head ? w->until : head;
+    if (last < w->from || (last - w->from + 1 < LANE_MIN_EVENTS && !(env && strcmp(env, "2") == 0)))
+        return NULL;
+    for (int i = 0; i < PJ_DB_COUNT_; i++)
+        if (i != PJ_DB_META && !p->complete[i])
+            return NULL; /* the helper would have to read what it does not see */
+    lane_t *ln = md_calloc(1, sizeof *ln);
+    ln->store = md_txn_store(w->src);
+    ln->from = w->from;
+    ln->count = last - w->from + 1;
+    ln->hp.store = p->store;
+    memcpy(ln->hp.dbi, p->dbi, sizeof ln->hp.dbi);
+    md_buf_init(&ln->hp.rec);
+    md_buf_init(&ln->hp.spill);
+    md_buf_init(&ln->hp.log);
+    ln->hp.lanes = ~0u & ~LANE_WRITER;
+    ln->hp.emit = lane_emit;
+    ln->hp.spare = lane_spare;
+    ln->hp.emit_ctx = ln;
+    md__pj_bulk_follow(&ln->hp, p);
+    atomic_init(&ln->stopping, false);
+    pthread_mutex_init(&ln->mu, NULL);
+    pthread_cond_init(&ln->cv, NULL);
+    if (pthread_create(&ln->th, NULL, lane_main, ln) != 0) {
+        md__pj_bulk_release(&ln->hp);
+        md_buf_release(&ln->hp.rec);
+        pthread_mutex_destroy(&ln->mu);
+        pthread_cond_destroy(&ln->cv);
+        free(ln);
+        return NULL;
+    }
+    p->lanes = LANE_WRITER;
+    return ln;
 }
 
 static md_err_t walk_one(const md_event_t *ev, const void *body, size_t len, void *ctx,
@@ -46,6 +347,10 @@ static md_err_t walk_one(const md_event_t *ev, const void *body, size_t len, voi
     md_err_t rc = w->copy ? copy_event(w, ev, &copy, err) : MD_OK;
     if (rc == MD_OK)
         rc = md__pj_apply_one(w->p, w->dst, w->copy ? &copy : ev, err);
+    if (rc == MD_OK)
+        rc = md__pj_bulk_step(w->p, md_txn_mdb(w->dst), ev->seq, err);
+    if (rc == MD_OK && w->lane && (w->n & LANE_DRAIN_EVERY) == 0)
+        rc = lane_drain(w->lane, w->p, md_txn_mdb(w->dst), false, err);
     if (rc == MD_OK && (++w->n & PROGRESS_EVERY) == 0 && w->progress)
         w->progress(w->n, w->total, w->pctx);
     return rc;
@@ -68,16 +373,28 @@ static md_err_t walk_fn(md_txn_t *t, void *ctx, md_error_t *err)
     md_err_t rc = MD_OK;
     w->dst = t;
     w->n = 0;
+    if (w->need_pages && room_pages(md_txn_mdb(t)) < w->need_pages)
+        return md_error_set(err, MD_EMAPFULL, "map too small for the projections: grow first");
     if (w->src == NULL)
         w->src = t;
     if (w->from == 1 && !w->copy)
         rc = drop_all(w->p, t, err);
-    md__pj_bulk(w->p, true, w->from == 1);
+    if (rc == MD_OK)
+        rc = md__pj_bulk_begin(w->p, md_txn_mdb(t), err);
+    w->lane = rc == MD_OK ? lane_start(w, err) : NULL;
     if (rc == MD_OK)
         rc = md_txn_scan(w->src, w->from, 0, walk_one, w, err);
+    md_err_t end = md__pj_bulk_end(w->p, md_txn_mdb(t), rc == MD_OK, err);
     if (rc == MD_OK)
-        rc = md__pj_bulk_flush(w->p, md_txn_mdb(t), err);
-    md__pj_bulk(w->p, false, false);
+        rc = end;
+    if (w->lane) {
+        if (rc == MD_OK)
+            rc = lane_drain(w->lane, w->p, md_txn_mdb(t), true, err);
+        lane_stop(w->lane);
+        w->serial_retry = rc != MD_OK && w->lane->gave_up;
+        lane_end(w->lane, w->p);
+        w->lane = NULL;
+    }
     if (rc == MD_OK)
         rc = md__pj_meta_set(w->p, t, w->from - 1 + w->n, err);
     if (rc == MD_OK && w->progress)
@@ -87,17 +404,31 @@ static md_err_t walk_fn(md_txn_t *t, void *ctx, md_error_t *err)
     return rc;
 }
 
+/* md_store_write of a walk; again in one thread when its helper gave up. */
+static md_err_t walk_write(md_store_t *s, walk_t *w, md_error_t *err)
+{
+    md_err_t rc = md_store_write(s, walk_fn, w, err);
+    if (rc != MD_OK && w->serial_retry) {
+        w->serial_retry = w->parallel = false;
+        md_error_clear(err);
+        rc = md_store_write(s, walk_fn, w, err);
+    }
+    return rc;
+}
+
 md_err_t md_proj_rebuild(md_proj_t *p, md_progress_fn progress, void *pctx, uint64_t *events,
                          md_error_t *err)
 {
     md_txn_t *t = NULL;
-    walk_t w = {.p = p, .from = 1, .progress = progress, .pctx = pctx};
+    walk_t w = {.p = p, .from = 1, .parallel = true, .progress = progress, .pctx = pctx};
     md_err_t rc = md_store_read(p->store, &t, err);
     if (rc == MD_OK)
         rc = md_txn_head(t, &w.total, NULL, err);
+    if (rc == MD_OK)
+        w.need_pages = with_slack(proj_pages(p, md_txn_mdb(t)));
     md_txn_end(t); /* a writer must not hold a read transaction (map growth) */
     if (rc == MD_OK)
-        rc = md_store_write(p->store, walk_fn, &w, err);
+        rc = walk_write(p->store, &w, err);
     if (rc == MD_OK && events)
         *events = w.n;
     return rc;
@@ -265,11 +596,53 @@ static void remove_env(const char *dir)
     rmdir(dir);
 }
 
+/* The digest of the rebuilt projections, on a thread of its own. */
+typedef struct digest_job {
+    md_proj_t *p;
+    md_txn_t *t;
+    md_proj_digest_t *out;
+    md_err_t rc;
+    md_error_t err;
+} digest_job_t;
+
+static void *digest_main(void *arg)
+{
+    digest_job_t *j = arg;
+    j->rc = md_proj_digest(j->p, j->t, j->out, &j->err);
+    return NULL;
+}
+
+/* Digests the live (@p p, @p t) and the rebuilt (@p tp, @p rt) projections,
+ * the two at once (each transaction is used by one thread: LMDB allows a
+ * read-only transaction to move between threads under MDB_NOTLS, which the
+ * store sets). */
+static md_err_t digest_both(md_proj_t *p, md_txn_t *t, md_proj_t *tp, md_txn_t *rt,
+                            md_proj_report_t *rep, md_error_t *err)
+{
+    digest_job_t j = {.p = tp, .t = rt, .out = &rep->rebuilt};
+    pthread_t th;
+    const char *env = getenv("MARKETD_REPLAY_THREADS");
+    bool two = !(env && strcmp(env, "1") == 0) && pthread_create(&th, NULL, digest_main, &j) == 0;
+    if (!two)
+        digest_main(&j);
+    md_err_t rc = md_proj_digest(p, t, &rep->live, err);
+    if (two)
+        pthread_join(th, NULL);
+    if (rc == MD_OK && j.rc != MD_OK)
+        rc = md_error_set(err, j.rc, "%s", j.err.msg);
+    return rc;
+}
+
 /* Rebuilds from @p t into a fresh temporary store and compares. */
 static md_err_t verify_in(md_proj_t *p, md_txn_t *t, const char *dir, walk_t *w,
                           md_proj_report_t *rep, md_error_t *err)
 {
-    md_store_opts_t so = {.nosync = true};
+    /* a map with room for the projections from the start (see room_pages) */
+    MDB_stat st;
+    size_t psize = mdb_env_stat(mdb_txn_env(md_txn_mdb(t)), &st) == MDB_SUCCESS ? st.ms_psize
+                                                                                : 4096;
+    md_store_opts_t so = {.nosync = true,
+                          .map_size = (with_slack(proj_pages(p, md_txn_mdb(t))) + 16384) * psize};
     md_store_t *tmp = NULL;
     md_proj_t *tp = NULL;
     md_txn_t *rt = NULL;
@@ -278,14 +651,12 @@ static md_err_t verify_in(md_proj_t *p, md_txn_t *t, const char *dir, walk_t *w,
         rc = md_proj_open(tmp, &tp, err);
     if (rc == MD_OK) {
         w->p = tp;
-        rc = md_store_write(tmp, walk_fn, w, err);
+        rc = walk_write(tmp, w, err);
     }
     if (rc == MD_OK)
         rc = md_store_read(tmp, &rt, err);
     if (rc == MD_OK)
-        rc = md_proj_digest(tp, rt, &rep->rebuilt, err);
-    if (rc == MD_OK)
-        rc = md_proj_digest(p, t, &rep->live, err);
+        rc = digest_both(p, t, tp, rt, rep, err);
     if (rc == MD_OK)
         rc = report_diff(p, t, tp, rt, rep, err);
     rep->events = w->n;
@@ -301,7 +672,7 @@ md_err_t md_proj_verify(md_proj_t *p, md_txn_t *t, md_progress_fn progress, void
     uint64_t head = 0, seq = 0;
     char dir[512];
     const char *base = getenv("TMPDIR");
-    walk_t w = {.src = t, .from = 1, .progress = progress, .pctx = pctx};
+    walk_t w = {.src = t, .from = 1, .parallel = true, .progress = progress, .pctx = pctx};
     memset(rep, 0, sizeof *rep);
     rep->bad = -1;
     md_err_t rc = md_txn_head(t, &head, NULL, err);
@@ -335,14 +706,23 @@ md_err_t md_proj_replay(md_txn_t *src, uint64_t until, const char *out_dir,
     md_txn_t *t = NULL;
     uint64_t head = 0, out_head = 0;
     walk_t w = {.src = src, .copy = true, .from = 1, .until = until, .total = until,
-                .progress = progress, .pctx = pctx};
+                .parallel = true, .progress = progress, .pctx = pctx};
     md_err_t rc = md_txn_head(src, &head, NULL, err);
     if (rc != MD_OK)
         return rc;
     if (until == 0 || until > head)
         return md_error_set(err, MD_EINVAL, "--until %llu is not in 1..%llu",
                             (unsigned long long)until, (unsigned long long)head);
-    if ((rc = md_store_open(out_dir, NULL, &out, err)) == MD_OK &&
+    /* a map with room for the copy from the start (see room_pages): the
+     * source's pages in use, in proportion to the events copied */
+    MDB_envinfo info;
+    MDB_stat st;
+    md_store_opts_t so = {0};
+    if (mdb_env_info(mdb_txn_env(md_txn_mdb(src)), &info) == MDB_SUCCESS &&
+        mdb_env_stat(mdb_txn_env(md_txn_mdb(src)), &st) == MDB_SUCCESS)
+        so.map_size = (with_slack((size_t)((double)(info.me_last_pgno + 1) * until / head)) +
+                       16384) * st.ms_psize;
+    if ((rc = md_store_open(out_dir, &so, &out, err)) == MD_OK &&
         (rc = md_store_read(out, &t, err)) == MD_OK)
         rc = md_txn_head(t, &out_head, NULL, err);
     md_txn_end(t);
@@ -352,7 +732,7 @@ md_err_t md_proj_replay(md_txn_t *src, uint64_t until, const char *out_dir,
         rc = md_proj_open(out, &p, err);
     if (rc == MD_OK) {
         w.p = p;
-        rc = md_store_write(out, walk_fn, &w, err);
+        rc = walk_write(out, &w, err);
     }
     if (rc == MD_OK && events)
         *events = w.n;

@@ -589,6 +589,373 @@ static void test_proj_rules_world(void **state)
     fx_free(w);
 }
 
+/* ---- bulk mode (replays) ------------------------------------------------------------------ */
+
+/* A record layout for the bulk tests: a number and a string. */
+typedef struct trec {
+    int64_t fmt, n;
+    char s[40];
+} trec_t;
+
+static const pj_str_desc_t trec_strs[] = {{offsetof(trec_t, s), 40}};
+static const pj_layout_t trec_layout = {('T' << 8) | PJ_FORMAT, offsetof(trec_t, s),
+                                        sizeof(trec_t), 1, trec_strs};
+
+typedef enum { OP_LOAD, OP_SAVE, OP_PUT, OP_DEL, OP_NEW, OP_EVENT } op_kind_t;
+
+typedef struct op {
+    op_kind_t kind;
+    pj_db_t db;
+    unsigned char key[48];
+    size_t klen;
+    unsigned char val[300];
+    size_t vlen;
+    int64_t n;
+} op_t;
+
+typedef struct ops {
+    op_t *v;
+    size_t n;
+    unsigned char *loads; /* per OP_LOAD: found, then the record, by run */
+    size_t nloads;
+} ops_t;
+
+static uint64_t rnd_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Keys that exercise the sorted writes: the shapes of the projections' keys
+ * (ids with shared heads, NUL separators, big-endian seqs: the groups of
+ * core.c end at the first NUL from offset 4), keys that differ only past the
+ * 16-byte window or only in its last bytes, prefixes of other keys, and raw
+ * bytes. */
+static size_t rnd_key(uint64_t *s, unsigned char *k, int pool)
+{
+    uint64_t id = rnd_next(s) % (uint64_t)pool, seq = id * 2654435761u % 100000;
+    size_t n = 0;
+    switch (id % 5) {
+    case 0: /* 'b' epoch(4) id NUL seq(8) */
+        k[n++] = 'b';
+        for (int i = 3; i >= 0; i--)
+            k[n++] = (unsigned char)((seq >> 13) >> (8 * i));
+        n += (size_t)snprintf((char *)k + n, 12, "m-%llu", (unsigned long long)(id % 17));
+        k[n++] = 0;
+        for (int i = 7; i >= 0; i--)
+            k[n++] = (unsigned char)(seq >> (8 * i));
+        return n;
+    case 1: /* an id */
+        return (size_t)snprintf((char *)k, 24, "o-%llu", (unsigned long long)id);
+    case 2: /* 15 shared bytes, then one that differs */
+        memcpy(k, "same-fifteen-by", 15);
+        k[15] = (unsigned char)(id * 37);
+        return 16 + id % 2; /* (and a 17th byte, 0 or not) */
+    case 3: /* 16 shared bytes, then differing tails of several lengths */
+        memcpy(k, "sixteen-shared-b", 16);
+        n = 16 + id % 11;
+        for (size_t i = 16; i < n; i++)
+            k[i] = (unsigned char)(i == n - 1 ? id : 'x');
+        return n;
+    default: /* raw bytes, with NULs */
+        n = 1 + id % 40;
+        for (size_t i = 0; i < n; i++)
+            k[i] = "\0\1ab\xff"[(id >> (i % 13)) % 5];
+        return n;
+    }
+}
+
+static void ops_gen(ops_t *o, uint64_t seed, size_t count, bool audit)
+{
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+    uint64_t seq = 1;
+    o->v = md_calloc(count, sizeof *o->v);
+    o->n = count;
+    o->nloads = 0;
+    for (size_t i = 0; i < count; i++) {
+        op_t *x = &o->v[i];
+        uint64_t r = rnd_next(&s) % 100;
+        static const pj_db_t rmw[] = {PJ_DB_ORDERS, PJ_DB_ACCOUNTS};
+        static const pj_db_t idx[] = {PJ_DB_ORDER_IDX, PJ_DB_ACCOUNT_IDX, PJ_DB_SALES};
+        if (r < 8) {
+            x->kind = OP_EVENT;
+            continue;
+        }
+        if (audit && r < 30) { /* entries of an insert-only database, in seq order */
+            x->kind = OP_NEW;
+            x->db = rnd_next(&s) % 2 ? PJ_DB_AUDIT : PJ_DB_AUDIT_ACTOR;
+            uint64_t at = rnd_next(&s) % 5 == 0 && seq > 3 ? seq - 2 : seq++; /* some twice */
+            x->klen = 0;
+            for (int b = 3; b >= 0; b--)
+                x->key[x->klen++] = (unsigned char)((at >> 3) >> (8 * b));
+            x->klen += (size_t)snprintf((char *)x->key + x->klen, 20, "s%llu",
+                                        (unsigned long long)(rnd_next(&s) % 23));
+            x->key[x->klen++] = 0;
+            for (int b = 7; b >= 0; b--)
+                x->key[x->klen++] = (unsigned char)(at >> (8 * b));
+            x->vlen = 1;
+            x->val[0] = (unsigned char)(rnd_next(&s) & 0xff);
+            continue;
+        }
+        if (r < 65) {
+            x->db = rmw[rnd_next(&s) % 2];
+            x->klen = rnd_key(&s, x->key, 400);
+            r = rnd_next(&s) % 100;
+            x->kind = r < 40 ? OP_LOAD : r < 75 ? OP_SAVE : r < 85 ? OP_PUT : OP_DEL;
+            x->n = (int64_t)(rnd_next(&s) % 1000000) - 500;
+            x->vlen = rnd_next(&s) % 39; /* the string's length */
+            memset(x->val, 'a' + (int)(x->n & 7), x->vlen);
+            o->nloads += x->kind == OP_LOAD;
+            continue;
+        }
+        x->db = idx[rnd_next(&s) % 3];
+        x->klen = rnd_key(&s, x->key, 1000);
+        x->kind = rnd_next(&s) % 3 ? OP_PUT : OP_DEL;
+        x->vlen = rnd_next(&s) % (rnd_next(&s) % 8 ? 12 : 300);
+        for (size_t b = 0; b < x->vlen; b++)
+            x->val[b] = (unsigned char)rnd_next(&s);
+    }
+    o->loads = md_calloc(o->nloads + 1, 2 * (1 + sizeof(trec_t)));
+}
+
+typedef struct run {
+    md_proj_t *p;
+    ops_t *o;
+    int which;          /* 0 live, 1 bulk */
+    bool bulk;
+    size_t bulk_max, spill_max;
+} run_t;
+
+static md_err_t run_op(pj_ctx_t *c, const op_t *x, run_t *r, size_t *load, md_error_t *err)
+{
+    trec_t t;
+    bool found;
+    md_err_t rc = MD_OK;
+    switch (x->kind) {
+    case OP_LOAD:
+        rc = md__pj_load(c, x->db, x->key, x->klen, &trec_layout, &t, &found);
+        if (rc == MD_OK) {
+            unsigned char *at = r->o->loads + (2 * *load + (size_t)r->which) * (1 + sizeof t);
+            at[0] = found;
+            memcpy(at + 1, &t, sizeof t);
+            (*load)++;
+        }
+        return rc;
+    case OP_SAVE:
+    case OP_PUT:
+        memset(&t, 0, sizeof t);
+        t.fmt = trec_layout.fmt;
+        t.n = x->n;
+        memcpy(t.s, x->val, x->vlen < 39 ? x->vlen : 39);
+        if (x->kind == OP_SAVE || x->db == PJ_DB_ORDERS || x->db == PJ_DB_ACCOUNTS) {
+            if (x->kind == OP_SAVE)
+                return md__pj_save(c, x->db, x->key, x->klen, &trec_layout, &t);
+            md_buf_t b;
+            md_buf_init(&b);
+            md__pj_pack(&trec_layout, &t, &b);
+            rc = md__pj_put(c, x->db, x->key, x->klen, b.p, b.len);
+            md_buf_release(&b);
+            return rc;
+        }
+        return md__pj_put(c, x->db, x->key, x->klen, x->val, x->vlen);
+    case OP_DEL:
+        return md__pj_del(c, x->db, x->key, x->klen);
+    case OP_NEW:
+        return md__pj_put_new(c, x->db, x->key, x->klen, x->val, x->vlen);
+    case OP_EVENT:
+        return MD_OK;
+    }
+    (void)err;
+    return rc;
+}
+
+static md_err_t run_fn(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    run_t *r = ctx;
+    pj_ctx_t c = {.p = r->p, .txn = md_txn_mdb(t), .t = t, .err = err};
+    size_t load = 0;
+    uint64_t seq = 0;
+    md_err_t rc = MD_OK;
+    if (r->bulk) {
+        r->p->bulk_max = r->bulk_max;
+        r->p->spill_max = r->spill_max;
+        rc = md__pj_bulk_begin(r->p, c.txn, err);
+    }
+    for (size_t i = 0; i < r->o->n && rc == MD_OK; i++) {
+        rc = run_op(&c, &r->o->v[i], r, &load, err);
+        if (rc == MD_OK && r->bulk && r->o->v[i].kind == OP_EVENT)
+            rc = md__pj_bulk_step(r->p, c.txn, ++seq, err);
+    }
+    if (r->bulk) {
+        md_err_t end = md__pj_bulk_end(r->p, c.txn, rc == MD_OK, err);
+        rc = rc == MD_OK ? end : rc;
+    }
+    return rc;
+}
+
+/* Every key and value of every projection database, in order. */
+static void assert_same_dbs(md_store_t *sa, md_proj_t *a, md_store_t *sb, md_proj_t *b)
+{
+    md_txn_t *ta = NULL, *tb = NULL;
+    assert_int_equal(md_store_read(sa, &ta, NULL), MD_OK);
+    assert_int_equal(md_store_read(sb, &tb, NULL), MD_OK);
+    for (int db = 0; db < PJ_DB_COUNT_; db++) {
+        MDB_cursor *ca = NULL, *cb = NULL;
+        MDB_val ka, va, kb, vb;
+        assert_int_equal(mdb_cursor_open(md_txn_mdb(ta), a->dbi[db], &ca), MDB_SUCCESS);
+        assert_int_equal(mdb_cursor_open(md_txn_mdb(tb), b->dbi[db], &cb), MDB_SUCCESS);
+        int ra = mdb_cursor_get(ca, &ka, &va, MDB_FIRST), rb = mdb_cursor_get(cb, &kb, &vb, MDB_FIRST);
+        size_t n = 0;
+        for (; ra == MDB_SUCCESS && rb == MDB_SUCCESS; n++) {
+            assert_int_equal(ka.mv_size, kb.mv_size);
+            assert_memory_equal(ka.mv_data, kb.mv_data, ka.mv_size);
+            assert_int_equal(va.mv_size, vb.mv_size);
+            if (va.mv_size)
+                assert_memory_equal(va.mv_data, vb.mv_data, va.mv_size);
+            ra = mdb_cursor_get(ca, &ka, &va, MDB_NEXT);
+            rb = mdb_cursor_get(cb, &kb, &vb, MDB_NEXT);
+        }
+        assert_int_equal(ra, MDB_NOTFOUND);
+        assert_int_equal(rb, MDB_NOTFOUND);
+        mdb_cursor_close(ca);
+        mdb_cursor_close(cb);
+    }
+    md_txn_end(ta);
+    md_txn_end(tb);
+}
+
+/* Bulk mode (log, cache, spill, sorted writes, early writes under tight bounds,
+ * into empty or filled databases) leaves every database as the live path (one
+ * put or delete after another) does, and every load in between reads what the
+ * live path reads. */
+static void test_proj_bulk_matches_live(void **state)
+{
+    static const struct {
+        uint64_t seed;
+        size_t ops, bulk_max, spill_max;
+        bool prefill;
+    } cases[] = {
+        {1, 6000, 0, 0, false},        {2, 6000, 0, 0, true},
+        {3, 6000, 2048, 512, false},   {4, 6000, 2048, 512, true},
+        {5, 20000, 65536, 4096, true}, {6, 3000, 1, 1, true},
+    };
+    (void)state;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        char *da = md_test_tmpdir(), *db = md_test_tmpdir();
+        md_store_t *sa = NULL, *sb = NULL;
+        md_proj_t *pa = NULL, *pb = NULL;
+        ops_t pre = {0}, o = {0};
+        assert_int_equal(md_store_open(da, NULL, &sa, NULL), MD_OK);
+        assert_int_equal(md_store_open(db, NULL, &sb, NULL), MD_OK);
+        assert_int_equal(md_proj_open(sa, &pa, NULL), MD_OK);
+        assert_int_equal(md_proj_open(sb, &pb, NULL), MD_OK);
+        if (cases[ci].prefill) { /* the same data in both, written live */
+            ops_gen(&pre, cases[ci].seed + 100, 3000, true);
+            run_t ra = {pa, &pre, 0, false, 0, 0}, rb = {pb, &pre, 1, false, 0, 0};
+            assert_int_equal(md_store_write(sa, run_fn, &ra, NULL), MD_OK);
+            assert_int_equal(md_store_write(sb, run_fn, &rb, NULL), MD_OK);
+        }
+        ops_gen(&o, cases[ci].seed, cases[ci].ops, true);
+        run_t ra = {pa, &o, 0, false, 0, 0};
+        run_t rb = {pb, &o, 1, true, cases[ci].bulk_max ? cases[ci].bulk_max : PJ_BULK_MAX,
+                    cases[ci].spill_max ? cases[ci].spill_max : PJ_SPILL_MAX};
+        assert_int_equal(md_store_write(sa, run_fn, &ra, NULL), MD_OK);
+        assert_int_equal(md_store_write(sb, run_fn, &rb, NULL), MD_OK);
+        for (size_t i = 0; i < o.nloads; i++) {
+            const unsigned char *l = o.loads + 2 * i * (1 + sizeof(trec_t));
+            assert_memory_equal(l, l + 1 + sizeof(trec_t), 1 + sizeof(trec_t));
+        }
+        assert_false(pb->bulk);
+        assert_same_dbs(sa, pa, sb, pb);
+        free(pre.v), free(pre.loads), free(o.v), free(o.loads);
+        md_proj_free(pa), md_proj_free(pb);
+        md_store_close(sa), md_store_close(sb);
+        md_test_rmdir(da), md_test_rmdir(db);
+    }
+}
+
+static void set_threads(const char *v)
+{
+    if (v)
+        setenv("MARKETD_REPLAY_THREADS", v, 1);
+    else
+        unsetenv("MARKETD_REPLAY_THREADS");
+}
+
+/* Rebuild, verify and replay give the live projections in one thread, with a
+ * helper thread (forced: the demo is short), with writes forced early by tight
+ * bounds, and when the helper gives up (its records outgrow the bound) and the
+ * replay runs again in one thread. */
+static void test_proj_lanes_match_live(void **state)
+{
+    proj_fx_t *f = *state;
+    static const struct {
+        const char *threads;
+        size_t bulk_max, spill_max;
+    } cases[] = {{"1", 0, 0}, {"2", 0, 0}, {"2", 0, 1}, {"2", 1, 1}, {"1", 1, 1}, {NULL, 0, 0}};
+    md_proj_digest_t live, d;
+    uint64_t head, n;
+    proj_fx_digest(f, &live, &head);
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        set_threads(cases[ci].threads);
+        f->proj->bulk_max = cases[ci].bulk_max ? cases[ci].bulk_max : PJ_BULK_MAX;
+        f->proj->spill_max = cases[ci].spill_max ? cases[ci].spill_max : PJ_SPILL_MAX;
+        n = 0;
+        assert_int_equal(md_proj_rebuild(f->proj, NULL, NULL, &n, NULL), MD_OK);
+        assert_int_equal(n, head);
+        proj_fx_digest(f, &d, &n);
+        assert_memory_equal(&live, &d, sizeof d);
+        assert_int_equal(proj_fx_verify(f, NULL), MD_OK);
+        /* a replay of the whole log */
+        char *dir = md_test_tmpdir();
+        md_txn_t *t = NULL;
+        md_store_t *rs = NULL;
+        md_proj_t *rp = NULL;
+        assert_int_equal(md_store_read(f->store, &t, NULL), MD_OK);
+        assert_int_equal(md_proj_replay(t, head, dir, NULL, NULL, &n, NULL), MD_OK);
+        md_txn_end(t);
+        assert_int_equal(md_store_open(dir, NULL, &rs, NULL), MD_OK);
+        assert_int_equal(md_proj_open(rs, &rp, NULL), MD_OK);
+        assert_int_equal(md_store_read(rs, &t, NULL), MD_OK);
+        assert_int_equal(md_proj_digest(rp, t, &d, NULL), MD_OK);
+        md_txn_end(t);
+        assert_memory_equal(&live, &d, sizeof d);
+        md_proj_free(rp);
+        md_store_close(rs);
+        md_test_rmdir(dir);
+    }
+    set_threads(NULL);
+    f->proj->bulk_max = PJ_BULK_MAX;
+    f->proj->spill_max = PJ_SPILL_MAX;
+}
+
+/* Catch-up from the middle of the log runs in bulk mode over filled databases
+ * (a miss reads LMDB, a delete is a tombstone): it must equal live application,
+ * also with writes forced early. */
+static void test_proj_catch_up_middle(void **state)
+{
+    md_proj_digest_t live, d;
+    uint64_t head, h2;
+    proj_fx_digest(*state, &live, &head);
+    for (size_t tight = 0; tight < 2; tight++) {
+        proj_fx_t *f = proj_fx_new(false);
+        assert_int_equal(proj_fx_run_file(f, proj_fx_demo_path(), 7, 30), 30);
+        assert_int_equal(md_proj_open(f->store, &f->proj, NULL), MD_OK); /* catch-up from 1 */
+        /* the rest without the hook, then a catch-up from where the projections stand */
+        assert_true(proj_fx_run_file(f, proj_fx_demo_path(), 5, 0) > 0);
+        f->proj->bulk_max = tight ? 1 : PJ_BULK_MAX;
+        f->proj->spill_max = tight ? 1 : PJ_SPILL_MAX;
+        assert_int_equal(md__pj_catch_up(f->proj, NULL), MD_OK);
+        proj_fx_digest(f, &d, &h2);
+        assert_int_equal(h2, head);
+        assert_memory_equal(&live, &d, sizeof d);
+        assert_int_equal(proj_fx_verify(f, NULL), MD_OK);
+        proj_fx_free(f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -610,6 +977,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proj_old_format_rebuilt, demo_setup, fx_teardown),
         cmocka_unit_test(test_proj_absent_read_only),
         cmocka_unit_test(test_proj_rules_world),
+        cmocka_unit_test(test_proj_bulk_matches_live),
+        cmocka_unit_test_setup_teardown(test_proj_lanes_match_live, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_catch_up_middle, demo_setup, fx_teardown),
     };
     return cmocka_run_group_tests_name("proj", tests, NULL, NULL);
 }
