@@ -1540,6 +1540,19 @@ static int scan_start(MDB_cursor *cur, const void *prefix, size_t plen, const ch
     return mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
 }
 
+md_err_t md__pj_scan_result(md_err_t rc, int mrc, int bad, const md_proj_page_t *page,
+                            md_error_t *err)
+{
+    if (bad)
+        return md_error_set(err, MD_EINVAL, "cursor '%.40s' does not belong to this query",
+                            page->cursor);
+    if (rc == MD_ESTOP)
+        return MD_OK;
+    if (rc == MD_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
+        rc = md_store_err(mrc, err, "projection scan");
+    return rc;
+}
+
 md_err_t md__pj_scan(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen,
                      md_proj_page_t *page, pj_visit_fn fn, void *ctx, md_error_t *err)
 {
@@ -1574,12 +1587,5 @@ md_err_t md__pj_scan(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen,
         }
     }
     mdb_cursor_close(cur);
-    if (bad)
-        return md_error_set(err, MD_EINVAL, "cursor '%.40s' does not belong to this query",
-                            page->cursor);
-    if (rc == MD_ESTOP)
-        return MD_OK;
-    if (rc == MD_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
-        rc = md_store_err(mrc, err, "projection scan");
-    return rc;
+    return md__pj_scan_result(rc, mrc, bad, page, err);
 }

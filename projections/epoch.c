@@ -143,12 +143,5 @@ md_err_t md__pj_epoch_scan(MDB_txn *txn, MDB_dbi dbi, const void *head, size_t h
             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
-    if (bad)
-        return md_error_set(err, MD_EINVAL, "cursor '%.40s' does not belong to this query",
-                            page->cursor);
-    if (rc == MD_ESTOP)
-        return MD_OK;
-    if (rc == MD_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
-        rc = md_store_err(mrc, err, "projection scan");
-    return rc;
+    return md__pj_scan_result(rc, mrc, bad, page, err);
 }

@@ -262,6 +262,11 @@ json_t *md__pj_enumj(const char *const *names, size_t n, int64_t i); /* null whe
 /* A list scan over one database: keys with @p prefix, from the cursor. */
 typedef md_err_t (*pj_visit_fn)(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitted,
                                 md_error_t *err);
+/* What a paged scan returns once its cursor is closed: MD_EINVAL for a refused
+ * page cursor (@p bad), MD_OK when the visitor stopped it (MD_ESTOP), the LMDB
+ * error @p mrc other than the end of the data, else @p rc. */
+md_err_t md__pj_scan_result(md_err_t rc, int mrc, int bad, const md_proj_page_t *page,
+                            md_error_t *err);
 md_err_t md__pj_scan(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen,
                      md_proj_page_t *page, pj_visit_fn fn, void *ctx, md_error_t *err);
 

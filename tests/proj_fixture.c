@@ -215,6 +215,21 @@ void proj_fx_digest(proj_fx_t *f, md_proj_digest_t *d, uint64_t *head)
     md_txn_end(t);
 }
 
+void proj_fx_dir_digest(const char *dir, md_proj_digest_t *d)
+{
+    md_store_t *s = NULL;
+    md_proj_t *p = NULL;
+    md_txn_t *t = NULL;
+    md_error_t err = {0};
+    must(md_store_open(dir, NULL, &s, &err), &err, "open replayed store");
+    must(md_proj_open(s, &p, &err), &err, "open replayed projections");
+    must(md_store_read(s, &t, &err), &err, "read");
+    must(md_proj_digest(p, t, d, &err), &err, "digest");
+    md_txn_end(t);
+    md_proj_free(p);
+    md_store_close(s);
+}
+
 const char *proj_fx_demo_path(void)
 {
     static const char *const candidates[] = {"demo/demo-day.jsonl", "../demo/demo-day.jsonl",

@@ -48,6 +48,8 @@ size_t proj_fx_audit(proj_fx_t *f, const md_proj_audit_filter_t *flt, const char
 md_err_t proj_fx_verify(proj_fx_t *f, md_proj_report_t *rep);
 /** @brief Digest of the live projections and the head seq. */
 void proj_fx_digest(proj_fx_t *f, md_proj_digest_t *d, uint64_t *head);
+/** @brief Digest of the projections of the store in @p dir (e.g. a replay's output). */
+void proj_fx_dir_digest(const char *dir, md_proj_digest_t *d);
 
 /** @brief The demo day, wherever the tests run from. */
 const char *proj_fx_demo_path(void);
