@@ -6,9 +6,9 @@
  * (ms since epoch). All state that decide needs is reached through md_state_t,
  * a small key/value interface the engine implements over its LMDB write
  * transaction (tests use tests/rules_mem.c). Decide only reads state; evolve
- * is the only writer. Aggregate records are compact fixed-size C structs
- * stored raw (their layout is the store format; each begins with a uint32_t
- * format number, see docs/rules.md for the keys).
+ * is the only writer. Aggregate records are fixed-size C structs (each
+ * begins with a uint32_t format number), stored with their runs of zero bytes
+ * squeezed out (rules/state.h); see docs/rules.md for the keys.
  *
  * Engine loop for one input message (see docs/rules.md for the full recipe):
  *   md_command_decode_json(raw, len, &opts, &cmd);
