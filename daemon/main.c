@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "md_config.h"
+#include "md_daemon.h"
 #include "md_kafka.h"
 #include "md_log.h"
 #include "md_offline.h"

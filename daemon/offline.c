@@ -170,13 +170,17 @@ md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
     md_store_opts_t so = {.nosync = o->nosync};
     md_store_t *store = NULL;
     md_engine_t *eng = NULL;
+    md_proj_t *proj = NULL;
     FILE *in = NULL, *out = NULL;
     const char *res = o->results ? o->results : "-";
     double t0 = mono_s();
     md_err_t rc = md_store_open(o->data_dir, &so, &store, err);
     if (rc == MD_OK)
         rc = md_engine_new(store, &o->engine, &eng, err);
-    rc = rc == MD_OK ? md_proj_attach_store(store, eng, err) : rc; /* projections */
+    if (rc == MD_OK)
+        rc = md_proj_open(store, &proj, err);
+    if (rc == MD_OK) /* projections in each batch transaction */
+        rc = md_engine_add_hook(eng, md_proj_event_hook, proj, err);
     if (rc != MD_OK)
         goto done;
     in = strcmp(o->input, "-") == 0 ? stdin : fopen(o->input, "r");
@@ -194,6 +198,7 @@ done:
     if (out && out != stdout && fclose(out) != 0 && rc == MD_OK)
         rc = md_error_set(err, MD_EIO, "close '%s': %s", res, strerror(errno));
     md_engine_destroy(eng);
+    md_proj_free(proj);
     md_store_close(store);
     return rc;
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "md_kafka.h"
+#include "md_publisher.h"
 #include "md_log.h"
 #include "md_metrics.h"
 

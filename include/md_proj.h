@@ -13,7 +13,7 @@
  * plus p_meta (the last applied seq and the layout format), outside any digest.
  *
  * Consistency: the engine calls md_proj_apply for every appended event inside
- * the batch's write transaction (md_proj_attach), so a reader never sees an
+ * the batch's write transaction (md_proj_event_hook), so a reader never sees an
  * event without its projections. A rebuild replays the event log into empty
  * databases; md_proj_verify compares the live databases with a rebuild by a
  * SHA-256 digest per projection.
@@ -33,7 +33,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "md_engine.h"
 #include "md_error.h"
 #include "md_event.h"
 #include "md_store.h"
@@ -72,21 +71,16 @@ md_err_t md_proj_open(md_store_t *store, md_proj_t **out, md_error_t *err);
 void md_proj_free(md_proj_t *p);
 
 /**
- * @brief Registers md_proj_apply as an engine hook, so projections are
- * updated in each batch's write transaction.
- * @param p borrowed: must outlive @p e (free it after md_engine_destroy).
- * @returns MD_OK or MD_EINVAL (too many hooks).
+ * @brief md_proj_apply in the shape of an engine event hook
+ * (md_event_hook_fn): the process registers it with
+ * `md_engine_add_hook(engine, md_proj_event_hook, proj, err)`, so projections
+ * are updated in each batch's write transaction. A read model never registers
+ * itself: the daemon (daemon/daemon.c) and offline mode (daemon/offline.c)
+ * wire it, and free the handle after the engine.
+ * @param proj the md_proj_t (borrowed; must outlive the engine).
+ * @returns as md_proj_apply.
  */
-md_err_t md_proj_attach(md_proj_t *p, md_engine_t *e, md_error_t *err);
-
-/**
- * @brief One-call form for the daemon: md_proj_open on @p store and
- * md_proj_attach to @p e. The handle belongs to the process: it is freed at
- * exit (atexit), never earlier, so @p store and @p e may be closed in any
- * order. Use md_proj_open/attach/free where the lifetime is yours to manage.
- * @returns as md_proj_open and md_proj_attach.
- */
-md_err_t md_proj_attach_store(md_store_t *store, md_engine_t *e, md_error_t *err);
+md_err_t md_proj_event_hook(md_txn_t *txn, const md_event_t *ev, void *proj, md_error_t *err);
 
 /**
  * @brief Applies one appended event to every projection in write txn @p t.

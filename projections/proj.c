@@ -201,53 +201,6 @@ void md_proj_free(md_proj_t *p)
     free(p);
 }
 
-static md_err_t hook(md_txn_t *txn, const md_event_t *ev, void *ctx, md_error_t *err)
-{
-    return md_proj_apply(ctx, txn, ev, err);
-}
-
-md_err_t md_proj_attach(md_proj_t *p, md_engine_t *e, md_error_t *err)
-{
-    if (p == NULL || e == NULL)
-        return md_error_set(err, MD_EINVAL, "md_proj_attach: no handle or engine");
-    return md_engine_add_hook(e, hook, p, err);
-}
-
-/* Handles owned by the process (md_proj_attach_store), freed at exit. */
-typedef struct owned {
-    md_proj_t *p;
-    struct owned *next;
-} owned_t;
-
-static owned_t *owned_list;
-
-static void free_owned(void)
-{
-    while (owned_list) {
-        owned_t *o = owned_list;
-        owned_list = o->next;
-        md_proj_free(o->p);
-        free(o);
-    }
-}
-
-md_err_t md_proj_attach_store(md_store_t *store, md_engine_t *e, md_error_t *err)
-{
-    static bool registered;
-    md_proj_t *p = NULL;
-    md_err_t rc = md_proj_open(store, &p, err);
-    if (rc == MD_OK && (rc = md_proj_attach(p, e, err)) != MD_OK)
-        md_proj_free(p);
-    if (rc != MD_OK)
-        return rc;
-    if (!registered)
-        registered = atexit(free_owned) == 0;
-    owned_t *o = md_malloc(sizeof *o);
-    o->p = p;
-    o->next = owned_list;
-    owned_list = o;
-    return MD_OK;
-}
 
 /* ---- get and stats ---------------------------------------------------------------- */
 
@@ -312,4 +265,9 @@ md_err_t md_proj_stats(md_proj_t *p, md_txn_t *t, json_t **out, md_error_t *err)
     *out = json_pack("{s:I, s:I, s:o}", "seq", (json_int_t)seq, "format", (json_int_t)fmt,
                      "projections", projs);
     return MD_OK;
+}
+
+md_err_t md_proj_event_hook(md_txn_t *txn, const md_event_t *ev, void *proj, md_error_t *err)
+{
+    return md_proj_apply(proj, txn, ev, err);
 }

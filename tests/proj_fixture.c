@@ -28,7 +28,7 @@ proj_fx_t *proj_fx_new(bool attach)
     must(md_engine_new(f->store, &eo, &f->eng, &err), &err, "engine");
     if (attach) {
         must(md_proj_open(f->store, &f->proj, &err), &err, "projections");
-        must(md_proj_attach(f->proj, f->eng, &err), &err, "attach");
+        must(md_engine_add_hook(f->eng, md_proj_event_hook, f->proj, &err), &err, "attach");
     }
     return f;
 }

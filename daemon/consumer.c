@@ -1,0 +1,398 @@
+/*
+ * consumer.c - the daemon's intake: a consumer group on the commands topic
+ * whose offsets live in LMDB, batching by count and time (group commit), and
+ * the durable decision of each batch through the engine.
+ *
+ * Invariants: a batch is acknowledged to Kafka (offsets committed, for lag
+ * tools only) after its LMDB transaction committed; on every assignment the
+ * consumer seeks to the offsets stored in LMDB, never Kafka's own.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "md_consumer.h"
+#include "md_kafka.h"
+#include "md_log.h"
+#include "md_metrics.h"
+
+struct md_consumer {
+    const md_config_t *cfg;
+    volatile sig_atomic_t *stop;
+    md_store_t *store;
+    md_engine_t *engine;
+    md_publisher_t *pub;
+    rd_kafka_t *rk;
+    /* the batch being collected */
+    rd_kafka_message_t **msgs;
+    size_t nmsgs;
+    md_input_t *in;
+    /* delivered outbox ids to delete in the next batch transaction */
+    uint64_t *del;
+    size_t ndel, capdel;
+    md_buf_t results;
+    long last_write_ms;
+};
+
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- batches -------------------------------------------------------------------- */
+
+static md_err_t delete_delivered(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    md_consumer_t *d = ctx;
+    for (size_t i = 0; i < d->ndel; i++) {
+        md_err_t rc = md_txn_outbox_del(t, d->del[i], err);
+        if (rc != MD_OK)
+            return rc;
+    }
+    return MD_OK;
+}
+
+static bool is_msgpack(const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t len;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(h, "content-type", &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return false;
+    /* "application/msgpack", possibly followed by parameters. */
+    return len >= 19 && memcmp(v, "application/msgpack", 19) == 0 &&
+           (len == 19 || ((const char *)v)[19] == ';');
+}
+
+static void fill_inputs(md_consumer_t *d)
+{
+    for (size_t i = 0; i < d->nmsgs; i++) {
+        const rd_kafka_message_t *m = d->msgs[i];
+        d->in[i] = (md_input_t){.bytes = m->payload ? m->payload : "", .len = m->len,
+                                .msgpack = is_msgpack(m), .key = m->key, .key_len = m->key_len,
+                                .partition = m->partition, .offset = m->offset};
+    }
+}
+
+/* Lag per partition for /metrics: the cached high watermark minus the next offset. */
+static void record_lag(md_consumer_t *d, const rd_kafka_topic_partition_list_t *l)
+{
+    for (int i = 0; i < l->cnt; i++) {
+        int64_t lo, hi;
+        int32_t p = l->elems[i].partition;
+        if (l->elems[i].offset < 0)
+            continue; /* no position yet */
+        if (p < 0 || p >= MD_METRIC_PARTITIONS ||
+            rd_kafka_get_watermark_offsets(d->rk, l->elems[i].topic, p, &lo, &hi))
+            continue;
+        atomic_store(&md_metrics.lag[p], hi > l->elems[i].offset ? hi - l->elems[i].offset : 0);
+    }
+}
+
+/* Kafka's committed offsets only serve lag tools: LMDB holds the real ones. */
+static void commit_to_kafka(md_consumer_t *d)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    for (size_t i = 0; i < d->nmsgs; i++) {
+        const rd_kafka_message_t *m = d->msgs[i];
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(l, rd_kafka_topic_name(m->rkt), m->partition);
+        if (tp == NULL)
+            tp = rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition);
+        tp->offset = m->offset + 1;
+    }
+    record_lag(d, l);
+    rd_kafka_resp_err_t e = rd_kafka_commit(d->rk, l, 1);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        md_log_debug("kafka offset commit failed", "error=\"%s\"", rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void drop_batch(md_consumer_t *d)
+{
+    for (size_t i = 0; i < d->nmsgs; i++)
+        rd_kafka_message_destroy(d->msgs[i]);
+    d->nmsgs = 0;
+}
+
+/*
+ * Decides the collected batch durably. A store failure (disk full, I/O) is
+ * retried with a growing pause until it succeeds or the daemon is stopped:
+ * nothing is acknowledged before the commit, so nothing is lost either way.
+ */
+static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
+{
+    long pause = 100;
+    md_publisher_take_delivered(d->pub, &d->del, &d->ndel, &d->capdel);
+    if (d->nmsgs == 0 && d->ndel == 0)
+        return MD_OK;
+    fill_inputs(d);
+    for (;;) {
+        md_error_t e = {0};
+        md_buf_reset(&d->results);
+        md_err_t rc = md_engine_process(d->engine, d->in, d->nmsgs, wall_ms(), &d->results, &e);
+        if (rc == MD_OK)
+            break;
+        atomic_fetch_add(&md_metrics.batch_failures, 1);
+        md_log_error("batch not committed, will retry", "commands=%zu error=\"%s\" retry_ms=%ld",
+                     d->nmsgs, e.msg, pause);
+        if (*d->stop)
+            return md_error_set(err, rc, "%s", e.msg);
+        struct timespec ts = {pause / 1000, (pause % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        pause = pause < 5000 ? pause * 2 : 5000;
+    }
+    d->ndel = 0;
+    d->last_write_ms = mono_ms();
+    md_publisher_wake(d->pub);
+    if (d->nmsgs)
+        commit_to_kafka(d);
+    md_log_debug("batch committed", "commands=%zu", d->nmsgs);
+    drop_batch(d);
+    return MD_OK;
+}
+
+/* ---- rebalancing: LMDB owns the offsets ------------------------------------------- */
+
+static void seek_to_stored(md_consumer_t *d, rd_kafka_topic_partition_list_t *parts)
+{
+    md_txn_t *t = NULL;
+    md_error_t err = {0};
+    long pause = 100;
+    /* Assigning without the stored offsets would fall back on Kafka's
+     * committed ones (behind LMDB's) and re-decide consumed commands as
+     * duplicates, so a failed read (e.g. MDB_READERS_FULL while readers hold
+     * every slot) is retried until it works or the daemon is stopped. */
+    while (md_store_read(d->store, &t, &err) != MD_OK) {
+        md_log_error("cannot read stored offsets, will retry", "error=\"%s\" retry_ms=%ld",
+                     err.msg, pause);
+        if (*d->stop)
+            break;
+        struct timespec ts = {pause / 1000, (pause % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        pause = pause < 2000 ? pause * 2 : 2000;
+        md_error_clear(&err);
+    }
+    for (int i = 0; t != NULL && i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int64_t next;
+        tp->offset = md_txn_offset_get(t, tp->topic, tp->partition, &next, &err) == MD_OK
+                         ? next
+                         : RD_KAFKA_OFFSET_BEGINNING;
+        md_log_info("partition assigned", "topic=%s partition=%d offset=%lld", tp->topic,
+                    (int)tp->partition, (long long)tp->offset);
+    }
+    md_txn_end(t);
+}
+
+/* Counts the partitions for /readyz once librdkafka has really taken the assignment. */
+static void mark_assigned(const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        atomic_fetch_add(&md_metrics.partitions_assigned, 1);
+        if (p >= 0 && p < MD_METRIC_PARTITIONS)
+            atomic_store(&md_metrics.assigned[p], true);
+    }
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    md_consumer_t *d = opaque;
+    md_error_t err = {0};
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        seek_to_stored(d, parts);
+        rd_kafka_resp_err_t ae = rd_kafka_assign(rk, parts);
+        if (ae)
+            md_log_error("partition assignment failed", "error=\"%s\"", rd_kafka_err2str(ae));
+        else
+            mark_assigned(parts);
+        return;
+    }
+    /* Revoked (or an error): finish the batch before letting the partitions go. */
+    if (process_batch(d, &err) != MD_OK) {
+        md_log_error("batch lost at revoke; it will be consumed again", "error=\"%s\"", err.msg);
+        drop_batch(d);
+    }
+    md_log_info("partitions revoked", "count=%d", parts ? parts->cnt : 0);
+    for (int p = 0; p < MD_METRIC_PARTITIONS; p++)
+        atomic_store(&md_metrics.assigned[p], false);
+    atomic_store(&md_metrics.partitions_assigned, 0);
+    rd_kafka_resp_err_t ue = rd_kafka_assign(rk, NULL);
+    if (ue)
+        md_log_error("partition unassignment failed", "error=\"%s\"", rd_kafka_err2str(ue));
+}
+
+/* ---- consumer ------------------------------------------------------------------------- */
+
+static md_err_t start_consumer(md_consumer_t *d, md_error_t *err)
+{
+    const char *extra[] = {"group.id", d->cfg->group_id, "enable.auto.commit", "false",
+                           "enable.auto.offset.store", "false", "auto.offset.reset", "earliest",
+                           "enable.partition.eof", "false",
+                           /* Bound the prefetch queue: librdkafka's defaults (100k messages,
+                            * 64 MiB) dominate the daemon's memory on a backlog (docs/performance.md). */
+                           "queued.min.messages", "20000", "queued.max.messages.kbytes", "16384"};
+    char errstr[512];
+    rd_kafka_conf_t *conf = md_kafka_conf(d->cfg, extra, 7, err);
+    if (conf == NULL)
+        return MD_ECONFIG;
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, d);
+    d->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (d->rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return md_error_set(err, MD_EKAFKA, "create consumer: %s", errstr);
+    }
+    rd_kafka_poll_set_consumer(d->rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, d->cfg->topic_commands, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(d->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e)
+        return md_error_set(err, MD_EKAFKA, "subscribe: %s", rd_kafka_err2str(e));
+    return MD_OK;
+}
+
+/* Adds a consumed message to the batch, or logs a consumer error. */
+static void take_message(md_consumer_t *d, rd_kafka_message_t *m)
+{
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            md_log_warn("consumer error", "error=\"%s\"", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    d->msgs[d->nmsgs++] = m;
+}
+
+/* Collects up to batch.max_commands messages: waits for the first, then at
+ * most batch.max_wait_ms for more, then takes whatever is already queued
+ * (group commit: what arrived during the previous commit goes in this one). */
+static void collect_batch(md_consumer_t *d)
+{
+    long deadline = 0;
+    size_t max = (size_t)d->cfg->batch_max_commands;
+    while (!*d->stop && d->nmsgs < max) {
+        long now = mono_ms();
+        int wait = d->nmsgs == 0 ? 100 : now < deadline ? (int)(deadline - now) : 0;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(d->rk, wait);
+        if (m == NULL) {
+            if (d->nmsgs == 0 || wait == 0)
+                return; /* idle (the loop tidies the outbox), or nothing more queued */
+            continue;
+        }
+        if (d->nmsgs == 0)
+            deadline = mono_ms() + d->cfg->batch_max_wait_ms;
+        take_message(d, m);
+    }
+}
+
+/* Refreshes the lag of every assigned partition from the consumer's position. */
+static void refresh_lag(md_consumer_t *d)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(d->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (rd_kafka_position(d->rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        record_lag(d, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* While idle, delivered outbox entries are deleted and the lag refreshed every 200 ms. */
+static md_err_t tidy_when_idle(md_consumer_t *d, md_error_t *err)
+{
+    if (d->nmsgs || mono_ms() - d->last_write_ms < 200)
+        return MD_OK;
+    d->last_write_ms = mono_ms();
+    refresh_lag(d);
+    return process_batch(d, err);
+}
+
+static md_err_t consume_loop(md_consumer_t *d, md_error_t *err)
+{
+    md_err_t rc = MD_OK;
+    while (!*d->stop && rc == MD_OK) {
+        collect_batch(d);
+        rc = d->nmsgs ? process_batch(d, err) : tidy_when_idle(d, err);
+    }
+    if (rc == MD_OK)
+        rc = process_batch(d, err); /* what was collected before the stop */
+    return rc;
+}
+
+/* ---- the handle -------------------------------------------------------------------------- */
+
+md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_error_t *err)
+{
+    md_consumer_t *d = md_calloc(1, sizeof *d);
+    *d = (md_consumer_t){.cfg = o->cfg, .stop = o->stop, .store = o->store,
+                         .engine = o->engine, .pub = o->pub};
+    d->msgs = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->msgs);
+    d->in = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->in);
+    md_buf_init(&d->results);
+    md_engine_set_batch_hook(d->engine, delete_delivered, d);
+    md_err_t rc = start_consumer(d, err);
+    if (rc != MD_OK) {
+        md_consumer_destroy(d);
+        return rc;
+    }
+    *out = d;
+    return MD_OK;
+}
+
+md_err_t md_consumer_run(md_consumer_t *c, md_error_t *err)
+{
+    return consume_loop(c, err);
+}
+
+void md_consumer_close(md_consumer_t *c)
+{
+    if (c == NULL || c->rk == NULL)
+        return;
+    rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk); /* leaves the group; revoke runs */
+    if (e)
+        md_log_warn("consumer did not leave the group cleanly", "error=\"%s\"",
+                    rd_kafka_err2str(e));
+    rd_kafka_destroy(c->rk);
+    c->rk = NULL;
+}
+
+void md_consumer_finish_outbox(md_consumer_t *c, long timeout_ms)
+{
+    md_error_t err = {0};
+    uint64_t left = md_publisher_stop(c->pub, timeout_ms);
+    md_publisher_take_delivered(c->pub, &c->del, &c->ndel, &c->capdel);
+    if (c->ndel && md_store_write(c->store, delete_delivered, c, &err) != MD_OK)
+        md_log_warn("delivered outbox entries not deleted; they will be sent again",
+                    "count=%zu error=\"%s\"", c->ndel, err.msg);
+    if (left)
+        md_log_warn("outbox not empty at stop; sent at next start", "undelivered=%llu",
+                    (unsigned long long)left);
+}
+
+void md_consumer_destroy(md_consumer_t *c)
+{
+    if (c == NULL)
+        return;
+    md_consumer_close(c);
+    drop_batch(c);
+    md_engine_set_batch_hook(c->engine, NULL, NULL);
+    free(c->msgs);
+    free(c->in);
+    free(c->del);
+    md_buf_release(&c->results);
+    free(c);
+}

@@ -1,0 +1,109 @@
+/*
+ * daemon.c - the whole wiring of `marketd` on Kafka, in start order (redis's
+ * order: config, store, Kafka handles, loop) and the reverse for the stop:
+ *
+ *   store ─▶ engine ─▶ projections (an engine hook) ─▶ HTTP read API
+ *        ─▶ topics ─▶ outbox publisher (md_publisher.h)
+ *        ─▶ consumer (md_consumer.h): batches decided by the engine
+ *
+ * Stop: the consumer finishes its batch and leaves the group, the publisher
+ * flushes the outbox (bounded), then everything is closed in reverse order.
+ */
+#include <stdlib.h>
+
+#include "md_consumer.h"
+#include "md_daemon.h"
+#include "md_http.h"
+#include "md_kafka.h"
+#include "md_log.h"
+#include "md_proj.h"
+#include "md_publisher.h"
+
+typedef struct daemon {
+    const md_config_t *cfg;
+    volatile sig_atomic_t *stop;
+    md_store_t *store;
+    md_engine_t *engine;
+    md_proj_t *proj;
+    md_http_t *http;
+    md_publisher_t *pub;
+    md_consumer_t *consumer;
+} daemon_t;
+
+/* The read API, when http.listen is set; it reads the store and the projections. */
+static md_err_t start_http(daemon_t *d, md_error_t *err)
+{
+    if (d->cfg->http_listen[0] == '\0')
+        return MD_OK;
+    md_http_opts_t o = {.listen = d->cfg->http_listen, .tokens_file = d->cfg->http_tokens,
+                        .threads = (unsigned)d->cfg->http_threads};
+    return md_http_start(&o, d->store, d->proj, &d->http, err);
+}
+
+/* The store, the engine, and the projections registered as the engine's hook. */
+static md_err_t open_ledger(daemon_t *d, md_error_t *err)
+{
+    md_store_opts_t so = {.nosync = d->cfg->store_nosync};
+    md_engine_opts_t eo = {.operator_id = d->cfg->operator_id, .clock = d->cfg->clock,
+                           .max_message_bytes = (size_t)d->cfg->message_max_bytes,
+                           .results_topic = d->cfg->topic_results,
+                           .events_topic = d->cfg->topic_events,
+                           .commands_topic = d->cfg->topic_commands,
+                           .deadletter_topic = d->cfg->topic_deadletter};
+    md_err_t rc = md_store_open(d->cfg->data_dir, &so, &d->store, err);
+    if (rc == MD_OK)
+        rc = md_engine_new(d->store, &eo, &d->engine, err);
+    if (rc == MD_OK)
+        rc = md_proj_open(d->store, &d->proj, err);
+    if (rc == MD_OK)
+        rc = md_engine_add_hook(d->engine, md_proj_event_hook, d->proj, err);
+    if (rc == MD_OK)
+        md_log_info("store opened", "data_dir=%s", d->cfg->data_dir);
+    return rc;
+}
+
+static md_err_t start_kafka(daemon_t *d, md_error_t *err)
+{
+    md_err_t rc = d->cfg->topics_exist ? MD_OK : md_kafka_create_topics(d->cfg, d->stop, err);
+    if (rc == MD_OK)
+        rc = md_publisher_start(d->cfg, d->store, &d->pub, err);
+    if (rc == MD_OK) {
+        md_consumer_opts_t co = {.cfg = d->cfg, .stop = d->stop, .store = d->store,
+                                 .engine = d->engine, .pub = d->pub};
+        rc = md_consumer_new(&co, &d->consumer, err);
+    }
+    return rc;
+}
+
+static void close_all(daemon_t *d)
+{
+    md_consumer_close(d->consumer);
+    if (d->pub && d->consumer)
+        md_consumer_finish_outbox(d->consumer, d->cfg->outbox_flush_timeout_ms);
+    else
+        (void)md_publisher_stop(d->pub, d->cfg->outbox_flush_timeout_ms);
+    md_consumer_destroy(d->consumer);
+    md_publisher_free(d->pub);
+    md_http_stop(d->http);
+    md_engine_destroy(d->engine);
+    md_proj_free(d->proj);
+    md_store_close(d->store);
+}
+
+md_err_t md_daemon_run(const md_config_t *cfg, volatile sig_atomic_t *stop, md_error_t *err)
+{
+    daemon_t d = {.cfg = cfg, .stop = stop};
+    md_err_t rc = open_ledger(&d, err);
+    if (rc == MD_OK)
+        rc = start_http(&d, err);
+    if (rc == MD_OK)
+        rc = start_kafka(&d, err);
+    if (rc == MD_OK) {
+        md_log_info("marketd running", "topic=%s group=%s", cfg->topic_commands, cfg->group_id);
+        rc = md_consumer_run(d.consumer, err);
+    }
+    close_all(&d);
+    if (rc == MD_OK)
+        md_log_info("marketd stopped cleanly", "%s", "");
+    return rc;
+}

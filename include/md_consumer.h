@@ -1,0 +1,66 @@
+/*
+ * md_consumer.h - the daemon's intake on Kafka: a consumer group on the
+ * commands topic, batches by count and time, each decided durably through the
+ * engine (architecture.md, "Exactly-once from Kafka to LMDB").
+ *
+ * Exactly-once effects: the consumed offsets are written in the batch's LMDB
+ * transaction and, on every partition assignment, the consumer starts from
+ * the offsets stored in LMDB (never from Kafka's committed offsets, which are
+ * committed after each batch only so that lag tools work). Delivered outbox
+ * entries (md_publisher_take_delivered) are deleted in the next batch.
+ *
+ * Threads: every function on the daemon's main thread, which also runs the
+ * rebalance callbacks inside md_consumer_run.
+ */
+#ifndef MD_CONSUMER_H
+#define MD_CONSUMER_H
+
+#include <signal.h>
+
+#include "md_config.h"
+#include "md_engine.h"
+#include "md_error.h"
+#include "md_publisher.h"
+#include "md_store.h"
+
+typedef struct md_consumer md_consumer_t;
+
+/** What the consumer works with; every pointer is borrowed and must outlive it. */
+typedef struct md_consumer_opts {
+    const md_config_t *cfg;
+    volatile sig_atomic_t *stop; /* set by a signal handler: finish and return */
+    md_store_t *store;
+    md_engine_t *engine;         /* its batch hook is taken by the consumer */
+    md_publisher_t *pub;
+} md_consumer_opts_t;
+
+/**
+ * @brief Creates the consumer and subscribes to the commands topic.
+ * @param out receives a handle owned by the caller (md_consumer_destroy).
+ * @returns MD_OK; MD_ECONFIG (a kafka.* property refused, named);
+ *          MD_EKAFKA (the client could not be created or subscribe).
+ */
+md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_error_t *err);
+
+/**
+ * @brief Consumes, batches and decides until *stop is set, then decides what
+ * was collected. A batch that cannot be committed is retried with a growing
+ * pause (the store may be full or failing), never skipped.
+ * @returns MD_OK after a stop; the store's error when stopped while a batch
+ *          could not be committed (nothing of it was acknowledged).
+ */
+md_err_t md_consumer_run(md_consumer_t *c, md_error_t *err);
+
+/** @brief Leaves the group (the revoke finishes the batch) and destroys the client. NULL does nothing. */
+void md_consumer_close(md_consumer_t *c);
+
+/**
+ * @brief Stops the publisher (bounded by @p timeout_ms) and deletes what it
+ * delivered; logs what stays in the outbox for the next start.
+ */
+void md_consumer_finish_outbox(md_consumer_t *c, long timeout_ms);
+
+/** @brief Closes (if still open) and frees the consumer. NULL does nothing. */
+void md_consumer_destroy(md_consumer_t *c);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * md_publisher.h - the outbox publisher (architecture.md, "Exactly-once from
+ * Kafka to LMDB"): results, events and dead letters are queued in the outbox
+ * inside each batch's transaction and sent after the commit by an idempotent
+ * producer on a thread of its own; an entry is deleted once delivered (in the
+ * writer's next transaction), so a crash between delivery and deletion sends
+ * it again (at-least-once publication).
+ *
+ * Threads: md_publisher_start/stop/free on the daemon's main thread;
+ * md_publisher_wake and md_publisher_take_delivered from the writer (any
+ * thread); the publisher thread only reads the store.
+ */
+#ifndef MD_PUBLISHER_H
+#define MD_PUBLISHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "md_config.h"
+#include "md_error.h"
+#include "md_store.h"
+
+typedef struct md_publisher md_publisher_t;
+
+/**
+ * @brief Creates the publisher: an idempotent producer and a thread that
+ * sends outbox entries in id order. @p store is borrowed.
+ * @returns MD_OK or MD_EKAFKA / MD_ECONFIG.
+ */
+md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publisher_t **out,
+                            md_error_t *err);
+
+/** @brief Tells the thread that new entries were committed. Any thread. */
+void md_publisher_wake(md_publisher_t *p);
+
+/**
+ * @brief Moves the ids delivered so far into @p ids (appended; caller-owned
+ * array grown with md_realloc) for deletion in the next write transaction.
+ */
+void md_publisher_take_delivered(md_publisher_t *p, uint64_t **ids, size_t *n, size_t *cap);
+
+/**
+ * @brief Sends what is left (bounded by @p timeout_ms), stops the thread,
+ * flushes and destroys the producer. The delivered ids can still be taken
+ * afterwards; then md_publisher_free. NULL does nothing.
+ * @returns the number of entries still undelivered.
+ */
+uint64_t md_publisher_stop(md_publisher_t *p, long timeout_ms);
+void md_publisher_free(md_publisher_t *p);
+
+#endif
