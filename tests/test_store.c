@@ -467,36 +467,38 @@ static void reopen_small(fx_t *f, size_t map_size)
     assert_int_equal(md_store_open(f->dir, &o, &f->s, NULL), MD_OK);
 }
 
-/* A forked child dies of its faults (cmocka's handlers would resume the suite in it). */
-static void child_signals(void)
-{
-    signal(SIGSEGV, SIG_DFL);
-    signal(SIGBUS, SIG_DFL);
-    signal(SIGABRT, SIG_DFL);
-}
+/* This program, to run a child role in a process of its own (exec'd, so
+ * that it shares nothing with the suite; valgrind does not follow it). */
+static const char *self_path;
 
-/* In a child process: opens @p dir with a 4 MiB map and appends @p n events,
- * growing the file beyond the parent's map. Returns the child's exit status. */
-static int grow_in_other_process(const char *dir, int64_t first, int64_t n)
+/* Runs `self ROLE DIR` and returns its exit status (128 + signal when killed). */
+static int run_child(const char *role, const char *dir)
 {
     pid_t pid = fork();
     if (pid == 0) {
-        child_signals();
-        md_store_opts_t o = {.map_size = (size_t)4 << 20, .nosync = true};
-        md_store_t *s = NULL;
-        static const char *const many[] = {"order:o-1", "order:o-2", "member:m-1"};
-        batch_t b = {many, 3, first, n, 0, 0};
-        int rc = md_store_open(dir, &o, &s, NULL) == MD_OK &&
-                         md_store_write(s, append_batch, &b, NULL) == MD_OK
-                     ? 0
-                     : 3;
-        md_store_close(s);
-        _exit(rc);
+        execl(self_path, self_path, role, dir, (char *)NULL);
+        _exit(127);
     }
     int status = -1;
     if (pid < 0 || waitpid(pid, &status, 0) != pid)
         return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Child role: opens @p dir with a 4 MiB map and appends 3000 events from 10,
+ * growing the file beyond the parent's map. */
+static int grow_child(const char *dir)
+{
+    md_store_opts_t o = {.map_size = (size_t)4 << 20, .nosync = true};
+    md_store_t *s = NULL;
+    static const char *const many[] = {"order:o-1", "order:o-2", "member:m-1"};
+    batch_t b = {many, 3, 10, 3000, 0, 0};
+    int rc = md_store_open(dir, &o, &s, NULL) == MD_OK &&
+                     md_store_write(s, append_batch, &b, NULL) == MD_OK
+                 ? 0
+                 : 3;
+    md_store_close(s);
+    return rc;
 }
 
 typedef struct adopter {
@@ -538,7 +540,7 @@ static void resized_by_other_process(fx_t *f, bool write)
     reopen_small(f, 64 * 1024);
     append_n(f->s, two_streams, 2, 0, 10);
     assert_int_equal(md_store_read(f->s, &old, NULL), MD_OK);
-    assert_int_equal(grow_in_other_process(f->dir, 10, 3000), 0);
+    assert_int_equal(run_child("--grow-child", f->dir), 0);
     adopter_t a = {.s = f->s, .write = write};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, adopter_main, &a), 0);
@@ -625,6 +627,7 @@ static int failed_growth_child(const char *dir)
         return 16;
     md_store_close(s);
     md_buf_release(&blob);
+    OPENSSL_cleanup();
     return 0;
 }
 
@@ -638,15 +641,7 @@ static void test_store_failed_growth_keeps_a_valid_map(void **state)
     fx_t *f = *state;
     md_store_close(f->s);
     f->s = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        child_signals();
-        _exit(failed_growth_child(f->dir));
-    }
-    int status = -1;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(run_child("--failed-growth-child", f->dir), 0);
 }
 
 /* Defect 5: a truncated data file is refused with what is wrong, not SIGBUS. */
@@ -768,8 +763,13 @@ static void test_store_identity_is_random_and_kept(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
-int main(void)
+int main(int argc, char **argv)
 {
+    self_path = argv[0];
+    if (argc == 3 && strcmp(argv[1], "--grow-child") == 0)
+        return grow_child(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--failed-growth-child") == 0)
+        return failed_growth_child(argv[2]);
     const struct CMUnitTest tests[] = {
         T(test_store_append_assigns_seq_and_version),
         T(test_store_scan_by_range_and_stream),
