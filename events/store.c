@@ -155,9 +155,12 @@ static md_err_t check_data_file(const char *path, md_error_t *err)
         return errno == ENOENT ? MD_OK : md_error_set(err, MD_EIO, "open '%s': %s", path,
                                                       strerror(errno));
     md_err_t rc = MD_OK;
+    /* The meta first, then the size: a writer of another process extends the
+     * file before it writes the meta page that counts the new pages. */
+    bool known = newest_meta(fd, &m);
     if (fstat(fd, &st) != 0)
         rc = md_error_set(err, MD_EIO, "stat '%s': %s", path, strerror(errno));
-    else if (st.st_size > 0 && newest_meta(fd, &m)) {
+    else if (known && st.st_size > 0) {
         uint64_t need = (m.last_pg + 1) * m.psize;
         if ((uint64_t)st.st_size < need || (uint64_t)st.st_size < 2 * m.psize)
             rc = md_error_set(err, MD_ECORRUPT,
