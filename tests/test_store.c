@@ -687,37 +687,52 @@ static void test_store_lock_refuses_a_second_daemon(void **state)
     assert_int_equal(md_store_open(f->dir, &lk, &f->s, NULL), MD_OK); /* released */
 }
 
+/* Child role: takes the lock of @p dir, says 'y' (or 'n') on stdout, then
+ * holds it until stdin ends (the parent closed it, or died). */
+static int lock_child(const char *dir)
+{
+    md_store_opts_t lk = {.lock = true, .nosync = true};
+    md_store_t *s = NULL;
+    char c = md_store_open(dir, &lk, &s, NULL) == MD_OK ? 'y' : 'n';
+    if (write(1, &c, 1) != 1)
+        return 1;
+    while (read(0, &c, 1) > 0)
+        ;
+    md_store_close(s);
+    return 0;
+}
+
 /* The kernel releases the lock of a process killed with SIGKILL. */
 static void test_store_lock_released_when_holder_is_killed(void **state)
 {
     fx_t *f = *state;
     md_store_opts_t lk = {.lock = true, .nosync = true};
     md_error_t err = {0};
-    int ready[2];
+    int out[2], in[2];
     char c = 0, pid[32];
     md_store_close(f->s);
     f->s = NULL;
-    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(out), 0);
+    assert_int_equal(pipe(in), 0);
     pid_t child = fork();
     if (child == 0) {
-        md_store_t *s = NULL;
-        c = md_store_open(f->dir, &lk, &s, NULL) == MD_OK ? 'y' : 'n';
-        if (write(ready[1], &c, 1) != 1)
-            _exit(1);
-        close(ready[1]);
-        while (read(ready[0], &c, 1) > 0) /* until the parent closes its end (or dies) */
-            ;
-        _exit(0);
+        if (dup2(out[1], 1) < 0 || dup2(in[0], 0) < 0)
+            _exit(126);
+        close(out[0]), close(out[1]), close(in[0]), close(in[1]);
+        execl(self_path, self_path, "--lock-child", f->dir, (char *)NULL);
+        _exit(127);
     }
-    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(out[1]);
+    close(in[0]);
+    assert_int_equal(read(out[0], &c, 1), 1);
     assert_int_equal(c, 'y');
     assert_int_equal(md_store_open(f->dir, &lk, &f->s, &err), MD_EEXIST);
     snprintf(pid, sizeof pid, "pid %ld", (long)child);
     assert_non_null(strstr(err.msg, pid));
     assert_int_equal(kill(child, SIGKILL), 0);
     assert_int_equal(waitpid(child, NULL, 0), child);
-    close(ready[0]);
-    close(ready[1]);
+    close(out[0]);
+    close(in[1]);
     assert_int_equal(md_store_open(f->dir, &lk, &f->s, NULL), MD_OK);
 }
 
@@ -770,6 +785,8 @@ int main(int argc, char **argv)
         return grow_child(argv[2]);
     if (argc == 3 && strcmp(argv[1], "--failed-growth-child") == 0)
         return failed_growth_child(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--lock-child") == 0)
+        return lock_child(argv[2]);
     const struct CMUnitTest tests[] = {
         T(test_store_append_assigns_seq_and_version),
         T(test_store_scan_by_range_and_stream),
