@@ -65,7 +65,9 @@ typedef struct md_derived_report {
  * @param rep filled in (also on MD_ECORRUPT).
  * @returns MD_OK when both are equal; MD_ECORRUPT naming the database and the
  *          first differing key (also in @p rep), or an event the rules cannot
- *          evolve; MD_ESTORE.
+ *          evolve; MD_ENOTFOUND when the store has events but neither state
+ *          nor outcomes (md_proj_replay's output: nothing to compare);
+ *          MD_ESTORE.
  */
 md_err_t md_derived_verify(md_txn_t *t, md_progress_fn progress, void *pctx,
                            md_derived_report_t *rep, md_error_t *err);

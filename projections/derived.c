@@ -10,6 +10,7 @@
  * sorts keys and walked beside the live database.
  */
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,6 +300,12 @@ static md_err_t compare_all(md_txn_t *t, derive_t *d, md_derived_report_t *rep,
     return rc;
 }
 
+static bool db_empty(md_txn_t *t, md_db_t db)
+{
+    MDB_stat st;
+    return mdb_stat(md_txn_mdb(t), md_txn_dbi(t, db), &st) == MDB_SUCCESS && st.ms_entries == 0;
+}
+
 const char *md_derived_name(md_derived_db_t db)
 {
     return db == MD_DERIVED_STATE ? "state" : db == MD_DERIVED_OUTCOMES ? "outcomes" : "";
@@ -316,6 +323,9 @@ md_err_t md_derived_verify(md_txn_t *t, md_progress_fn progress, void *pctx,
     d->pctx = pctx;
     md_err_t rc = md_txn_head(t, &head, NULL, err);
     d->total = head;
+    if (rc == MD_OK && head && db_empty(t, MD_DB_STATE) && db_empty(t, MD_DB_OUTCOMES))
+        rc = md_error_set(err, MD_ENOTFOUND, "the store has events but no rules' state and "
+                                             "no outcomes (a replay's output)");
     if (rc == MD_OK && head)
         rc = md_txn_scan(t, 1, head, derive_event, d, err);
     rep->events = d->n;

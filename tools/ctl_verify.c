@@ -97,6 +97,10 @@ int ctl_derived_end(ctl_derived_t *d, json_t *ok, md_error_t *err)
         status = 1; /* verify failed already: nothing more to say */
     } else if (d->rc == MD_ECORRUPT) {
         status = report_difference(d);
+    } else if (d->rc == MD_ENOTFOUND) {
+        fprintf(stderr, "marketctl: verify: %s; state and outcomes not checked\n", d->err.msg);
+        json_object_set_new(ok, "derived", json_string("absent"));
+        status = print_line(json_incref(ok));
     } else if (d->rc != MD_OK) {
         md_error_set(err, d->rc, "derived records: %s", d->err.msg);
     } else {
