@@ -155,6 +155,9 @@ typedef struct derive {
     kv_t db[MD_DERIVED_COUNT_];
     md_state_t st;
     uint64_t n, total;
+    char last_id[MD_CMDID_MAX + 1];  /* the outcome put last (a command's events follow */
+    char last[MD_OUTCOME_MAX];       /* each other: most of them repeat it) */
+    size_t last_len;
     md_progress_fn progress;
     void *pctx;
 } derive_t;
@@ -171,8 +174,13 @@ static md_err_t derive_event(const md_event_t *ev, const void *body, size_t len,
                             "the rules cannot evolve event %llu (%s)",
                             (unsigned long long)ev->seq, ev->type);
     size_t n = md_outcome_of_event(ev, out);
-    if (n)
+    if (n && !(n == d->last_len && memcmp(out, d->last, n) == 0 &&
+               strcmp(ev->command_id, d->last_id) == 0)) {
         kv_put(&d->db[MD_DERIVED_OUTCOMES], ev->command_id, strlen(ev->command_id), out, n);
+        memcpy(d->last, out, n);
+        d->last_len = n;
+        memcpy(d->last_id, ev->command_id, sizeof d->last_id);
+    }
     if ((++d->n & PROGRESS_EVERY) == 0 && d->progress)
         d->progress(d->n, d->total, d->pctx);
     return MD_OK;
