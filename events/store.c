@@ -110,6 +110,7 @@ static md_err_t make_dir(const char *dir, md_error_t *err)
 /* What a meta page of an LMDB 0.9 data file says (lmdb's MDB_meta, 64-bit). */
 typedef struct file_meta {
     uint64_t psize, last_pg, txnid, mapsize;
+    uint64_t roots[2]; /* root pages of LMDB's free and main databases (~0: empty) */
 } file_meta_t;
 
 #define META_MAGIC 0xBEEFC0DEu
@@ -124,6 +125,8 @@ static bool read_meta(int fd, off_t page, file_meta_t *m)
     memcpy(&magic, b + META_AT, 4);
     memcpy(&m->mapsize, b + META_AT + 16, 8);
     memcpy(&psize, b + META_AT + 24, 4); /* mm_dbs[FREE_DBI].md_pad */
+    memcpy(&m->roots[0], b + META_AT + 64, 8);  /* mm_dbs[FREE_DBI].md_root */
+    memcpy(&m->roots[1], b + META_AT + 112, 8); /* mm_dbs[MAIN_DBI].md_root */
     memcpy(&m->last_pg, b + META_AT + 120, 8);
     memcpy(&m->txnid, b + META_AT + 128, 8);
     m->psize = psize;
@@ -140,6 +143,26 @@ static bool newest_meta(int fd, file_meta_t *m)
     if (read_meta(fd, (off_t)m->psize, &m1) && m1.txnid > m->txnid)
         *m = m1;
     return true;
+}
+
+/*
+ * Is a file of @p size bytes too short for @p m? LMDB does not write the
+ * pages a transaction allocated and freed again ("loose" pages), so the last
+ * few pages counted by the meta may lie beyond the end of a sound file: the
+ * file is truncated when a root page (always written at commit) lies beyond
+ * its end, or when more than TRUNC_SLACK pages are missing.
+ */
+#define TRUNC_SLACK 256
+
+static bool too_short(const file_meta_t *m, uint64_t size)
+{
+    uint64_t pages = size / m->psize;
+    if (pages < 2 || pages + TRUNC_SLACK < m->last_pg + 1)
+        return true;
+    for (int i = 0; i < 2; i++)
+        if (m->roots[i] != UINT64_MAX && m->roots[i] >= pages)
+            return true;
+    return false;
 }
 
 /*
@@ -162,7 +185,7 @@ static md_err_t check_data_file(const char *path, md_error_t *err)
         rc = md_error_set(err, MD_EIO, "stat '%s': %s", path, strerror(errno));
     else if (known && st.st_size > 0) {
         uint64_t need = (m.last_pg + 1) * m.psize;
-        if ((uint64_t)st.st_size < need || (uint64_t)st.st_size < 2 * m.psize)
+        if (too_short(&m, (uint64_t)st.st_size))
             rc = md_error_set(err, MD_ECORRUPT,
                               "data file '%s' is %lld bytes but its meta page says it holds "
                               "%llu pages of %llu bytes (%llu bytes): the file was truncated; "
