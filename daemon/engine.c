@@ -810,3 +810,32 @@ md_err_t md_engine_bootstrap(md_engine_t *e, int64_t now_ms, md_error_t *err)
     e->force_bootstrap = false;
     return rc;
 }
+
+/* ---- the idle tick (timers.tick_ms) ----------------------------------------------------- */
+
+typedef struct tick_ctx {
+    md_engine_t *e;
+    int64_t now;
+} tick_ctx_t;
+
+static md_err_t tick_fn(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    tick_ctx_t *k = ctx;
+    char when[25], line[256];
+    md_format_time(k->now, when);
+    int n = snprintf(line, sizeof line,
+                     "{\"command_id\":\"tick-%lld\",\"type\":\"Tick\",\"actor\":\"%s\","
+                     "\"issued_at\":\"%s\",\"data\":{}}",
+                     (long long)k->now, k->e->operator_id, when);
+    md_outbox_msg_t m = {.topic = k->e->commands_topic, .key = "tick", .key_len = 4,
+                         .value = line, .value_len = (size_t)n};
+    return md_txn_outbox_put(t, &m, NULL, err);
+}
+
+md_err_t md_engine_tick(md_engine_t *e, int64_t now_ms, md_error_t *err)
+{
+    tick_ctx_t k = {e, now_ms};
+    if (e->commands_topic == NULL)
+        return md_error_set(err, MD_EINVAL, "no commands topic to tick");
+    return md_store_write(e->store, tick_fn, &k, err);
+}

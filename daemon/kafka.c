@@ -33,6 +33,7 @@ typedef struct daemon {
     size_t ndel, capdel;
     md_buf_t results;
     long last_write_ms;
+    long last_command_ms;         /* when the last command came (timers.tick_ms) */
 } daemon_t;
 
 static long mono_ms(void)
@@ -257,6 +258,8 @@ static md_err_t process_batch(daemon_t *d, md_error_t *err)
     }
     d->ndel = 0;
     d->last_write_ms = mono_ms();
+    if (d->nmsgs)
+        d->last_command_ms = d->last_write_ms;
     md_publisher_wake(d->pub);
     if (d->nmsgs)
         commit_to_kafka(d);
@@ -409,12 +412,28 @@ static md_err_t tidy_when_idle(daemon_t *d, md_error_t *err)
     return process_batch(d, err);
 }
 
+/* timers.tick_ms: idle that long, a Tick goes to the commands topic, so that
+ * deadlines fire without traffic (it comes back as a command like any other). */
+static md_err_t tick_when_idle(daemon_t *d, md_error_t *err)
+{
+    long now = mono_ms();
+    if (d->cfg->timers_tick_ms <= 0 || d->nmsgs || now - d->last_command_ms < d->cfg->timers_tick_ms)
+        return MD_OK;
+    d->last_command_ms = now;
+    md_err_t rc = md_engine_tick(d->engine, wall_ms(), err);
+    if (rc == MD_OK)
+        md_publisher_wake(d->pub);
+    return rc;
+}
+
 static md_err_t consume_loop(daemon_t *d, md_error_t *err)
 {
     md_err_t rc = MD_OK;
     while (!*d->stop && rc == MD_OK) {
         collect_batch(d);
         rc = d->nmsgs ? process_batch(d, err) : tidy_when_idle(d, err);
+        if (rc == MD_OK && d->nmsgs == 0)
+            rc = tick_when_idle(d, err);
     }
     if (rc == MD_OK)
         rc = process_batch(d, err); /* what was collected before the stop */
@@ -495,7 +514,7 @@ static void close_all(daemon_t *d)
 
 md_err_t md_daemon_run(const md_config_t *cfg, volatile sig_atomic_t *stop, md_error_t *err)
 {
-    daemon_t d = {.cfg = cfg, .stop = stop};
+    daemon_t d = {.cfg = cfg, .stop = stop, .last_command_ms = mono_ms()};
     md_err_t rc = open_all(&d, err);
     if (rc == MD_OK && !cfg->topics_exist)
         rc = create_topics(&d, err);

@@ -54,7 +54,7 @@ echo
 echo "== balances (fen)"
 for m in bob carol dave eve; do
     "$build/marketctl" --data-dir "$work/data" get account "$m" |
-        jq -r '"\(.member_id)\tbalance \(.balance)\tescrow held \(.escrow_held)\tspent \(.spent)\tearned \(.earned)"'
+        jq -r '"\(.member_id)\tbalance \(.balance)\tsettlement held \(.held)\tescrow held \(.escrow_held)\tspent \(.spent)\tearned \(.earned)"'
 done | column -t -s $'\t'
 echo
 echo "== audit trail of dave (muted for trading off the platform, appealed, lifted)"
