@@ -12,6 +12,8 @@
  *
  * Engine loop for one input message (see docs/rules.md for the full recipe):
  *   md_command_decode_json(raw, len, &opts, &cmd);
+ *   if cmd is not MALFORMED (and, with clock = command, has issued_at): fire the
+ *       timers due at now (md_rules_timer_next / md_rules_timer_fire, below);
  *   if cmd.status != MALFORMED: look up cmd.command_id in the outcomes
  *       ("bootstrap" is always taken) -> answer duplicate, append nothing;
  *   now = clock == command ? cmd.issued_at : wall clock;

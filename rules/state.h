@@ -44,6 +44,8 @@
  *   w:<window>                md__window_t
  *   g:<message>, d:<disclosure>      md__flag_t (exists)
  *   pay:<payment_ref>, promo:<identity_hash>  md__flag_t (seen / claimed)
+ *   Pc:<owner>/<category>/<product>  md__flag_t (products by owner and category)
+ *   ~T<deadline><seq><kind><id>     "" (the timer index, timers.c)
  */
 #ifndef MD_RULES_STATE_H
 #define MD_RULES_STATE_H
