@@ -256,10 +256,12 @@ static int delist_unlicensed(md__ctx_t *c)
     int rc = MD_OK;
     while (rc == MD_OK && more) {
         md__product_t p;
+        memset(&p, 0, sizeof p);
         rc = next_indexed(c, key, &kn, pn, pid, &more);
-        if (rc == MD_OK && more)
-            rc = md__load(c, "P:", pid, &p, sizeof p, &found);
-        if (rc != MD_OK || !more || (p.status != MD__PS_LISTED && p.status != MD__PS_PENDING))
+        if (rc != MD_OK || !more)
+            continue;
+        rc = md__load(c, "P:", pid, &p, sizeof p, &found);
+        if (rc != MD_OK || (p.status != MD__PS_LISTED && p.status != MD__PS_PENDING))
             continue;
         if (c->d->n_events == MD_DECISION_EVENTS_MAX)
             return md__reject(c, MD_CODE_INVALID_FIELD, "data.category_id: more than %d "
