@@ -43,6 +43,7 @@ static const key_spec_t keys[] = {
     {"http.listen", K_STR, OFF(http_listen), 0, 0, ""},
     {"http.tokens", K_STR, OFF(http_tokens), 0, 0, ""},
     {"http.threads", K_LONG, OFF(http_threads), 1, 64, "4"},
+    {"timers.tick_ms", K_LONG, OFF(timers_tick_ms), 0, 86400000, "0"},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -32,6 +32,7 @@ struct md_consumer {
     size_t ndel, capdel;
     md_buf_t results;
     long last_write_ms;
+    long last_command_ms; /* when the last command came (timers.tick_ms) */
 };
 
 
@@ -155,6 +156,8 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
     }
     d->ndel = 0;
     d->last_write_ms = mono_ms();
+    if (d->nmsgs)
+        d->last_command_ms = d->last_write_ms;
     md_publisher_wake(d->pub);
     if (d->nmsgs)
         commit_to_kafka(d);
@@ -321,12 +324,28 @@ static md_err_t tidy_when_idle(md_consumer_t *d, md_error_t *err)
     return process_batch(d, err);
 }
 
+/* timers.tick_ms: idle that long, a Tick goes to the commands topic, so that
+ * deadlines fire without traffic (it comes back as a command like any other). */
+static md_err_t tick_when_idle(md_consumer_t *d, md_error_t *err)
+{
+    long now = mono_ms();
+    if (d->cfg->timers_tick_ms <= 0 || d->nmsgs || now - d->last_command_ms < d->cfg->timers_tick_ms)
+        return MD_OK;
+    d->last_command_ms = now;
+    md_err_t rc = md_engine_tick(d->engine, wall_ms(), err);
+    if (rc == MD_OK)
+        md_publisher_wake(d->pub);
+    return rc;
+}
+
 static md_err_t consume_loop(md_consumer_t *d, md_error_t *err)
 {
     md_err_t rc = MD_OK;
     while (!*d->stop && rc == MD_OK) {
         collect_batch(d);
         rc = d->nmsgs ? process_batch(d, err) : tidy_when_idle(d, err);
+        if (rc == MD_OK && d->nmsgs == 0)
+            rc = tick_when_idle(d, err);
     }
     if (rc == MD_OK)
         rc = process_batch(d, err); /* what was collected before the stop */
@@ -339,7 +358,7 @@ md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_er
 {
     md_consumer_t *d = md_calloc(1, sizeof *d);
     *d = (md_consumer_t){.cfg = o->cfg, .stop = o->stop, .store = o->store,
-                         .engine = o->engine, .pub = o->pub};
+                         .engine = o->engine, .pub = o->pub, .last_command_ms = mono_ms()};
     d->msgs = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->msgs);
     d->in = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->in);
     md_buf_init(&d->results);

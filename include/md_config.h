@@ -37,6 +37,7 @@ typedef struct md_config {
     char *http_listen;        /* "" = no HTTP read API */
     char *http_tokens;        /* token file for the read API */
     long http_threads;        /* worker threads of the read API */
+    long timers_tick_ms;      /* idle this long: a Tick to the commands topic (0 = off) */
     md_kv_t *kafka;           /* passthrough properties, in file order */
     bool topics_exist;        /* not a key: set by --embedded-kafka, which creates them */
     size_t nkafka;

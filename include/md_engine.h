@@ -106,6 +106,15 @@ md_err_t md_engine_process(md_engine_t *e, const md_input_t *in, size_t n, int64
 /** @brief Bootstraps an empty store now (process does it before the first batch). */
 md_err_t md_engine_bootstrap(md_engine_t *e, int64_t now_ms, md_error_t *err);
 
+/**
+ * @brief Puts a `Tick` command from the operator (command_id "tick-<now_ms>",
+ * issued_at = now) in the outbox for the commands topic, in its own write
+ * transaction, so that the timers due by then fire although no traffic comes
+ * (rules.md "Policy and timers"). The tick goes through the log like any command.
+ * @returns MD_OK, MD_EINVAL when the engine has no commands topic, or a store error.
+ */
+md_err_t md_engine_tick(md_engine_t *e, int64_t now_ms, md_error_t *err);
+
 /** @brief Counters (borrowed, valid while the engine lives). */
 const md_engine_stats_t *md_engine_stats(const md_engine_t *e);
 

@@ -16,6 +16,7 @@ typedef struct pj_account {
     int64_t provider_at, agreement_version, agreement_mode, agreement_at, declined_version;
     int64_t declined_at, balance, escrow, deposited, withdrawn, spent, earned, refunds;
     int64_t orders_buyer, orders_provider, notices, sanctions;
+    int64_t held;                  /* released to it as provider, still held (settlement) */
     char name[PJ_NAME], business_name[PJ_NAME];
     char email[PJ_NAME], phone[33], identity_hash[65]; /* personal data (§6) */
 } pj_account_t;
@@ -160,11 +161,34 @@ static void on_completed_buyer(acct_op_t *x)
     x->a.spent += r;
 }
 
+/* A release goes into the hold when the event carries held_until. */
 static void on_released_provider(acct_op_t *x)
 {
     int64_t r = md__pj_int(x->c, "released");
-    x->a.balance += r;
+    if (md__pj_opt_int(x->c, "held_until") != PJ_NONE)
+        x->a.held += r;
+    else
+        x->a.balance += r;
     x->a.earned += r;
+}
+
+/* An after-sales ruling refunds the buyer from the provider's hold. */
+static void on_ruled_provider(acct_op_t *x)
+{
+    if (md__pj_int(x->c, "after_sales") == 0) {
+        on_released_provider(x);
+        return;
+    }
+    int64_t r = md__pj_int(x->c, "refund_amount");
+    x->a.held -= r;
+    x->a.earned -= r;
+}
+
+static void on_settled(acct_op_t *x)
+{
+    int64_t a = md__pj_int(x->c, "amount");
+    x->a.held -= a;
+    x->a.balance += a;
 }
 
 /* OrderCancelled and a close_order sanction: escrow back to the buyer. */
@@ -179,6 +203,12 @@ static void on_refunded_buyer(acct_op_t *x)
 static void on_ruled_buyer(acct_op_t *x)
 {
     int64_t r = md__pj_int(x->c, "refund_amount"), rel = md__pj_int(x->c, "released");
+    if (md__pj_int(x->c, "after_sales") != 0) {   /* from the hold, not escrow */
+        x->a.balance += r;
+        x->a.refunds += r;
+        x->a.spent -= r;
+        return;
+    }
     x->a.escrow -= r + rel;
     x->a.balance += r;
     x->a.refunds += r;
@@ -217,7 +247,8 @@ static const update_t updates[] = {
     {PJ_T_OrderCompleted, "provider", NULL, on_released_provider},
     {PJ_T_OrderCancelled, "buyer", NULL, on_refunded_buyer},
     {PJ_T_DisputeRuled, "buyer", NULL, on_ruled_buyer},
-    {PJ_T_DisputeRuled, "provider", NULL, on_released_provider},
+    {PJ_T_DisputeRuled, "provider", NULL, on_ruled_provider},
+    {PJ_T_SettlementReleased, "provider", NULL, on_settled},
     {PJ_T_SanctionApplied, "buyer", "order", on_refunded_buyer},
     {PJ_T_SanctionApplied, "target_id", "member", on_sanctioned},
 };
@@ -375,6 +406,7 @@ static json_t *account_json(const char *id, const pj_account_t *a, acct_lists_t 
     json_object_set_new(j, "declined_version", json_integer(a->declined_version));
     json_object_set_new(j, "declined_at", md__pj_time(a->declined_at));
     json_object_set_new(j, "balance", json_integer(a->balance));
+    json_object_set_new(j, "held", json_integer(a->held));
     json_object_set_new(j, "escrow_held", json_integer(a->escrow));
     json_object_set_new(j, "deposited", json_integer(a->deposited));
     json_object_set_new(j, "withdrawn", json_integer(a->withdrawn));

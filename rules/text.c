@@ -118,3 +118,34 @@ bool md__has_contact(const char *text)
     }
     return has_digit_run(text);
 }
+
+/* The ASCII of a full-width form or the ideographic space at s (3 bytes of
+ * UTF-8), or 0. */
+static char folded(const unsigned char *s)
+{
+    if (s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80)
+        return ' ';                                   /* U+3000 */
+    if (s[0] != 0xEF)
+        return 0;
+    if (s[1] == 0xBC && s[2] >= 0x81 && s[2] <= 0xBF)
+        return (char)(s[2] - 0x60);                   /* U+FF01..U+FF3F */
+    if (s[1] == 0xBD && s[2] >= 0x80 && s[2] <= 0x9E)
+        return (char)(s[2] - 0x20);                   /* U+FF40..U+FF5E */
+    return 0;
+}
+
+void md__fold(const char *s, char *out, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0;
+    while (*p != '\0' && o + 1 < cap) {
+        char a = (p[1] != '\0' && p[2] != '\0') ? folded(p) : 0;
+        if (a != 0) {
+            out[o++] = a;
+            p += 3;
+        } else {
+            out[o++] = (char)*p++;
+        }
+    }
+    out[o] = '\0';
+}

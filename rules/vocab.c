@@ -11,6 +11,7 @@
 const char *const md__member_kinds[] = {"individual", "organization", NULL};
 const char *const md__product_kinds[] = {"software", "image", "service", NULL};
 const char *const md__rulings[] = {"refund_buyer", "release_provider", "split", NULL};
+const char *const md__appeal_rulings[] = {"upheld", "overturned", NULL};
 const char *const md__measures[] = {
     "notice", "remove_content", "mute", "restrict_ordering", "close_order",
     "freeze_balance", "delist_product", "close_store", "suspend_account",

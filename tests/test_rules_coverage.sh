@@ -2,11 +2,11 @@
 # test_rules_coverage.sh - checks that the code -> clause list in
 # tests/test_rules.c (between BEGIN CODES and END CODES), which test_rules
 # requires every case table to produce, equals rules.md's "Codes and clauses"
-# table. rules.md lives beside the repository (../shared/spec/rules.md); set
-# MD_RULES_SPEC to point elsewhere. Without the spec the check is skipped.
+# table, as docs/rules.md (the project copy of the specification's table) has it; set
+# MD_RULES_SPEC to check another copy. Without the file the check is skipped.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-spec=${MD_RULES_SPEC:-$here/../../shared/spec/rules.md}
+spec=${MD_RULES_SPEC:-$here/../docs/rules.md}
 if [ ! -r "$spec" ]; then
     echo "test_rules_coverage: $spec not found, skipped"
     exit 0
