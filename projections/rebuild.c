@@ -34,7 +34,7 @@ typedef struct walk {
 
 /* ---- room in the map ----------------------------------------------------------------
  * A replay writes the projections at the end of one long transaction (bulk
- * mode, core.c); when that runs out of map, LMDB fails the commit with
+ * mode, bulk.c); when that runs out of map, LMDB fails the commit with
  * MDB_MAP_FULL, md_store_write grows the map and replays everything again.
  * So the room is estimated first: the new projections take about as many
  * pages as the ones they replace (bulk-loaded pages are fuller, not emptier),
@@ -107,7 +107,7 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
  * in two lanes. The writer (the thread holding the write transaction) reads
  * the events and applies orders; a helper thread reads the same events
  * through a read transaction of its own and applies accounts, audit, sales
- * and records to a handle of its own, in bulk mode (core.c): their databases
+ * and records to a handle of its own, in bulk mode (bulk.c): their databases
  * are empty at the start, so nothing is read back from LMDB, and its sorted
  * writes (pj_batch_t) are handed to the writer, which writes them between its
  * own events and hands the batches back for reuse. A projection reads and
