@@ -17,7 +17,7 @@ CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover
 LDFLAGS  += -fsanitize=$(SANITIZE)
 endif
 
-LIB_SRCS  := $(wildcard events/*.c rules/*.c projections/*.c daemon/*.c)
+LIB_SRCS  := $(wildcard base/*.c events/*.c rules/*.c projections/*.c daemon/*.c)
 LIB_SRCS  := $(filter-out daemon/main.c,$(LIB_SRCS))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB       := $(BUILD)/libmarketd.a

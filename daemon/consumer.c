@@ -15,6 +15,7 @@
 #include "md_kafka.h"
 #include "md_log.h"
 #include "md_metrics.h"
+#include "md_base.h"
 
 struct md_consumer {
     const md_config_t *cfg;
@@ -34,20 +35,6 @@ struct md_consumer {
     long last_write_ms;
 };
 
-
-static long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- batches -------------------------------------------------------------------- */
 
@@ -141,7 +128,7 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
     for (;;) {
         md_error_t e = {0};
         md_buf_reset(&d->results);
-        md_err_t rc = md_engine_process(d->engine, d->in, d->nmsgs, wall_ms(), &d->results, &e);
+        md_err_t rc = md_engine_process(d->engine, d->in, d->nmsgs, md_wall_ms(), &d->results, &e);
         if (rc == MD_OK)
             break;
         atomic_fetch_add(&md_metrics.batch_failures, 1);
@@ -154,7 +141,7 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
         pause = pause < 5000 ? pause * 2 : 5000;
     }
     d->ndel = 0;
-    d->last_write_ms = mono_ms();
+    d->last_write_ms = md_mono_ms();
     md_publisher_wake(d->pub);
     if (d->nmsgs)
         commit_to_kafka(d);
@@ -286,7 +273,7 @@ static void collect_batch(md_consumer_t *d)
     long deadline = 0;
     size_t max = (size_t)d->cfg->batch_max_commands;
     while (!*d->stop && d->nmsgs < max) {
-        long now = mono_ms();
+        long now = md_mono_ms();
         int wait = d->nmsgs == 0 ? 100 : now < deadline ? (int)(deadline - now) : 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(d->rk, wait);
         if (m == NULL) {
@@ -295,7 +282,7 @@ static void collect_batch(md_consumer_t *d)
             continue;
         }
         if (d->nmsgs == 0)
-            deadline = mono_ms() + d->cfg->batch_max_wait_ms;
+            deadline = md_mono_ms() + d->cfg->batch_max_wait_ms;
         take_message(d, m);
     }
 }
@@ -314,9 +301,9 @@ static void refresh_lag(md_consumer_t *d)
 /* While idle, delivered outbox entries are deleted and the lag refreshed every 200 ms. */
 static md_err_t tidy_when_idle(md_consumer_t *d, md_error_t *err)
 {
-    if (d->nmsgs || mono_ms() - d->last_write_ms < 200)
+    if (d->nmsgs || md_mono_ms() - d->last_write_ms < 200)
         return MD_OK;
-    d->last_write_ms = mono_ms();
+    d->last_write_ms = md_mono_ms();
     refresh_lag(d);
     return process_batch(d, err);
 }

@@ -15,6 +15,7 @@
 #include "md_http.h"
 #include "md_log.h"
 #include "md_metrics.h"
+#include "md_base.h"
 
 #define DEFAULT_LIMIT 100
 #define MAX_LIMIT 1000
@@ -176,13 +177,6 @@ static void add_buyer_contact(req_t *r, json_t *order)
 
 /* ---- handlers ----------------------------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static unsigned get_status(md_err_t rc, json_t **body)
 {
     if (rc == MD_ENOTFOUND)
@@ -207,7 +201,7 @@ static bool valid_day(const char *s)
 static unsigned h_order(req_t *r, json_t **body)
 {
     json_t *o = NULL;
-    md_err_t rc = md_proj_get(r->h->proj, r->txn, "order", r->id, now_ms(), &o, &r->err);
+    md_err_t rc = md_proj_get(r->h->proj, r->txn, "order", r->id, md_wall_ms(), &o, &r->err);
     bool member = r->who.role == MD_ROLE_MEMBER;
     if (member && (rc != MD_OK || (!is_me(r, str_field(o, "buyer")) &&
                                    !is_me(r, str_field(o, "provider"))))) {
@@ -226,7 +220,7 @@ static unsigned h_account(req_t *r, json_t **body)
     json_t *a = NULL;
     if (r->who.role == MD_ROLE_MEMBER && !is_me(r, r->id))
         return fail(body, 403, "forbidden");
-    md_err_t rc = md_proj_get(r->h->proj, r->txn, "account", r->id, now_ms(), &a, &r->err);
+    md_err_t rc = md_proj_get(r->h->proj, r->txn, "account", r->id, md_wall_ms(), &a, &r->err);
     if (rc != MD_OK)
         return get_status(rc, body);
     *body = for_viewer(r, a);

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "md_base.h"
+
 #define MD_ID_MAX 64              /* ids are 1..64 bytes of [A-Za-z0-9._:-] */
 #define MD_COMMAND_ID_MAX 128     /* command_id and correlation_id */
 #define MD_CMD_NAME_MAX 40        /* longest command type name kept */
@@ -198,8 +200,7 @@ bool md_cmd_target_stream(const md_command_t *c, char *out, size_t cap);
 
 /** @brief Whether s[0..len) is 1..64 bytes of [A-Za-z0-9._:-]. */
 bool md_valid_id(const char *s, size_t len);
-/** @brief Whether s[0..len) is valid UTF-8 without NUL bytes. */
-bool md_valid_utf8(const char *s, size_t len);
+/* md_valid_utf8 (whether s[0..len) is valid UTF-8 without NUL) is in md_base.h. */
 /**
  * @brief Parses an RFC 3339 UTC time as the Fine points define it
  * (YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z, real date, no leap second).

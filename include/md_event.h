@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "md_error.h"
+#include "md_base.h"
 
 #define MD_HASH_LEN 32
 #define MD_STREAM_MAX 96   /* "complaint:" + a 64-byte id fits */
@@ -61,18 +61,7 @@ void md_data_bool(md_data_t *d, const char *key, bool v);
 void md_data_nil(md_data_t *d, const char *key);
 void md_data_raw(md_data_t *d, const char *key, const void *msgpack, size_t len);
 
-/* A growable byte buffer (caller-owned; release frees). */
-typedef struct md_buf {
-    unsigned char *p;
-    size_t len, cap;
-} md_buf_t;
-
-void md_buf_init(md_buf_t *b);
-void md_buf_release(md_buf_t *b);
-void md_buf_reset(md_buf_t *b);                 /* len = 0, keeps memory */
-void md_buf_append(md_buf_t *b, const void *p, size_t n);
-/* Makes room for n more bytes and returns where they go (len is unchanged). */
-unsigned char *md_buf_reserve(md_buf_t *b, size_t n);
+/* md_buf_t, the growable byte buffer, is in the base layer (md_base.h). */
 
 /**
  * @brief Appends the canonical msgpack map of @p d (keys sorted bytewise) to @p out.

@@ -21,7 +21,7 @@ CPPCHECK_FLAGS := --enable=warning,performance,portability --error-exitcode=1 --
                   --std=c11 --quiet -Iinclude -D__GNUC__ \
                   --suppress=missingIncludeSystem --include=$(JANSSON_H) \
                   $(CPPCHECK_FALSE_POSITIVES)
-CPPCHECK_SRCS  := $(wildcard include/*.h events/*.c rules/*.c projections/*.c daemon/*.c \
+CPPCHECK_SRCS  := $(wildcard include/*.h base/*.c events/*.c rules/*.c projections/*.c daemon/*.c \
                   tools/*.c tests/tools/*.c tests/fuzz/*.c)
 
 .PHONY: cppcheck valgrind-ci test-tools

@@ -33,170 +33,46 @@ const char *md__pj_type_name(pj_type_t t)
     return t >= 0 && t < PJ_T_COUNT_ ? type_names[t] : "";
 }
 
-/* ---- msgpack: one pass over a flat map -------------------------------------- */
+/* ---- event data: one pass over a flat map (the base layer's reader) ---------- */
 
-typedef struct mp {
-    const unsigned char *p, *end;
-} mp_t;
-
-static int mp_need(const mp_t *m, size_t n)
+static int field_value(md_mp_t *m, pj_field_t *f)
 {
-    return (size_t)(m->end - m->p) >= n ? 0 : -1;
-}
-
-static uint64_t mp_be(const unsigned char *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* Reads a big-endian length of @p n bytes after the type byte. */
-static int mp_len(mp_t *m, size_t n, uint32_t *len)
-{
-    if (mp_need(m, 1 + n))
-        return -1;
-    *len = (uint32_t)mp_be(m->p + 1, n);
-    m->p += 1 + n;
-    return 0;
-}
-
-static int mp_str(mp_t *m, const char **s, uint32_t *len)
-{
-    if (mp_need(m, 1))
-        return -1;
-    unsigned c = *m->p;
-    int rc = c >= 0xa0 && c <= 0xbf ? (*len = c & 0x1f, m->p++, 0)
-             : c == 0xd9            ? mp_len(m, 1, len)
-             : c == 0xda            ? mp_len(m, 2, len)
-             : c == 0xdb            ? mp_len(m, 4, len)
-                                    : -1;
-    if (rc || mp_need(m, *len))
-        return -1;
-    *s = (const char *)m->p;
-    m->p += *len;
-    return 0;
-}
-
-static int mp_skip(mp_t *m, int depth);
-
-/* Skips @p n values (array items, or map keys and values). */
-static int mp_skip_n(mp_t *m, uint64_t n, int depth)
-{
-    for (uint64_t i = 0; i < n; i++)
-        if (mp_skip(m, depth + 1))
-            return -1;
-    return 0;
-}
-
-/* Sizes of the fixed-width types 0xc0..0xdf (data bytes after the type byte),
- * -1 for the variable ones handled in mp_skip. */
-static const signed char fixed_size[32] = {
-    0, -1, 0, 0, -1, -1, -1, -1, -1, -1, 4, 8, 1, 2, 4, 8,
-    1, 2, 4, 8, 2, 3, 5, 9, 17, -1, -1, -1, -1, -1, -1, -1,
-};
-
-static int mp_skip(mp_t *m, int depth)
-{
-    uint32_t n;
-    const char *s;
-    if (depth > 32 || mp_need(m, 1))
-        return -1;
-    unsigned c = *m->p;
-    if (c <= 0x7f || c >= 0xe0)
-        return m->p++, 0;
-    if (c <= 0x8f)
-        return m->p++, mp_skip_n(m, 2u * (c & 0xf), depth);
-    if (c <= 0x9f)
-        return m->p++, mp_skip_n(m, c & 0xf, depth);
-    if (c <= 0xbf || c == 0xd9 || c == 0xda || c == 0xdb)
-        return mp_str(m, &s, &n);
-    if (fixed_size[c - 0xc0] >= 0) {
-        if (mp_need(m, 1 + (size_t)fixed_size[c - 0xc0]))
-            return -1;
-        m->p += 1 + fixed_size[c - 0xc0];
-        return 0;
-    }
-    switch (c) {
-    case 0xc4: case 0xc5: case 0xc6: /* bin */
-        if (mp_len(m, (size_t)1 << (c - 0xc4), &n) || mp_need(m, n))
-            return -1;
-        m->p += n;
-        return 0;
-    case 0xc7: case 0xc8: case 0xc9: /* ext: length, type byte, data */
-        if (mp_len(m, (size_t)1 << (c - 0xc7), &n) || mp_need(m, (size_t)n + 1))
-            return -1;
-        m->p += (size_t)n + 1;
-        return 0;
-    case 0xdc: case 0xdd:
-        return mp_len(m, c == 0xdc ? 2 : 4, &n) ? -1 : mp_skip_n(m, n, depth);
-    case 0xde: case 0xdf:
-        return mp_len(m, c == 0xde ? 2 : 4, &n) ? -1 : mp_skip_n(m, 2ull * n, depth);
-    default:
-        return -1;
-    }
-}
-
-/* Reads an integer value, or fails leaving the cursor unchanged. */
-static int mp_int(mp_t *m, int64_t *v)
-{
-    unsigned c = *m->p;
-    if (c <= 0x7f || c >= 0xe0) {
-        *v = (int8_t)c;
-        if (c <= 0x7f)
-            *v = c;
-        m->p++;
-        return 0;
-    }
-    static const unsigned char width[8] = {1, 2, 4, 8, 1, 2, 4, 8};
-    if (c < 0xcc || c > 0xd3 || mp_need(m, 1 + (size_t)width[c - 0xcc]))
-        return -1;
-    size_t w = width[c - 0xcc];
-    uint64_t u = mp_be(m->p + 1, w);
-    if (c >= 0xd0 && w < 8 && (u >> (8 * w - 1)))
-        u |= ~(uint64_t)0 << (8 * w); /* sign-extend */
-    if (c == 0xcf && u > INT64_MAX)
-        return -1;
-    *v = (int64_t)u;
-    m->p += 1 + w;
-    return 0;
-}
-
-static int mp_value(mp_t *m, pj_field_t *f)
-{
-    unsigned c = *m->p;
+    bool b;
     f->kind = PJ_V_OTHER;
-    if (c == 0xc0)
-        return f->kind = PJ_V_NIL, m->p++, 0;
-    if (c == 0xc2 || c == 0xc3)
-        return f->kind = PJ_V_BOOL, f->i = c == 0xc3, m->p++, 0;
-    if (mp_int(m, &f->i) == 0)
-        return f->kind = PJ_V_INT, 0;
-    if ((c >= 0xa0 && c <= 0xbf) || c == 0xd9 || c == 0xda || c == 0xdb) {
+    switch (md__mp_peek(m)) {
+    case MD_MP_NIL:
+        f->kind = PJ_V_NIL;
+        return md__mp_nil(m);
+    case MD_MP_BOOL:
+        f->kind = PJ_V_BOOL;
+        if (md__mp_bool(m, &b))
+            return -1;
+        f->i = b;
+        return 0;
+    case MD_MP_INT:
+        if (md__mp_int(m, &f->i) == 0)
+            return f->kind = PJ_V_INT, 0;
+        break; /* above INT64_MAX: another value */
+    case MD_MP_STR:
         f->kind = PJ_V_STR;
-        return mp_str(m, &f->s, &f->slen);
+        return md__mp_str(m, &f->s, &f->slen);
+    default:
+        break;
     }
-    return mp_skip(m, 0);
+    return md__mp_skip(m);
 }
 
 int md__pj_fields_parse(pj_fields_t *fs, const void *data, size_t len)
 {
-    mp_t m = {data, (const unsigned char *)data + len};
+    md_mp_t m;
     uint32_t n;
+    md__mp_init(&m, data, len);
     fs->n = 0;
-    if (mp_need(&m, 1))
-        return -1;
-    unsigned c = *m.p;
-    if (c >= 0x80 && c <= 0x8f)
-        n = c & 0xf, m.p++;
-    else if ((c != 0xde && c != 0xdf) || mp_len(&m, c == 0xde ? 2 : 4, &n))
-        return -1;
-    if (n > MD_DATA_FIELDS_MAX)
+    if (md__mp_map(&m, &n) || n > MD_DATA_FIELDS_MAX)
         return -1;
     for (uint32_t i = 0; i < n; i++) {
         pj_field_t *f = &fs->f[i];
-        if (mp_str(&m, &f->key, &f->klen) || mp_need(&m, 1) || mp_value(&m, f))
+        if (md__mp_str(&m, &f->key, &f->klen) || field_value(&m, f))
             return -1;
     }
     fs->n = n;
@@ -388,7 +264,10 @@ void md__pj_key_be64(pj_key_t *k, uint64_t v)
 
 uint64_t md__pj_get_be64(const unsigned char *p)
 {
-    return mp_be(p, 8);
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
 }
 
 /* Civil date from days since 1970-01-01 (Howard Hinnant's algorithm), so the

@@ -30,6 +30,7 @@
 
 #include "md_proj.h"
 #include "md_store.h"
+#include "md_base.h"
 
 typedef struct ctl {
     const char *dir;
@@ -50,13 +51,6 @@ typedef struct ctl {
     uint64_t done, total;
 } ctl_t;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- progress (stderr, only when it is a terminal) ------------------------------- */
 
 static void progress(uint64_t done, uint64_t total, void *ctx)
@@ -65,7 +59,7 @@ static void progress(uint64_t done, uint64_t total, void *ctx)
     c->done = done;
     if (!c->tty || total == 0)
         return;
-    double el = now_s() - c->t0, rate = el > 0 ? (double)done / el : 0;
+    double el = md_mono_s() - c->t0, rate = el > 0 ? (double)done / el : 0;
     int width = 30, fill = (int)((double)width * (double)done / (double)total);
     char bar[32];
     for (int i = 0; i < width; i++)
@@ -78,7 +72,7 @@ static void progress(uint64_t done, uint64_t total, void *ctx)
 
 static void progress_end(ctl_t *c, const char *what)
 {
-    double el = now_s() - c->t0;
+    double el = md_mono_s() - c->t0;
     if (c->tty)
         fputc('\n', stderr);
     fprintf(stderr, "%s: %llu events in %.3f s (%.0f events/s)\n", what,
@@ -537,18 +531,11 @@ static int open_all(ctl_t *c, const subcommand_t *sub)
     return md_store_read(c->store, &c->txn, &c->err) == MD_OK ? 0 : -1;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int main(int argc, char **argv)
 {
     ctl_t c = {0};
     const subcommand_t *sub;
-    c.as_of = wall_ms();
+    c.as_of = md_wall_ms();
     if (parse_args(argc, argv, &c, false) != 0 || optind >= argc || c.dir == NULL ||
         (sub = find_sub(argv[optind])) == NULL) {
         usage(stderr);
@@ -560,7 +547,7 @@ int main(int argc, char **argv)
         return 2;
     }
     c.tty = isatty(STDERR_FILENO);
-    c.t0 = now_s();
+    c.t0 = md_mono_s();
     int status = 1;
     if (open_all(&c, sub) == 0)
         status = sub->run(&c);
