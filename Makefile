@@ -80,7 +80,7 @@ clean:
 	rm -rf build
 
 help:
-	@echo "targets: all unit test integration asan valgrind deps run kafka-up kafka-down clean"
+	@echo "targets: all unit test integration asan valgrind deps run kafka-up kafka-down layers clean"
 
 -include mk/*.mk
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -6,6 +6,10 @@
 #                        and zero definite/indirect/possible leaks
 #   make test-tools      tools the integration tests need (topic_dump,
 #                        hold_readers); `make integration` builds them first
+#   make layers          no folder uses a higher layer's symbols (base <- events
+#                        <- rules, projections <- daemon, tools), no cycle in
+#                        daemon/ (scripts/layers.sh; tests/unit/layers.sh runs
+#                        it in `make unit` and shows it can fail)
 
 # jansson's foreach macros are unknown to cppcheck without the header.
 JANSSON_H      := $(shell pkg-config --variable=includedir jansson 2>/dev/null || echo /usr/include)/jansson.h
@@ -24,7 +28,10 @@ CPPCHECK_FLAGS := --enable=warning,performance,portability --error-exitcode=1 --
 CPPCHECK_SRCS  := $(wildcard include/*.h base/*.c events/*.c rules/*.c projections/*.c daemon/*.c \
                   tools/*.c tests/tools/*.c tests/fuzz/*.c)
 
-.PHONY: cppcheck valgrind-ci test-tools
+.PHONY: cppcheck valgrind-ci test-tools layers
+
+layers: $(LIB_OBJS) $(BINS)
+	bash scripts/layers.sh $(BUILD)
 
 cppcheck:
 	cppcheck $(CPPCHECK_FLAGS) $(CPPCHECK_SRCS)
