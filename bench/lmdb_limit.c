@@ -126,11 +126,11 @@ static int scan(const char *dir, uint64_t until)
         md_txn_scan(t, 1, until, nothing, &n, &err) != MD_OK) {
         fprintf(stderr, "bench-lmdb-limit: %s\n", err.msg);
         md_txn_end(t);
-        md_store_close(s);
+        md_store_free(s);
         return 1;
     }
     md_txn_end(t);
-    md_store_close(s);
+    md_store_free(s);
     double secs = md_mono_s() - t0;
     printf("events=%zu seconds=%.3f events_per_s=%.0f\n", n, secs, n / secs);
     return 0;
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
         goto fail;
     md_txn_end(t);
     t = NULL;
-    md_store_close(src);
+    md_store_free(src);
     src = NULL;
     if (md_store_open(argv[2], &wo, &dst, &err) != MD_OK)
         goto fail;
@@ -189,14 +189,14 @@ int main(int argc, char **argv)
     printf("events=%zu commands=%zu batches=%zu seconds=%.3f events_per_s=%.0f "
            "commands_per_s=%.0f wchar=%llu\n",
            l.n, l.commands, batches, secs, l.n / secs, l.commands / secs, wchar);
-    md_store_close(dst);
+    md_store_free(dst);
     free(l.r);
     md_buf_release(&l.text);
     return 0;
 fail:
     fprintf(stderr, "bench-lmdb-limit: %s\n", err.msg);
     md_txn_end(t);
-    md_store_close(src);
-    md_store_close(dst);
+    md_store_free(src);
+    md_store_free(dst);
     return 1;
 }

@@ -333,7 +333,7 @@ md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_er
     md_engine_set_batch_hook(d->engine, delete_delivered, d);
     md_err_t rc = start_consumer(d, err);
     if (rc != MD_OK) {
-        md_consumer_destroy(d);
+        md_consumer_free(d);
         return rc;
     }
     *out = d;
@@ -370,7 +370,7 @@ void md_consumer_finish_outbox(md_consumer_t *c, long timeout_ms)
                     (unsigned long long)left);
 }
 
-void md_consumer_destroy(md_consumer_t *c)
+void md_consumer_free(md_consumer_t *c)
 {
     if (c == NULL)
         return;

@@ -258,7 +258,7 @@ md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engin
     return MD_OK;
 }
 
-void md_engine_destroy(md_engine_t *e)
+void md_engine_free(md_engine_t *e)
 {
     if (e == NULL)
         return;

@@ -171,7 +171,7 @@ static void add_buyer_contact(req_t *r, json_t *order)
         json_t *v = json_object_get(acct, keys[i]);
         json_object_set(contact, keys[i], v ? v : json_null());
     }
-    json_object_set_new(order, "buyer_contact", contact);
+    md_json_set(order, "buyer_contact", contact);
     json_decref(acct);
 }
 
@@ -363,7 +363,7 @@ static md_err_t add_event(const md_event_t *ev, const void *b, size_t n, void *c
     json_t *j = md_event_to_json(ev, b, n);
     if (j == NULL)
         return md_error_set(err, MD_ECODEC, "event %llu", (unsigned long long)ev->seq);
-    json_array_append_new(e->items, j);
+    md_json_append(e->items, j);
     e->last = ev->seq;
     return MD_OK;
 }
@@ -442,10 +442,12 @@ static enum MHD_Result serve_metrics(md_http_t *h, struct MHD_Connection *c)
     md_buf_init(&out);
     if (md_store_read(h->store, &t, NULL) == MD_OK) {
         mdb_stat(md_txn_mdb(t), md_txn_dbi(t, MD_DB_OUTBOX), &st);
-        md_txn_head(t, &head, NULL, NULL);
+        if (md_txn_head(t, &head, NULL, NULL) != MD_OK)
+            head = 0; /* metrics are best effort: an unreadable head shows as 0 */
         md_txn_end(t);
     }
-    md_store_usage(h->store, &used, &map, NULL);
+    if (md_store_usage(h->store, &used, &map, NULL) != MD_OK)
+        used = map = 0;
     md_metrics_render(&out, st.ms_entries, used, map, head);
     enum MHD_Result rc = send_text(c, 200, "text/plain; version=0.0.4", out.p, out.len);
     md_buf_release(&out);
@@ -562,7 +564,7 @@ md_err_t md_http_start(const md_http_opts_t *o, md_store_t *store, md_proj_t *pr
     return MD_OK;
 }
 
-void md_http_stop(md_http_t *h)
+void md_http_free(md_http_t *h)
 {
     if (h == NULL)
         return;

@@ -135,7 +135,7 @@ md_err_t md_embedded_start(const md_config_t *cfg, md_embedded_t **out, char *bo
     }
     e->mc = rd_kafka_mock_cluster_new(e->rk, 1);
     if (e->mc == NULL) {
-        md_embedded_stop(e);
+        md_embedded_free(e);
         return md_error_set(err, MD_EKAFKA, "embedded kafka: mock cluster failed");
     }
     const char *names[] = {cfg->topic_commands, cfg->topic_results, cfg->topic_events,
@@ -147,7 +147,7 @@ md_err_t md_embedded_start(const md_config_t *cfg, md_embedded_t **out, char *bo
     return MD_OK;
 }
 
-void md_embedded_stop(md_embedded_t *e)
+void md_embedded_free(md_embedded_t *e)
 {
     if (e == NULL)
         return;

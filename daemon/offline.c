@@ -184,8 +184,8 @@ done:
         fclose(in);
     if (out && out != stdout && fclose(out) != 0 && rc == MD_OK)
         rc = md_error_set(err, MD_EIO, "close '%s': %s", res, strerror(errno));
-    md_engine_destroy(eng);
+    md_engine_free(eng);
     md_proj_free(proj);
-    md_store_close(store);
+    md_store_free(store);
     return rc;
 }

@@ -338,12 +338,12 @@ static void add_chain_fields(json_t *o, const md_event_t *ev, const void *body, 
     char hex[2 * MD_HASH_LEN + 1];
     char *b64 = md_malloc(4 * (len / 3 + 1) + 1);
     md_base64(body, len, b64);
-    json_object_set_new(o, "body", json_string(b64));
+    md_json_set(o, "body", json_string(b64));
     free(b64);
     md_hex(ev->prev_hash, MD_HASH_LEN, hex);
-    json_object_set_new(o, "prev_hash", json_string(hex));
+    md_json_set(o, "prev_hash", json_string(hex));
     md_hex(ev->hash, MD_HASH_LEN, hex);
-    json_object_set_new(o, "hash", json_string(hex));
+    md_json_set(o, "hash", json_string(hex));
 }
 
 json_t *md_event_to_json(const md_event_t *ev, const void *body, size_t body_len)
@@ -352,14 +352,14 @@ json_t *md_event_to_json(const md_event_t *ev, const void *body, size_t body_len
     if (data == NULL)
         return NULL;
     json_t *o = json_object();
-    json_object_set_new(o, "seq", json_integer((json_int_t)ev->seq));
-    json_object_set_new(o, "stream", json_string(ev->stream));
-    json_object_set_new(o, "version", json_integer((json_int_t)ev->version));
-    json_object_set_new(o, "type", json_string(ev->type));
-    json_object_set_new(o, "recorded_at", json_integer(ev->recorded_at));
-    json_object_set_new(o, "command_id", opt_string(ev->has_command_id, ev->command_id));
-    json_object_set_new(o, "actor", opt_string(ev->has_actor, ev->actor));
-    json_object_set_new(o, "data", data);
+    md_json_set(o, "seq", json_integer((json_int_t)ev->seq));
+    md_json_set(o, "stream", json_string(ev->stream));
+    md_json_set(o, "version", json_integer((json_int_t)ev->version));
+    md_json_set(o, "type", json_string(ev->type));
+    md_json_set(o, "recorded_at", json_integer(ev->recorded_at));
+    md_json_set(o, "command_id", opt_string(ev->has_command_id, ev->command_id));
+    md_json_set(o, "actor", opt_string(ev->has_actor, ev->actor));
+    md_json_set(o, "data", data);
     if (body)
         add_chain_fields(o, ev, body, body_len);
     return o;

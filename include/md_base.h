@@ -10,6 +10,7 @@
  *   md_mp_t, md__mp_*      the one msgpack reader              (mp.c)
  *   md__pack_*             msgpack-c packing into an md_buf_t  (pack.c)
  *   md_json_to_msgpack     the one JSON -> msgpack packer      (pack.c)
+ *   md_json_set/append     jansson setters with one failure policy (json.c)
  *
  * Allocation policy: out of memory aborts (md_malloc, md_error.h), and jansson
  * allocates through md_malloc too (set before main, alloc.c), so a failed
@@ -124,5 +125,22 @@ void md__pack_str(struct msgpack_packer *pk, const char *s, size_t n);
  * encoding. Never fails (out of memory aborts); @p j is borrowed.
  */
 void md_json_to_msgpack(const struct json_t *j, md_buf_t *out);
+
+/* ---- building JSON ------------------------------------------------------------------ */
+
+/*
+ * Sets @p o [@p key] = @p v, taking @p v's reference (json_object_set_new).
+ * A NULL @p v - a value jansson refused to build, such as json_string() of
+ * text that is not UTF-8 - leaves the key out, as json_object_set_new always
+ * did; the result says whether the key was set. Any other failure (@p o not
+ * an object, @p key not UTF-8) is a bug in the caller: it aborts. Out of
+ * memory aborts (md_malloc). Use these instead of ignoring what
+ * json_object_set_new / json_array_append_new return.
+ */
+bool md_json_set(struct json_t *o, const char *key, struct json_t *v);
+/* Appends @p v to array @p a, taking its reference; NULL is left out, as with
+ * md_json_set (the result says whether it was appended); @p a not an array
+ * aborts. */
+bool md_json_append(struct json_t *a, struct json_t *v);
 
 #endif

@@ -52,6 +52,7 @@ void md_config_release(md_config_t *c);
  * @returns MD_OK, or MD_ECONFIG naming the key and what is wrong (unknown
  *          key, bad number, out of range).
  */
+MD_MUST_CHECK
 md_err_t md_config_set(md_config_t *c, const char *key, const char *value, md_error_t *err);
 
 /**
@@ -59,6 +60,7 @@ md_err_t md_config_set(md_config_t *c, const char *key, const char *value, md_er
  * skipped, white space around keys and values is trimmed.
  * @returns MD_OK, MD_EIO (cannot read), MD_ECONFIG (file:line and reason).
  */
+MD_MUST_CHECK
 md_err_t md_config_load(md_config_t *c, const char *path, md_error_t *err);
 
 /** @brief The value of passthrough property @p key (no prefix), or NULL. */

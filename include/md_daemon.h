@@ -20,6 +20,7 @@
  * @returns MD_OK after a clean stop, or the error that stopped it (MD_ESTORE,
  *          MD_ECORRUPT, MD_ECONFIG, MD_EKAFKA, MD_EIO, ...).
  */
+MD_MUST_CHECK
 md_err_t md_daemon_run(const md_config_t *cfg, volatile sig_atomic_t *stop, md_error_t *err);
 
 #endif

@@ -73,12 +73,20 @@ typedef struct md_engine_stats {
  * @param opts copied; its strings are copied too.
  * @returns MD_OK or MD_EINVAL (bad operator id).
  */
+MD_MUST_CHECK
 md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engine_t **out,
                        md_error_t *err);
 /** @brief Frees the engine; NULL does nothing. */
-void md_engine_destroy(md_engine_t *e);
+void md_engine_free(md_engine_t *e);
+/* The old name of md_engine_free (one free verb: *_free), kept while branches written
+ * against it merge; remove once none is left. */
+static inline void md_engine_destroy(md_engine_t *e)
+{
+    md_engine_free(e);
+}
 
 /** @brief Adds a hook (at most 8); call before the first batch. */
+MD_MUST_CHECK
 md_err_t md_engine_add_hook(md_engine_t *e, md_event_hook_fn fn, void *ctx, md_error_t *err);
 
 /*
@@ -100,10 +108,12 @@ void md_engine_set_batch_hook(md_engine_t *e, md_batch_hook_fn fn, void *ctx);
  * @returns MD_OK, or a store error: then nothing of the batch is stored and
  *          the batch may be retried.
  */
+MD_MUST_CHECK
 md_err_t md_engine_process(md_engine_t *e, const md_input_t *in, size_t n, int64_t now_ms,
                            md_buf_t *results, md_error_t *err);
 
 /** @brief Bootstraps an empty store now (process does it before the first batch). */
+MD_MUST_CHECK
 md_err_t md_engine_bootstrap(md_engine_t *e, int64_t now_ms, md_error_t *err);
 
 /** @brief Counters (borrowed, valid while the engine lives). */

@@ -13,6 +13,18 @@
 
 #include <stddef.h>
 
+/*
+ * MD_MUST_CHECK: a result the caller must look at. Every public function that
+ * returns md_err_t carries it, so a dropped error is a compile error (with
+ * -Werror); a caller that really has nothing to do with a failure says so with
+ * an explicit test and a comment, never with a (void) cast alone.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define MD_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define MD_MUST_CHECK
+#endif
+
 typedef enum md_err {
     MD_OK = 0,
     MD_EINVAL = -1,     /* bad argument or malformed input */

@@ -96,6 +96,7 @@ typedef struct md_event {
  * @brief Encodes the canonical body of @p ev (seq .. data) and appends it to @p out.
  * @returns MD_OK, or MD_EINVAL when data is not a msgpack map.
  */
+MD_MUST_CHECK
 md_err_t md_event_body(const md_event_t *ev, md_buf_t *out, md_error_t *err);
 
 /** @brief hash = SHA-256(prev_hash || body). */
@@ -108,20 +109,25 @@ void md_chain_hash(const unsigned char prev[MD_HASH_LEN], const void *body, size
  * map is canonical (keys sorted, no duplicates).
  * @returns MD_OK or MD_ECODEC with the reason in @p err.
  */
+MD_MUST_CHECK
 md_err_t md_event_decode_body(const void *body, size_t len, md_event_t *ev, md_error_t *err);
 
 /* ---- reading event data ---------------------------------------------------- */
 
 /* Each returns MD_OK, MD_ENOTFOUND when the key is absent (or nil for str),
  * or MD_ECODEC when the value has another type. Strings are borrowed from data. */
+MD_MUST_CHECK
 md_err_t md_data_get_str(const void *data, size_t len, const char *key, const char **s, size_t *slen);
+MD_MUST_CHECK
 md_err_t md_data_get_int(const void *data, size_t len, const char *key, int64_t *v);
+MD_MUST_CHECK
 md_err_t md_data_get_bool(const void *data, size_t len, const char *key, bool *v);
 
 /**
  * @brief Copies a string field into @p out (NUL-terminated, at most cap-1 bytes).
  * @returns as md_data_get_str, and MD_EINVAL when it does not fit.
  */
+MD_MUST_CHECK
 md_err_t md_data_copy_str(const void *data, size_t len, const char *key, char *out, size_t cap);
 
 /* ---- JSON views (export and marketctl) ------------------------------------- */
@@ -146,6 +152,7 @@ struct json_t *md_event_to_json(const md_event_t *ev, const void *body, size_t b
  * without building a jansson tree (the outbox does this for every event).
  * @returns MD_OK, or MD_ECODEC when the data is not JSON-representable.
  */
+MD_MUST_CHECK
 md_err_t md_event_json_append(const md_event_t *ev, md_buf_t *out);
 
 /**

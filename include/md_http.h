@@ -27,14 +27,21 @@ typedef struct md_http_opts {
 
 /**
  * @brief Starts serving. @p store and @p proj are borrowed and must outlive
- * the server (md_http_stop first).
+ * the server (md_http_free first).
  * @returns MD_OK, MD_ECONFIG (listen address, tokens file), MD_EIO (bind).
  */
+MD_MUST_CHECK
 md_err_t md_http_start(const md_http_opts_t *o, md_store_t *store, md_proj_t *proj,
                        md_http_t **out, md_error_t *err);
 
 /** @brief Stops the server and frees it; NULL does nothing. */
-void md_http_stop(md_http_t *h);
+void md_http_free(md_http_t *h);
+/* The old name of md_http_free (one free verb: *_free), kept while branches written
+ * against it merge; remove once none is left. */
+static inline void md_http_stop(md_http_t *h)
+{
+    md_http_free(h);
+}
 
 /* ---- access control (exposed for tests) ---------------------------------------- */
 
@@ -48,6 +55,7 @@ typedef struct md_principal {
 typedef struct md_tokens md_tokens_t;
 
 /** @brief Loads a tokens file. @returns MD_OK, MD_EIO, MD_ECONFIG (file:line). */
+MD_MUST_CHECK
 md_err_t md_tokens_load(const char *path, md_tokens_t **out, md_error_t *err);
 void md_tokens_free(md_tokens_t *t);
 

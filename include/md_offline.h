@@ -29,6 +29,7 @@ typedef struct md_offline_opts {
  * Blank lines are skipped and get no result.
  * @returns MD_OK at the end of input; MD_EIO (files), or a store error.
  */
+MD_MUST_CHECK
 md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err);
 
 #endif

@@ -27,6 +27,7 @@ typedef struct md_publisher md_publisher_t;
  * sends outbox entries in id order. @p store is borrowed.
  * @returns MD_OK or MD_EKAFKA / MD_ECONFIG.
  */
+MD_MUST_CHECK
 md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publisher_t **out,
                             md_error_t *err);
 

@@ -135,6 +135,7 @@ typedef struct md_decision {
  * @returns MD_OK (see d->accepted), or the state's error (MD_ESTORE,
  *          MD_EMAPFULL, MD_ECORRUPT for a record of the wrong size/format).
  */
+MD_MUST_CHECK
 md_err_t md_rules_decide(const md_state_t *st, const md_command_t *cmd, int64_t now,
                          md_decision_t *d, md_error_t *err);
 
@@ -147,6 +148,7 @@ md_err_t md_rules_decide(const md_state_t *st, const md_command_t *cmd, int64_t 
  * @returns MD_OK, MD_ECORRUPT (data lacks a field the type requires, or a
  *          record it refers to is missing), or the state's error.
  */
+MD_MUST_CHECK
 md_err_t md_rules_evolve(const md_state_t *st, const md_event_t *ev, md_error_t *err);
 
 /**
@@ -158,6 +160,7 @@ md_err_t md_rules_evolve(const md_state_t *st, const md_event_t *ev, md_error_t 
  * @returns MD_OK, MD_EINVAL (operator_id is not a valid id), MD_EEXIST (the
  *          member exists), or the state's error.
  */
+MD_MUST_CHECK
 md_err_t md_rules_bootstrap(const md_state_t *st, const char *operator_id, int64_t now,
                             md_decision_t *d, md_error_t *err);
 

@@ -54,14 +54,21 @@ typedef enum md_db {
 /**
  * @brief Opens (creating when missing, unless read_only) the store in @p dir.
  * @param opts may be NULL for defaults.
- * @param out receives a new handle owned by the caller (md_store_close).
+ * @param out receives a new handle owned by the caller (md_store_free).
  * @returns MD_OK, MD_EIO (directory), MD_ESTORE (LMDB), MD_EVERSION (format).
  */
+MD_MUST_CHECK
 md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t **out,
                        md_error_t *err);
 
 /** @brief Closes the store; NULL does nothing. No transaction may be open. */
-void md_store_close(md_store_t *s);
+void md_store_free(md_store_t *s);
+/* The old name of md_store_free (one free verb: *_free), kept while branches written
+ * against it merge; remove once none is left. */
+static inline void md_store_close(md_store_t *s)
+{
+    md_store_free(s);
+}
 
 /** @brief The LMDB environment (borrowed), for modules that keep their own dbs. */
 MDB_env *md_store_env(md_store_t *s);
@@ -71,6 +78,7 @@ MDB_env *md_store_env(md_store_t *s);
  * Must be called before any transaction of another thread is running
  * (at start-up). @p flags are mdb_dbi_open flags (e.g. MDB_DUPSORT).
  */
+MD_MUST_CHECK
 md_err_t md_store_dbi(md_store_t *s, const char *name, unsigned flags, MDB_dbi *out,
                       md_error_t *err);
 
@@ -85,9 +93,11 @@ md_err_t md_store_dbi(md_store_t *s, const char *name, unsigned flags, MDB_dbi *
  */
 typedef md_err_t (*md_write_fn)(md_txn_t *txn, void *ctx, md_error_t *err);
 
+MD_MUST_CHECK
 md_err_t md_store_write(md_store_t *s, md_write_fn fn, void *ctx, md_error_t *err);
 
 /** @brief Begins a read-only snapshot; end it with md_txn_end(). */
+MD_MUST_CHECK
 md_err_t md_store_read(md_store_t *s, md_txn_t **out, md_error_t *err);
 /** @brief Ends a read transaction; NULL does nothing. */
 void md_txn_end(md_txn_t *t);
@@ -98,6 +108,7 @@ MDB_dbi md_txn_dbi(md_txn_t *t, md_db_t db);
 md_store_t *md_txn_store(md_txn_t *t);
 
 /** @brief Maps an LMDB return code to md_err_t (MDB_MAP_FULL -> MD_EMAPFULL). */
+MD_MUST_CHECK
 md_err_t md_store_err(int rc, md_error_t *err, const char *what);
 
 /* ---- events ---------------------------------------------------------------- */
@@ -108,13 +119,16 @@ md_err_t md_store_err(int rc, md_error_t *err, const char *what);
  * Out: seq, version, prev_hash and hash are filled in.
  * @returns MD_OK, MD_EINVAL (bad stream/type/data), MD_EMAPFULL, MD_ESTORE.
  */
+MD_MUST_CHECK
 md_err_t md_txn_append(md_txn_t *t, md_event_t *ev, md_error_t *err);
 
 /** @brief The chain head: last seq (0 when empty) and its hash. */
+MD_MUST_CHECK
 md_err_t md_txn_head(md_txn_t *t, uint64_t *seq, unsigned char hash[MD_HASH_LEN],
                      md_error_t *err);
 
 /** @brief Current version of @p stream (0 when it has no events). */
+MD_MUST_CHECK
 md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version,
                                md_error_t *err);
 
@@ -123,6 +137,7 @@ md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *versio
  * @param body, body_len may be NULL.
  * @returns MD_OK, MD_ENOTFOUND, MD_ECORRUPT (undecodable record).
  */
+MD_MUST_CHECK
 md_err_t md_txn_event(md_txn_t *t, uint64_t seq, md_event_t *ev, const void **body,
                       size_t *body_len, md_error_t *err);
 
@@ -135,10 +150,12 @@ typedef md_err_t (*md_event_fn)(const md_event_t *ev, const void *body, size_t b
                                 void *ctx, md_error_t *err);
 
 /** @brief Events with seq >= from, at most @p limit (0 = no limit), in order. */
+MD_MUST_CHECK
 md_err_t md_txn_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_event_fn fn, void *ctx,
                      md_error_t *err);
 
 /** @brief Events of @p stream with version >= from_version, in order. */
+MD_MUST_CHECK
 md_err_t md_txn_scan_stream(md_txn_t *t, const char *stream, uint64_t from_version,
                             uint64_t limit, md_event_fn fn, void *ctx, md_error_t *err);
 
@@ -146,16 +163,20 @@ md_err_t md_txn_scan_stream(md_txn_t *t, const char *stream, uint64_t from_versi
 
 /** @brief Looks up the recorded outcome of @p command_id (borrowed bytes).
  *  @returns MD_OK or MD_ENOTFOUND. */
+MD_MUST_CHECK
 md_err_t md_txn_outcome_get(md_txn_t *t, const char *command_id, const void **val,
                             size_t *len, md_error_t *err);
+MD_MUST_CHECK
 md_err_t md_txn_outcome_put(md_txn_t *t, const char *command_id, const void *val, size_t len,
                             md_error_t *err);
 
 /* ---- consumed offsets ------------------------------------------------------ */
 
 /** @brief Next offset to consume for topic/partition; MD_ENOTFOUND when none stored. */
+MD_MUST_CHECK
 md_err_t md_txn_offset_get(md_txn_t *t, const char *topic, int32_t partition, int64_t *next,
                            md_error_t *err);
+MD_MUST_CHECK
 md_err_t md_txn_offset_put(md_txn_t *t, const char *topic, int32_t partition, int64_t next,
                            md_error_t *err);
 
@@ -179,24 +200,30 @@ typedef struct md_outbox_msg {
 
 /** @brief Queues @p m (its id is ignored) for publication after commit;
  *  the assigned id goes to *id (may be NULL). Everything is copied. */
+MD_MUST_CHECK
 md_err_t md_txn_outbox_put(md_txn_t *t, const md_outbox_msg_t *m, uint64_t *id, md_error_t *err);
 
 typedef md_err_t (*md_outbox_fn)(const md_outbox_msg_t *m, void *ctx, md_error_t *err);
 
 /** @brief Visits queued messages with id >= from in order, at most limit (0 = all). */
+MD_MUST_CHECK
 md_err_t md_txn_outbox_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_outbox_fn fn,
                             void *ctx, md_error_t *err);
 /** @brief Removes a delivered message; a missing id is not an error. */
+MD_MUST_CHECK
 md_err_t md_txn_outbox_del(md_txn_t *t, uint64_t id, md_error_t *err);
 
 /* ---- metadata -------------------------------------------------------------- */
 
+MD_MUST_CHECK
 md_err_t md_txn_meta_get(md_txn_t *t, const char *name, const void **val, size_t *len,
                          md_error_t *err);
+MD_MUST_CHECK
 md_err_t md_txn_meta_put(md_txn_t *t, const char *name, const void *val, size_t len,
                          md_error_t *err);
 
 /** @brief Bytes used by the map (pages in use * page size) and the map size. */
+MD_MUST_CHECK
 md_err_t md_store_usage(md_store_t *s, size_t *used, size_t *map_size, md_error_t *err);
 
 
@@ -217,6 +244,7 @@ typedef void (*md_progress_fn)(uint64_t done, uint64_t total, void *ctx);
  * @param progress called every 65536 events (may be NULL).
  * @returns MD_OK, MD_ECORRUPT (message names the seq and what differs), MD_ESTORE.
  */
+MD_MUST_CHECK
 md_err_t md_txn_verify_chain(md_txn_t *t, uint64_t *count, uint64_t *bad_seq,
                              md_progress_fn progress, void *pctx, md_error_t *err);
 #endif

@@ -662,7 +662,7 @@ static md_err_t verify_in(md_proj_t *p, md_txn_t *t, const char *dir, walk_t *w,
     rep->events = w->n;
     md_txn_end(rt);
     md_proj_free(tp);
-    md_store_close(tmp);
+    md_store_free(tmp);
     return rc;
 }
 
@@ -737,6 +737,6 @@ md_err_t md_proj_replay(md_txn_t *src, uint64_t until, const char *out_dir,
     if (rc == MD_OK && events)
         *events = w.n;
     md_proj_free(p);
-    md_store_close(out);
+    md_store_free(out);
     return rc;
 }

@@ -152,7 +152,6 @@ int md__find_term(md__ctx_t *c);         /* AllowTerm: term prohibited */
 int md__dup_term(md__ctx_t *c);          /* ProhibitTerm: not yet prohibited */
 int md__find_window(md__ctx_t *c);       /* CancelMaintenance: not cancelled */
 int md__find_sanction_target(md__ctx_t *c);  /* ApplySanction: target exists */
-int md__find_appeal_target(md__ctx_t *c);    /* AppealSanction: parties known */
 
 /* ---- evolve (one function per event type) ------------------------------- */
 

@@ -117,6 +117,21 @@ static void test_base_mp_reader_refuses_truncation(void **state)
     assert_int_equal(md__mp_skip(&m), -1);
 }
 
+static void test_base_json_set_leaves_refused_values_out(void **state)
+{
+    (void)state;
+    json_t *o = json_object(), *a = json_array();
+    assert_true(md_json_set(o, "ok", json_string("x")));
+    assert_false(md_json_set(o, "bad", json_string("\xff")));  /* not UTF-8: NULL */
+    assert_int_equal(json_object_size(o), 1);
+    assert_null(json_object_get(o, "bad"));
+    assert_true(md_json_append(a, json_integer(1)));
+    assert_false(md_json_append(a, json_stringn("a\xc0", 2)));
+    assert_int_equal(json_array_size(a), 1);
+    json_decref(o);
+    json_decref(a);
+}
+
 static void test_base_clocks_move_forward(void **state)
 {
     (void)state;
@@ -135,6 +150,7 @@ int main(void)
         cmocka_unit_test(test_base_utf8_accepts_valid_rejects_invalid),
         cmocka_unit_test(test_base_json_to_msgpack_reads_back),
         cmocka_unit_test(test_base_mp_reader_refuses_truncation),
+        cmocka_unit_test(test_base_json_set_leaves_refused_values_out),
         cmocka_unit_test(test_base_clocks_move_forward),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);

@@ -146,9 +146,9 @@ static json_t *digest_json(const md_proj_digest_t *d)
     char hex[2 * MD_HASH_LEN + 1];
     for (int i = 0; i < MD_PROJ_COUNT_; i++) {
         md_hex(d->sha[i], MD_HASH_LEN, hex);
-        json_object_set_new(j, md_proj_name((md_proj_id_t)i),
-                            json_pack("{s:s, s:I}", "sha256", hex, "entries",
-                                      (json_int_t)d->entries[i]));
+        md_json_set(j, md_proj_name((md_proj_id_t)i),
+                    json_pack("{s:s, s:I}", "sha256", hex, "entries",
+                              (json_int_t)d->entries[i]));
     }
     return j;
 }
@@ -232,9 +232,9 @@ static json_t *offsets_json(md_txn_t *t)
         int64_t next = 0;
         for (int i = 0; i < 8; i++)
             next = (int64_t)((uint64_t)next << 8 | ((const unsigned char *)v.mv_data)[i]);
-        json_array_append_new(arr, json_pack("{s:s%, s:i, s:I}", "topic", (const char *)p,
-                                             (size_t)(nul - p), "partition", (int)part,
-                                             "next", (json_int_t)next));
+        md_json_append(arr, json_pack("{s:s%, s:i, s:I}", "topic", (const char *)p,
+                                      (size_t)(nul - p), "partition", (int)part,
+                                      "next", (json_int_t)next));
     }
     mdb_cursor_close(cur);
     return arr;
@@ -268,7 +268,7 @@ static int cmd_stats(ctl_t *c)
         json_decref(j);
         return 1;
     }
-    json_object_set_new(j, "projections", pj ? pj : json_null());
+    md_json_set(j, "projections", pj ? pj : json_null());
     return print_json(j, &c->err) == MD_OK ? 0 : 1;
 }
 
@@ -332,8 +332,9 @@ static int cmd_rebuild(ctl_t *c)
     md_txn_end(c->txn); /* the writer must hold no read transaction */
     c->txn = NULL;
     md_txn_t *t = NULL;
-    if (md_store_read(c->store, &t, &c->err) == MD_OK)
-        md_txn_head(t, &head, NULL, &c->err);
+    if (md_store_read(c->store, &t, &c->err) == MD_OK &&
+        md_txn_head(t, &head, NULL, &c->err) != MD_OK)
+        head = 0; /* the progress total only: the rebuild below reports the store's error */
     md_txn_end(t);
     progress_phase(c, head);
     md_err_t rc = md_proj_rebuild(c->proj, progress, c, &n, &c->err);
@@ -555,6 +556,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "marketctl: %s: %s\n", sub->name, c.err.msg);
     md_txn_end(c.txn);
     md_proj_free(c.proj);
-    md_store_close(c.store);
+    md_store_free(c.store);
     return status;
 }

@@ -167,10 +167,16 @@ int md_fuzz_event(const uint8_t *data, size_t size)
         int64_t v;
         bool bo;
         char out[16];
-        md_data_get_str(ev.data, ev.data_len, keys[i], &s, &sl);
-        md_data_get_int(ev.data, ev.data_len, keys[i], &v);
-        md_data_get_bool(ev.data, ev.data_len, keys[i], &bo);
-        md_data_copy_str(ev.data, ev.data_len, keys[i], out, sizeof out);
+        /* any result will do: the readers must only never crash or overrun */
+        if (md_data_get_str(ev.data, ev.data_len, keys[i], &s, &sl) == MD_OK && sl > 0 && s == NULL)
+            fuzz_fail("a found string without bytes", keys[i]);
+        if (md_data_get_int(ev.data, ev.data_len, keys[i], &v) != MD_OK)
+            v = 0;
+        if (md_data_get_bool(ev.data, ev.data_len, keys[i], &bo) != MD_OK)
+            bo = false;
+        if (md_data_copy_str(ev.data, ev.data_len, keys[i], out, sizeof out) == MD_OK &&
+            memchr(out, 0, sizeof out) == NULL)
+            fuzz_fail("a copied string without its NUL", keys[i]);
     }
     j = md_event_to_json(&ev, data, size);
     json_decref(j);
@@ -285,8 +291,8 @@ static void fuzz_setup(void)
         at += chunk + 1;
     }
     free(text);
-    md_engine_destroy(e);
-    md_store_close(s);
+    md_engine_free(e);
+    md_store_free(s);
     read_file(fz.file, &fz.snap, &fz.snap_len);
     fz.ready = true;
 }
@@ -349,8 +355,8 @@ int md_fuzz_engine(const uint8_t *data, size_t size)
     check_results(&results, n);
     check_chain(s);
     md_buf_release(&results);
-    md_engine_destroy(e);
-    md_store_close(s);
+    md_engine_free(e);
+    md_store_free(s);
     return 0;
 }
 
