@@ -441,7 +441,8 @@ static enum MHD_Result serve_metrics(md_http_t *h, struct MHD_Connection *c)
     MDB_stat st = {0};
     md_buf_init(&out);
     if (md_store_read(h->store, &t, NULL) == MD_OK) {
-        mdb_stat(md_txn_mdb(t), md_txn_dbi(t, MD_DB_OUTBOX), &st);
+        if (mdb_stat(md_txn_mdb(t), md_txn_dbi(t, MD_DB_OUTBOX), &st) != MDB_SUCCESS)
+            st.ms_entries = 0; /* best effort, as below */
         if (md_txn_head(t, &head, NULL, NULL) != MD_OK)
             head = 0; /* metrics are best effort: an unreadable head shows as 0 */
         md_txn_end(t);

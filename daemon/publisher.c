@@ -309,7 +309,11 @@ uint64_t md_publisher_stop(md_publisher_t *p, long timeout_ms)
     md_publisher_wake(p);
     pthread_join(p->thread, NULL);
     p->started = false;
-    rd_kafka_flush(p->rk, 0);
+    /* serves the last delivery reports; what is still queued after that stays
+     * in the outbox (inflight, counted as undelivered below) */
+    rd_kafka_resp_err_t fe = rd_kafka_flush(p->rk, 0);
+    if (fe != RD_KAFKA_RESP_ERR_NO_ERROR)
+        md_log_info("outbox producer not empty at stop", "error=\"%s\"", rd_kafka_err2str(fe));
     pthread_mutex_lock(&p->lock);
     uint64_t left = p->inflight;
     md_log_info("outbox publisher stopped", "sent=%llu failed=%llu undelivered=%llu",
