@@ -5,6 +5,10 @@
  * Keys starting with "kafka." are passed to librdkafka without the prefix
  * (for the consumer, the producer and the admin client alike), so TLS and
  * SASL settings work as in any librdkafka client.
+ *
+ * Ownership: an md_config_t is the caller's (usually on the stack); the
+ * strings it holds are its own, freed by md_config_release.
+ * Threads: filled on the main thread before any other starts, then read-only.
  */
 #ifndef MD_CONFIG_H
 #define MD_CONFIG_H

@@ -2,6 +2,9 @@
  * md_daemon.h - `marketd` on Kafka: the process wired in one place
  * (daemon/daemon.c): store, engine, projections, HTTP read API, topics,
  * outbox publisher and consumer.
+ *
+ * Threads: md_daemon_run is called once, from the main thread; it starts and
+ * joins every other thread (publisher, HTTP pool) before it returns.
  */
 #ifndef MD_DAEMON_H
 #define MD_DAEMON_H

@@ -85,7 +85,9 @@ static inline void md_engine_destroy(md_engine_t *e)
     md_engine_free(e);
 }
 
-/** @brief Adds a hook (at most 8); call before the first batch. */
+/** @brief Adds a hook (at most 8); call before the first batch. @p ctx is
+ * borrowed and must outlive the engine. @returns MD_OK or MD_EINVAL (a
+ * ninth hook). */
 MD_MUST_CHECK
 md_err_t md_engine_add_hook(md_engine_t *e, md_event_hook_fn fn, void *ctx, md_error_t *err);
 
@@ -112,7 +114,9 @@ MD_MUST_CHECK
 md_err_t md_engine_process(md_engine_t *e, const md_input_t *in, size_t n, int64_t now_ms,
                            md_buf_t *results, md_error_t *err);
 
-/** @brief Bootstraps an empty store now (process does it before the first batch). */
+/** @brief Bootstraps an empty store now (process does it before the first
+ * batch); a store bootstrapped already is left as it is.
+ * @returns MD_OK, or the store's or a hook's error (nothing written). */
 MD_MUST_CHECK
 md_err_t md_engine_bootstrap(md_engine_t *e, int64_t now_ms, md_error_t *err);
 

@@ -7,6 +7,10 @@
  * names what failed. The first error set wins: later calls to md_error_set()
  * on an already-set error keep the original message, so the root cause is
  * what a caller finally reports.
+ *
+ * Threads: an md_error_t belongs to the caller (one per thread of work);
+ * md_strerror's texts are static. The allocators are thread-safe (malloc's).
+ * The rest of the base layer is in md_base.h.
  */
 #ifndef MD_ERROR_H
 #define MD_ERROR_H

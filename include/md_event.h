@@ -9,6 +9,11 @@
  *
  * Event data is built with md_data_t, a small builder for flat maps that
  * sorts its keys when packed, and read back with md_data_get_*().
+ *
+ * Ownership: builders borrow what they are given until packed; readers
+ * return pointers into the bytes they read (valid as long as those bytes);
+ * md_msgpack_to_json and md_event_to_json return new jansson references.
+ * Threads: no shared state; any thread, on distinct objects.
  */
 #ifndef MD_EVENT_H
 #define MD_EVENT_H
@@ -51,6 +56,7 @@ typedef struct md_data {
     size_t n;
 } md_data_t;
 
+/* Empties @p d (no allocation: the fields live in the struct). */
 void md_data_init(md_data_t *d);
 /* Each adder borrows key and value; adding the same key twice or more than
  * MD_DATA_FIELDS_MAX fields is a programming error and aborts. */

@@ -9,6 +9,10 @@
  * personal data redacted) or member:ID (that member's own account, orders and
  * audit trail). Tokens are kept as SHA-256 digests, compared in constant time
  * and never logged. /healthz, /readyz and /metrics need no token.
+ *
+ * Threads: md_http_start/md_http_free on the main thread; requests run on
+ * libmicrohttpd's pool, each with its own read transaction. md_tokens_* are
+ * read-only after md_tokens_load: any thread.
  */
 #ifndef MD_HTTP_H
 #define MD_HTTP_H
@@ -57,6 +61,7 @@ typedef struct md_tokens md_tokens_t;
 /** @brief Loads a tokens file. @returns MD_OK, MD_EIO, MD_ECONFIG (file:line). */
 MD_MUST_CHECK
 md_err_t md_tokens_load(const char *path, md_tokens_t **out, md_error_t *err);
+/** @brief Frees what md_tokens_load made; NULL does nothing. */
 void md_tokens_free(md_tokens_t *t);
 
 /**

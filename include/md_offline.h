@@ -1,6 +1,8 @@
 /*
  * md_offline.h - offline mode: JSON-lines commands from a file or stdin,
  * one result line per command (architecture.md, `marketd --input`).
+ *
+ * Threads: md_offline_run runs on the calling thread and starts none.
  */
 #ifndef MD_OFFLINE_H
 #define MD_OFFLINE_H

@@ -95,7 +95,8 @@ md_err_t md_proj_event_hook(md_txn_t *txn, const md_event_t *ev, void *proj, md_
 MD_MUST_CHECK
 md_err_t md_proj_apply(md_proj_t *p, md_txn_t *t, const md_event_t *ev, md_error_t *err);
 
-/** @brief The last seq applied to the projections read in @p t (0: none). */
+/** @brief The last seq applied to the projections read in @p t (0: none).
+ * @returns MD_OK, MD_ECORRUPT (a meta value of another size), MD_ESTORE. */
 MD_MUST_CHECK
 md_err_t md_proj_seq(md_proj_t *p, md_txn_t *t, uint64_t *seq, md_error_t *err);
 
@@ -165,12 +166,16 @@ typedef struct md_proj_sales_filter {
 } md_proj_sales_filter_t;
 
 /** @brief Sales rows {provider, day, orders, completed, cancelled, refunded,
- *  closed, gross, net, refunded_amount}, by provider then day. */
+ *  closed, gross, net, refunded_amount}, by provider then day.
+ *  @returns MD_OK, MD_EINVAL (bad cursor), MD_ECORRUPT,
+ *           MD_ESTORE, the callback's error. */
 MD_MUST_CHECK
 md_err_t md_proj_sales(md_proj_t *p, md_txn_t *t, const md_proj_sales_filter_t *f,
                        md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err);
 
-/** @brief {seq, format, projections: {name: {entries, bytes}}} as a new object. */
+/** @brief {seq, format, projections: {name: {entries, bytes}}} as a new
+ * object, owned by the caller (json_decref). @returns MD_OK, MD_ECORRUPT,
+ * MD_ESTORE (then *out is not set). */
 MD_MUST_CHECK
 md_err_t md_proj_stats(md_proj_t *p, md_txn_t *t, json_t **out, md_error_t *err);
 
@@ -197,7 +202,8 @@ typedef struct md_proj_digest {
     uint64_t entries[MD_PROJ_COUNT_];
 } md_proj_digest_t;
 
-/** @brief Digests of the projections read in @p t. */
+/** @brief Digests of the projections read in @p t (any thread with its own
+ * transaction). @returns MD_OK or MD_ESTORE. */
 MD_MUST_CHECK
 md_err_t md_proj_digest(md_proj_t *p, md_txn_t *t, md_proj_digest_t *out, md_error_t *err);
 

@@ -47,6 +47,8 @@ void md_publisher_take_delivered(md_publisher_t *p, uint64_t **ids, size_t *n, s
  * @returns the number of entries still undelivered.
  */
 uint64_t md_publisher_stop(md_publisher_t *p, long timeout_ms);
+/** @brief Stops (if still running: md_publisher_stop with no time to drain)
+ * and frees the publisher; NULL does nothing. Main thread. */
 void md_publisher_free(md_publisher_t *p);
 
 #endif
