@@ -45,7 +45,7 @@ valgrind-ci: $(TEST_BINS)
 	  tail -1 $(BUILD)/valgrind.log; done; echo "valgrind: $(words $(TEST_BINS)) suites, 0 errors, 0 leaks"
 
 $(BUILD)/tests/tools/topic_dump: $(BUILD)/tests/tools/topic_dump.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 test-tools: $(BUILD)/tests/tools/topic_dump
 
@@ -53,6 +53,6 @@ test-tools: $(BUILD)/tests/tools/topic_dump
 integration: test-tools
 
 $(BUILD)/tests/tools/hold_readers: $(BUILD)/tests/tools/hold_readers.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 test-tools: $(BUILD)/tests/tools/hold_readers
