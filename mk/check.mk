@@ -6,6 +6,8 @@
 #                        and zero definite/indirect/possible leaks
 #   make test-tools      tools the integration tests need (topic_dump,
 #                        hold_readers); `make integration` builds them first
+#   make format-check    every C file follows .clang-format (scripts/format.sh
+#                        --check); `make format` reformats in place
 #   make layers          no folder uses a higher layer's symbols (base <- events
 #                        <- rules, projections <- daemon, tools), no cycle in
 #                        daemon/ (scripts/layers.sh; tests/unit/layers.sh runs
@@ -28,7 +30,13 @@ CPPCHECK_FLAGS := --enable=warning,performance,portability --error-exitcode=1 --
 CPPCHECK_SRCS  := $(wildcard include/*.h base/*.c events/*.c rules/*.c projections/*.c daemon/*.c \
                   tools/*.c tests/tools/*.c tests/fuzz/*.c)
 
-.PHONY: cppcheck valgrind-ci test-tools layers
+.PHONY: cppcheck valgrind-ci test-tools layers format format-check
+
+format:
+	bash scripts/format.sh
+
+format-check:
+	bash scripts/format.sh --check
 
 layers: $(LIB_OBJS) $(BINS)
 	bash scripts/layers.sh $(BUILD)
