@@ -1,6 +1,6 @@
 /*
  * md_command.h - the command schema table and the command decoder
- * (rules.md, "Command envelope", "Order of checks" step 1 and "Fine points").
+ * (docs/rules-reference.md, "Command envelope", "Order of checks" step 1 and "Fine points").
  *
  * Every command type is described by a static const row (md_cmd_spec_t):
  * its name, its target stream, the field that names the target id, and its
@@ -62,7 +62,7 @@ typedef struct md_fspec {
     bool (*pattern)(const char *s, size_t len);
 } md_fspec_t;
 
-/* Command types, in the order of rules.md. */
+/* Command types, in the order of docs/rules-reference.md. */
 typedef enum md_cmd_type {
     MD_CMD_REGISTER_MEMBER, MD_CMD_PUBLISH_AGREEMENT, MD_CMD_ACCEPT_AGREEMENT,
     MD_CMD_DECLINE_AGREEMENT, MD_CMD_TRANSFER_ACCOUNT, MD_CMD_GRANT_OPERATOR,

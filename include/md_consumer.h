@@ -1,7 +1,7 @@
 /*
  * md_consumer.h - the daemon's intake on Kafka: a consumer group on the
  * commands topic, batches by count and time, each decided durably through the
- * engine (architecture.md, "Exactly-once from Kafka to LMDB").
+ * engine (docs/architecture.md, "Exactly-once from Kafka to LMDB").
  *
  * Exactly-once effects: the consumed offsets are written in the batch's LMDB
  * transaction and, on every partition assignment, the consumer starts from

@@ -1,6 +1,6 @@
 /*
  * md_engine.h - joins decoding, the rules and the store: one write
- * transaction per batch of commands (architecture.md, "Store" and
+ * transaction per batch of commands (docs/architecture.md, "Store" and
  * "Exactly-once from Kafka to LMDB").
  *
  * For each input message, in order: decode; MALFORMED is rejected with a

@@ -1,6 +1,6 @@
 /*
  * md_event.h - the event record, its canonical msgpack body and the SHA-256
- * hash chain (architecture.md, "Event record and hash chain").
+ * hash chain (docs/architecture.md, "Event record and hash chain").
  *
  * body = msgpack map with exactly eight keys in this order:
  *   seq, stream, version, type, recorded_at, command_id, actor, data

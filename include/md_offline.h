@@ -1,6 +1,6 @@
 /*
  * md_offline.h - offline mode: JSON-lines commands from a file or stdin,
- * one result line per command (architecture.md, `marketd --input`).
+ * one result line per command (docs/architecture.md, `marketd --input`).
  *
  * Threads: md_offline_run runs on the calling thread and starts none.
  */

@@ -1,5 +1,5 @@
 /*
- * md_proj.h - read projections built from the events (architecture.md,
+ * md_proj.h - read projections built from the events (docs/architecture.md,
  * "projections/"; docs/projections.md describes every record, key and field).
  *
  * Projections and their LMDB databases (opened with md_store_dbi):

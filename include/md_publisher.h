@@ -1,5 +1,5 @@
 /*
- * md_publisher.h - the outbox publisher (architecture.md, "Exactly-once from
+ * md_publisher.h - the outbox publisher (docs/architecture.md, "Exactly-once from
  * Kafka to LMDB"): results, events and dead letters are queued in the outbox
  * inside each batch's transaction and sent after the commit by an idempotent
  * producer on a thread of its own; an entry is deleted once delivered (in the

@@ -1,6 +1,6 @@
 /*
  * md_rules.h - the decider: decide(state, command) -> events | rejection and
- * evolve(state, event) (rules.md; architecture.md "rules/").
+ * evolve(state, event) (docs/rules-reference.md; docs/architecture.md "rules/").
  *
  * Pure: no I/O, no clock reads, no mutable globals. Time comes in as `now`
  * (ms since epoch). All state that decide needs is reached through md_state_t,
@@ -37,7 +37,7 @@
 #include "md_error.h"
 #include "md_event.h"
 
-/* ---- rejection codes (rules.md "Codes and clauses") ----------------------- */
+/* ---- rejection codes (docs/rules-reference.md "Codes and clauses") ----------------------- */
 
 #define MD_CODES(X)                                                            \
     X(MALFORMED) X(UNKNOWN_COMMAND) X(INVALID_FIELD) X(VERSION_CONFLICT)       \
@@ -127,7 +127,7 @@ typedef struct md_decision {
  *
  * Handles every decode status: MALFORMED yields the MALFORMED rejection with
  * {code, sha256}; REJECTED yields the deferred UNKNOWN_COMMAND/INVALID_FIELD;
- * OK runs rules.md "Order of checks" steps 2-7, then prepends the implicit
+ * OK runs docs/rules-reference.md "Order of checks" steps 2-7, then prepends the implicit
  * AgreementAccepted when it applies. The caller must have answered duplicates
  * (including command_id "bootstrap") before calling.
  *

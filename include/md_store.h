@@ -1,7 +1,7 @@
 /*
  * md_store.h - the LMDB event store: one environment per data directory.
  *
- * Named databases (architecture.md, "Store"):
+ * Named databases (docs/architecture.md, "Store"):
  *   events    seq (8 bytes big-endian) -> prev_hash(32) | hash(32) | body
  *             appended with MDB_APPEND, never updated or deleted
  *   streams   stream '\0' version (8 bytes BE) -> seq (8 bytes BE)

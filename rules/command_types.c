@@ -1,6 +1,6 @@
 /*
  * command_types.c - validators of field syntax: ids, UTF-8, and the RFC 3339
- * subset of rules.md "Fine points" (times kept as ms since the epoch).
+ * subset of docs/rules-reference.md "Fine points" (times kept as ms since the epoch).
  */
 #include <stdio.h>
 #include <string.h>
