@@ -463,7 +463,7 @@ static void test_store_read_only_open(void **state)
 static void reopen_small(fx_t *f, size_t map_size)
 {
     md_store_opts_t o = {.map_size = map_size, .nosync = true};
-    md_store_close(f->s);
+    md_store_free(f->s);
     assert_int_equal(md_store_open(f->dir, &o, &f->s, NULL), MD_OK);
 }
 
@@ -497,7 +497,7 @@ static int grow_child(const char *dir)
                      md_store_write(s, append_batch, &b, NULL) == MD_OK
                  ? 0
                  : 3;
-    md_store_close(s);
+    md_store_free(s);
     return rc;
 }
 
@@ -625,7 +625,7 @@ static int failed_growth_child(const char *dir)
     b.first = 5;
     if (md_store_write(s, append_batch, &b, NULL) != MD_OK)
         return 16;
-    md_store_close(s);
+    md_store_free(s);
     md_buf_release(&blob);
     OPENSSL_cleanup();
     return 0;
@@ -639,7 +639,7 @@ static int failed_growth_child(const char *dir)
 static void test_store_failed_growth_keeps_a_valid_map(void **state)
 {
     fx_t *f = *state;
-    md_store_close(f->s);
+    md_store_free(f->s);
     f->s = NULL;
     assert_int_equal(run_child("--failed-growth-child", f->dir), 0);
 }
@@ -654,7 +654,7 @@ static void test_store_truncated_file_is_refused(void **state)
     static const char *const many[] = {"order:o-1", "order:o-2", "member:m-1", "store:s-9"};
     for (int64_t i = 0; i < 2000; i += 500)
         append_n(f->s, many, 4, i, 500);
-    md_store_close(f->s);
+    md_store_free(f->s);
     f->s = NULL;
     snprintf(path, sizeof path, "%s/data.mdb", f->dir);
     assert_int_equal(truncate(path, 32768), 0);
@@ -675,15 +675,15 @@ static void test_store_lock_refuses_a_second_daemon(void **state)
     md_store_t *second = NULL, *reader = NULL;
     md_error_t err = {0};
     char pid[32];
-    md_store_close(f->s);
+    md_store_free(f->s);
     assert_int_equal(md_store_open(f->dir, &lk, &f->s, NULL), MD_OK);
     assert_int_equal(md_store_open(f->dir, &lk, &second, &err), MD_EEXIST);
     snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
     assert_non_null(strstr(err.msg, pid));
     assert_non_null(strstr(err.msg, "marketd.lock"));
     assert_int_equal(md_store_open(f->dir, &ro, &reader, NULL), MD_OK);
-    md_store_close(reader);
-    md_store_close(f->s);
+    md_store_free(reader);
+    md_store_free(f->s);
     assert_int_equal(md_store_open(f->dir, &lk, &f->s, NULL), MD_OK); /* released */
 }
 
@@ -698,7 +698,7 @@ static int lock_child(const char *dir)
         return 1;
     while (read(0, &c, 1) > 0)
         ;
-    md_store_close(s);
+    md_store_free(s);
     return 0;
 }
 
@@ -710,7 +710,7 @@ static void test_store_lock_released_when_holder_is_killed(void **state)
     md_error_t err = {0};
     int out[2], in[2];
     char c = 0, pid[32];
-    md_store_close(f->s);
+    md_store_free(f->s);
     f->s = NULL;
     assert_int_equal(pipe(out), 0);
     assert_int_equal(pipe(in), 0);
@@ -751,7 +751,7 @@ static void test_store_without_format_is_refused(void **state)
     md_error_t err = {0};
     append_n(f->s, two_streams, 2, 0, 3);
     assert_int_equal(md_store_write(f->s, drop_format, NULL, NULL), MD_OK);
-    md_store_close(f->s);
+    md_store_free(f->s);
     f->s = NULL;
     assert_int_equal(md_store_open(f->dir, NULL, &f->s, &err), MD_EVERSION);
     assert_non_null(strstr(err.msg, "no 'format' key"));
@@ -767,12 +767,12 @@ static void test_store_identity_is_random_and_kept(void **state)
     snprintf(id, sizeof id, "%s", md_store_id(f->s));
     assert_int_equal(strlen(id), MD_STORE_ID_LEN);
     assert_int_equal(strspn(id, "0123456789abcdef"), MD_STORE_ID_LEN);
-    md_store_close(f->s);
+    md_store_free(f->s);
     assert_int_equal(md_store_open(f->dir, NULL, &f->s, NULL), MD_OK);
     assert_string_equal(md_store_id(f->s), id);
     assert_int_equal(md_store_open(dir2, NULL, &other, NULL), MD_OK);
     assert_string_not_equal(md_store_id(other), id);
-    md_store_close(other);
+    md_store_free(other);
     md_test_rmdir(dir2);
 }
 
