@@ -3,6 +3,7 @@
 #   1. a second marketd on the same data directory refuses to start, naming
 #      the first one's pid; marketctl still reads beside the daemon; after a
 #      SIGKILL the kernel has released the lock and the daemon starts again;
+#      offline marketd (--input) is refused on that directory too;
 #   2. two marketd with different data directories in one consumer group: the
 #      one that joins second finds the partitions committed further by the
 #      other store and fences them (no decision, a log line, the
@@ -29,6 +30,12 @@ rc=0; wait "$twin" || rc=$?
 grep -q "in use by another marketd (pid $a_pid" "$work/twin.log" ||
     fail "the refusal does not name pid $a_pid: $(tail -2 "$work/twin.log")"
 "$build/marketctl" --data-dir "$work/a" stats >/dev/null || fail "marketctl cannot read beside the daemon"
+printf '{}\n' >"$work/one.jsonl"
+if "$build/marketd" --input "$work/one.jsonl" --data-dir "$work/a" --results /dev/null 2>"$work/offline.err"; then
+    fail "offline marketd wrote into a directory a running daemon holds"
+fi
+grep -q "in use by another marketd (pid $a_pid" "$work/offline.err" ||
+    fail "offline refusal does not name pid $a_pid: $(tail -1 "$work/offline.err")"
 log "second daemon on the same directory refused: $(grep -o 'in use by another marketd (pid [0-9]*' "$work/twin.log")"
 
 load "$work/w1.jsonl" --wait --timeout 120 --results-out "$work/w1.results" ||
