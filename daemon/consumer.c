@@ -32,6 +32,7 @@ struct md_consumer {
     size_t ndel, capdel;
     md_buf_t results;
     long last_write_ms;
+    bool warned_create_time;
 };
 
 
@@ -75,13 +76,29 @@ static bool is_msgpack(const rd_kafka_message_t *m)
            (len == 19 || ((const char *)v)[19] == ';');
 }
 
+/* The message's log time for clock = log; warns once when the topic's
+ * timestamps are the producers' (CreateTime) rather than the broker's. */
+static int64_t log_time(md_consumer_t *d, const rd_kafka_message_t *m)
+{
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(m, &type);
+    if (d->cfg->clock == MD_CLOCK_LOG && type != RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME &&
+        !d->warned_create_time) {
+        d->warned_create_time = true;
+        md_log_warn("clock = log but the commands topic is not LogAppendTime: the producers' "
+                    "timestamps are used", "topic=%s", d->cfg->topic_commands);
+    }
+    return ts;
+}
+
 static void fill_inputs(md_consumer_t *d)
 {
     for (size_t i = 0; i < d->nmsgs; i++) {
         const rd_kafka_message_t *m = d->msgs[i];
         d->in[i] = (md_input_t){.bytes = m->payload ? m->payload : "", .len = m->len,
                                 .msgpack = is_msgpack(m), .key = m->key, .key_len = m->key_len,
-                                .partition = m->partition, .offset = m->offset};
+                                .partition = m->partition, .offset = m->offset,
+                                .timestamp_ms = log_time(d, m)};
     }
 }
 
