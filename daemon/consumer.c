@@ -22,6 +22,8 @@ struct md_consumer {
     md_store_t *store;
     md_engine_t *engine;
     md_publisher_t *pub;
+    md_checkpointer_t *cp;
+    bool final;                  /* stopping: the next transaction checkpoints the head */
     rd_kafka_t *rk;
     /* the batch being collected */
     rd_kafka_message_t **msgs;
@@ -60,7 +62,7 @@ static md_err_t delete_delivered(md_txn_t *t, void *ctx, md_error_t *err)
         if (rc != MD_OK)
             return rc;
     }
-    return MD_OK;
+    return d->cp ? md_checkpointer_batch(d->cp, t, d->final, err) : MD_OK;
 }
 
 static bool is_msgpack(const rd_kafka_message_t *m)
@@ -152,7 +154,7 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
 {
     long pause = 100;
     md_publisher_take_delivered(d->pub, &d->del, &d->ndel, &d->capdel);
-    if (d->nmsgs == 0 && d->ndel == 0)
+    if (d->nmsgs == 0 && d->ndel == 0 && !md_checkpointer_due(d->cp, d->final))
         return MD_OK;
     fill_inputs(d);
     for (;;) {
@@ -345,6 +347,7 @@ static md_err_t consume_loop(md_consumer_t *d, md_error_t *err)
         collect_batch(d);
         rc = d->nmsgs ? process_batch(d, err) : tidy_when_idle(d, err);
     }
+    d->final = true; /* the last transaction checkpoints the head */
     if (rc == MD_OK)
         rc = process_batch(d, err); /* what was collected before the stop */
     return rc;
@@ -356,7 +359,7 @@ md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_er
 {
     md_consumer_t *d = md_calloc(1, sizeof *d);
     *d = (md_consumer_t){.cfg = o->cfg, .stop = o->stop, .store = o->store,
-                         .engine = o->engine, .pub = o->pub};
+                         .engine = o->engine, .pub = o->pub, .cp = o->checkpointer};
     d->msgs = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->msgs);
     d->in = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->in);
     md_buf_init(&d->results);
