@@ -40,7 +40,7 @@ $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/marketctl: $(BUILD)/tools/marketctl.o $(LIB)
+$(BUILD)/marketctl: $(BUILD)/tools/marketctl.o $(BUILD)/tools/ctl_checkpoint.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/marketd: $(BUILD)/daemon/main.o $(LIB)
