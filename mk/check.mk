@@ -49,3 +49,9 @@ $(BUILD)/tests/tools/hold_readers: $(BUILD)/tests/tools/hold_readers.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 test-tools: $(BUILD)/tests/tools/hold_readers
+
+# The cut-tail attack of tests/integration/test_checkpoints.sh.
+$(BUILD)/tests/tools/cut_tail: $(BUILD)/tests/tools/cut_tail.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+test-tools: $(BUILD)/tests/tools/cut_tail
