@@ -137,8 +137,9 @@ static int assign_all(rd_kafka_t *rk, const char *topic, int64_t **ends, int *np
     return left;
 }
 
-/* Prints every message value up to the ends; 0, or 1 on an error or a stall. */
-static int read_to_end(rd_kafka_t *rk, const int64_t *ends, int nparts, int left)
+/* Prints every message value up to the ends (a partition's end is set to 0
+ * once it is read); 0, or 1 on an error or a stall. */
+static int read_to_end(rd_kafka_t *rk, int64_t *ends, int nparts, int left)
 {
     time_t last = time(NULL);
     while (left > 0) {
@@ -162,7 +163,7 @@ static int read_to_end(rd_kafka_t *rk, const int64_t *ends, int nparts, int left
         if (!m->err && in && m->offset < ends[p] && m->len)
             printf("%.*s\n", (int)m->len, (const char *)m->payload);
         if (in && (m->err || m->offset + 1 >= ends[p])) {
-            ((int64_t *)ends)[p] = 0; /* this partition is done */
+            ends[p] = 0; /* this partition is done */
             left--;
         }
         rd_kafka_message_destroy(m);
