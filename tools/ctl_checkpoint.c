@@ -1,7 +1,7 @@
 /*
  * ctl_checkpoint.c - marketctl's checkpoint subcommands: keygen, reading the
  * checkpoints from Kafka, and verifying a store or an export against them
- * (ctl_checkpoint.h, docs/audit.md).
+ * (ctl.h, docs/audit.md).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "ctl_checkpoint.h"
+#include "ctl.h"
 #include "md_checkpoint.h"
 
 #define KAFKA_TIMEOUT_MS 15000

@@ -49,6 +49,7 @@ pids+=("$loader")
 # b is killed once mid-load and restarted: it continues from its stored clock.
 sleep 1.5
 marketd_stop b KILL
+cp -a "$work/b" "$work/old"    # a consistent earlier store: the tail "cut" cleanly
 replica b r2 1000000000 600000
 marketd_wait_running b 60
 wait "$loader" || fail "load: $(tail -2 "$work/load.log")"
@@ -107,11 +108,20 @@ ctl verify-export "$work/a.export" --checkpoints "$work/cps.jsonl" --keys "$work
     2>"$work/ve.err" || fail "verify-export: $(cat "$work/ve.err")"
 ok "verify --checkpoints (both stores, every checkpoint of both replicas) and verify-export pass"
 
-# The cut tail: the last 40 events deleted, the head set back, projections rebuilt.
+# A cut tail. The careful insider's: a store that is a true earlier state (b's
+# copy from when it was killed): everything in it is consistent, plain verify
+# passes; only the checkpoints show that history goes further.
+old_head=$(ctl --data-dir "$work/old" stats | jq -r .events)
+[ "$old_head" -lt "$events" ] || fail "the old copy is not shorter ($old_head events)"
+ctl --data-dir "$work/old" verify >/dev/null 2>"$work/vo.err" ||
+    fail "plain verify should pass the earlier store: $(cat "$work/vo.err")"
+expect_fail "$work/vo" "the store ends at seq $old_head but replica r" \
+    ctl --data-dir "$work/old" verify --checkpoints "$work/cps.jsonl" --keys "$work/keys"
+# The quick one: the last 40 events deleted and the head set back (cut_tail);
+# the chain verifies, the checkpoints name the cut first.
 cp -a "$work/a" "$work/cut"
 "$build/tests/tools/cut_tail" "$work/cut" 40
 ctl --data-dir "$work/cut" rebuild >/dev/null 2>&1 || fail "rebuild of the cut store"
-ctl --data-dir "$work/cut" verify >/dev/null 2>&1 || fail "plain verify should pass the cut store"
 # (the first checkpoint past the cut, in the file's order, is named)
 expect_fail "$work/vc" "the store ends at seq $((events - 40)) but replica r" \
     ctl --data-dir "$work/cut" verify --checkpoints "$work/cps.jsonl" --keys "$work/keys"
@@ -120,7 +130,7 @@ head -n $((events - 40)) "$work/a.export" >"$work/cut.export"
 grep -qE "signed seq [0-9]+ > $((events - 40))\$" "$work/vc.err" || fail "cut tail: $(cat "$work/vc.err")"
 expect_fail "$work/vce" "the store ends at seq $((events - 40)) but replica r" \
     ctl verify-export "$work/cut.export" --checkpoints "$work/cps.jsonl" --keys "$work/keys"
-ok "a cut tail passes plain verify but fails verify --checkpoints and verify-export"
+ok "a cut tail (an earlier store at seq $old_head: plain verify passes; 40 events deleted) fails verify --checkpoints and verify-export"
 
 # Forgeries: the last r1 checkpoint claiming the hash of seq 2; then re-signed
 # with the other r1 key (canonical text built with jq, signed with openssl).
