@@ -15,6 +15,7 @@
 
 #include "fixture.h"
 #include "md_engine.h"
+#include "md_offline.h"
 
 #define AGREE "{\"command_id\":\"a1\",\"type\":\"PublishAgreement\",\"actor\":\"op\"," \
               "\"issued_at\":\"2026-11-26T09:00:00Z\",\"data\":{\"version\":1,\"title\":\"A\"," \
@@ -131,11 +132,25 @@ static void test_previous_now_survives_a_restart(void **state)
     }
 }
 
+/* A file has no log timestamps: offline mode refuses clock = log. */
+static void test_offline_refuses_the_log_clock(void **state)
+{
+    (void)state;
+    char *dir = md_test_tmpdir();
+    md_error_t err = {0};
+    md_offline_opts_t o = {.input = "/dev/null", .data_dir = dir, .quiet = true,
+                           .engine = {.clock = MD_CLOCK_LOG}};
+    assert_int_equal(md_offline_run(&o, &err), MD_ECONFIG);
+    assert_non_null(strstr(err.msg, "clock = log"));
+    md_test_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_clock_is_the_monotone_log_time),
         cmocka_unit_test(test_previous_now_survives_a_restart),
+        cmocka_unit_test(test_offline_refuses_the_log_clock),
     };
     return cmocka_run_group_tests_name("clock", tests, NULL, NULL);
 }

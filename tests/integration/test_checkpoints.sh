@@ -86,6 +86,7 @@ ctl --data-dir "$work/b" export 2>/dev/null >"$work/b.export"
 cmp -s <(jq -r '"\(.seq) \(.hash)"' "$work/a.export") <(jq -r '"\(.seq) \(.hash)"' "$work/b.export") ||
     fail "the chains differ at some seq"
 events=$(wc -l <"$work/a.export")
+! grep -q "not LogAppendTime" "$work/a.log" "$work/b.log" || fail "the commands topic is not LogAppendTime"
 ok "two replicas with clock = log (one killed and restarted): the same chain at all $events seqs after $total commands"
 
 # The checkpoints on the topic.
