@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "md_base.h"
 #include "md_checkpoint.h"
 #include "md_log.h"
 
@@ -527,17 +527,10 @@ struct md_checkpointer {
     char *topic;
     long interval_events, interval_ms;
     EVP_PKEY *key;
-    long last_ms;             /* monotonic ms of the last checkpoint (or of the start) */
+    int64_t last_ms;          /* monotonic ms of the last checkpoint (or of the start) */
     uint64_t head_seen, last_seq;
     md_buf_t json;
 };
-
-static long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 md_err_t md_checkpointer_new(const md_checkpointer_opts_t *o, md_checkpointer_t **out,
                              md_error_t *err)
@@ -554,7 +547,7 @@ md_err_t md_checkpointer_new(const md_checkpointer_opts_t *o, md_checkpointer_t 
     c->topic = md_strdup(o->topic);
     c->interval_events = o->interval_events > 0 ? o->interval_events : 1;
     c->interval_ms = o->interval_ms;
-    c->last_ms = mono_ms();
+    c->last_ms = md_mono_ms();
     c->head_seen = 1; /* unknown until the first transaction: one runs after interval_ms */
     md_buf_init(&c->json);
     *out = c;
@@ -608,7 +601,7 @@ static md_err_t publish(md_checkpointer_t *c, md_txn_t *t, md_error_t *err)
         rc = md_txn_meta_put(t, META_CHECKPOINT, seq, sizeof seq, err);
     if (rc == MD_OK) {
         c->last_seq = cp.seq;
-        c->last_ms = mono_ms();
+        c->last_ms = md_mono_ms();
         md_log_debug("checkpoint queued", "replica=%s seq=%" PRIu64, c->replica, cp.seq);
     }
     md_checkpoint_release(&cp);
@@ -628,12 +621,12 @@ md_err_t md_checkpointer_batch(md_checkpointer_t *c, md_txn_t *t, bool final, md
     if (head == 0 || head == last)
         return MD_OK;
     bool due = final || head - last >= (uint64_t)c->interval_events ||
-               mono_ms() - c->last_ms >= c->interval_ms;
+               md_mono_ms() - c->last_ms >= c->interval_ms;
     return due ? publish(c, t, err) : MD_OK;
 }
 
 bool md_checkpointer_due(const md_checkpointer_t *c, bool final)
 {
     return c != NULL && c->head_seen != c->last_seq &&
-           (final || mono_ms() - c->last_ms >= c->interval_ms);
+           (final || md_mono_ms() - c->last_ms >= c->interval_ms);
 }

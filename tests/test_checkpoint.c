@@ -304,7 +304,7 @@ static void test_checkpointer_in_the_batch_transaction(void **state)
     assert_int_equal(md_store_write(s, run_checkpointer, &x, NULL), MD_OK);
     assert_int_equal(outbox(s, &last), 2);
     md_checkpointer_free(x.c);
-    md_store_close(s);
+    md_store_free(s);
     md_buf_release(&last);
     md_test_rmdir(store_dir);
     free(key);

@@ -58,8 +58,8 @@ static void feed(const char *dir, md_clock_t clock, size_t from, size_t to)
     /* The wall clock given must not matter with clock = log or command. */
     assert_int_equal(md_engine_process(e, in, to - from, 999999999 + (int64_t)from, NULL, NULL),
                      MD_OK);
-    md_engine_destroy(e);
-    md_store_close(s);
+    md_engine_free(e);
+    md_store_free(s);
 }
 
 typedef struct seen {
@@ -88,7 +88,7 @@ static void read_store(const char *dir, seen_t *seen, unsigned char head[MD_HASH
     assert_int_equal(md_txn_scan(t, 1, 0, collect, seen, NULL), MD_OK);
     assert_int_equal(md_txn_head(t, &seq, head, NULL), MD_OK);
     md_txn_end(t);
-    md_store_close(s);
+    md_store_free(s);
 }
 
 static void test_log_clock_is_the_monotone_log_time(void **state)

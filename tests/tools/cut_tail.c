@@ -73,7 +73,7 @@ int main(int argc, char **argv)
     md_err_t rc = md_store_open(argv[1], NULL, &s, &err);
     if (rc == MD_OK)
         rc = md_store_write(s, cut, &n, &err);
-    md_store_close(s);
+    md_store_free(s);
     if (rc != MD_OK) {
         fprintf(stderr, "cut_tail: %s\n", err.msg);
         return 1;
