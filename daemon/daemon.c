@@ -4,7 +4,7 @@
  *
  *   store ─▶ engine ─▶ projections (an engine hook) ─▶ HTTP read API
  *        ─▶ topics ─▶ outbox publisher (md_publisher.h)
- *        ─▶ checkpointer (md_checkpoint.h), when replica.key_file is set
+ *        ─▶ checkpointer (md_checkpointer.h), when replica.key_file is set
  *        ─▶ consumer (md_consumer.h): batches decided by the engine
  *
  * Stop: the consumer finishes its batch and leaves the group, the publisher

@@ -4,11 +4,8 @@
  *
  * A checkpoint says "replica R had, at seq S, the chain hash H; the event at
  * S was recorded at T; R had consumed the commands up to these offsets",
- * signed with R's Ed25519 key. The daemon publishes one to the heads topic
- * (key: the replica id) every checkpoint.interval_events events or
- * checkpoint.interval_ms, whichever comes first, when the head moved, and at a
- * clean stop; the checkpoint goes through the outbox, written in the batch's
- * transaction, so nothing is published that was not committed.
+ * signed with R's Ed25519 key. The daemon publishes them (md_checkpointer.h);
+ * marketctl reads and verifies them (tools/ctl_checkpoint.c).
  *
  * Canonical encoding (what is signed), version 1: ASCII lines, each ending
  * in "\n", in this order:
@@ -33,8 +30,7 @@
  * Keys: PEM files, DIR/ID.key (PKCS#8 private key, mode 0600) and DIR/ID.pub
  * (SubjectPublicKeyInfo), as `openssl pkey` reads them.
  *
- * Threads: the functions on plain values are thread-safe; a checkpointer is
- * used by the writer thread only.
+ * Threads: every function is safe from any thread on distinct objects.
  */
 #ifndef MD_CHECKPOINT_H
 #define MD_CHECKPOINT_H
@@ -152,33 +148,7 @@ typedef md_err_t (*md_hash_at_fn)(uint64_t seq, unsigned char hash[MD_HASH_LEN],
 md_err_t md_cp_set_check_chain(const md_cp_set_t *s, uint64_t head, md_hash_at_fn hash_at,
                                void *ctx, md_error_t *err);
 
-/* ---- the daemon's checkpointer -------------------------------------------------------- */
-
-typedef struct md_checkpointer md_checkpointer_t;
-
-typedef struct md_checkpointer_opts {
-    const char *replica_id;
-    const char *key_file;
-    const char *topic;            /* the heads topic */
-    long interval_events, interval_ms;
-} md_checkpointer_opts_t;
-
-/** @brief Loads the key. @returns MD_OK, MD_ECONFIG (bad id, unreadable key). */
-md_err_t md_checkpointer_new(const md_checkpointer_opts_t *o, md_checkpointer_t **out,
-                             md_error_t *err);
-void md_checkpointer_free(md_checkpointer_t *c);
-
-/**
- * @brief In a batch's write transaction (after its offsets): when the head
- * moved since the last checkpoint and interval_events events or interval_ms
- * passed, or @p final, queues a signed checkpoint of the head in the outbox
- * and records its seq (meta "checkpoint"). Safe to call again when the
- * transaction is retried.
- */
-md_err_t md_checkpointer_batch(md_checkpointer_t *c, md_txn_t *t, bool final, md_error_t *err);
-
-/** @brief true when a transaction should run only to checkpoint (an idle
- *  writer: the head moved and interval_ms passed, or @p final). */
-bool md_checkpointer_due(const md_checkpointer_t *c, bool final);
+/** @brief The big-endian unsigned integer of @p n (<= 8) bytes at @p p. */
+uint64_t md_checkpoint_be(const unsigned char *p, size_t n);
 
 #endif

@@ -20,7 +20,7 @@
 
 #include <signal.h>
 
-#include "md_checkpoint.h"
+#include "md_checkpointer.h"
 #include "md_config.h"
 #include "md_engine.h"
 #include "md_error.h"
@@ -36,7 +36,7 @@ typedef struct md_consumer_opts {
     md_store_t *store;
     md_engine_t *engine;         /* its batch hook is taken by the consumer */
     md_publisher_t *pub;
-    md_checkpointer_t *checkpointer; /* NULL: no checkpoints (md_checkpoint.h) */
+    md_checkpointer_t *checkpointer; /* NULL: no checkpoints (md_checkpointer.h) */
 } md_consumer_opts_t;
 
 /**

@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "fixture.h"
-#include "md_checkpoint.h"
+#include "md_checkpointer.h"
 
 typedef struct fx {
     char *dir;
