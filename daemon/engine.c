@@ -699,11 +699,11 @@ static md_err_t fire_timers(md_engine_t *e, md_txn_t *t, int64_t now, md_error_t
 }
 
 /* Whether the line fires timers: not MALFORMED, and with clock = command only
- * with a valid issued_at. */
+ * with a valid issued_at (with wall and log, now is always the line's). */
 static bool fires_timers(const md_engine_t *e, const md_command_t *c)
 {
     return c->status != MD_DECODE_MALFORMED &&
-           (e->opts.clock == MD_CLOCK_WALL || c->has_issued_at);
+           (e->opts.clock != MD_CLOCK_COMMAND || c->has_issued_at);
 }
 
 static md_err_t process_one(md_engine_t *e, md_txn_t *t, size_t i, md_error_t *err)
