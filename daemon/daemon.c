@@ -70,7 +70,8 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
                            .results_topic = d->cfg->topic_results,
                            .events_topic = d->cfg->topic_events,
                            .commands_topic = d->cfg->topic_commands,
-                           .deadletter_topic = d->cfg->topic_deadletter};
+                           .deadletter_topic = d->cfg->topic_deadletter,
+                           .state_cache_bytes = (size_t)d->cfg->state_cache_mib << 20};
     md_err_t rc = md_store_open(d->cfg->data_dir, &so, &d->store, err);
     if (rc == MD_OK)
         rc = md_engine_new(d->store, &eo, &d->engine, err);
@@ -78,6 +79,9 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
         rc = md_proj_open(d->store, &d->proj, err);
     if (rc == MD_OK)
         rc = md_engine_add_hook(d->engine, md_proj_event_hook, d->proj, err);
+    if (rc == MD_OK) /* projections written sorted at each batch's end */
+        rc = md_engine_add_batch_hooks(d->engine, md_proj_batch_begin, md_proj_batch_end,
+                                       d->proj, err);
     if (rc == MD_OK)
         md_log_info("store opened", "data_dir=%s", d->cfg->data_dir);
     return rc;

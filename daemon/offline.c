@@ -170,6 +170,8 @@ md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
         rc = md_proj_open(store, &proj, err);
     if (rc == MD_OK) /* projections in each batch transaction */
         rc = md_engine_add_hook(eng, md_proj_event_hook, proj, err);
+    if (rc == MD_OK) /* ... written sorted at each batch's end */
+        rc = md_engine_add_batch_hooks(eng, md_proj_batch_begin, md_proj_batch_end, proj, err);
     if (rc != MD_OK)
         goto done;
     in = strcmp(o->input, "-") == 0 ? stdin : fopen(o->input, "r");

@@ -52,6 +52,11 @@ typedef struct md_engine_opts {
     /* MALFORMED messages are queued to this topic too (raw bytes, original key,
      * headers "reason" and "sha256"); NULL = not dead-lettered. */
     const char *deadletter_topic;
+    /* The rules' state records kept in memory across batches (two generations,
+     * written through to LMDB at once; dropped when a batch does not commit),
+     * bounded by about this many bytes plus one batch's records; 0 = kept for
+     * one batch only. The engine must be the only writer of the state database. */
+    size_t state_cache_bytes;
 } md_engine_opts_t;
 
 /* One input message. partition < 0: not from Kafka (no offset stored). */
@@ -109,6 +114,19 @@ md_err_t md_engine_add_hook(md_engine_t *e, md_event_hook_fn fn, void *ctx, md_e
  * It may run more than once for one batch when the map had to grow.
  */
 typedef md_err_t (*md_batch_hook_fn)(md_txn_t *txn, void *ctx, md_error_t *err);
+
+/**
+ * @brief Adds a pair of batch hooks (at most 8): @p begin is called when each
+ * batch's transaction starts (before the bootstrap and the first command;
+ * again when a batch is re-run after MDB_MAP_FULL), @p end after its last
+ * command and offsets, before the batch hook below and the commit. Either may
+ * be NULL. A hook returning an error aborts the batch. For projections that
+ * defer their writes to the batch's end (md_proj_batch_begin/end). @p ctx is
+ * borrowed. @returns MD_OK or MD_EINVAL (a ninth pair).
+ */
+MD_MUST_CHECK
+md_err_t md_engine_add_batch_hooks(md_engine_t *e, md_batch_hook_fn begin, md_batch_hook_fn end,
+                                   void *ctx, md_error_t *err);
 
 /** @brief Sets the batch hook (one; NULL removes it). */
 void md_engine_set_batch_hook(md_engine_t *e, md_batch_hook_fn fn, void *ctx);

@@ -83,6 +83,22 @@ void md_proj_free(md_proj_t *p);
  */
 MD_MUST_CHECK
 md_err_t md_proj_event_hook(md_txn_t *txn, const md_event_t *ev, void *proj, md_error_t *err);
+/**
+ * @brief The engine's batch hooks (md_engine_add_batch_hooks, in the shape of
+ * md_batch_hook_fn), registered beside md_proj_event_hook: between begin and
+ * end the batch's events are applied in bulk mode (records read once, written
+ * once per batch, sorted by key, meta "seq" once), all in the batch's write
+ * transaction, so readers still see events and projections together. A begin
+ * after a batch that did not end drops what that batch held. Without them,
+ * every event is written through as it is applied.
+ * @param proj the md_proj_t (borrowed; must outlive the engine).
+ * @returns MD_OK, MD_EMAPFULL, MD_ECORRUPT, MD_ESTORE.
+ */
+MD_MUST_CHECK
+md_err_t md_proj_batch_begin(md_txn_t *txn, void *proj, md_error_t *err);
+/** @brief See md_proj_batch_begin: writes what the batch's events changed. */
+MD_MUST_CHECK
+md_err_t md_proj_batch_end(md_txn_t *txn, void *proj, md_error_t *err);
 
 /**
  * @brief Applies one appended event to every projection in write txn @p t.

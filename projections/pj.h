@@ -107,6 +107,12 @@ struct md_proj {
     md_err_t (*emit)(void *ctx, struct pj_batch *b, md_error_t *err);
     struct pj_batch *(*spare)(void *ctx); /* a written batch, or NULL */
     void *emit_ctx;
+    /* The engine's batches (md_proj_batch_begin/end): the batch's events are
+     * applied in bulk mode and written sorted at its end, with the seq. */
+    bool batch;                      /* between md_proj_batch_begin and end */
+    uint64_t batch_seq;              /* the last seq applied in the batch */
+    uint64_t batch_meta;             /* meta "seq" when the batch began */
+    size_t saved_bulk_max;           /* bulk_max outside the batch */
 };
 
 /* Sorted writes: items point into data (a log or spill) or cache. */
@@ -212,6 +218,7 @@ md_err_t md__pj_put_new(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, c
  * last key are put in place). */
 #define PJ_SPILL_EVENTS 65536
 #define PJ_BULK_MAX ((size_t)256 << 20)  /* default p->bulk_max */
+#define PJ_LIVE_BULK_MAX ((size_t)8 << 20) /* p->bulk_max of an engine batch */
 #define PJ_SPILL_MAX ((size_t)64 << 20)  /* default p->spill_max */
 
 /* Enters bulk mode for a replay in @p txn (the databases that are empty now

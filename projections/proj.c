@@ -134,13 +134,24 @@ static md_err_t fill_gap(md_proj_t *p, md_txn_t *t, uint64_t from, uint64_t to,
     return MD_OK;
 }
 
+/* The last applied seq: the batch's (in an engine batch), else meta "seq". */
+static md_err_t last_seq(md_proj_t *p, md_txn_t *t, uint64_t *last, md_error_t *err)
+{
+    if (p->batch) {
+        *last = p->batch_seq;
+        return MD_OK;
+    }
+    md_err_t rc = meta_get(md_txn_mdb(t), p, "seq", last, err);
+    return rc == MD_ENOTFOUND ? MD_OK : rc;
+}
+
 md_err_t md_proj_apply(md_proj_t *p, md_txn_t *t, const md_event_t *ev, md_error_t *err)
 {
     uint64_t last = 0;
     if (p == NULL || t == NULL || ev == NULL)
         return md_error_set(err, MD_EINVAL, "md_proj_apply: no handle, transaction or event");
-    md_err_t rc = meta_get(md_txn_mdb(t), p, "seq", &last, err);
-    if (rc != MD_OK && rc != MD_ENOTFOUND)
+    md_err_t rc = last_seq(p, t, &last, err);
+    if (rc != MD_OK)
         return rc;
     if (ev->seq != 0 && ev->seq <= last)
         return MD_OK; /* applied already */
@@ -148,9 +159,60 @@ md_err_t md_proj_apply(md_proj_t *p, md_txn_t *t, const md_event_t *ev, md_error
         return rc;
     if ((rc = md__pj_apply_one(p, t, ev, err)) != MD_OK)
         return rc;
+    if (p->batch) {
+        p->batch_seq = ev->seq;
+        return md__pj_bulk_step(p, md_txn_mdb(t), ev->seq, err);
+    }
     if (rc == MD_OK && last == 0)
         rc = meta_put(md_txn_mdb(t), p, "format", PJ_FORMAT, err);
     return rc == MD_OK ? meta_put(md_txn_mdb(t), p, "seq", ev->seq, err) : rc;
+}
+
+/*
+ * An engine batch (md_engine_add_batch_hooks): its events are applied in bulk
+ * mode (bulk.c), so the records a batch touches are read once and written
+ * once, sorted by key, at its end, with meta "seq" written once instead of per
+ * event. Everything still happens in the batch's write transaction. A batch
+ * that does not reach its end (an error, a retry after MDB_MAP_FULL) leaves
+ * bulk mode at the next begin, which drops what the aborted one held.
+ */
+md_err_t md_proj_batch_begin(md_txn_t *t, void *proj, md_error_t *err)
+{
+    md_proj_t *p = proj;
+    if (p->batch) { /* the previous batch did not end: leave its bulk mode */
+        p->batch = false;
+        p->bulk_max = p->saved_bulk_max;
+        (void)md__pj_bulk_end(p, NULL, false, NULL);
+    }
+    md_err_t rc = meta_get(md_txn_mdb(t), p, "seq", &p->batch_meta, err);
+    if (rc != MD_OK && rc != MD_ENOTFOUND)
+        return rc;
+    p->batch_seq = p->batch_meta;
+    size_t max = p->bulk_max;
+    p->bulk_max = PJ_LIVE_BULK_MAX;
+    rc = md__pj_bulk_begin(p, md_txn_mdb(t), err);
+    p->bulk_max = max; /* a replay on this handle keeps its own bound */
+    if (rc != MD_OK)
+        return rc;
+    p->bulk_max = PJ_LIVE_BULK_MAX;
+    p->saved_bulk_max = max;
+    p->batch = true;
+    return MD_OK;
+}
+
+md_err_t md_proj_batch_end(md_txn_t *t, void *proj, md_error_t *err)
+{
+    md_proj_t *p = proj;
+    if (!p->batch)
+        return MD_OK;
+    p->batch = false;
+    md_err_t rc = md__pj_bulk_end(p, md_txn_mdb(t), true, err);
+    p->bulk_max = p->saved_bulk_max;
+    if (rc != MD_OK || p->batch_seq == p->batch_meta)
+        return rc;
+    if (p->batch_meta == 0)
+        rc = meta_put(md_txn_mdb(t), p, "format", PJ_FORMAT, err);
+    return rc == MD_OK ? meta_put(md_txn_mdb(t), p, "seq", p->batch_seq, err) : rc;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
