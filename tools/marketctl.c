@@ -30,6 +30,7 @@
 
 #include "md_proj.h"
 #include "md_store.h"
+#include "md_version.h"
 
 typedef struct ctl {
     const char *dir;
@@ -546,6 +547,8 @@ static int64_t wall_ms(void)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--version") == 0)
+        return md_version_print(stdout, "marketctl") == 0 ? 0 : 1;
     ctl_t c = {0};
     const subcommand_t *sub;
     c.as_of = wall_ms();
