@@ -399,16 +399,13 @@ static void put_head(md_buf_t *o, const md_command_t *c, const char *status)
 
 /* ---- outcomes (idempotency) --------------------------------------------------------- */
 
-/* Stored outcome: "A" for accepted, "R" followed by the code for rejected. */
+/* Stored outcome: md_outcome_of_decision (the encoding verify recomputes). */
 static md_err_t put_outcome(md_txn_t *t, const md_command_t *c, const md_decision_t *d,
                             md_error_t *err)
 {
-    char v[64];
-    size_t n = 1;
-    v[0] = d->accepted ? 'A' : 'R';
-    if (!d->accepted)
-        n += (size_t)snprintf(v + 1, sizeof v - 1, "%s", d->code_name);
-    return md_txn_outcome_put(t, c->command_id, v, n, err);
+    char v[MD_OUTCOME_MAX];
+    size_t n = md_outcome_of_decision(d, v);
+    return n ? md_txn_outcome_put(t, c->command_id, v, n, err) : MD_OK;
 }
 
 /* Answers a repeated command_id from its recorded outcome (the result goes to

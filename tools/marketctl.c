@@ -11,6 +11,7 @@
  *   marketctl --data-dir DIR sales [--provider M] [--from DAY] [--to DAY]
  *   marketctl --data-dir DIR rebuild
  *   marketctl --data-dir DIR replay --until SEQ --out DIR2
+ *   marketctl --data-dir DIR backup --out DIR2
  * Lists take --limit N and --cursor C; when more rows may follow, the last
  * line on stderr is `next_cursor: C`. `get` and `account` judge expiring
  * sanctions at --as-of (ms or YYYY-MM-DDTHH:MM:SSZ; default: now).
@@ -28,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "md_proj.h"
 #include "md_store.h"
 #include "md_version.h"
@@ -161,7 +163,7 @@ static json_t *digest_json(const md_proj_digest_t *d)
 }
 
 /* The projection half of verify: live digests against a rebuild. */
-static int verify_projections(ctl_t *c, uint64_t n, const char *head)
+static int verify_projections(ctl_t *c, uint64_t n, const char *head, ctl_derived_t *dv)
 {
     md_proj_report_t *rep = md_calloc(1, sizeof *rep);
     int status = 0;
@@ -181,10 +183,14 @@ static int verify_projections(ctl_t *c, uint64_t n, const char *head)
     } else if (rc != MD_OK) {
         status = 1;
     } else {
-        print_json(json_pack("{s:b, s:I, s:s, s:o}", "ok", 1, "events", (json_int_t)n, "head",
-                             head, "projections", digest_json(&rep->live)),
-                   NULL);
+        status = ctl_derived_end(dv, json_pack("{s:b, s:I, s:s, s:o}", "ok", 1, "events",
+                                               (json_int_t)n, "head", head, "projections",
+                                               digest_json(&rep->live)),
+                                 &c->err);
+        dv = NULL;
     }
+    if (dv)
+        ctl_derived_end(dv, NULL, &c->err);
     free(rep);
     return status;
 }
@@ -196,6 +202,7 @@ static int cmd_verify(ctl_t *c)
     char hex[2 * MD_HASH_LEN + 1];
     if (md_txn_head(c->txn, &head, NULL, &c->err) != MD_OK)
         return 1;
+    ctl_derived_t *dv = ctl_derived_start(c->store); /* rules' state and outcomes, beside */
     progress_phase(c, head);
     md_err_t rc = md_txn_verify_chain(c->txn, &n, &bad, progress, c, &c->err);
     if (rc == MD_ECORRUPT) {
@@ -206,20 +213,20 @@ static int cmd_verify(ctl_t *c)
         fprintf(stderr, "marketctl: verify failed at seq %llu: %s\n", (unsigned long long)bad,
                 c->err.msg);
         c->err.code = MD_OK; /* reported already */
-        return 1;
+        return ctl_derived_end(dv, NULL, &c->err);
     }
     if (rc != MD_OK || md_txn_head(c->txn, &head, hash, &c->err) != MD_OK)
-        return 1;
+        return ctl_derived_end(dv, NULL, &c->err);
     md_hex(hash, MD_HASH_LEN, hex);
     if (c->proj == NULL) {
         progress_end(c, "verify");
         fprintf(stderr, "marketctl: verify: store has no projections; chain checked only\n");
-        print_json(json_pack("{s:b, s:I, s:s, s:s}", "ok", 1, "events", (json_int_t)n, "head",
-                             hex, "projections", "absent"),
-                   NULL);
-        return 0;
+        return ctl_derived_end(dv, json_pack("{s:b, s:I, s:s, s:s}", "ok", 1, "events",
+                                             (json_int_t)n, "head", hex, "projections",
+                                             "absent"),
+                               &c->err);
     }
-    return verify_projections(c, n, hex);
+    return verify_projections(c, n, hex, dv);
 }
 
 /* Every stored consumer offset as {topic, partition, next}. */
@@ -373,6 +380,11 @@ static int cmd_replay(ctl_t *c)
                : 1;
 }
 
+static int cmd_backup(ctl_t *c)
+{
+    return ctl_backup(c->store, c->out, &c->err);
+}
+
 /* What a subcommand needs opened. */
 enum { NEEDS_PROJ = 1, PROJ_OPTIONAL = 2, WRITES = 4 };
 
@@ -387,7 +399,8 @@ static const subcommand_t subcommands[] = {
     {"events", cmd_events, 0, "events [--stream S] [--from SEQ] [--limit N]"},
     {"export", cmd_export, 0, "export [--from SEQ] [--limit N]  (with body, prev_hash, hash)"},
     {"verify", cmd_verify, PROJ_OPTIONAL,
-     "verify  (hash chain and projections; exit 1 naming the first bad seq or projection)"},
+     "verify  (hash chain, projections, rules' state and outcomes; exit 1 naming the first "
+     "bad seq or record)"},
     {"stats", cmd_stats, PROJ_OPTIONAL, "stats"},
     {"get", cmd_get, NEEDS_PROJ,
      "get order|account|store|product|complaint|sanction|voucher ID [--as-of T]"},
@@ -399,6 +412,7 @@ static const subcommand_t subcommands[] = {
      "sales [--provider M] [--from DAY] [--to DAY] [--limit N] [--cursor C]"},
     {"rebuild", cmd_rebuild, NEEDS_PROJ | WRITES, "rebuild  (recompute every projection)"},
     {"replay", cmd_replay, 0, "replay --until SEQ --out DIR  (projections as of SEQ)"},
+    {"backup", cmd_backup, 0, "backup --out DIR  (consistent hot copy, compacted)"},
 };
 
 #define NSUB (sizeof subcommands / sizeof subcommands[0])

@@ -1,0 +1,49 @@
+/*
+ * ctl.h - marketctl subcommands kept in files of their own (tools/ctl_*.c,
+ * linked into marketctl by the Makefile). Each takes what it needs as plain
+ * arguments; marketctl.c holds only their table entries and thin wrappers.
+ * Output: JSON on stdout, messages on stderr; the int results are exit
+ * statuses (0 ok, 1 failure or verification failed).
+ */
+#ifndef MD_CTL_H
+#define MD_CTL_H
+
+#include <jansson.h>
+
+#include "md_error.h"
+#include "md_store.h"
+
+/* ---- verify: what the rules derive (ctl_verify.c) ----------------------------------- */
+
+typedef struct ctl_derived ctl_derived_t;
+
+/**
+ * @brief Starts recomputing the rules' state and outcomes of @p store
+ * (md_derived_verify) in a read transaction of its own, on a thread of its
+ * own (in ctl_derived_end instead with MARKETD_REPLAY_THREADS=1).
+ * @returns a handle for ctl_derived_end (never NULL; failures are reported there).
+ */
+ctl_derived_t *ctl_derived_start(md_store_t *store);
+
+/**
+ * @brief Waits for the recompute and frees @p d. With @p ok (the verify
+ * report so far, stolen; NULL when verify failed already: nothing is printed)
+ * it prints either @p ok with "derived" (digests of state and outcomes) and
+ * "offsets" (the stored consumer offsets, unchecked: docs/verify.md) added,
+ * or a failure object naming the database and first differing key.
+ * @returns 0 when ok was printed, 1 otherwise (@p err set on an error other
+ *          than a difference, which is reported on stdout and stderr).
+ */
+int ctl_derived_end(ctl_derived_t *d, json_t *ok, md_error_t *err);
+
+/* ---- backup (ctl_backup.c) ---------------------------------------------------------- */
+
+/**
+ * @brief A consistent hot copy of @p store into the new or empty directory
+ * @p out_dir (mdb_env_copy2 with MDB_CP_COMPACT: one read snapshot, free pages
+ * left out), safe beside a running daemon; prints {ok, out, events, head, bytes}.
+ * @returns 0, 1 (@p err set), 2 (no --out).
+ */
+int ctl_backup(md_store_t *store, const char *out_dir, md_error_t *err);
+
+#endif
