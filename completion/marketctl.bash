@@ -5,7 +5,7 @@
 # Keep in step with tools/marketctl.c (tests/unit/man_completion.sh checks
 # that every subcommand in the usage text is offered here).
 
-_marketctl_subcommands="events export verify stats get orders audit sales rebuild replay"
+_marketctl_subcommands="events export verify stats get orders audit sales rebuild replay backup"
 
 # _marketctl_options SUBCOMMAND: the options SUBCOMMAND takes.
 _marketctl_options()
@@ -19,6 +19,7 @@ _marketctl_options()
         audit) echo "--subject --actor --limit --cursor" ;;
         sales) echo "--provider --from --to --limit --cursor" ;;
         replay) echo "--until --out" ;;
+        backup) echo "--out" ;;
     esac
 }
 
