@@ -84,8 +84,18 @@ for _ in 1 2 3 4 5 6 7 8; do
 done
 [ -n "$pport" ] || fail "prometheus did not start"
 prom=http://127.0.0.1:$pport
-# query EXPR: the /api/v1/query answer (JSON) at now.
-query() { curl -sS -G --data-urlencode "query=$1" "$prom/api/v1/query"; }
+# query EXPR: the /api/v1/query answer (JSON) at now; an answer that is not
+# JSON is asked again (twice), then reported with its HTTP status.
+query() {
+    local i code
+    for i in 1 2 3; do
+        code=$(curl -sS -G --data-urlencode "query=$1" -o "$work/q.raw" -w '%{http_code}' \
+            "$prom/api/v1/query") || code=000
+        jq -e . "$work/q.raw" >/dev/null 2>&1 && { cat "$work/q.raw"; return 0; }
+        sleep 1
+    done
+    printf '{"status":"HTTP %s","body":"%s"}\n' "$code" "$(head -c 200 "$work/q.raw" | tr -d '"\\')"
+}
 for ((i = 0; i < 60; i++)); do
     [ "$(query 'up{job="marketd"}' | jq -r '.data.result[0].value[1] // empty')" = 1 ] && break
     sleep 1
