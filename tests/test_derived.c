@@ -187,6 +187,26 @@ static void test_derived_deleted_payment_ref(void **state)
     expect_difference(f, MD_DERIVED_STATE, "pay:pay-bob-0001", "missing from the store");
 }
 
+
+static md_err_t wipe_fn(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    (void)ctx;
+    int rc = mdb_drop(md_txn_mdb(t), md_txn_dbi(t, MD_DB_STATE), 0);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_drop(md_txn_mdb(t), md_txn_dbi(t, MD_DB_OUTCOMES), 0);
+    return md_store_err(rc, err, "wipe");
+}
+
+/* State and outcomes both emptied: only a replay's output may lack them. */
+static void test_derived_wiped_store_is_not_a_replay(void **state)
+{
+    proj_fx_t *f = *state;
+    md_error_t err = {0};
+    bool found = false;
+    assert_int_equal(md_store_write(f->store, wipe_fn, NULL, &err), MD_OK);
+    assert_int_equal(marketctl_verify(f, "not a replay output", &found), 1);
+    assert_true(found);
+}
 static md_err_t offset_fn(const char *topic, int32_t partition, int64_t next, void *ctx,
                           md_error_t *err)
 {
@@ -235,6 +255,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_derived_clean_store_verifies, demo_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_derived_deleted_outcome, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_derived_wiped_store_is_not_a_replay, demo_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_derived_rewritten_outcome, demo_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_derived_invented_outcome, demo_setup,

@@ -86,6 +86,26 @@ static int report_difference(const ctl_derived_t *d)
     return 1;
 }
 
+/* A store written by marketctl replay carries MD_META_REPLAY_UNTIL. */
+static bool is_replay(md_txn_t *t)
+{
+    const void *v;
+    size_t len;
+    md_error_t e = {0};
+    return md_txn_meta_get(t, MD_META_REPLAY_UNTIL, &v, &len, &e) == MD_OK;
+}
+
+/* Neither state nor outcomes in a store that is not a replay's output: they were removed. */
+static int report_missing(ctl_derived_t *d)
+{
+    char msg[sizeof d->err.msg];
+    snprintf(msg, sizeof msg, "%.200s, and the store is not a replay output", d->err.msg);
+    md_error_clear(&d->err);
+    md_error_set(&d->err, MD_ECORRUPT, "%s", msg);
+    d->rep.bad = -1;
+    return report_difference(d);
+}
+
 int ctl_derived_end(ctl_derived_t *d, json_t *ok, md_error_t *err)
 {
     int status = 1;
@@ -97,6 +117,8 @@ int ctl_derived_end(ctl_derived_t *d, json_t *ok, md_error_t *err)
         status = 1; /* verify failed already: nothing more to say */
     } else if (d->rc == MD_ECORRUPT) {
         status = report_difference(d);
+    } else if (d->rc == MD_ENOTFOUND && !is_replay(d->t)) {
+        status = report_missing(d); /* wiped state and outcomes are not a replay */
     } else if (d->rc == MD_ENOTFOUND) {
         fprintf(stderr, "marketctl: verify: %s; state and outcomes not checked\n", d->err.msg);
         json_object_set_new(ok, "derived", json_string("absent"));
