@@ -25,7 +25,7 @@ FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -std=c11 \
 FUZZ_LIBS    := $(shell pkg-config --libs lmdb jansson msgpack libcrypto 2>/dev/null) -lpthread -lm
 # The decoders, the rules, the engine and the projections' record codec: no Kafka.
 FUZZ_SRCS    := $(wildcard base/*.c events/*.c rules/*.c projections/*.c) daemon/engine.c \
-                $(wildcard daemon/metrics.c daemon/version.c) \
+                $(wildcard daemon/metrics.c) \
                 daemon/log.c tests/fuzz/targets.c
 FUZZ_OBJS    := $(FUZZ_SRCS:%.c=$(FUZZ_DIR)/%.o)
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)

@@ -13,8 +13,8 @@
 
 # ---- the version, defined once (the VERSION file) ----------------------------
 MD_VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)
-$(BUILD)/daemon/version.o: CFLAGS += -DMD_VERSION='"$(MD_VERSION)"'
-$(BUILD)/daemon/version.o: VERSION
+$(BUILD)/base/version.o: CFLAGS += -DMD_VERSION='"$(MD_VERSION)"'
+$(BUILD)/base/version.o: VERSION
 
 # ---- make install ----------------------------------------------------------------
 PREFIX      ?= /usr/local
