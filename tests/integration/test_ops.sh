@@ -36,6 +36,7 @@ log "promtool: $n_alerts rules checked, $tested rule tests pass"
 # ---- marketd with /metrics ------------------------------------------------------------
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 echo "$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n') auditor" >"$work/tokens"
+chmod 600 "$work/tokens"
 hport=""
 for _ in 1 2 3 4 5 6 7 8; do
     p=$((18000 + RANDOM % 1000))
