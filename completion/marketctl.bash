@@ -6,6 +6,8 @@
 # that every subcommand in the usage text is offered here).
 
 _marketctl_subcommands="events export verify stats get orders audit sales rebuild replay backup"
+# Without --data-dir (signed checkpoints, docs/audit.md).
+_marketctl_checkpoint_subcommands="keygen checkpoints verify-export"
 
 # _marketctl_options SUBCOMMAND: the options SUBCOMMAND takes.
 _marketctl_options()
@@ -13,13 +15,17 @@ _marketctl_options()
     case $1 in
         events) echo "--stream --from --limit" ;;
         export) echo "--from --limit" ;;
-        verify | stats | rebuild) echo "" ;;
+        verify) echo "--checkpoints --keys" ;;
+        stats | rebuild) echo "" ;;
         get) echo "--as-of" ;;
         orders) echo "--buyer --provider --status --day --limit --cursor" ;;
         audit) echo "--subject --actor --limit --cursor" ;;
         sales) echo "--provider --from --to --limit --cursor" ;;
         replay) echo "--until --out" ;;
         backup) echo "--out" ;;
+        keygen) echo "--id --out" ;;
+        checkpoints) echo "--bootstrap --topic" ;;
+        verify-export) echo "--checkpoints --keys" ;;
     esac
 }
 
@@ -30,8 +36,12 @@ _marketctl()
     COMPREPLY=()
 
     case $prev in
-        --data-dir | --out)
+        --data-dir | --out | --keys)
             COMPREPLY=($(compgen -d -- "$cur"))
+            return 0
+            ;;
+        --checkpoints)
+            COMPREPLY=($(compgen -f -- "$cur"))
             return 0
             ;;
         --status)
@@ -39,7 +49,7 @@ _marketctl()
             return 0
             ;;
         --stream | --from | --to | --limit | --cursor | --buyer | --provider | --day | \
-            --subject | --actor | --until | --as-of)
+            --subject | --actor | --until | --as-of | --id | --bootstrap | --topic)
             return 0 # a value: nothing to offer
             ;;
     esac
@@ -50,7 +60,8 @@ _marketctl()
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
             --data-dir | --stream | --from | --to | --limit | --cursor | --buyer | --provider | \
-                --day | --subject | --actor | --until | --as-of | --out | --status)
+                --day | --subject | --actor | --until | --as-of | --out | --status | \
+                --checkpoints | --keys | --id | --bootstrap | --topic)
                 ((i++)) ;;
             -*) ;;
             *)
@@ -63,7 +74,7 @@ _marketctl()
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "--data-dir --help --version" -- "$cur"))
         else
-            COMPREPLY=($(compgen -W "$_marketctl_subcommands" -- "$cur"))
+            COMPREPLY=($(compgen -W "$_marketctl_subcommands $_marketctl_checkpoint_subcommands" -- "$cur"))
         fi
         return 0
     fi
@@ -71,8 +82,14 @@ _marketctl()
         COMPREPLY=($(compgen -W "order account store product complaint sanction voucher" -- "$cur"))
         return 0
     fi
+    if [[ $sub == verify-export && $nargs == 0 && $cur != -* ]]; then
+        COMPREPLY=($(compgen -f -- "$cur")) # the export file
+        return 0
+    fi
     if [[ $cur == -* ]]; then
-        COMPREPLY=($(compgen -W "$(_marketctl_options "$sub") --data-dir" -- "$cur"))
+        local extra=--data-dir
+        [[ " $_marketctl_checkpoint_subcommands " == *" $sub "* ]] && extra=""
+        COMPREPLY=($(compgen -W "$(_marketctl_options "$sub") $extra" -- "$cur"))
     fi
     return 0
 }

@@ -27,7 +27,7 @@ static void usage(FILE *f)
 {
     fputs("usage: marketd -c FILE [--set KEY=VALUE ...] [--data-dir DIR] [--embedded-kafka]\n"
           "       marketd --input FILE|- --data-dir DIR [--results FILE|-]\n"
-          "               [--clock command|wall] [--operator ID] [--batch-max N]\n"
+          "               [--clock command|wall|log] [--operator ID] [--batch-max N]\n"
           "               [--max-message-bytes N] [--log-level L] [--no-sync]\n"
           "               [--input-format json|msgpack]\n"
           "\n"

@@ -52,6 +52,13 @@ for s in $subs; do
     grep -qF -- ".B $s" man/marketctl.1 && ok || bad "marketctl(1) lacks subcommand $s"
     [[ " $_marketctl_subcommands " == *" $s "* ]] && ok || bad "completion lacks subcommand $s"
 done
+# The subcommands without --data-dir: "marketctl NAME ..." lines of the usage.
+xsubs=$(sed -n 's/^ *\(usage: \)\{0,1\}marketctl \([a-z][a-z-]*\) .*/\2/p' <<<"$usage")
+[[ $(wc -w <<<"$xsubs") -ge 3 ]] && ok || bad "checkpoint subcommands of marketctl's usage not found"
+for s in $xsubs; do
+    in_page man/marketctl.1 ".B $s" && ok || bad "marketctl(1) lacks subcommand $s"
+    [[ " $_marketctl_checkpoint_subcommands " == *" $s "* ]] && ok || bad "completion lacks subcommand $s"
+done
 for o in $copts; do
     in_page man/marketctl.1 "$o" && ok || bad "marketctl(1) lacks $o"
     grep -qF -- "$o" completion/marketctl.bash && ok || bad "completion lacks $o"
@@ -69,10 +76,10 @@ complete_is() {
     ok
 }
 check "complete -F registered" eval '[[ $(complete -p marketctl) == "complete -F _marketctl marketctl" ]]'
-complete_is "verify" --data-dir /tmp ve
+complete_is "verify verify-export" --data-dir /tmp ve
 complete_is "rebuild replay" --data-dir /tmp re
 complete_is "--out --data-dir" --data-dir /tmp backup --
-complete_is "$_marketctl_subcommands" --data-dir /tmp ""
+complete_is "$_marketctl_subcommands $_marketctl_checkpoint_subcommands" --data-dir /tmp ""
 complete_is "--data-dir --help --version" --
 complete_is "--status" --data-dir /tmp orders --s
 complete_is "--subject" --data-dir /tmp audit --s
@@ -81,6 +88,9 @@ complete_is "account" --data-dir /tmp get a
 complete_is "--as-of" --data-dir /tmp get account bob --as
 complete_is "placed paid partially_refunded" orders --status p
 complete_is "" --data-dir /tmp orders --buyer ""
+complete_is "--id --out" keygen --
+complete_is "--checkpoints" --data-dir /tmp verify --c
+complete_is "verify-export" verify-
 
 echo "man_completion: $passed passed, $failed failed"
 ((failed == 0))
