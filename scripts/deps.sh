@@ -15,6 +15,7 @@ packages=(
     libcmocka-dev                     # unit tests
     libssl-dev libmicrohttpd-dev      # HTTP endpoint
     valgrind clang cppcheck clang-format  # checks
+    libclang-rt-14-dev                # libFuzzer and ASan runtimes for clang (make fuzz)
     gnuplot-nox curl jq               # bench plots, HTTP probes, JSON in shell tests
     librdkafka1 xxd                   # runtime client; hex dumps in tests
     prometheus man-db                 # promtool + a server (test_ops.sh); man -l (man pages)
