@@ -185,8 +185,8 @@ size_t md_outcome_of_decision(const md_decision_t *d, char out[MD_OUTCOME_MAX]);
 /**
  * @brief The outcome that appended event @p ev records for ev->command_id:
  * "A" for an event of an accepted command, "R"+code for a CommandRejected.
- * @returns its length, or 0 when the event records none (no command_id, or a
- *          retryable rejection).
+ * @returns its length, or 0 when the event records none (no command_id, a
+ *          timer's event (command_id "timer:..."), or a retryable rejection).
  */
 size_t md_outcome_of_event(const md_event_t *ev, char out[MD_OUTCOME_MAX]);
 
@@ -213,11 +213,17 @@ md_err_t md_rules_timer_next(const md_state_t *st, int64_t now, md_timer_t *t, b
                              md_error_t *err);
 
 /**
- * @brief Disarms @p t (removes it from the index; the one write outside evolve)
- * and decides what it appends (@p d, accepted, 0..n events: none when its
- * condition no longer holds). The engine appends d's events with recorded_at =
- * t->deadline, command_id = t->command_id and actor "system", evolving each,
- * and writes no result and no outcome.
+ * @brief Decides what the due timer @p t appends (@p d, accepted). Writes
+ * nothing: the timer index is written by evolve only, which keeps a timer
+ * armed exactly while its condition holds, so a firing appends 1..n events and
+ * evolving the first of them disarms it (the rules' state stays a function of
+ * the log; marketctl verify recomputes it). The engine appends d's events with
+ * recorded_at = t->deadline, command_id = t->command_id and actor "system",
+ * evolving each, and writes no result and no outcome (md_outcome_of_event is
+ * 0 for them).
+ * Defensive: a timer whose condition does not hold (a state written by an
+ * older version, which left moot timers armed) appends nothing and its key
+ * is removed here, so the engine's firing loop always ends.
  * @returns MD_OK or the state's error.
  */
 md_err_t md_rules_timer_fire(const md_state_t *st, const md_timer_t *t, md_decision_t *d,

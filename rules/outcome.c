@@ -34,6 +34,8 @@ size_t md_outcome_of_event(const md_event_t *ev, char out[MD_OUTCOME_MAX])
 {
     if (!ev->has_command_id)
         return 0; /* a MALFORMED rejection: no command_id, no outcome */
+    if (strncmp(ev->command_id, MD_TIMER_CMDID_PREFIX, strlen(MD_TIMER_CMDID_PREFIX)) == 0)
+        return 0; /* a timer's event: no command, no outcome (rules.md) */
     if (strcmp(ev->type, "CommandRejected") != 0)
         return encode(true, "", 0, out);
     bool retryable = false;
