@@ -174,13 +174,23 @@ md_err_t md_rules_bootstrap(const md_state_t *st, const char *operator_id, int64
  * The engine records, per command_id, "A" (accepted) or "R" followed by the
  * code name (rejected); a retryable rejection and a MALFORMED one record
  * nothing. The outcomes are thereby a function of the log: the last event of
- * a command_id says what was recorded (marketctl verify recomputes them). */
+ * a command_id says what was recorded (marketctl verify recomputes them),
+ * except MD_OUTCOME_UNLOGGED (accepted, no events: Tick). */
 
 #define MD_OUTCOME_MAX 64
 
-/** @brief The outcome to record for @p d into @p out; its length, or 0 when
- *  none is recorded (retryable or MALFORMED). */
+/* The one outcome the log cannot show: a command accepted with no events
+ * (Tick) binds its command_id like any command but appends nothing, so it is
+ * recorded as "A0" (read as accepted) and a recompute takes it as stored. */
+#define MD_OUTCOME_UNLOGGED "A0"
+
+/** @brief The outcome to record for @p d into @p out ("A", "A0" when accepted
+ *  with no events, or "R"+code); its length, or 0 when none is recorded
+ *  (retryable or MALFORMED). */
 size_t md_outcome_of_decision(const md_decision_t *d, char out[MD_OUTCOME_MAX]);
+
+/** @brief Whether a stored outcome is MD_OUTCOME_UNLOGGED (not implied by any event). */
+bool md_outcome_unlogged(const void *val, size_t len);
 
 /**
  * @brief The outcome that appended event @p ev records for ev->command_id:

@@ -26,6 +26,10 @@ size_t md_outcome_of_decision(const md_decision_t *d, char out[MD_OUTCOME_MAX])
 {
     if (d->malformed || (!d->accepted && d->retryable))
         return 0;
+    if (d->accepted && d->n_events == 0) {
+        memcpy(out, MD_OUTCOME_UNLOGGED, strlen(MD_OUTCOME_UNLOGGED));
+        return strlen(MD_OUTCOME_UNLOGGED);
+    }
     const char *code = d->accepted ? "" : d->code_name;
     return encode(d->accepted, code, strlen(code), out);
 }
@@ -46,4 +50,9 @@ size_t md_outcome_of_event(const md_event_t *ev, char out[MD_OUTCOME_MAX])
     if (md_data_get_str(ev->data, ev->data_len, "code", &code, &len) != MD_OK)
         code = "", len = 0;
     return encode(false, code, len, out);
+}
+
+bool md_outcome_unlogged(const void *val, size_t len)
+{
+    return len == strlen(MD_OUTCOME_UNLOGGED) && memcmp(val, MD_OUTCOME_UNLOGGED, len) == 0;
 }
