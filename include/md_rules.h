@@ -5,8 +5,9 @@
  * Pure: no I/O, no clock reads, no mutable globals. Time comes in as `now`
  * (ms since epoch). All state that decide needs is reached through md_state_t,
  * a small key/value interface the engine implements over its LMDB write
- * transaction (tests use tests/rules_mem.c). Decide only reads state; evolve
- * is the only writer. Aggregate records are fixed-size C structs (each
+ * transaction (tests use tests/rules_mem.c). Decide and the timers only read
+ * state; evolve is the only writer (the timer index included), so the state
+ * is a function of the log. Aggregate records are fixed-size C structs (each
  * begins with a uint32_t format number), stored with their runs of zero bytes
  * squeezed out (rules/state.h); see docs/rules.md for the keys.
  *
@@ -21,7 +22,8 @@
  *   for each d.events[i]: append with recorded_at = now, command_id and actor
  *       (nil when !cmd has them), then md_rules_evolve(&state, &appended, &err);
  *   d.accepted -> result accepted; else result rejected with d.code_name,
- *       d.clause, d.message; record the outcome unless d.retryable or MALFORMED.
+ *       d.clause, d.message; record md_outcome_of_decision unless d.retryable
+ *       or MALFORMED.
  * Whether accepted or not, d.events holds exactly what to append: a rejection
  * yields one CommandRejected event on stream "rejections".
  *

@@ -2,7 +2,8 @@
  * outcome.c - the stored outcome of a command (idempotency): what the engine
  * records for a decision, and what an appended event implies, so that the
  * outcomes can be recomputed from the log (marketctl verify) with the same
- * encoding the engine writes.
+ * encoding the engine writes. Timer events record none; a command accepted
+ * with no events (Tick) records MD_OUTCOME_UNLOGGED, the one outcome in no event.
  */
 #include <stdio.h>
 #include <string.h>
