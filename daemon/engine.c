@@ -10,6 +10,7 @@
 #include "md_engine.h"
 #include "md_metrics.h"
 #include "md_rules.h"
+#include "md_base.h"
 
 #define MAX_HOOKS 8
 #define DEFAULT_OPERATOR "operator"
@@ -290,7 +291,7 @@ md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engin
     return MD_OK;
 }
 
-void md_engine_destroy(md_engine_t *e)
+void md_engine_free(md_engine_t *e)
 {
     if (e == NULL)
         return;
@@ -761,13 +762,6 @@ static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
     return rc;
 }
 
-static double mono_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void add_stats(md_engine_stats_t *a, const md_engine_stats_t *b)
 {
     a->batches++;
@@ -787,12 +781,12 @@ md_err_t md_engine_process(md_engine_t *e, const md_input_t *in, size_t n, int64
     e->in = in;
     e->n = n;
     e->wall_now = now_ms;
-    double t0 = mono_seconds();
+    double t0 = md_mono_s();
     md_err_t rc = md_store_write(e->store, batch_fn, e, err);
     if (rc != MD_OK)
         return rc;
     add_stats(&e->stats, &e->pending);
-    md_metrics_add_batch(&e->pending, mono_seconds() - t0);
+    md_metrics_add_batch(&e->pending, md_mono_s() - t0);
     if (results)
         md_buf_append(results, e->out.p, e->out.len);
     return MD_OK;

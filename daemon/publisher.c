@@ -24,6 +24,7 @@
 #include "md_publisher.h"
 #include "md_log.h"
 #include "md_metrics.h"
+#include "md_base.h"
 
 #define SCAN_LIMIT 1000
 
@@ -47,13 +48,6 @@ struct md_publisher {
     int reports[2];              /* pipe: librdkafka's "main queue not empty" */
     rd_kafka_queue_t *mainq;
 };
-
-static long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Delivery reports run on the publisher thread, inside rd_kafka_poll. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -208,7 +202,7 @@ static void *publisher_main(void *arg)
     for (;;) {
         uint64_t n = publish_some(p);
         rd_kafka_poll(p->rk, 0);
-        if (p->stop && ((n == 0 && drained(p)) || mono_ms() >= p->drain_deadline_ms))
+        if (p->stop && ((n == 0 && drained(p)) || md_mono_ms() >= p->drain_deadline_ms))
             break;
         if (n == 0)
             wait_for_work(p, 100);
@@ -309,13 +303,17 @@ uint64_t md_publisher_stop(md_publisher_t *p, long timeout_ms)
 {
     if (p == NULL || !p->started)
         return 0;
-    p->drain_deadline_ms = mono_ms() + timeout_ms;
+    p->drain_deadline_ms = md_mono_ms() + timeout_ms;
     p->stop = 1;
     atomic_store(&md_metrics.outbox_draining, false);
     md_publisher_wake(p);
     pthread_join(p->thread, NULL);
     p->started = false;
-    rd_kafka_flush(p->rk, 0);
+    /* serves the last delivery reports; what is still queued after that stays
+     * in the outbox (inflight, counted as undelivered below) */
+    rd_kafka_resp_err_t fe = rd_kafka_flush(p->rk, 0);
+    if (fe != RD_KAFKA_RESP_ERR_NO_ERROR)
+        md_log_info("outbox producer not empty at stop", "error=\"%s\"", rd_kafka_err2str(fe));
     pthread_mutex_lock(&p->lock);
     uint64_t left = p->inflight;
     md_log_info("outbox publisher stopped", "sent=%llu failed=%llu undelivered=%llu",

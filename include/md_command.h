@@ -1,6 +1,6 @@
 /*
  * md_command.h - the command schema table and the command decoder
- * (rules.md, "Command envelope", "Order of checks" step 1 and "Fine points").
+ * (docs/rules-reference.md, "Command envelope", "Order of checks" step 1 and "Fine points").
  *
  * Every command type is described by a static const row (md_cmd_spec_t):
  * its name, its target stream, the field that names the target id, and its
@@ -28,6 +28,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "md_base.h"
 
 #define MD_ID_MAX 64              /* ids are 1..64 bytes of [A-Za-z0-9._:-] */
 #define MD_COMMAND_ID_MAX 128     /* command_id and correlation_id */
@@ -65,7 +67,7 @@ typedef struct md_fspec {
     bool (*pattern)(const char *s, size_t len);
 } md_fspec_t;
 
-/* Command types, in the order of rules.md. */
+/* Command types, in the order of docs/rules-reference.md. */
 typedef enum md_cmd_type {
     MD_CMD_REGISTER_MEMBER, MD_CMD_PUBLISH_AGREEMENT, MD_CMD_ACCEPT_AGREEMENT,
     MD_CMD_DECLINE_AGREEMENT, MD_CMD_TRANSFER_ACCOUNT, MD_CMD_GRANT_OPERATOR,
@@ -207,8 +209,7 @@ bool md_cmd_target_stream(const md_command_t *c, char *out, size_t cap);
 
 /** @brief Whether s[0..len) is 1..64 bytes of [A-Za-z0-9._:-]. */
 bool md_valid_id(const char *s, size_t len);
-/** @brief Whether s[0..len) is valid UTF-8 without NUL bytes. */
-bool md_valid_utf8(const char *s, size_t len);
+/* md_valid_utf8 (whether s[0..len) is valid UTF-8 without NUL) is in md_base.h. */
 /**
  * @brief Parses an RFC 3339 UTC time as the Fine points define it
  * (YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z, real date, no leap second).

@@ -1,6 +1,6 @@
 /*
  * md_rules.h - the decider: decide(state, command) -> events | rejection and
- * evolve(state, event) (rules.md; architecture.md "rules/").
+ * evolve(state, event) (docs/rules-reference.md; docs/architecture.md "rules/").
  *
  * Pure: no I/O, no clock reads, no mutable globals. Time comes in as `now`
  * (ms since epoch). All state that decide needs is reached through md_state_t,
@@ -41,7 +41,7 @@
 #include "md_error.h"
 #include "md_event.h"
 
-/* ---- rejection codes (rules.md "Codes and clauses") ----------------------- */
+/* ---- rejection codes (docs/rules-reference.md "Codes and clauses") ----------------------- */
 
 #define MD_CODES(X)                                                            \
     X(MALFORMED) X(UNKNOWN_COMMAND) X(INVALID_FIELD) X(VERSION_CONFLICT)       \
@@ -138,7 +138,7 @@ typedef struct md_decision {
  *
  * Handles every decode status: MALFORMED yields the MALFORMED rejection with
  * {code, sha256}; REJECTED yields the deferred UNKNOWN_COMMAND/INVALID_FIELD;
- * OK runs rules.md "Order of checks" steps 2-7, then prepends the implicit
+ * OK runs docs/rules-reference.md "Order of checks" steps 2-7, then prepends the implicit
  * AgreementAccepted when it applies. The caller must have answered duplicates
  * (including command_id "bootstrap") before calling.
  *
@@ -146,6 +146,7 @@ typedef struct md_decision {
  * @returns MD_OK (see d->accepted), or the state's error (MD_ESTORE,
  *          MD_EMAPFULL, MD_ECORRUPT for a record of the wrong size/format).
  */
+MD_MUST_CHECK
 md_err_t md_rules_decide(const md_state_t *st, const md_command_t *cmd, int64_t now,
                          md_decision_t *d, md_error_t *err);
 
@@ -158,6 +159,7 @@ md_err_t md_rules_decide(const md_state_t *st, const md_command_t *cmd, int64_t 
  * @returns MD_OK, MD_ECORRUPT (data lacks a field the type requires, or a
  *          record it refers to is missing), or the state's error.
  */
+MD_MUST_CHECK
 md_err_t md_rules_evolve(const md_state_t *st, const md_event_t *ev, md_error_t *err);
 
 /**
@@ -169,6 +171,7 @@ md_err_t md_rules_evolve(const md_state_t *st, const md_event_t *ev, md_error_t 
  * @returns MD_OK, MD_EINVAL (operator_id is not a valid id), MD_EEXIST (the
  *          member exists), or the state's error.
  */
+MD_MUST_CHECK
 md_err_t md_rules_bootstrap(const md_state_t *st, const char *operator_id, int64_t now,
                             md_decision_t *d, md_error_t *err);
 

@@ -87,7 +87,7 @@ struct md_proj {
      * write-back cache that md__pj_load reads; entries of insert-only
      * databases go to the spill (md__pj_put_new). All are written sorted by
      * key, appended where the keys follow the database's last key (see
-     * "bulk mode" in core.c). */
+     * "bulk mode" in bulk.c). */
     bool bulk;
     bool complete[PJ_DB_COUNT_];     /* empty in LMDB and not written since:
                                       * a key the cache lacks is absent */

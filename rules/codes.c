@@ -1,5 +1,5 @@
 /*
- * codes.c - rejection codes and their clauses: rules.md "Codes and clauses",
+ * codes.c - rejection codes and their clauses: docs/rules-reference.md "Codes and clauses",
  * one code, one clause, wherever it is raised.
  */
 #include <string.h>

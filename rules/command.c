@@ -1,5 +1,5 @@
 /*
- * command.c - the command schema table (rules.md "Commands"): for each
+ * command.c - the command schema table (docs/rules-reference.md "Commands"): for each
  * command its target stream, the field naming the target, and its data fields
  * in declaration order with type, limits and defaults. Plus the step-1 checks
  * that look at several fields at once, and the accessors of md_command.h.

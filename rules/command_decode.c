@@ -1,6 +1,6 @@
 /*
  * command_decode.c - decoding of the command envelope and its data fields
- * (rules.md "Command envelope", "Order of checks" step 1, "Fine points").
+ * (docs/rules-reference.md "Command envelope", "Order of checks" step 1, "Fine points").
  *
  * The JSON text is parsed by jansson with JSON_REJECT_DUPLICATES; the msgpack
  * form is converted to the same jansson value first (command_msgpack.c), so

@@ -1,5 +1,5 @@
 /*
- * decide.c - md_rules_decide(): rules.md "Order of checks" steps 2-6 driven
+ * decide.c - md_rules_decide(): docs/rules-reference.md "Order of checks" steps 2-6 driven
  * by the command's row in table.c, then the command's own rule (step 7), the
  * implicit acceptance of the agreement (§1.2, §1.4) and, for a rejection, the
  * CommandRejected event. Reads state only.

@@ -2,7 +2,7 @@
  * internal.h - the decider's private machinery: the decision context, the
  * command rules table and the per-command rule functions (the rules/ sources).
  *
- * A rule function runs at step 7 of rules.md "Order of checks": the generic
+ * A rule function runs at step 7 of docs/rules-reference.md "Order of checks": the generic
  * driver (decide.c) has already done steps 2-6 as the command's row in
  * table.c describes them, and loaded every referenced aggregate into the
  * context. It either rejects (return md__reject(...)) or emits its events
@@ -156,7 +156,6 @@ int md__find_term(md__ctx_t *c);         /* AllowTerm: term prohibited */
 int md__dup_term(md__ctx_t *c);          /* ProhibitTerm: not yet prohibited */
 int md__find_window(md__ctx_t *c);       /* CancelMaintenance: not cancelled */
 int md__find_sanction_target(md__ctx_t *c);  /* ApplySanction: target exists */
-int md__find_appeal_target(md__ctx_t *c);    /* AppealSanction: parties known */
 
 /* ---- evolve (one function per event type) ------------------------------- */
 

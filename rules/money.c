@@ -435,7 +435,8 @@ md_err_t md__evolve_VoucherIssued(md__ev_t *e)
     if (rc == MD_OK) rc = md__ev_load(e, "m:", v.holder, &m, sizeof m);
     if (rc != MD_OK)
         return rc;
-    md_data_get_bool(e->ev->data, e->ev->data_len, "new_member_promo", &promo);
+    if (md_data_get_bool(e->ev->data, e->ev->data_len, "new_member_promo", &promo) != MD_OK)
+        promo = false; /* absent: not a promotion voucher */
     v.promo = promo;
     rc = md__ev_save(e, "v:", id, &v, sizeof v);
     if (rc == MD_OK && promo && m.identity_hash[0] != '\0')

@@ -264,7 +264,8 @@ md_err_t md__evolve_ComplaintFiled(md__ev_t *e)
     if (rc == MD_OK) rc = md__ev_platform(e, &p);
     if (rc != MD_OK)
         return rc;
-    md_data_get_bool(e->ev->data, e->ev->data_len, "after_sales", &as);
+    if (md_data_get_bool(e->ev->data, e->ev->data_len, "after_sales", &as) != MD_OK)
+        as = false; /* absent (events before after-sales existed) */
     q.after_sales = as;
     if (p.defense_days > 0)
         rc = md__arm(e, MD__TK_DEFENSE, id, md__deadline(e->ev->recorded_at, p.defense_days),
@@ -349,7 +350,8 @@ static md_err_t ruling_money(md__ev_t *e, md__order_t *o, const char *order_id)
     if (rc == MD_OK) rc = md__ev_credit(e, o->buyer, refund);
     if (rc != MD_OK)
         return rc;
-    md_data_get_bool(e->ev->data, e->ev->data_len, "after_sales", &as);
+    if (md_data_get_bool(e->ev->data, e->ev->data_len, "after_sales", &as) != MD_OK)
+        as = false; /* absent (events before after-sales existed) */
     if (as) {
         o->held -= refund;
         return md__ev_hold(e, o->provider, -refund);

@@ -1,7 +1,7 @@
 /*
  * table.c - the command rules table: for every command, who may issue it,
  * which referenced ids must exist or must not (step 4), extra step-4 checks,
- * and the rule function of step 7 (rules.md "Commands", "Order of checks").
+ * and the rule function of step 7 (docs/rules-reference.md "Commands", "Order of checks").
  */
 #include <stddef.h>
 

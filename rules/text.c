@@ -1,6 +1,6 @@
 /*
  * text.c - clause syntax, prohibited terms and contact-detail detection.
- * Hand-written matchers for the small regular expressions of rules.md, so
+ * Hand-written matchers for the small regular expressions of docs/rules-reference.md, so
  * that no regex library (and no locale) is involved.
  */
 #include <string.h>
@@ -12,7 +12,7 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* ASCII white space, as \s in rules.md's patterns. */
+/* ASCII white space, as \s in docs/rules-reference.md's patterns. */
 static bool is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';

@@ -1,6 +1,6 @@
 /*
  * text.h - content checks on texts (private to rules/): clause syntax,
- * prohibited terms (§4.1.4) and contact details (§4.2.6), per rules.md
+ * prohibited terms (§4.1.4) and contact details (§4.2.6), per docs/rules-reference.md
  * "Fine points".
  */
 #ifndef MD_RULES_TEXT_H

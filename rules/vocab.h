@@ -39,7 +39,7 @@ enum md__basis {
 };
 extern const char *const md__bases[];
 
-/* What each sanction measure is (rules.md "Sanctions" table). */
+/* What each sanction measure is (docs/rules-reference.md "Sanctions" table). */
 typedef struct md__measure_info {
     unsigned targets;      /* bit (1u << md__target_type) per allowed target */
     bool reversible;       /* may carry expires_at and be lifted */

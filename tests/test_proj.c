@@ -537,14 +537,14 @@ static void test_proj_absent_read_only(void **state)
     md_store_opts_t so = {.read_only = true};
     (void)state;
     assert_true(proj_fx_run_file(f, proj_fx_demo_path(), 1000, 0) > 0);
-    md_engine_destroy(f->eng); /* LMDB: one open of an environment per process */
-    md_store_close(f->store);
+    md_engine_free(f->eng); /* LMDB: one open of an environment per process */
+    md_store_free(f->store);
     f->eng = NULL, f->store = NULL;
     assert_int_equal(md_store_open(f->dir, &so, &ro, NULL), MD_OK);
     assert_int_equal(md_proj_open(ro, &p, &err), MD_ENOTFOUND);
     assert_non_null(strstr(err.msg, "rebuild"));
     assert_null(p);
-    md_store_close(ro);
+    md_store_free(ro);
     proj_fx_free(f);
 }
 
@@ -885,7 +885,7 @@ static void test_proj_bulk_matches_live(void **state)
         assert_same_dbs(sa, pa, sb, pb);
         free(pre.v), free(pre.loads), free(o.v), free(o.loads);
         md_proj_free(pa), md_proj_free(pb);
-        md_store_close(sa), md_store_close(sb);
+        md_store_free(sa), md_store_free(sb);
         md_test_rmdir(da), md_test_rmdir(db);
     }
 }

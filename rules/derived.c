@@ -1,6 +1,8 @@
 /*
  * derived.c - the rules' state and the command outcomes recomputed from the
- * log and compared with the store (md_derived.h), and the stored offsets.
+ * log and compared with the store (md_derived.h), and the stored offsets. It
+ * lives in rules/ (not projections/) because it runs the rules' own evolve; it
+ * only reads the store, never decides.
  *
  * The recompute is the engine's: every event is evolved with md_rules_evolve
  * (bootstrap events included) and every event's outcome is
