@@ -23,6 +23,8 @@ struct md_consumer {
     md_store_t *store;
     md_engine_t *engine;
     md_publisher_t *pub;
+    md_checkpointer_t *cp;
+    bool final;                  /* stopping: the next transaction checkpoints the head */
     rd_kafka_t *rk;
     /* the batch being collected */
     rd_kafka_message_t **msgs;
@@ -34,6 +36,7 @@ struct md_consumer {
     md_buf_t results;
     long last_write_ms;
     long last_command_ms; /* when the last command came (timers.tick_ms) */
+    bool warned_create_time;
 };
 
 
@@ -47,7 +50,7 @@ static md_err_t delete_delivered(md_txn_t *t, void *ctx, md_error_t *err)
         if (rc != MD_OK)
             return rc;
     }
-    return MD_OK;
+    return d->cp ? md_checkpointer_batch(d->cp, t, d->final, err) : MD_OK;
 }
 
 static bool is_msgpack(const rd_kafka_message_t *m)
@@ -63,13 +66,29 @@ static bool is_msgpack(const rd_kafka_message_t *m)
            (len == 19 || ((const char *)v)[19] == ';');
 }
 
+/* The message's log time for clock = log; warns once when the topic's
+ * timestamps are the producers' (CreateTime) rather than the broker's. */
+static int64_t log_time(md_consumer_t *d, const rd_kafka_message_t *m)
+{
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(m, &type);
+    if (d->cfg->clock == MD_CLOCK_LOG && type != RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME &&
+        !d->warned_create_time) {
+        d->warned_create_time = true;
+        md_log_warn("clock = log but the commands topic is not LogAppendTime: the producers' "
+                    "timestamps are used", "topic=%s", d->cfg->topic_commands);
+    }
+    return ts;
+}
+
 static void fill_inputs(md_consumer_t *d)
 {
     for (size_t i = 0; i < d->nmsgs; i++) {
         const rd_kafka_message_t *m = d->msgs[i];
         d->in[i] = (md_input_t){.bytes = m->payload ? m->payload : "", .len = m->len,
                                 .msgpack = is_msgpack(m), .key = m->key, .key_len = m->key_len,
-                                .partition = m->partition, .offset = m->offset};
+                                .partition = m->partition, .offset = m->offset,
+                                .timestamp_ms = log_time(d, m)};
     }
 }
 
@@ -88,16 +107,30 @@ static void record_lag(md_consumer_t *d, const rd_kafka_topic_partition_list_t *
     }
 }
 
-/* Kafka's committed offsets only serve lag tools: LMDB holds the real ones. */
+/* The metadata of the offsets this store commits: "store:" and its identity. */
+static size_t commit_metadata(const md_store_t *s, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%s%s", MD_COMMIT_META_PREFIX, md_store_id(s));
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* Kafka's committed offsets serve lag tools and fencing (each carries the
+ * committing store's identity as metadata): LMDB holds the real ones. */
 static void commit_to_kafka(md_consumer_t *d)
 {
+    char meta[64];
+    size_t mlen = commit_metadata(d->store, meta, sizeof meta);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
     for (size_t i = 0; i < d->nmsgs; i++) {
         const rd_kafka_message_t *m = d->msgs[i];
         rd_kafka_topic_partition_t *tp =
             rd_kafka_topic_partition_list_find(l, rd_kafka_topic_name(m->rkt), m->partition);
-        if (tp == NULL)
+        if (tp == NULL) {
             tp = rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition);
+            tp->metadata = md_malloc(mlen + 1); /* freed with the list (librdkafka's free) */
+            memcpy(tp->metadata, meta, mlen + 1);
+            tp->metadata_size = mlen;
+        }
         tp->offset = m->offset + 1;
     }
     record_lag(d, l);
@@ -114,16 +147,23 @@ static void drop_batch(md_consumer_t *d)
     d->nmsgs = 0;
 }
 
+long md_retry_next_ms(long pause_ms)
+{
+    return pause_ms >= MD_RETRY_MAX_MS / 2 ? MD_RETRY_MAX_MS : pause_ms * 2;
+}
+
 /*
  * Decides the collected batch durably. A store failure (disk full, I/O) is
  * retried with a growing pause until it succeeds or the daemon is stopped:
  * nothing is acknowledged before the commit, so nothing is lost either way.
+ * A store that lost its map (md_store_broken) cannot recover: the error is
+ * returned and the daemon stops, saying why.
  */
 static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
 {
     long pause = 100;
     md_publisher_take_delivered(d->pub, &d->del, &d->ndel, &d->capdel);
-    if (d->nmsgs == 0 && d->ndel == 0)
+    if (d->nmsgs == 0 && d->ndel == 0 && !md_checkpointer_due(d->cp, d->final))
         return MD_OK;
     fill_inputs(d);
     for (;;) {
@@ -135,11 +175,11 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
         atomic_fetch_add(&md_metrics.batch_failures, 1);
         md_log_error("batch not committed, will retry", "commands=%zu error=\"%s\" retry_ms=%ld",
                      d->nmsgs, e.msg, pause);
-        if (*d->stop)
+        if (*d->stop || md_store_broken(d->store))
             return md_error_set(err, rc, "%s", e.msg);
         struct timespec ts = {pause / 1000, (pause % 1000) * 1000000};
         nanosleep(&ts, NULL);
-        pause = pause < 5000 ? pause * 2 : 5000;
+        pause = md_retry_next_ms(pause);
     }
     d->ndel = 0;
     d->last_write_ms = md_mono_ms();
@@ -173,6 +213,8 @@ static void seek_to_stored(md_consumer_t *d, rd_kafka_topic_partition_list_t *pa
         nanosleep(&ts, NULL);
         pause = pause < 2000 ? pause * 2 : 2000;
         md_error_clear(&err);
+        if (md_store_broken(d->store))
+            break;
     }
     for (int i = 0; t != NULL && i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
@@ -184,6 +226,57 @@ static void seek_to_stored(md_consumer_t *d, rd_kafka_topic_partition_list_t *pa
                     (int)tp->partition, (long long)tp->offset);
     }
     md_txn_end(t);
+}
+
+bool md_consumer_fenced(const char *own_id, int64_t own_next, int64_t committed,
+                        const void *meta, size_t meta_len)
+{
+    size_t pl = strlen(MD_COMMIT_META_PREFIX), il = strlen(own_id);
+    if (committed < 0 || meta == NULL || meta_len <= pl ||
+        memcmp(meta, MD_COMMIT_META_PREFIX, pl) != 0)
+        return false; /* nothing committed, or not by a marketd store */
+    if (meta_len == pl + il && memcmp((const char *)meta + pl, own_id, il) == 0)
+        return false; /* this store's own commit */
+    return committed > (own_next > 0 ? own_next : 0);
+}
+
+/*
+ * Fencing: a partition whose offset in Kafka was committed by another store
+ * (another marketd in this group with its own data directory) ahead of this
+ * store's own is left unassigned: deciding it here would decide its commands
+ * a second time, with this store's (different) state. Logged, counted in
+ * /metrics, and /readyz says not ready until the next assignment.
+ * Returns the partitions to take (a new list).
+ */
+static rd_kafka_topic_partition_list_t *drop_fenced(md_consumer_t *d,
+                                                    const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *seen = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_topic_partition_list_t *take = rd_kafka_topic_partition_list_new(parts->cnt);
+    rd_kafka_resp_err_t e = rd_kafka_committed(d->rk, seen, 10000);
+    if (e)
+        md_log_warn("committed offsets unknown; partitions not checked for another store",
+                    "error=\"%s\"", rd_kafka_err2str(e));
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i], *c = &seen->elems[i];
+        int64_t own = tp->offset == RD_KAFKA_OFFSET_BEGINNING ? 0 : tp->offset;
+        if (!e && !c->err &&
+            md_consumer_fenced(md_store_id(d->store), own, c->offset, c->metadata,
+                               c->metadata_size)) {
+            md_log_error("partition fenced: another store decided it further; not deciding it here",
+                         "topic=%s partition=%d committed=%lld own=%lld by=\"%.*s\" this=\"%s%s\" "
+                         "hint=\"one consumer group per store: give each marketd its own group.id\"",
+                         tp->topic, (int)tp->partition, (long long)c->offset, (long long)own,
+                         (int)c->metadata_size, (const char *)c->metadata, MD_COMMIT_META_PREFIX,
+                         md_store_id(d->store));
+            atomic_fetch_add(&md_metrics.partitions_fenced, 1);
+            atomic_fetch_add(&md_metrics.fencings, 1);
+            continue;
+        }
+        rd_kafka_topic_partition_list_add(take, tp->topic, tp->partition)->offset = tp->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(seen);
+    return take;
 }
 
 /* Counts the partitions for /readyz once librdkafka has really taken the assignment. */
@@ -204,11 +297,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     md_error_t err = {0};
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         seek_to_stored(d, parts);
-        rd_kafka_resp_err_t ae = rd_kafka_assign(rk, parts);
+        rd_kafka_topic_partition_list_t *take = drop_fenced(d, parts);
+        rd_kafka_resp_err_t ae = rd_kafka_assign(rk, take);
         if (ae)
             md_log_error("partition assignment failed", "error=\"%s\"", rd_kafka_err2str(ae));
         else
-            mark_assigned(parts);
+            mark_assigned(take);
+        rd_kafka_topic_partition_list_destroy(take);
         return;
     }
     /* Revoked (or an error): finish the batch before letting the partitions go. */
@@ -220,6 +315,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     for (int p = 0; p < MD_METRIC_PARTITIONS; p++)
         atomic_store(&md_metrics.assigned[p], false);
     atomic_store(&md_metrics.partitions_assigned, 0);
+    atomic_store(&md_metrics.partitions_fenced, 0);
     rd_kafka_resp_err_t ue = rd_kafka_assign(rk, NULL);
     if (ue)
         md_log_error("partition unassignment failed", "error=\"%s\"", rd_kafka_err2str(ue));
@@ -334,6 +430,7 @@ static md_err_t consume_loop(md_consumer_t *d, md_error_t *err)
         if (rc == MD_OK && d->nmsgs == 0)
             rc = tick_when_idle(d, err);
     }
+    d->final = true; /* the last transaction checkpoints the head */
     if (rc == MD_OK)
         rc = process_batch(d, err); /* what was collected before the stop */
     return rc;
@@ -345,7 +442,8 @@ md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_er
 {
     md_consumer_t *d = md_calloc(1, sizeof *d);
     *d = (md_consumer_t){.cfg = o->cfg, .stop = o->stop, .store = o->store,
-                         .engine = o->engine, .pub = o->pub, .last_command_ms = md_mono_ms()};
+                         .engine = o->engine, .pub = o->pub, .cp = o->checkpointer,
+                         .last_command_ms = md_mono_ms()};
     d->msgs = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->msgs);
     d->in = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->in);
     md_buf_init(&d->results);

@@ -7,7 +7,10 @@
 
 #include "md_engine.h"
 #include "md_metrics.h"
+#include "md_proj.h"
+#include "md_store.h"
 #include "md_rules.h"
+#include "md_version.h"
 
 static const double batch_bounds[MD_HIST_BUCKETS] = {1, 2, 5, 10, 20, 50, 100, 200, 500,
                                                      1000, 2000, 5000};
@@ -111,6 +114,19 @@ static void render_lag(md_buf_t *out)
     }
 }
 
+/* The version and formats (dashboards show them), and readiness as a gauge
+ * (alerts on a daemon that stays unready). */
+static void render_build(md_buf_t *out)
+{
+    put(out, "# HELP marketd_build_info The running build: version, store and layout formats.\n"
+             "# TYPE marketd_build_info gauge\n"
+             "marketd_build_info{version=\"%s\",store_format=\"%d\",layout_format=\"%d\"} 1\n",
+        md_version(), MD_STORE_FORMAT, md_proj_layout_format());
+    put(out, "# HELP marketd_ready 1 when partitions are assigned and the outbox drains (/readyz).\n"
+             "# TYPE marketd_ready gauge\nmarketd_ready %d\n",
+        md_metrics_ready() ? 1 : 0);
+}
+
 void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t map_used,
                        uint64_t map_size, uint64_t events_total)
 {
@@ -128,6 +144,13 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t map_used,
     render_hist(out, "marketd_commit_seconds", "Write transaction time including fsync.",
                 &m->commit_seconds);
     render_lag(out);
+    put(out, "# HELP marketd_partitions_fenced Assigned partitions not decided here: another "
+             "store committed them further.\n# TYPE marketd_partitions_fenced gauge\n"
+             "marketd_partitions_fenced %d\n"
+             "# HELP marketd_fencings_total Partitions fenced since the start.\n"
+             "# TYPE marketd_fencings_total counter\nmarketd_fencings_total %llu\n",
+        atomic_load_explicit(&m->partitions_fenced, RELAXED),
+        (unsigned long long)get(&m->fencings));
     put(out, "# HELP marketd_outbox_depth Messages waiting in the outbox.\n"
              "# TYPE marketd_outbox_depth gauge\nmarketd_outbox_depth %llu\n",
         (unsigned long long)outbox_depth);
@@ -142,10 +165,12 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t map_used,
              "# HELP marketd_lmdb_map_size_bytes Size of the LMDB map.\n"
              "# TYPE marketd_lmdb_map_size_bytes gauge\nmarketd_lmdb_map_size_bytes %llu\n",
         (unsigned long long)map_used, (unsigned long long)map_size);
+    render_build(out);
 }
 
 bool md_metrics_ready(void)
 {
     return atomic_load_explicit(&md_metrics.partitions_assigned, RELAXED) > 0 &&
+           atomic_load_explicit(&md_metrics.partitions_fenced, RELAXED) == 0 &&
            atomic_load_explicit(&md_metrics.outbox_draining, RELAXED);
 }

@@ -154,13 +154,15 @@ static void summary(const md_engine_stats_t *s, double secs)
 
 md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
 {
-    md_store_opts_t so = {.nosync = o->nosync};
+    md_store_opts_t so = {.nosync = o->nosync, .lock = true}; /* one writer per directory */
     md_store_t *store = NULL;
     md_engine_t *eng = NULL;
     md_proj_t *proj = NULL;
     FILE *in = NULL, *out = NULL;
     const char *res = o->results ? o->results : "-";
     double t0 = md_mono_s();
+    if (o->engine.clock == MD_CLOCK_LOG) /* a file has no log timestamps */
+        return md_error_set(err, MD_ECONFIG, "clock = log needs Kafka; offline, use command");
     md_err_t rc = md_store_open(o->data_dir, &so, &store, err);
     if (rc == MD_OK)
         rc = md_engine_new(store, &o->engine, &eng, err);

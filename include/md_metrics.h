@@ -42,6 +42,8 @@ typedef struct md_metrics {
     _Atomic int64_t lag[MD_METRIC_PARTITIONS];
     _Atomic bool assigned[MD_METRIC_PARTITIONS];
     _Atomic int partitions_assigned;
+    _Atomic int partitions_fenced;    /* left to another store (md_consumer.h, fencing) */
+    _Atomic uint64_t fencings;        /* partitions fenced since the start */
     _Atomic bool outbox_draining;     /* the publisher runs */
 } md_metrics_t;
 
@@ -61,7 +63,7 @@ void md_metrics_add_batch(const struct md_engine_stats *delta, double commit_sec
 void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t map_used,
                        uint64_t map_size, uint64_t events_total);
 
-/** @brief Ready: partitions assigned and the outbox publisher running. */
+/** @brief Ready: partitions assigned, none fenced, and the outbox publisher running. */
 bool md_metrics_ready(void);
 
 #endif

@@ -1,21 +1,42 @@
 #!/usr/bin/env bash
 # audit-export.sh - checks the hash chain of a `marketctl export` with standard
-# tools only (jq, base64, basenc, sha256sum): none of marketd's code is used.
+# tools only (jq, base64, basenc, sha256sum, openssl): none of marketd's code is
+# used.
 #
 #   marketctl --data-dir DIR export > export.jsonl
 #   bash scripts/audit-export.sh export.jsonl
+#   bash scripts/audit-export.sh --checkpoints cps.jsonl --keys KEYDIR export.jsonl
 #
 # For each line: seq must follow the previous one, prev_hash must equal the
 # previous line's hash (32 zero bytes before seq 1), and
 # hash = SHA-256(prev_hash bytes || base64-decoded body). Exit 1 names the
 # first bad seq. An export that starts after seq 1 is anchored on the
 # prev_hash of its first line.
+#
+# With --checkpoints (JSON lines from `marketctl checkpoints`) and --keys (a
+# directory of REPLICA.pub files), each checkpoint's Ed25519 signature is
+# checked with `openssl pkeyutl -verify` over its canonical text (docs/audit.md,
+# "The checkpoint encoding"), then its hash is compared with the export's line
+# at its seq. Exit 1 names the first bad signature, differing hash, or a
+# checkpoint past the export's end (a cut tail).
 set -euo pipefail
+
+cps="" keys=""
+while [ $# -gt 0 ]; do
+    case $1 in
+        --checkpoints) cps=$2; shift 2 ;;
+        --keys) keys=$2; shift 2 ;;
+        *) break ;;
+    esac
+done
+{ [ -z "$cps" ] && [ -z "$keys" ]; } || { [ -n "$cps" ] && [ -n "$keys" ]; } ||
+    { echo "usage: audit-export.sh [--checkpoints CPS.jsonl --keys DIR] [EXPORT]" >&2; exit 2; }
 
 zero=$(printf '0%.0s' {1..64})
 prev=""
 expect=""
 count=0
+declare -A hash_at=()
 while IFS=$'\t' read -r seq p body h; do
     if [ -z "$expect" ]; then
         expect=$seq
@@ -27,7 +48,40 @@ while IFS=$'\t' read -r seq p body h; do
           sha256sum | cut -d' ' -f1)
     if [ "$got" != "$h" ]; then echo "seq $seq: hash differs from SHA-256(prev_hash || body)" >&2; exit 1; fi
     prev=$h
+    [ -z "$cps" ] || hash_at[$seq]=$h
     expect=$((seq + 1))
     count=$((count + 1))
 done < <(jq -r '[.seq, .prev_hash, .body, .hash] | @tsv' "${1:-/dev/stdin}")
 echo "chain ok: $count events, head $prev"
+[ -n "$cps" ] || exit 0
+
+# The checkpoints: the signed text of each, rebuilt from its JSON fields.
+last=$((expect - 1))
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+while IFS= read -r cp; do
+    [ -n "$cp" ] || continue
+    n=$((n + 1))
+    replica=$(jq -r .replica <<<"$cp")
+    seq=$(jq -r .seq <<<"$cp")
+    [ "$(jq -r .version <<<"$cp")" = 1 ] || { echo "checkpoint $n: unknown version" >&2; exit 1; }
+    [ -f "$keys/$replica.pub" ] || { echo "checkpoint $n: no key $replica.pub" >&2; exit 1; }
+    jq -j '"marketd checkpoint v\(.version)\nreplica \(.replica)\nseq \(.seq)\nhash \(.hash)\n" +
+           "recorded_at \(.recorded_at)\n" +
+           ([.offsets[] | "offset \(.topic) \(.partition) \(.next)\n"] | join(""))' \
+        <<<"$cp" >"$tmp/msg"
+    jq -r .signature <<<"$cp" | base64 -d >"$tmp/sig"
+    openssl pkeyutl -verify -pubin -inkey "$keys/$replica.pub" -rawin -in "$tmp/msg" \
+        -sigfile "$tmp/sig" >/dev/null 2>&1 ||
+        { echo "checkpoint $n (replica $replica, seq $seq): bad signature" >&2; exit 1; }
+    if [ "$seq" -gt "$last" ]; then
+        echo "the export ends at seq $last but replica $replica signed seq $seq > $last" >&2
+        exit 1
+    fi
+    if [ "${hash_at[$seq]:-}" != "$(jq -r .hash <<<"$cp")" ]; then
+        echo "different hash at seq $seq (replica $replica)" >&2
+        exit 1
+    fi
+done <"$cps"
+echo "checkpoints ok: $n signed checkpoints match the export"

@@ -17,6 +17,7 @@ packages=(
     valgrind clang cppcheck clang-format  # checks
     gnuplot-nox curl jq               # bench plots, HTTP probes, JSON in shell tests
     librdkafka1 xxd                   # runtime client; hex dumps in tests
+    prometheus man-db                 # promtool + a server (test_ops.sh); man -l (man pages)
 )
 # Java and Maven only run the local Kafka broker (scripts/kafka.sh); any
 # java/mvn already on PATH will do (e.g. a JDK installed outside apt).

@@ -3,7 +3,8 @@
  *
  *   marketctl --data-dir DIR events [--stream S] [--from SEQ] [--limit N]
  *   marketctl --data-dir DIR export [--from SEQ] [--limit N]
- *   marketctl --data-dir DIR verify
+ *   marketctl --data-dir DIR verify [--checkpoints CPS.jsonl --keys DIR]
+ *   marketctl keygen | checkpoints | verify-export ...   (ctl.h, ctl_checkpoint.c)
  *   marketctl --data-dir DIR stats
  *   marketctl --data-dir DIR get order|account|store|product|complaint|sanction|voucher ID
  *   marketctl --data-dir DIR orders [--buyer M] [--provider M] [--status S] [--day DAY]
@@ -33,6 +34,7 @@
 #include "md_proj.h"
 #include "md_store.h"
 #include "md_base.h"
+#include "md_version.h"
 
 typedef struct ctl {
     const char *dir;
@@ -46,6 +48,7 @@ typedef struct ctl {
     const char *args[3];          /* positional arguments after the subcommand */
     int nargs;
     int64_t as_of;
+    const char *checkpoints, *keys; /* verify against signed checkpoints */
     md_error_t err;
     /* progress on a terminal */
     bool tty;
@@ -210,6 +213,13 @@ static int cmd_verify(ctl_t *c)
     }
     if (rc != MD_OK || md_txn_head(c->txn, &head, hash, &c->err) != MD_OK)
         return ctl_derived_end(dv, NULL, &c->err);
+    if (c->checkpoints || c->keys) { /* signed checkpoints, external to the store */
+        int st = ctl_verify_store_checkpoints(c->txn, c->checkpoints, c->keys);
+        if (st != 0) {
+            ctl_derived_end(dv, NULL, &c->err);
+            return st;
+        }
+    }
     md_hex(hash, MD_HASH_LEN, hex);
     if (c->proj == NULL) {
         progress_end(c, "verify");
@@ -393,8 +403,8 @@ static const subcommand_t subcommands[] = {
     {"events", cmd_events, 0, "events [--stream S] [--from SEQ] [--limit N]"},
     {"export", cmd_export, 0, "export [--from SEQ] [--limit N]  (with body, prev_hash, hash)"},
     {"verify", cmd_verify, PROJ_OPTIONAL,
-     "verify  (hash chain, projections, rules' state and outcomes; exit 1 naming the first "
-     "bad seq or record)"},
+     "verify [--checkpoints CPS.jsonl --keys DIR]  (hash chain, signed checkpoints, projections,"
+     " rules' state and outcomes; exit 1 naming the first failure)"},
     {"stats", cmd_stats, PROJ_OPTIONAL, "stats"},
     {"get", cmd_get, NEEDS_PROJ,
      "get order|account|store|product|complaint|sanction|voucher ID [--as-of T]"},
@@ -416,6 +426,9 @@ static void usage(FILE *f)
     fputs("usage: marketctl --data-dir DIR SUBCOMMAND [options]\n", f);
     for (size_t i = 0; i < NSUB; i++)
         fprintf(f, "  %s\n", subcommands[i].help);
+    fputs("usage: marketctl keygen --id ID --out DIR\n"
+          "       marketctl checkpoints --bootstrap HOST:PORT [--topic market.heads]\n"
+          "       marketctl verify-export FILE --checkpoints CPS.jsonl --keys DIR\n", f);
     fputs("lists: when more rows may follow, stderr ends with `next_cursor: C`\n", f);
 }
 
@@ -454,7 +467,7 @@ static int parse_time(const char *s, int64_t *out)
 }
 
 enum { O_BUYER = 256, O_PROVIDER, O_STATUS, O_DAY, O_SUBJECT, O_ACTOR, O_TO, O_UNTIL, O_OUT,
-       O_CURSOR, O_AS_OF };
+       O_CURSOR, O_AS_OF, O_CHECKPOINTS, O_KEYS };
 
 static const struct option long_opts[] = {
     {"data-dir", required_argument, NULL, 'd'}, {"stream", required_argument, NULL, 's'},
@@ -465,6 +478,8 @@ static const struct option long_opts[] = {
     {"to", required_argument, NULL, O_TO},       {"until", required_argument, NULL, O_UNTIL},
     {"out", required_argument, NULL, O_OUT},     {"cursor", required_argument, NULL, O_CURSOR},
     {"as-of", required_argument, NULL, O_AS_OF}, {"help", no_argument, NULL, 'h'},
+    {"checkpoints", required_argument, NULL, O_CHECKPOINTS},
+    {"keys", required_argument, NULL, O_KEYS},
     {NULL, 0, NULL, 0},
 };
 
@@ -483,6 +498,8 @@ static int string_opt(ctl_t *c, int o)
                         : o == O_TO       ? &c->to
                         : o == O_OUT      ? &c->out
                         : o == O_CURSOR   ? &c->cursor
+                        : o == O_CHECKPOINTS ? &c->checkpoints
+                        : o == O_KEYS     ? &c->keys
                                           : NULL;
     if (slot == NULL)
         return -1;
@@ -548,9 +565,13 @@ static int open_all(ctl_t *c, const subcommand_t *sub)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--version") == 0)
+        return md_version_print(stdout, "marketctl") == 0 ? 0 : 1;
     ctl_t c = {0};
     const subcommand_t *sub;
     c.as_of = md_wall_ms();
+    if (argc > 1 && ctl_checkpoint_is_sub(argv[1])) /* subcommands without a store */
+        return ctl_checkpoint_main(argc - 1, argv + 1);
     if (parse_args(argc, argv, &c, false) != 0 || optind >= argc || c.dir == NULL ||
         (sub = find_sub(argv[optind])) == NULL) {
         usage(stderr);
