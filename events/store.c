@@ -1027,6 +1027,35 @@ md_err_t md_txn_offset_put(md_txn_t *t, const char *topic, int32_t partition, in
                         err, "put offset");
 }
 
+md_err_t md_txn_offset_scan(md_txn_t *t, md_offset_fn fn, void *ctx, md_error_t *err)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    md_err_t rc = MD_OK;
+    int mrc = mdb_cursor_open(t->txn, t->s->dbi[MD_DB_OFFSETS], &cur);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "offsets cursor");
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == MDB_SUCCESS && rc == MD_OK;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const unsigned char *p = k.mv_data, *nul = memchr(p, 0, k.mv_size);
+        if (nul == NULL || k.mv_size - (size_t)(nul - p) != 5 || v.mv_size != 8) {
+            rc = md_error_set(err, MD_ECORRUPT, "an offsets record is not topic, NUL, "
+                                                "partition(4), next(8)");
+            break;
+        }
+        char topic[256];
+        snprintf(topic, sizeof topic, "%.*s", (int)(nul - p), (const char *)p);
+        rc = fn(topic, (int32_t)(uint32_t)(nul[1] << 24 | nul[2] << 16 | nul[3] << 8 | nul[4]),
+                (int64_t)get_be64(v.mv_data), ctx, err);
+    }
+    mdb_cursor_close(cur);
+    if (rc == MD_ESTOP)
+        return MD_OK;
+    if (rc != MD_OK)
+        return rc;
+    return mrc == MDB_NOTFOUND ? MD_OK : md_store_err(mrc, err, "offsets scan");
+}
+
 /* ---- outbox ---------------------------------------------------------------------------- */
 
 /* The next outbox id survives deletions (meta 'outbox_next'), so ids never repeat. */

@@ -256,6 +256,17 @@ MD_MUST_CHECK
 md_err_t md_txn_offset_put(md_txn_t *t, const char *topic, int32_t partition, int64_t next,
                            md_error_t *err);
 
+/* A stored consumer offset: the next offset to consume of @p topic / @p partition
+ * (borrowed until the callback returns). MD_OK goes on, MD_ESTOP stops. */
+typedef md_err_t (*md_offset_fn)(const char *topic, int32_t partition, int64_t next, void *ctx,
+                                 md_error_t *err);
+
+/** @brief Visits every stored offset, by topic (bytes) then partition.
+ * @returns MD_OK, the callback's error, MD_ECORRUPT (a record not topic, NUL,
+ *          partition(4), next(8)), MD_ESTORE. */
+MD_MUST_CHECK
+md_err_t md_txn_offset_scan(md_txn_t *t, md_offset_fn fn, void *ctx, md_error_t *err);
+
 /* ---- intake records ---------------------------------------------------------
  *
  * The consumed offsets are not a function of the event log (an event does not
