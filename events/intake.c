@@ -95,7 +95,10 @@ static md_err_t baseline(walk_t *w, const md_intake_t *r, md_error_t *err)
         if (p->from < 0 || p->first != p->from || p->next != p->from || find(w, r->name, p->partition))
             return md_error_set(err, MD_ECORRUPT, "offsets: the intake baseline is malformed at "
                                 "%s partition %d", r->name, (int)p->partition);
-        add(w, r->name, p->partition)->next = p->next;
+        pstate_t *s = add(w, r->name, p->partition);
+        s->next = p->next;
+        s->number = r->number;
+        s->seq = r->seq;
     }
     return MD_OK;
 }
@@ -280,12 +283,14 @@ static md_err_t compare(walk_t *w, size_t k, const md_intake_t *r, md_error_t *e
     for (size_t i = 0; i < w->n; i++) {
         const pstate_t *s = &w->st[i];
         const md_cp_offset_t *o = cp_offset(cp, s->topic, s->partition);
+        char said[48] = "signed no offset";
+        if (o != NULL)
+            snprintf(said, sizeof said, "signed next %" PRId64, o->next);
         if (o == NULL || o->next != s->next)
             return md_error_set(err, MD_ECORRUPT,
-                                "offsets: %s: %s partition %d: %s%" PRId64
-                                ", but this store's intake there says next %" PRId64,
-                                who, s->topic, (int)s->partition,
-                                o ? "signed next " : "signed no offset", o ? o->next : 0, s->next);
+                                "offsets: %s: %s partition %d: %s, but this store's intake there "
+                                "says next %" PRId64,
+                                who, s->topic, (int)s->partition, said, s->next);
     }
     for (size_t i = 0; i < cp->noffsets; i++) {
         const md_cp_offset_t *o = &cp->offsets[i];
