@@ -34,6 +34,7 @@
 #include "md_proj.h"
 #include "md_store.h"
 #include "md_base.h"
+#include "md_version.h"
 
 typedef struct ctl {
     const char *dir;
@@ -564,6 +565,8 @@ static int open_all(ctl_t *c, const subcommand_t *sub)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--version") == 0)
+        return md_version_print(stdout, "marketctl") == 0 ? 0 : 1;
     ctl_t c = {0};
     const subcommand_t *sub;
     c.as_of = md_wall_ms();
