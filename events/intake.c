@@ -150,18 +150,22 @@ static md_err_t batch(walk_t *w, const md_intake_t *r, md_error_t *err)
     for (size_t i = 0; i < r->nparts; i++) {
         const md_intake_part_t *p = &r->parts[i];
         pstate_t *s = find(w, r->name, p->partition);
-        if (p->count == 0 || p->first < 0 || p->next <= p->first ||
-            (uint64_t)(p->next - p->first) < p->count ||
-            (p->from != MD_INTAKE_NONE && (p->from < 0 || p->first < p->from)))
-            return md_error_set(err, MD_ECORRUPT,
-                                "offsets: intake record %" PRIu64 " is malformed at %s partition %d",
-                                r->number, r->name, (int)p->partition);
         md_err_t rc = check_start(r, p, s, err);
         if (rc != MD_OK)
             return rc;
-        if (p->from != MD_INTAKE_NONE && p->first > p->from) { /* observed: accepted */
+        if (p->count == 0 || p->first < 0 || p->next <= p->first ||
+            (uint64_t)(p->next - p->first) < p->count || (p->from < 0 && p->from != MD_INTAKE_NONE))
+            return md_error_set(err, MD_ECORRUPT,
+                                "offsets: intake record %" PRIu64 " is malformed at %s partition %d",
+                                r->number, r->name, (int)p->partition);
+        /* What the consumer observed is accepted: the broker's first message
+         * above the offset asked for (a gap), or below it (the broker reset
+         * the position, e.g. to the log's start: messages consumed again). */
+        if (p->from != MD_INTAKE_NONE && p->first > p->from) {
             w->rep.gaps++;
             w->rep.gap_offsets += (uint64_t)(p->first - p->from);
+        } else if (p->from != MD_INTAKE_NONE && p->first < p->from) {
+            w->rep.resets++;
         }
         if (s == NULL)
             s = add(w, r->name, p->partition);

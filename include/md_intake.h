@@ -42,6 +42,7 @@ typedef struct md_intake_report {
     uint64_t messages;        /* messages the batch records count */
     uint64_t gaps;            /* observed gaps (accepted) */
     uint64_t gap_offsets;     /* offsets they skip */
+    uint64_t resets;          /* observed resets: the first message below the offset asked for */
     uint64_t first_seq;       /* the head when the first batch was recorded */
     uint64_t partitions;      /* partitions covered (baseline and batches) */
     uint64_t uncovered;       /* stored offsets of topics no record names (not checked) */

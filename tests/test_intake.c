@@ -184,7 +184,8 @@ static void test_intake_moved_offset_then_consumed_fails(void **state)
                       "were never consumed");
 }
 
-/* The broker had no message at 66..67 (e.g. transaction markers): the consumer saw it. */
+/* The broker had no message at 66..67 (e.g. transaction markers), then reset the
+ * position to the log's start: what the consumer observed is accepted. */
 static void test_intake_observed_gap_accepted(void **state)
 {
     fx_t *f = *state;
@@ -198,6 +199,10 @@ static void test_intake_observed_gap_accepted(void **state)
     assert_int_equal(rep.gaps, 1);
     assert_int_equal(rep.gap_offsets, 2);
     assert_int_equal(rep.messages, 73 + 3 + 4);
+    assert_int_equal(rep.resets, 0);
+    run(f, 0, 76, 0, 5); /* asked for 76, the broker reset to the log's start */
+    assert_int_equal(verify(f, &rep, &err), MD_OK);
+    assert_int_equal(rep.resets, 1);
 }
 
 /* An offset moved backwards: commands consumed twice (decided as duplicates). */
