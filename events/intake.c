@@ -76,8 +76,8 @@ static md_err_t check_order(walk_t *w, const md_intake_t *r, md_error_t *err)
                                   " follows record %" PRIu64 ")",
                                   w->expect, r->number, w->expect - 1);
     if ((r->number == 0) != (r->kind == MD_INTAKE_BASELINE))
-        return md_error_set(err, MD_ECORRUPT, "offsets: intake record %" PRIu64 " is %s",
-                            r->number, r->number ? "a second baseline" : "not the baseline");
+        return md_error_set(err, MD_ECORRUPT, "offsets: intake record %" PRIu64 " is %s", r->number,
+                            r->number ? "a second baseline" : "not the baseline");
     if (r->seq < w->last_seq || r->seq > w->head)
         return md_error_set(err, MD_ECORRUPT,
                             "offsets: intake record %" PRIu64 " names seq %" PRIu64
@@ -92,9 +92,12 @@ static md_err_t baseline(walk_t *w, const md_intake_t *r, md_error_t *err)
 {
     for (size_t i = 0; i < r->nparts; i++) {
         const md_intake_part_t *p = &r->parts[i];
-        if (p->from < 0 || p->first != p->from || p->next != p->from || find(w, r->name, p->partition))
-            return md_error_set(err, MD_ECORRUPT, "offsets: the intake baseline is malformed at "
-                                "%s partition %d", r->name, (int)p->partition);
+        if (p->from < 0 || p->first != p->from || p->next != p->from ||
+            find(w, r->name, p->partition))
+            return md_error_set(err, MD_ECORRUPT,
+                                "offsets: the intake baseline is malformed at "
+                                "%s partition %d",
+                                r->name, (int)p->partition);
         pstate_t *s = add(w, r->name, p->partition);
         s->next = p->next;
         s->number = r->number;
@@ -104,8 +107,8 @@ static md_err_t baseline(walk_t *w, const md_intake_t *r, md_error_t *err)
 }
 
 /* Where a partition's batch began, against where the intake state says it should. */
-static md_err_t check_start(const md_intake_t *r, const md_intake_part_t *p,
-                            const pstate_t *s, md_error_t *err)
+static md_err_t check_start(const md_intake_t *r, const md_intake_part_t *p, const pstate_t *s,
+                            md_error_t *err)
 {
     const char *topic = r->name;
     int part = (int)p->partition;
@@ -127,16 +130,16 @@ static md_err_t check_start(const md_intake_t *r, const md_intake_part_t *p,
         return md_error_set(err, MD_ECORRUPT,
                             "offsets: %s partition %d: batch record %" PRIu64 " (seq %" PRIu64
                             ") began at offset %" PRId64 ", but the previous batch (record %" PRIu64
-                            ", seq %" PRIu64 ") ended at %" PRId64 ": offsets %" PRId64
-                            "..%" PRId64 " were never consumed (not a gap the consumer observed)",
+                            ", seq %" PRIu64 ") ended at %" PRId64 ": offsets %" PRId64 "..%" PRId64
+                            " were never consumed (not a gap the consumer observed)",
                             topic, part, r->number, r->seq, p->from, s->number, s->seq, s->next,
                             s->next, p->from - 1);
     if (p->from < s->next)
         return md_error_set(err, MD_ECORRUPT,
                             "offsets: %s partition %d: batch record %" PRIu64 " (seq %" PRIu64
                             ") began at offset %" PRId64 ", but the previous batch (record %" PRIu64
-                            ", seq %" PRIu64 ") ended at %" PRId64 ": offsets %" PRId64
-                            "..%" PRId64 " were consumed twice",
+                            ", seq %" PRIu64 ") ended at %" PRId64 ": offsets %" PRId64 "..%" PRId64
+                            " were consumed twice",
                             topic, part, r->number, r->seq, p->from, s->number, s->seq, s->next,
                             p->from, s->next - 1);
     return MD_OK;
@@ -156,7 +159,8 @@ static md_err_t batch(walk_t *w, const md_intake_t *r, md_error_t *err)
         if (p->count == 0 || p->first < 0 || p->next <= p->first ||
             (uint64_t)(p->next - p->first) < p->count || (p->from < 0 && p->from != MD_INTAKE_NONE))
             return md_error_set(err, MD_ECORRUPT,
-                                "offsets: intake record %" PRIu64 " is malformed at %s partition %d",
+                                "offsets: intake record %" PRIu64
+                                " is malformed at %s partition %d",
                                 r->number, r->name, (int)p->partition);
         /* What the consumer observed is accepted: the broker's first message
          * above the offset asked for (a gap), or below it (the broker reset
@@ -220,10 +224,8 @@ static md_err_t stored_fn(const char *topic, int32_t partition, int64_t next, vo
                             ", but the last intake record (record %" PRIu64 ", seq %" PRIu64
                             ") stored %" PRId64 ": offsets %" PRId64 "..%" PRId64 " %s",
                             topic, (int)partition, next, s->number, s->seq, s->next,
-                            next > s->next ? s->next : next,
-                            (next > s->next ? next : s->next) - 1,
-                            next > s->next ? "would never be consumed"
-                                           : "would be consumed again");
+                            next > s->next ? s->next : next, (next > s->next ? next : s->next) - 1,
+                            next > s->next ? "would never be consumed" : "would be consumed again");
     return MD_OK;
 }
 
@@ -282,8 +284,9 @@ static md_err_t compare(walk_t *w, size_t k, const md_intake_t *r, md_error_t *e
 {
     const md_checkpoint_t *cp = &w->cps->cps[k];
     char who[160];
-    snprintf(who, sizeof who, "checkpoint %zu (replica %s, seq %" PRIu64 ", intake record %" PRIu64 ")",
-             k + 1, cp->replica, cp->seq, r->number);
+    snprintf(who, sizeof who,
+             "checkpoint %zu (replica %s, seq %" PRIu64 ", intake record %" PRIu64 ")", k + 1,
+             cp->replica, cp->seq, r->number);
     for (size_t i = 0; i < w->n; i++) {
         const pstate_t *s = &w->st[i];
         const md_cp_offset_t *o = cp_offset(cp, s->topic, s->partition);
@@ -336,8 +339,8 @@ static md_err_t cp_record_fn(const md_intake_t *r, void *ctx, md_error_t *err)
     return rc;
 }
 
-md_err_t md_intake_check_checkpoints(md_txn_t *t, const md_cp_set_t *s,
-                                     md_intake_cp_report_t *rep, md_error_t *err)
+md_err_t md_intake_check_checkpoints(md_txn_t *t, const md_cp_set_t *s, md_intake_cp_report_t *rep,
+                                     md_error_t *err)
 {
     walk_t w;
     memset(rep, 0, sizeof *rep);

@@ -37,15 +37,15 @@
 #include "md_store.h"
 
 typedef struct md_intake_report {
-    bool absent;              /* no intake record: a store written before they existed */
-    uint64_t batches, marks;  /* batch records, checkpoint marks */
-    uint64_t messages;        /* messages the batch records count */
-    uint64_t gaps;            /* observed gaps (accepted) */
-    uint64_t gap_offsets;     /* offsets they skip */
-    uint64_t resets;          /* observed resets: the first message below the offset asked for */
-    uint64_t first_seq;       /* the head when the first batch was recorded */
-    uint64_t partitions;      /* partitions covered (baseline and batches) */
-    uint64_t uncovered;       /* stored offsets of topics no record names (not checked) */
+    bool absent;             /* no intake record: a store written before they existed */
+    uint64_t batches, marks; /* batch records, checkpoint marks */
+    uint64_t messages;       /* messages the batch records count */
+    uint64_t gaps;           /* observed gaps (accepted) */
+    uint64_t gap_offsets;    /* offsets they skip */
+    uint64_t resets;         /* observed resets: the first message below the offset asked for */
+    uint64_t first_seq;      /* the head when the first batch was recorded */
+    uint64_t partitions;     /* partitions covered (baseline and batches) */
+    uint64_t uncovered;      /* stored offsets of topics no record names (not checked) */
 } md_intake_report_t;
 
 /**
@@ -71,7 +71,7 @@ typedef struct md_intake_cp_report {
  *          decode, MD_ESTORE.
  */
 MD_MUST_CHECK
-md_err_t md_intake_check_checkpoints(md_txn_t *t, const md_cp_set_t *s,
-                                     md_intake_cp_report_t *rep, md_error_t *err);
+md_err_t md_intake_check_checkpoints(md_txn_t *t, const md_cp_set_t *s, md_intake_cp_report_t *rep,
+                                     md_error_t *err);
 
 #endif

@@ -179,9 +179,10 @@ static void test_intake_moved_offset_then_consumed_fails(void **state)
     clean_history(f);
     move_offset(f, 0, 69);
     run(f, 0, 69, 69, 80);
-    expect_failure(f, "offsets: market.commands partition 0: batch record 5 (seq 5) began at offset "
-                      "69, but the previous batch (record 4, seq 4) ended at 66: offsets 66..68 "
-                      "were never consumed");
+    expect_failure(f,
+                   "offsets: market.commands partition 0: batch record 5 (seq 5) began at offset "
+                   "69, but the previous batch (record 4, seq 4) ended at 66: offsets 66..68 "
+                   "were never consumed");
 }
 
 /* The broker had no message at 66..67 (e.g. transaction markers), then reset the

@@ -67,8 +67,8 @@ static md_err_t cover(md_txn_t *t, const move_t *m, md_error_t *err)
             continue;
         put_be(buf + at + 20, 8, get_be(buf + at + 20, 8) + (uint64_t)m->delta);
         MDB_val nv = {v.mv_size, buf};
-        return md_store_err(mdb_put(md_txn_mdb(t), md_txn_dbi(t, MD_DB_INTAKE), &key, &nv, 0),
-                            err, "rewrite intake record");
+        return md_store_err(mdb_put(md_txn_mdb(t), md_txn_dbi(t, MD_DB_INTAKE), &key, &nv, 0), err,
+                            "rewrite intake record");
     }
     return md_error_set(err, MD_ENOTFOUND, "no part of partition %d", (int)m->partition);
 }
