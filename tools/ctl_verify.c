@@ -1,7 +1,8 @@
 /*
  * ctl_verify.c - the part of `marketctl verify` that recomputes what the
  * rules derive (md_derived_verify), beside the chain and projection checks,
- * and lists the stored offsets (which the log cannot prove: docs/verify.md).
+ * lists the stored offsets (which the log cannot prove) and checks them against the
+ * intake records (md_intake_verify; docs/verify.md, "Offsets").
  */
 #include <pthread.h>
 #include <stdbool.h>
