@@ -293,7 +293,8 @@ md_err_t md_txn_offset_scan(md_txn_t *t, md_offset_fn fn, void *ctx, md_error_t 
  * (the topic of 'S'/'B', the replica of 'C') nparts(4 BE), then per part:
  * partition(4) from(8) first(8) next(8) count(4), all big-endian (offsets as
  * two's complement). One partition and "market.commands": 61 bytes a batch.
- * A read-only store without the database has no records (a scan visits none).
+ * A read-only store without the database (written before it existed) has no
+ * records: a scan visits none, and md_txn_dbi(MD_DB_INTAKE) is not a handle to use.
  */
 
 #define MD_INTAKE_NONE (-1) /* from: no offset was stored (the consumer began at the log's start) */
