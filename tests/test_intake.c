@@ -265,6 +265,27 @@ static void test_intake_older_store(void **state)
                       "intake record (record 0, seq 1) stored 40");
 }
 
+static md_err_t drop_intake_fn(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    (void)ctx;
+    return md_store_err(mdb_drop(md_txn_mdb(t), md_txn_dbi(t, MD_DB_INTAKE), 1), err, "drop");
+}
+
+/* A store from before the intake database, opened read-only (as marketctl does): absent. */
+static void test_intake_store_without_the_database(void **state)
+{
+    fx_t *f = *state;
+    md_intake_report_t rep;
+    md_error_t err = {0};
+    md_store_opts_t ro = {.read_only = true};
+    clean_history(f);
+    assert_int_equal(md_store_write(f->s, drop_intake_fn, NULL, &err), MD_OK);
+    md_store_free(f->s);
+    assert_int_equal(md_store_open(f->dir, &ro, &f->s, &err), MD_OK);
+    assert_int_equal(verify(f, &rep, &err), MD_OK);
+    assert_true(rep.absent);
+}
+
 /* ---- checkpoints --------------------------------------------------------------------------- */
 
 static md_err_t check_cps(fx_t *f, md_checkpoint_t *cps, size_t n, md_intake_cp_report_t *rep,
@@ -319,6 +340,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_intake_removed_offset_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_intake_missing_record_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_intake_older_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_intake_store_without_the_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_intake_checkpoint_offsets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
