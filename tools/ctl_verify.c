@@ -120,8 +120,8 @@ static int check_intake(md_txn_t *t, json_t *ok, md_error_t *err)
                                   (json_int_t)r.batches, "messages", (json_int_t)r.messages,
                                   "partitions", (json_int_t)r.partitions, "observed_gaps",
                                   (json_int_t)r.gaps, "gap_offsets", (json_int_t)r.gap_offsets,
-                                  "observed_resets", (json_int_t)r.resets, "checkpoint_marks", (json_int_t)r.marks, "first_seq",
-                                  (json_int_t)r.first_seq));
+                                  "observed_resets", (json_int_t)r.resets, "checkpoint_marks",
+                                  (json_int_t)r.marks, "first_seq", (json_int_t)r.first_seq));
     if (r.uncovered)
         fprintf(stderr, "marketctl: verify: %llu stored offsets of topics without intake records "
                         "are not checked\n", (unsigned long long)r.uncovered);
