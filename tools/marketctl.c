@@ -404,7 +404,7 @@ static const subcommand_t subcommands[] = {
     {"export", cmd_export, 0, "export [--from SEQ] [--limit N]  (with body, prev_hash, hash)"},
     {"verify", cmd_verify, PROJ_OPTIONAL,
      "verify [--checkpoints CPS.jsonl --keys DIR]  (hash chain, signed checkpoints, projections,"
-     " rules' state and outcomes; exit 1 naming the first failure)"},
+     " rules' state and outcomes, consumed offsets; exit 1 naming the first failure)"},
     {"stats", cmd_stats, PROJ_OPTIONAL, "stats"},
     {"get", cmd_get, NEEDS_PROJ,
      "get order|account|store|product|complaint|sanction|voucher ID [--as-of T]"},
