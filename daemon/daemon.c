@@ -70,8 +70,7 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
                            .results_topic = d->cfg->topic_results,
                            .events_topic = d->cfg->topic_events,
                            .commands_topic = d->cfg->topic_commands,
-                           .deadletter_topic = d->cfg->topic_deadletter,
-                           .state_cache_bytes = (size_t)d->cfg->state_cache_mib << 20};
+                           .deadletter_topic = d->cfg->topic_deadletter};
     md_err_t rc = md_store_open(d->cfg->data_dir, &so, &d->store, err);
     if (rc == MD_OK)
         rc = md_engine_new(d->store, &eo, &d->engine, err);

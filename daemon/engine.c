@@ -29,24 +29,15 @@ typedef struct batch_hooks {
 } batch_hooks_t;
 
 /*
- * A cache of state records over the batches. decide and evolve read the same
- * records many times (the platform's settings and maintenance windows for
- * every command, an order or a member on each step of its life): each read is
- * otherwise a B-tree descent. Entries are copies (LMDB's pointers into dirty
- * pages move when the transaction writes), kept in arenas of blocks, so a
- * pointer handed out stays valid until the batch ends. Writes go to LMDB at
- * once (write-through) and replace the entry. "Not found" is cached too.
- *
- * Two generations bound the memory (md_engine_opts_t.state_cache_bytes): reads
- * and writes go to the current one; an entry found only in the previous one is
- * copied into the current one. When a batch starts with the current generation
- * over half the bound, the previous one is emptied and the two swap, so what a
- * batch touched survives at least the next batch and memory stays under the
- * bound plus one batch's records. Invalidation is exact: the cache holds what
- * the last committed batch left in LMDB (this engine is the state database's
- * only writer); a batch whose transaction did not commit (an error, a retry
- * after MDB_MAP_FULL) empties both generations. A bound of 0 keeps records for
- * one batch only.
+ * A read cache of state records for the batch's transaction. decide and
+ * evolve read the same few records many times (the platform's settings and
+ * maintenance windows for every command, an order or member more than once
+ * per command): each read is otherwise a B-tree descent. Entries are copies
+ * (LMDB's pointers into dirty pages move when the transaction writes), kept in
+ * an arena of blocks that lives for one transaction, so a pointer handed out
+ * stays valid until the batch ends. Writes go to LMDB and replace the entry.
+ * "Not found" is cached too. The cache is emptied when a batch transaction
+ * starts (a batch re-run after MDB_MAP_FULL starts empty as well).
  */
 #define CACHE_BLOCK ((size_t)64 << 10)
 
@@ -66,12 +57,11 @@ typedef struct state_cache {
     cache_ent_t *slots;
     size_t cap, n;                    /* cap: a power of two */
     cache_block_t *blocks;            /* newest first */
-    size_t bytes;                     /* blocks' and slots' sizes */
 } state_cache_t;
 
 typedef struct state_ctx {
     md_txn_t *t;
-    state_cache_t *cur, *old;
+    state_cache_t *cache;
 } state_ctx_t;
 
 struct md_engine {
@@ -91,9 +81,7 @@ struct md_engine {
      * 5 MB of memory per 1000 commands (docs/performance.md, memory). */
     md_command_t cmd;
     md_decision_t decision;
-    state_cache_t cache[2];      /* state records: two generations (see above) */
-    int cur;                     /* the current generation's index */
-    bool uncommitted;            /* a batch ran and its commit was not seen */
+    state_cache_t cache;         /* state records read or written in this batch */
     state_ctx_t sctx;
     md_buf_t data, out, refs;
     const md_input_t *in;
@@ -122,7 +110,6 @@ static const unsigned char *cache_copy(state_cache_t *c, const void *p, size_t n
         b = md_malloc(sizeof *b + cap);
         b->next = c->blocks, b->used = 0, b->cap = cap;
         c->blocks = b;
-        c->bytes += sizeof *b + cap;
     }
     unsigned char *out = b->data + b->used;
     if (n)
@@ -131,7 +118,7 @@ static const unsigned char *cache_copy(state_cache_t *c, const void *p, size_t n
     return out;
 }
 
-static cache_ent_t *cache_slot(const state_cache_t *c, uint64_t h, const void *key, size_t klen)
+static cache_ent_t *cache_slot(state_cache_t *c, uint64_t h, const void *key, size_t klen)
 {
     for (size_t i = h & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
         cache_ent_t *e = &c->slots[i];
@@ -140,36 +127,24 @@ static cache_ent_t *cache_slot(const state_cache_t *c, uint64_t h, const void *k
     }
 }
 
-/* The entry of @p key, or NULL. */
-static const cache_ent_t *cache_find(const state_cache_t *c, uint64_t h, const void *key,
-                                     size_t klen)
-{
-    if (c->n == 0)
-        return NULL;
-    const cache_ent_t *e = cache_slot(c, h, key, klen);
-    return e->key ? e : NULL;
-}
-
 static void cache_grow(state_cache_t *c)
 {
     cache_ent_t *old = c->slots;
     size_t oldcap = c->cap;
     c->cap = oldcap ? 2 * oldcap : 4096;
     c->slots = md_calloc(c->cap, sizeof *c->slots);
-    c->bytes += (c->cap - oldcap) * sizeof *c->slots;
     for (size_t i = 0; i < oldcap; i++)
         if (old[i].key)
             *cache_slot(c, old[i].hash, old[i].key, old[i].klen) = old[i];
     free(old);
 }
 
-/* Empties the cache, keeping one block and the slot array. */
+/* Empties the cache, keeping one block and the slot array for the next batch. */
 static void cache_reset(state_cache_t *c)
 {
     while (c->blocks && c->blocks->next) {
         cache_block_t *b = c->blocks;
         c->blocks = b->next;
-        c->bytes -= sizeof *b + b->cap;
         free(b);
     }
     if (c->blocks)
@@ -188,11 +163,12 @@ static void cache_free(state_cache_t *c)
 }
 
 /* Records key -> val (NULL: not found). */
-static const unsigned char *cache_set(state_cache_t *c, uint64_t h, const void *key,
-                                      size_t klen, const void *val, size_t vlen)
+static const unsigned char *cache_set(state_cache_t *c, const void *key, size_t klen,
+                                      const void *val, size_t vlen)
 {
     if (2 * (c->n + 1) > c->cap)
         cache_grow(c);
+    uint64_t h = cache_hash(key, klen);
     cache_ent_t *e = cache_slot(c, h, key, klen);
     if (e->key == NULL) {
         e->key = cache_copy(c, key, klen);
@@ -205,33 +181,23 @@ static const unsigned char *cache_set(state_cache_t *c, uint64_t h, const void *
     return e->val;
 }
 
-/* The two generations' lookup: the current one, else the previous one (the
- * entry is then copied into the current one). */
-static const cache_ent_t *cache_lookup(state_ctx_t *s, uint64_t h, const void *key,
-                                       size_t klen)
-{
-    const cache_ent_t *e = cache_find(s->cur, h, key, klen);
-    if (e || (e = cache_find(s->old, h, key, klen)) == NULL)
-        return e;
-    cache_set(s->cur, h, key, klen, e->val, e->vlen);
-    return cache_slot(s->cur, h, key, klen);
-}
-
 static md_err_t state_get(void *ctx, const void *key, size_t klen, const void **val, size_t *vlen)
 {
     state_ctx_t *s = ctx;
-    uint64_t h = cache_hash(key, klen);
-    const cache_ent_t *e = cache_lookup(s, h, key, klen);
-    if (e) {
-        *val = e->val, *vlen = e->vlen;
-        return e->val ? MD_OK : MD_ENOTFOUND;
+    state_cache_t *c = s->cache;
+    if (c->cap) {
+        const cache_ent_t *e = cache_slot(c, cache_hash(key, klen), key, klen);
+        if (e->key) {
+            *val = e->val, *vlen = e->vlen;
+            return e->val ? MD_OK : MD_ENOTFOUND;
+        }
     }
     MDB_val k = {klen, (void *)key}, v;
     int rc = mdb_get(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, &v);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
         return md_store_err(rc, NULL, "get state");
-    const unsigned char *copy = cache_set(s->cur, h, key, klen,
-                                          rc == MDB_SUCCESS ? v.mv_data : NULL, v.mv_size);
+    const unsigned char *copy = cache_set(c, key, klen, rc == MDB_SUCCESS ? v.mv_data : NULL,
+                                          v.mv_size);
     if (rc == MDB_NOTFOUND)
         return MD_ENOTFOUND;
     *val = copy;
@@ -246,7 +212,7 @@ static md_err_t state_put(void *ctx, const void *key, size_t klen, const void *v
     md_err_t rc = md_store_err(mdb_put(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, &v, 0),
                                NULL, "put state");
     if (rc == MD_OK)
-        cache_set(s->cur, cache_hash(key, klen), key, klen, val, vlen);
+        cache_set(s->cache, key, klen, val, vlen);
     return rc;
 }
 
@@ -283,7 +249,8 @@ static md_err_t state_del(void *ctx, const void *key, size_t klen)
     int rc = mdb_del(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, NULL);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
         return md_store_err(rc, NULL, "delete state");
-    cache_set(s->cur, cache_hash(key, klen), key, klen, NULL, 0);
+    if (s->cache->cap)
+        cache_set(s->cache, key, klen, NULL, 0);
     return MD_OK;
 }
 
@@ -343,8 +310,7 @@ void md_engine_free(md_engine_t *e)
     md_buf_release(&e->data);
     md_buf_release(&e->out);
     md_buf_release(&e->refs);
-    cache_free(&e->cache[0]);
-    cache_free(&e->cache[1]);
+    cache_free(&e->cache);
     free(e);
 }
 
@@ -848,27 +814,12 @@ static int64_t first_now(md_engine_t *e)
     return e->last_now;
 }
 
-/* At a batch's start: drops what an uncommitted batch may have left, and turns
- * the generations when the current one is over half the bound. */
-static void cache_begin(md_engine_t *e)
-{
-    state_cache_t *cur = &e->cache[e->cur], *old = &e->cache[!e->cur];
-    if (e->uncommitted || e->opts.state_cache_bytes == 0) {
-        cache_reset(cur);
-        cache_reset(old);
-    } else if (cur->bytes > e->opts.state_cache_bytes / 2) {
-        cache_reset(old);
-        e->cur = !e->cur;
-    }
-    e->uncommitted = true;
-}
-
 static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
 {
     md_engine_t *e = ctx;
     int64_t saved_now = e->last_now;
-    cache_begin(e);
-    e->sctx = (state_ctx_t){t, &e->cache[e->cur], &e->cache[!e->cur]};
+    cache_reset(&e->cache);
+    e->sctx = (state_ctx_t){t, &e->cache};
     md_buf_reset(&e->out);
     memset(&e->pending, 0, sizeof e->pending);
     md_err_t rc = run_batch_hooks(e, t, false, err);
@@ -916,7 +867,6 @@ md_err_t md_engine_process(md_engine_t *e, const md_input_t *in, size_t n, int64
     md_err_t rc = md_store_write(e->store, batch_fn, e, err);
     if (rc != MD_OK)
         return rc;
-    e->uncommitted = false;
     add_stats(&e->stats, &e->pending);
     md_metrics_add_batch(&e->pending, md_mono_s() - t0);
     if (results)
@@ -932,8 +882,6 @@ md_err_t md_engine_bootstrap(md_engine_t *e, int64_t now_ms, md_error_t *err)
     e->force_bootstrap = true;
     md_err_t rc = md_store_write(e->store, batch_fn, e, err);
     e->force_bootstrap = false;
-    if (rc == MD_OK)
-        e->uncommitted = false;
     return rc;
 }
 

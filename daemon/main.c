@@ -135,8 +135,7 @@ static md_err_t run_offline(cli_t *c, const md_config_t *cfg, md_error_t *err)
     md_offline_opts_t o = {
         .input = c->input, .results = c->results, .data_dir = cfg->data_dir,
         .engine = {.operator_id = cfg->operator_id, .clock = cfg->clock,
-                   .max_message_bytes = (size_t)cfg->message_max_bytes,
-                   .state_cache_bytes = (size_t)cfg->state_cache_mib << 20},
+                   .max_message_bytes = (size_t)cfg->message_max_bytes},
         .batch_max = (size_t)cfg->batch_max_commands, .nosync = cfg->store_nosync,
         .msgpack = c->msgpack_input};
     return md_offline_run(&o, err);

@@ -31,7 +31,6 @@ typedef struct md_config {
     int log_level;
     long batch_max_commands;
     long batch_max_wait_ms;
-    long state_cache_mib;        /* md_engine_opts_t.state_cache_bytes, MiB */
     long message_max_bytes;
     char *topic_commands, *topic_results, *topic_events, *topic_deadletter;
     char *topic_heads;            /* signed checkpoints (md_checkpoint.h) */

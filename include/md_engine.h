@@ -52,11 +52,6 @@ typedef struct md_engine_opts {
     /* MALFORMED messages are queued to this topic too (raw bytes, original key,
      * headers "reason" and "sha256"); NULL = not dead-lettered. */
     const char *deadletter_topic;
-    /* The rules' state records kept in memory across batches (two generations,
-     * written through to LMDB at once; dropped when a batch does not commit),
-     * bounded by about this many bytes plus one batch's records; 0 = kept for
-     * one batch only. The engine must be the only writer of the state database. */
-    size_t state_cache_bytes;
 } md_engine_opts_t;
 
 /* One input message. partition < 0: not from Kafka (no offset stored). */
