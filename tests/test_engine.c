@@ -252,6 +252,77 @@ static void test_engine_map_growth_keeps_results(void **state)
     json_decref(r);
 }
 
+/* ---- batch hooks: begin, the events, end, in the batch's transaction ------------------- */
+
+typedef struct trace {
+    char log[256];
+    int fail_at;      /* the event (1-based, in this trace) whose hook fails; 0: none */
+    int events;
+} trace_t;
+
+static void trace_add(trace_t *tr, char c)
+{
+    size_t n = strlen(tr->log);
+    if (n + 1 < sizeof tr->log)
+        tr->log[n] = c, tr->log[n + 1] = '\0';
+}
+
+static md_err_t trace_begin(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    (void)t, (void)err;
+    trace_add(ctx, 'B');
+    return MD_OK;
+}
+
+static md_err_t trace_end(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    (void)t, (void)err;
+    trace_add(ctx, 'E');
+    return MD_OK;
+}
+
+static md_err_t trace_event(md_txn_t *t, const md_event_t *ev, void *ctx, md_error_t *err)
+{
+    trace_t *tr = ctx;
+    (void)t, (void)ev;
+    trace_add(tr, 'e');
+    if (++tr->events == tr->fail_at)
+        return md_error_set(err, MD_ESTORE, "trace: failing on purpose");
+    return MD_OK;
+}
+
+/* The begin hook runs when each batch's transaction starts (the bootstrap's
+ * too), the end hook after its events and before the commit; a batch that
+ * fails runs no end hook, and its retry begins again. */
+static void test_engine_batch_hooks_order(void **state)
+{
+    fx_t *f = *state;
+    trace_t tr = {.fail_at = 0};
+    md_input_t in[2] = {
+        {.bytes = REG("r1", "ann", "2026-11-26T09:00:00Z"), .partition = -1},
+        {.bytes = DEP("d1", "ann", "500", "p-1", "2026-11-26T09:01:00Z"), .partition = -1},
+    };
+    in[0].len = strlen(in[0].bytes), in[1].len = strlen(in[1].bytes);
+    assert_int_equal(md_engine_add_hook(f->e, trace_event, &tr, NULL), MD_OK);
+    assert_int_equal(md_engine_add_batch_hooks(f->e, trace_begin, trace_end, &tr, NULL), MD_OK);
+    assert_int_equal(md_engine_bootstrap(f->e, 1795687200000, NULL), MD_OK);
+    assert_true(tr.log[0] == 'B' && tr.log[strlen(tr.log) - 1] == 'E' && tr.events > 0);
+    tr.log[0] = '\0', tr.events = 0;
+    assert_int_equal(md_engine_process(f->e, in, 2, 0, NULL, NULL), MD_OK);
+    assert_string_equal(tr.log, "BeeE");
+    tr.log[0] = '\0', tr.events = 0, tr.fail_at = 1;
+    in[0].bytes = REG("r2", "bob", "2026-11-26T09:02:00Z"), in[0].len = strlen(in[0].bytes);
+    assert_int_equal(md_engine_process(f->e, in, 1, 0, NULL, NULL), MD_ESTORE);
+    assert_string_equal(tr.log, "Be");
+    tr.log[0] = '\0', tr.events = 0, tr.fail_at = 0;
+    assert_int_equal(md_engine_process(f->e, in, 1, 0, NULL, NULL), MD_OK);
+    assert_string_equal(tr.log, "BeE");
+    /* NULL hooks are allowed; a ninth pair is refused. */
+    for (int i = 1; i < 8; i++)
+        assert_int_equal(md_engine_add_batch_hooks(f->e, NULL, NULL, NULL, NULL), MD_OK);
+    assert_int_equal(md_engine_add_batch_hooks(f->e, NULL, NULL, NULL, NULL), MD_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +331,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_engine_malformed_is_recorded_and_dead_lettered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_outbox_and_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_map_growth_keeps_results, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_batch_hooks_order, setup, teardown),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }

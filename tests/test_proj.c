@@ -985,6 +985,121 @@ static void test_proj_catch_up_middle(void **state)
     }
 }
 
+/* ---- engine batches in bulk mode (md_proj_batch_begin/end) ----------------------------- */
+
+/* The demo day's lines (a NULL-terminated array; free with free_lines). */
+static char **demo_lines(size_t *n)
+{
+    FILE *fp = fopen(proj_fx_demo_path(), "r");
+    char **v = md_calloc(256, sizeof *v), *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    assert_non_null(fp);
+    *n = 0;
+    while ((len = getline(&line, &cap, fp)) > 0 && *n < 255) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len > 0)
+            v[(*n)++] = md_strdup(line);
+    }
+    free(line);
+    fclose(fp);
+    return v;
+}
+
+static void free_lines(char **v)
+{
+    for (size_t i = 0; v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Runs lines [from, to) in batches of @p batch. */
+static void run_range(proj_fx_t *f, char **v, size_t from, size_t to, size_t batch)
+{
+    for (size_t i = from; i < to; i += batch) {
+        size_t n = to - i < batch ? to - i : batch;
+        assert_int_equal(proj_fx_run(f, (const char *const *)v + i, n), MD_OK);
+    }
+}
+
+/* Projections written per batch (bulk mode, sorted at the batch's end) are those
+ * written event by event (the hook alone), seq included. */
+static void test_proj_batch_mode_matches_per_event(void **state)
+{
+    proj_fx_t *f = proj_fx_new(true), *g = proj_fx_new(false);
+    md_proj_digest_t a, b;
+    uint64_t ha, hb, sa = 0, sb = 0;
+    size_t n;
+    char **v = demo_lines(&n);
+    (void)state;
+    assert_int_equal(md_proj_open(g->store, &g->proj, NULL), MD_OK);
+    assert_int_equal(md_engine_add_hook(g->eng, md_proj_event_hook, g->proj, NULL), MD_OK);
+    run_range(f, v, 0, n, 5);
+    run_range(g, v, 0, n, 5);
+    proj_fx_digest(f, &a, &ha);
+    proj_fx_digest(g, &b, &hb);
+    assert_true(ha > 50);
+    assert_int_equal(ha, hb);
+    assert_memory_equal(&a, &b, sizeof a);
+    md_txn_t *t = NULL;
+    assert_int_equal(md_store_read(f->store, &t, NULL), MD_OK);
+    assert_int_equal(md_proj_seq(f->proj, t, &sa, NULL), MD_OK);
+    md_txn_end(t);
+    assert_int_equal(md_store_read(g->store, &t, NULL), MD_OK);
+    assert_int_equal(md_proj_seq(g->proj, t, &sb, NULL), MD_OK);
+    md_txn_end(t);
+    assert_int_equal(sa, ha);
+    assert_int_equal(sb, hb);
+    assert_false(f->proj->bulk || f->proj->batch);
+    assert_int_equal(proj_fx_verify(f, NULL), MD_OK);
+    free_lines(v);
+    proj_fx_free(f);
+    proj_fx_free(g);
+}
+
+static int fail_events; /* events left before fail_hook fails; < 0: never */
+
+static md_err_t fail_hook(md_txn_t *t, const md_event_t *ev, void *ctx, md_error_t *err)
+{
+    (void)t, (void)ev, (void)ctx;
+    if (fail_events >= 0 && fail_events-- == 0)
+        return md_error_set(err, MD_ESTORE, "failing on purpose");
+    return MD_OK;
+}
+
+/* A batch that fails after its events were applied in bulk mode leaves nothing:
+ * the next batch (other commands) starts clean, and the projections are those
+ * of a store that never saw the failed batch. */
+static void test_proj_failed_batch_leaves_nothing(void **state)
+{
+    proj_fx_t *f = proj_fx_new(true), *g = proj_fx_new(true);
+    md_proj_digest_t a, b;
+    uint64_t ha, hb;
+    size_t n;
+    char **v = demo_lines(&n);
+    (void)state;
+    assert_true(n > 45);
+    assert_int_equal(md_engine_add_hook(f->eng, fail_hook, NULL, NULL), MD_OK);
+    fail_events = -1;
+    run_range(f, v, 0, 30, 10);
+    fail_events = 8; /* the 9th event of the next batch fails, after 8 were applied */
+    assert_int_equal(proj_fx_run(f, (const char *const *)v + 30, 15), MD_ESTORE);
+    assert_true(f->proj->batch); /* its bulk mode was left open by the failure */
+    fail_events = -1;
+    run_range(f, v, 45, n, 10);
+    run_range(g, v, 0, 30, 10);
+    run_range(g, v, 45, n, 10);
+    proj_fx_digest(f, &a, &ha);
+    proj_fx_digest(g, &b, &hb);
+    assert_int_equal(ha, hb);
+    assert_memory_equal(&a, &b, sizeof a);
+    assert_int_equal(proj_fx_verify(f, NULL), MD_OK);
+    free_lines(v);
+    proj_fx_free(f);
+    proj_fx_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1010,6 +1125,8 @@ int main(void)
         cmocka_unit_test(test_proj_bulk_matches_live),
         cmocka_unit_test_setup_teardown(test_proj_lanes_match_live, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_catch_up_middle, demo_setup, fx_teardown),
+        cmocka_unit_test(test_proj_batch_mode_matches_per_event),
+        cmocka_unit_test(test_proj_failed_batch_leaves_nothing),
     };
     return cmocka_run_group_tests_name("proj", tests, NULL, NULL);
 }
