@@ -3,6 +3,7 @@
  * decide, append, evolve, project, record outcomes, offsets and outbox.
  */
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -82,6 +83,8 @@ struct md_engine {
     md_command_t cmd;
     md_decision_t decision;
     state_cache_t cache;         /* state records read or written in this batch */
+    struct decoder *dec;         /* decoding ahead (NULL until a batch needs it) */
+    bool dec_on;                 /* this run of the batch decodes ahead */
     state_ctx_t sctx;
     md_buf_t data, out, refs;
     const md_input_t *in;
@@ -260,6 +263,8 @@ static md_state_t txn_state(state_ctx_t *s)
     return st;
 }
 
+static void decoder_free(md_engine_t *e);
+
 /* ---- lifecycle ------------------------------------------------------------------- */
 
 static char *dup_or_null(const char *s)
@@ -311,6 +316,7 @@ void md_engine_free(md_engine_t *e)
     md_buf_release(&e->out);
     md_buf_release(&e->refs);
     cache_free(&e->cache);
+    decoder_free(e);
     free(e);
 }
 
@@ -381,6 +387,156 @@ static void decode_one(md_engine_t *e, size_t i, md_command_t *c)
         md_command_decode_msgpack(in->bytes, in->len, &o, c);
     else
         md_command_decode_json(in->bytes, in->len, &o, c);
+}
+
+/* ---- decoding ahead on a second thread ------------------------------------------------ */
+
+/*
+ * While the writer decides, appends and projects command i, a helper thread
+ * decodes the commands after it (JSON parsing was a quarter of the writer's
+ * instructions: docs/performance.md) into a ring of DECODE_RING slots: memory
+ * stays DECODE_RING commands whatever the batch size. Decoding is a pure
+ * function of the input bytes, so the results are those of decoding inline.
+ * A session covers one run of batch_fn (a batch re-run after MDB_MAP_FULL
+ * starts a new one); batches under DECODE_MIN commands are decoded inline (a
+ * hand-off would only add a wake-up to the latency of small batches). The
+ * writer uses slot i % DECODE_RING from dec_get(i) until dec_get(i + 1) or
+ * dec_end; the helper writes only slots of commands not yet handed out.
+ */
+#define DECODE_RING 32
+#define DECODE_MIN 32
+#define DECODE_CHUNK 4            /* commands decoded between two looks at the lock */
+
+typedef struct decoder {
+    pthread_t th;
+    bool started, failed;         /* failed: no thread could be created (decode inline) */
+    pthread_mutex_t mu;
+    pthread_cond_t work, ready;   /* the helper waits on work, the writer on ready */
+    md_command_t *slot;           /* DECODE_RING */
+    /* under mu: */
+    bool active, quit, busy;      /* busy: the helper is decoding outside the lock */
+    bool helper_waits, writer_waits;
+    size_t n, done, taken;        /* session size; decoded; handed out (and done with) */
+} decoder_t;
+
+static void decode_one(md_engine_t *e, size_t i, md_command_t *c);
+
+static void *decoder_main(void *arg)
+{
+    md_engine_t *e = arg;
+    decoder_t *d = e->dec;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        while (!d->quit && !(d->active && d->done < d->n && d->done - d->taken < DECODE_RING)) {
+            d->helper_waits = true;
+            pthread_cond_wait(&d->work, &d->mu);
+        }
+        d->helper_waits = false;
+        if (d->quit)
+            break;
+        size_t from = d->done, to = d->taken + DECODE_RING;
+        if (to > d->n)
+            to = d->n;
+        if (to > from + DECODE_CHUNK)
+            to = from + DECODE_CHUNK;
+        d->busy = true;
+        pthread_mutex_unlock(&d->mu);
+        for (size_t i = from; i < to; i++)
+            decode_one(e, i, &d->slot[i % DECODE_RING]);
+        pthread_mutex_lock(&d->mu);
+        d->busy = false;
+        if (d->active)
+            d->done = to;
+        if (d->writer_waits)
+            pthread_cond_signal(&d->ready);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+/* Starts the helper on first use; false when it cannot run (decode inline). */
+static bool decoder_ready(md_engine_t *e)
+{
+    if (e->dec == NULL) {
+        decoder_t *d = md_calloc(1, sizeof *d);
+        d->slot = md_malloc(DECODE_RING * sizeof *d->slot);
+        pthread_mutex_init(&d->mu, NULL);
+        pthread_cond_init(&d->work, NULL);
+        pthread_cond_init(&d->ready, NULL);
+        e->dec = d;
+        d->started = pthread_create(&d->th, NULL, decoder_main, e) == 0;
+        d->failed = !d->started;
+    }
+    return !e->dec->failed;
+}
+
+static void decoder_free(md_engine_t *e)
+{
+    decoder_t *d = e->dec;
+    if (d == NULL)
+        return;
+    if (d->started) {
+        pthread_mutex_lock(&d->mu);
+        d->quit = true;
+        pthread_cond_signal(&d->work);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->th, NULL);
+    }
+    pthread_cond_destroy(&d->work);
+    pthread_cond_destroy(&d->ready);
+    pthread_mutex_destroy(&d->mu);
+    free(d->slot);
+    free(d);
+    e->dec = NULL;
+}
+
+/* Starts a session over the batch's e->n inputs, when it is worth one. */
+static void dec_begin(md_engine_t *e)
+{
+    e->dec_on = e->n >= DECODE_MIN && decoder_ready(e);
+    if (!e->dec_on)
+        return;
+    decoder_t *d = e->dec;
+    pthread_mutex_lock(&d->mu);
+    d->active = true;
+    d->n = e->n;
+    d->done = d->taken = 0;
+    pthread_cond_signal(&d->work);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Command i of the session, decoded (the writer is done with command i - 1). */
+static const md_command_t *dec_get(md_engine_t *e, size_t i)
+{
+    decoder_t *d = e->dec;
+    pthread_mutex_lock(&d->mu);
+    d->taken = i;
+    if (d->helper_waits && d->done < d->n && d->done - d->taken <= DECODE_RING / 2)
+        pthread_cond_signal(&d->work);
+    while (d->done <= i) {
+        d->writer_waits = true;
+        pthread_cond_wait(&d->ready, &d->mu);
+    }
+    d->writer_waits = false;
+    pthread_mutex_unlock(&d->mu);
+    return &d->slot[i % DECODE_RING];
+}
+
+/* Ends the session: the helper is idle when it returns. */
+static void dec_end(md_engine_t *e)
+{
+    if (!e->dec_on)
+        return;
+    decoder_t *d = e->dec;
+    pthread_mutex_lock(&d->mu);
+    d->active = false;
+    while (d->busy) {
+        d->writer_waits = true;
+        pthread_cond_wait(&d->ready, &d->mu);
+    }
+    d->writer_waits = false;
+    pthread_mutex_unlock(&d->mu);
+    e->dec_on = false;
 }
 
 /* ---- results ------------------------------------------------------------------------- */
@@ -739,7 +895,10 @@ static md_err_t process_one(md_engine_t *e, md_txn_t *t, size_t i, md_error_t *e
 {
     const md_command_t *c = &e->cmd;
     md_err_t rc = MD_ENOTFOUND;
-    decode_one(e, i, &e->cmd);
+    if (e->dec_on)
+        c = dec_get(e, i);
+    else
+        decode_one(e, i, &e->cmd);
     int64_t now = command_now(e, c, &e->in[i]);
     size_t at = e->out.len;
     if (fires_timers(e, c) && (rc = fire_timers(e, t, now, err)) != MD_OK)
@@ -825,12 +984,15 @@ static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
     md_err_t rc = run_batch_hooks(e, t, false, err);
     if (rc == MD_OK)
         rc = load_clock(e, t, err);
+    if (rc == MD_OK)
+        dec_begin(e);
     /* The bootstrap rides with the first batch that has commands, so that its
      * recorded_at is that batch's time (deterministic with clock = command or log). */
     if (rc == MD_OK && (e->n || e->force_bootstrap))
         rc = bootstrap_in(e, t, err);
     for (size_t i = 0; i < e->n && rc == MD_OK; i++)
         rc = process_one(e, t, i, err);
+    dec_end(e);
     if (rc == MD_OK)
         rc = put_offsets(e, t, err);
     if (rc == MD_OK && e->n)

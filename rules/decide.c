@@ -244,9 +244,12 @@ static void decode_rejection(md__ctx_t *c)
     md__reject(c, code, "%s", cmd->reject_msg);
 }
 
+/* The events are not cleared: md__emit initialises each one it adds (stream,
+ * type, empty data whose fields are zeroed as they are added); clearing all
+ * MD_DECISION_EVENTS_MAX of them (88 KB) per command was ~5% of the engine. */
 static void decision_clear(md_decision_t *d)
 {
-    memset(d, 0, offsetof(md_decision_t, arena));
+    memset(d, 0, offsetof(md_decision_t, events));
     d->arena_len = 0;
     d->code = MD_CODE_NONE;
     d->code_name = "";
