@@ -17,6 +17,8 @@
 #   BENCH_BACKLOG_N  commands waiting on the topic before marketd starts, for the
 #                    memory-under-backlog row (default 300000; smoke 2000)
 #   BENCH_SEED       generator seed (default 42)
+#   BENCH_KAFKA_PROFILE  scripts/kafka.sh profile of a broker the bench starts
+#                    (default bench: G1, full JIT, 1 GiB heap; lean: the CI broker)
 #   KAFKA_PORT       broker on 127.0.0.1 (default 19098). When nothing answers
 #                    there, `make bench` starts one with scripts/kafka.sh and
 #                    stops it afterwards; smoke mode never starts one and skips
@@ -44,6 +46,7 @@ out=${BENCH_OUT:-$build/bench}
 mkdir -p "$out"
 out=$(realpath "$out")
 work=$(mktemp -d /tmp/marketd-bench.XXXXXX)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 started_kafka=0
 bg_pids=()
 
@@ -241,7 +244,8 @@ if ! port_open; then
         broker=0
     else
         say "starting a broker on 127.0.0.1:$PORT"
-        if KAFKA_PORT=$PORT bash scripts/kafka.sh up >"$work/kafka.log" 2>&1; then
+        if KAFKA_PORT=$PORT KAFKA_PROFILE=${BENCH_KAFKA_PROFILE:-bench} bash scripts/kafka.sh up \
+            >"$work/kafka.log" 2>&1; then
             started_kafka=1
         else
             broker=0
@@ -249,6 +253,22 @@ if ! port_open; then
         fi
     fi
 fi
+
+# The broker's JVM settings, from the command line of the java process that has
+# scripts/kafka.sh's directory for this port (the table says which ones it ran with).
+broker_flags() {
+    local pid
+    [ "$broker" = 1 ] || { echo "none"; return; }
+    for pid in $(pgrep -x java 2>/dev/null || true); do
+        if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "marketd-kafka-$PORT/server.properties"; then
+            tr '\0' '\n' <"/proc/$pid/cmdline" | grep -E '^-(Xm[sx]|XX:(\+Use[A-Za-z]*GC|MaxGCPauseMillis|TieredStopAtLevel))' |
+                tr '\n' ' ' | sed 's/ $//'
+            return
+        fi
+    done
+    echo "not started by scripts/kafka.sh (settings unknown)"
+}
+broker_jvm="127.0.0.1:$PORT, JVM $(broker_flags)"
 
 daemon_start() { # daemon_start NAME DATA PREFIX: marketd on the broker, one partition
     local name=$1 data=$2 prefix=$3
@@ -393,6 +413,8 @@ row "store bytes per event (marketctl stats)" "B" "$work/bpe.f" "$work/bpe.l" \
         "offline rows $N commands ($events events), broker rows $BN commands," \
         "latency $((RATE * LAT_S)) commands at $RATE/s, batch.max_commands $BATCH," \
         "median of $RUNS runs; the limit of each row was measured in the same runs."
+    echo
+    echo "Broker: $broker_jvm. Load average at the start: $load0; at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
     echo "| row | figure (median) | min–max | limit, same run (median, min–max) | ratio | goal |"
     echo "|---|---|---|---|---|---|"
