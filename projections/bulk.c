@@ -54,6 +54,8 @@
 
 _Static_assert(PJ_SPILL_EVENTS % (1u << PJ_EPOCH_BITS) == 0,
                "the spill is written at epoch boundaries");
+_Static_assert(PJ_LIVE_BULK_MAX >= 2 * CACHE_CHUNK,
+               "an engine batch's bound leaves room for the cache's first chunk");
 
 /* ---- the log and the spill ------------------------------------------------------------- */
 

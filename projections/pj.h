@@ -112,7 +112,7 @@ struct md_proj {
     bool batch;                      /* between md_proj_batch_begin and end */
     uint64_t batch_seq;              /* the last seq applied in the batch */
     uint64_t batch_meta;             /* meta "seq" when the batch began */
-    size_t saved_bulk_max;           /* bulk_max outside the batch */
+    size_t saved_bulk_max, saved_spill_max; /* the bounds outside the batch */
 };
 
 /* Sorted writes: items point into data (a log or spill) or cache. */
@@ -218,7 +218,11 @@ md_err_t md__pj_put_new(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, c
  * last key are put in place). */
 #define PJ_SPILL_EVENTS 65536
 #define PJ_BULK_MAX ((size_t)256 << 20)  /* default p->bulk_max */
-#define PJ_LIVE_BULK_MAX ((size_t)8 << 20) /* p->bulk_max of an engine batch */
+/* The bounds of an engine batch (md_proj_batch_begin): beyond them, what is
+ * held is written early (still sorted), so the daemon's memory stays bounded
+ * whatever the batch size (docs/performance.md, memory). */
+#define PJ_LIVE_BULK_MAX ((size_t)8 << 20) /* > CACHE_CHUNK (bulk.h), or every event flushes */
+#define PJ_LIVE_SPILL_MAX ((size_t)1 << 20)
 #define PJ_SPILL_MAX ((size_t)64 << 20)  /* default p->spill_max */
 
 /* Enters bulk mode for a replay in @p txn (the databases that are empty now

@@ -181,21 +181,22 @@ md_err_t md_proj_batch_begin(md_txn_t *t, void *proj, md_error_t *err)
     md_proj_t *p = proj;
     if (p->batch) { /* the previous batch did not end: leave its bulk mode */
         p->batch = false;
-        p->bulk_max = p->saved_bulk_max;
+        p->bulk_max = p->saved_bulk_max, p->spill_max = p->saved_spill_max;
         (void)md__pj_bulk_end(p, NULL, false, NULL);
     }
     md_err_t rc = meta_get(md_txn_mdb(t), p, "seq", &p->batch_meta, err);
     if (rc != MD_OK && rc != MD_ENOTFOUND)
         return rc;
     p->batch_seq = p->batch_meta;
-    size_t max = p->bulk_max;
+    size_t max = p->bulk_max, smax = p->spill_max;
     p->bulk_max = PJ_LIVE_BULK_MAX;
+    p->spill_max = PJ_LIVE_SPILL_MAX;
     rc = md__pj_bulk_begin(p, md_txn_mdb(t), err);
-    p->bulk_max = max; /* a replay on this handle keeps its own bound */
-    if (rc != MD_OK)
+    p->saved_bulk_max = max, p->saved_spill_max = smax; /* a replay on this handle keeps its own */
+    if (rc != MD_OK) {
+        p->bulk_max = max, p->spill_max = smax;
         return rc;
-    p->bulk_max = PJ_LIVE_BULK_MAX;
-    p->saved_bulk_max = max;
+    }
     p->batch = true;
     return MD_OK;
 }
@@ -207,7 +208,7 @@ md_err_t md_proj_batch_end(md_txn_t *t, void *proj, md_error_t *err)
         return MD_OK;
     p->batch = false;
     md_err_t rc = md__pj_bulk_end(p, md_txn_mdb(t), true, err);
-    p->bulk_max = p->saved_bulk_max;
+    p->bulk_max = p->saved_bulk_max, p->spill_max = p->saved_spill_max;
     if (rc != MD_OK || p->batch_seq == p->batch_meta)
         return rc;
     if (p->batch_meta == 0)
