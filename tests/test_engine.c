@@ -323,6 +323,71 @@ static void test_engine_batch_hooks_order(void **state)
     assert_int_equal(md_engine_add_batch_hooks(f->e, NULL, NULL, NULL, NULL), MD_EINVAL);
 }
 
+/* ---- decoding ahead --------------------------------------------------------------------- */
+
+/* A batch of @p n lines (registrations, deposits, a malformed and an oversized
+ * line) run in one batch (decoded ahead on the helper thread) and in batches
+ * of 7 (decoded inline) gives the same results, byte for byte. */
+static void run_lines(const char *dir, char **lines, size_t n, size_t batch, md_buf_t *out)
+{
+    md_store_opts_t so = {.nosync = true};
+    md_engine_opts_t o = {.operator_id = OP, .clock = MD_CLOCK_COMMAND,
+                          .max_message_bytes = 600};
+    md_store_t *s = NULL;
+    md_engine_t *e = NULL;
+    md_input_t *in = md_calloc(n, sizeof *in);
+    assert_int_equal(md_store_open(dir, &so, &s, NULL), MD_OK);
+    assert_int_equal(md_engine_new(s, &o, &e, NULL), MD_OK);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (md_input_t){.bytes = lines[i], .len = strlen(lines[i]), .partition = -1};
+    for (size_t i = 0; i < n; i += batch)
+        assert_int_equal(md_engine_process(e, in + i, n - i < batch ? n - i : batch, 0, out, NULL),
+                         MD_OK);
+    md_engine_free(e);
+    md_store_free(s);
+    free(in);
+}
+
+static void test_engine_decode_ahead_same_results(void **state)
+{
+    enum { N = 300 };
+    char *lines[N], *da = md_test_tmpdir(), *db = md_test_tmpdir();
+    md_buf_t a, b;
+    (void)state;
+    for (size_t i = 0; i < N; i++) {
+        char line[1024];
+        if (i == 77)
+            snprintf(line, sizeof line, "{\"command_id\":\"x\",");
+        else if (i == 150)
+            snprintf(line, sizeof line, "{\"command_id\":\"big\",\"pad\":\"%0700d\"}", 0);
+        else if (i % 3 == 0)
+            snprintf(line, sizeof line, "{\"command_id\":\"r%zu\",\"type\":\"RegisterMember\","
+                     "\"actor\":\"m%zu\",\"issued_at\":\"2026-11-26T09:00:00Z\",\"data\":{"
+                     "\"member_id\":\"m%zu\",\"kind\":\"individual\",\"name\":\"N\","
+                     "\"identity_hash\":\"%064zu\"}}", i, i, i, i);
+        else
+            snprintf(line, sizeof line, "{\"command_id\":\"d%zu\",\"type\":\"DepositFunds\","
+                     "\"actor\":\"m%zu\",\"issued_at\":\"2026-11-26T09:01:00Z\",\"data\":{"
+                     "\"amount\":%zu,\"payment_ref\":\"p%zu\"}}", i, i - i % 3, 100 + i, i);
+        lines[i] = md_strdup(line);
+    }
+    md_buf_init(&a);
+    md_buf_init(&b);
+    run_lines(da, lines, N, N, &a);
+    run_lines(db, lines, N, 7, &b);
+    assert_true(a.len > 0);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.p, b.p, a.len);
+    md_buf_append(&a, "", 1);
+    assert_non_null(strstr((const char *)a.p, "exceeds the limit"));
+    md_buf_release(&a);
+    md_buf_release(&b);
+    for (size_t i = 0; i < N; i++)
+        free(lines[i]);
+    md_test_rmdir(da);
+    md_test_rmdir(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +397,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_engine_outbox_and_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_map_growth_keeps_results, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_batch_hooks_order, setup, teardown),
+        cmocka_unit_test(test_engine_decode_ahead_same_results),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
