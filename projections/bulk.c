@@ -54,8 +54,8 @@
 
 _Static_assert(PJ_SPILL_EVENTS % (1u << PJ_EPOCH_BITS) == 0,
                "the spill is written at epoch boundaries");
-_Static_assert(PJ_LIVE_BULK_MAX >= 2 * CACHE_CHUNK,
-               "an engine batch's bound leaves room for the cache's first chunk");
+_Static_assert(PJ_LIVE_BULK_MAX / 16 < ((size_t)2 << 20) && PJ_LIVE_BULK_MAX >= 4 * CACHE_CHUNK_MIN,
+               "an engine batch's cache chunks stay off huge pages and leave room");
 
 /* ---- the log and the spill ------------------------------------------------------------- */
 

@@ -16,6 +16,7 @@
 #define PJ_TOMB UINT32_MAX          /* vlen of a delete */
 #define PJ_DEAD 0xff                /* db byte of a log entry moved to the cache */
 #define CACHE_CHUNK ((size_t)4 << 20)
+#define CACHE_CHUNK_MIN ((size_t)64 << 10)
 #define CACHE_CLASSES 64            /* free lists of 32..1024-byte entries */
 
 typedef struct pj_cent {
@@ -41,6 +42,8 @@ struct pj_cache {
     size_t left;
     pj_cent_t *freel[CACHE_CLASSES + 1];
     size_t bytes;                   /* chunks and slots */
+    size_t chunk_bytes;             /* size of a chunk: CACHE_CHUNK, smaller under a
+                                     * small p->bulk_max (an engine batch's cache) */
 };
 
 /* The hash of (db, key) used by the cache and by the groups of a sort. */

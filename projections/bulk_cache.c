@@ -62,6 +62,11 @@ static struct pj_cache *cache_of(md_proj_t *p)
         c->slot = big_alloc((c->mask + 1) * sizeof *c->slot);
         memset(c->slot, 0, (c->mask + 1) * sizeof *c->slot);
         c->bytes = (c->mask + 1) * sizeof *c->slot;
+        /* a sixteenth of the bound: an engine batch (8 MiB) holds 512 KiB chunks,
+         * below big_alloc's huge pages, so its memory is what it uses */
+        c->chunk_bytes = p->bulk_max / 16 < CACHE_CHUNK ? p->bulk_max / 16 : CACHE_CHUNK;
+        if (c->chunk_bytes < CACHE_CHUNK_MIN)
+            c->chunk_bytes = CACHE_CHUNK_MIN;
         p->cache = c;
     }
     return p->cache;
@@ -112,7 +117,7 @@ static pj_cent_t *cent_alloc(struct pj_cache *c, size_t klen, size_t vlen)
         memcpy(&c->freel[cls], e->b, sizeof e);
     } else {
         if (c->left < size) {
-            size_t n = size > CACHE_CHUNK ? size : CACHE_CHUNK;
+            size_t n = size > c->chunk_bytes ? size : c->chunk_bytes;
             if (c->nchunk == c->chunk_cap) {
                 c->chunk_cap = c->chunk_cap ? 2 * c->chunk_cap : 64;
                 c->chunk = md_realloc(c->chunk, c->chunk_cap * sizeof *c->chunk);

@@ -221,7 +221,7 @@ md_err_t md__pj_put_new(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, c
 /* The bounds of an engine batch (md_proj_batch_begin): beyond them, what is
  * held is written early (still sorted), so the daemon's memory stays bounded
  * whatever the batch size (docs/performance.md, memory). */
-#define PJ_LIVE_BULK_MAX ((size_t)8 << 20) /* > CACHE_CHUNK (bulk.h), or every event flushes */
+#define PJ_LIVE_BULK_MAX ((size_t)8 << 20)
 #define PJ_LIVE_SPILL_MAX ((size_t)1 << 20)
 #define PJ_SPILL_MAX ((size_t)64 << 20)  /* default p->spill_max */
 
