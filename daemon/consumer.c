@@ -30,6 +30,9 @@ struct md_consumer {
     /* delivered outbox ids to delete in the next batch transaction */
     uint64_t *del;
     size_t ndel, capdel;
+    /* outbox entries refused for good, to move aside in the same transaction */
+    md_outbox_park_t *park;
+    size_t npark, cappark;
     md_buf_t results;
     long last_write_ms;
 };
@@ -59,7 +62,18 @@ static md_err_t delete_delivered(md_txn_t *t, void *ctx, md_error_t *err)
         if (rc != MD_OK)
             return rc;
     }
+    for (size_t i = 0; i < d->npark; i++) {
+        md_err_t rc = md_txn_outbox_park(t, d->park[i].id, d->park[i].reason, err);
+        if (rc != MD_OK)
+            return rc;
+    }
     return MD_OK;
+}
+
+static void take_from_publisher(md_consumer_t *d)
+{
+    md_publisher_take_delivered(d->pub, &d->del, &d->ndel, &d->capdel);
+    md_publisher_take_parked(d->pub, &d->park, &d->npark, &d->cappark);
 }
 
 static bool is_msgpack(const rd_kafka_message_t *m)
@@ -134,8 +148,8 @@ static void drop_batch(md_consumer_t *d)
 static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
 {
     long pause = 100;
-    md_publisher_take_delivered(d->pub, &d->del, &d->ndel, &d->capdel);
-    if (d->nmsgs == 0 && d->ndel == 0)
+    take_from_publisher(d);
+    if (d->nmsgs == 0 && d->ndel == 0 && d->npark == 0)
         return MD_OK;
     fill_inputs(d);
     for (;;) {
@@ -153,7 +167,7 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
         nanosleep(&ts, NULL);
         pause = pause < 5000 ? pause * 2 : 5000;
     }
-    d->ndel = 0;
+    d->ndel = d->npark = 0;
     d->last_write_ms = mono_ms();
     md_publisher_wake(d->pub);
     if (d->nmsgs)
@@ -370,17 +384,36 @@ void md_consumer_close(md_consumer_t *c)
     c->rk = NULL;
 }
 
+/* What really stays in the store's outbox, queued and parked. */
+static void report_undelivered(md_consumer_t *c)
+{
+    md_txn_t *t = NULL;
+    md_error_t err = {0};
+    uint64_t queued = 0, parked = 0;
+    md_err_t rc = md_store_read(c->store, &t, &err);
+    if (rc == MD_OK)
+        rc = md_txn_outbox_counts(t, &queued, &parked, &err);
+    md_txn_end(t);
+    if (rc != MD_OK)
+        md_log_warn("outbox not counted at stop", "error=\"%s\"", err.msg);
+    else if (queued || parked)
+        md_log_warn("outbox not empty at stop; queued entries are sent at next start",
+                    "undelivered=%llu parked=%llu", (unsigned long long)queued,
+                    (unsigned long long)parked);
+    else
+        md_log_info("outbox empty at stop", "undelivered=0 parked=0");
+}
+
 void md_consumer_finish_outbox(md_consumer_t *c, long timeout_ms)
 {
     md_error_t err = {0};
-    uint64_t left = md_publisher_stop(c->pub, timeout_ms);
-    md_publisher_take_delivered(c->pub, &c->del, &c->ndel, &c->capdel);
-    if (c->ndel && md_store_write(c->store, delete_delivered, c, &err) != MD_OK)
+    (void)md_publisher_stop(c->pub, timeout_ms);
+    take_from_publisher(c);
+    if ((c->ndel || c->npark) && md_store_write(c->store, delete_delivered, c, &err) != MD_OK)
         md_log_warn("delivered outbox entries not deleted; they will be sent again",
                     "count=%zu error=\"%s\"", c->ndel, err.msg);
-    if (left)
-        md_log_warn("outbox not empty at stop; sent at next start", "undelivered=%llu",
-                    (unsigned long long)left);
+    c->ndel = c->npark = 0;
+    report_undelivered(c);
 }
 
 void md_consumer_destroy(md_consumer_t *c)
@@ -393,6 +426,7 @@ void md_consumer_destroy(md_consumer_t *c)
     free(c->msgs);
     free(c->in);
     free(c->del);
+    free(c->park);
     md_buf_release(&c->results);
     free(c);
 }

@@ -75,7 +75,7 @@ struct md_engine {
     md_decision_t decision;
     state_cache_t cache;         /* state records read or written in this batch */
     state_ctx_t sctx;
-    md_buf_t data, out, refs;
+    md_buf_t data, out, refs, hdr;
     const md_input_t *in;
     size_t n;
     int64_t wall_now, last_now;
@@ -253,6 +253,7 @@ md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engin
     md_buf_init(&e->data);
     md_buf_init(&e->out);
     md_buf_init(&e->refs);
+    md_buf_init(&e->hdr);
     *out = e;
     return MD_OK;
 }
@@ -269,6 +270,7 @@ void md_engine_destroy(md_engine_t *e)
     md_buf_release(&e->data);
     md_buf_release(&e->out);
     md_buf_release(&e->refs);
+    md_buf_release(&e->hdr);
     cache_free(&e->cache);
     free(e);
 }
@@ -577,19 +579,50 @@ static md_err_t outbox_result(md_engine_t *e, md_txn_t *t, const md_command_t *c
     return md_txn_outbox_put(t, &m, NULL, err);
 }
 
-/* A MALFORMED message from Kafka goes to the dead-letter topic as it came,
- * with the reason and the digest of its bytes in headers. */
+/* Appends the Kafka header name=value to @p h (name '\0' value '\0' pairs). */
+static void put_header(md_buf_t *h, const char *name, const char *value)
+{
+    md_buf_append(h, name, strlen(name) + 1);
+    md_buf_append(h, value, strlen(value) + 1);
+}
+
+/*
+ * A MALFORMED message from Kafka goes to the dead-letter topic as it came,
+ * with the reason, the digest and the size of its bytes in headers. A dead
+ * letter never exceeds MD_DEADLETTER_MAX_BYTES, which every broker at its
+ * defaults takes: a larger body is dropped (header body=dropped), a larger
+ * key cut (header key=cut); the digest still names the original bytes.
+ */
 static md_err_t dead_letter(md_engine_t *e, md_txn_t *t, const md_input_t *in,
                            const md_command_t *c, md_error_t *err)
 {
-    char hdr[sizeof c->detail + 96], hex[65];
+    char hex[65], num[32], note[160];
     if (e->deadletter_topic == NULL || c->status != MD_DECODE_MALFORMED)
         return MD_OK;
     md_hex(c->sha256, 32, hex);
-    int n = snprintf(hdr, sizeof hdr, "reason%c%s%csha256%c%s", 0, c->detail, 0, 0, hex);
-    md_outbox_msg_t m = {.topic = e->deadletter_topic, .key = in->key, .key_len = in->key_len,
-                         .headers = hdr, .headers_len = (size_t)n + 1, .value = in->bytes,
-                         .value_len = in->len};
+    md_buf_reset(&e->hdr);
+    put_header(&e->hdr, "reason", c->detail);
+    put_header(&e->hdr, "sha256", hex);
+    snprintf(num, sizeof num, "%zu", in->len);
+    put_header(&e->hdr, "original_size", num);
+    size_t key_len = in->key_len, room = MD_DEADLETTER_MAX_BYTES - MD_DEADLETTER_MAX_BYTES / 8;
+    if (key_len > room / 2) {
+        key_len = room / 2;
+        snprintf(note, sizeof note, "cut: first %zu of %zu bytes", key_len, in->key_len);
+        put_header(&e->hdr, "key", note);
+    }
+    const void *value = in->bytes;
+    size_t value_len = in->len;
+    if (key_len + e->hdr.len + value_len > room) {
+        value = "";
+        value_len = 0;
+        snprintf(note, sizeof note, "dropped: %zu bytes exceed the dead-letter limit of %d",
+                 in->len, MD_DEADLETTER_MAX_BYTES);
+        put_header(&e->hdr, "body", note);
+    }
+    md_outbox_msg_t m = {.topic = e->deadletter_topic, .key = in->key, .key_len = key_len,
+                         .headers = e->hdr.p, .headers_len = e->hdr.len, .value = value,
+                         .value_len = value_len};
     return md_txn_outbox_put(t, &m, NULL, err);
 }
 

@@ -443,16 +443,16 @@ static enum MHD_Result serve_metrics(md_http_t *h, struct MHD_Connection *c)
     md_txn_t *t = NULL;
     md_buf_t out;
     size_t used = 0, map = 0;
-    uint64_t head = 0;
-    MDB_stat st = {0};
+    uint64_t head = 0, queued = 0, parked = 0;
     md_buf_init(&out);
     if (md_store_read(h->store, &t, NULL) == MD_OK) {
-        mdb_stat(md_txn_mdb(t), md_txn_dbi(t, MD_DB_OUTBOX), &st);
+        if (md_txn_outbox_counts(t, &queued, &parked, NULL) != MD_OK)
+            queued = parked = 0;
         md_txn_head(t, &head, NULL, NULL);
         md_txn_end(t);
     }
     md_store_usage(h->store, &used, &map, NULL);
-    md_metrics_render(&out, st.ms_entries, used, map, head);
+    md_metrics_render(&out, queued, parked, used, map, head);
     enum MHD_Result rc = send_text(c, 200, "text/plain; version=0.0.4", out.p, out.len);
     md_buf_release(&out);
     return rc;

@@ -27,6 +27,11 @@
 
 typedef struct md_engine md_engine_t;
 
+/* The largest dead letter (key, headers and value): under both librdkafka's
+ * default message.max.bytes (1,000,000) and Kafka's default topic
+ * max.message.bytes (1,048,588), so that a broker at its defaults takes it. */
+#define MD_DEADLETTER_MAX_BYTES 900000
+
 typedef enum md_clock { MD_CLOCK_WALL, MD_CLOCK_COMMAND } md_clock_t;
 
 typedef struct md_engine_opts {
@@ -40,7 +45,9 @@ typedef struct md_engine_opts {
     /* Offsets: the topic whose consumed offsets are stored per partition. */
     const char *commands_topic;
     /* MALFORMED messages are queued to this topic too (raw bytes, original key,
-     * headers "reason" and "sha256"); NULL = not dead-lettered. */
+     * headers "reason", "sha256" and "original_size"; a body that would make the
+     * dead letter exceed MD_DEADLETTER_MAX_BYTES is dropped, header "body"; a
+     * longer key is cut, header "key"); NULL = not dead-lettered. */
     const char *deadletter_topic;
 } md_engine_opts_t;
 

@@ -37,7 +37,7 @@ typedef struct ctl {
     md_txn_t *txn;
     md_proj_t *proj;
     const char *stream;
-    uint64_t from, limit, until;
+    uint64_t from, limit, until, id, moved;
     const char *from_s, *to, *out, *cursor;
     const char *buyer, *provider, *status, *day, *subject, *actor;
     const char *args[3];          /* positional arguments after the subcommand */
@@ -269,6 +269,12 @@ static int cmd_stats(ctl_t *c)
                           head ? (double)used / (double)head : 0.0, "outbox_depth",
                           (json_int_t)db_entries(c->txn, MD_DB_OUTBOX), "offsets",
                           offsets_json(c->txn));
+    uint64_t queued, parked;
+    if (md_txn_outbox_counts(c->txn, &queued, &parked, &c->err) != MD_OK) {
+        json_decref(j);
+        return 1;
+    }
+    json_object_set_new(j, "outbox_parked", json_integer((json_int_t)parked));
     json_t *pj = NULL;
     if (c->proj && md_proj_stats(c->proj, c->txn, &pj, &c->err) != MD_OK) {
         json_decref(j);
@@ -372,6 +378,44 @@ static int cmd_replay(ctl_t *c)
                : 1;
 }
 
+/* ---- the outbox: parked entries ---------------------------------------------------------- */
+
+static md_err_t print_parked(const md_outbox_msg_t *m, const char *reason, void *ctx,
+                             md_error_t *err)
+{
+    (void)ctx;
+    json_t *j = json_pack("{s:I, s:s, s:s%, s:s, s:I}", "id", (json_int_t)m->id, "topic",
+                          m->topic, "key", m->key_len ? (const char *)m->key : "",
+                          m->key_len, "reason", reason, "value_bytes",
+                          (json_int_t)m->value_len);
+    if (j && m->event_seq)
+        json_object_set_new(j, "event_seq", json_integer((json_int_t)m->event_seq));
+    return print_json(j, err);
+}
+
+static md_err_t unpark(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    ctl_t *c = ctx;
+    return md_txn_outbox_unpark(t, c->id, &c->moved, err);
+}
+
+/* outbox list: the parked entries; outbox retry [--id N]: queue them again. */
+static int cmd_outbox(ctl_t *c)
+{
+    if (c->nargs != 1 || (strcmp(c->args[0], "list") != 0 && strcmp(c->args[0], "retry") != 0)) {
+        md_error_set(&c->err, MD_EINVAL, "usage: outbox list|retry [--id N]");
+        return 2;
+    }
+    if (strcmp(c->args[0], "list") == 0)
+        return md_txn_outbox_parked_scan(c->txn, print_parked, c, &c->err) == MD_OK ? 0 : 1;
+    md_txn_end(c->txn); /* the writer must hold no read transaction */
+    c->txn = NULL;
+    if (md_store_write(c->store, unpark, c, &c->err) != MD_OK)
+        return 1;
+    return print_json(json_pack("{s:b, s:I}", "ok", 1, "requeued", (json_int_t)c->moved),
+                      &c->err) == MD_OK ? 0 : 1;
+}
+
 /* What a subcommand needs opened. */
 enum { NEEDS_PROJ = 1, PROJ_OPTIONAL = 2, WRITES = 4 };
 
@@ -398,6 +442,8 @@ static const subcommand_t subcommands[] = {
      "sales [--provider M] [--from DAY] [--to DAY] [--limit N] [--cursor C]"},
     {"rebuild", cmd_rebuild, NEEDS_PROJ | WRITES, "rebuild  (recompute every projection)"},
     {"replay", cmd_replay, 0, "replay --until SEQ --out DIR  (projections as of SEQ)"},
+    {"outbox", cmd_outbox, WRITES,
+     "outbox list|retry [--id N]  (entries the broker refused for good; retry queues them again)"},
 };
 
 #define NSUB (sizeof subcommands / sizeof subcommands[0])
@@ -445,7 +491,7 @@ static int parse_time(const char *s, int64_t *out)
 }
 
 enum { O_BUYER = 256, O_PROVIDER, O_STATUS, O_DAY, O_SUBJECT, O_ACTOR, O_TO, O_UNTIL, O_OUT,
-       O_CURSOR, O_AS_OF };
+       O_CURSOR, O_AS_OF, O_ID };
 
 static const struct option long_opts[] = {
     {"data-dir", required_argument, NULL, 'd'}, {"stream", required_argument, NULL, 's'},
@@ -456,6 +502,7 @@ static const struct option long_opts[] = {
     {"to", required_argument, NULL, O_TO},       {"until", required_argument, NULL, O_UNTIL},
     {"out", required_argument, NULL, O_OUT},     {"cursor", required_argument, NULL, O_CURSOR},
     {"as-of", required_argument, NULL, O_AS_OF}, {"help", no_argument, NULL, 'h'},
+    {"id", required_argument, NULL, O_ID},
     {NULL, 0, NULL, 0},
 };
 
@@ -497,7 +544,8 @@ static int parse_args(int argc, char **argv, ctl_t *c, bool positional)
         if ((o == 'l' && parse_u64(optarg, &c->limit) == 0) ||
             (o == O_UNTIL && parse_u64(optarg, &c->until) == 0) ||
             (o == O_AS_OF && parse_time(optarg, &c->as_of) == 0) ||
-            (o != 'l' && o != O_UNTIL && o != O_AS_OF && string_opt(c, o) == 0))
+            (o == O_ID && parse_u64(optarg, &c->id) == 0) ||
+            (o != 'l' && o != O_UNTIL && o != O_AS_OF && o != O_ID && string_opt(c, o) == 0))
             continue;
         return -1;
     }
@@ -517,7 +565,7 @@ static int check_args(ctl_t *c, const subcommand_t *sub)
     bool seq_from = sub->run == cmd_events || sub->run == cmd_export;
     if (seq_from && c->from_s && parse_u64(c->from_s, &c->from) != 0)
         return -1;
-    return c->nargs == 0 || sub->run == cmd_get ? 0 : -1;
+    return c->nargs == 0 || sub->run == cmd_get || sub->run == cmd_outbox ? 0 : -1;
 }
 
 /* Opens the store (read-only unless the subcommand writes) and the projections. */
