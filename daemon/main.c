@@ -47,6 +47,7 @@ typedef struct cli {
     const char *input, *results;
     bool embedded;
     bool msgpack_input;
+    bool has_data_dir;          /* --data-dir (or --set data_dir=) given */
     bool bad_format;
     char **sets;
     int nsets;
@@ -92,7 +93,8 @@ static void apply_opt(cli_t *c, int o, const char *arg)
     case 'c': c->config_file = arg; break;
     case 'i': c->input = arg; break;
     case 'r': c->results = arg; break;
-    case 'd': case 'k': case 'o': add_set(c, keys[o], arg); break;
+    case 'd': c->has_data_dir = true; add_set(c, keys[o], arg); break;
+    case 'k': case 'o': add_set(c, keys[o], arg); break;
     case OPT_BATCH: add_set(c, "batch.max_commands", arg); break;
     case OPT_MAXMSG: add_set(c, "message.max_bytes", arg); break;
     case OPT_LOG: add_set(c, "log.level", arg); break;
@@ -105,6 +107,7 @@ static void apply_opt(cli_t *c, int o, const char *arg)
     case OPT_SET: {
         const char *eq = strchr(arg, '=');
         char *key = md_strndup(arg, eq ? (size_t)(eq - arg) : strlen(arg));
+        c->has_data_dir |= strcmp(key, "data_dir") == 0;
         add_set(c, key, eq ? eq + 1 : "");
         free(key);
         break;
@@ -181,8 +184,25 @@ int main(int argc, char **argv)
         }
         apply_opt(&c, o, optarg);
     }
-    if (optind != argc || c.bad_format ||
-        (c.input == NULL && c.config_file == NULL && !c.embedded)) {
+    if (optind != argc) {
+        fprintf(stderr, "marketd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (c.bad_format) {
+        fputs("marketd: --input-format must be json or msgpack\n", stderr);
+        usage(stderr);
+        return 2;
+    }
+    if (c.input && !c.has_data_dir) {
+        /* Never the configured default (/var/lib/marketd): offline runs are
+         * experiments and replays, and the usage line requires the option. */
+        fputs("marketd: offline mode (--input) needs --data-dir DIR\n", stderr);
+        usage(stderr);
+        return 2;
+    }
+    if (c.input == NULL && c.config_file == NULL && !c.embedded) {
+        fputs("marketd: give -c FILE, --embedded-kafka or --input FILE\n", stderr);
         usage(stderr);
         return 2;
     }
