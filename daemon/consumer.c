@@ -342,6 +342,8 @@ static md_err_t consume_loop(md_consumer_t *d, md_error_t *err)
         collect_batch(d);
         rc = d->nmsgs ? process_batch(d, err) : tidy_when_idle(d, err);
     }
+    if (*d->stop)
+        md_log_info("stop requested", "batch=%zu", d->nmsgs);
     if (rc == MD_OK)
         rc = process_batch(d, err); /* what was collected before the stop */
     return rc;
@@ -372,15 +374,43 @@ md_err_t md_consumer_run(md_consumer_t *c, md_error_t *err)
     return consume_loop(c, err);
 }
 
+/* How long leaving the group may take at a stop. librdkafka's own close
+ * waits for requests in flight, and a JoinGroup in flight may be held by the
+ * coordinator for the whole rebalance timeout (max.poll.interval.ms, 5 min)
+ * while it waits for members that were killed: a stop must not wait for it. */
+#define CLOSE_TIMEOUT_MS 8000
+
+/* Leaves the group, serving the revoke (which commits the batch in hand),
+ * bounded by CLOSE_TIMEOUT_MS; returns true when the close completed. */
+static bool close_bounded(md_consumer_t *c)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(c->rk, q);
+    bool closed = false;
+    if (e) {
+        md_log_warn("consumer did not leave the group cleanly", "error=\"%s\"",
+                    rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else {
+        long deadline = mono_ms() + CLOSE_TIMEOUT_MS;
+        /* serves the revoke through on_rebalance, as rd_kafka_consumer_close would */
+        while (!(closed = rd_kafka_consumer_closed(c->rk)) && mono_ms() < deadline)
+            rd_kafka_queue_poll_callback(q, 100);
+    }
+    rd_kafka_queue_destroy(q);
+    return closed;
+}
+
 void md_consumer_close(md_consumer_t *c)
 {
     if (c == NULL || c->rk == NULL)
         return;
-    rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk); /* leaves the group; revoke runs */
-    if (e)
-        md_log_warn("consumer did not leave the group cleanly", "error=\"%s\"",
-                    rd_kafka_err2str(e));
-    rd_kafka_destroy(c->rk);
+    md_log_info("leaving the consumer group", "timeout_ms=%d", CLOSE_TIMEOUT_MS);
+    bool closed = close_bounded(c);
+    if (!closed)
+        md_log_warn("consumer group not left in time; the coordinator drops this member "
+                    "after session.timeout.ms", "timeout_ms=%d", CLOSE_TIMEOUT_MS);
+    rd_kafka_destroy_flags(c->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     c->rk = NULL;
 }
 

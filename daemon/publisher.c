@@ -225,6 +225,8 @@ static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *e
         if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return md_error_set(err, MD_EKAFKA, "produce to '%s': %s", m->topic,
                                 rd_kafka_err2str(rc));
+        if (p->stop && mono_ms() >= p->drain_deadline_ms)
+            return md_error_set(err, MD_EKAFKA, "stopping with the producer queue full");
         rd_kafka_poll(p->rk, 50); /* the local queue is full: let deliveries drain */
     }
     pthread_mutex_lock(&p->lock);
