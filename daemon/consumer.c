@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "md_consumer.h"
@@ -76,17 +77,31 @@ static void take_from_publisher(md_consumer_t *d)
     md_publisher_take_parked(d->pub, &d->park, &d->npark, &d->cappark);
 }
 
-static bool is_msgpack(const rd_kafka_message_t *m)
+/* True when the media type @p v (len bytes) is @p type, possibly followed by
+ * parameters ("; charset=utf-8"); case-insensitive (RFC 9110 §8.3.1). */
+static bool media_type_is(const char *v, size_t len, const char *type)
+{
+    size_t n = strlen(type);
+    return len >= n && strncasecmp(v, type, n) == 0 && (len == n || v[n] == ';' || v[n] == ' ');
+}
+
+/* The content-type header: none or application/json is JSON,
+ * application/msgpack is msgpack, anything else is refused (MALFORMED). */
+static void read_content_type(const rd_kafka_message_t *m, md_input_t *in)
 {
     rd_kafka_headers_t *h = NULL;
     const void *v;
     size_t len;
     if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(h, "content-type", &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return false;
-    /* "application/msgpack", possibly followed by parameters. */
-    return len >= 19 && memcmp(v, "application/msgpack", 19) == 0 &&
-           (len == 19 || ((const char *)v)[19] == ';');
+        rd_kafka_header_get_last(h, "content-type", &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        v == NULL)
+        return;
+    if (media_type_is(v, len, "application/msgpack"))
+        in->msgpack = true;
+    else if (!media_type_is(v, len, "application/json")) {
+        in->bad_content_type = v;
+        in->bad_content_type_len = len;
+    }
 }
 
 static void fill_inputs(md_consumer_t *d)
@@ -94,8 +109,9 @@ static void fill_inputs(md_consumer_t *d)
     for (size_t i = 0; i < d->nmsgs; i++) {
         const rd_kafka_message_t *m = d->msgs[i];
         d->in[i] = (md_input_t){.bytes = m->payload ? m->payload : "", .len = m->len,
-                                .msgpack = is_msgpack(m), .key = m->key, .key_len = m->key_len,
+                                .key = m->key, .key_len = m->key_len,
                                 .partition = m->partition, .offset = m->offset};
+        read_content_type(m, &d->in[i]);
     }
 }
 

@@ -310,12 +310,27 @@ static void reject_oversized(const md_input_t *in, size_t max, md_command_t *c)
     }
 }
 
+/* A message whose content-type is neither JSON nor msgpack is MALFORMED
+ * unread: guessing JSON would decide what the sender did not mean. */
+static void reject_content_type(const md_input_t *in, md_command_t *c)
+{
+    reject_oversized(in, 0, c);
+    size_t n = in->bad_content_type_len < 64 ? in->bad_content_type_len : 64;
+    snprintf(c->detail, sizeof c->detail,
+             "unsupported content-type '%.*s' (application/json or application/msgpack)",
+             (int)n, in->bad_content_type);
+    if (!md_valid_utf8(c->detail, strlen(c->detail)))
+        snprintf(c->detail, sizeof c->detail, "unsupported content-type");
+}
+
 /* Decodes input i of the batch into @p c. */
 static void decode_one(md_engine_t *e, size_t i, md_command_t *c)
 {
     const md_input_t *in = &e->in[i];
     md_decode_opts_t o = {.require_issued_at = e->opts.clock == MD_CLOCK_COMMAND};
-    if (in->len > e->opts.max_message_bytes)
+    if (in->bad_content_type)
+        reject_content_type(in, c);
+    else if (in->len > e->opts.max_message_bytes)
         reject_oversized(in, e->opts.max_message_bytes, c);
     else if (in->msgpack)
         md_command_decode_msgpack(in->bytes, in->len, &o, c);
@@ -385,7 +400,7 @@ static void put_error(md_buf_t *o, const char *code, const char *clause, const c
     md_buf_append(o, "}", 1);
 }
 
-/* {"command_id":..|null,"status":".." (the object is left open) */
+/* {"command_id":..|null[,"correlation_id":..],"status":".." (the object is left open) */
 static void put_head(md_buf_t *o, const md_command_t *c, const char *status)
 {
     put_lit(o, "{\"command_id\":");
@@ -393,24 +408,47 @@ static void put_head(md_buf_t *o, const md_command_t *c, const char *status)
         put_str(o, c->command_id);
     else
         put_lit(o, "null");
+    if (c->status != MD_DECODE_MALFORMED && c->has_correlation_id)
+        put_field(o, "correlation_id", c->correlation_id);
     put_lit(o, ",\"status\":\"");
     put_lit(o, status);
     md_buf_append(o, "\"", 1);
 }
 
+/* What ties a MALFORMED result to its message: the SHA-256 of the bytes (as
+ * in the dead letter) and, from Kafka, the partition and offset. */
+static void put_malformed_origin(md_buf_t *o, const md_command_t *c, const md_input_t *in)
+{
+    char hex[65];
+    md_hex(c->sha256, 32, hex);
+    put_field(o, "sha256", hex);
+    if (in->partition < 0)
+        return;
+    put_lit(o, ",\"partition\":");
+    put_u64(o, (uint64_t)in->partition);
+    put_lit(o, ",\"offset\":");
+    put_u64(o, (uint64_t)(in->offset < 0 ? 0 : in->offset));
+}
+
 
 /* ---- outcomes (idempotency) --------------------------------------------------------- */
 
-/* Stored outcome: "A" for accepted, "R" followed by the code for rejected. */
-static md_err_t put_outcome(md_txn_t *t, const md_command_t *c, const md_decision_t *d,
-                            md_error_t *err)
+/*
+ * Stored outcome: "A" (accepted) or "R" and the code (rejected), then '\n'
+ * and the whole original result, which a duplicate carries as "original".
+ * Outcomes written before the result was kept ("A", "R<code>") still answer,
+ * without "original".
+ */
+static md_err_t put_outcome(md_engine_t *e, md_txn_t *t, const md_command_t *c,
+                            const md_decision_t *d, size_t at, md_error_t *err)
 {
-    char v[64];
-    size_t n = 1;
-    v[0] = d->accepted ? 'A' : 'R';
+    md_buf_reset(&e->hdr);
+    md_buf_append(&e->hdr, d->accepted ? "A" : "R", 1);
     if (!d->accepted)
-        n += (size_t)snprintf(v + 1, sizeof v - 1, "%s", d->code_name);
-    return md_txn_outcome_put(t, c->command_id, v, n, err);
+        put_lit(&e->hdr, d->code_name);
+    md_buf_append(&e->hdr, "\n", 1);
+    md_buf_append(&e->hdr, e->out.p + at, e->out.len - at);
+    return md_txn_outcome_put(t, c->command_id, e->hdr.p, e->hdr.len, err);
 }
 
 /* Answers a repeated command_id from its recorded outcome (the result goes to
@@ -425,15 +463,20 @@ static md_err_t answer_duplicate(md_engine_t *e, md_txn_t *t, const md_command_t
         if (rc != MD_OK)
             return rc;
     }
-    const char *p = v;
+    const char *p = v, *nl = memchr(p, '\n', len);
+    size_t head = nl ? (size_t)(nl - p) : len;
     put_head(&e->out, c, "duplicate");
     put_lit(&e->out, p[0] == 'A' ? ",\"original_status\":\"accepted\""
                                  : ",\"original_status\":\"rejected\"");
-    if (p[0] == 'R' && len > 1) {
+    if (p[0] == 'R' && head > 1) {
         char code[64];
-        snprintf(code, sizeof code, "%.*s", (int)(len - 1), p + 1);
+        snprintf(code, sizeof code, "%.*s", (int)(head - 1), p + 1);
         if (md_valid_utf8(code, strlen(code)))
             put_error(&e->out, code, md_code_clause(md_code_find(code)), NULL, false);
+    }
+    if (nl && len > head + 1) {
+        put_lit(&e->out, ",\"original\":");
+        md_buf_append(&e->out, nl + 1, len - head - 1);
     }
     md_buf_append(&e->out, "}", 1);
     e->pending.duplicates++;
@@ -527,20 +570,20 @@ static void count_outcome(md_engine_t *e, const md_decision_t *d)
         e->pending.by_code[d->code]++;
 }
 
-/* Appends the decision's events and writes the result to e->out. */
-static md_err_t apply_decision(md_engine_t *e, md_txn_t *t, const md_command_t *c, int64_t now,
-                               md_error_t *err)
+/* Appends the decision's events, writes the result to e->out and records the
+ * outcome (unless the rejection is retryable or the message MALFORMED). */
+static md_err_t apply_decision(md_engine_t *e, md_txn_t *t, const md_command_t *c,
+                               const md_input_t *in, int64_t now, md_error_t *err)
 {
     md_decision_t *d = &e->decision;
     md_err_t rc = MD_OK;
+    size_t at = e->out.len;
     md_buf_reset(&e->refs);
     for (size_t i = 0; i < d->n_events && rc == MD_OK; i++) {
         md_event_t ev;
         if ((rc = append_one(e, t, c, &d->events[i], now, &ev, err)) == MD_OK)
             put_event_ref(&e->refs, &ev, i == 0);
     }
-    if (rc == MD_OK && !d->accepted && !d->retryable && !d->malformed)
-        rc = put_outcome(t, c, d, err);
     if (rc != MD_OK)
         return rc;
     count_outcome(e, d);
@@ -549,11 +592,14 @@ static md_err_t apply_decision(md_engine_t *e, md_txn_t *t, const md_command_t *
         put_lit(&e->out, ",\"events\":[");
         md_buf_append(&e->out, e->refs.p, e->refs.len);
         md_buf_append(&e->out, "]", 1);
-        rc = put_outcome(t, c, d, err);
     } else {
         put_error(&e->out, d->code_name, d->clause, d->message, d->retryable);
     }
+    if (c->status == MD_DECODE_MALFORMED)
+        put_malformed_origin(&e->out, c, in);
     md_buf_append(&e->out, "}", 1);
+    if (d->accepted || (!d->retryable && !d->malformed))
+        rc = put_outcome(e, t, c, d, at, err);
     return rc;
 }
 
@@ -639,7 +685,7 @@ static md_err_t process_one(md_engine_t *e, md_txn_t *t, size_t i, md_error_t *e
         md_state_t st = txn_state(&e->sctx);
         rc = md_rules_decide(&st, c, now, &e->decision, err);
         if (rc == MD_OK)
-            rc = apply_decision(e, t, c, now, err);
+            rc = apply_decision(e, t, c, &e->in[i], now, err);
     }
     if (rc != MD_OK)
         return rc;

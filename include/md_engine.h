@@ -56,6 +56,10 @@ typedef struct md_input {
     const void *bytes;
     size_t len;
     bool msgpack;                /* content-type: application/msgpack */
+    /* A content-type other than JSON or msgpack (copied into the MALFORMED
+     * reason; NULL: none or a supported one). */
+    const char *bad_content_type;
+    size_t bad_content_type_len;
     const void *key;             /* Kafka message key (may be NULL) */
     size_t key_len;
     int32_t partition;

@@ -59,6 +59,21 @@ jq -e --arg sha "$(sha256sum "$big" | cut -c1-64)" --arg size "$size" \
     '.headers.sha256 == $sha and .headers.original_size == $size and .len == 0 and
      (.headers.body | startswith("dropped: \($size) bytes")) and (.headers.reason | test("invalid|expected|parse|end"))' \
     "$work/dl1.json" >/dev/null || fail "dead letter: $(cat "$work/dl1.json")"
+
+# ---- what a publisher matches results by (item 5) ------------------------------------------
+# A command sent as text/plain is MALFORMED ("unsupported content-type"), its
+# result carries the digest and the partition/offset; correlation_id is echoed.
+printf '{"command_id":"ct-1","type":"DepositFunds","actor":"bob","issued_at":"2026-11-26T20:01:00Z","data":{"amount":5,"payment_ref":"ct"}}' >"$work/plain.txt"
+"$dump" --bootstrap "$bootstrap" --topic "$prefix.commands" --produce "$work/plain.txt" || fail "text/plain not produced"
+printf '{"command_id":"corr-1","correlation_id":"req-9","type":"DepositFunds","actor":"bob","issued_at":"2026-11-26T20:02:00Z","data":{"amount":5,"payment_ref":"corr"}}\n' >"$work/corr.jsonl"
+load "$work/corr.jsonl" --wait --timeout 30 --quiet --results-out "$work/corr.results" || fail "correlation result"
+jq -e '.correlation_id == "req-9"' "$work/corr.results" >/dev/null || fail "correlation_id not echoed: $(cat "$work/corr.results")"
+"$dump" --bootstrap "$bootstrap" --topic "$prefix.results" --timeout 5 >"$work/results.dump" || true
+jq -e --arg sha "$(sha256sum "$work/plain.txt" | cut -c1-64)" -s \
+    'map(.value | fromjson? // empty | select(.sha256 == $sha)) | length == 1 and
+     (.[0].error.message | contains("unsupported content-type")) and (.[0].partition == 0) and (.[0].offset >= 0)' \
+    "$work/results.dump" >/dev/null || fail "MALFORMED text/plain result: $(grep -c . "$work/results.dump") results"
+
 [ "$(metric marketd_outbox_parked)" = 0 ] || fail "nothing should be parked yet"
 
 # ---- 2. a dead letter the broker refuses for good: parked, the rest flows -------------------
@@ -92,9 +107,9 @@ grep -q 'undelivered=0 parked=1' "$work/k.log" || fail "stop did not report the 
 hport=""
 start
 "$build/marketctl" --data-dir "$work/k" outbox retry | jq -e '.requeued == 1' >/dev/null || fail "outbox retry"
-"$dump" --bootstrap "$bootstrap" --topic "$prefix.deadletter" --count 2 --timeout 30 >"$work/dl2.json" ||
+"$dump" --bootstrap "$bootstrap" --topic "$prefix.deadletter" --count 3 --timeout 30 >"$work/dl2.json" ||
     fail "the retried dead letter never came"
-jq -se '.[1].headers.original_size == "'"$(stat -c %s "$work/poison.json")"'" and .[1].len > 0' "$work/dl2.json" >/dev/null ||
+jq -se '.[2].headers.original_size == "'"$(stat -c %s "$work/poison.json")"'" and .[2].len > 0' "$work/dl2.json" >/dev/null ||
     fail "retried dead letter: $(tail -1 "$work/dl2.json")"
 for ((i = 0; i < 50; i++)); do [ "$(metric marketd_outbox_parked)" = 0 ] && break; sleep 0.2; done
 [ "$(metric marketd_outbox_parked)" = 0 ] || fail "still parked after retry"

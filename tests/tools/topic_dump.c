@@ -11,7 +11,8 @@
  *   topic_dump --bootstrap B --topic T --produce FILE...
  *       Sends each file's bytes as one message (a 0-byte file gives an empty
  *       value), key "hostile:<file name>"; files named *.mp get the header
- *       content-type: application/msgpack. market-load cannot do this: it
+ *       content-type: application/msgpack, *.txt content-type: text/plain
+ *       (refused by marketd). market-load cannot do this: it
  *       skips blank lines and reads text lines.
  *   topic_dump --bootstrap B --topic T --set-config NAME=VALUE
  *       Sets one topic configuration (e.g. max.message.bytes) on the broker
@@ -76,6 +77,8 @@ static int produce(char **files, int n)
         rd_kafka_headers_t *h = rd_kafka_headers_new(1);
         if (bl > 3 && strcmp(base + bl - 3, ".mp") == 0)
             rd_kafka_header_add(h, "content-type", -1, "application/msgpack", -1);
+        else if (bl > 4 && strcmp(base + bl - 4, ".txt") == 0)
+            rd_kafka_header_add(h, "content-type", -1, "text/plain", -1);
         rd_kafka_resp_err_t e = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(b.len ? b.p : NULL, b.len),
