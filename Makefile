@@ -40,8 +40,9 @@ $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-# marketctl's subcommands may live in tools/ctl_*.c (tools/ctl.h).
+# marketctl's subcommands in files of their own (tools/ctl_*.c, tools/ctl.h)
 CTL_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/ctl_*.c))
+
 $(BUILD)/marketctl: $(BUILD)/tools/marketctl.o $(CTL_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 

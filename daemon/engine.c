@@ -76,6 +76,7 @@ struct md_engine {
     state_cache_t cache;         /* state records read or written in this batch */
     state_ctx_t sctx;
     md_buf_t data, out, refs, hdr;
+    MDB_dbi results_dbi;  /* command_id -> its result line (a duplicate's "original") */
     const md_input_t *in;
     size_t n;
     int64_t wall_now, last_now;
@@ -235,8 +236,13 @@ md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engin
     const char *op = o.operator_id ? o.operator_id : DEFAULT_OPERATOR;
     if (!md_valid_id(op, strlen(op)))
         return md_error_set(err, MD_EINVAL, "operator id '%s' is not a valid id", op);
+    MDB_dbi results_dbi;
+    md_err_t rc = md_store_dbi(store, "results", 0, &results_dbi, err);
+    if (rc != MD_OK)
+        return rc;
     md_engine_t *e = md_calloc(1, sizeof *e);
     e->store = store;
+    e->results_dbi = results_dbi;
     e->operator_id = md_strdup(op);
     e->results_topic = dup_or_null(o.results_topic);
     e->events_topic = dup_or_null(o.events_topic);
@@ -434,21 +440,40 @@ static void put_malformed_origin(md_buf_t *o, const md_command_t *c, const md_in
 /* ---- outcomes (idempotency) --------------------------------------------------------- */
 
 /*
- * Stored outcome: "A" (accepted) or "R" and the code (rejected), then '\n'
- * and the whole original result, which a duplicate carries as "original".
- * Outcomes written before the result was kept ("A", "R<code>") still answer,
- * without "original".
+ * Stored outcome: md_outcome_of_decision (the encoding verify recomputes).
+ * The whole result line goes beside it, in the database "results"
+ * (command_id -> result), which a duplicate carries as "original".
  */
 static md_err_t put_outcome(md_engine_t *e, md_txn_t *t, const md_command_t *c,
                             const md_decision_t *d, size_t at, md_error_t *err)
 {
-    md_buf_reset(&e->hdr);
-    md_buf_append(&e->hdr, d->accepted ? "A" : "R", 1);
-    if (!d->accepted)
-        put_lit(&e->hdr, d->code_name);
-    md_buf_append(&e->hdr, "\n", 1);
-    md_buf_append(&e->hdr, e->out.p + at, e->out.len - at);
-    return md_txn_outcome_put(t, c->command_id, e->hdr.p, e->hdr.len, err);
+    char v[MD_OUTCOME_MAX];
+    size_t n = md_outcome_of_decision(d, v);
+    if (n == 0)
+        return MD_OK;
+    md_err_t rc = md_txn_outcome_put(t, c->command_id, v, n, err);
+    MDB_val key = {strlen(c->command_id), (void *)c->command_id};
+    MDB_val val = {e->out.len - at, e->out.p + at};
+    if (rc == MD_OK)
+        rc = md_store_err(mdb_put(md_txn_mdb(t), e->results_dbi, &key, &val, 0), err,
+                          "put result");
+    return rc;
+}
+
+/* The original result of @p command_id, appended as ,"original":{...}; none
+ * for commands decided before results were kept. */
+static md_err_t put_original(md_engine_t *e, md_txn_t *t, const char *command_id,
+                             md_error_t *err)
+{
+    MDB_val key = {strlen(command_id), (void *)command_id}, val;
+    int rc = mdb_get(md_txn_mdb(t), e->results_dbi, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return MD_OK;
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "get result");
+    put_lit(&e->out, ",\"original\":");
+    md_buf_append(&e->out, val.mv_data, val.mv_size);
+    return MD_OK;
 }
 
 /* Answers a repeated command_id from its recorded outcome (the result goes to
@@ -463,8 +488,8 @@ static md_err_t answer_duplicate(md_engine_t *e, md_txn_t *t, const md_command_t
         if (rc != MD_OK)
             return rc;
     }
-    const char *p = v, *nl = memchr(p, '\n', len);
-    size_t head = nl ? (size_t)(nl - p) : len;
+    const char *p = v;
+    size_t head = len;
     put_head(&e->out, c, "duplicate");
     put_lit(&e->out, p[0] == 'A' ? ",\"original_status\":\"accepted\""
                                  : ",\"original_status\":\"rejected\"");
@@ -474,10 +499,9 @@ static md_err_t answer_duplicate(md_engine_t *e, md_txn_t *t, const md_command_t
         if (md_valid_utf8(code, strlen(code)))
             put_error(&e->out, code, md_code_clause(md_code_find(code)), NULL, false);
     }
-    if (nl && len > head + 1) {
-        put_lit(&e->out, ",\"original\":");
-        md_buf_append(&e->out, nl + 1, len - head - 1);
-    }
+    md_err_t rc = put_original(e, t, c->command_id, err);
+    if (rc != MD_OK)
+        return rc;
     md_buf_append(&e->out, "}", 1);
     e->pending.duplicates++;
     return MD_OK;

@@ -82,7 +82,9 @@ typedef struct md_engine_stats {
 /**
  * @brief Creates an engine over @p store (borrowed; must outlive the engine).
  * @param opts copied; its strings are copied too.
- * @returns MD_OK or MD_EINVAL (bad operator id).
+ * Opens (creating) the database "results": command_id -> the result line of
+ * each recorded outcome, which a duplicate's result carries as "original".
+ * @returns MD_OK, MD_EINVAL (bad operator id) or the store's error.
  */
 md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engine_t **out,
                        md_error_t *err);

@@ -161,4 +161,24 @@ md_err_t md_rules_evolve(const md_state_t *st, const md_event_t *ev, md_error_t 
 md_err_t md_rules_bootstrap(const md_state_t *st, const char *operator_id, int64_t now,
                             md_decision_t *d, md_error_t *err);
 
+/* ---- stored outcomes (idempotency) ------------------------------------------
+ * The engine records, per command_id, "A" (accepted) or "R" followed by the
+ * code name (rejected); a retryable rejection and a MALFORMED one record
+ * nothing. The outcomes are thereby a function of the log: the last event of
+ * a command_id says what was recorded (marketctl verify recomputes them). */
+
+#define MD_OUTCOME_MAX 64
+
+/** @brief The outcome to record for @p d into @p out; its length, or 0 when
+ *  none is recorded (retryable or MALFORMED). */
+size_t md_outcome_of_decision(const md_decision_t *d, char out[MD_OUTCOME_MAX]);
+
+/**
+ * @brief The outcome that appended event @p ev records for ev->command_id:
+ * "A" for an event of an accepted command, "R"+code for a CommandRejected.
+ * @returns its length, or 0 when the event records none (no command_id, or a
+ *          retryable rejection).
+ */
+size_t md_outcome_of_event(const md_event_t *ev, char out[MD_OUTCOME_MAX]);
+
 #endif

@@ -220,6 +220,10 @@ md_err_t md_txn_meta_get(md_txn_t *t, const char *name, const void **val, size_t
 md_err_t md_txn_meta_put(md_txn_t *t, const char *name, const void *val, size_t len,
                          md_error_t *err);
 
+/* Meta key of a `marketctl replay` output: the seq it was replayed until
+ * (uint64_t, native order). Such a store has no rules state nor outcomes. */
+#define MD_META_REPLAY_UNTIL "replay_until"
+
 /** @brief Bytes used by the map (pages in use * page size) and the map size. */
 md_err_t md_store_usage(md_store_t *s, size_t *used, size_t *map_size, md_error_t *err);
 

@@ -697,6 +697,13 @@ md_err_t md_proj_verify(md_proj_t *p, md_txn_t *t, md_progress_fn progress, void
 }
 
 /* ---- replay ------------------------------------------------------------------------- */
+/* Marks a replay's output: it holds the events and projections up to a seq but
+ * neither rules state nor outcomes, which `verify` accepts only with this mark. */
+static md_err_t mark_replay(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    return md_txn_meta_put(t, MD_META_REPLAY_UNTIL, ctx, sizeof(uint64_t), err);
+}
+
 
 md_err_t md_proj_replay(md_txn_t *src, uint64_t until, const char *out_dir,
                         md_progress_fn progress, void *pctx, uint64_t *events, md_error_t *err)
@@ -734,6 +741,8 @@ md_err_t md_proj_replay(md_txn_t *src, uint64_t until, const char *out_dir,
         w.p = p;
         rc = walk_write(out, &w, err);
     }
+    if (rc == MD_OK)
+        rc = md_store_write(out, mark_replay, &until, err);
     if (rc == MD_OK && events)
         *events = w.n;
     md_proj_free(p);

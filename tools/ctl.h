@@ -14,6 +14,7 @@
 #ifndef MD_CTL_H
 #define MD_CTL_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -90,5 +91,38 @@ md_err_t ctl_print_json(json_t *j, md_error_t *err);
 
 /* Subcommands living in tools/ctl_*.c. */
 extern const ctl_sub_t ctl_sub_outbox;
+
+/* ---- verify: what the rules derive (ctl_verify.c) ----------------------------------- */
+
+typedef struct ctl_derived ctl_derived_t;
+
+/**
+ * @brief Starts recomputing the rules' state and outcomes of @p store
+ * (md_derived_verify) in a read transaction of its own, on a thread of its
+ * own (in ctl_derived_end instead with MARKETD_REPLAY_THREADS=1).
+ * @returns a handle for ctl_derived_end (never NULL; failures are reported there).
+ */
+ctl_derived_t *ctl_derived_start(md_store_t *store);
+
+/**
+ * @brief Waits for the recompute and frees @p d. With @p ok (the verify
+ * report so far, stolen; NULL when verify failed already: nothing is printed)
+ * it prints either @p ok with "derived" (digests of state and outcomes) and
+ * "offsets" (the stored consumer offsets, unchecked: docs/verify.md) added,
+ * or a failure object naming the database and first differing key.
+ * @returns 0 when ok was printed, 1 otherwise (@p err set on an error other
+ *          than a difference, which is reported on stdout and stderr).
+ */
+int ctl_derived_end(ctl_derived_t *d, json_t *ok, md_error_t *err);
+
+/* ---- backup (ctl_backup.c) ---------------------------------------------------------- */
+
+/**
+ * @brief A consistent hot copy of @p store into the new or empty directory
+ * @p out_dir (mdb_env_copy2 with MDB_CP_COMPACT: one read snapshot, free pages
+ * left out), safe beside a running daemon; prints {ok, out, events, head, bytes}.
+ * @returns 0, 1 (@p err set), 2 (no --out).
+ */
+int ctl_backup(md_store_t *store, const char *out_dir, md_error_t *err);
 
 #endif

@@ -147,7 +147,7 @@ static json_t *digest_json(const md_proj_digest_t *d)
 }
 
 /* The projection half of verify: live digests against a rebuild. */
-static int verify_projections(ctl_t *c, uint64_t n, const char *head)
+static int verify_projections(ctl_t *c, uint64_t n, const char *head, ctl_derived_t *dv)
 {
     md_proj_report_t *rep = md_calloc(1, sizeof *rep);
     int status = 0;
@@ -167,10 +167,14 @@ static int verify_projections(ctl_t *c, uint64_t n, const char *head)
     } else if (rc != MD_OK) {
         status = 1;
     } else {
-        ctl_print_json(json_pack("{s:b, s:I, s:s, s:o}", "ok", 1, "events", (json_int_t)n, "head",
-                             head, "projections", digest_json(&rep->live)),
-                   NULL);
+        status = ctl_derived_end(dv, json_pack("{s:b, s:I, s:s, s:o}", "ok", 1, "events",
+                                               (json_int_t)n, "head", head, "projections",
+                                               digest_json(&rep->live)),
+                                 &c->err);
+        dv = NULL;
     }
+    if (dv)
+        ctl_derived_end(dv, NULL, &c->err);
     free(rep);
     return status;
 }
@@ -182,6 +186,7 @@ static int cmd_verify(ctl_t *c)
     char hex[2 * MD_HASH_LEN + 1];
     if (md_txn_head(c->txn, &head, NULL, &c->err) != MD_OK)
         return 1;
+    ctl_derived_t *dv = ctl_derived_start(c->store); /* rules' state and outcomes, beside */
     progress_phase(c, head);
     md_err_t rc = md_txn_verify_chain(c->txn, &n, &bad, progress, c, &c->err);
     if (rc == MD_ECORRUPT) {
@@ -192,20 +197,20 @@ static int cmd_verify(ctl_t *c)
         fprintf(stderr, "marketctl: verify failed at seq %llu: %s\n", (unsigned long long)bad,
                 c->err.msg);
         c->err.code = MD_OK; /* reported already */
-        return 1;
+        return ctl_derived_end(dv, NULL, &c->err);
     }
     if (rc != MD_OK || md_txn_head(c->txn, &head, hash, &c->err) != MD_OK)
-        return 1;
+        return ctl_derived_end(dv, NULL, &c->err);
     md_hex(hash, MD_HASH_LEN, hex);
     if (c->proj == NULL) {
         progress_end(c, "verify");
         fprintf(stderr, "marketctl: verify: store has no projections; chain checked only\n");
-        ctl_print_json(json_pack("{s:b, s:I, s:s, s:s}", "ok", 1, "events", (json_int_t)n, "head",
-                             hex, "projections", "absent"),
-                   NULL);
-        return 0;
+        return ctl_derived_end(dv, json_pack("{s:b, s:I, s:s, s:s}", "ok", 1, "events",
+                                             (json_int_t)n, "head", hex, "projections",
+                                             "absent"),
+                               &c->err);
     }
-    return verify_projections(c, n, hex);
+    return verify_projections(c, n, hex, dv);
 }
 
 /* Every stored consumer offset as {topic, partition, next}. */
@@ -363,6 +368,11 @@ static int cmd_replay(ctl_t *c)
                : 1;
 }
 
+static int cmd_backup(ctl_t *c)
+{
+    return ctl_backup(c->store, ctl_str(c, "out"), &c->err);
+}
+
 /* ---- the subcommands and their options ------------------------------------------------ */
 
 #define LIST_OPTS                                                                        \
@@ -405,6 +415,10 @@ static const ctl_opt_t sales_opts[] = {
     LIST_OPTS,
     {NULL, 0, NULL, NULL},
 };
+static const ctl_opt_t backup_opts[] = {
+    {"out", CTL_STR, "DIR", "a new or empty directory for the copy (required)"},
+    {NULL, 0, NULL, NULL},
+};
 static const ctl_opt_t replay_opts[] = {
     {"until", CTL_SEQ, "SEQ", "the last event to replay (required)"},
     {"out", CTL_STR, "DIR", "a new store for the projections as of SEQ (required)"},
@@ -419,7 +433,8 @@ static const ctl_sub_t *const subcommands[] = {
                        "events with body, prev_hash and hash (scripts/audit-export.sh checks it)",
                        export_opts},
     &(const ctl_sub_t){"verify", cmd_verify, CTL_PROJ_OPTIONAL, NULL, 0, 0,
-                       "hash chain and projections; exit 1 naming the first bad seq or projection",
+                       "hash chain, projections, rules' state and outcomes; exit 1 naming the "
+                       "first bad seq or record",
                        NULL},
     &(const ctl_sub_t){"stats", cmd_stats, CTL_PROJ_OPTIONAL, NULL, 0, 0,
                        "events, head, store size, outbox depth and parked entries, offsets", NULL},
@@ -436,6 +451,8 @@ static const ctl_sub_t *const subcommands[] = {
                        "recompute every projection", NULL},
     &(const ctl_sub_t){"replay", cmd_replay, 0, NULL, 0, 0, "projections as of a seq, in a new store",
                        replay_opts},
+    &(const ctl_sub_t){"backup", cmd_backup, 0, NULL, 0, 0,
+                       "a consistent hot copy, compacted (--out DIR)", backup_opts},
     &ctl_sub_outbox,
 };
 
