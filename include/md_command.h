@@ -105,6 +105,13 @@ const md_cmd_spec_t *md_cmd_spec_find(const char *name, size_t len);
 /** @brief The spec of @p type (never NULL for a valid type). */
 const md_cmd_spec_t *md_cmd_spec_of(md_cmd_type_t type);
 
+/**
+ * @brief The decoder's envelope table (after command_id and type, in the
+ * order errors are reported): field @p i's name and what its value must be.
+ * Returns false past the last. For the generated docs (tools/md_docgen.c).
+ */
+bool md_envelope_field(size_t i, const char **name, const char **expect);
+
 /* ---- decoded command ------------------------------------------------------ */
 
 typedef enum md_decode_status {
