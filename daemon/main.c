@@ -167,43 +167,51 @@ static md_err_t run_daemon(cli_t *c, md_config_t *cfg, md_error_t *err)
     return rc;
 }
 
+/* The usage error of the command line, or NULL when it can run. */
+static const char *usage_error(const cli_t *c, int argc, char **argv)
+{
+    static char msg[160];
+    if (optind != argc) {
+        snprintf(msg, sizeof msg, "unexpected argument '%.100s'", argv[optind]);
+        return msg;
+    }
+    if (c->bad_format)
+        return "--input-format must be json or msgpack";
+    /* Never the configured default (/var/lib/marketd): offline runs are
+     * experiments and replays, and the usage line requires the option. */
+    if (c->input && !c->has_data_dir)
+        return "offline mode (--input) needs --data-dir DIR";
+    if (c->input == NULL && c->config_file == NULL && !c->embedded)
+        return "give -c FILE, --embedded-kafka or --input FILE";
+    return NULL;
+}
+
+static void cli_release(cli_t *c)
+{
+    for (int i = 0; i < c->nsets; i++)
+        free(c->sets[i]);
+    free(c->sets);
+}
+
 int main(int argc, char **argv)
 {
     cli_t c = {0};
     md_config_t cfg;
     md_error_t err = {0};
+    const char *why;
     int o;
     while ((o = getopt_long(argc, argv, "c:h", long_opts, NULL)) != -1) {
-        if (o == 'h') {
-            usage(stdout);
-            return 0;
-        }
-        if (o == '?') {
-            usage(stderr);
-            return 2;
+        if (o == 'h' || o == '?') {
+            usage(o == 'h' ? stdout : stderr);
+            cli_release(&c);
+            return o == 'h' ? 0 : 2;
         }
         apply_opt(&c, o, optarg);
     }
-    if (optind != argc) {
-        fprintf(stderr, "marketd: unexpected argument '%s'\n", argv[optind]);
+    if ((why = usage_error(&c, argc, argv)) != NULL) {
+        fprintf(stderr, "marketd: %s\n", why);
         usage(stderr);
-        return 2;
-    }
-    if (c.bad_format) {
-        fputs("marketd: --input-format must be json or msgpack\n", stderr);
-        usage(stderr);
-        return 2;
-    }
-    if (c.input && !c.has_data_dir) {
-        /* Never the configured default (/var/lib/marketd): offline runs are
-         * experiments and replays, and the usage line requires the option. */
-        fputs("marketd: offline mode (--input) needs --data-dir DIR\n", stderr);
-        usage(stderr);
-        return 2;
-    }
-    if (c.input == NULL && c.config_file == NULL && !c.embedded) {
-        fputs("marketd: give -c FILE, --embedded-kafka or --input FILE\n", stderr);
-        usage(stderr);
+        cli_release(&c);
         return 2;
     }
     md_err_t rc = build_config(&c, &cfg, &err);
@@ -212,8 +220,6 @@ int main(int argc, char **argv)
     if (rc != MD_OK)
         md_log_error("marketd stopped", "error=\"%s\"", err.msg);
     md_config_release(&cfg);
-    for (int i = 0; i < c.nsets; i++)
-        free(c.sets[i]);
-    free(c.sets);
+    cli_release(&c);
     return rc == MD_OK ? 0 : rc == MD_ECONFIG ? 2 : 1;
 }
