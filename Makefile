@@ -2,22 +2,33 @@
 #
 # Every object goes to $(BUILD) (build/ by default; build/asan for `make asan`).
 # The library build/libmarketd.a holds every module; binaries and tests link it.
+#
+# Flags are composed as redis composes FINAL_CFLAGS: CFLAGS, LDFLAGS and LDLIBS
+# are the user's (`make CFLAGS=-O0`, `make LDFLAGS=-static-libasan`) and only
+# add to what the build needs, so they can never drop -std, -Iinclude, the
+# warnings or -Werror (tests/unit/make_flags.sh checks it).
 
 CC       ?= cc
 BUILD    ?= build
 PKGS     := rdkafka lmdb jansson msgpack libcrypto libmicrohttpd
+STD      := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN     := -Wall -Wextra -Wpedantic -Wstrict-prototypes -Wmissing-prototypes \
             -Wold-style-definition -Wwrite-strings -Wformat=2 -Wshadow -Wvla -Werror
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Iinclude -MMD -MP \
-            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+LDFLAGS  ?=
+LDLIBS   ?=
+MD_CFLAGS  := -Iinclude -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+MD_LDFLAGS :=
+MD_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 ifneq ($(SANITIZE),)
-CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDFLAGS  += -fsanitize=$(SANITIZE)
+MD_CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+MD_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
+FINAL_CFLAGS  = $(STD) $(WARN) $(CFLAGS) $(MD_CFLAGS)
+FINAL_LDFLAGS = $(LDFLAGS) $(MD_LDFLAGS)
+FINAL_LIBS    = $(LDLIBS) $(MD_LIBS)
 
-LIB_SRCS  := $(wildcard events/*.c rules/*.c projections/*.c daemon/*.c)
+LIB_SRCS  := $(wildcard base/*.c events/*.c rules/*.c projections/*.c daemon/*.c)
 LIB_SRCS  := $(filter-out daemon/main.c,$(LIB_SRCS))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB       := $(BUILD)/libmarketd.a
@@ -35,7 +46,7 @@ all: $(BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(FINAL_CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -45,24 +56,24 @@ $(LIB): $(LIB_OBJS)
 CTL_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/ctl_*.c))
 
 $(BUILD)/marketctl: $(BUILD)/tools/marketctl.o $(CTL_OBJS) $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 # docs/commands.md and docs/schema/ are generated from the decoder's and the
 # rules' tables: `make docs` rewrites them (tests/unit/docs_generated.sh checks).
 $(BUILD)/md-docgen: $(BUILD)/tools/md_docgen.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 docs: $(BUILD)/md-docgen
 	$(BUILD)/md-docgen docs
 
 $(BUILD)/marketd: $(BUILD)/daemon/main.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 $(BUILD)/market-load: $(BUILD)/tools/market-load.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPPORT_OBJS) $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs cmocka) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) $(shell pkg-config --libs cmocka) -o $@
 
 # unit: the cmocka suites, no broker. Each suite prints its own summary.
 unit: $(TEST_BINS) $(BINS)
@@ -92,7 +103,7 @@ clean:
 	rm -rf build
 
 help:
-	@echo "targets: all unit test integration asan valgrind deps run kafka-up kafka-down clean"
+	@echo "targets: all unit test integration asan valgrind deps run kafka-up kafka-down layers clean"
 
 -include mk/*.mk
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

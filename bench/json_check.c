@@ -57,7 +57,7 @@ int main(int argc, char **argv)
     else
         printf("events=%zu diffs=%zu\n", c.n, c.bad);
     md_txn_end(t);
-    md_store_close(s);
+    md_store_free(s);
     md_buf_release(&c.out);
     return rc || c.bad ? 1 : 0;
 }

@@ -12,12 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "md_base.h"
 
 int main(int argc, char **argv)
 {
@@ -41,7 +36,7 @@ int main(int argc, char **argv)
     fclose(f);
     buf[size] = '\n';
     unsigned long n = 0, bad = 0;
-    double t0 = mono_s();
+    double t0 = md_mono_s();
     for (char *p = buf, *end = buf + size; p < end;) {
         char *nl = memchr(p, '\n', (size_t)(end - p) + 1);
         size_t len = (size_t)(nl - p);
@@ -55,7 +50,7 @@ int main(int argc, char **argv)
         }
         p = nl + 1;
     }
-    double secs = mono_s() - t0;
+    double secs = md_mono_s() - t0;
     printf("lines=%lu invalid=%lu seconds=%.3f per_s=%.0f\n", n, bad, secs, n / secs);
     free(buf);
     return 0;

@@ -12,12 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "md_base.h"
 
 int main(int argc, char **argv)
 {
@@ -46,16 +41,16 @@ int main(int argc, char **argv)
     rd_kafka_assign(rk, parts);
     rd_kafka_topic_partition_list_destroy(parts);
     long n = 0;
-    double t0 = 0, deadline = mono_s() + 120;
-    while (n < count && mono_s() < deadline) {
+    double t0 = 0, deadline = md_mono_s() + 120;
+    while (n < count && md_mono_s() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (m == NULL)
             continue;
         if (!m->err && n++ == 0)
-            t0 = mono_s();
+            t0 = md_mono_s();
         rd_kafka_message_destroy(m);
     }
-    double secs = mono_s() - t0;
+    double secs = md_mono_s() - t0;
     printf("messages=%ld seconds=%.3f per_s=%.0f\n", n, secs, n > 1 ? n / secs : 0.0);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "md_store.h"
+#include "md_base.h"
 
 typedef struct rec {
     int64_t recorded_at;
@@ -37,13 +38,6 @@ typedef struct load {
     char last_cmd[MD_CMDID_MAX + 2];
     size_t commands;
 } load_t;
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static md_err_t keep(const md_event_t *ev, const void *body, size_t blen, void *ctx,
                      md_error_t *err)
@@ -127,17 +121,17 @@ static int scan(const char *dir, uint64_t until)
     md_txn_t *t = NULL;
     md_store_opts_t ro = {.read_only = true};
     size_t n = 0;
-    double t0 = mono_s();
+    double t0 = md_mono_s();
     if (md_store_open(dir, &ro, &s, &err) != MD_OK || md_store_read(s, &t, &err) != MD_OK ||
         md_txn_scan(t, 1, until, nothing, &n, &err) != MD_OK) {
         fprintf(stderr, "bench-lmdb-limit: %s\n", err.msg);
         md_txn_end(t);
-        md_store_close(s);
+        md_store_free(s);
         return 1;
     }
     md_txn_end(t);
-    md_store_close(s);
-    double secs = mono_s() - t0;
+    md_store_free(s);
+    double secs = md_mono_s() - t0;
     printf("events=%zu seconds=%.3f events_per_s=%.0f\n", n, secs, n / secs);
     return 0;
 }
@@ -163,12 +157,12 @@ int main(int argc, char **argv)
         goto fail;
     md_txn_end(t);
     t = NULL;
-    md_store_close(src);
+    md_store_free(src);
     src = NULL;
     if (md_store_open(argv[2], &wo, &dst, &err) != MD_OK)
         goto fail;
     size_t batches = 0;
-    double t0 = mono_s();
+    double t0 = md_mono_s();
     for (size_t i = 0; i < l.n;) {
         writer_t w = {&l, i, i};
         size_t cmds = 0;
@@ -181,7 +175,7 @@ int main(int argc, char **argv)
         batches++;
         i = w.to;
     }
-    double secs = mono_s() - t0;
+    double secs = md_mono_s() - t0;
     /* Bytes written through write/pwrite/writev so far: the store's pages. */
     unsigned long long wchar = 0;
     FILE *io = fopen("/proc/self/io", "r");
@@ -195,14 +189,14 @@ int main(int argc, char **argv)
     printf("events=%zu commands=%zu batches=%zu seconds=%.3f events_per_s=%.0f "
            "commands_per_s=%.0f wchar=%llu\n",
            l.n, l.commands, batches, secs, l.n / secs, l.commands / secs, wchar);
-    md_store_close(dst);
+    md_store_free(dst);
     free(l.r);
     md_buf_release(&l.text);
     return 0;
 fail:
     fprintf(stderr, "bench-lmdb-limit: %s\n", err.msg);
     md_txn_end(t);
-    md_store_close(src);
-    md_store_close(dst);
+    md_store_free(src);
+    md_store_free(dst);
     return 1;
 }

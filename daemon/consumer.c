@@ -16,6 +16,7 @@
 #include "md_kafka.h"
 #include "md_log.h"
 #include "md_metrics.h"
+#include "md_base.h"
 
 struct md_consumer {
     const md_config_t *cfg;
@@ -36,22 +37,9 @@ struct md_consumer {
     size_t npark, cappark;
     md_buf_t results;
     long last_write_ms;
+    long last_command_ms; /* when the last command came (timers.tick_ms) */
 };
 
-
-static long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- batches -------------------------------------------------------------------- */
 
@@ -171,7 +159,7 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
     for (;;) {
         md_error_t e = {0};
         md_buf_reset(&d->results);
-        md_err_t rc = md_engine_process(d->engine, d->in, d->nmsgs, wall_ms(), &d->results, &e);
+        md_err_t rc = md_engine_process(d->engine, d->in, d->nmsgs, md_wall_ms(), &d->results, &e);
         if (rc == MD_OK)
             break;
         atomic_fetch_add(&md_metrics.batch_failures, 1);
@@ -184,7 +172,9 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
         pause = pause < 5000 ? pause * 2 : 5000;
     }
     d->ndel = d->npark = 0;
-    d->last_write_ms = mono_ms();
+    d->last_write_ms = md_mono_ms();
+    if (d->nmsgs)
+        d->last_command_ms = d->last_write_ms;
     md_publisher_wake(d->pub);
     if (d->nmsgs)
         commit_to_kafka(d);
@@ -316,7 +306,7 @@ static void collect_batch(md_consumer_t *d)
     long deadline = 0;
     size_t max = (size_t)d->cfg->batch_max_commands;
     while (!*d->stop && d->nmsgs < max) {
-        long now = mono_ms();
+        long now = md_mono_ms();
         int wait = d->nmsgs == 0 ? 100 : now < deadline ? (int)(deadline - now) : 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(d->rk, wait);
         if (m == NULL) {
@@ -325,7 +315,7 @@ static void collect_batch(md_consumer_t *d)
             continue;
         }
         if (d->nmsgs == 0)
-            deadline = mono_ms() + d->cfg->batch_max_wait_ms;
+            deadline = md_mono_ms() + d->cfg->batch_max_wait_ms;
         take_message(d, m);
     }
 }
@@ -344,11 +334,25 @@ static void refresh_lag(md_consumer_t *d)
 /* While idle, delivered outbox entries are deleted and the lag refreshed every 200 ms. */
 static md_err_t tidy_when_idle(md_consumer_t *d, md_error_t *err)
 {
-    if (d->nmsgs || mono_ms() - d->last_write_ms < 200)
+    if (d->nmsgs || md_mono_ms() - d->last_write_ms < 200)
         return MD_OK;
-    d->last_write_ms = mono_ms();
+    d->last_write_ms = md_mono_ms();
     refresh_lag(d);
     return process_batch(d, err);
+}
+
+/* timers.tick_ms: idle that long, a Tick goes to the commands topic, so that
+ * deadlines fire without traffic (it comes back as a command like any other). */
+static md_err_t tick_when_idle(md_consumer_t *d, md_error_t *err)
+{
+    long now = md_mono_ms();
+    if (d->cfg->timers_tick_ms <= 0 || d->nmsgs || now - d->last_command_ms < d->cfg->timers_tick_ms)
+        return MD_OK;
+    d->last_command_ms = now;
+    md_err_t rc = md_engine_tick(d->engine, md_wall_ms(), err);
+    if (rc == MD_OK)
+        md_publisher_wake(d->pub);
+    return rc;
 }
 
 static md_err_t consume_loop(md_consumer_t *d, md_error_t *err)
@@ -357,6 +361,8 @@ static md_err_t consume_loop(md_consumer_t *d, md_error_t *err)
     while (!*d->stop && rc == MD_OK) {
         collect_batch(d);
         rc = d->nmsgs ? process_batch(d, err) : tidy_when_idle(d, err);
+        if (rc == MD_OK && d->nmsgs == 0)
+            rc = tick_when_idle(d, err);
     }
     if (*d->stop)
         md_log_info("stop requested", "batch=%zu", d->nmsgs);
@@ -371,14 +377,14 @@ md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_er
 {
     md_consumer_t *d = md_calloc(1, sizeof *d);
     *d = (md_consumer_t){.cfg = o->cfg, .stop = o->stop, .store = o->store,
-                         .engine = o->engine, .pub = o->pub};
+                         .engine = o->engine, .pub = o->pub, .last_command_ms = md_mono_ms()};
     d->msgs = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->msgs);
     d->in = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->in);
     md_buf_init(&d->results);
     md_engine_set_batch_hook(d->engine, delete_delivered, d);
     md_err_t rc = start_consumer(d, err);
     if (rc != MD_OK) {
-        md_consumer_destroy(d);
+        md_consumer_free(d);
         return rc;
     }
     *out = d;
@@ -408,9 +414,9 @@ static bool close_bounded(md_consumer_t *c)
                     rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     } else {
-        long deadline = mono_ms() + CLOSE_TIMEOUT_MS;
+        long deadline = md_mono_ms() + CLOSE_TIMEOUT_MS;
         /* serves the revoke through on_rebalance, as rd_kafka_consumer_close would */
-        while (!(closed = rd_kafka_consumer_closed(c->rk)) && mono_ms() < deadline)
+        while (!(closed = rd_kafka_consumer_closed(c->rk)) && md_mono_ms() < deadline)
             rd_kafka_queue_poll_callback(q, 100);
     }
     rd_kafka_queue_destroy(q);
@@ -462,7 +468,7 @@ void md_consumer_finish_outbox(md_consumer_t *c, long timeout_ms)
     report_undelivered(c);
 }
 
-void md_consumer_destroy(md_consumer_t *c)
+void md_consumer_free(md_consumer_t *c)
 {
     if (c == NULL)
         return;

@@ -82,12 +82,12 @@ static void close_all(daemon_t *d)
         md_consumer_finish_outbox(d->consumer, d->cfg->outbox_flush_timeout_ms);
     else
         (void)md_publisher_stop(d->pub, d->cfg->outbox_flush_timeout_ms);
-    md_consumer_destroy(d->consumer);
+    md_consumer_free(d->consumer);
     md_publisher_free(d->pub);
-    md_http_stop(d->http);
-    md_engine_destroy(d->engine);
+    md_http_free(d->http);
+    md_engine_free(d->engine);
     md_proj_free(d->proj);
-    md_store_close(d->store);
+    md_store_free(d->store);
 }
 
 md_err_t md_daemon_run(const md_config_t *cfg, volatile sig_atomic_t *stop, md_error_t *err)

@@ -10,6 +10,7 @@
 #include "md_engine.h"
 #include "md_metrics.h"
 #include "md_rules.h"
+#include "md_base.h"
 
 #define MAX_HOOKS 8
 #define DEFAULT_OPERATOR "operator"
@@ -214,9 +215,42 @@ static md_err_t state_version(void *ctx, const char *stream, uint64_t *version)
     return md_txn_stream_version(((state_ctx_t *)ctx)->t, stream, version, NULL);
 }
 
+/* Reads LMDB (writes go there at once, so it is up to date); the cache is not used. */
+static md_err_t state_seek(void *ctx, const void *key, size_t klen, const void **okey,
+                           size_t *oklen)
+{
+    state_ctx_t *s = ctx;
+    MDB_cursor *cur;
+    MDB_val k = {klen, (void *)key}, v;
+    int rc = mdb_cursor_open(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &cur);
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, NULL, "seek state");
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return MD_ENOTFOUND;
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, NULL, "seek state");
+    *okey = k.mv_data;
+    *oklen = k.mv_size;
+    return MD_OK;
+}
+
+static md_err_t state_del(void *ctx, const void *key, size_t klen)
+{
+    state_ctx_t *s = ctx;
+    MDB_val k = {klen, (void *)key};
+    int rc = mdb_del(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, NULL);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return md_store_err(rc, NULL, "delete state");
+    if (s->cache->cap)
+        cache_set(s->cache, key, klen, NULL, 0);
+    return MD_OK;
+}
+
 static md_state_t txn_state(state_ctx_t *s)
 {
-    md_state_t st = {s, state_get, state_put, state_version};
+    md_state_t st = {s, state_get, state_put, state_version, state_seek, state_del};
     return st;
 }
 
@@ -264,7 +298,7 @@ md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engin
     return MD_OK;
 }
 
-void md_engine_destroy(md_engine_t *e)
+void md_engine_free(md_engine_t *e)
 {
     if (e == NULL)
         return;
@@ -538,20 +572,22 @@ static md_err_t outbox_event(md_engine_t *e, md_txn_t *t, const md_event_t *ev,
 }
 
 /* Appends one new event of the decision, evolves the aggregates and runs the hooks. */
-static md_err_t append_one(md_engine_t *e, md_txn_t *t, const md_command_t *c,
-                           md_new_event_t *ne, int64_t now, md_event_t *ev, md_error_t *err)
+/* command_id and actor NULL: nil. */
+static md_err_t append_one(md_engine_t *e, md_txn_t *t, const char *command_id,
+                           const char *actor, md_new_event_t *ne, int64_t now, md_event_t *ev,
+                           md_error_t *err)
 {
     md_state_t st = txn_state(&e->sctx);
     memset(ev, 0, sizeof *ev);
     copy_str(ev->stream, sizeof ev->stream, ne->stream);
     copy_str(ev->type, sizeof ev->type, ne->type);
     ev->recorded_at = now;
-    ev->has_command_id = c->status != MD_DECODE_MALFORMED;
+    ev->has_command_id = command_id != NULL;
     if (ev->has_command_id)
-        copy_str(ev->command_id, sizeof ev->command_id, c->command_id);
-    ev->has_actor = ev->has_command_id && c->has_actor;
+        copy_str(ev->command_id, sizeof ev->command_id, command_id);
+    ev->has_actor = ev->has_command_id && actor != NULL;
     if (ev->has_actor)
-        copy_str(ev->actor, sizeof ev->actor, c->actor);
+        copy_str(ev->actor, sizeof ev->actor, actor);
     md_buf_reset(&e->data);
     md_data_pack(&ne->data, &e->data);
     ev->data = e->data.p;
@@ -605,7 +641,9 @@ static md_err_t apply_decision(md_engine_t *e, md_txn_t *t, const md_command_t *
     md_buf_reset(&e->refs);
     for (size_t i = 0; i < d->n_events && rc == MD_OK; i++) {
         md_event_t ev;
-        if ((rc = append_one(e, t, c, &d->events[i], now, &ev, err)) == MD_OK)
+        const char *cid = c->status != MD_DECODE_MALFORMED ? c->command_id : NULL;
+        if ((rc = append_one(e, t, cid, c->has_actor ? c->actor : NULL, &d->events[i], now,
+                             &ev, err)) == MD_OK)
             put_event_ref(&e->refs, &ev, i == 0);
     }
     if (rc != MD_OK)
@@ -696,6 +734,41 @@ static md_err_t dead_letter(md_engine_t *e, md_txn_t *t, const md_input_t *in,
     return md_txn_outbox_put(t, &m, NULL, err);
 }
 
+/*
+ * Fires the timers due at now, in (deadline, arming seq) order, until none is
+ * due (rules.md "Policy and timers"): their events go to the log, the hooks and
+ * the events topic with recorded_at = the deadline, command_id "timer:<kind>:<id>"
+ * and actor "system"; no result, no outcome.
+ */
+static md_err_t fire_timers(md_engine_t *e, md_txn_t *t, int64_t now, md_error_t *err)
+{
+    md_state_t st = txn_state(&e->sctx);
+    for (;;) {
+        md_timer_t tm;
+        bool due = false;
+        md_err_t rc = md_rules_timer_next(&st, now, &tm, &due, err);
+        if (rc == MD_OK && due)
+            rc = md_rules_timer_fire(&st, &tm, &e->decision, err);
+        if (rc != MD_OK || !due)
+            return rc;
+        for (size_t i = 0; i < e->decision.n_events && rc == MD_OK; i++) {
+            md_event_t ev;
+            rc = append_one(e, t, tm.command_id, "system", &e->decision.events[i], tm.deadline,
+                            &ev, err);
+        }
+        if (rc != MD_OK)
+            return rc;
+    }
+}
+
+/* Whether the line fires timers: not MALFORMED, and with clock = command only
+ * with a valid issued_at. */
+static bool fires_timers(const md_engine_t *e, const md_command_t *c)
+{
+    return c->status != MD_DECODE_MALFORMED &&
+           (e->opts.clock == MD_CLOCK_WALL || c->has_issued_at);
+}
+
 static md_err_t process_one(md_engine_t *e, md_txn_t *t, size_t i, md_error_t *err)
 {
     const md_command_t *c = &e->cmd;
@@ -703,6 +776,9 @@ static md_err_t process_one(md_engine_t *e, md_txn_t *t, size_t i, md_error_t *e
     decode_one(e, i, &e->cmd);
     int64_t now = command_now(e, c);
     size_t at = e->out.len;
+    if (fires_timers(e, c) && (rc = fire_timers(e, t, now, err)) != MD_OK)
+        return rc;
+    rc = MD_ENOTFOUND;
     if (c->status != MD_DECODE_MALFORMED)
         rc = answer_duplicate(e, t, c, err);
     if (rc == MD_ENOTFOUND) {
@@ -729,17 +805,11 @@ static md_err_t bootstrap_in(md_engine_t *e, md_txn_t *t, md_error_t *err)
         return rc;
     int64_t now = first_now(e);
     md_state_t st = txn_state(&e->sctx);
-    md_command_t *boot = md_calloc(1, sizeof *boot);
-    boot->status = MD_DECODE_OK;
-    copy_str(boot->command_id, sizeof boot->command_id, "bootstrap");
-    boot->has_actor = true;
-    copy_str(boot->actor, sizeof boot->actor, "bootstrap");
     rc = md_rules_bootstrap(&st, e->operator_id, now, &e->decision, err);
     for (size_t i = 0; i < e->decision.n_events && rc == MD_OK; i++) {
         md_event_t ev;
-        rc = append_one(e, t, boot, &e->decision.events[i], now, &ev, err);
+        rc = append_one(e, t, "bootstrap", "bootstrap", &e->decision.events[i], now, &ev, err);
     }
-    free(boot);
     return rc == MD_OK ? md_txn_outcome_put(t, "bootstrap", "A", 1, err) : rc;
 }
 
@@ -797,13 +867,6 @@ static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
     return rc;
 }
 
-static double mono_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void add_stats(md_engine_stats_t *a, const md_engine_stats_t *b)
 {
     a->batches++;
@@ -823,12 +886,12 @@ md_err_t md_engine_process(md_engine_t *e, const md_input_t *in, size_t n, int64
     e->in = in;
     e->n = n;
     e->wall_now = now_ms;
-    double t0 = mono_seconds();
+    double t0 = md_mono_s();
     md_err_t rc = md_store_write(e->store, batch_fn, e, err);
     if (rc != MD_OK)
         return rc;
     add_stats(&e->stats, &e->pending);
-    md_metrics_add_batch(&e->pending, mono_seconds() - t0);
+    md_metrics_add_batch(&e->pending, md_mono_s() - t0);
     if (results)
         md_buf_append(results, e->out.p, e->out.len);
     return MD_OK;
@@ -843,4 +906,33 @@ md_err_t md_engine_bootstrap(md_engine_t *e, int64_t now_ms, md_error_t *err)
     md_err_t rc = md_store_write(e->store, batch_fn, e, err);
     e->force_bootstrap = false;
     return rc;
+}
+
+/* ---- the idle tick (timers.tick_ms) ----------------------------------------------------- */
+
+typedef struct tick_ctx {
+    md_engine_t *e;
+    int64_t now;
+} tick_ctx_t;
+
+static md_err_t tick_fn(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    tick_ctx_t *k = ctx;
+    char when[25], line[256];
+    md_format_time(k->now, when);
+    int n = snprintf(line, sizeof line,
+                     "{\"command_id\":\"tick-%lld\",\"type\":\"Tick\",\"actor\":\"%s\","
+                     "\"issued_at\":\"%s\",\"data\":{}}",
+                     (long long)k->now, k->e->operator_id, when);
+    md_outbox_msg_t m = {.topic = k->e->commands_topic, .key = "tick", .key_len = 4,
+                         .value = line, .value_len = (size_t)n};
+    return md_txn_outbox_put(t, &m, NULL, err);
+}
+
+md_err_t md_engine_tick(md_engine_t *e, int64_t now_ms, md_error_t *err)
+{
+    tick_ctx_t k = {e, now_ms};
+    if (e->commands_topic == NULL)
+        return md_error_set(err, MD_EINVAL, "no commands topic to tick");
+    return md_store_write(e->store, tick_fn, &k, err);
 }

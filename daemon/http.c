@@ -16,6 +16,7 @@
 #include "md_http.h"
 #include "md_log.h"
 #include "md_metrics.h"
+#include "md_base.h"
 
 #define DEFAULT_LIMIT 100
 #define MAX_LIMIT 1000
@@ -171,18 +172,11 @@ static void add_buyer_contact(req_t *r, json_t *order)
         json_t *v = json_object_get(acct, keys[i]);
         json_object_set(contact, keys[i], v ? v : json_null());
     }
-    json_object_set_new(order, "buyer_contact", contact);
+    md_json_set(order, "buyer_contact", contact);
     json_decref(acct);
 }
 
 /* ---- handlers ----------------------------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static unsigned get_status(md_err_t rc, json_t **body)
 {
@@ -218,7 +212,7 @@ static unsigned check_days(req_t *r, const char *const *names, json_t **body)
 static unsigned h_order(req_t *r, json_t **body)
 {
     json_t *o = NULL;
-    md_err_t rc = md_proj_get(r->h->proj, r->txn, "order", r->id, now_ms(), &o, &r->err);
+    md_err_t rc = md_proj_get(r->h->proj, r->txn, "order", r->id, md_wall_ms(), &o, &r->err);
     bool member = r->who.role == MD_ROLE_MEMBER;
     if (member && (rc != MD_OK || (!is_me(r, str_field(o, "buyer")) &&
                                    !is_me(r, str_field(o, "provider"))))) {
@@ -237,7 +231,7 @@ static unsigned h_account(req_t *r, json_t **body)
     json_t *a = NULL;
     if (r->who.role == MD_ROLE_MEMBER && !is_me(r, r->id))
         return fail(body, 403, "forbidden");
-    md_err_t rc = md_proj_get(r->h->proj, r->txn, "account", r->id, now_ms(), &a, &r->err);
+    md_err_t rc = md_proj_get(r->h->proj, r->txn, "account", r->id, md_wall_ms(), &a, &r->err);
     if (rc != MD_OK)
         return get_status(rc, body);
     *body = for_viewer(r, a);
@@ -384,7 +378,7 @@ static md_err_t add_event(const md_event_t *ev, const void *b, size_t n, void *c
     json_t *j = md_event_to_json(ev, b, n);
     if (j == NULL)
         return md_error_set(err, MD_ECODEC, "event %llu", (unsigned long long)ev->seq);
-    json_array_append_new(e->items, j);
+    md_json_append(e->items, j);
     e->last = ev->seq;
     return MD_OK;
 }
@@ -511,11 +505,13 @@ static enum MHD_Result serve_metrics(md_http_t *h, struct MHD_Connection *c)
     md_buf_init(&out);
     if (md_store_read(h->store, &t, NULL) == MD_OK) {
         if (md_txn_outbox_counts(t, &queued, &parked, NULL) != MD_OK)
-            queued = parked = 0;
-        md_txn_head(t, &head, NULL, NULL);
+            queued = parked = 0; /* best effort, as below */
+        if (md_txn_head(t, &head, NULL, NULL) != MD_OK)
+            head = 0; /* metrics are best effort: an unreadable head shows as 0 */
         md_txn_end(t);
     }
-    md_store_usage(h->store, &used, &map, NULL);
+    if (md_store_usage(h->store, &used, &map, NULL) != MD_OK)
+        used = map = 0;
     md_metrics_render(&out, queued, parked, used, map, head);
     enum MHD_Result rc = send_text(c, 200, "text/plain; version=0.0.4", out.p, out.len);
     md_buf_release(&out);
@@ -635,7 +631,7 @@ md_err_t md_http_start(const md_http_opts_t *o, md_store_t *store, md_proj_t *pr
     return MD_OK;
 }
 
-void md_http_stop(md_http_t *h)
+void md_http_free(md_http_t *h)
 {
     if (h == NULL)
         return;

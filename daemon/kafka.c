@@ -138,19 +138,26 @@ md_err_t md_embedded_start(const md_config_t *cfg, md_embedded_t **out, char *bo
     }
     e->mc = rd_kafka_mock_cluster_new(e->rk, 1);
     if (e->mc == NULL) {
-        md_embedded_stop(e);
+        md_embedded_free(e);
         return md_error_set(err, MD_EKAFKA, "embedded kafka: mock cluster failed");
     }
     const char *names[] = {cfg->topic_commands, cfg->topic_results, cfg->topic_events,
                            cfg->topic_deadletter};
-    for (int i = 0; i < 4; i++)
-        rd_kafka_mock_topic_create(e->mc, names[i], (int)cfg->topic_partitions, 1);
+    for (int i = 0; i < 4; i++) {
+        rd_kafka_resp_err_t te =
+            rd_kafka_mock_topic_create(e->mc, names[i], (int)cfg->topic_partitions, 1);
+        if (te != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            md_embedded_free(e);
+            return md_error_set(err, MD_EKAFKA, "embedded kafka: topic %s: %s", names[i],
+                                rd_kafka_err2str(te));
+        }
+    }
     snprintf(bootstrap, cap, "%s", rd_kafka_mock_cluster_bootstraps(e->mc));
     *out = e;
     return MD_OK;
 }
 
-void md_embedded_stop(md_embedded_t *e)
+void md_embedded_free(md_embedded_t *e)
 {
     if (e == NULL)
         return;

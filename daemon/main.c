@@ -151,7 +151,11 @@ static md_err_t run_daemon(cli_t *c, md_config_t *cfg, md_error_t *err)
         md_err_t rc = md_embedded_start(cfg, &emb, bootstrap, sizeof bootstrap, err);
         if (rc != MD_OK)
             return rc;
-        md_config_set(cfg, "kafka.bootstrap.servers", bootstrap, NULL);
+        rc = md_config_set(cfg, "kafka.bootstrap.servers", bootstrap, err);
+        if (rc != MD_OK) {
+            md_embedded_free(emb);
+            return rc;
+        }
         cfg->topics_exist = true;
         printf("embedded kafka bootstrap=%s\n", bootstrap);
         fflush(stdout);
@@ -163,7 +167,7 @@ static md_err_t run_daemon(cli_t *c, md_config_t *cfg, md_error_t *err)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     md_err_t rc = md_daemon_run(cfg, &stop_requested, err);
-    md_embedded_stop(emb);
+    md_embedded_free(emb);
     return rc;
 }
 

@@ -11,6 +11,7 @@
 #include "md_log.h"
 #include "md_offline.h"
 #include "md_proj.h"
+#include "md_base.h"
 
 #define DEFAULT_BATCH 1000
 
@@ -21,20 +22,6 @@ typedef struct batch {
     size_t n, cap;
     bool msgpack;         /* the messages are msgpack */
 } batch_t;
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static bool is_blank(const char *s, size_t n)
 {
@@ -82,7 +69,7 @@ static md_err_t flush_batch(md_engine_t *eng, batch_t *b, FILE *out, md_buf_t *r
         return MD_OK;
     batch_seal(b);
     md_buf_reset(res);
-    md_err_t rc = md_engine_process(eng, b->in, b->n, wall_ms(), res, err);
+    md_err_t rc = md_engine_process(eng, b->in, b->n, md_wall_ms(), res, err);
     if (rc != MD_OK)
         return rc;
     if (fwrite(res->p, 1, res->len, out) != res->len || fflush(out) != 0)
@@ -173,7 +160,7 @@ md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
     md_proj_t *proj = NULL;
     FILE *in = NULL, *out = NULL;
     const char *res = o->results ? o->results : "-";
-    double t0 = mono_s();
+    double t0 = md_mono_s();
     md_err_t rc = md_store_open(o->data_dir, &so, &store, err);
     if (rc == MD_OK)
         rc = md_engine_new(store, &o->engine, &eng, err);
@@ -191,14 +178,14 @@ md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
     }
     rc = run_input(eng, in, out, o->batch_max ? o->batch_max : DEFAULT_BATCH, o->msgpack, err);
     if (rc == MD_OK && !o->quiet)
-        summary(md_engine_stats(eng), mono_s() - t0);
+        summary(md_engine_stats(eng), md_mono_s() - t0);
 done:
     if (in && in != stdin)
         fclose(in);
     if (out && out != stdout && fclose(out) != 0 && rc == MD_OK)
         rc = md_error_set(err, MD_EIO, "close '%s': %s", res, strerror(errno));
-    md_engine_destroy(eng);
+    md_engine_free(eng);
     md_proj_free(proj);
-    md_store_close(store);
+    md_store_free(store);
     return rc;
 }

@@ -25,6 +25,7 @@
 #include "md_publisher.h"
 #include "md_log.h"
 #include "md_metrics.h"
+#include "md_base.h"
 
 #define SCAN_LIMIT 1000
 
@@ -54,13 +55,6 @@ struct md_publisher {
     rd_kafka_queue_t *mainq;
 };
 
-static long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Errors that sending the same record again cannot cure: the entry is parked. */
 static const rd_kafka_resp_err_t permanent_errors[] = {
     RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, 
@@ -80,7 +74,7 @@ static bool is_permanent(rd_kafka_resp_err_t e)
 
 static void note_progress(void)
 {
-    atomic_store_explicit(&md_metrics.outbox_progress_ms, mono_ms(), memory_order_relaxed);
+    atomic_store_explicit(&md_metrics.outbox_progress_ms, md_mono_ms(), memory_order_relaxed);
 }
 
 static bool skipped(const md_publisher_t *p, uint64_t id)
@@ -225,7 +219,7 @@ static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *e
         if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return md_error_set(err, MD_EKAFKA, "produce to '%s': %s", m->topic,
                                 rd_kafka_err2str(rc));
-        if (p->stop && mono_ms() >= p->drain_deadline_ms)
+        if (p->stop && md_mono_ms() >= p->drain_deadline_ms)
             return md_error_set(err, MD_EKAFKA, "stopping with the producer queue full");
         rd_kafka_poll(p->rk, 50); /* the local queue is full: let deliveries drain */
     }
@@ -299,7 +293,7 @@ static void *publisher_main(void *arg)
         rd_kafka_poll(p->rk, 0);
         if (n == 0 && !p->blocked && drained(p))
             note_progress(); /* idle: nothing waits */
-        if (p->stop && ((n == 0 && drained(p)) || mono_ms() >= p->drain_deadline_ms))
+        if (p->stop && ((n == 0 && drained(p)) || md_mono_ms() >= p->drain_deadline_ms))
             break;
         if (n == 0)
             wait_for_work(p, 100);
@@ -415,13 +409,17 @@ uint64_t md_publisher_stop(md_publisher_t *p, long timeout_ms)
 {
     if (p == NULL || !p->started)
         return 0;
-    p->drain_deadline_ms = mono_ms() + timeout_ms;
+    p->drain_deadline_ms = md_mono_ms() + timeout_ms;
     p->stop = 1;
     atomic_store(&md_metrics.outbox_draining, false);
     md_publisher_wake(p);
     pthread_join(p->thread, NULL);
     p->started = false;
-    rd_kafka_flush(p->rk, 0);
+    /* serves the last delivery reports; what is still queued after that stays
+     * in the outbox (inflight, counted as undelivered below) */
+    rd_kafka_resp_err_t fe = rd_kafka_flush(p->rk, 0);
+    if (fe != RD_KAFKA_RESP_ERR_NO_ERROR)
+        md_log_info("outbox producer not empty at stop", "error=\"%s\"", rd_kafka_err2str(fe));
     pthread_mutex_lock(&p->lock);
     uint64_t left = p->inflight;
     md_log_info("outbox publisher stopped", "sent=%llu failed=%llu parked=%llu in_flight=%llu",

@@ -338,12 +338,12 @@ static void add_chain_fields(json_t *o, const md_event_t *ev, const void *body, 
     char hex[2 * MD_HASH_LEN + 1];
     char *b64 = md_malloc(4 * (len / 3 + 1) + 1);
     md_base64(body, len, b64);
-    json_object_set_new(o, "body", json_string(b64));
+    md_json_set(o, "body", json_string(b64));
     free(b64);
     md_hex(ev->prev_hash, MD_HASH_LEN, hex);
-    json_object_set_new(o, "prev_hash", json_string(hex));
+    md_json_set(o, "prev_hash", json_string(hex));
     md_hex(ev->hash, MD_HASH_LEN, hex);
-    json_object_set_new(o, "hash", json_string(hex));
+    md_json_set(o, "hash", json_string(hex));
 }
 
 json_t *md_event_to_json(const md_event_t *ev, const void *body, size_t body_len)
@@ -352,14 +352,14 @@ json_t *md_event_to_json(const md_event_t *ev, const void *body, size_t body_len
     if (data == NULL)
         return NULL;
     json_t *o = json_object();
-    json_object_set_new(o, "seq", json_integer((json_int_t)ev->seq));
-    json_object_set_new(o, "stream", json_string(ev->stream));
-    json_object_set_new(o, "version", json_integer((json_int_t)ev->version));
-    json_object_set_new(o, "type", json_string(ev->type));
-    json_object_set_new(o, "recorded_at", json_integer(ev->recorded_at));
-    json_object_set_new(o, "command_id", opt_string(ev->has_command_id, ev->command_id));
-    json_object_set_new(o, "actor", opt_string(ev->has_actor, ev->actor));
-    json_object_set_new(o, "data", data);
+    md_json_set(o, "seq", json_integer((json_int_t)ev->seq));
+    md_json_set(o, "stream", json_string(ev->stream));
+    md_json_set(o, "version", json_integer((json_int_t)ev->version));
+    md_json_set(o, "type", json_string(ev->type));
+    md_json_set(o, "recorded_at", json_integer(ev->recorded_at));
+    md_json_set(o, "command_id", opt_string(ev->has_command_id, ev->command_id));
+    md_json_set(o, "actor", opt_string(ev->has_actor, ev->actor));
+    md_json_set(o, "data", data);
     if (body)
         add_chain_fields(o, ev, body, body_len);
     return o;
@@ -376,27 +376,6 @@ json_t *md_event_to_json(const md_event_t *ev, const void *body, size_t body_len
  * refuse) take the jansson path, so both always agree.
  */
 
-/* Length of the valid UTF-8 sequence at p (no NUL, no surrogates, no overlong
- * forms, <= U+10FFFF), or 0: what json_stringn accepts without complaint. */
-static size_t utf8_len(const unsigned char *p, size_t left)
-{
-    unsigned c = p[0];
-    size_t n = c == 0 ? 0 : c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3
-             : (c >> 3) == 0x1E ? 4 : 0;
-    if (n == 0 || n > left)
-        return 0;
-    unsigned cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 int md_json_put_str(md_buf_t *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -404,7 +383,7 @@ int md_json_put_str(md_buf_t *o, const char *s, size_t n)
     unsigned char *w = md_buf_reserve(o, 6 * n + 2), *start = w;
     *w++ = '"';
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_len(p + i, n - i);
+        size_t k = md_utf8_len(p + i, n - i);
         if (k == 0)
             return -1;
         unsigned char c = p[i];

@@ -1,5 +1,5 @@
 /*
- * data.c - md_buf_t, the md_data_t builder for event data maps, canonical
+ * data.c - the md_data_t builder for event data maps, canonical
  * packing (keys sorted bytewise) and field readers.
  */
 #include <msgpack.h>
@@ -10,60 +10,6 @@
 #include "md_event.h"
 #include "mp.h"
 #include "pack.h"
-
-void md_buf_init(md_buf_t *b)
-{
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
-void md_buf_release(md_buf_t *b)
-{
-    free(b->p);
-    md_buf_init(b);
-}
-
-void md_buf_reset(md_buf_t *b)
-{
-    b->len = 0;
-}
-
-unsigned char *md_buf_reserve(md_buf_t *b, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap *= 2;
-        b->p = md_realloc(b->p, cap);
-        b->cap = cap;
-    }
-    return b->p + b->len;
-}
-
-void md_buf_append(md_buf_t *b, const void *p, size_t n)
-{
-    md_buf_reserve(b, n);
-    if (n)
-        memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
-static int md_buf_write(void *data, const char *p, size_t n)
-{
-    md_buf_append(data, p, n);
-    return 0;
-}
-
-void md__pack_init(msgpack_packer *pk, md_buf_t *out)
-{
-    msgpack_packer_init(pk, out, md_buf_write);
-}
-
-void md__pack_str(msgpack_packer *pk, const char *s, size_t n)
-{
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
 
 void md_data_init(md_data_t *d)
 {

@@ -177,11 +177,11 @@ md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t 
     *out = s;
     return MD_OK;
 fail:
-    md_store_close(s);
+    md_store_free(s);
     return rc;
 }
 
-void md_store_close(md_store_t *s)
+void md_store_free(md_store_t *s)
 {
     if (s == NULL)
         return;

@@ -1,6 +1,6 @@
 /*
  * md_command.h - the command schema table and the command decoder
- * (rules.md, "Command envelope", "Order of checks" step 1 and "Fine points").
+ * (docs/rules-reference.md, "Command envelope", "Order of checks" step 1 and "Fine points").
  *
  * Every command type is described by a static const row (md_cmd_spec_t):
  * its name, its target stream, the field that names the target id, and its
@@ -29,11 +29,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "md_base.h"
+
 #define MD_ID_MAX 64              /* ids are 1..64 bytes of [A-Za-z0-9._:-] */
 #define MD_COMMAND_ID_MAX 128     /* command_id and correlation_id */
 #define MD_CMD_NAME_MAX 40        /* longest command type name kept */
 #define MD_CMD_FIELDS_MAX 8       /* most data fields of any command */
-#define MD_CMD_ARENA 4096         /* room for every string field of one command */
+#define MD_CMD_ARENA 8192         /* room for every string field of one command */
+/* An EVIDENCE field: 1..MD_EVIDENCE_MAX items {sha256 (64 hex), name (text
+ * 1..MD_EVIDENCE_NAME_MAX bytes), bytes (1..MD_EVIDENCE_BYTES_MAX)}. */
+#define MD_EVIDENCE_MAX 10
+#define MD_EVIDENCE_NAME_MAX 200
+#define MD_EVIDENCE_BYTES_MAX 10000000000LL
 #define MD_MONEY_MAX 1000000000000LL  /* amounts are 1..10^12 fen */
 
 /* ---- field schema ------------------------------------------------------- */
@@ -45,7 +52,8 @@ typedef enum md_ftype {
     MD_FT_BOOL,   /* true / false */
     MD_FT_HEX64,  /* 64 hex digits, either case; kept lower-cased */
     MD_FT_TIME,   /* YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z, kept as ms since epoch */
-    MD_FT_ENUM    /* one of a list of strings; kept as string and index */
+    MD_FT_ENUM,   /* one of a list of strings; kept as string and index */
+    MD_FT_EVIDENCE /* 1..10 {sha256, name, bytes}: kept as canonical msgpack (an array) */
 } md_ftype_t;
 
 typedef struct md_fspec {
@@ -56,11 +64,11 @@ typedef struct md_fspec {
     bool has_default;             /* INT/BOOL: value when absent */
     int64_t def;
     const char *const *enums;     /* ENUM: NULL-terminated list */
-    /* TEXT: optional extra syntax check (e.g. an agreement clause). */
+    /* TEXT and ID: optional extra syntax check (an agreement clause, a reserved id). */
     bool (*pattern)(const char *s, size_t len);
 } md_fspec_t;
 
-/* Command types, in the order of rules.md. */
+/* Command types, in the order of docs/rules-reference.md. */
 typedef enum md_cmd_type {
     MD_CMD_REGISTER_MEMBER, MD_CMD_PUBLISH_AGREEMENT, MD_CMD_ACCEPT_AGREEMENT,
     MD_CMD_DECLINE_AGREEMENT, MD_CMD_TRANSFER_ACCOUNT, MD_CMD_GRANT_OPERATOR,
@@ -77,9 +85,10 @@ typedef enum md_cmd_type {
     MD_CMD_POST_REVIEW, MD_CMD_SEND_MESSAGE,
     MD_CMD_FILE_COMPLAINT, MD_CMD_APPLY_ARBITRATION, MD_CMD_SUBMIT_DEFENSE,
     MD_CMD_WITHDRAW_COMPLAINT, MD_CMD_RULE_ON_DISPUTE,
-    MD_CMD_APPLY_SANCTION, MD_CMD_LIFT_SANCTION, MD_CMD_APPEAL_SANCTION,
+    MD_CMD_APPLY_SANCTION, MD_CMD_LIFT_SANCTION, MD_CMD_APPEAL_SANCTION, MD_CMD_RULE_ON_APPEAL,
     MD_CMD_GRANT_CONSENT, MD_CMD_REVOKE_CONSENT, MD_CMD_DISCLOSE_RECORDS,
     MD_CMD_SCHEDULE_MAINTENANCE, MD_CMD_CANCEL_MAINTENANCE,
+    MD_CMD_SET_POLICY, MD_CMD_TICK,
     MD_CMD_COUNT_
 } md_cmd_type_t;
 
@@ -187,6 +196,9 @@ md_decode_status_t md_command_decode_msgpack(const void *buf, size_t len,
 /** @brief A string field (ID, TEXT, HEX64, ENUM), NUL-terminated and borrowed
  *  from @p c; NULL when absent or not a field of the command. */
 const char *md_cmd_str(const md_command_t *c, const char *field);
+/** @brief The bytes of a string or EVIDENCE field (msgpack) and their length;
+ *  NULL when absent. */
+const char *md_cmd_bytes(const md_command_t *c, const char *field, size_t *len);
 /** @brief An INT, BOOL, TIME or ENUM (index) field; false when absent. */
 bool md_cmd_int(const md_command_t *c, const char *field, int64_t *v);
 /** @brief Whether @p field was given (or defaulted). */
@@ -205,8 +217,7 @@ bool md_cmd_target_stream(const md_command_t *c, char *out, size_t cap);
 
 /** @brief Whether s[0..len) is 1..64 bytes of [A-Za-z0-9._:-]. */
 bool md_valid_id(const char *s, size_t len);
-/** @brief Whether s[0..len) is valid UTF-8 without NUL bytes. */
-bool md_valid_utf8(const char *s, size_t len);
+/* md_valid_utf8 (whether s[0..len) is valid UTF-8 without NUL) is in md_base.h. */
 /**
  * @brief Parses an RFC 3339 UTC time as the Fine points define it
  * (YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z, real date, no leap second).

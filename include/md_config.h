@@ -5,6 +5,10 @@
  * Keys starting with "kafka." are passed to librdkafka without the prefix
  * (for the consumer, the producer and the admin client alike), so TLS and
  * SASL settings work as in any librdkafka client.
+ *
+ * Ownership: an md_config_t is the caller's (usually on the stack); the
+ * strings it holds are its own, freed by md_config_release.
+ * Threads: filled on the main thread before any other starts, then read-only.
  */
 #ifndef MD_CONFIG_H
 #define MD_CONFIG_H
@@ -37,6 +41,7 @@ typedef struct md_config {
     char *http_listen;        /* "" = no HTTP read API */
     char *http_tokens;        /* token file for the read API */
     long http_threads;        /* worker threads of the read API */
+    long timers_tick_ms;      /* idle this long: a Tick to the commands topic (0 = off) */
     md_kv_t *kafka;           /* passthrough properties, in file order */
     bool topics_exist;        /* not a key: set by --embedded-kafka, which creates them */
     size_t nkafka;
@@ -52,6 +57,7 @@ void md_config_release(md_config_t *c);
  * @returns MD_OK, or MD_ECONFIG naming the key and what is wrong (unknown
  *          key, bad number, out of range).
  */
+MD_MUST_CHECK
 md_err_t md_config_set(md_config_t *c, const char *key, const char *value, md_error_t *err);
 
 /**
@@ -59,6 +65,7 @@ md_err_t md_config_set(md_config_t *c, const char *key, const char *value, md_er
  * skipped, white space around keys and values is trimmed.
  * @returns MD_OK, MD_EIO (cannot read), MD_ECONFIG (file:line and reason).
  */
+MD_MUST_CHECK
 md_err_t md_config_load(md_config_t *c, const char *path, md_error_t *err);
 
 /** @brief The value of passthrough property @p key (no prefix), or NULL. */

@@ -1,7 +1,7 @@
 /*
  * md_consumer.h - the daemon's intake on Kafka: a consumer group on the
  * commands topic, batches by count and time, each decided durably through the
- * engine (architecture.md, "Exactly-once from Kafka to LMDB").
+ * engine (docs/architecture.md, "Exactly-once from Kafka to LMDB").
  *
  * Exactly-once effects: the consumed offsets are written in the batch's LMDB
  * transaction and, on every partition assignment, the consumer starts from
@@ -36,10 +36,11 @@ typedef struct md_consumer_opts {
 
 /**
  * @brief Creates the consumer and subscribes to the commands topic.
- * @param out receives a handle owned by the caller (md_consumer_destroy).
+ * @param out receives a handle owned by the caller (md_consumer_free).
  * @returns MD_OK; MD_ECONFIG (a kafka.* property refused, named);
  *          MD_EKAFKA (the client could not be created or subscribe).
  */
+MD_MUST_CHECK
 md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_error_t *err);
 
 /**
@@ -49,6 +50,7 @@ md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_er
  * @returns MD_OK after a stop; the store's error when stopped while a batch
  *          could not be committed (nothing of it was acknowledged).
  */
+MD_MUST_CHECK
 md_err_t md_consumer_run(md_consumer_t *c, md_error_t *err);
 
 /** @brief Leaves the group (the revoke finishes the batch) and destroys the client. NULL does nothing. */
@@ -61,6 +63,12 @@ void md_consumer_close(md_consumer_t *c);
 void md_consumer_finish_outbox(md_consumer_t *c, long timeout_ms);
 
 /** @brief Closes (if still open) and frees the consumer. NULL does nothing. */
-void md_consumer_destroy(md_consumer_t *c);
+void md_consumer_free(md_consumer_t *c);
+/* The old name of md_consumer_free (one free verb: *_free), kept while branches written
+ * against it merge; remove once none is left. */
+static inline void md_consumer_destroy(md_consumer_t *c)
+{
+    md_consumer_free(c);
+}
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * md_engine.h - joins decoding, the rules and the store: one write
- * transaction per batch of commands (architecture.md, "Store" and
+ * transaction per batch of commands (docs/architecture.md, "Store" and
  * "Exactly-once from Kafka to LMDB").
  *
  * For each input message, in order: decode; MALFORMED is rejected with a
@@ -86,12 +86,22 @@ typedef struct md_engine_stats {
  * each recorded outcome, which a duplicate's result carries as "original".
  * @returns MD_OK, MD_EINVAL (bad operator id) or the store's error.
  */
+MD_MUST_CHECK
 md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engine_t **out,
                        md_error_t *err);
 /** @brief Frees the engine; NULL does nothing. */
-void md_engine_destroy(md_engine_t *e);
+void md_engine_free(md_engine_t *e);
+/* The old name of md_engine_free (one free verb: *_free), kept while branches written
+ * against it merge; remove once none is left. */
+static inline void md_engine_destroy(md_engine_t *e)
+{
+    md_engine_free(e);
+}
 
-/** @brief Adds a hook (at most 8); call before the first batch. */
+/** @brief Adds a hook (at most 8); call before the first batch. @p ctx is
+ * borrowed and must outlive the engine. @returns MD_OK or MD_EINVAL (a
+ * ninth hook). */
+MD_MUST_CHECK
 md_err_t md_engine_add_hook(md_engine_t *e, md_event_hook_fn fn, void *ctx, md_error_t *err);
 
 /*
@@ -113,11 +123,24 @@ void md_engine_set_batch_hook(md_engine_t *e, md_batch_hook_fn fn, void *ctx);
  * @returns MD_OK, or a store error: then nothing of the batch is stored and
  *          the batch may be retried.
  */
+MD_MUST_CHECK
 md_err_t md_engine_process(md_engine_t *e, const md_input_t *in, size_t n, int64_t now_ms,
                            md_buf_t *results, md_error_t *err);
 
-/** @brief Bootstraps an empty store now (process does it before the first batch). */
+/** @brief Bootstraps an empty store now (process does it before the first
+ * batch); a store bootstrapped already is left as it is.
+ * @returns MD_OK, or the store's or a hook's error (nothing written). */
+MD_MUST_CHECK
 md_err_t md_engine_bootstrap(md_engine_t *e, int64_t now_ms, md_error_t *err);
+
+/**
+ * @brief Puts a `Tick` command from the operator (command_id "tick-<now_ms>",
+ * issued_at = now) in the outbox for the commands topic, in its own write
+ * transaction, so that the timers due by then fire although no traffic comes
+ * (rules.md "Policy and timers"). The tick goes through the log like any command.
+ * @returns MD_OK, MD_EINVAL when the engine has no commands topic, or a store error.
+ */
+md_err_t md_engine_tick(md_engine_t *e, int64_t now_ms, md_error_t *err);
 
 /** @brief Counters (borrowed, valid while the engine lives). */
 const md_engine_stats_t *md_engine_stats(const md_engine_t *e);

@@ -7,11 +7,27 @@
  * names what failed. The first error set wins: later calls to md_error_set()
  * on an already-set error keep the original message, so the root cause is
  * what a caller finally reports.
+ *
+ * Threads: an md_error_t belongs to the caller (one per thread of work);
+ * md_strerror's texts are static. The allocators are thread-safe (malloc's).
+ * The rest of the base layer is in md_base.h.
  */
 #ifndef MD_ERROR_H
 #define MD_ERROR_H
 
 #include <stddef.h>
+
+/*
+ * MD_MUST_CHECK: a result the caller must look at. Every public function that
+ * returns md_err_t carries it, so a dropped error is a compile error (with
+ * -Werror); a caller that really has nothing to do with a failure says so with
+ * an explicit test and a comment, never with a (void) cast alone.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define MD_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define MD_MUST_CHECK
+#endif
 
 typedef enum md_err {
     MD_OK = 0,

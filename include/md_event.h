@@ -1,6 +1,6 @@
 /*
  * md_event.h - the event record, its canonical msgpack body and the SHA-256
- * hash chain (architecture.md, "Event record and hash chain").
+ * hash chain (docs/architecture.md, "Event record and hash chain").
  *
  * body = msgpack map with exactly eight keys in this order:
  *   seq, stream, version, type, recorded_at, command_id, actor, data
@@ -9,6 +9,11 @@
  *
  * Event data is built with md_data_t, a small builder for flat maps that
  * sorts its keys when packed, and read back with md_data_get_*().
+ *
+ * Ownership: builders borrow what they are given until packed; readers
+ * return pointers into the bytes they read (valid as long as those bytes);
+ * md_msgpack_to_json and md_event_to_json return new jansson references.
+ * Threads: no shared state; any thread, on distinct objects.
  */
 #ifndef MD_EVENT_H
 #define MD_EVENT_H
@@ -17,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "md_error.h"
+#include "md_base.h"
 
 #define MD_HASH_LEN 32
 #define MD_STREAM_MAX 96   /* "complaint:" + a 64-byte id fits */
@@ -51,6 +56,7 @@ typedef struct md_data {
     size_t n;
 } md_data_t;
 
+/* Empties @p d (no allocation: the fields live in the struct). */
 void md_data_init(md_data_t *d);
 /* Each adder borrows key and value; adding the same key twice or more than
  * MD_DATA_FIELDS_MAX fields is a programming error and aborts. */
@@ -61,18 +67,7 @@ void md_data_bool(md_data_t *d, const char *key, bool v);
 void md_data_nil(md_data_t *d, const char *key);
 void md_data_raw(md_data_t *d, const char *key, const void *msgpack, size_t len);
 
-/* A growable byte buffer (caller-owned; release frees). */
-typedef struct md_buf {
-    unsigned char *p;
-    size_t len, cap;
-} md_buf_t;
-
-void md_buf_init(md_buf_t *b);
-void md_buf_release(md_buf_t *b);
-void md_buf_reset(md_buf_t *b);                 /* len = 0, keeps memory */
-void md_buf_append(md_buf_t *b, const void *p, size_t n);
-/* Makes room for n more bytes and returns where they go (len is unchanged). */
-unsigned char *md_buf_reserve(md_buf_t *b, size_t n);
+/* md_buf_t, the growable byte buffer, is in the base layer (md_base.h). */
 
 /**
  * @brief Appends the canonical msgpack map of @p d (keys sorted bytewise) to @p out.
@@ -107,6 +102,7 @@ typedef struct md_event {
  * @brief Encodes the canonical body of @p ev (seq .. data) and appends it to @p out.
  * @returns MD_OK, or MD_EINVAL when data is not a msgpack map.
  */
+MD_MUST_CHECK
 md_err_t md_event_body(const md_event_t *ev, md_buf_t *out, md_error_t *err);
 
 /** @brief hash = SHA-256(prev_hash || body). */
@@ -119,20 +115,25 @@ void md_chain_hash(const unsigned char prev[MD_HASH_LEN], const void *body, size
  * map is canonical (keys sorted, no duplicates).
  * @returns MD_OK or MD_ECODEC with the reason in @p err.
  */
+MD_MUST_CHECK
 md_err_t md_event_decode_body(const void *body, size_t len, md_event_t *ev, md_error_t *err);
 
 /* ---- reading event data ---------------------------------------------------- */
 
 /* Each returns MD_OK, MD_ENOTFOUND when the key is absent (or nil for str),
  * or MD_ECODEC when the value has another type. Strings are borrowed from data. */
+MD_MUST_CHECK
 md_err_t md_data_get_str(const void *data, size_t len, const char *key, const char **s, size_t *slen);
+MD_MUST_CHECK
 md_err_t md_data_get_int(const void *data, size_t len, const char *key, int64_t *v);
+MD_MUST_CHECK
 md_err_t md_data_get_bool(const void *data, size_t len, const char *key, bool *v);
 
 /**
  * @brief Copies a string field into @p out (NUL-terminated, at most cap-1 bytes).
  * @returns as md_data_get_str, and MD_EINVAL when it does not fit.
  */
+MD_MUST_CHECK
 md_err_t md_data_copy_str(const void *data, size_t len, const char *key, char *out, size_t cap);
 
 /* ---- JSON views (export and marketctl) ------------------------------------- */
@@ -157,6 +158,7 @@ struct json_t *md_event_to_json(const md_event_t *ev, const void *body, size_t b
  * without building a jansson tree (the outbox does this for every event).
  * @returns MD_OK, or MD_ECODEC when the data is not JSON-representable.
  */
+MD_MUST_CHECK
 md_err_t md_event_json_append(const md_event_t *ev, md_buf_t *out);
 
 /**

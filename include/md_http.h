@@ -9,6 +9,10 @@
  * personal data redacted) or member:ID (that member's own account, orders and
  * audit trail). Tokens are kept as SHA-256 digests, compared in constant time
  * and never logged. /healthz, /readyz and /metrics need no token.
+ *
+ * Threads: md_http_start/md_http_free on the main thread; requests run on
+ * libmicrohttpd's pool, each with its own read transaction. md_tokens_* are
+ * read-only after md_tokens_load: any thread.
  */
 #ifndef MD_HTTP_H
 #define MD_HTTP_H
@@ -27,14 +31,21 @@ typedef struct md_http_opts {
 
 /**
  * @brief Starts serving. @p store and @p proj are borrowed and must outlive
- * the server (md_http_stop first).
+ * the server (md_http_free first).
  * @returns MD_OK, MD_ECONFIG (listen address, tokens file), MD_EIO (bind).
  */
+MD_MUST_CHECK
 md_err_t md_http_start(const md_http_opts_t *o, md_store_t *store, md_proj_t *proj,
                        md_http_t **out, md_error_t *err);
 
 /** @brief Stops the server and frees it; NULL does nothing. */
-void md_http_stop(md_http_t *h);
+void md_http_free(md_http_t *h);
+/* The old name of md_http_free (one free verb: *_free), kept while branches written
+ * against it merge; remove once none is left. */
+static inline void md_http_stop(md_http_t *h)
+{
+    md_http_free(h);
+}
 
 /* ---- access control (exposed for tests) ---------------------------------------- */
 
@@ -48,7 +59,9 @@ typedef struct md_principal {
 typedef struct md_tokens md_tokens_t;
 
 /** @brief Loads a tokens file. @returns MD_OK, MD_EIO, MD_ECONFIG (file:line). */
+MD_MUST_CHECK
 md_err_t md_tokens_load(const char *path, md_tokens_t **out, md_error_t *err);
+/** @brief Frees what md_tokens_load made; NULL does nothing. */
 void md_tokens_free(md_tokens_t *t);
 
 /**

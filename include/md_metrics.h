@@ -5,6 +5,9 @@
  * Writers (the consumer/writer thread, the publisher) update with relaxed
  * atomics; the HTTP threads read and render. One global instance, md_metrics,
  * because a process runs one engine.
+ *
+ * Threads: every function is safe from any thread (atomics). Nothing here
+ * fails or allocates, except md_metrics_render, which grows its buffer.
  */
 #ifndef MD_METRICS_H
 #define MD_METRICS_H

@@ -1,6 +1,8 @@
 /*
  * md_offline.h - offline mode: JSON-lines commands from a file or stdin,
- * one result line per command (architecture.md, `marketd --input`).
+ * one result line per command (docs/architecture.md, `marketd --input`).
+ *
+ * Threads: md_offline_run runs on the calling thread and starts none.
  */
 #ifndef MD_OFFLINE_H
 #define MD_OFFLINE_H
@@ -29,6 +31,7 @@ typedef struct md_offline_opts {
  * Blank lines are skipped and get no result.
  * @returns MD_OK at the end of input; MD_EIO (files), or a store error.
  */
+MD_MUST_CHECK
 md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * md_proj.h - read projections built from the events (architecture.md,
+ * md_proj.h - read projections built from the events (docs/architecture.md,
  * "projections/"; docs/projections.md describes every record, key and field).
  *
  * Projections and their LMDB databases (opened with md_store_dbi):
@@ -65,6 +65,7 @@ const char *md_proj_name(md_proj_id_t id);
  * @returns MD_OK; MD_ENOTFOUND on a read-only store that has no projections
  *          (run `marketctl rebuild`); MD_ESTORE, MD_EMAPFULL, MD_ECORRUPT.
  */
+MD_MUST_CHECK
 md_err_t md_proj_open(md_store_t *store, md_proj_t **out, md_error_t *err);
 
 /** @brief Frees the handle (the databases stay); NULL does nothing. */
@@ -80,6 +81,7 @@ void md_proj_free(md_proj_t *p);
  * @param proj the md_proj_t (borrowed; must outlive the engine).
  * @returns as md_proj_apply.
  */
+MD_MUST_CHECK
 md_err_t md_proj_event_hook(md_txn_t *txn, const md_event_t *ev, void *proj, md_error_t *err);
 
 /**
@@ -90,9 +92,12 @@ md_err_t md_proj_event_hook(md_txn_t *txn, const md_event_t *ev, void *proj, md_
  * @returns MD_OK, MD_EINVAL (read transaction), MD_ECODEC (data not a map),
  *          MD_ECORRUPT (a stored record of another layout), MD_EMAPFULL, MD_ESTORE.
  */
+MD_MUST_CHECK
 md_err_t md_proj_apply(md_proj_t *p, md_txn_t *t, const md_event_t *ev, md_error_t *err);
 
-/** @brief The last seq applied to the projections read in @p t (0: none). */
+/** @brief The last seq applied to the projections read in @p t (0: none).
+ * @returns MD_OK, MD_ECORRUPT (a meta value of another size), MD_ESTORE. */
+MD_MUST_CHECK
 md_err_t md_proj_seq(md_proj_t *p, md_txn_t *t, uint64_t *seq, md_error_t *err);
 
 /* ---- queries (read transaction; JSON only here) --------------------------- */
@@ -126,6 +131,7 @@ typedef struct md_proj_page {
  * @returns MD_OK, MD_ENOTFOUND (no such object), MD_EINVAL (unknown kind),
  *          MD_ECORRUPT, MD_ESTORE.
  */
+MD_MUST_CHECK
 md_err_t md_proj_get(md_proj_t *p, md_txn_t *t, const char *kind, const char *id,
                      int64_t as_of_ms, json_t **out, md_error_t *err);
 
@@ -137,6 +143,7 @@ typedef struct md_proj_order_filter {
 
 /** @brief Orders as JSON objects (the `get order` shape), one per callback.
  *  @returns MD_OK, MD_EINVAL (bad cursor), the callback's error, MD_ESTORE. */
+MD_MUST_CHECK
 md_err_t md_proj_orders(md_proj_t *p, md_txn_t *t, const md_proj_order_filter_t *f,
                         md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err);
 
@@ -149,6 +156,7 @@ typedef struct md_proj_audit_filter {
 /** @brief Audit entries in seq order: {seq, recorded_at, action, clause, actor,
  *  subject, subject_kind, role, stream, command_id} (+ message for rejections).
  *  @returns MD_OK, MD_EINVAL (no filter, bad cursor), the callback's error. */
+MD_MUST_CHECK
 md_err_t md_proj_audit(md_proj_t *p, md_txn_t *t, const md_proj_audit_filter_t *f,
                        md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err);
 
@@ -158,11 +166,17 @@ typedef struct md_proj_sales_filter {
 } md_proj_sales_filter_t;
 
 /** @brief Sales rows {provider, day, orders, completed, cancelled, refunded,
- *  closed, gross, net, refunded_amount}, by provider then day. */
+ *  closed, gross, net, refunded_amount}, by provider then day.
+ *  @returns MD_OK, MD_EINVAL (bad cursor), MD_ECORRUPT,
+ *           MD_ESTORE, the callback's error. */
+MD_MUST_CHECK
 md_err_t md_proj_sales(md_proj_t *p, md_txn_t *t, const md_proj_sales_filter_t *f,
                        md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err);
 
-/** @brief {seq, format, projections: {name: {entries, bytes}}} as a new object. */
+/** @brief {seq, format, projections: {name: {entries, bytes}}} as a new
+ * object, owned by the caller (json_decref). @returns MD_OK, MD_ECORRUPT,
+ * MD_ESTORE (then *out is not set). */
+MD_MUST_CHECK
 md_err_t md_proj_stats(md_proj_t *p, md_txn_t *t, json_t **out, md_error_t *err);
 
 /* ---- rebuild, digests, verification, point in time ------------------------ */
@@ -176,6 +190,7 @@ md_err_t md_proj_stats(md_proj_t *p, md_txn_t *t, json_t **out, md_error_t *err)
  * @locality the writer; the store must be writable.
  * @returns MD_OK, MD_EINVAL (read-only store), MD_ESTORE, MD_ECORRUPT.
  */
+MD_MUST_CHECK
 md_err_t md_proj_rebuild(md_proj_t *p, md_progress_fn progress, void *pctx, uint64_t *events,
                          md_error_t *err);
 
@@ -187,7 +202,9 @@ typedef struct md_proj_digest {
     uint64_t entries[MD_PROJ_COUNT_];
 } md_proj_digest_t;
 
-/** @brief Digests of the projections read in @p t. */
+/** @brief Digests of the projections read in @p t (any thread with its own
+ * transaction). @returns MD_OK or MD_ESTORE. */
+MD_MUST_CHECK
 md_err_t md_proj_digest(md_proj_t *p, md_txn_t *t, md_proj_digest_t *out, md_error_t *err);
 
 /* What md_proj_verify found. */
@@ -207,6 +224,7 @@ typedef struct md_proj_report {
  * @returns MD_OK when equal; MD_ECORRUPT naming the projection, database and
  *          first differing key (also in @p rep); MD_EIO, MD_ESTORE.
  */
+MD_MUST_CHECK
 md_err_t md_proj_verify(md_proj_t *p, md_txn_t *t, md_progress_fn progress, void *pctx,
                         md_proj_report_t *rep, md_error_t *err);
 
@@ -220,6 +238,7 @@ md_err_t md_proj_verify(md_proj_t *p, md_txn_t *t, md_progress_fn progress, void
  * @returns MD_OK, MD_EINVAL (until beyond the head, or 0), MD_EEXIST (out_dir
  *          holds events already), MD_ECORRUPT (a hash differs), MD_ESTORE, MD_EIO.
  */
+MD_MUST_CHECK
 md_err_t md_proj_replay(md_txn_t *src, uint64_t until, const char *out_dir,
                         md_progress_fn progress, void *pctx, uint64_t *events,
                         md_error_t *err);

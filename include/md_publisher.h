@@ -1,5 +1,5 @@
 /*
- * md_publisher.h - the outbox publisher (architecture.md, "Exactly-once from
+ * md_publisher.h - the outbox publisher (docs/architecture.md, "Exactly-once from
  * Kafka to LMDB"): results, events and dead letters are queued in the outbox
  * inside each batch's transaction and sent after the commit by an idempotent
  * producer on a thread of its own; an entry is deleted once delivered (in the
@@ -33,6 +33,7 @@ typedef struct md_outbox_park {
  * sends outbox entries in id order. @p store is borrowed.
  * @returns MD_OK or MD_EKAFKA / MD_ECONFIG.
  */
+MD_MUST_CHECK
 md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publisher_t **out,
                             md_error_t *err);
 
@@ -62,6 +63,8 @@ void md_publisher_take_parked(md_publisher_t *p, md_outbox_park_t **v, size_t *n
  * acknowledged (the store's outbox tells what really stays undelivered).
  */
 uint64_t md_publisher_stop(md_publisher_t *p, long timeout_ms);
+/** @brief Stops (if still running: md_publisher_stop with no time to drain)
+ * and frees the publisher; NULL does nothing. Main thread. */
 void md_publisher_free(md_publisher_t *p);
 
 #endif

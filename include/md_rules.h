@@ -1,6 +1,6 @@
 /*
  * md_rules.h - the decider: decide(state, command) -> events | rejection and
- * evolve(state, event) (rules.md; architecture.md "rules/").
+ * evolve(state, event) (docs/rules-reference.md; docs/architecture.md "rules/").
  *
  * Pure: no I/O, no clock reads, no mutable globals. Time comes in as `now`
  * (ms since epoch). All state that decide needs is reached through md_state_t,
@@ -12,6 +12,8 @@
  *
  * Engine loop for one input message (see docs/rules.md for the full recipe):
  *   md_command_decode_json(raw, len, &opts, &cmd);
+ *   if cmd is not MALFORMED (and, with clock = command, has issued_at): fire the
+ *       timers due at now (md_rules_timer_next / md_rules_timer_fire, below);
  *   if cmd.status != MALFORMED: look up cmd.command_id in the outcomes
  *       ("bootstrap" is always taken) -> answer duplicate, append nothing;
  *   now = clock == command ? cmd.issued_at : wall clock;
@@ -37,7 +39,7 @@
 #include "md_error.h"
 #include "md_event.h"
 
-/* ---- rejection codes (rules.md "Codes and clauses") ----------------------- */
+/* ---- rejection codes (docs/rules-reference.md "Codes and clauses") ----------------------- */
 
 #define MD_CODES(X)                                                            \
     X(MALFORMED) X(UNKNOWN_COMMAND) X(INVALID_FIELD) X(VERSION_CONFLICT)       \
@@ -57,7 +59,8 @@
     X(VOUCHER_NOT_HELD) X(VOUCHER_USED) X(VOUCHER_EXPIRED)                     \
     X(VOUCHER_NOT_TRANSFERABLE) X(ACCOUNT_NOT_TRANSFERABLE)                    \
     X(PROMO_ALREADY_CLAIMED) X(OFF_PLATFORM_TRADE) X(CONSENT_REQUIRED)         \
-    X(NO_VIOLATION_ON_RECORD)
+    X(NO_VIOLATION_ON_RECORD) X(AFTER_SALES_CLOSED) X(APPEAL_WINDOW_CLOSED)         \
+    X(APPEAL_STATE)
 
 #define MD_CODE_ENUM_(name) MD_CODE_##name,
 typedef enum md_code { MD_CODE_NONE = -1, MD_CODES(MD_CODE_ENUM_) MD_CODE_COUNT_ } md_code_t;
@@ -91,12 +94,18 @@ typedef struct md_state {
     md_err_t (*put)(void *ctx, const void *key, size_t klen, const void *val,
                     size_t vlen);
     md_err_t (*stream_version)(void *ctx, const char *stream, uint64_t *version);
+    /* seek: the first key >= key (bytewise) in *okey, *oklen (borrowed until the
+     *       next put or del), or MD_ENOTFOUND when there is none.
+     * del:  removes key; a missing key is MD_OK. */
+    md_err_t (*seek)(void *ctx, const void *key, size_t klen, const void **okey,
+                     size_t *oklen);
+    md_err_t (*del)(void *ctx, const void *key, size_t klen);
 } md_state_t;
 
 /* ---- decision ---------------------------------------------------------------- */
 
-#define MD_DECISION_EVENTS_MAX 8
-#define MD_DECISION_ARENA 4096
+#define MD_DECISION_EVENTS_MAX 64   /* RevokeLicense delists at most 60 products at once */
+#define MD_DECISION_ARENA 16384
 
 /* One event to append. data borrows strings from the command passed to
  * decide and from the decision's own arena: keep both alive until packed. */
@@ -130,7 +139,7 @@ typedef struct md_decision {
  *
  * Handles every decode status: MALFORMED yields the MALFORMED rejection with
  * {code, sha256}; REJECTED yields the deferred UNKNOWN_COMMAND/INVALID_FIELD;
- * OK runs rules.md "Order of checks" steps 2-7, then prepends the implicit
+ * OK runs docs/rules-reference.md "Order of checks" steps 2-7, then prepends the implicit
  * AgreementAccepted when it applies. The caller must have answered duplicates
  * (including command_id "bootstrap") before calling.
  *
@@ -138,6 +147,7 @@ typedef struct md_decision {
  * @returns MD_OK (see d->accepted), or the state's error (MD_ESTORE,
  *          MD_EMAPFULL, MD_ECORRUPT for a record of the wrong size/format).
  */
+MD_MUST_CHECK
 md_err_t md_rules_decide(const md_state_t *st, const md_command_t *cmd, int64_t now,
                          md_decision_t *d, md_error_t *err);
 
@@ -150,6 +160,7 @@ md_err_t md_rules_decide(const md_state_t *st, const md_command_t *cmd, int64_t 
  * @returns MD_OK, MD_ECORRUPT (data lacks a field the type requires, or a
  *          record it refers to is missing), or the state's error.
  */
+MD_MUST_CHECK
 md_err_t md_rules_evolve(const md_state_t *st, const md_event_t *ev, md_error_t *err);
 
 /**
@@ -161,6 +172,7 @@ md_err_t md_rules_evolve(const md_state_t *st, const md_event_t *ev, md_error_t 
  * @returns MD_OK, MD_EINVAL (operator_id is not a valid id), MD_EEXIST (the
  *          member exists), or the state's error.
  */
+MD_MUST_CHECK
 md_err_t md_rules_bootstrap(const md_state_t *st, const char *operator_id, int64_t now,
                             md_decision_t *d, md_error_t *err);
 
@@ -183,5 +195,38 @@ size_t md_outcome_of_decision(const md_decision_t *d, char out[MD_OUTCOME_MAX]);
  *          retryable rejection).
  */
 size_t md_outcome_of_event(const md_event_t *ev, char out[MD_OUTCOME_MAX]);
+
+/* ---- timers (rules.md "Policy and timers") ------------------------------------ */
+
+#define MD_DAY_MS 86400000LL
+
+/* An armed timer: kind "auto_confirm", "settlement" or "defense", the id of its
+ * order or complaint, its deadline and the seq of the event that armed it. */
+typedef struct md_timer {
+    char kind[16];
+    char id[MD_ID_MAX + 1];
+    int64_t deadline;
+    uint64_t seq;
+    char command_id[MD_CMDID_MAX + 1];   /* "timer:<kind>:<id>", its events' command_id */
+} md_timer_t;
+
+/**
+ * @brief The first armed timer in (deadline, arming seq) order, when its
+ * deadline is <= @p now (*due = true); otherwise *due = false. Reads only.
+ * @returns MD_OK, MD_ECORRUPT for a malformed timer key, or the state's error.
+ */
+md_err_t md_rules_timer_next(const md_state_t *st, int64_t now, md_timer_t *t, bool *due,
+                             md_error_t *err);
+
+/**
+ * @brief Disarms @p t (removes it from the index; the one write outside evolve)
+ * and decides what it appends (@p d, accepted, 0..n events: none when its
+ * condition no longer holds). The engine appends d's events with recorded_at =
+ * t->deadline, command_id = t->command_id and actor "system", evolving each,
+ * and writes no result and no outcome.
+ * @returns MD_OK or the state's error.
+ */
+md_err_t md_rules_timer_fire(const md_state_t *st, const md_timer_t *t, md_decision_t *d,
+                             md_error_t *err);
 
 #endif

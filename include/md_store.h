@@ -1,7 +1,7 @@
 /*
  * md_store.h - the LMDB event store: one environment per data directory.
  *
- * Named databases (architecture.md, "Store"):
+ * Named databases (docs/architecture.md, "Store"):
  *   events    seq (8 bytes big-endian) -> prev_hash(32) | hash(32) | body
  *             appended with MDB_APPEND, never updated or deleted
  *   streams   stream '\0' version (8 bytes BE) -> seq (8 bytes BE)
@@ -23,6 +23,17 @@
  * Durability: every committed write transaction is synced to disk before
  * md_store_write() returns (unless the store was opened with nosync, for
  * tests and benchmarks that say so).
+ *
+ * Errors (every md_err_t function; a function's own list adds to these):
+ *   MD_ESTORE     LMDB reported an error (the message names the call);
+ *   MD_EMAPFULL   in a write transaction: the map is full (md_store_write
+ *                 grows it and calls its function again).
+ * Out of memory aborts (md_malloc). On an error the outputs are unspecified.
+ *
+ * Ownership: a pointer a read returns (event data and bodies, outcome, meta
+ * and outbox bytes) borrows from the transaction and is valid until it ends
+ * or, in a write transaction, until the next write to the same database.
+ * Inputs are copied; nothing is kept after a call returns.
  */
 #ifndef MD_STORE_H
 #define MD_STORE_H
@@ -55,23 +66,34 @@ typedef enum md_db {
 /**
  * @brief Opens (creating when missing, unless read_only) the store in @p dir.
  * @param opts may be NULL for defaults.
- * @param out receives a new handle owned by the caller (md_store_close).
+ * @param out receives a new handle owned by the caller (md_store_free).
  * @returns MD_OK, MD_EIO (directory), MD_ESTORE (LMDB), MD_EVERSION (format).
  */
+MD_MUST_CHECK
 md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t **out,
                        md_error_t *err);
 
 /** @brief Closes the store; NULL does nothing. No transaction may be open. */
-void md_store_close(md_store_t *s);
+void md_store_free(md_store_t *s);
+/* The old name of md_store_free (one free verb: *_free), kept while branches written
+ * against it merge; remove once none is left. */
+static inline void md_store_close(md_store_t *s)
+{
+    md_store_free(s);
+}
 
-/** @brief The LMDB environment (borrowed), for modules that keep their own dbs. */
+/** @brief The LMDB environment (borrowed, valid until md_store_free), for
+ * modules that keep their own dbs. Any thread. Never fails. */
 MDB_env *md_store_env(md_store_t *s);
 
 /**
  * @brief Opens (creating when missing) an extra named database.
  * Must be called before any transaction of another thread is running
  * (at start-up). @p flags are mdb_dbi_open flags (e.g. MDB_DUPSORT).
+ * @returns MD_OK, MD_ENOTFOUND (read-only store without that database),
+ *          MD_ESTORE.
  */
+MD_MUST_CHECK
 md_err_t md_store_dbi(md_store_t *s, const char *name, unsigned flags, MDB_dbi *out,
                       md_error_t *err);
 
@@ -86,19 +108,35 @@ md_err_t md_store_dbi(md_store_t *s, const char *name, unsigned flags, MDB_dbi *
  */
 typedef md_err_t (*md_write_fn)(md_txn_t *txn, void *ctx, md_error_t *err);
 
+/**
+ * @brief Runs @p fn in a write transaction and commits (see md_write_fn).
+ * Threads: one writer at a time (LMDB serialises); the calling thread must
+ * hold no read transaction of this store (the map cannot grow under it).
+ * @returns MD_OK (committed and synced); whatever @p fn returned (aborted,
+ *          nothing written); MD_EMAPFULL when the map cannot grow further;
+ *          MD_ESTORE (begin or commit failed); MD_EINVAL on a read-only store.
+ */
+MD_MUST_CHECK
 md_err_t md_store_write(md_store_t *s, md_write_fn fn, void *ctx, md_error_t *err);
 
-/** @brief Begins a read-only snapshot; end it with md_txn_end(). */
+/** @brief Begins a read-only snapshot, owned by the caller: end it with
+ * md_txn_end(). Any thread (MDB_NOTLS); a thread may hold several.
+ * @returns MD_OK or MD_ESTORE (e.g. MDB_READERS_FULL). */
+MD_MUST_CHECK
 md_err_t md_store_read(md_store_t *s, md_txn_t **out, md_error_t *err);
 /** @brief Ends a read transaction; NULL does nothing. */
 void md_txn_end(md_txn_t *t);
 
-/** @brief The underlying LMDB transaction and a database handle (borrowed). */
+/** @brief The underlying LMDB transaction, a database handle and the store
+ * (all borrowed, valid while @p t is). Never fail. */
 MDB_txn *md_txn_mdb(md_txn_t *t);
 MDB_dbi md_txn_dbi(md_txn_t *t, md_db_t db);
 md_store_t *md_txn_store(md_txn_t *t);
 
-/** @brief Maps an LMDB return code to md_err_t (MDB_MAP_FULL -> MD_EMAPFULL). */
+/** @brief Maps an LMDB return code to md_err_t: MDB_SUCCESS -> MD_OK,
+ * MDB_MAP_FULL -> MD_EMAPFULL, MDB_NOTFOUND -> MD_ENOTFOUND, any other ->
+ * MD_ESTORE; sets @p err ("WHAT: LMDB's message") unless MD_OK. */
+MD_MUST_CHECK
 md_err_t md_store_err(int rc, md_error_t *err, const char *what);
 
 /* ---- events ---------------------------------------------------------------- */
@@ -109,13 +147,19 @@ md_err_t md_store_err(int rc, md_error_t *err, const char *what);
  * Out: seq, version, prev_hash and hash are filled in.
  * @returns MD_OK, MD_EINVAL (bad stream/type/data), MD_EMAPFULL, MD_ESTORE.
  */
+MD_MUST_CHECK
 md_err_t md_txn_append(md_txn_t *t, md_event_t *ev, md_error_t *err);
 
-/** @brief The chain head: last seq (0 when empty) and its hash. */
+/** @brief The chain head: last seq (0 when empty) and its hash (@p hash may
+ * be NULL; all zero when empty). @returns MD_OK, MD_ECORRUPT (bad meta
+ * head), MD_ESTORE. */
+MD_MUST_CHECK
 md_err_t md_txn_head(md_txn_t *t, uint64_t *seq, unsigned char hash[MD_HASH_LEN],
                      md_error_t *err);
 
-/** @brief Current version of @p stream (0 when it has no events). */
+/** @brief Current version of @p stream (0 when it has no events).
+ * @returns MD_OK, MD_EINVAL (stream too long), MD_ESTORE. */
+MD_MUST_CHECK
 md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version,
                                md_error_t *err);
 
@@ -124,6 +168,7 @@ md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *versio
  * @param body, body_len may be NULL.
  * @returns MD_OK, MD_ENOTFOUND, MD_ECORRUPT (undecodable record).
  */
+MD_MUST_CHECK
 md_err_t md_txn_event(md_txn_t *t, uint64_t seq, md_event_t *ev, const void **body,
                       size_t *body_len, md_error_t *err);
 
@@ -135,11 +180,17 @@ md_err_t md_txn_event(md_txn_t *t, uint64_t seq, md_event_t *ev, const void **bo
 typedef md_err_t (*md_event_fn)(const md_event_t *ev, const void *body, size_t body_len,
                                 void *ctx, md_error_t *err);
 
-/** @brief Events with seq >= from, at most @p limit (0 = no limit), in order. */
+/** @brief Events with seq >= from, at most @p limit (0 = no limit), in order.
+ * @returns MD_OK (also when @p fn stopped with MD_ESTOP), what @p fn
+ *          returned, MD_ECORRUPT (undecodable record), MD_ESTORE. */
+MD_MUST_CHECK
 md_err_t md_txn_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_event_fn fn, void *ctx,
                      md_error_t *err);
 
-/** @brief Events of @p stream with version >= from_version, in order. */
+/** @brief Events of @p stream with version >= from_version, at most @p limit
+ * (0 = no limit), in order. @returns as md_txn_scan, and MD_EINVAL (stream
+ * too long). */
+MD_MUST_CHECK
 md_err_t md_txn_scan_stream(md_txn_t *t, const char *stream, uint64_t from_version,
                             uint64_t limit, md_event_fn fn, void *ctx, md_error_t *err);
 
@@ -147,16 +198,26 @@ md_err_t md_txn_scan_stream(md_txn_t *t, const char *stream, uint64_t from_versi
 
 /** @brief Looks up the recorded outcome of @p command_id (borrowed bytes).
  *  @returns MD_OK or MD_ENOTFOUND. */
+MD_MUST_CHECK
 md_err_t md_txn_outcome_get(md_txn_t *t, const char *command_id, const void **val,
                             size_t *len, md_error_t *err);
+/** @brief Records the outcome of @p command_id (write transaction; bytes
+ * copied; an existing outcome is replaced). @returns MD_OK, MD_EINVAL
+ * (command_id empty or too long), MD_EMAPFULL, MD_ESTORE. */
+MD_MUST_CHECK
 md_err_t md_txn_outcome_put(md_txn_t *t, const char *command_id, const void *val, size_t len,
                             md_error_t *err);
 
 /* ---- consumed offsets ------------------------------------------------------ */
 
 /** @brief Next offset to consume for topic/partition; MD_ENOTFOUND when none stored. */
+MD_MUST_CHECK
 md_err_t md_txn_offset_get(md_txn_t *t, const char *topic, int32_t partition, int64_t *next,
                            md_error_t *err);
+/** @brief Stores the next offset to consume (write transaction).
+ * @returns MD_OK, MD_EINVAL (topic too long), MD_EMAPFULL, MD_ESTORE.
+ * (offset_get: MD_ENOTFOUND when none stored, MD_ECORRUPT, MD_EINVAL.) */
+MD_MUST_CHECK
 md_err_t md_txn_offset_put(md_txn_t *t, const char *topic, int32_t partition, int64_t next,
                            md_error_t *err);
 
@@ -179,15 +240,21 @@ typedef struct md_outbox_msg {
 } md_outbox_msg_t;
 
 /** @brief Queues @p m (its id is ignored) for publication after commit;
- *  the assigned id goes to *id (may be NULL). Everything is copied. */
+ *  the assigned id goes to *id (may be NULL). Everything is copied.
+ *  @returns MD_OK, MD_ECORRUPT (bad meta outbox_next), MD_EMAPFULL, MD_ESTORE. */
+MD_MUST_CHECK
 md_err_t md_txn_outbox_put(md_txn_t *t, const md_outbox_msg_t *m, uint64_t *id, md_error_t *err);
 
 typedef md_err_t (*md_outbox_fn)(const md_outbox_msg_t *m, void *ctx, md_error_t *err);
 
-/** @brief Visits queued messages with id >= from in order, at most limit (0 = all). */
+/** @brief Visits queued messages with id >= from in order, at most limit (0 = all);
+ * @p m borrows from the transaction until @p fn returns.
+ * @returns as md_txn_scan (MD_ECORRUPT: an entry that does not decode). */
+MD_MUST_CHECK
 md_err_t md_txn_outbox_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_outbox_fn fn,
                             void *ctx, md_error_t *err);
 /** @brief Removes a delivered message; a missing id is not an error. */
+MD_MUST_CHECK
 md_err_t md_txn_outbox_del(md_txn_t *t, uint64_t id, md_error_t *err);
 
 /*
@@ -215,8 +282,13 @@ md_err_t md_txn_outbox_counts(md_txn_t *t, uint64_t *queued, uint64_t *parked, m
 
 /* ---- metadata -------------------------------------------------------------- */
 
+/** @brief Reads (borrowed bytes) or writes (write transaction, copied) the
+ * meta value @p name. @returns MD_OK, MD_ENOTFOUND (get: no such name),
+ * MD_EMAPFULL (put), MD_ESTORE. */
+MD_MUST_CHECK
 md_err_t md_txn_meta_get(md_txn_t *t, const char *name, const void **val, size_t *len,
                          md_error_t *err);
+MD_MUST_CHECK
 md_err_t md_txn_meta_put(md_txn_t *t, const char *name, const void *val, size_t len,
                          md_error_t *err);
 
@@ -224,7 +296,9 @@ md_err_t md_txn_meta_put(md_txn_t *t, const char *name, const void *val, size_t 
  * (uint64_t, native order). Such a store has no rules state nor outcomes. */
 #define MD_META_REPLAY_UNTIL "replay_until"
 
-/** @brief Bytes used by the map (pages in use * page size) and the map size. */
+/** @brief Bytes used by the map (pages in use * page size) and the map size.
+ * Any thread. @returns MD_OK or MD_ESTORE. */
+MD_MUST_CHECK
 md_err_t md_store_usage(md_store_t *s, size_t *used, size_t *map_size, md_error_t *err);
 
 
@@ -245,6 +319,7 @@ typedef void (*md_progress_fn)(uint64_t done, uint64_t total, void *ctx);
  * @param progress called every 65536 events (may be NULL).
  * @returns MD_OK, MD_ECORRUPT (message names the seq and what differs), MD_ESTORE.
  */
+MD_MUST_CHECK
 md_err_t md_txn_verify_chain(md_txn_t *t, uint64_t *count, uint64_t *bad_seq,
                              md_progress_fn progress, void *pctx, md_error_t *err);
 #endif

@@ -13,22 +13,22 @@ BENCH_BINS := $(BUILD)/bench/bench-gen $(BUILD)/bench/bench-json-limit \
 bench-bins: $(BENCH_BINS) $(BINS)
 
 $(BUILD)/bench/bench-gen: $(BUILD)/bench/gen.o
-	$(CC) $(LDFLAGS) $^ -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ -o $@
 
 $(BUILD)/bench/bench-json-limit: $(BUILD)/bench/json_limit.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 $(BUILD)/bench/bench-lmdb-limit: $(BUILD)/bench/lmdb_limit.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 $(BUILD)/bench/bench-jsonl2mp: $(BUILD)/bench/jsonl2mp.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 $(BUILD)/bench/bench-kafka-limit: $(BUILD)/bench/kafka_limit.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 $(BUILD)/bench/bench-json-check: $(BUILD)/bench/json_check.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 bench: bench-bins
 	MARKETD_BUILD=$(BUILD) bash bench/run.sh

@@ -6,6 +6,12 @@
 #                        and zero definite/indirect/possible leaks
 #   make test-tools      tools the integration tests need (topic_dump,
 #                        hold_readers); `make integration` builds them first
+#   make format-check    every C file follows .clang-format (scripts/format.sh
+#                        --check); `make format` reformats in place
+#   make layers          no folder uses a higher layer's symbols (base <- events
+#                        <- rules, projections <- daemon, tools), no cycle in
+#                        daemon/ (scripts/layers.sh; tests/unit/layers.sh runs
+#                        it in `make unit` and shows it can fail)
 
 # jansson's foreach macros are unknown to cppcheck without the header.
 JANSSON_H      := $(shell pkg-config --variable=includedir jansson 2>/dev/null || echo /usr/include)/jansson.h
@@ -21,10 +27,19 @@ CPPCHECK_FLAGS := --enable=warning,performance,portability --error-exitcode=1 --
                   --std=c11 --quiet -Iinclude -D__GNUC__ \
                   --suppress=missingIncludeSystem --include=$(JANSSON_H) \
                   $(CPPCHECK_FALSE_POSITIVES)
-CPPCHECK_SRCS  := $(wildcard include/*.h events/*.c rules/*.c projections/*.c daemon/*.c \
+CPPCHECK_SRCS  := $(wildcard include/*.h base/*.c events/*.c rules/*.c projections/*.c daemon/*.c \
                   tools/*.c tests/tools/*.c tests/fuzz/*.c)
 
-.PHONY: cppcheck valgrind-ci test-tools
+.PHONY: cppcheck valgrind-ci test-tools layers format format-check
+
+format:
+	bash scripts/format.sh
+
+format-check:
+	bash scripts/format.sh --check
+
+layers: $(LIB_OBJS) $(BINS)
+	bash scripts/layers.sh $(BUILD)
 
 cppcheck:
 	cppcheck $(CPPCHECK_FLAGS) $(CPPCHECK_SRCS)
@@ -38,7 +53,7 @@ valgrind-ci: $(TEST_BINS)
 	  tail -1 $(BUILD)/valgrind.log; done; echo "valgrind: $(words $(TEST_BINS)) suites, 0 errors, 0 leaks"
 
 $(BUILD)/tests/tools/topic_dump: $(BUILD)/tests/tools/topic_dump.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 test-tools: $(BUILD)/tests/tools/topic_dump
 
@@ -46,6 +61,6 @@ test-tools: $(BUILD)/tests/tools/topic_dump
 integration: test-tools
 
 $(BUILD)/tests/tools/hold_readers: $(BUILD)/tests/tools/hold_readers.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 test-tools: $(BUILD)/tests/tools/hold_readers

@@ -16,6 +16,7 @@ typedef struct pj_account {
     int64_t provider_at, agreement_version, agreement_mode, agreement_at, declined_version;
     int64_t declined_at, balance, escrow, deposited, withdrawn, spent, earned, refunds;
     int64_t orders_buyer, orders_provider, notices, sanctions;
+    int64_t held;                  /* released to it as provider, still held (settlement) */
     char name[PJ_NAME], business_name[PJ_NAME];
     char email[PJ_NAME], phone[33], identity_hash[65]; /* personal data (§6) */
 } pj_account_t;
@@ -160,11 +161,34 @@ static void on_completed_buyer(acct_op_t *x)
     x->a.spent += r;
 }
 
+/* A release goes into the hold when the event carries held_until. */
 static void on_released_provider(acct_op_t *x)
 {
     int64_t r = md__pj_int(x->c, "released");
-    x->a.balance += r;
+    if (md__pj_opt_int(x->c, "held_until") != PJ_NONE)
+        x->a.held += r;
+    else
+        x->a.balance += r;
     x->a.earned += r;
+}
+
+/* An after-sales ruling refunds the buyer from the provider's hold. */
+static void on_ruled_provider(acct_op_t *x)
+{
+    if (md__pj_int(x->c, "after_sales") == 0) {
+        on_released_provider(x);
+        return;
+    }
+    int64_t r = md__pj_int(x->c, "refund_amount");
+    x->a.held -= r;
+    x->a.earned -= r;
+}
+
+static void on_settled(acct_op_t *x)
+{
+    int64_t a = md__pj_int(x->c, "amount");
+    x->a.held -= a;
+    x->a.balance += a;
 }
 
 /* OrderCancelled and a close_order sanction: escrow back to the buyer. */
@@ -179,6 +203,12 @@ static void on_refunded_buyer(acct_op_t *x)
 static void on_ruled_buyer(acct_op_t *x)
 {
     int64_t r = md__pj_int(x->c, "refund_amount"), rel = md__pj_int(x->c, "released");
+    if (md__pj_int(x->c, "after_sales") != 0) {   /* from the hold, not escrow */
+        x->a.balance += r;
+        x->a.refunds += r;
+        x->a.spent -= r;
+        return;
+    }
     x->a.escrow -= r + rel;
     x->a.balance += r;
     x->a.refunds += r;
@@ -217,7 +247,8 @@ static const update_t updates[] = {
     {PJ_T_OrderCompleted, "provider", NULL, on_released_provider},
     {PJ_T_OrderCancelled, "buyer", NULL, on_refunded_buyer},
     {PJ_T_DisputeRuled, "buyer", NULL, on_ruled_buyer},
-    {PJ_T_DisputeRuled, "provider", NULL, on_released_provider},
+    {PJ_T_DisputeRuled, "provider", NULL, on_ruled_provider},
+    {PJ_T_SettlementReleased, "provider", NULL, on_settled},
     {PJ_T_SanctionApplied, "buyer", "order", on_refunded_buyer},
     {PJ_T_SanctionApplied, "target_id", "member", on_sanctioned},
 };
@@ -305,24 +336,24 @@ static md_err_t add_entry(acct_lists_t *l, const MDB_val *k, const MDB_val *v, s
     const char *kb = k->mv_data;
     json_t *id = json_stringn(kb + plen, k->mv_size - plen);
     if (kb[0] == 's')
-        return json_array_append_new(l->stores, id), MD_OK;
+        return md_json_append(l->stores, id), MD_OK;
     if (kb[0] == 'l')
-        return json_array_append_new(l->licences, id), MD_OK;
+        return md_json_append(l->licences, id), MD_OK;
     pj_msanction_t s;
     if (md__pj_unpack(&msanction_layout, v->mv_data, v->mv_size, &s) != 0) {
         json_decref(id);
         return md_error_set(err, MD_ECORRUPT, "member sanction entry has another layout");
     }
     bool on = md__pj_in_effect(s.applied_at, s.expires_at, PJ_NONE, l->as_of);
-    json_array_append_new(l->sanctions,
-                          json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "sanction_id", id,
-                                    "measure", md__pj_enumj(md__pj_measures, md__pj_nmeasures, s.measure),
-                                    "clause", md__pj_strj(s.clause), "applied_at",
-                                    md__pj_time(s.applied_at), "expires_at",
-                                    md__pj_time(s.expires_at), "applied_seq",
-                                    (json_int_t)s.applied_seq, "in_effect", on));
+    md_json_append(l->sanctions,
+                   json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "sanction_id", id,
+                             "measure", md__pj_enumj(md__pj_measures, md__pj_nmeasures, s.measure),
+                             "clause", md__pj_strj(s.clause), "applied_at",
+                             md__pj_time(s.applied_at), "expires_at",
+                             md__pj_time(s.expires_at), "applied_seq",
+                             (json_int_t)s.applied_seq, "in_effect", on));
     if (on && s.measure >= 0 && (size_t)s.measure < md__pj_nmeasures)
-        json_array_append_new(l->restrictions, json_string(md__pj_measures[s.measure]));
+        md_json_append(l->restrictions, json_string(md__pj_measures[s.measure]));
     return MD_OK;
 }
 
@@ -356,41 +387,42 @@ static md_err_t read_lists(md_proj_t *p, MDB_txn *txn, const char *id, acct_list
 static json_t *account_json(const char *id, const pj_account_t *a, acct_lists_t *l)
 {
     json_t *j = json_object();
-    json_object_set_new(j, "member_id", json_string(id));
-    json_object_set_new(j, "kind", md__pj_enumj(kind_names, N_(kind_names), a->kind));
-    json_object_set_new(j, "name", md__pj_strj(a->name));
-    json_object_set_new(j, "registered_at", md__pj_time(a->registered_at));
-    json_object_set_new(j, "operator", json_boolean(a->operator_));
-    json_object_set_new(j, "provider_status",
+    md_json_set(j, "member_id", json_string(id));
+    md_json_set(j, "kind", md__pj_enumj(kind_names, N_(kind_names), a->kind));
+    md_json_set(j, "name", md__pj_strj(a->name));
+    md_json_set(j, "registered_at", md__pj_time(a->registered_at));
+    md_json_set(j, "operator", json_boolean(a->operator_));
+    md_json_set(j, "provider_status",
                         md__pj_enumj(provider_names, N_(provider_names), a->provider_status));
-    json_object_set_new(j, "business_name", md__pj_strj(a->business_name));
-    json_object_set_new(j, "email", md__pj_strj(a->email));
-    json_object_set_new(j, "phone", md__pj_strj(a->phone));
-    json_object_set_new(j, "identity_hash", md__pj_strj(a->identity_hash));
-    json_object_set_new(j, "provider_since", md__pj_time(a->provider_at));
-    json_object_set_new(j, "agreement_version", json_integer(a->agreement_version));
-    json_object_set_new(j, "agreement_mode",
+    md_json_set(j, "business_name", md__pj_strj(a->business_name));
+    md_json_set(j, "email", md__pj_strj(a->email));
+    md_json_set(j, "phone", md__pj_strj(a->phone));
+    md_json_set(j, "identity_hash", md__pj_strj(a->identity_hash));
+    md_json_set(j, "provider_since", md__pj_time(a->provider_at));
+    md_json_set(j, "agreement_version", json_integer(a->agreement_version));
+    md_json_set(j, "agreement_mode",
                         md__pj_enumj(mode_names, N_(mode_names), a->agreement_mode));
-    json_object_set_new(j, "agreement_accepted_at", md__pj_time(a->agreement_at));
-    json_object_set_new(j, "declined_version", json_integer(a->declined_version));
-    json_object_set_new(j, "declined_at", md__pj_time(a->declined_at));
-    json_object_set_new(j, "balance", json_integer(a->balance));
-    json_object_set_new(j, "escrow_held", json_integer(a->escrow));
-    json_object_set_new(j, "deposited", json_integer(a->deposited));
-    json_object_set_new(j, "withdrawn", json_integer(a->withdrawn));
-    json_object_set_new(j, "spent", json_integer(a->spent));
-    json_object_set_new(j, "earned", json_integer(a->earned));
-    json_object_set_new(j, "refunds", json_integer(a->refunds));
-    json_object_set_new(j, "orders_as_buyer", json_integer(a->orders_buyer));
-    json_object_set_new(j, "orders_as_provider", json_integer(a->orders_provider));
-    json_object_set_new(j, "notices", json_integer(a->notices));
-    json_object_set_new(j, "sanctions_total", json_integer(a->sanctions));
-    json_object_set_new(j, "sanctions", l->sanctions);
-    json_object_set_new(j, "restrictions", l->restrictions);
-    json_object_set_new(j, "stores", l->stores);
-    json_object_set_new(j, "licences", l->licences);
-    json_object_set_new(j, "registered_seq", json_integer(a->registered_seq));
-    json_object_set_new(j, "updated_seq", json_integer(a->updated_seq));
+    md_json_set(j, "agreement_accepted_at", md__pj_time(a->agreement_at));
+    md_json_set(j, "declined_version", json_integer(a->declined_version));
+    md_json_set(j, "declined_at", md__pj_time(a->declined_at));
+    md_json_set(j, "balance", json_integer(a->balance));
+    md_json_set(j, "held", json_integer(a->held));
+    md_json_set(j, "escrow_held", json_integer(a->escrow));
+    md_json_set(j, "deposited", json_integer(a->deposited));
+    md_json_set(j, "withdrawn", json_integer(a->withdrawn));
+    md_json_set(j, "spent", json_integer(a->spent));
+    md_json_set(j, "earned", json_integer(a->earned));
+    md_json_set(j, "refunds", json_integer(a->refunds));
+    md_json_set(j, "orders_as_buyer", json_integer(a->orders_buyer));
+    md_json_set(j, "orders_as_provider", json_integer(a->orders_provider));
+    md_json_set(j, "notices", json_integer(a->notices));
+    md_json_set(j, "sanctions_total", json_integer(a->sanctions));
+    md_json_set(j, "sanctions", l->sanctions);
+    md_json_set(j, "restrictions", l->restrictions);
+    md_json_set(j, "stores", l->stores);
+    md_json_set(j, "licences", l->licences);
+    md_json_set(j, "registered_seq", json_integer(a->registered_seq));
+    md_json_set(j, "updated_seq", json_integer(a->updated_seq));
     return j;
 }
 

@@ -92,6 +92,9 @@ static const audit_row_t audit_rows[PJ_T_COUNT_] = {
                                         {"complaint_id", K_COMPLAINT}}},
     [PJ_T_SanctionLifted] = {"3.3.3", {{"target_id", K_TARGET}}},
     [PJ_T_SanctionAppealed] = {"3.1.4", {M_("appellant")}},
+    [PJ_T_AppealRuled] = {"3.1.4", {{0}}},
+    [PJ_T_PolicySet] = {NULL, {{0}}},
+    [PJ_T_SettlementReleased] = {"3.2.1", {M_("provider")}},
     [PJ_T_ConsentGranted] = {"6.2.1", {M_("subject")}},
     [PJ_T_ConsentRevoked] = {"6.2.1", {M_("subject")}},
     [PJ_T_RecordsDisclosed] = {"6", {M_("subject")}},
@@ -271,20 +274,20 @@ static json_t *entry_json(const pj_ctx_t *c, const char *subject, size_t subject
     const md_event_t *ev = c->ev;
     action_clause(c, action, sizeof action, &clause, &clen);
     json_t *j = json_object();
-    json_object_set_new(j, "seq", json_integer((json_int_t)ev->seq));
-    json_object_set_new(j, "recorded_at", json_integer(ev->recorded_at));
-    json_object_set_new(j, "action", json_string(action));
-    json_object_set_new(j, "clause", strn_or_null(clause, clen));
-    json_object_set_new(j, "actor", ev->has_actor ? json_string(ev->actor) : json_null());
-    json_object_set_new(j, "subject", strn_or_null(subject, subject_n));
-    json_object_set_new(j, "subject_kind", md__pj_enumj(kinds, NKINDS, kind));
-    json_object_set_new(j, "role", json_string(role));
-    json_object_set_new(j, "stream", json_string(ev->stream));
-    json_object_set_new(j, "command_id", ev->has_command_id ? json_string(ev->command_id)
-                                                            : json_null());
+    md_json_set(j, "seq", json_integer((json_int_t)ev->seq));
+    md_json_set(j, "recorded_at", json_integer(ev->recorded_at));
+    md_json_set(j, "action", json_string(action));
+    md_json_set(j, "clause", strn_or_null(clause, clen));
+    md_json_set(j, "actor", ev->has_actor ? json_string(ev->actor) : json_null());
+    md_json_set(j, "subject", strn_or_null(subject, subject_n));
+    md_json_set(j, "subject_kind", md__pj_enumj(kinds, NKINDS, kind));
+    md_json_set(j, "role", json_string(role));
+    md_json_set(j, "stream", json_string(ev->stream));
+    md_json_set(j, "command_id", ev->has_command_id ? json_string(ev->command_id)
+                                                    : json_null());
     if (c->type == PJ_T_CommandRejected &&
         md_data_get_str(ev->data, ev->data_len, "message", &s, &n) == MD_OK)
-        json_object_set_new(j, "message", json_stringn(s, n));
+        md_json_set(j, "message", json_stringn(s, n));
     return j;
 }
 

@@ -15,11 +15,15 @@
 
 #include "epoch.h"
 
+#define DAY_MS 86400000LL       /* rules.md: a day */
+
 typedef struct pj_order {
     int64_t fmt, placed_seq, updated_seq, status, quantity, unit_price, discount, amount;
     int64_t escrow, paid, refunded, released;
     int64_t placed_at, paid_at, delivered_at, completed_at, cancelled_at, closed_at;
     int64_t refunded_at, disputed_at, ruled_at, dispute, ruling;
+    int64_t auto_confirm_at, after_sales_until;  /* PJ_NONE: no timer / no window */
+    int64_t held, held_until, settled_at;        /* the settlement hold (PJ_NONE: none) */
     char buyer[PJ_ID], provider[PJ_ID], store_id[PJ_ID], product_id[PJ_ID];
     char category_id[PJ_ID], voucher_id[PJ_ID], complaint_id[PJ_ID], cancelled_by[PJ_ID];
     char sanction_id[PJ_ID];
@@ -107,7 +111,21 @@ static md_err_t on_paid(op_t *x)
 static md_err_t on_delivered(op_t *x)
 {
     x->o.delivered_at = x->c->ev->recorded_at;
+    x->o.auto_confirm_at = md__pj_opt_int(x->c, "auto_confirm_at");
     return set_status(x, ST_DELIVERED);
+}
+
+/* A release to the provider: the hold (held_until) and the after-sales window. */
+static void on_release(op_t *x, int64_t r)
+{
+    int64_t until = md__pj_opt_int(x->c, "held_until");
+    int64_t window = md__pj_opt_int(x->c, "after_sales_until");
+    if (until != PJ_NONE) {
+        x->o.held = r;
+        x->o.held_until = until;
+    }
+    if (window != PJ_NONE)
+        x->o.after_sales_until = window;
 }
 
 static md_err_t on_completed(op_t *x)
@@ -115,6 +133,7 @@ static md_err_t on_completed(op_t *x)
     int64_t r = md__pj_int(x->c, "released");
     x->o.escrow -= r;
     x->o.released += r;
+    on_release(x, r);
     x->o.completed_at = x->c->ev->recorded_at;
     return set_status(x, ST_COMPLETED);
 }
@@ -144,9 +163,28 @@ static md_err_t on_arbitration(op_t *x)
     return MD_OK;
 }
 
+/* A complaint ended at t: a timer that found it active is armed again by the
+ * ending event (rules.md): auto_confirm at t + 1 day, settlement at t. */
+static void complaint_ended(op_t *x)
+{
+    int64_t t = x->c->ev->recorded_at;
+    if (x->o.status == ST_DELIVERED && x->o.auto_confirm_at != PJ_NONE && x->o.auto_confirm_at <= t)
+        x->o.auto_confirm_at = t + DAY_MS;
+    else if (x->o.held != PJ_NONE && x->o.settled_at == PJ_NONE && x->o.held_until <= t)
+        x->o.held_until = t;
+}
+
 static md_err_t on_withdrawn(op_t *x)
 {
     x->o.dispute = DS_WITHDRAWN;
+    complaint_ended(x);
+    return MD_OK;
+}
+
+static md_err_t on_settled(op_t *x)
+{
+    x->o.held = 0;
+    x->o.settled_at = x->c->ev->recorded_at;
     return MD_OK;
 }
 
@@ -154,17 +192,27 @@ static md_err_t on_ruled(op_t *x)
 {
     int64_t refund = md__pj_int(x->c, "refund_amount"), rel = md__pj_int(x->c, "released");
     int64_t st = md__pj_enum(x->c, "order_status", status_names, ST_COUNT_);
-    x->o.escrow -= refund + rel;
+    if (md__pj_int(x->c, "after_sales") != 0) {   /* refunded from the hold */
+        x->o.held -= refund;
+        x->o.released -= refund;
+    } else {
+        x->o.escrow -= refund + rel;
+        on_release(x, rel);
+    }
     x->o.refunded += refund;
     x->o.released += rel;
     x->o.dispute = DS_RULED;
     x->o.ruling = md__pj_enum(x->c, "decision", ruling_names, NRULINGS);
     x->o.ruled_at = x->c->ev->recorded_at;
-    if (st == ST_COMPLETED)
+    if (st == ST_COMPLETED && x->o.status != ST_COMPLETED)
         x->o.completed_at = x->o.ruled_at;
-    else
+    else if (st != ST_COMPLETED)
         x->o.refunded_at = x->o.ruled_at;
-    return set_status(x, st);
+    if (st == ST_REFUNDED && x->o.held != PJ_NONE && x->o.settled_at == PJ_NONE)
+        x->o.settled_at = x->o.ruled_at;   /* the hold closed: all of it refunded */
+    md_err_t rc = set_status(x, st);
+    complaint_ended(x);
+    return rc;
 }
 
 static md_err_t on_closed(op_t *x)
@@ -193,6 +241,7 @@ static const handler_t handlers[PJ_T_COUNT_] = {
     [PJ_T_ArbitrationRequested] = {on_arbitration, "order_id"},
     [PJ_T_ComplaintWithdrawn] = {on_withdrawn, "order_id"},
     [PJ_T_DisputeRuled] = {on_ruled, "order_id"},
+    [PJ_T_SettlementReleased] = {on_settled, "order_id"},
     [PJ_T_SanctionApplied] = {on_closed, "target_id"}, /* target_type order only */
 };
 
@@ -213,6 +262,8 @@ static md_err_t placed(op_t *x)
     x->o.paid_at = x->o.delivered_at = x->o.completed_at = x->o.cancelled_at = PJ_NONE;
     x->o.closed_at = x->o.refunded_at = x->o.disputed_at = x->o.ruled_at = PJ_NONE;
     x->o.ruling = -1;
+    x->o.auto_confirm_at = x->o.after_sales_until = PJ_NONE;
+    x->o.held = x->o.held_until = x->o.settled_at = PJ_NONE;
     md__pj_str(c, "buyer", x->o.buyer, PJ_ID);
     md__pj_str(c, "provider", x->o.provider, PJ_ID);
     md__pj_str(c, "store_id", x->o.store_id, PJ_ID);
@@ -275,35 +326,40 @@ static json_t *order_json(const char *id, const pj_order_t *o)
     char day[PJ_DAY];
     md__pj_day(o->placed_at, day);
     json_t *j = json_object();
-    json_object_set_new(j, "order_id", json_string(id));
-    json_object_set_new(j, "status", md__pj_enumj(status_names, ST_COUNT_, o->status));
-    json_object_set_new(j, "buyer", md__pj_strj(o->buyer));
-    json_object_set_new(j, "provider", md__pj_strj(o->provider));
-    json_object_set_new(j, "store_id", md__pj_strj(o->store_id));
-    json_object_set_new(j, "product_id", md__pj_strj(o->product_id));
-    json_object_set_new(j, "category_id", md__pj_strj(o->category_id));
-    json_object_set_new(j, "quantity", json_integer(o->quantity));
-    json_object_set_new(j, "unit_price", json_integer(o->unit_price));
-    json_object_set_new(j, "discount", json_integer(o->discount));
-    json_object_set_new(j, "amount", json_integer(o->amount));
-    json_object_set_new(j, "voucher_id", md__pj_strj(o->voucher_id));
-    json_object_set_new(j, "escrow", json_integer(o->escrow));
-    json_object_set_new(j, "paid", json_integer(o->paid));
-    json_object_set_new(j, "refunded", json_integer(o->refunded));
-    json_object_set_new(j, "released", json_integer(o->released));
-    json_object_set_new(j, "placed_at", md__pj_time(o->placed_at));
-    json_object_set_new(j, "placed_day", json_string(day));
-    json_object_set_new(j, "paid_at", md__pj_time(o->paid_at));
-    json_object_set_new(j, "delivered_at", md__pj_time(o->delivered_at));
-    json_object_set_new(j, "completed_at", md__pj_time(o->completed_at));
-    json_object_set_new(j, "cancelled_at", md__pj_time(o->cancelled_at));
-    json_object_set_new(j, "cancelled_by", md__pj_strj(o->cancelled_by));
-    json_object_set_new(j, "closed_at", md__pj_time(o->closed_at));
-    json_object_set_new(j, "closed_by_sanction", md__pj_strj(o->sanction_id));
-    json_object_set_new(j, "refunded_at", md__pj_time(o->refunded_at));
-    json_object_set_new(j, "dispute", dispute_json(o));
-    json_object_set_new(j, "placed_seq", json_integer(o->placed_seq));
-    json_object_set_new(j, "updated_seq", json_integer(o->updated_seq));
+    md_json_set(j, "order_id", json_string(id));
+    md_json_set(j, "status", md__pj_enumj(status_names, ST_COUNT_, o->status));
+    md_json_set(j, "buyer", md__pj_strj(o->buyer));
+    md_json_set(j, "provider", md__pj_strj(o->provider));
+    md_json_set(j, "store_id", md__pj_strj(o->store_id));
+    md_json_set(j, "product_id", md__pj_strj(o->product_id));
+    md_json_set(j, "category_id", md__pj_strj(o->category_id));
+    md_json_set(j, "quantity", json_integer(o->quantity));
+    md_json_set(j, "unit_price", json_integer(o->unit_price));
+    md_json_set(j, "discount", json_integer(o->discount));
+    md_json_set(j, "amount", json_integer(o->amount));
+    md_json_set(j, "voucher_id", md__pj_strj(o->voucher_id));
+    md_json_set(j, "escrow", json_integer(o->escrow));
+    md_json_set(j, "paid", json_integer(o->paid));
+    md_json_set(j, "refunded", json_integer(o->refunded));
+    md_json_set(j, "released", json_integer(o->released));
+    md_json_set(j, "placed_at", md__pj_time(o->placed_at));
+    md_json_set(j, "placed_day", json_string(day));
+    md_json_set(j, "paid_at", md__pj_time(o->paid_at));
+    md_json_set(j, "delivered_at", md__pj_time(o->delivered_at));
+    md_json_set(j, "completed_at", md__pj_time(o->completed_at));
+    md_json_set(j, "cancelled_at", md__pj_time(o->cancelled_at));
+    md_json_set(j, "cancelled_by", md__pj_strj(o->cancelled_by));
+    md_json_set(j, "closed_at", md__pj_time(o->closed_at));
+    md_json_set(j, "closed_by_sanction", md__pj_strj(o->sanction_id));
+    md_json_set(j, "refunded_at", md__pj_time(o->refunded_at));
+    md_json_set(j, "auto_confirm_at", md__pj_time(o->auto_confirm_at));
+    md_json_set(j, "after_sales_until", md__pj_time(o->after_sales_until));
+    md_json_set(j, "held", md__pj_time(o->held));
+    md_json_set(j, "held_until", md__pj_time(o->held_until));
+    md_json_set(j, "settled_at", md__pj_time(o->settled_at));
+    md_json_set(j, "dispute", dispute_json(o));
+    md_json_set(j, "placed_seq", json_integer(o->placed_seq));
+    md_json_set(j, "updated_seq", json_integer(o->updated_seq));
     return j;
 }
 

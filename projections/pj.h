@@ -16,7 +16,7 @@
 
 #include "md_proj.h"
 
-#define PJ_FORMAT 4             /* bump on any change of a record layout or key */
+#define PJ_FORMAT 5             /* bump on any change of a record layout or key */
 #define PJ_ID 65                /* ids are 1..64 bytes */
 #define PJ_NAME 201
 #define PJ_TEXT 501
@@ -33,18 +33,18 @@ typedef enum pj_db {
 
 /* Event types, sorted by name (bsearch; a test checks the order). */
 #define PJ_TYPES(X)                                                                  \
-    X(AgreementAccepted) X(AgreementDeclined) X(AgreementPublished)                  \
+    X(AgreementAccepted) X(AgreementDeclined) X(AgreementPublished) X(AppealRuled)     \
     X(ArbitrationRequested) X(CategoryDefined) X(CategoryRetired) X(CommandRejected) \
     X(ComplaintFiled) X(ComplaintWithdrawn) X(ConsentGranted) X(ConsentRevoked)      \
     X(DefenseSubmitted) X(DisputeRuled) X(FundsDeposited) X(FundsWithdrawn)          \
     X(LicenseGranted) X(LicenseRevoked) X(MaintenanceCancelled)                      \
     X(MaintenanceScheduled) X(MemberRegistered) X(MessageSent) X(OperatorGranted)    \
     X(OperatorRevoked) X(OrderCancelled) X(OrderCompleted) X(OrderDelivered)         \
-    X(OrderPaid) X(OrderPlaced) X(PersonalDataDisclosed) X(PriceChanged)             \
+    X(OrderPaid) X(OrderPlaced) X(PersonalDataDisclosed) X(PolicySet) X(PriceChanged) \
     X(ProductApproved) X(ProductDelisted) X(ProductDenied) X(ProductPublished)       \
     X(ProductRelisted) X(ProviderApplied) X(ProviderApproved) X(ProviderRejected)    \
     X(RecordsDisclosed) X(ReviewPosted) X(SanctionAppealed) X(SanctionApplied)       \
-    X(SanctionLifted) X(StoreClosed) X(StoreOpened) X(StoreReopened) X(TermAllowed)  \
+    X(SanctionLifted) X(SettlementReleased) X(StoreClosed) X(StoreOpened) X(StoreReopened) X(TermAllowed)  \
     X(TermProhibited) X(VoucherIssued) X(VoucherRedeemed) X(VoucherRestored)
 
 #define PJ_TYPE_ENUM_(n) PJ_T_##n,
@@ -87,7 +87,7 @@ struct md_proj {
      * write-back cache that md__pj_load reads; entries of insert-only
      * databases go to the spill (md__pj_put_new). All are written sorted by
      * key, appended where the keys follow the database's last key (see
-     * "bulk mode" in core.c). */
+     * "bulk mode" in bulk.c). */
     bool bulk;
     bool complete[PJ_DB_COUNT_];     /* empty in LMDB and not written since:
                                       * a key the cache lacks is absent */

@@ -258,9 +258,9 @@ md_err_t md_proj_stats(md_proj_t *p, md_txn_t *t, json_t **out, md_error_t *err)
             bytes += (uint64_t)(st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) *
                      st.ms_psize;
         }
-        json_object_set_new(projs, proj_names[i],
-                            json_pack("{s:I, s:I}", "entries", (json_int_t)entries, "bytes",
-                                      (json_int_t)bytes));
+        md_json_set(projs, proj_names[i],
+                    json_pack("{s:I, s:I}", "entries", (json_int_t)entries, "bytes",
+                              (json_int_t)bytes));
     }
     *out = json_pack("{s:I, s:I, s:o}", "seq", (json_int_t)seq, "format", (json_int_t)fmt,
                      "projections", projs);

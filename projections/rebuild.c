@@ -34,7 +34,7 @@ typedef struct walk {
 
 /* ---- room in the map ----------------------------------------------------------------
  * A replay writes the projections at the end of one long transaction (bulk
- * mode, core.c); when that runs out of map, LMDB fails the commit with
+ * mode, bulk.c); when that runs out of map, LMDB fails the commit with
  * MDB_MAP_FULL, md_store_write grows the map and replays everything again.
  * So the room is estimated first: the new projections take about as many
  * pages as the ones they replace (bulk-loaded pages are fuller, not emptier),
@@ -107,7 +107,7 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
  * in two lanes. The writer (the thread holding the write transaction) reads
  * the events and applies orders; a helper thread reads the same events
  * through a read transaction of its own and applies accounts, audit, sales
- * and records to a handle of its own, in bulk mode (core.c): their databases
+ * and records to a handle of its own, in bulk mode (bulk.c): their databases
  * are empty at the start, so nothing is read back from LMDB, and its sorted
  * writes (pj_batch_t) are handed to the writer, which writes them between its
  * own events and hands the batches back for reuse. A projection reads and
@@ -662,7 +662,7 @@ static md_err_t verify_in(md_proj_t *p, md_txn_t *t, const char *dir, walk_t *w,
     rep->events = w->n;
     md_txn_end(rt);
     md_proj_free(tp);
-    md_store_close(tmp);
+    md_store_free(tmp);
     return rc;
 }
 
@@ -746,6 +746,6 @@ md_err_t md_proj_replay(md_txn_t *src, uint64_t until, const char *out_dir,
     if (rc == MD_OK && events)
         *events = w.n;
     md_proj_free(p);
-    md_store_close(out);
+    md_store_free(out);
     return rc;
 }

@@ -439,9 +439,9 @@ static json_t *product_json(const pj_product_t *p, int64_t as_of)
         (int)delisted, "sanction_id", md__pj_strj(p->sanction_id), "published_at",
         md__pj_time(p->published_at), "published_seq", (json_int_t)p->published_seq,
         "updated_seq", (json_int_t)p->updated_seq);
-    json_object_set_new(j, "rating_avg",
-                        p->reviews ? json_real((double)p->rating_sum / (double)p->reviews)
-                                   : json_null());
+    md_json_set(j, "rating_avg",
+                p->reviews ? json_real((double)p->rating_sum / (double)p->reviews)
+                           : json_null());
     return j;
 }
 
@@ -477,16 +477,16 @@ static json_t *sanction_json(const pj_sanction_t *x, int64_t as_of)
         (json_int_t)x->applied_seq, "updated_seq", (json_int_t)x->updated_seq);
     json_t *cons = json_object(); /* consequences, by target type */
     if (x->buyer[0])
-        json_object_set_new(cons, "buyer", json_string(x->buyer));
+        md_json_set(cons, "buyer", json_string(x->buyer));
     if (x->provider[0])
-        json_object_set_new(cons, "provider", json_string(x->provider));
+        md_json_set(cons, "provider", json_string(x->provider));
     if (x->owner[0])
-        json_object_set_new(cons, "owner", json_string(x->owner));
+        md_json_set(cons, "owner", json_string(x->owner));
     if (x->complaint_id[0])
-        json_object_set_new(cons, "complaint_id", json_string(x->complaint_id));
+        md_json_set(cons, "complaint_id", json_string(x->complaint_id));
     if (x->target_type == 3)
-        json_object_set_new(cons, "refunded", json_integer(x->refunded));
-    json_object_set_new(j, "consequences", cons);
+        md_json_set(cons, "refunded", json_integer(x->refunded));
+    md_json_set(j, "consequences", cons);
     return j;
 }
 
@@ -544,7 +544,7 @@ md_err_t md__pj_record_get(md_proj_t *p, MDB_txn *txn, char kind, const char *id
                               : voucher_json(&r.v, as_of);
     char idkey[16];
     snprintf(idkey, sizeof idkey, "%s_id", kind_word(kind));
-    json_object_set_new(j, idkey, json_string(id));
+    md_json_set(j, idkey, json_string(id));
     *out = j;
     return MD_OK;
 }

@@ -70,19 +70,19 @@ int md__rule_reopen_store(md__ctx_t *c)
 
 /* ---- products -------------------------------------------------------------------- */
 
-static int require_license(md__ctx_t *c)
+static int require_license(md__ctx_t *c, const char *category_id)
 {
     char key[MD__KEY_MAX];
     md__flag_t f;
     bool found;
     if (!c->category.restricted)
         return MD_OK;
-    size_t n = md__key3(key, "l:", c->cmd->actor, md__str(c, "category_id"), NULL);
+    size_t n = md__key3(key, "l:", c->cmd->actor, category_id, NULL);
     int rc = md__get(c->st, key, n, &f, sizeof f, &found, c->err);
     if (rc == MD_OK && !(found && f.on))
         return md__reject(c, MD_CODE_PRODUCT_RESTRICTED,
                           "category '%s' is restricted and '%s' holds no licence for it",
-                          md__str(c, "category_id"), c->cmd->actor);
+                          category_id, c->cmd->actor);
     return rc;
 }
 
@@ -92,7 +92,7 @@ int md__rule_publish_product(md__ctx_t *c)
     if (rc == MD_OK)
         rc = require_category_live(c, &c->category, md__str(c, "category_id"));
     if (rc == MD_OK)
-        rc = require_license(c);
+        rc = require_license(c, md__str(c, "category_id"));
     if (rc == MD_OK)
         rc = md__check_content(c, "title");
     if (rc != MD_OK)
@@ -144,17 +144,18 @@ int md__rule_change_price(md__ctx_t *c)
     return MD_OK;
 }
 
-static void emit_product(md__ctx_t *c, const char *type)
+static md_data_t *emit_product(md__ctx_t *c, const char *type)
 {
     md_data_t *d = md__emit(c, type, "product", md__str(c, "product_id"));
     md__put_str(c, d, "product_id");
+    return d;
 }
 
 int md__rule_delist_product(md__ctx_t *c)
 {
     if (c->product.status != MD__PS_LISTED)
         return product_state(c, "listed");
-    emit_product(c, "ProductDelisted");
+    md_data_str(emit_product(c, "ProductDelisted"), "reason", "owner");
     return MD_OK;
 }
 
@@ -175,7 +176,10 @@ int md__rule_relist_product(md__ctx_t *c)
     if (rc == MD_OK)
         rc = require_category_live(c, &c->category, p->category_id);
     if (rc == MD_OK)
-        emit_product(c, "ProductRelisted");
+        rc = require_license(c, p->category_id);
+    if (rc == MD_OK)
+        md_data_str(emit_product(c, "ProductRelisted"), "status",
+                    p->delisted_pending ? "pending_review" : "listed");
     return rc;
 }
 
@@ -245,7 +249,9 @@ md_err_t md__evolve_ProductPublished(md__ev_t *e)
         rc = read_vocab(e, "kind", md__product_kinds, &p.kind);
     if (rc == MD_OK)
         rc = read_vocab(e, "status", md__product_statuses, &p.status);
-    return rc == MD_OK ? md__ev_save(e, "P:", id, &p, sizeof p) : rc;
+    if (rc == MD_OK)
+        rc = md__ev_save(e, "P:", id, &p, sizeof p);
+    return rc == MD_OK ? md__index_product(e, &p, id) : rc;
 }
 
 /* Sets the product's status (and price when the event carries one). */
@@ -284,12 +290,33 @@ md_err_t md__evolve_PriceChanged(md__ev_t *e)
     return product_update(e, -1);
 }
 
+/* Delisted while pending_review (a revoked licence): relisting needs review again. */
 md_err_t md__evolve_ProductDelisted(md__ev_t *e)
 {
-    return product_update(e, MD__PS_DELISTED);
+    md__product_t p;
+    char id[MD_ID_MAX + 1];
+    md_err_t rc = md__ev_str(e, "product_id", id, sizeof id);
+    if (rc == MD_OK)
+        rc = md__ev_load(e, "P:", id, &p, sizeof p);
+    if (rc != MD_OK)
+        return rc;
+    p.delisted_pending = p.status == MD__PS_PENDING;
+    p.status = MD__PS_DELISTED;
+    return md__ev_save(e, "P:", id, &p, sizeof p);
 }
 
 md_err_t md__evolve_ProductRelisted(md__ev_t *e)
 {
-    return product_update(e, MD__PS_LISTED);
+    md__product_t p;
+    char id[MD_ID_MAX + 1], status[16];
+    md_err_t rc = md__ev_str(e, "product_id", id, sizeof id);
+    if (rc == MD_OK)
+        rc = md__ev_str_opt(e, "status", status, sizeof status);
+    if (rc == MD_OK)
+        rc = md__ev_load(e, "P:", id, &p, sizeof p);
+    if (rc != MD_OK)
+        return rc;
+    p.status = strcmp(status, "pending_review") == 0 ? MD__PS_PENDING : MD__PS_LISTED;
+    p.delisted_pending = 0;
+    return md__ev_save(e, "P:", id, &p, sizeof p);
 }

@@ -1,5 +1,5 @@
 /*
- * codes.c - rejection codes and their clauses: rules.md "Codes and clauses",
+ * codes.c - rejection codes and their clauses: docs/rules-reference.md "Codes and clauses",
  * one code, one clause, wherever it is raised.
  */
 #include <string.h>
@@ -45,6 +45,8 @@ static const code_row_t codes[MD_CODE_COUNT_] = {
     R(OFF_PLATFORM_TRADE, "4.2.6"),
     R(CONSENT_REQUIRED, "6.2.1"),
     R(NO_VIOLATION_ON_RECORD, "6.2.3"),
+    R(AFTER_SALES_CLOSED, "3.2.3"),
+    R(APPEAL_WINDOW_CLOSED, "3.1.4"), R(APPEAL_STATE, "3.1.4"),
 };
 
 const char *md_code_name(md_code_t code)

@@ -1,5 +1,5 @@
 /*
- * command.c - the command schema table (rules.md "Commands"): for each
+ * command.c - the command schema table (docs/rules-reference.md "Commands"): for each
  * command its target stream, the field naming the target, and its data fields
  * in declaration order with type, limits and defaults. Plus the step-1 checks
  * that look at several fields at once, and the accessors of md_command.h.
@@ -11,7 +11,6 @@
 #include "text.h"
 #include "vocab.h"
 
-#define I32 2147483647LL
 
 /* Field constructors: required (R) or optional (O) unless a default is given. */
 #define ID_R(n) {.name = n, .type = MD_FT_ID, .required = true}
@@ -33,10 +32,17 @@
      .pattern = md__clause_ok}
 
 #define MONEY(n) INT_R(n, 1, MD_MONEY_MAX)
-#define VERSION INT_R("version", 1, I32)
+#define VERSION INT_R("version", 1, INT64_MAX)
+#define DAYS(n) INT_R(n, 0, 365)
+#define EVIDENCE_O(n) {.name = n, .type = MD_FT_EVIDENCE}
+
+static bool not_system(const char *s, size_t len)
+{
+    return !(len == 6 && memcmp(s, "system", 6) == 0);
+}
 
 static const md_fspec_t f_register_member[] = {
-    ID_R("member_id"), ENUM_R("kind", md__member_kinds), TEXT_R("name", 200),
+    {.name = "member_id", .type = MD_FT_ID, .required = true, .pattern = not_system}, ENUM_R("kind", md__member_kinds), TEXT_R("name", 200),
     HEX_R("identity_hash"), TEXT_O("email", 200), TEXT_O("phone", 32)};
 static const md_fspec_t f_publish_agreement[] = {VERSION, TEXT_R("title", 200),
                                                  HEX_R("digest")};
@@ -76,9 +82,10 @@ static const md_fspec_t f_post_review[] = {ID_R("review_id"), ID_R("order_id"),
 static const md_fspec_t f_send_message[] = {ID_R("message_id"), ID_R("to"),
                                             TEXT_R("text", 2000), ID_O("order_id")};
 static const md_fspec_t f_file_complaint[] = {ID_R("complaint_id"), ID_R("order_id"),
-                                              TEXT_R("reason", 2000)};
+                                              TEXT_R("reason", 2000), EVIDENCE_O("evidence")};
 static const md_fspec_t f_complaint[] = {ID_R("complaint_id")};
-static const md_fspec_t f_defense[] = {ID_R("complaint_id"), TEXT_R("statement", 2000)};
+static const md_fspec_t f_defense[] = {ID_R("complaint_id"), TEXT_R("statement", 2000),
+                                        EVIDENCE_O("evidence")};
 static const md_fspec_t f_rule[] = {ID_R("complaint_id"), ENUM_R("decision", md__rulings),
                                     INT_O("refund_amount", 1, MD_MONEY_MAX)};
 static const md_fspec_t f_apply_sanction[] = {
@@ -97,10 +104,16 @@ static const md_fspec_t f_disclose[] = {
 static const md_fspec_t f_schedule[] = {ID_R("window_id"), TIME_R("starts_at"),
                                         TIME_R("ends_at")};
 static const md_fspec_t f_window[] = {ID_R("window_id")};
+static const md_fspec_t f_rule_on_appeal[] = {
+    ID_R("sanction_id"), ENUM_R("decision", md__appeal_rulings), TEXT_R("reason", 500)};
+static const md_fspec_t f_set_policy[] = {
+    DAYS("after_sales_days"), DAYS("auto_confirm_days"), DAYS("defense_days"),
+    DAYS("settlement_hold_days"), DAYS("appeal_days")};
 
 static const char *x_rule_on_dispute(const md_command_t *c, char *msg, size_t cap);
 static const char *x_apply_sanction(const md_command_t *c, char *msg, size_t cap);
 static const char *x_schedule(const md_command_t *c, char *msg, size_t cap);
+static const char *x_set_policy(const md_command_t *c, char *msg, size_t cap);
 
 #define F(a) a, sizeof(a) / sizeof(a[0])
 #define C(t, name, stream, target, fields, x) [t] = {t, name, stream, target, F(fields), x}
@@ -150,11 +163,14 @@ static const md_cmd_spec_t specs[MD_CMD_COUNT_] = {
     C(MD_CMD_APPLY_SANCTION, "ApplySanction", "sanction", "sanction_id", f_apply_sanction, x_apply_sanction),
     C(MD_CMD_LIFT_SANCTION, "LiftSanction", "sanction", "sanction_id", f_lift_sanction, NULL),
     C(MD_CMD_APPEAL_SANCTION, "AppealSanction", "sanction", "sanction_id", f_appeal_sanction, NULL),
+    C(MD_CMD_RULE_ON_APPEAL, "RuleOnAppeal", "sanction", "sanction_id", f_rule_on_appeal, NULL),
     C(MD_CMD_GRANT_CONSENT, "GrantConsent", "consent", "consent_id", f_grant_consent, NULL),
     C(MD_CMD_REVOKE_CONSENT, "RevokeConsent", "consent", "consent_id", f_consent, NULL),
     C(MD_CMD_DISCLOSE_RECORDS, "DiscloseRecords", "disclosure", "disclosure_id", f_disclose, NULL),
     C(MD_CMD_SCHEDULE_MAINTENANCE, "ScheduleMaintenance", "maintenance", "window_id", f_schedule, x_schedule),
     C(MD_CMD_CANCEL_MAINTENANCE, "CancelMaintenance", "maintenance", "window_id", f_window, NULL),
+    C(MD_CMD_SET_POLICY, "SetPolicy", "platform", NULL, f_set_policy, x_set_policy),
+    [MD_CMD_TICK] = {MD_CMD_TICK, "Tick", "platform", NULL, NULL, 0, NULL},
 };
 
 const md_cmd_spec_t *md_cmd_spec_of(md_cmd_type_t type)
@@ -190,6 +206,15 @@ const char *md_cmd_str(const md_command_t *c, const char *field)
     const md_cval_t *v = cval(c, field);
     if (v == NULL || !v->present || v->len == 0)
         return NULL;
+    return c->arena + v->off;
+}
+
+const char *md_cmd_bytes(const md_command_t *c, const char *field, size_t *len)
+{
+    const md_cval_t *v = cval(c, field);
+    if (v == NULL || !v->present || v->len == 0)
+        return NULL;
+    *len = v->len;
     return c->arena + v->off;
 }
 
@@ -272,6 +297,20 @@ static const char *x_schedule(const md_command_t *c, char *msg, size_t cap)
     if (b <= a) {
         snprintf(msg, cap, "data.ends_at: must be after starts_at");
         return "ends_at";
+    }
+    return NULL;
+}
+
+/* settlement_hold_days >= after_sales_days: the hold outlasts the window. */
+static const char *x_set_policy(const md_command_t *c, char *msg, size_t cap)
+{
+    int64_t hold = 0, after = 0;
+    md_cmd_int(c, "settlement_hold_days", &hold);
+    md_cmd_int(c, "after_sales_days", &after);
+    if (hold < after) {
+        snprintf(msg, cap, "data.settlement_hold_days: %lld is below after_sales_days %lld",
+                 (long long)hold, (long long)after);
+        return "settlement_hold_days";
     }
     return NULL;
 }

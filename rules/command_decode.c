@@ -1,6 +1,6 @@
 /*
  * command_decode.c - decoding of the command envelope and its data fields
- * (rules.md "Command envelope", "Order of checks" step 1, "Fine points").
+ * (docs/rules-reference.md "Command envelope", "Order of checks" step 1, "Fine points").
  *
  * The JSON text is parsed by jansson with JSON_REJECT_DUPLICATES; the msgpack
  * form is converted to the same jansson value first (command_msgpack.c), so
@@ -55,7 +55,7 @@ static md_decode_status_t reject(md_command_t *c, const char *code, const char *
 
 /* Copies s into the arena (NUL-terminated); the schema's limits guarantee
  * that every command fits (checked by test_command). */
-static void arena_put(md_command_t *c, md_cval_t *v, const char *s, size_t len)
+void md__arena_put(md_command_t *c, md_cval_t *v, const char *s, size_t len)
 {
     if (c->arena_len + len + 1 > sizeof c->arena)
         len = 0;   /* unreachable with the schema's limits */
@@ -123,6 +123,8 @@ static bool take_string(const md_fspec_t *f, json_t *j, md_command_t *c, md_cval
     case MD_FT_ID:
         if (!md_valid_id(s, n))
             return snprintf(why, cap, "expected an id (1..64 bytes of [A-Za-z0-9._:-])"), false;
+        if (f->pattern != NULL && !f->pattern(s, n))
+            return snprintf(why, cap, "'%s' is reserved", s), false;
         break;
     case MD_FT_TEXT:
         if (!take_text(f, s, n, why, cap))
@@ -144,7 +146,7 @@ static bool take_string(const md_fspec_t *f, json_t *j, md_command_t *c, md_cval
     default:
         return false;
     }
-    arena_put(c, v, s, n);
+    md__arena_put(c, v, s, n);
     return true;
 }
 
@@ -163,7 +165,7 @@ static bool take_int(const md_fspec_t *f, json_t *j, md_cval_t *v, char *why, si
 static const char *type_word(md_ftype_t t)
 {
     static const char *const words[] = {"an id", "a text", "an integer", "a boolean",
-                                        "64 hex digits", "a time", "a string"};
+                                        "64 hex digits", "a time", "a string", "an array"};
     return words[t];
 }
 
@@ -173,6 +175,8 @@ static bool take_field(const md_fspec_t *f, json_t *j, md_command_t *c, md_cval_
     v->present = true;
     if (f->type == MD_FT_INT)
         return take_int(f, j, v, why, cap);
+    if (f->type == MD_FT_EVIDENCE)
+        return md__take_evidence(j, c, v, why, cap);
     if (f->type == MD_FT_BOOL) {
         if (!json_is_boolean(j))
             return snprintf(why, cap, "expected a boolean"), false;
@@ -371,6 +375,8 @@ md_decode_status_t md__decode_root(json_t *root, const md_decode_opts_t *o,
     size_t n = json_string_length(id);
     if (!json_is_string(id) || n < 1 || n > MD_COMMAND_ID_MAX)
         return malformed(c, "command_id: not a string of 1..128 bytes");
+    if (strncmp(json_string_value(id), "timer:", 6) == 0)
+        return malformed(c, "command_id: the prefix timer: is reserved for timers");
     memcpy(c->command_id, json_string_value(id), n + 1);
     json_t *type = json_object_get(root, "type");
     if (json_is_string(type))

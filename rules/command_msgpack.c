@@ -43,7 +43,7 @@ static json_t *array_to_json(const msgpack_object_array *a, char *why, size_t ca
             json_decref(arr);
             return NULL;
         }
-        json_array_append_new(arr, v);
+        md_json_append(arr, v);
     }
     return arr;
 }

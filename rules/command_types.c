@@ -1,6 +1,6 @@
 /*
  * command_types.c - validators of field syntax: ids, UTF-8, and the RFC 3339
- * subset of rules.md "Fine points" (times kept as ms since the epoch).
+ * subset of docs/rules-reference.md "Fine points" (times kept as ms since the epoch).
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,40 +20,6 @@ bool md_valid_id(const char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         if (!id_char((unsigned char)s[i]))
             return false;
-    }
-    return true;
-}
-
-/* Length of the UTF-8 sequence starting at p (0 when invalid), rejecting
- * overlong forms, surrogates and code points above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-    unsigned c = p[0];
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (n == 0 || n > left)
-        return 0;
-    unsigned cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
-bool md_valid_utf8(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        if (p[i] == 0)
-            return false;
-        size_t n = utf8_seq(p + i, len - i);
-        if (n == 0)
-            return false;
-        i += n;
     }
     return true;
 }

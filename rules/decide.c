@@ -1,5 +1,5 @@
 /*
- * decide.c - md_rules_decide(): rules.md "Order of checks" steps 2-6 driven
+ * decide.c - md_rules_decide(): docs/rules-reference.md "Order of checks" steps 2-6 driven
  * by the command's row in table.c, then the command's own rule (step 7), the
  * implicit acceptance of the agreement (§1.2, §1.4) and, for a rejection, the
  * CommandRejected event. Reads state only.
@@ -119,6 +119,8 @@ static bool authorized(const md__ctx_t *c, md__auth_t a)
     case MD__A_PARTY: return is(c, c->order.buyer) || is(c, c->order.provider);
     case MD__A_COMPLAINANT: return is(c, c->complaint.complainant);
     case MD__A_RESPONDENT: return is(c, c->complaint.respondent);
+    case MD__A_COMPLAINT_PARTY:
+        return is(c, c->complaint.complainant) || is(c, c->complaint.respondent);
     case MD__A_HOLDER: return is(c, c->voucher.holder);
     case MD__A_CONSENT_OWNER: return is(c, c->consent.subject);
     case MD__A_SANCTIONED: return is(c, c->sanction.party_a) || is(c, c->sanction.party_b);
@@ -133,6 +135,7 @@ static const char *const auth_words[] = {
     [MD__A_PROVIDER] = "the order's provider",
     [MD__A_PARTY] = "the order's buyer or provider",
     [MD__A_COMPLAINANT] = "the complainant", [MD__A_RESPONDENT] = "the respondent",
+    [MD__A_COMPLAINT_PARTY] = "the complainant or the respondent",
     [MD__A_HOLDER] = "the voucher's holder", [MD__A_CONSENT_OWNER] = "the consent's owner",
     [MD__A_SANCTIONED] = "the sanctioned member"};
 

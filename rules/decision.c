@@ -108,7 +108,8 @@ bool md__member_suspended(const md__member_t *m, int64_t now)
 
 int md__check_content(md__ctx_t *c, const char *field)
 {
-    const char *text = md__str(c, field);
+    char text[MD__TEXT_FOLD_MAX];
+    md__fold(md__str(c, field), text, sizeof text);
     const void *terms = NULL;
     size_t len = 0;
     bool found = false;

@@ -81,3 +81,19 @@ md_err_t md__ev_credit(md__ev_t *e, const char *member, int64_t delta)
     m.balance += delta;
     return md__ev_save(e, "m:", member, &m, sizeof m);
 }
+
+md_err_t md__ev_hold(md__ev_t *e, const char *member, int64_t delta)
+{
+    md__member_t m;
+    md_err_t rc = md__ev_load(e, "m:", member, &m, sizeof m);
+    if (rc != MD_OK || delta == 0)
+        return rc;
+    m.held += delta;
+    return md__ev_save(e, "m:", member, &m, sizeof m);
+}
+
+bool md__ev_has(md__ev_t *e, const char *key)
+{
+    int64_t v;
+    return md_data_get_int(e->ev->data, e->ev->data_len, key, &v) == MD_OK;
+}

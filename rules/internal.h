@@ -2,7 +2,7 @@
  * internal.h - the decider's private machinery: the decision context, the
  * command rules table and the per-command rule functions (the rules/ sources).
  *
- * A rule function runs at step 7 of rules.md "Order of checks": the generic
+ * A rule function runs at step 7 of docs/rules-reference.md "Order of checks": the generic
  * driver (decide.c) has already done steps 2-6 as the command's row in
  * table.c describes them, and loaded every referenced aggregate into the
  * context. It either rejects (return md__reject(...)) or emits its events
@@ -19,6 +19,8 @@
 #include "vocab.h"
 
 #define MD__REJECT 1   /* a rule rejected the command (d->code is set) */
+#define MD__TEXT_FOLD_MAX 2048   /* texts checked for content are <= 2000 bytes */
+
 
 typedef struct md__ctx {
     const md_state_t *st;
@@ -70,6 +72,7 @@ typedef enum md__auth {
     MD__A_PARTY,           /* buyer or provider */
     MD__A_COMPLAINANT,     /* of the loaded complaint */
     MD__A_RESPONDENT,
+    MD__A_COMPLAINT_PARTY, /* complainant or respondent */
     MD__A_HOLDER,          /* of the loaded voucher */
     MD__A_CONSENT_OWNER,
     MD__A_SANCTIONED       /* a member the loaded sanction is against */
@@ -141,7 +144,8 @@ void md__emit_voucher_restored(md__ctx_t *c, const md__order_t *o, const char *o
     X(apply_arbitration) X(submit_defense) X(withdraw_complaint)               \
     X(rule_on_dispute) X(apply_sanction) X(lift_sanction) X(appeal_sanction)   \
     X(grant_consent) X(revoke_consent) X(disclose_records)                     \
-    X(schedule_maintenance) X(cancel_maintenance)
+    X(schedule_maintenance) X(cancel_maintenance) X(rule_on_appeal)           \
+    X(set_policy) X(tick)
 
 #define MD__RULE_DECL(n) int md__rule_##n(md__ctx_t *c);
 MD__RULES(MD__RULE_DECL)
@@ -154,7 +158,6 @@ int md__find_term(md__ctx_t *c);         /* AllowTerm: term prohibited */
 int md__dup_term(md__ctx_t *c);          /* ProhibitTerm: not yet prohibited */
 int md__find_window(md__ctx_t *c);       /* CancelMaintenance: not cancelled */
 int md__find_sanction_target(md__ctx_t *c);  /* ApplySanction: target exists */
-int md__find_appeal_target(md__ctx_t *c);    /* AppealSanction: parties known */
 
 /* ---- evolve (one function per event type) ------------------------------- */
 
@@ -177,6 +180,32 @@ md_err_t md__ev_load(md__ev_t *e, const char *prefix, const char *id, void *rec,
 md_err_t md__ev_save(md__ev_t *e, const char *prefix, const char *id, void *rec, size_t size);
 /* Adds delta to a member's balance. */
 md_err_t md__ev_credit(md__ev_t *e, const char *member, int64_t delta);
+/* Moves delta (may be negative) into a provider's held amount. */
+md_err_t md__ev_hold(md__ev_t *e, const char *member, int64_t delta);
+/* Indexes a product by owner and category ("Pc:" keys, RevokeLicense). */
+md_err_t md__index_product(md__ev_t *e, const md__product_t *p, const char *id);
+bool md__ev_has(md__ev_t *e, const char *key);
+
+/* ---- timers and windows (timers.c) ------------------------------------------- */
+
+enum md__timer_kind { MD__TK_AUTO_CONFIRM = 'a', MD__TK_DEFENSE = 'd', MD__TK_SETTLEMENT = 's' };
+
+/* The platform record (policy included) for decide / evolve. */
+md_err_t md__ev_platform(md__ev_t *e, md__platform_t *p);
+/* Arms (kind, id) at deadline with the current event's seq, replacing the timer
+ * at (*at, *seq) when one is armed; sets *at and *seq. */
+md_err_t md__arm(md__ev_t *e, int kind, const char *id, int64_t deadline, int64_t *at,
+                 int64_t *seq);
+/* Days of the policy as a deadline from t (0 when days is 0). */
+int64_t md__deadline(int64_t t, int64_t days);
+/* Completion of an order (ConfirmOrder, the auto_confirm timer): OrderCompleted
+ * with mode, the hold and the after-sales window of the policy at now. */
+void md__emit_completed(md__ctx_t *c, const md__order_t *o, const char *order_id,
+                        const char *mode);
+/* Applies a release of an event (OrderCompleted, DisputeRuled) to the provider. */
+md_err_t md__ev_release(md__ev_t *e, md__order_t *o, const char *order_id, int64_t amount);
+/* A release to the provider: held_until when the policy holds it (0 if not). */
+void md__put_release(md__ctx_t *c, md_data_t *d, int64_t released, bool completes);
 
 #define MD__EVENTS(X)                                                          \
     X(MemberRegistered) X(AgreementPublished) X(AgreementAccepted)             \
@@ -192,7 +221,8 @@ md_err_t md__ev_credit(md__ev_t *e, const char *member, int64_t delta);
     X(ArbitrationRequested) X(ComplaintWithdrawn) X(DisputeRuled)              \
     X(SanctionApplied) X(SanctionLifted) X(SanctionAppealed)                   \
     X(ConsentGranted) X(ConsentRevoked) X(RecordsDisclosed)                    \
-    X(MaintenanceScheduled) X(MaintenanceCancelled)
+    X(MaintenanceScheduled) X(MaintenanceCancelled) X(PolicySet)              \
+    X(AppealRuled) X(SettlementReleased) X(DefenseSubmitted)
 
 #define MD__EVOLVE_DECL(n) md_err_t md__evolve_##n(md__ev_t *e);
 MD__EVENTS(MD__EVOLVE_DECL)

@@ -215,9 +215,70 @@ int md__rule_grant_license(md__ctx_t *c)
     return emit_license(c, "LicenseGranted");
 }
 
+md_err_t md__index_product(md__ev_t *e, const md__product_t *p, const char *id)
+{
+    char key[MD__KEY_MAX];
+    md__flag_t f = {.fmt = 0, .on = 1};
+    size_t n = md__key3(key, "Pc:", p->owner, p->category_id, id);
+    return md__put(e->st, key, n, &f, sizeof f, e->err);
+}
+
+/* The product id of an index key "Pc:<owner>/<category>/<id>" after prefix[pn]. */
+static int next_indexed(md__ctx_t *c, char *key, size_t *kn, size_t pn, char *pid, bool *more)
+{
+    const void *k;
+    size_t kl;
+    md_err_t rc = c->st->seek(c->st->ctx, key, *kn, &k, &kl);
+    *more = false;
+    if (rc == MD_ENOTFOUND)
+        return MD_OK;
+    if (rc != MD_OK)
+        return md_error_set(c->err, rc, "state seek failed");
+    if (kl <= pn || kl - pn > MD_ID_MAX || kl + 1 >= MD__KEY_MAX || memcmp(k, key, pn) != 0)
+        return MD_OK;
+    memcpy(pid, (const char *)k + pn, kl - pn);
+    pid[kl - pn] = '\0';
+    memcpy(key, k, kl);
+    key[kl] = '\0';
+    *kn = kl + 1;                 /* the next key after this one */
+    *more = true;
+    return MD_OK;
+}
+
+/* §4.2.3: the member's listed or pending products in the restricted category,
+ * by ascending product id, are delisted with the licence. */
+static int delist_unlicensed(md__ctx_t *c)
+{
+    char key[MD__KEY_MAX], pid[MD_ID_MAX + 1];
+    size_t pn = md__key3(key, "Pc:", md__str(c, "member_id"), md__str(c, "category_id"), "");
+    size_t kn = pn;
+    bool more = true, found;
+    int rc = MD_OK;
+    while (rc == MD_OK && more) {
+        md__product_t p;
+        memset(&p, 0, sizeof p);
+        rc = next_indexed(c, key, &kn, pn, pid, &more);
+        if (rc != MD_OK || !more)
+            continue;
+        rc = md__load(c, "P:", pid, &p, sizeof p, &found);
+        if (rc != MD_OK || (p.status != MD__PS_LISTED && p.status != MD__PS_PENDING))
+            continue;
+        if (c->d->n_events == MD_DECISION_EVENTS_MAX)
+            return md__reject(c, MD_CODE_INVALID_FIELD, "data.category_id: more than %d "
+                              "products to delist at once; delist some first",
+                              MD_DECISION_EVENTS_MAX - 1);
+        const char *id = md__keep(c->d, pid);
+        md_data_t *d = md__emit(c, "ProductDelisted", "product", id);
+        md_data_str(d, "product_id", id);
+        md_data_str(d, "reason", "license_revoked");
+    }
+    return rc;
+}
+
 int md__rule_revoke_license(md__ctx_t *c)
 {
-    return emit_license(c, "LicenseRevoked");
+    emit_license(c, "LicenseRevoked");
+    return c->category.restricted ? delist_unlicensed(c) : MD_OK;
 }
 
 /* Whether the lower-cased term is in the "terms" record. */
@@ -239,8 +300,9 @@ static int term_listed(md__ctx_t *c, const char *term, bool *listed)
 /* The command's term, lower-cased, kept in the decision's arena. */
 static const char *lower_term(md__ctx_t *c)
 {
-    char buf[101];
-    md__lower(md__str(c, "term"), buf, sizeof buf);
+    char folded[101], buf[101];
+    md__fold(md__str(c, "term"), folded, sizeof folded);
+    md__lower(folded, buf, sizeof buf);
     return md__keep(c->d, buf);
 }
 

@@ -72,6 +72,13 @@ static int orderable(md__ctx_t *c)
     if (strcmp(p->owner, c->cmd->actor) == 0)
         return md__reject(c, MD_CODE_SELF_DEALING, "'%s' owns the store of product '%s'",
                           c->cmd->actor, pid);
+    int rc = md__load(c, "m:", p->owner, &prov, sizeof prov, &found);
+    if (rc != MD_OK)
+        return rc;
+    if (c->actor.identity_hash[0] != '\0' &&
+        strcmp(c->actor.identity_hash, prov.identity_hash) == 0)
+        return md__reject(c, MD_CODE_SELF_DEALING, "'%s' has the identity of '%s', who owns "
+                          "the store of product '%s'", c->cmd->actor, p->owner, pid);
     if (md__slot_active(&c->actor.slot[MD__SLOT_RESTRICT], c->now))
         return md__reject(c, MD_CODE_ORDERING_RESTRICTED, "ordering by '%s' is restricted by "
                           "sanction '%s'", c->cmd->actor,
@@ -79,11 +86,9 @@ static int orderable(md__ctx_t *c)
     if (p->status != MD__PS_LISTED)
         return md__reject(c, MD_CODE_PRODUCT_UNAVAILABLE, "product '%s' is %s, not listed", pid,
                           md__product_statuses[p->status]);
-    int rc = md__load(c, "s:", p->store_id, &c->store, sizeof c->store, &found);
+    rc = md__load(c, "s:", p->store_id, &c->store, sizeof c->store, &found);
     if (rc == MD_OK && (c->store.closed_by_owner || md__slot_active(&c->store.closed, c->now)))
         return md__reject(c, MD_CODE_STORE_CLOSED, "store '%s' is closed", p->store_id);
-    if (rc == MD_OK)
-        rc = md__load(c, "m:", p->owner, &prov, sizeof prov, &found);
     if (rc == MD_OK && (prov.closed || md__member_suspended(&prov, c->now)))
         return md__reject(c, MD_CODE_PROVIDER_UNAVAILABLE, "provider '%s' is %s", p->owner,
                           prov.closed ? "closed" : "suspended");
@@ -209,7 +214,10 @@ int md__rule_deliver_order(md__ctx_t *c)
 {
     if (c->order.status != MD__OS_PAID)
         return order_state(c, "paid");
-    md__put_str(c, emit_order(c, "OrderDelivered"), "note");
+    md_data_t *d = emit_order(c, "OrderDelivered");
+    md__put_str(c, d, "note");
+    if (c->plat.auto_confirm_days > 0)
+        md_data_int(d, "auto_confirm_at", md__deadline(c->now, c->plat.auto_confirm_days));
     return MD_OK;
 }
 
@@ -219,7 +227,7 @@ int md__rule_confirm_order(md__ctx_t *c)
         return order_state(c, "delivered");
     int rc = not_in_dispute(c);
     if (rc == MD_OK)
-        md_data_int(emit_order(c, "OrderCompleted"), "released", c->order.escrow);
+        md__emit_completed(c, &c->order, md__str(c, "order_id"), "buyer");
     return rc;
 }
 
@@ -378,12 +386,33 @@ md_err_t md__evolve_OrderPaid(md__ev_t *e)
 
 md_err_t md__evolve_OrderDelivered(md__ev_t *e)
 {
-    return order_money(e, NULL, false, false, MD__OS_DELIVERED);
+    md__order_t o;
+    char id[MD_ID_MAX + 1];
+    int64_t at = 0;
+    md_err_t rc = order_money(e, NULL, false, false, MD__OS_DELIVERED);
+    if (rc != MD_OK || !md__ev_has(e, "auto_confirm_at"))
+        return rc;
+    rc = md__ev_str(e, "order_id", id, sizeof id);
+    if (rc == MD_OK) rc = md__ev_int(e, "auto_confirm_at", &at);
+    if (rc == MD_OK) rc = md__ev_load(e, "o:", id, &o, sizeof o);
+    if (rc == MD_OK) rc = md__arm(e, MD__TK_AUTO_CONFIRM, id, at, &o.ac_at, &o.ac_seq);
+    return rc == MD_OK ? md__ev_save(e, "o:", id, &o, sizeof o) : rc;
 }
 
 md_err_t md__evolve_OrderCompleted(md__ev_t *e)
 {
-    return order_money(e, "released", false, false, MD__OS_COMPLETED);
+    md__order_t o;
+    char id[MD_ID_MAX + 1];
+    int64_t released = 0;
+    md_err_t rc = md__ev_str(e, "order_id", id, sizeof id);
+    if (rc == MD_OK) rc = md__ev_int(e, "released", &released);
+    if (rc == MD_OK) rc = md__ev_load(e, "o:", id, &o, sizeof o);
+    if (rc != MD_OK)
+        return rc;
+    o.escrow -= released;
+    o.status = MD__OS_COMPLETED;
+    rc = md__ev_release(e, &o, id, released);
+    return rc == MD_OK ? md__ev_save(e, "o:", id, &o, sizeof o) : rc;
 }
 
 md_err_t md__evolve_OrderCancelled(md__ev_t *e)
@@ -406,10 +435,79 @@ md_err_t md__evolve_VoucherIssued(md__ev_t *e)
     if (rc == MD_OK) rc = md__ev_load(e, "m:", v.holder, &m, sizeof m);
     if (rc != MD_OK)
         return rc;
-    md_data_get_bool(e->ev->data, e->ev->data_len, "new_member_promo", &promo);
+    if (md_data_get_bool(e->ev->data, e->ev->data_len, "new_member_promo", &promo) != MD_OK)
+        promo = false; /* absent: not a promotion voucher */
     v.promo = promo;
     rc = md__ev_save(e, "v:", id, &v, sizeof v);
     if (rc == MD_OK && promo && m.identity_hash[0] != '\0')
         rc = md__ev_save(e, "promo:", m.identity_hash, &claimed, sizeof claimed);
     return rc;
+}
+
+/* ---- completion, holds and after-sales (§3.1.3, §3.2.1, §3.2.3) ------------------ */
+
+int64_t md__deadline(int64_t t, int64_t days)
+{
+    return days > 0 ? t + days * MD_DAY_MS : 0;
+}
+
+void md__put_release(md__ctx_t *c, md_data_t *d, int64_t released, bool completes)
+{
+    md_data_int(d, "released", released);
+    if (c->plat.settlement_hold_days > 0)
+        md_data_int(d, "held_until", md__deadline(c->now, c->plat.settlement_hold_days));
+    if (completes && c->plat.after_sales_days > 0)
+        md_data_int(d, "after_sales_until", md__deadline(c->now, c->plat.after_sales_days));
+}
+
+void md__emit_completed(md__ctx_t *c, const md__order_t *o, const char *order_id,
+                        const char *mode)
+{
+    const char *id = md__keep(c->d, order_id);
+    md_data_t *d = md__emit(c, "OrderCompleted", "order", id);
+    md_data_str(d, "order_id", id);
+    md_data_str(d, "buyer", md__keep(c->d, o->buyer));
+    md_data_str(d, "provider", md__keep(c->d, o->provider));
+    md_data_str(d, "mode", mode);
+    md__put_release(c, d, o->escrow, true);
+}
+
+/* The release of an event to the order's provider: into the hold when the event
+ * carries held_until (and the settlement timer is armed), else the balance. */
+md_err_t md__ev_release(md__ev_t *e, md__order_t *o, const char *order_id, int64_t amount)
+{
+    int64_t until = 0, after = 0;
+    md_err_t rc = MD_OK;
+    if (md__ev_has(e, "after_sales_until") &&
+        (rc = md__ev_int(e, "after_sales_until", &after)) == MD_OK)
+        o->after_sales_until = after;
+    if (rc != MD_OK)
+        return rc;
+    if (!md__ev_has(e, "held_until"))
+        return md__ev_credit(e, o->provider, amount);
+    rc = md__ev_int(e, "held_until", &until);
+    if (rc == MD_OK)
+        rc = md__ev_hold(e, o->provider, amount);
+    if (rc != MD_OK)
+        return rc;
+    o->held = amount;
+    o->hold_open = 1;
+    return md__arm(e, MD__TK_SETTLEMENT, order_id, until, &o->st_at, &o->st_seq);
+}
+
+md_err_t md__evolve_SettlementReleased(md__ev_t *e)
+{
+    md__order_t o;
+    char id[MD_ID_MAX + 1];
+    int64_t amount;
+    md_err_t rc = md__ev_str(e, "order_id", id, sizeof id);
+    if (rc == MD_OK) rc = md__ev_int(e, "amount", &amount);
+    if (rc == MD_OK) rc = md__ev_load(e, "o:", id, &o, sizeof o);
+    if (rc == MD_OK) rc = md__ev_hold(e, o.provider, -amount);
+    if (rc == MD_OK) rc = md__ev_credit(e, o.provider, amount);
+    if (rc != MD_OK)
+        return rc;
+    o.held = 0;
+    o.hold_open = 0;
+    return md__ev_save(e, "o:", id, &o, sizeof o);
 }

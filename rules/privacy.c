@@ -66,7 +66,8 @@ static int consent_on_record(md__ctx_t *c)
     return rc;
 }
 
-/* The clause each legal basis of a disclosure rests on (rules.md, §6.2, §3.3.4). */
+/* The clause each legal basis of a disclosure rests on (docs/rules-reference.md,
+ * §6.2, §3.3.4). */
 static const char *const basis_clause[] = {
     [MD__B_CONSENT] = "6.2.1", [MD__B_LAW] = "6.2.2", [MD__B_AUTHORITY] = "3.3.4",
     [MD__B_VIOLATION] = "6.2.3", [MD__B_SERVICE] = "6.2.4", [MD__B_POLICY] = "6.2.5",

@@ -59,6 +59,8 @@ static md_data_t *emit_sanction(md__ctx_t *c, const char *type)
     return d;
 }
 
+static void emit_lifted(md__ctx_t *c, const char *reason);
+
 /* The consequences an observer needs, by target type (docs/events.md). */
 static void applied_consequences(md__ctx_t *c, md_data_t *d, int m, int t)
 {
@@ -117,22 +119,57 @@ int md__rule_lift_sanction(md__ctx_t *c)
     if (s->lifted || (s->has_exp && c->now >= s->expires_at))
         return md__reject(c, MD_CODE_SANCTION_NOT_ACTIVE, "sanction '%s' is %s", id,
                           s->lifted ? "already lifted" : "expired");
-    md_data_t *d = emit_sanction(c, "SanctionLifted");
-    md_data_str(d, "measure", md__measures[s->measure]);
-    md_data_str(d, "target_type", md__target_types[s->target_type]);
-    md_data_str(d, "target_id", md__keep(c->d, s->target_id));
-    md__put_str(c, d, "reason");
+    emit_lifted(c, NULL);
     return MD_OK;
 }
 
 int md__rule_appeal_sanction(md__ctx_t *c)
 {
-    if (c->sanction.appealed)
+    const md__sanction_t *s = &c->sanction;
+    if (s->appealed)
         return md__reject(c, MD_CODE_APPEAL_EXISTS, "sanction '%s' was already appealed",
                           md__str(c, "sanction_id"));
+    if (s->appeal_until != 0 && c->now >= s->appeal_until) {
+        char until[25];
+        md_format_time(s->appeal_until, until);
+        return md__reject(c, MD_CODE_APPEAL_WINDOW_CLOSED, "the appeal window of sanction "
+                          "'%s' closed at %s", md__str(c, "sanction_id"), until);
+    }
     md_data_t *d = emit_sanction(c, "SanctionAppealed");
     md_data_str(d, "appellant", c->cmd->actor);
     md__put_str(c, d, "statement");
+    return MD_OK;
+}
+
+static void emit_lifted(md__ctx_t *c, const char *reason)
+{
+    const md__sanction_t *s = &c->sanction;
+    md_data_t *d = emit_sanction(c, "SanctionLifted");
+    md_data_str(d, "measure", md__measures[s->measure]);
+    md_data_str(d, "target_type", md__target_types[s->target_type]);
+    md_data_str(d, "target_id", md__keep(c->d, s->target_id));
+    if (reason != NULL)
+        md_data_str(d, "reason", reason);
+    else
+        md__put_str(c, d, "reason");
+}
+
+/* §3.1.4: one ruling per appeal; an overturned reversible measure still in
+ * effect is lifted with LiftSanction's effects. */
+int md__rule_rule_on_appeal(md__ctx_t *c)
+{
+    const md__sanction_t *s = &c->sanction;
+    if (!s->appealed || s->appeal_ruled)
+        return md__reject(c, MD_CODE_APPEAL_STATE, "sanction '%s' has %s",
+                          md__str(c, "sanction_id"),
+                          s->appealed ? "an appeal already ruled" : "no appeal");
+    md_data_t *d = emit_sanction(c, "AppealRuled");
+    md__put_str(c, d, "decision");
+    md__put_str(c, d, "reason");
+    bool in_effect = md__measure_info[s->measure].reversible && !s->lifted &&
+                     !(s->has_exp && c->now >= s->expires_at);
+    if (md__int(c, "decision") == MD__APPEAL_OVERTURNED && in_effect)
+        emit_lifted(c, "appeal");
     return MD_OK;
 }
 
@@ -280,6 +317,11 @@ md_err_t md__evolve_SanctionApplied(md__ev_t *e)
     char id[MD_ID_MAX + 1];
     memset(&s, 0, sizeof s);
     md_err_t rc = read_sanction(e, id, &s);
+    md__platform_t p;
+    if (rc == MD_OK)
+        rc = md__ev_platform(e, &p);
+    if (rc == MD_OK)
+        s.appeal_until = md__deadline(e->ev->recorded_at, p.appeal_days);
     if (rc == MD_OK)
         rc = on_target[s.target_type](e, id, &s, false);
     return rc == MD_OK ? md__ev_save(e, "x:", id, &s, sizeof s) : rc;
@@ -310,5 +352,18 @@ md_err_t md__evolve_SanctionAppealed(md__ev_t *e)
     if (rc != MD_OK)
         return rc;
     s.appealed = 1;
+    return md__ev_save(e, "x:", id, &s, sizeof s);
+}
+
+md_err_t md__evolve_AppealRuled(md__ev_t *e)
+{
+    md__sanction_t s;
+    char id[MD_ID_MAX + 1];
+    md_err_t rc = md__ev_str(e, "sanction_id", id, sizeof id);
+    if (rc == MD_OK)
+        rc = md__ev_load(e, "x:", id, &s, sizeof s);
+    if (rc != MD_OK)
+        return rc;
+    s.appeal_ruled = 1;
     return md__ev_save(e, "x:", id, &s, sizeof s);
 }

@@ -225,6 +225,21 @@ static bool is_raw_record(const void *val, size_t len, size_t size)
     return fmt == MD__REC_FMT;
 }
 
+/* A compact record written before fields were appended to its struct (a smaller
+ * size): decoded as that size, the new fields left 0. */
+static int decode_older(const void *val, size_t len, void *rec, size_t size)
+{
+    const unsigned char *p = val;
+    if (len < 4 || p[0] != MD__REC_ZMARK0 || p[1] != MD__REC_ZMARK1)
+        return -1;
+    size_t old = (size_t)p[2] | (size_t)p[3] << 8;
+    if (old >= size || old < sizeof(uint32_t) || md__rec_decode(val, len, rec, old) != 0) {
+        memset(rec, 0, size);
+        return -1;
+    }
+    return 0;
+}
+
 md_err_t md__get(const md_state_t *st, const char *key, size_t klen, void *rec, size_t size,
                  bool *found, md_error_t *err)
 {
@@ -241,7 +256,7 @@ md_err_t md__get(const md_state_t *st, const char *key, size_t klen, void *rec, 
         memcpy(rec, val, size);
         return MD_OK;
     }
-    if (md__rec_decode(val, len, rec, size) != 0)
+    if (md__rec_decode(val, len, rec, size) != 0 && decode_older(val, len, rec, size) != 0)
         return md_error_set(err, MD_ECORRUPT,
                             "state record '%.*s' (%zu bytes) is not a record of size %zu",
                             (int)klen, key, len, size);

@@ -44,6 +44,8 @@
  *   w:<window>                md__window_t
  *   g:<message>, d:<disclosure>      md__flag_t (exists)
  *   pay:<payment_ref>, promo:<identity_hash>  md__flag_t (seen / claimed)
+ *   Pc:<owner>/<category>/<product>  md__flag_t (products by owner and category)
+ *   ~T<deadline><seq><kind><id>     "" (the timer index, timers.c)
  */
 #ifndef MD_RULES_STATE_H
 #define MD_RULES_STATE_H
@@ -78,6 +80,8 @@ typedef struct md__platform {
     uint32_t fmt;
     int64_t agreement_version;    /* current published, 0 = none */
     int64_t operators;            /* members holding the operator role */
+    /* The policy (SetPolicy), all 0 until set: days of each limit. */
+    int64_t after_sales_days, auto_confirm_days, defense_days, settlement_hold_days, appeal_days;
 } md__platform_t;
 
 typedef struct md__member {
@@ -88,6 +92,7 @@ typedef struct md__member {
     int64_t sanctions;            /* sanctions ever applied to this member */
     char identity_hash[65];
     md__slot_t slot[MD__SLOT_COUNT_];
+    int64_t held;                 /* released to this provider, still held (settlement) */
 } md__member_t;
 
 /* Explicit padding members: an initialiser zeroes them, so no stack garbage
@@ -127,6 +132,7 @@ typedef struct md__product {
     md__id_t store_id, owner, category_id;
     int64_t price;
     md__slot_t delisted;          /* delist_product sanction */
+    uint8_t delisted_pending;     /* delisted while pending_review: relists to it */
 } md__product_t;
 
 enum md__order_status {
@@ -142,6 +148,12 @@ typedef struct md__order {
     md__id_t complaint;           /* active complaint, "" when none */
     int64_t unit_price, quantity, discount, amount;
     int64_t escrow;               /* paid and not yet released or refunded */
+    /* Timers and windows (0: none). ac: auto_confirm, st: settlement; *_seq: the
+     * seq of the arming event (the timer index key). */
+    int64_t ac_at, ac_seq, st_at, st_seq;
+    int64_t after_sales_until;    /* the after-sales window closes */
+    int64_t held;                 /* still held for the provider while hold_open */
+    uint8_t hold_open;
 } md__order_t;
 
 typedef struct md__voucher {
@@ -166,6 +178,8 @@ typedef struct md__complaint {
     uint32_t fmt;
     uint8_t status;
     md__id_t order_id, complainant, respondent;
+    int64_t df_at, df_seq;        /* the defense timer (0: none) */
+    uint8_t after_sales, defended;
 } md__complaint_t;
 
 typedef struct md__sanction {
@@ -174,6 +188,8 @@ typedef struct md__sanction {
     md__id_t target_id;
     md__id_t party_a, party_b;    /* members who may appeal */
     int64_t expires_at;
+    int64_t appeal_until;         /* 0: no appeal window */
+    uint8_t appeal_ruled;
 } md__sanction_t;
 
 typedef struct md__consent {

@@ -1,7 +1,7 @@
 /*
  * table.c - the command rules table: for every command, who may issue it,
  * which referenced ids must exist or must not (step 4), extra step-4 checks,
- * and the rule function of step 7 (rules.md "Commands", "Order of checks").
+ * and the rule function of step 7 (docs/rules-reference.md "Commands", "Order of checks").
  */
 #include <stddef.h>
 
@@ -104,7 +104,7 @@ static const md__row_t rows[MD_CMD_COUNT_] = {
         REF("order_id", ORDER)),
     ROW(FILE_COMPLAINT, 0, MD__A_PARTY, file_complaint, NEW("complaint_id", COMPLAINT),
         REF("order_id", ORDER)),
-    ROW(APPLY_ARBITRATION, 0, MD__A_COMPLAINANT, apply_arbitration,
+    ROW(APPLY_ARBITRATION, 0, MD__A_COMPLAINT_PARTY, apply_arbitration,
         REF("complaint_id", COMPLAINT)),
     ROW(SUBMIT_DEFENSE, MD__F_WHILE_SUSPENDED, MD__A_RESPONDENT, submit_defense,
         REF("complaint_id", COMPLAINT)),
@@ -116,6 +116,7 @@ static const md__row_t rows[MD_CMD_COUNT_] = {
     ROW(LIFT_SANCTION, 0, OP, lift_sanction, REF("sanction_id", SANCTION)),
     ROW(APPEAL_SANCTION, MD__F_WHILE_SUSPENDED | MD__F_WHILE_CLOSED, MD__A_SANCTIONED,
         appeal_sanction, REF("sanction_id", SANCTION)),
+    ROW(RULE_ON_APPEAL, 0, OP, rule_on_appeal, REF("sanction_id", SANCTION)),
     ROW(GRANT_CONSENT, 0, ANY, grant_consent, NEW("consent_id", CONSENT)),
     ROW(REVOKE_CONSENT, 0, MD__A_CONSENT_OWNER, revoke_consent, REF("consent_id", CONSENT)),
     ROW(DISCLOSE_RECORDS, 0, OP, disclose_records, NEW("disclosure_id", DISCLOSURE),
@@ -123,6 +124,8 @@ static const md__row_t rows[MD_CMD_COUNT_] = {
     ROW(SCHEDULE_MAINTENANCE, 0, OP, schedule_maintenance, NEW("window_id", WINDOW)),
     ROWH(CANCEL_MAINTENANCE, 0, OP, md__find_window, NULL, cancel_maintenance,
          REF("window_id", WINDOW)),
+    ROW(SET_POLICY, 0, OP, set_policy, {0}),
+    ROW(TICK, 0, OP, tick, {0}),
 };
 
 const md__row_t *md__row_of(md_cmd_type_t type)

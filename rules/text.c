@@ -1,6 +1,6 @@
 /*
  * text.c - clause syntax, prohibited terms and contact-detail detection.
- * Hand-written matchers for the small regular expressions of rules.md, so
+ * Hand-written matchers for the small regular expressions of docs/rules-reference.md, so
  * that no regex library (and no locale) is involved.
  */
 #include <string.h>
@@ -12,7 +12,7 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* ASCII white space, as \s in rules.md's patterns. */
+/* ASCII white space, as \s in docs/rules-reference.md's patterns. */
 static bool is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -117,4 +117,35 @@ bool md__has_contact(const char *text)
             return true;
     }
     return has_digit_run(text);
+}
+
+/* The ASCII of a full-width form or the ideographic space at s (3 bytes of
+ * UTF-8), or 0. */
+static char folded(const unsigned char *s)
+{
+    if (s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80)
+        return ' ';                                   /* U+3000 */
+    if (s[0] != 0xEF)
+        return 0;
+    if (s[1] == 0xBC && s[2] >= 0x81 && s[2] <= 0xBF)
+        return (char)(s[2] - 0x60);                   /* U+FF01..U+FF3F */
+    if (s[1] == 0xBD && s[2] >= 0x80 && s[2] <= 0x9E)
+        return (char)(s[2] - 0x20);                   /* U+FF40..U+FF5E */
+    return 0;
+}
+
+void md__fold(const char *s, char *out, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0;
+    while (*p != '\0' && o + 1 < cap) {
+        char a = (p[1] != '\0' && p[2] != '\0') ? folded(p) : 0;
+        if (a != 0) {
+            out[o++] = a;
+            p += 3;
+        } else {
+            out[o++] = (char)*p++;
+        }
+    }
+    out[o] = '\0';
 }

@@ -1,6 +1,6 @@
 /*
  * vocab.c - string lists of the enumerated vocabularies and the sanction
- * measure table (rules.md "Sanctions").
+ * measure table (docs/rules-reference.md "Sanctions").
  */
 #include <stdbool.h>
 #include <string.h>
@@ -11,6 +11,7 @@
 const char *const md__member_kinds[] = {"individual", "organization", NULL};
 const char *const md__product_kinds[] = {"software", "image", "service", NULL};
 const char *const md__rulings[] = {"refund_buyer", "release_provider", "split", NULL};
+const char *const md__appeal_rulings[] = {"upheld", "overturned", NULL};
 const char *const md__measures[] = {
     "notice", "remove_content", "mute", "restrict_ordering", "close_order",
     "freeze_balance", "delist_product", "close_store", "suspend_account",
@@ -24,7 +25,7 @@ const char *const md__bases[] = {"consent", "law", "authority", "violation", "se
 #define T(t) (1u << (t))
 
 /* measure -> {targets it fits, reversible, member slot}; the one table that
- * says which measure applies to what (rules.md, "Sanctions"). */
+ * says which measure applies to what (docs/rules-reference.md, "Sanctions"). */
 const md__measure_info_t md__measure_info[MD__M_COUNT_] = {
     [MD__M_NOTICE] = {T(MD__T_MEMBER), false, -1},
     [MD__M_REMOVE_CONTENT] = {T(MD__T_REVIEW) | T(MD__T_PRODUCT), false, -1},

@@ -17,6 +17,9 @@ extern const char *const md__product_kinds[];
 enum md__ruling { MD__RULE_REFUND_BUYER, MD__RULE_RELEASE_PROVIDER, MD__RULE_SPLIT };
 extern const char *const md__rulings[];
 
+enum md__appeal_ruling { MD__APPEAL_UPHELD, MD__APPEAL_OVERTURNED };
+extern const char *const md__appeal_rulings[];
+
 enum md__measure {
     MD__M_NOTICE, MD__M_REMOVE_CONTENT, MD__M_MUTE, MD__M_RESTRICT_ORDERING,
     MD__M_CLOSE_ORDER, MD__M_FREEZE_BALANCE, MD__M_DELIST_PRODUCT, MD__M_CLOSE_STORE,
@@ -36,7 +39,7 @@ enum md__basis {
 };
 extern const char *const md__bases[];
 
-/* What each sanction measure is (rules.md "Sanctions" table). */
+/* What each sanction measure is (docs/rules-reference.md "Sanctions" table). */
 typedef struct md__measure_info {
     unsigned targets;      /* bit (1u << md__target_type) per allowed target */
     bool reversible;       /* may carry expires_at and be lifted */

@@ -82,8 +82,12 @@ echo
 echo "== balances (fen)"
 for m in bob carol dave eve; do
     "$build/marketctl" --data-dir "$work/data" get account "$m" |
-        jq -r '"\(.member_id)\tbalance \(.balance)\tescrow held \(.escrow_held)\tspent \(.spent)\tearned \(.earned)"'
+        jq -r '"\(.member_id)\tbalance \(.balance)\tsettlement held \(.held)\tescrow held \(.escrow_held)\tspent \(.spent)\tearned \(.earned)"'
 done | column -t -s $'\t'
+echo
+echo "== deadlines that fired (timer events: actor system, recorded at their deadline, no result)"
+"$build/marketctl" --data-dir "$work/data" events |
+    jq -r 'select(.actor == "system") | "\(.seq)\t\(.command_id)\t\(.type)\t\(.data | del(.buyer, .provider) | tostring)"'
 echo
 echo "== audit trail of dave (muted for trading off the platform, appealed, lifted)"
 "$build/marketctl" --data-dir "$work/data" audit --subject dave |

@@ -14,7 +14,7 @@ packages=(
     libmsgpack-dev libjansson-dev     # encodings
     libcmocka-dev                     # unit tests
     libssl-dev libmicrohttpd-dev      # HTTP endpoint
-    valgrind clang cppcheck           # checks
+    valgrind clang cppcheck clang-format  # checks
     gnuplot-nox curl jq               # bench plots, HTTP probes, JSON in shell tests
     librdkafka1 xxd                   # runtime client; hex dumps in tests
 )

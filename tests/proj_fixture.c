@@ -37,9 +37,9 @@ void proj_fx_free(proj_fx_t *f)
 {
     if (f == NULL)
         return;
-    md_engine_destroy(f->eng);
+    md_engine_free(f->eng);
     md_proj_free(f->proj);
-    md_store_close(f->store);
+    md_store_free(f->store);
     md_test_rmdir(f->dir);
     free(f);
 }
@@ -227,7 +227,7 @@ void proj_fx_dir_digest(const char *dir, md_proj_digest_t *d)
     must(md_proj_digest(p, t, d, &err), &err, "digest");
     md_txn_end(t);
     md_proj_free(p);
-    md_store_close(s);
+    md_store_free(s);
 }
 
 const char *proj_fx_demo_path(void)

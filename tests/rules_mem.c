@@ -65,6 +65,12 @@ static kv_t *find(rules_mem_t *m, const void *key, size_t klen)
     return NULL;
 }
 
+static int keycmp(const void *a, size_t al, const void *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c != 0 ? c : (al > bl) - (al < bl);
+}
+
 static md_err_t mem_get(void *ctx, const void *key, size_t klen, const void **val,
                         size_t *vlen)
 {
@@ -124,9 +130,40 @@ static md_err_t mem_version(void *ctx, const char *s, uint64_t *version)
     return MD_OK;
 }
 
+/* The smallest key >= key (bytewise, shorter first on a common prefix). */
+static md_err_t mem_seek(void *ctx, const void *key, size_t klen, const void **okey,
+                         size_t *oklen)
+{
+    rules_mem_t *m = ctx;
+    const kv_t *best = NULL;
+    for (size_t i = 0; i < m->nkv; i++) {
+        const kv_t *e = &m->kv[i];
+        if (keycmp(e->key, e->klen, key, klen) >= 0 &&
+            (best == NULL || keycmp(e->key, e->klen, best->key, best->klen) < 0))
+            best = e;
+    }
+    if (best == NULL)
+        return MD_ENOTFOUND;
+    *okey = best->key;
+    *oklen = best->klen;
+    return MD_OK;
+}
+
+static md_err_t mem_del(void *ctx, const void *key, size_t klen)
+{
+    rules_mem_t *m = ctx;
+    kv_t *e = find(m, key, klen);
+    if (e == NULL)
+        return MD_OK;
+    free(e->key);
+    free(e->val);
+    *e = m->kv[--m->nkv];
+    return MD_OK;
+}
+
 md_state_t rules_mem_state(rules_mem_t *m)
 {
-    md_state_t st = {m, mem_get, mem_put, mem_version};
+    md_state_t st = {m, mem_get, mem_put, mem_version, mem_seek, mem_del};
     return st;
 }
 
@@ -142,7 +179,8 @@ static rules_mem_event_t *log_add(rules_mem_t *m)
     return e;
 }
 
-md_err_t rules_mem_apply(rules_mem_t *m, const md_command_t *cmd, md_decision_t *d,
+/* Appends d's events with command_id cid and actor (NULL: nil). */
+static md_err_t apply_as(rules_mem_t *m, const char *cid, const char *actor, md_decision_t *d,
                          int64_t now, md_error_t *err)
 {
     md_state_t st = rules_mem_state(m);
@@ -154,12 +192,10 @@ md_err_t rules_mem_apply(rules_mem_t *m, const md_command_t *cmd, md_decision_t 
         e->ev.version = ++stream(m, e->ev.stream, true)->version;
         strncpy(e->ev.type, d->events[i].type, MD_TYPE_MAX);
         e->ev.recorded_at = now;
-        e->ev.has_command_id = cmd == NULL || cmd->status != MD_DECODE_MALFORMED;
-        memcpy(e->ev.command_id, cmd == NULL ? "bootstrap" : cmd->command_id,
-               strlen(cmd == NULL ? "bootstrap" : cmd->command_id) + 1);
-        e->ev.has_actor = cmd == NULL || cmd->has_actor;
-        memcpy(e->ev.actor, cmd == NULL ? "bootstrap" : cmd->actor,
-               strlen(cmd == NULL ? "bootstrap" : cmd->actor) + 1);
+        e->ev.has_command_id = cid != NULL;
+        snprintf(e->ev.command_id, sizeof e->ev.command_id, "%s", cid ? cid : "");
+        e->ev.has_actor = cid != NULL && actor != NULL;
+        snprintf(e->ev.actor, sizeof e->ev.actor, "%s", e->ev.has_actor ? actor : "");
         e->ev.data = e->data.p;
         e->ev.data_len = e->data.len;
         md_err_t rc = md_rules_evolve(&st, &e->ev, err);
@@ -167,6 +203,31 @@ md_err_t rules_mem_apply(rules_mem_t *m, const md_command_t *cmd, md_decision_t 
             return rc;
     }
     return MD_OK;
+}
+
+md_err_t rules_mem_apply(rules_mem_t *m, const md_command_t *cmd, md_decision_t *d,
+                         int64_t now, md_error_t *err)
+{
+    if (cmd == NULL)
+        return apply_as(m, "bootstrap", "bootstrap", d, now, err);
+    return apply_as(m, cmd->status != MD_DECODE_MALFORMED ? cmd->command_id : NULL,
+                    cmd->has_actor ? cmd->actor : NULL, d, now, err);
+}
+
+md_err_t rules_mem_fire(rules_mem_t *m, int64_t now, md_decision_t *d, md_error_t *err)
+{
+    md_state_t st = rules_mem_state(m);
+    for (;;) {
+        md_timer_t t;
+        bool due = false;
+        md_err_t rc = md_rules_timer_next(&st, now, &t, &due, err);
+        if (rc == MD_OK && due)
+            rc = md_rules_timer_fire(&st, &t, d, err);
+        if (rc == MD_OK && due)
+            rc = apply_as(m, t.command_id, "system", d, t.deadline, err);
+        if (rc != MD_OK || !due)
+            return rc;
+    }
 }
 
 size_t rules_mem_count(const rules_mem_t *m)
@@ -238,6 +299,9 @@ const char *fx_raw(fx_t *w, const char *line)
     snprintf(buf, sizeof buf, "%s", line);
     unquote(buf);
     md_command_decode_json(buf, strlen(buf), NULL, &w->cmd);
+    md_error_t err = {0};
+    if (w->cmd.status != MD_DECODE_MALFORMED && rules_mem_fire(w->m, w->now, &w->d, &err) != MD_OK)
+        fail_msg("timers: %s", err.msg);
     return decide(w);
 }
 
@@ -320,4 +384,13 @@ int64_t fx_escrow(fx_t *w, const char *order)
     snprintf(key, sizeof key, "o:%s", order);
     record(w, key, &o, sizeof o);
     return o.escrow;
+}
+
+int64_t fx_held(fx_t *w, const char *member)
+{
+    char key[80];
+    md__member_t m;
+    snprintf(key, sizeof key, "m:%s", member);
+    record(w, key, &m, sizeof m);
+    return m.held;
 }

@@ -36,6 +36,13 @@ md_state_t rules_mem_state(rules_mem_t *m);
 md_err_t rules_mem_apply(rules_mem_t *m, const md_command_t *cmd, md_decision_t *d,
                          int64_t now, md_error_t *err);
 
+/**
+ * @brief Fires the timers due at @p now as the engine does (events with
+ * command_id "timer:<kind>:<id>", actor "system", recorded_at = the deadline).
+ * fx_raw() does this before every line that is not MALFORMED.
+ */
+md_err_t rules_mem_fire(rules_mem_t *m, int64_t now, md_decision_t *d, md_error_t *err);
+
 /** @brief Number of appended events and the i-th one (0-based). */
 size_t rules_mem_count(const rules_mem_t *m);
 const rules_mem_event_t *rules_mem_event(const rules_mem_t *m, size_t i);
@@ -83,5 +90,7 @@ void fx_ok(fx_t *w, const char *actor, const char *type, const char *data);
 /** @brief Balance of a member, escrow of an order (reads the records). */
 int64_t fx_balance(fx_t *w, const char *member);
 int64_t fx_escrow(fx_t *w, const char *order);
+/** @brief Money released to a provider and still held (settlement). */
+int64_t fx_held(fx_t *w, const char *member);
 
 #endif

@@ -64,8 +64,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    md_engine_destroy(f->e);
-    md_store_close(f->s);
+    md_engine_free(f->e);
+    md_store_free(f->s);
     md_test_rmdir(f->dir);
     md_buf_release(&f->out);
     free(f);
@@ -231,8 +231,8 @@ static void test_engine_map_growth_keeps_results(void **state)
 {
     fx_t *f = *state;
     md_engine_opts_t o = kafka_opts();
-    md_engine_destroy(f->e);
-    md_store_close(f->s);
+    md_engine_free(f->e);
+    md_store_free(f->s);
     md_test_rmdir(f->dir);
     f->dir = md_test_tmpdir();
     assert_int_equal(open_fx(f, 32 * 1024, &o), 0);

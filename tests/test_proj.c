@@ -80,7 +80,20 @@ static void test_proj_demo_orders(void **state)
     json_decref(o);
     assert_string_equal(proj_fx_str(f, "order", "o-1004", "voucher_id"), "v-bob");
     assert_string_equal(proj_fx_str(f, "order", "o-1004", "cancelled_by"), "bob");
-    assert_int_equal(proj_fx_int(f, "order", "o-1009", "escrow"), 19900);
+    /* o-1009: delivered after the demo day set its policy, auto-confirmed by the timer
+     * ten days later, its money held fifteen days, then released (SettlementReleased). */
+    assert_int_equal(proj_fx_int(f, "order", "o-1009", "escrow"), 0);
+    assert_string_equal(proj_fx_str(f, "order", "o-1009", "status"), "completed");
+    assert_int_equal(proj_fx_int(f, "order", "o-1009", "auto_confirm_at"), 1796572140000LL);
+    assert_int_equal(proj_fx_int(f, "order", "o-1009", "completed_at"), 1796572140000LL);
+    assert_int_equal(proj_fx_int(f, "order", "o-1009", "after_sales_until"), 1797868140000LL);
+    assert_int_equal(proj_fx_int(f, "order", "o-1009", "held_until"), 1797868140000LL);
+    assert_int_equal(proj_fx_int(f, "order", "o-1009", "settled_at"), 1797868140000LL);
+    assert_int_equal(proj_fx_int(f, "order", "o-1009", "held"), 0);
+    json_t *o1 = proj_fx_get(f, "order", "o-1001");
+    assert_true(json_is_null(json_object_get(o1, "held")));   /* before the policy: no hold */
+    assert_true(json_is_null(json_object_get(o1, "auto_confirm_at")));
+    json_decref(o1);
     assert_null(proj_fx_get(f, "order", "o-nope"));
 
     md_proj_order_filter_t by_buyer = {.buyer = "bob"};
@@ -89,10 +102,10 @@ static void test_proj_demo_orders(void **state)
     md_proj_order_filter_t by_provider = {.provider = "dave"};
     assert_int_equal(proj_fx_orders(f, &by_provider, ids, sizeof ids), 2);
     md_proj_order_filter_t by_status = {.status = "delivered"};
-    assert_int_equal(proj_fx_orders(f, &by_status, ids, sizeof ids), 1);
-    assert_string_equal(ids, "o-1009");
+    assert_int_equal(proj_fx_orders(f, &by_status, ids, sizeof ids), 0);
     md_proj_order_filter_t completed = {.status = "completed"};
-    assert_int_equal(proj_fx_orders(f, &completed, ids, sizeof ids), 1);
+    assert_int_equal(proj_fx_orders(f, &completed, ids, sizeof ids), 2);
+    assert_string_equal(ids, "o-1001,o-1009");
     md_proj_order_filter_t placed = {.status = "placed"};
     assert_int_equal(proj_fx_orders(f, &placed, ids, sizeof ids), 0); /* moved on */
     md_proj_order_filter_t by_day = {.day = "2026-11-26", .buyer = "eve"};
@@ -110,7 +123,11 @@ static void test_proj_demo_accounts(void **state)
     assert_int_equal(proj_fx_int(f, "account", "bob", "spent"), 19900);
     assert_string_equal(proj_fx_str(f, "account", "bob", "agreement_mode"), "explicit");
     assert_string_equal(proj_fx_str(f, "account", "eve", "agreement_mode"), "use");
-    assert_int_equal(proj_fx_int(f, "account", "eve", "escrow_held"), 19900);
+    assert_int_equal(proj_fx_int(f, "account", "eve", "escrow_held"), 0);
+    assert_int_equal(proj_fx_int(f, "account", "eve", "spent"), 19900 + 4900);
+    assert_int_equal(proj_fx_int(f, "account", "carol", "held"), 0);
+    assert_int_equal(proj_fx_int(f, "account", "carol", "balance"), 9800);
+    assert_int_equal(proj_fx_int(f, "account", "carol", "earned"), 39800);
     assert_int_equal(proj_fx_int(f, "account", "dave", "earned"), 4900);
     assert_string_equal(proj_fx_str(f, "account", "dave", "provider_status"), "approved");
     assert_int_equal(proj_fx_int(f, "account", "carol", "orders_as_provider"), 2);
@@ -137,7 +154,12 @@ static void test_proj_demo_audit(void **state)
     assert_int_equal(proj_fx_audit(f, &bob, "PersonalDataDisclosed", "subject"), 2);
     assert_int_equal(proj_fx_audit(f, &bob, "rejected:", "actor"), 5);
     md_proj_audit_filter_t rej = {.subject = "rejections"};
-    assert_int_equal(proj_fx_audit(f, &rej, "rejected:", NULL), 18);
+    assert_int_equal(proj_fx_audit(f, &rej, "rejected:", NULL), 19);
+    md_proj_audit_filter_t o9 = {.subject = "order:o-1009"};
+    assert_int_equal(proj_fx_audit(f, &o9, "OrderCompleted", "stream"), 1);   /* the timer's */
+    assert_int_equal(proj_fx_audit(f, &o9, "SettlementReleased", "stream"), 1);
+    md_proj_audit_filter_t carol = {.subject = "carol"};
+    assert_int_equal(proj_fx_audit(f, &carol, "SettlementReleased", "provider"), 1);
     md_proj_audit_filter_t dave = {.subject = "member:dave"};
     assert_int_equal(proj_fx_audit(f, &dave, "SanctionApplied", "target_id"), 1);
     assert_int_equal(proj_fx_audit(f, &dave, "SanctionLifted", NULL), 1);
@@ -515,14 +537,14 @@ static void test_proj_absent_read_only(void **state)
     md_store_opts_t so = {.read_only = true};
     (void)state;
     assert_true(proj_fx_run_file(f, proj_fx_demo_path(), 1000, 0) > 0);
-    md_engine_destroy(f->eng); /* LMDB: one open of an environment per process */
-    md_store_close(f->store);
+    md_engine_free(f->eng); /* LMDB: one open of an environment per process */
+    md_store_free(f->store);
     f->eng = NULL, f->store = NULL;
     assert_int_equal(md_store_open(f->dir, &so, &ro, NULL), MD_OK);
     assert_int_equal(md_proj_open(ro, &p, &err), MD_ENOTFOUND);
     assert_non_null(strstr(err.msg, "rebuild"));
     assert_null(p);
-    md_store_close(ro);
+    md_store_free(ro);
     proj_fx_free(f);
 }
 
@@ -863,7 +885,7 @@ static void test_proj_bulk_matches_live(void **state)
         assert_same_dbs(sa, pa, sb, pb);
         free(pre.v), free(pre.loads), free(o.v), free(o.loads);
         md_proj_free(pa), md_proj_free(pb);
-        md_store_close(sa), md_store_close(sb);
+        md_store_free(sa), md_store_free(sb);
         md_test_rmdir(da), md_test_rmdir(db);
     }
 }

@@ -4,7 +4,10 @@
  * with the projections attached, in random batches. After every few batches:
  * money adds up (sum of balances + escrow of open orders == deposits -
  * withdrawals; the escrow members hold as buyers == the escrow of the
- * orders; nothing negative). At the end: the live projections equal a
+ * orders; the amounts held for providers == the holds of the orders; nothing
+ * negative). A policy is set at the start and changed now and then, so that
+ * auto-confirmations, settlements, defence deadlines and after-sales complaints
+ * happen (timers fire inside batches, by the commands' clock). At the end: the live projections equal a
  * rebuild (verify), an in-place rebuild changes no digest, and `replay
  * --until N` equals the digests captured live when N was the head.
  */
@@ -97,6 +100,8 @@ static void setup_world(gen_t *g)
     emit(g, "operator", "PublishAgreement",
          "\"version\":1,\"title\":\"Terms\",\"digest\":\"" /* 64 hex */
          "0000000000000000000000000000000000000000000000000000000000000001\"");
+    emit(g, "operator", "SetPolicy", "\"after_sales_days\":1,\"auto_confirm_days\":1,"
+         "\"defense_days\":1,\"settlement_hold_days\":2,\"appeal_days\":1");
     for (int i = 0; i < NMEMBERS; i++) {
         char hex[65];
         memset(hex, "0123456789abcdef"[i], 64);
@@ -212,8 +217,15 @@ static const char *g_advance(gen_t *g, char *a, char *d)
         r->belief = B_DONE;
         return "RuleOnDispute";
     }
-    default: /* finished: a late step, always refused */
+    default: /* finished: an after-sales complaint, or a late step, always refused */
         party(g, r->buyer, a);
+        if (roll < 2) {
+            r->complaint = g->ncomplaints++;
+            r->belief = B_DISPUTED;
+            sprintf(d, "\"complaint_id\":\"q%d\",\"order_id\":\"o%d\",\"reason\":\"broke\"",
+                    r->complaint, o);
+            return "FileComplaint";
+        }
         return roll < 5 ? "PayOrder" : "CancelOrder";
     }
 }
@@ -267,6 +279,16 @@ static void g_voucher(gen_t *g, char *a, char *d)
 }
 
 
+/* A new policy (settlement_hold_days >= after_sales_days), or a tick. */
+static void g_policy(gen_t *g, char *a, char *d)
+{
+    int as = pick(g, 3);
+    member(-1, a);
+    sprintf(d, "\"after_sales_days\":%d,\"auto_confirm_days\":%d,\"defense_days\":%d,"
+            "\"settlement_hold_days\":%d,\"appeal_days\":%d",
+            as, pick(g, 3), pick(g, 3), as + pick(g, 2), pick(g, 3));
+}
+
 static void g_product(gen_t *g, char *a, char *d)
 {
     int p = pick(g, NPRODUCTS);
@@ -294,7 +316,7 @@ static const kind_t kinds[] = {
     {"ApplySanction", g_sanction, 3, true},     {"LiftSanction", g_lift, 2, false},
     {"IssueVoucher", g_voucher, 2, false},      {"PostReview", g_review, 2, true},
     {"CloseStore", g_store, 1, false},          {"ReopenStore", g_store, 4, false},
-    {"RelistProduct", g_product, 3, false},
+    {"RelistProduct", g_product, 3, false},     {"SetPolicy", g_policy, 1, false},
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
 
@@ -329,7 +351,7 @@ static void random_command(gen_t *g)
 /* ---- checks --------------------------------------------------------------------------- */
 
 typedef struct sums {
-    long long escrow, negative;
+    long long escrow, negative, held;
 } sums_t;
 
 static md_err_t sum_order(json_t *row, void *ctx, md_error_t *err)
@@ -337,15 +359,18 @@ static md_err_t sum_order(json_t *row, void *ctx, md_error_t *err)
     sums_t *s = ctx;
     long long e = json_integer_value(json_object_get(row, "escrow"));
     (void)err;
+    json_t *h = json_object_get(row, "held");
     s->escrow += e;
-    s->negative += e < 0;
+    s->negative += e < 0 || (json_is_integer(h) && json_integer_value(h) < 0);
+    if (json_is_integer(h))
+        s->held += json_integer_value(h);
     return MD_OK;
 }
 
 static void check_money(proj_fx_t *f)
 {
-    long long balances = 0, held = 0, in = 0, out = 0;
-    sums_t s = {0, 0};
+    long long balances = 0, held = 0, in = 0, out = 0, hold = 0;
+    sums_t s = {0, 0, 0};
     md_txn_t *t = NULL;
     md_proj_page_t page = {0};
     char a[16];
@@ -357,6 +382,8 @@ static void check_money(proj_fx_t *f)
         assert_true(b >= 0);
         balances += b;
         held += json_integer_value(json_object_get(j, "escrow_held"));
+        hold += json_integer_value(json_object_get(j, "held"));
+        assert_true(json_integer_value(json_object_get(j, "held")) >= 0);
         in += json_integer_value(json_object_get(j, "deposited"));
         out += json_integer_value(json_object_get(j, "withdrawn"));
         json_decref(j);
@@ -366,7 +393,8 @@ static void check_money(proj_fx_t *f)
     md_txn_end(t);
     assert_int_equal(s.negative, 0);
     assert_int_equal(held, s.escrow);
-    assert_int_equal(balances + s.escrow, in - out);
+    assert_int_equal(hold, s.held);
+    assert_int_equal(balances + s.escrow + hold, in - out);
 }
 
 typedef struct snap {
@@ -390,6 +418,7 @@ static void check_replay(proj_fx_t *f, const snap_t *s)
 /* Counts the appended events whose type is one of a few that matter. */
 typedef struct tally {
     int accepted_money, rulings, closed, cancelled, completed, rejected, total;
+    int auto_confirmed, settled, escalated, after_sales;
 } tally_t;
 
 static md_err_t tally_one(const md_event_t *ev, const void *body, size_t len, void *ctx,
@@ -408,6 +437,13 @@ static md_err_t tally_one(const md_event_t *ev, const void *body, size_t len, vo
     t->cancelled += strcmp(ev->type, "OrderCancelled") == 0;
     t->completed += strcmp(ev->type, "OrderCompleted") == 0;
     t->rejected += strcmp(ev->type, "CommandRejected") == 0;
+    bool timer = ev->has_command_id && strncmp(ev->command_id, "timer:", 6) == 0;
+    t->auto_confirmed += timer && strcmp(ev->type, "OrderCompleted") == 0;
+    t->settled += timer && strcmp(ev->type, "SettlementReleased") == 0;
+    t->escalated += timer && strcmp(ev->type, "ArbitrationRequested") == 0;
+    bool as = false;
+    t->after_sales += strcmp(ev->type, "ComplaintFiled") == 0 &&
+                      md_data_get_bool(ev->data, ev->data_len, "after_sales", &as) == MD_OK && as;
     if (getenv("PROJ_CODES") && strcmp(ev->type, "CommandRejected") == 0) {
         const char *c, *msg;
         size_t cn, msgn;
@@ -431,6 +467,9 @@ static void check_coverage(proj_fx_t *f)
             n.cancelled, n.rulings, n.closed, n.rejected);
     assert_true(n.accepted_money > 50 && n.completed > 10 && n.cancelled > 10);
     assert_true(n.rulings > 0 && n.closed > 0 && n.rejected > 300);
+    fprintf(stderr, "property: timers: %d auto-confirmed, %d settled, %d escalated; %d "
+            "after-sales complaints\n", n.auto_confirmed, n.settled, n.escalated, n.after_sales);
+    assert_true(n.auto_confirmed > 5 && n.settled > 10 && n.escalated + n.after_sales > 0);
 }
 
 static void test_proj_property_random_commands(void **state)

@@ -47,17 +47,19 @@ static const struct {
     {"VOUCHER_NOT_TRANSFERABLE", "4.2.5"}, {"ACCOUNT_NOT_TRANSFERABLE", "4.2.5"},
     {"PROMO_ALREADY_CLAIMED", "4.2.5"}, {"OFF_PLATFORM_TRADE", "4.2.6"},
     {"CONSENT_REQUIRED", "6.2.1"}, {"NO_VIOLATION_ON_RECORD", "6.2.3"},
+    {"AFTER_SALES_CLOSED", "3.2.3"}, {"APPEAL_WINDOW_CLOSED", "3.1.4"}, {"APPEAL_STATE", "3.1.4"},
     /* END CODES */
 };
 #define N_SPEC_CODES (sizeof spec_codes / sizeof spec_codes[0])
 
 typedef struct step {
     const char *actor, *type, *data;
+    int64_t at;             /* offset from FX_NOW */
 } step_t;
 
 typedef struct tcase {
     const char *name;
-    step_t pre[4];          /* more world, each must be accepted */
+    step_t pre[6];          /* more world, each must be accepted */
     const char *actor, *type, *data;
     const char *expect;     /* "OK" or a code */
     int64_t at;             /* offset from FX_NOW for the command itself */
@@ -65,10 +67,13 @@ typedef struct tcase {
     const char *raw;        /* a whole input line instead */
 } tcase_t;
 
-#define S(a, t, d) {a, t, d}
+#define S(a, t, d) {a, t, d, 0}
 #define MUTE(who) S("op", "ApplySanction", "'sanction_id':'s-m','measure':'mute','target_type':'member','target_id':'" who "','reason':'spam','clause':'4.1.4'")
 #define SANCTION(id, m, t, target) S("op", "ApplySanction", "'sanction_id':'" id "','measure':'" m "','target_type':'" t "','target_id':'" target "','reason':'r','clause':'3.3.3'")
 #define COMPLAIN(id, order) S("alice", "FileComplaint", "'complaint_id':'" id "','order_id':'" order "','reason':'broken'")
+#define ST(a, t, d, at) {a, t, d, at}
+#define DAY (24 * FX_HOUR)
+#define POLICY S("op", "SetPolicy", "'after_sales_days':15,'auto_confirm_days':10,'defense_days':3,'settlement_hold_days':15,'appeal_days':7")
 #define WINDOW S("op", "ScheduleMaintenance", "'window_id':'w1','starts_at':'2026-11-26T09:00:00Z','ends_at':'2026-11-26T11:00:00Z'")
 
 static const tcase_t cases[] = {
@@ -222,7 +227,8 @@ static const tcase_t cases[] = {
     {"complaint forbidden", {{0}}, "carol", "FileComplaint", "'complaint_id':'q1','order_id':'o-paid','reason':'x'", "FORBIDDEN", .at = 0},
     {"arbitration", {COMPLAIN("q1", "o-paid")}, "alice", "ApplyArbitration", "'complaint_id':'q1'", "OK", .at = 0},
     {"arbitration twice", {COMPLAIN("q1", "o-paid"), S("alice", "ApplyArbitration", "'complaint_id':'q1'")}, "alice", "ApplyArbitration", "'complaint_id':'q1'", "COMPLAINT_STATE", .at = 0},
-    {"arbitration forbidden", {COMPLAIN("q1", "o-paid")}, "bob", "ApplyArbitration", "'complaint_id':'q1'", "FORBIDDEN", .at = 0},
+    {"arbitration by respondent", {COMPLAIN("q1", "o-paid")}, "bob", "ApplyArbitration", "'complaint_id':'q1'", "OK", .at = 0},
+    {"arbitration forbidden", {COMPLAIN("q1", "o-paid")}, "carol", "ApplyArbitration", "'complaint_id':'q1'", "FORBIDDEN", .at = 0},
     {"defense", {COMPLAIN("q1", "o-paid")}, "bob", "SubmitDefense", "'complaint_id':'q1','statement':'it was sent'", "OK", .at = 0},
     {"defense suspended", {COMPLAIN("q1", "o-paid"), SANCTION("s-s", "suspend_account", "member", "bob")}, "bob", "SubmitDefense", "'complaint_id':'q1','statement':'s'", "OK", .at = 0},
     {"defense withdrawn", {COMPLAIN("q1", "o-paid"), S("alice", "WithdrawComplaint", "'complaint_id':'q1'")}, "bob", "SubmitDefense", "'complaint_id':'q1','statement':'s'", "COMPLAINT_STATE", .at = 0},
@@ -269,6 +275,65 @@ static const tcase_t cases[] = {
     {"cancel window twice", {WINDOW, S("op", "CancelMaintenance", "'window_id':'w1'")}, "op", "CancelMaintenance", "'window_id':'w1'", "NOT_FOUND", .at = 0},
     {"cancel window unknown", {{0}}, "op", "CancelMaintenance", "'window_id':'w1'", "NOT_FOUND", .at = 0},
     {"cancel window forbidden", {S("op", "ScheduleMaintenance", "'window_id':'w2','starts_at':'2026-12-01T00:00:00Z','ends_at':'2026-12-01T02:00:00Z'")}, "alice", "CancelMaintenance", "'window_id':'w2'", "FORBIDDEN", .at = 0},
+    /* ---- policy, timers, after-sales, holds, appeals, evidence, fixes ---- */
+    {"timer prefix reserved", {{0}}, 0, 0, 0, "MALFORMED", .raw = "{'command_id':'timer:auto_confirm:o-1','type':'Tick','actor':'op','data':{}}"},
+    {"register system", {{0}}, "system", "RegisterMember", "'member_id':'system','kind':'individual','name':'S','identity_hash':'" HEX_C "'", "INVALID_FIELD", .at = 0},
+    {"actor system", {{0}}, "system", "Tick", "", "MEMBER_NOT_REGISTERED", .at = 0},
+    {"agreement version 64-bit", {{0}}, "op", "PublishAgreement", "'version':3000000000,'title':'T','digest':'" HEX_A "'", "OK", .at = 0},
+    {"set policy", {{0}}, "op", "SetPolicy", "'after_sales_days':15,'auto_confirm_days':10,'defense_days':3,'settlement_hold_days':15,'appeal_days':7", "OK", .at = 0},
+    {"set policy zeros", {POLICY}, "op", "SetPolicy", "'after_sales_days':0,'auto_confirm_days':0,'defense_days':0,'settlement_hold_days':0,'appeal_days':0", "OK", .at = 0},
+    {"set policy forbidden", {{0}}, "alice", "SetPolicy", "'after_sales_days':0,'auto_confirm_days':0,'defense_days':0,'settlement_hold_days':0,'appeal_days':0", "FORBIDDEN", .at = 0},
+    {"set policy hold below window", {{0}}, "op", "SetPolicy", "'after_sales_days':15,'auto_confirm_days':0,'defense_days':0,'settlement_hold_days':14,'appeal_days':0", "INVALID_FIELD", .at = 0},
+    {"set policy out of range", {{0}}, "op", "SetPolicy", "'after_sales_days':0,'auto_confirm_days':366,'defense_days':0,'settlement_hold_days':0,'appeal_days':0", "INVALID_FIELD", .at = 0},
+    {"set policy missing", {{0}}, "op", "SetPolicy", "'after_sales_days':0,'auto_confirm_days':0,'defense_days':0,'settlement_hold_days':0", "INVALID_FIELD", .at = 0},
+    {"tick", {{0}}, "op", "Tick", "", "OK", .at = 0},
+    {"tick forbidden", {{0}}, "alice", "Tick", "", "FORBIDDEN", .at = 0},
+    {"tick maintenance", {WINDOW}, "alice", "Tick", "", "SERVICE_UNAVAILABLE", .at = 0},
+    {"tick field", {{0}}, "op", "Tick", "'x':1", "INVALID_FIELD", .at = 0},
+    {"confirm before auto", {POLICY, S("bob", "DeliverOrder", "'order_id':'o-paid'")}, "alice", "ConfirmOrder", "'order_id':'o-paid'", "OK", .at = 10 * DAY - 1},
+    {"confirm after auto", {POLICY, S("bob", "DeliverOrder", "'order_id':'o-paid'")}, "alice", "ConfirmOrder", "'order_id':'o-paid'", "ORDER_STATE", .at = 10 * DAY},
+    {"auto confirm held by complaint", {POLICY, S("bob", "DeliverOrder", "'order_id':'o-paid'"), COMPLAIN("q1", "o-paid"), ST("alice", "WithdrawComplaint", "'complaint_id':'q1'", 12 * DAY)}, "alice", "ConfirmOrder", "'order_id':'o-paid'", "OK", .at = 13 * DAY - 1},
+    {"auto confirm after complaint", {POLICY, S("bob", "DeliverOrder", "'order_id':'o-paid'"), COMPLAIN("q1", "o-paid"), ST("alice", "WithdrawComplaint", "'complaint_id':'q1'", 12 * DAY)}, "alice", "ConfirmOrder", "'order_id':'o-paid'", "ORDER_STATE", .at = 13 * DAY},
+    {"withdraw held", {POLICY, S("alice", "ConfirmOrder", "'order_id':'o-del'")}, "bob", "WithdrawFunds", "'amount':2500", "INSUFFICIENT_FUNDS", .at = 15 * DAY - 1},
+    {"withdraw released", {POLICY, S("alice", "ConfirmOrder", "'order_id':'o-del'")}, "bob", "WithdrawFunds", "'amount':2500", "OK", .at = 15 * DAY},
+    {"after-sales complaint", {POLICY, S("alice", "ConfirmOrder", "'order_id':'o-del'")}, "alice", "FileComplaint", "'complaint_id':'q1','order_id':'o-del','reason':'broke'", "OK", .at = 15 * DAY - 1},
+    {"after-sales closed", {POLICY, S("alice", "ConfirmOrder", "'order_id':'o-del'")}, "alice", "FileComplaint", "'complaint_id':'q1','order_id':'o-del','reason':'broke'", "AFTER_SALES_CLOSED", .at = 15 * DAY},
+    {"after-sales by provider", {POLICY, S("alice", "ConfirmOrder", "'order_id':'o-del'")}, "bob", "FileComplaint", "'complaint_id':'q1','order_id':'o-del','reason':'x'", "ORDER_STATE", .at = 0},
+    {"after-sales no window", {POLICY}, "alice", "FileComplaint", "'complaint_id':'q1','order_id':'o-done','reason':'x'", "ORDER_STATE", .at = 0},
+    {"after-sales exists", {POLICY, S("alice", "ConfirmOrder", "'order_id':'o-del'"), COMPLAIN("q1", "o-del")}, "alice", "FileComplaint", "'complaint_id':'q2','order_id':'o-del','reason':'x'", "COMPLAINT_EXISTS", .at = 0},
+    {"after-sales split", {POLICY, S("alice", "ConfirmOrder", "'order_id':'o-del'"), COMPLAIN("q1", "o-del"), S("alice", "ApplyArbitration", "'complaint_id':'q1'")}, "op", "RuleOnDispute", "'complaint_id':'q1','decision':'split','refund_amount':400", "OK", .at = 0},
+    {"after-sales split too much", {POLICY, S("alice", "ConfirmOrder", "'order_id':'o-del'"), COMPLAIN("q1", "o-del"), S("alice", "ApplyArbitration", "'complaint_id':'q1'")}, "op", "RuleOnDispute", "'complaint_id':'q1','decision':'split','refund_amount':1000", "INVALID_FIELD", .at = 0},
+    {"after-sales refund", {POLICY, S("alice", "ConfirmOrder", "'order_id':'o-del'"), COMPLAIN("q1", "o-del"), S("alice", "ApplyArbitration", "'complaint_id':'q1'")}, "op", "RuleOnDispute", "'complaint_id':'q1','decision':'refund_buyer'", "OK", .at = 0},
+    {"review after-sales refund", {POLICY, S("alice", "ConfirmOrder", "'order_id':'o-del'"), COMPLAIN("q1", "o-del"), S("alice", "ApplyArbitration", "'complaint_id':'q1'"), S("op", "RuleOnDispute", "'complaint_id':'q1','decision':'refund_buyer'")}, "alice", "PostReview", "'review_id':'r1','order_id':'o-del','rating':1,'text':'bad'", "ORDER_STATE", .at = 0},
+    {"defense escalates", {POLICY, COMPLAIN("q1", "o-paid")}, "alice", "ApplyArbitration", "'complaint_id':'q1'", "COMPLAINT_STATE", .at = 3 * DAY},
+    {"defense in time", {POLICY, COMPLAIN("q1", "o-paid"), S("bob", "SubmitDefense", "'complaint_id':'q1','statement':'sent'")}, "alice", "ApplyArbitration", "'complaint_id':'q1'", "OK", .at = 3 * DAY},
+    {"defense after escalation", {POLICY, COMPLAIN("q1", "o-paid")}, "bob", "SubmitDefense", "'complaint_id':'q1','statement':'late'", "OK", .at = 3 * DAY},
+    {"complaint evidence", {{0}}, "alice", "FileComplaint", "'complaint_id':'q1','order_id':'o-paid','reason':'late','evidence':[{'sha256':'" HEX_A "','name':'screen.png','bytes':2048},{'sha256':'" HEX_B "','name':'log.txt','bytes':1}]", "OK", .at = 0},
+    {"defense evidence", {COMPLAIN("q1", "o-paid")}, "bob", "SubmitDefense", "'complaint_id':'q1','statement':'sent','evidence':[{'sha256':'" HEX_C "','name':'receipt.pdf','bytes':10000000000}]", "OK", .at = 0},
+    {"evidence empty", {{0}}, "alice", "FileComplaint", "'complaint_id':'q1','order_id':'o-paid','reason':'late','evidence':[]", "INVALID_FIELD", .at = 0},
+    {"evidence twice", {{0}}, "alice", "FileComplaint", "'complaint_id':'q1','order_id':'o-paid','reason':'late','evidence':[{'sha256':'" HEX_A "','name':'a','bytes':1},{'sha256':'" HEX_A "','name':'b','bytes':2}]", "INVALID_FIELD", .at = 0},
+    {"evidence extra key", {{0}}, "alice", "FileComplaint", "'complaint_id':'q1','order_id':'o-paid','reason':'late','evidence':[{'sha256':'" HEX_A "','name':'a','bytes':1,'url':'x'}]", "INVALID_FIELD", .at = 0},
+    {"evidence too big", {{0}}, "alice", "FileComplaint", "'complaint_id':'q1','order_id':'o-paid','reason':'late','evidence':[{'sha256':'" HEX_A "','name':'a','bytes':10000000001}]", "INVALID_FIELD", .at = 0},
+    {"appeal in window", {POLICY, MUTE("bob")}, "bob", "AppealSanction", "'sanction_id':'s-m','statement':'x'", "OK", .at = 7 * DAY - 1},
+    {"appeal window closed", {POLICY, MUTE("bob")}, "bob", "AppealSanction", "'sanction_id':'s-m','statement':'x'", "APPEAL_WINDOW_CLOSED", .at = 7 * DAY},
+    {"appeal before policy", {MUTE("bob"), POLICY}, "bob", "AppealSanction", "'sanction_id':'s-m','statement':'x'", "OK", .at = 300 * DAY},
+    {"rule on appeal", {MUTE("bob"), S("bob", "AppealSanction", "'sanction_id':'s-m','statement':'x'")}, "op", "RuleOnAppeal", "'sanction_id':'s-m','decision':'overturned','reason':'no spam found'", "OK", .at = 0},
+    {"rule on appeal upheld", {MUTE("bob"), S("bob", "AppealSanction", "'sanction_id':'s-m','statement':'x'")}, "op", "RuleOnAppeal", "'sanction_id':'s-m','decision':'upheld','reason':'spam'", "OK", .at = 0},
+    {"rule on no appeal", {MUTE("bob")}, "op", "RuleOnAppeal", "'sanction_id':'s-m','decision':'upheld','reason':'r'", "APPEAL_STATE", .at = 0},
+    {"rule on appeal twice", {MUTE("bob"), S("bob", "AppealSanction", "'sanction_id':'s-m','statement':'x'"), S("op", "RuleOnAppeal", "'sanction_id':'s-m','decision':'upheld','reason':'r'")}, "op", "RuleOnAppeal", "'sanction_id':'s-m','decision':'overturned','reason':'r'", "APPEAL_STATE", .at = 0},
+    {"rule on appeal forbidden", {MUTE("bob"), S("bob", "AppealSanction", "'sanction_id':'s-m','statement':'x'")}, "alice", "RuleOnAppeal", "'sanction_id':'s-m','decision':'upheld','reason':'r'", "FORBIDDEN", .at = 0},
+    {"rule on appeal unknown", {{0}}, "op", "RuleOnAppeal", "'sanction_id':'nope','decision':'upheld','reason':'r'", "NOT_FOUND", .at = 0},
+    {"lift after overturn", {MUTE("bob"), S("bob", "AppealSanction", "'sanction_id':'s-m','statement':'x'"), S("op", "RuleOnAppeal", "'sanction_id':'s-m','decision':'overturned','reason':'r'")}, "op", "LiftSanction", "'sanction_id':'s-m','reason':'r'", "SANCTION_NOT_ACTIVE", .at = 0},
+    {"muted after upheld", {MUTE("bob"), S("bob", "AppealSanction", "'sanction_id':'s-m','statement':'x'"), S("op", "RuleOnAppeal", "'sanction_id':'s-m','decision':'upheld','reason':'r'")}, "bob", "SendMessage", "'message_id':'g1','to':'alice','text':'hi'", "MEMBER_MUTED", .at = 0},
+    {"self dealing identity", {S("bob2", "RegisterMember", "'member_id':'bob2','kind':'individual','name':'B2','identity_hash':'" HEX_B "'")}, "bob2", "PlaceOrder", "'order_id':'o9','product_id':'p1'", "SELF_DEALING", .at = 0},
+    {"revoke license delists", {S("op", "GrantLicense", "'member_id':'bob','category_id':'rcat'"), S("bob", "PublishProduct", "'product_id':'p2','store_id':'st1','category_id':'rcat','kind':'image','title':'Img','price':5"), S("op", "RevokeLicense", "'member_id':'bob','category_id':'rcat'")}, "alice", "PlaceOrder", "'order_id':'o9','product_id':'p2'", "PRODUCT_UNAVAILABLE", .at = 0},
+    {"relist unlicensed", {S("op", "GrantLicense", "'member_id':'bob','category_id':'rcat'"), S("bob", "PublishProduct", "'product_id':'p2','store_id':'st1','category_id':'rcat','kind':'image','title':'Img','price':5"), S("op", "RevokeLicense", "'member_id':'bob','category_id':'rcat'")}, "bob", "RelistProduct", "'product_id':'p2'", "PRODUCT_RESTRICTED", .at = 0},
+    {"relist relicensed", {S("op", "GrantLicense", "'member_id':'bob','category_id':'rcat'"), S("bob", "PublishProduct", "'product_id':'p2','store_id':'st1','category_id':'rcat','kind':'image','title':'Img','price':5"), S("op", "RevokeLicense", "'member_id':'bob','category_id':'rcat'"), S("op", "GrantLicense", "'member_id':'bob','category_id':'rcat'")}, "bob", "RelistProduct", "'product_id':'p2'", "OK", .at = 0},
+    {"full-width phone", {{0}}, "alice", "SendMessage", "'message_id':'g1','to':'bob','text':'call \xef\xbc\x91\xef\xbc\x93\xef\xbc\x98\xe3\x80\x80\xef\xbc\x90\xef\xbc\x90\xef\xbc\x91\xef\xbc\x93\xe3\x80\x80\xef\xbc\x98\xef\xbc\x90\xef\xbc\x90\xef\xbc\x90'", "OFF_PLATFORM_TRADE", .at = 0},
+    {"full-width email", {{0}}, "alice", "SendMessage", "'message_id':'g1','to':'bob','text':'bob\xef\xbc\xa0" "example\xef\xbc\x8e" "com'", "OFF_PLATFORM_TRADE", .at = 0},
+    {"full-width term", {S("op", "ProhibitTerm", "'term':'\xef\xbc\xa3\xef\xbc\xb2\xef\xbc\xa1\xef\xbc\xa3\xef\xbc\xab'")}, "op", "ProhibitTerm", "'term':'crack'", "ALREADY_EXISTS", .at = 0},
+    {"full-width term in title", {S("op", "ProhibitTerm", "'term':'crack'")}, "bob", "PublishProduct", "'product_id':'p2','store_id':'st1','category_id':'cat','kind':'image','title':'\xef\xbd\x83rack kit','price':5", "PROHIBITED_CONTENT", .at = 0},
+    {"half-width digits stay", {{0}}, "alice", "SendMessage", "'message_id':'g1','to':'bob','text':'room \xd9\xa1\xd9\xa3\xd9\xa8\xd9\xa0\xd9\xa0\xd9\xa1\xd9\xa3\xd9\xa8\xd9\xa0\xd9\xa0\xd9\xa0'", "OK", .at = 0},
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 
@@ -297,8 +362,10 @@ static void check_rejection_event(fx_t *w, const char *name)
 static void run_case(const tcase_t *tc)
 {
     fx_t *w = fx_world();
-    for (size_t i = 0; i < 4 && tc->pre[i].actor != NULL; i++)
+    for (size_t i = 0; i < 6 && tc->pre[i].actor != NULL; i++) {
+        w->now = FX_NOW + tc->pre[i].at;
         fx_ok(w, tc->pre[i].actor, tc->pre[i].type, tc->pre[i].data);
+    }
     w->now = FX_NOW + tc->at;
     const char *got = tc->raw != NULL ? fx_raw(w, tc->raw)
                                       : fx_run(w, tc->actor, tc->type, tc->data, tc->extra);
@@ -486,7 +553,7 @@ static int64_t total_money(fx_t *w)
     int64_t sum = 0;
     size_t len;
     for (size_t i = 0; i < 5; i++)
-        sum += fx_balance(w, members[i]);
+        sum += fx_balance(w, members[i]) + fx_held(w, members[i]);
     for (size_t i = 0; i < 6; i++) {
         char key[32];
         snprintf(key, sizeof key, "o:%s", orders[i]);
@@ -592,12 +659,61 @@ static void test_rules_duplicate_bad_fields(void **state)
     fx_free(w);
 }
 
+/* The settlement hold and the timers, money followed at every step (rules.md
+ * "Money and orders", "Policy and timers"): auto-confirmation into the hold,
+ * an after-sales split from the hold, the settlement timer pushed back by a
+ * complaint and then released; money is conserved throughout. */
+static void test_rules_hold_story(void **state)
+{
+    (void)state;
+    fx_t *w = fx_world();
+    fx_ok(w, "op", "SetPolicy", "'after_sales_days':2,'auto_confirm_days':1,'defense_days':0,'settlement_hold_days':3,'appeal_days':0");
+    fx_ok(w, "bob", "DeliverOrder", "'order_id':'o-paid'");
+    const rules_mem_event_t *del = last_event(w, 0);
+    assert_int_equal(ev_int(del, "auto_confirm_at"), FX_NOW + DAY);
+    w->now = FX_NOW + DAY;                       /* the deadline: the timer fires first */
+    assert_string_equal(fx_run(w, "alice", "ConfirmOrder", "'order_id':'o-paid'", NULL), "ORDER_STATE");
+    const rules_mem_event_t *done = last_event(w, 1);
+    assert_string_equal(done->ev.type, "OrderCompleted");
+    assert_string_equal(done->ev.command_id, "timer:auto_confirm:o-paid");
+    assert_string_equal(done->ev.actor, "system");
+    assert_int_equal(done->ev.recorded_at, FX_NOW + DAY);
+    expect_str(done, "mode", "auto");
+    assert_int_equal(ev_int(done, "held_until"), FX_NOW + 4 * DAY);
+    assert_int_equal(fx_held(w, "bob"), 1000);
+    assert_int_equal(fx_balance(w, "bob"), 2000);
+    assert_int_equal(total_money(w), 100000);
+    /* an after-sales complaint just before the window closes, ruled split */
+    w->now = FX_NOW + 3 * DAY - 1;
+    fx_ok(w, "alice", "FileComplaint", "'complaint_id':'q1','order_id':'o-paid','reason':'broken'");
+    expect_str(last_event(w, 0), "complaint_id", "q1");
+    fx_ok(w, "bob", "ApplyArbitration", "'complaint_id':'q1'");
+    /* the settlement deadline passes while the complaint is active: nothing */
+    w->now = FX_NOW + 5 * DAY;
+    fx_ok(w, "op", "RuleOnDispute", "'complaint_id':'q1','decision':'split','refund_amount':250");
+    assert_string_equal(last_event(w, 0)->ev.type, "DisputeRuled");
+    assert_string_equal(last_event(w, 1)->ev.type, "ArbitrationRequested");
+    assert_int_equal(fx_held(w, "bob"), 750);
+    assert_int_equal(total_money(w), 100000);
+    /* re-armed for the end time itself: the next line at that time releases it */
+    fx_ok(w, "op", "Tick", "");
+    const rules_mem_event_t *rel = last_event(w, 0);
+    assert_string_equal(rel->ev.type, "SettlementReleased");
+    assert_int_equal(rel->ev.recorded_at, FX_NOW + 5 * DAY);
+    assert_int_equal(ev_int(rel, "amount"), 750);
+    assert_int_equal(fx_held(w, "bob"), 0);
+    assert_int_equal(fx_balance(w, "bob"), 2750);
+    assert_int_equal(total_money(w), 100000);
+    fx_free(w);
+}
+
 #define STORY_TESTS                                          \
     cmocka_unit_test(test_rules_bootstrap),                  \
     cmocka_unit_test(test_rules_implicit_acceptance),        \
     cmocka_unit_test(test_rules_sanction_expiry),            \
     cmocka_unit_test(test_rules_maintenance),                \
     cmocka_unit_test(test_rules_money_story),                \
+    cmocka_unit_test(test_rules_hold_story),                 \
     cmocka_unit_test(test_rules_sanction_effects),           \
     cmocka_unit_test(test_rules_duplicate_bad_fields),
 

@@ -1,15 +1,16 @@
 #!/bin/sh
 # test_rules_coverage.sh - checks that the code -> clause list in
 # tests/test_rules.c (between BEGIN CODES and END CODES), which test_rules
-# requires every case table to produce, equals rules.md's "Codes and clauses"
-# table. rules.md lives beside the repository (../shared/spec/rules.md); set
-# MD_RULES_SPEC to point elsewhere. Without the spec the check is skipped.
+# requires every case table to produce, equals the "Codes and clauses"
+# table in the repository's rules document, docs/rules-reference.md (set
+# MD_RULES_SPEC to check another copy). A missing document is a failure,
+# never a skip.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-spec=${MD_RULES_SPEC:-$here/../../shared/spec/rules.md}
+spec=${MD_RULES_SPEC:-$here/../docs/rules-reference.md}
 if [ ! -r "$spec" ]; then
-    echo "test_rules_coverage: $spec not found, skipped"
-    exit 0
+    echo "test_rules_coverage: $spec not found" >&2
+    exit 1
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -38,4 +39,4 @@ if ! diff -u "$tmp/spec" "$tmp/test" >"$tmp/diff"; then
     cat "$tmp/diff" >&2
     exit 1
 fi
-echo "test_rules_coverage: $(wc -l <"$tmp/spec") codes match rules.md"
+echo "test_rules_coverage: $(wc -l <"$tmp/spec") codes match $(basename "$spec")"

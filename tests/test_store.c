@@ -37,7 +37,7 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
     fx_t *f = *state;
-    md_store_close(f->s);
+    md_store_free(f->s);
     md_test_rmdir(f->dir);
     free(f);
     return 0;
@@ -250,7 +250,7 @@ static void test_store_reopen_continues_chain(void **state)
     md_event_t e3, e4;
     uint64_t n = 0;
     append_n(f->s, two_streams, 2, 0, 3);
-    md_store_close(f->s);
+    md_store_free(f->s);
     assert_int_equal(md_store_open(f->dir, NULL, &f->s, NULL), MD_OK);
     append_n(f->s, two_streams, 2, 3, 2);
     assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
@@ -269,7 +269,7 @@ static void test_store_map_grows_when_full(void **state)
     md_store_opts_t o = {.map_size = 64 * 1024, .nosync = true};
     size_t used, size;
     md_txn_t *t = NULL;
-    md_store_close(f->s);
+    md_store_free(f->s);
     md_test_rmdir(f->dir);
     f->dir = md_test_tmpdir();
     assert_int_equal(md_store_open(f->dir, &o, &f->s, NULL), MD_OK);
@@ -428,7 +428,7 @@ static void test_store_verify_detects_flipped_byte_on_disk(void **state)
     md_txn_t *t = NULL;
     uint64_t bad = 0;
     append_n(f->s, two_streams, 2, 0, 20);
-    md_store_close(f->s);
+    md_store_free(f->s);
     f->s = NULL;
     flip_in_file(f->dir, "c-13"); /* the command_id of seq 14 */
     assert_int_equal(md_store_open(f->dir, NULL, &f->s, NULL), MD_OK);
@@ -448,7 +448,7 @@ static void test_store_read_only_open(void **state)
     assert_int_equal(md_store_open(f->dir, &o, &ro, NULL), MD_OK);
     assert_int_equal(count_events(ro), 3);
     assert_int_equal(md_store_write(ro, write_kv, NULL, &err), MD_EINVAL);
-    md_store_close(ro);
+    md_store_free(ro);
     assert_int_not_equal(md_store_open("/nonexistent/marketd", &o, &ro, NULL), MD_OK);
 }
 

@@ -47,7 +47,7 @@ static md_err_t copy_head(const char *dir, uint64_t *head, char hex[2 * MD_HASH_
     md_txn_end(t);
     if (rc == MD_OK)
         rc = md_store_usage(s, bytes, &map, err);
-    md_store_close(s);
+    md_store_free(s);
     if (rc == MD_OK)
         md_hex(hash, MD_HASH_LEN, hex);
     return rc;
@@ -65,10 +65,8 @@ int ctl_backup(md_store_t *store, const char *out_dir, md_error_t *err)
     if (prepare_dir(out_dir, err) != MD_OK)
         return 1;
     int mrc = mdb_env_copy2(md_store_env(store), out_dir, MDB_CP_COMPACT);
-    if (mrc != MDB_SUCCESS) {
-        md_store_err(mrc, err, "mdb_env_copy2");
-        return 1;
-    }
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "mdb_env_copy2") != MD_OK;
     if (copy_head(out_dir, &head, hex, &bytes, err) != MD_OK)
         return 1;
     json_t *j = json_pack("{s:b, s:s, s:I, s:s, s:I}", "ok", 1, "out", out_dir, "events",

@@ -25,7 +25,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
-#include <msgpack.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,6 +36,7 @@
 
 #include "md_command.h"
 #include "md_error.h"
+#include "md_base.h"
 
 #define LOAD_KEY_MAX 256              /* a target stream is "<prefix>:<id>", < 80 bytes */
 /* marketd answers a message longer than this MALFORMED without parsing it
@@ -119,7 +119,7 @@ typedef struct load {
     int64_t last_err_ns;
 
     md_command_t cmd;                 /* decoder scratch, ~5 KB */
-    msgpack_sbuffer sbuf;
+    md_buf_t mp;
 } load_t;
 
 /* One input line ready to produce. */
@@ -132,13 +132,6 @@ typedef struct load_msg {
     bool is_msgpack;
     char id[MD_COMMAND_ID_MAX + 1];   /* the command_id when has_id */
 } load_msg_t;
-
-static int64_t load_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * LOAD_NS + ts.tv_nsec;
-}
 
 /* ---- id set -------------------------------------------------------------- */
 
@@ -452,7 +445,7 @@ static void load_on_error(rd_kafka_t *rk, int code, const char *reason, void *op
         l->fatal = l->halt = true;
         return;
     }
-    int64_t now = load_now_ns();
+    int64_t now = md_mono_ns();
     /* librdkafka logs transport failures itself (FAIL lines); do not repeat. */
     if (l->o.quiet || code == RD_KAFKA_RESP_ERR__TRANSPORT ||
         (code == (int)l->last_err && now - l->last_err_ns < 5 * LOAD_NS))
@@ -472,7 +465,7 @@ static void load_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         l->delivered++;
         if (!l->o.wait)
-            l->t_last = load_now_ns();
+            l->t_last = md_mono_ns();
         return;
     }
     load_fail(l, "delivery failed", rd_kafka_err2str(m->err));
@@ -544,7 +537,7 @@ static md_err_t load_consumer_new(load_t *l)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char group[96];
-    snprintf(group, sizeof group, "market-load-%ld-%" PRId64, (long)getpid(), load_now_ns());
+    snprintf(group, sizeof group, "market-load-%ld-%" PRId64, (long)getpid(), md_mono_ns());
     md_err_t rc = load_conf_common(l, conf);
     if (rc == MD_OK)
         rc = load_conf_set(conf, "group.id", group, &l->err);
@@ -620,7 +613,7 @@ static rd_kafka_resp_err_t load_results_ends(load_t *l, int32_t nparts, int time
 
 static int load_ms_left(int64_t deadline)
 {
-    int64_t left = (deadline - load_now_ns()) / 1000000;
+    int64_t left = (deadline - md_mono_ns()) / 1000000;
     return left <= 0 ? 0 : left > 1000 ? 1000 : (int)left;
 }
 
@@ -648,18 +641,18 @@ static rd_kafka_resp_err_t load_results_try(load_t *l, int64_t deadline)
  * timeout. */
 static md_err_t load_results_start(load_t *l)
 {
-    int64_t deadline = load_now_ns() + (int64_t)(l->o.timeout_s * 1e9);
+    int64_t deadline = md_mono_ns() + (int64_t)(l->o.timeout_s * 1e9);
     rd_kafka_resp_err_t e;
     while ((e = load_results_try(l, deadline)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (load_interrupted)
             return md_error_set(&l->err, MD_ESTOP, "interrupted");
-        if (load_now_ns() >= deadline)
+        if (md_mono_ns() >= deadline)
             return md_error_set(&l->err, MD_EKAFKA,
                                 "results topic '%s': no answer within %g s: %s",
                                 l->o.results_topic, l->o.timeout_s, rd_kafka_err2str(e));
         load_consume(l, LOAD_RETRY_MS); /* serves error_cb while waiting */
     }
-    l->next_refresh_ns = load_now_ns() + LOAD_REFRESH_NS;
+    l->next_refresh_ns = md_mono_ns() + LOAD_REFRESH_NS;
     return MD_OK;
 }
 
@@ -670,9 +663,9 @@ static md_err_t load_results_start(load_t *l)
 static void load_results_refresh(load_t *l)
 {
     int32_t nparts = 0;
-    if (l->res_parts > 0 || load_now_ns() < l->next_refresh_ns)
+    if (l->res_parts > 0 || md_mono_ns() < l->next_refresh_ns)
         return;
-    l->next_refresh_ns = load_now_ns() + LOAD_REFRESH_NS;
+    l->next_refresh_ns = md_mono_ns() + LOAD_REFRESH_NS;
     if (load_results_parts(l, 500, &nparts) != RD_KAFKA_RESP_ERR_NO_ERROR || nparts == 0)
         return;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(nparts);
@@ -753,7 +746,7 @@ static void load_on_result(load_t *l, const rd_kafka_message_t *m, int64_t now)
 static void load_on_consumer_msg(load_t *l, const rd_kafka_message_t *m)
 {
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        load_on_result(l, m, load_now_ns());
+        load_on_result(l, m, md_mono_ns());
         return;
     }
     if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && !l->o.quiet)
@@ -797,66 +790,19 @@ static bool load_is_blank(const char *s, size_t n)
     return true;
 }
 
-static int load_pack_json(msgpack_packer *pk, json_t *j);
-
-static int load_pack_object(msgpack_packer *pk, json_t *j)
-{
-    const char *k;
-    json_t *v;
-    if (msgpack_pack_map(pk, json_object_size(j)) != 0)
-        return -1;
-    json_object_foreach(j, k, v)
-    {
-        size_t kn = strlen(k); /* keys hold no NUL: JSON_ALLOW_NUL is not used */
-        if (msgpack_pack_str_with_body(pk, k, kn) != 0 || load_pack_json(pk, v) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-static int load_pack_array(msgpack_packer *pk, json_t *j)
-{
-    if (msgpack_pack_array(pk, json_array_size(j)) != 0)
-        return -1;
-    for (size_t i = 0; i < json_array_size(j); i++)
-        if (load_pack_json(pk, json_array_get(j, i)) != 0)
-            return -1;
-    return 0;
-}
-
-/* JSON to msgpack, value for value; object keys keep their order (jansson
- * iterates in insertion order). Integers stay integers and reals stay
- * floats, so marketd judges 1.0 the same way in either encoding. */
-static int load_pack_json(msgpack_packer *pk, json_t *j)
-{
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: return load_pack_object(pk, j);
-    case JSON_ARRAY: return load_pack_array(pk, j);
-    case JSON_STRING:
-        return msgpack_pack_str_with_body(pk, json_string_value(j), json_string_length(j));
-    case JSON_INTEGER: return msgpack_pack_int64(pk, json_integer_value(j));
-    case JSON_REAL: return msgpack_pack_double(pk, json_real_value(j));
-    case JSON_TRUE: return msgpack_pack_true(pk);
-    case JSON_FALSE: return msgpack_pack_false(pk);
-    case JSON_NULL: return msgpack_pack_nil(pk);
-    }
-    return -1;
-}
-
-/* Re-encodes line as msgpack into l->sbuf; false when the line is not JSON
- * (decoded as strictly as marketd does), which is then sent as it is. */
+/* Re-encodes line as msgpack into l->mp (md_json_to_msgpack); false when the
+ * line is not JSON (decoded as strictly as marketd does), which is then sent
+ * as it is. */
 static bool load_to_msgpack(load_t *l, const char *line, size_t len)
 {
     json_error_t jerr;
-    msgpack_packer pk;
     json_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (j == NULL)
         return false;
-    msgpack_sbuffer_clear(&l->sbuf);
-    msgpack_packer_init(&pk, &l->sbuf, msgpack_sbuffer_write);
-    int rc = load_pack_json(&pk, j);
+    md_buf_reset(&l->mp);
+    md_json_to_msgpack(j, &l->mp);
     json_decref(j);
-    return rc == 0;
+    return true;
 }
 
 /* Works out the key and whether the result will carry the command_id, with
@@ -882,8 +828,8 @@ static void load_prepare(load_t *l, const char *line, size_t len, load_msg_t *m)
 {
     load_classify(l, line, len, m);
     m->is_msgpack = l->o.msgpack && load_to_msgpack(l, line, len);
-    m->val = m->is_msgpack ? (const void *)l->sbuf.data : (const void *)line;
-    m->len = m->is_msgpack ? l->sbuf.size : len;
+    m->val = m->is_msgpack ? (const void *)l->mp.p : (const void *)line;
+    m->len = m->is_msgpack ? l->mp.len : len;
     if (m->len > LOAD_MAX_MESSAGE)
         m->has_id = false;
 }
@@ -922,7 +868,7 @@ static md_err_t load_produce(load_t *l, const load_msg_t *m, int64_t *sent_ns)
     rd_kafka_vu_t vu[5];
     size_t n = load_build_vu(l, m, vu);
     for (;;) {
-        *sent_ns = load_now_ns();
+        *sent_ns = md_mono_ns();
         rd_kafka_error_t *e = rd_kafka_produceva(l->prod, vu, n);
         if (e == NULL)
             return MD_OK;
@@ -963,8 +909,8 @@ static void load_pace(load_t *l)
         return;
     }
     int64_t due = l->t_start + (int64_t)((double)l->produced * 1e9 / (double)l->o.rate);
-    for (int64_t now = load_now_ns(); now < due && !l->halt && !load_interrupted;
-         now = load_now_ns())
+    for (int64_t now = md_mono_ns(); now < due && !l->halt && !load_interrupted;
+         now = md_mono_ns())
         load_service(l, (int)((due - now + 999999) / 1000000));
 }
 
@@ -988,7 +934,7 @@ static md_err_t load_produce_all(load_t *l)
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
-    l->t_start = l->t_last = load_now_ns();
+    l->t_start = l->t_last = md_mono_ns();
     while (!l->halt && !load_interrupted && (n = getline(&line, &cap, l->in)) >= 0) {
         size_t len = (size_t)n;
         if (len > 0 && line[len - 1] == '\n')
@@ -1042,11 +988,11 @@ static void load_purge(load_t *l)
 /* Waits for the outstanding deliveries and, with --wait, results. */
 static void load_drain(load_t *l)
 {
-    int64_t deadline = load_now_ns() + (int64_t)(l->o.timeout_s * 1e9);
-    while (!load_finished(l) && load_now_ns() < deadline) {
+    int64_t deadline = md_mono_ns() + (int64_t)(l->o.timeout_s * 1e9);
+    while (!load_finished(l) && md_mono_ns() < deadline) {
         /* After ^C, deliveries get 5 s more at most, not a whole timeout. */
-        if (load_interrupted && deadline - load_now_ns() > 5 * LOAD_NS)
-            deadline = load_now_ns() + 5 * LOAD_NS;
+        if (load_interrupted && deadline - md_mono_ns() > 5 * LOAD_NS)
+            deadline = md_mono_ns() + 5 * LOAD_NS;
         load_service(l, load_ms_left(deadline) < 50 ? load_ms_left(deadline) : 50);
     }
     load_purge(l);
@@ -1200,7 +1146,7 @@ static void load_release(load_t *l)
         rd_kafka_destroy(l->prod);
     load_close_files(l);
     load_set_release(&l->set);
-    msgpack_sbuffer_destroy(&l->sbuf);
+    md_buf_release(&l->mp);
     free(l->lat);
     free(l->o.props);
 }
@@ -1246,7 +1192,7 @@ int main(int argc, char **argv)
     load_t *l = md_calloc(1, sizeof *l);
     int status = load_parse_args(argc, argv, &l->o);
     if (status == 0) {
-        msgpack_sbuffer_init(&l->sbuf);
+        md_buf_init(&l->mp);
         status = load_run(l);
         load_release(l);
     } else {

@@ -26,13 +26,7 @@
 
 #include "md_command.h"
 #include "ctl.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "md_base.h"
 
 /* ---- progress (stderr, only when it is a terminal) ------------------------------- */
 
@@ -42,7 +36,7 @@ static void progress(uint64_t done, uint64_t total, void *ctx)
     c->done = done;
     if (!c->tty || total == 0)
         return;
-    double el = now_s() - c->t0, rate = el > 0 ? (double)done / el : 0;
+    double el = md_mono_s() - c->t0, rate = el > 0 ? (double)done / el : 0;
     int width = 30, fill = (int)((double)width * (double)done / (double)total);
     char bar[32];
     for (int i = 0; i < width; i++)
@@ -55,18 +49,11 @@ static void progress(uint64_t done, uint64_t total, void *ctx)
 
 static void progress_end(ctl_t *c, const char *what)
 {
-    double el = now_s() - c->t0;
+    double el = md_mono_s() - c->t0;
     if (c->tty)
         fputc('\n', stderr);
     fprintf(stderr, "%s: %llu events in %.3f s (%.0f events/s)\n", what,
             (unsigned long long)c->done, el, el > 0 ? (double)c->done / el : 0.0);
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- output ---------------------------------------------------------------------- */
@@ -139,9 +126,9 @@ static json_t *digest_json(const md_proj_digest_t *d)
     char hex[2 * MD_HASH_LEN + 1];
     for (int i = 0; i < MD_PROJ_COUNT_; i++) {
         md_hex(d->sha[i], MD_HASH_LEN, hex);
-        json_object_set_new(j, md_proj_name((md_proj_id_t)i),
-                            json_pack("{s:s, s:I}", "sha256", hex, "entries",
-                                      (json_int_t)d->entries[i]));
+        md_json_set(j, md_proj_name((md_proj_id_t)i),
+                    json_pack("{s:s, s:I}", "sha256", hex, "entries",
+                              (json_int_t)d->entries[i]));
     }
     return j;
 }
@@ -230,9 +217,9 @@ static json_t *offsets_json(md_txn_t *t)
         int64_t next = 0;
         for (int i = 0; i < 8; i++)
             next = (int64_t)((uint64_t)next << 8 | ((const unsigned char *)v.mv_data)[i]);
-        json_array_append_new(arr, json_pack("{s:s%, s:i, s:I}", "topic", (const char *)p,
-                                             (size_t)(nul - p), "partition", (int)part,
-                                             "next", (json_int_t)next));
+        md_json_append(arr, json_pack("{s:s%, s:i, s:I}", "topic", (const char *)p,
+                                      (size_t)(nul - p), "partition", (int)part,
+                                      "next", (json_int_t)next));
     }
     mdb_cursor_close(cur);
     return arr;
@@ -266,13 +253,13 @@ static int cmd_stats(ctl_t *c)
         json_decref(j);
         return 1;
     }
-    json_object_set_new(j, "outbox_parked", json_integer((json_int_t)parked));
+    md_json_set(j, "outbox_parked", json_integer((json_int_t)parked));
     json_t *pj = NULL;
     if (c->proj && md_proj_stats(c->proj, c->txn, &pj, &c->err) != MD_OK) {
         json_decref(j);
         return 1;
     }
-    json_object_set_new(j, "projections", pj ? pj : json_null());
+    md_json_set(j, "projections", pj ? pj : json_null());
     return ctl_print_json(j, &c->err) == MD_OK ? 0 : 1;
 }
 
@@ -297,7 +284,7 @@ static int list_end(ctl_t *c, md_err_t rc, const md_proj_page_t *page)
 static int cmd_get(ctl_t *c)
 {
     json_t *j = NULL;
-    if (md_proj_get(c->proj, c->txn, c->args[0], c->args[1], ctl_time(c, "as-of", wall_ms()), &j,
+    if (md_proj_get(c->proj, c->txn, c->args[0], c->args[1], ctl_time(c, "as-of", md_wall_ms()), &j,
                     &c->err) != MD_OK)
         return c->err.code == MD_EINVAL ? 2 : 1;
     return ctl_print_json(j, &c->err) == MD_OK ? 0 : 1;
@@ -333,8 +320,9 @@ static int cmd_rebuild(ctl_t *c)
     md_txn_end(c->txn); /* the writer must hold no read transaction */
     c->txn = NULL;
     md_txn_t *t = NULL;
-    if (md_store_read(c->store, &t, &c->err) == MD_OK)
-        md_txn_head(t, &head, NULL, &c->err);
+    if (md_store_read(c->store, &t, &c->err) == MD_OK &&
+        md_txn_head(t, &head, NULL, &c->err) != MD_OK)
+        head = 0; /* the progress total only: the rebuild below reports the store's error */
     md_txn_end(t);
     progress_phase(c, head);
     md_err_t rc = md_proj_rebuild(c->proj, progress, c, &n, &c->err);
@@ -712,7 +700,7 @@ int main(int argc, char **argv)
         return status < 0 ? 0 : status;
     const ctl_sub_t *sub = c.sub;
     c.tty = isatty(STDERR_FILENO);
-    c.t0 = now_s();
+    c.t0 = md_mono_s();
     status = 1;
     if (open_all(&c, sub) == 0)
         status = sub->run(&c);
@@ -720,6 +708,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "marketctl: %s: %s\n", sub->name, c.err.msg);
     md_txn_end(c.txn);
     md_proj_free(c.proj);
-    md_store_close(c.store);
+    md_store_free(c.store);
     return status;
 }

@@ -29,6 +29,7 @@
 static const char *const ftype_words[] = {
     [MD_FT_ID] = "id", [MD_FT_TEXT] = "text", [MD_FT_INT] = "integer", [MD_FT_BOOL] = "boolean",
     [MD_FT_HEX64] = "hex64", [MD_FT_TIME] = "time", [MD_FT_ENUM] = "enum",
+    [MD_FT_EVIDENCE] = "evidence",
 };
 
 #define ID_PATTERN "^[A-Za-z0-9._:-]{1,64}$"
@@ -60,6 +61,12 @@ static void field_range(const md_fspec_t *f, char *out, size_t cap)
     case MD_FT_BOOL: snprintf(out, cap, "`true` or `false`"); return;
     case MD_FT_HEX64: snprintf(out, cap, "64 hex digits"); return;
     case MD_FT_TIME: snprintf(out, cap, "`YYYY-MM-DDTHH:MM:SS[.f]Z` (UTC)"); return;
+    case MD_FT_EVIDENCE:
+        snprintf(out, cap,
+                 "an array of 1..%d objects `{sha256: 64 hex, name: text 1..%d bytes, bytes: "
+                 "1..%lld}`, no sha256 twice",
+                 MD_EVIDENCE_MAX, MD_EVIDENCE_NAME_MAX, (long long)MD_EVIDENCE_BYTES_MAX);
+        return;
     case MD_FT_ENUM:
         out[0] = '\0';
         for (const char *const *e = f->enums; e && *e && n < cap; e++)
@@ -114,6 +121,21 @@ static json_t *field_schema(const md_fspec_t *f)
             json_array_append_new(e, json_string(*v));
         json_object_set_new(s, "type", json_string("string"));
         json_object_set_new(s, "enum", e);
+        break;
+    }
+    case MD_FT_EVIDENCE: {
+        json_t *item = json_pack(
+            "{s:s, s:{s:{s:s, s:s}, s:{s:s, s:i, s:i}, s:{s:s, s:i, s:I}}, s:[sss], s:b}", "type",
+            "object", "properties", "sha256", "type", "string", "pattern", "^[0-9A-Fa-f]{64}$",
+            "name", "type", "string", "minLength", 1, "maxLength", MD_EVIDENCE_NAME_MAX, "bytes",
+            "type", "integer", "minimum", 1, "maximum", (json_int_t)MD_EVIDENCE_BYTES_MAX,
+            "required", "sha256", "name", "bytes", "additionalProperties", 0);
+        json_object_set_new(s, "type", json_string("array"));
+        json_object_set_new(s, "minItems", json_integer(1));
+        json_object_set_new(s, "maxItems", json_integer(MD_EVIDENCE_MAX));
+        json_object_set_new(s, "items", item);
+        json_object_set_new(s, "description",
+                            json_string("no sha256 twice (compared lower-cased)"));
         break;
     }
     default: failed = 1;

@@ -20,7 +20,20 @@ seed=$RANDOM
 RANDOM=$seed
 t0=$(date +%s)
 
+# Timers due inside the killed batches: a policy, then deliveries 8 minutes apart for
+# 80 hours, so that auto-confirmations (1 day) and settlements (1 more day) fire between
+# the later lines, wherever a kill lands.
+timer_tail() {
+    local k t
+    printf '{"command_id":"t-policy","type":"SetPolicy","actor":"operator","issued_at":"2026-11-26T13:00:00Z","data":{"after_sales_days":1,"auto_confirm_days":1,"defense_days":1,"settlement_hold_days":1,"appeal_days":1}}\n'
+    for ((k = 0; k < $1; k++)); do
+        t=$((1795698000 + 480 * (k + 1)))
+        printf '{"command_id":"t-%d","type":"DeliverOrder","actor":"carol","issued_at":"%s","data":{"order_id":"wo-%d"}}\n' \
+            "$k" "$(date -u -d "@$t" +%Y-%m-%dT%H:%M:%SZ)" $((4 * k + 1))
+    done
+}
 gen_workload "$n" >"$work/in.jsonl"
+timer_tail "${CRASH_TIMER_LINES:-600}" >>"$work/in.jsonl"
 total_cmds=$(grep -c . "$work/in.jsonl")
 offline "$work/in.jsonl" "$work/off" "$work/off.results"
 
@@ -64,10 +77,13 @@ multi=$(awk '$2 != 1' "$work/k.dec" | wc -l)
 diff "$work/off.dec" "$work/k.dec" >/dev/null || fail "decided commands differ from the offline run"
 diff <(sort -u "$work/off.results") <(sort -u "$work/k.results") >"$work/res.diff" ||
     fail "results differ from the offline run: $(head -3 "$work/res.diff")"
+timers=$("$build/marketctl" --data-dir "$work/k" events | grep -c '"command_id":"timer:' || true)
+[ "$timers" -gt 20 ] || fail "only $timers timer events"
 results=$(grep -c . "$work/k.results")
 unique=$(sort -u "$work/k.results" | wc -l)
 [ "$unique" -eq "$total_cmds" ] || fail "$unique distinct results for $total_cmds commands"
 log "crash loop figures: crashes survived $done_kills (SIGKILL, seed $seed), commands $total_cmds," \
     "each decided once; results on the topic $results, duplicates $((results - unique));" \
+    "timer events $timers (as offline);" \
     "$(($(date +%s) - t0)) s"
 echo "crash loop: 1 passed, 0 failed"

@@ -188,7 +188,7 @@ t analyst 200 /v1/orders "[.items[].order_id] == $all_ids" \
     'all(.items[]; has("buyer_contact") | not)'
 t analyst 200 "/v1/orders?buyer=bob" "[.items[].order_id] == $(ids --buyer bob)"
 t analyst 200 "/v1/orders?provider=carol" "[.items[].order_id] == $(ids --provider carol)"
-t analyst 200 "/v1/orders?status=completed" '[.items[].order_id] == ["o-1001"]'
+t analyst 200 "/v1/orders?status=completed" '[.items[].order_id] == ["o-1001","o-1009"]'
 t analyst 200 "/v1/orders?day=2026-11-26" '[.items[].order_id] == ["o-1001","o-1002","o-1004","o-1009"]'
 t analyst 200 "/v1/orders?from=2026-11-26&to=2026-11-26" '.items | length == 4'
 t analyst 200 "/v1/orders?from=2026-11-27" '[.items[].order_id] == ["o-2001","o-2002"]'
@@ -274,12 +274,12 @@ t auditor 200 /v1/sales ".items == $sales_all" '.next == null'
 t analyst 200 /v1/sales ".items == $sales_all"
 t analyst 200 "/v1/sales?from=2026-11-20&to=2026-11-26" \
     "[.items[] | .provider + \"/\" + .day] == [\"carol/2026-11-26\",\"dave/2026-11-26\"]"
-t analyst 200 "/v1/sales?from=2026-11-27" "[.items[] | .day] == [\"2026-11-27\",\"2026-11-28\"]"
+t analyst 200 "/v1/sales?from=2026-11-27" "[.items[] | .day] == [\"2026-11-27\",\"2026-11-28\",\"2026-12-06\"]"
 t analyst 200 "/v1/sales?provider=carol&from=2026-11-26&to=2026-11-27" \
     '[.items[] | .day] == ["2026-11-26","2026-11-27"]' '.items[0].gross == 39800'
 t analyst 400 "/v1/sales?from=yesterday"
 check_pages analyst "/v1/sales?limit=1" 1 "$(ctl sales | jq -sc 'map(.provider + "/" + .day)')"
-t carol 200 "/v1/sales?provider=carol" 'all(.items[]; .provider == "carol") and (.items | length == 3)'
+t carol 200 "/v1/sales?provider=carol" 'all(.items[]; .provider == "carol") and (.items | length == 4)'
 t carol 403 /v1/sales
 t carol 403 "/v1/sales?provider=dave"
 t bob 200 "/v1/sales?provider=bob" '.items == []'

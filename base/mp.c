@@ -1,5 +1,5 @@
 /*
- * mp.c - allocation-free msgpack reading (see mp.h).
+ * mp.c - allocation-free msgpack reading (see md_base.h).
  *
  * msgpack-c's unpacker builds an object tree in a zone for every call; the
  * event store and the projections read one or two fields per event, so a
@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "mp.h"
+#include "md_base.h"
 
 void md__mp_init(md_mp_t *m, const void *p, size_t len)
 {

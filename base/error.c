@@ -1,12 +1,14 @@
 /*
- * error.c - md_error_t handling, md_strerror and the abort-on-OOM allocators.
+ * error.c - md_error_t handling, md_strerror and the abort-on-OOM allocators,
+ * which jansson uses too (set before main: one out-of-memory policy).
  */
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "md_error.h"
+#include "md_base.h"
 
 static const struct {
     md_err_t code;
@@ -97,4 +99,12 @@ char *md_strndup(const char *s, size_t n)
 char *md_strdup(const char *s)
 {
     return md_strndup(s, strlen(s));
+}
+
+/* jansson allocates through md_malloc: out of memory aborts there too, instead
+ * of coming back as a NULL value that each caller would have to tell apart
+ * from bad input. Set before main (and before any thread), once. */
+__attribute__((constructor)) static void md_json_alloc_init(void)
+{
+    json_set_alloc_funcs(md_malloc, free);
 }

@@ -1,6 +1,8 @@
 /*
  * derived.c - the rules' state and the command outcomes recomputed from the
- * log and compared with the store (md_derived.h), and the stored offsets.
+ * log and compared with the store (md_derived.h), and the stored offsets. It
+ * lives in rules/ (not projections/) because it runs the rules' own evolve; it
+ * only reads the store, never decides.
  *
  * The recompute is the engine's: every event is evolved with md_rules_evolve
  * (bootstrap events included) and every event's outcome is
@@ -94,6 +96,31 @@ static void kv_put(kv_t *m, const void *key, size_t klen, const void *val, size_
     e->vlen = (uint32_t)vlen;
 }
 
+/* Removes @p key (backward-shift deletion: the probe runs stay unbroken). */
+static void kv_del(kv_t *m, const void *key, size_t klen)
+{
+    if (m->cap == 0)
+        return;
+    kv_ent_t *e = kv_slot(m, kv_hash(key, klen), key, klen);
+    if (e->blob == NULL)
+        return;
+    free(e->blob);
+    size_t mask = m->cap - 1, i = (size_t)(e - m->slots), j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (m->slots[j].blob == NULL)
+            break;
+        size_t home = m->slots[j].hash & mask;
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (!stays) {
+            m->slots[i] = m->slots[j];
+            i = j;
+        }
+    }
+    m->slots[i] = (kv_ent_t){0};
+    m->n--;
+}
+
 static void kv_free(kv_t *m)
 {
     for (size_t i = 0; i < m->cap; i++)
@@ -141,6 +168,20 @@ static md_err_t state_put(void *ctx, const void *key, size_t klen, const void *v
     return MD_OK;
 }
 
+
+static md_err_t state_del(void *ctx, const void *key, size_t klen)
+{
+    kv_del(ctx, key, klen);
+    return MD_OK;
+}
+
+/* Evolve never seeks (decide and the engine's timer look-up do): refused. */
+static md_err_t state_seek(void *ctx, const void *key, size_t klen, const void **okey,
+                           size_t *oklen)
+{
+    (void)ctx, (void)key, (void)klen, (void)okey, (void)oklen;
+    return MD_EINVAL;
+}
 /* Evolve does not ask for stream versions (decide does): a replay has no
  * "version so far" to give, so the question is refused. */
 static md_err_t state_version(void *ctx, const char *stream, uint64_t *version)
@@ -364,7 +405,8 @@ md_err_t md_derived_verify(md_txn_t *t, md_progress_fn progress, void *pctx,
     uint64_t head = 0;
     memset(rep, 0, sizeof *rep);
     rep->bad = -1;
-    d->st = (md_state_t){&d->db[MD_DERIVED_STATE], state_get, state_put, state_version};
+    d->st = (md_state_t){&d->db[MD_DERIVED_STATE], state_get, state_put, state_version,
+                         state_seek, state_del};
     d->progress = progress;
     d->pctx = pctx;
     md_err_t rc = md_txn_head(t, &head, NULL, err);

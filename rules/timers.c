@@ -1,0 +1,223 @@
+/*
+ * timers.c - the policy and the timers (rules.md "Policy and timers"):
+ * SetPolicy and Tick, the timer index and the three timers.
+ *
+ * A timer is state, not a thread: arming one (in evolve, by the event that
+ * arms it) writes the key
+ *   "~T" deadline (8 bytes BE, sign bit flipped) seq (8 bytes BE) kind (1) id
+ * so that the first key under "~T" is the next timer in (deadline, seq)
+ * order. The record of its order or complaint keeps (deadline, seq), so that
+ * arming the same (kind, id) again removes the old key. The engine asks
+ * md_rules_timer_next() before each line and fires what is due with
+ * md_rules_timer_fire(), which removes the key and decides the events.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define TKEY_HEAD 2
+#define TKEY_FIXED (TKEY_HEAD + 8 + 8 + 1)
+
+static const struct {
+    char kind;
+    const char *name;
+} kinds[] = {{MD__TK_AUTO_CONFIRM, "auto_confirm"},
+             {MD__TK_SETTLEMENT, "settlement"},
+             {MD__TK_DEFENSE, "defense"}};
+
+static const char *kind_name(int kind)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (kinds[i].kind == kind)
+            return kinds[i].name;
+    }
+    return NULL;
+}
+
+static void be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)(v & 0xff);
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static size_t timer_key(unsigned char *key, int kind, const char *id, int64_t deadline,
+                        int64_t seq)
+{
+    size_t n = strlen(id);
+    key[0] = '~', key[1] = 'T';
+    be64(key + TKEY_HEAD, (uint64_t)deadline ^ (1ull << 63));
+    be64(key + TKEY_HEAD + 8, (uint64_t)seq);
+    key[TKEY_HEAD + 16] = (unsigned char)kind;
+    memcpy(key + TKEY_FIXED, id, n);
+    return TKEY_FIXED + n;
+}
+
+md_err_t md__arm(md__ev_t *e, int kind, const char *id, int64_t deadline, int64_t *at,
+                 int64_t *seq)
+{
+    unsigned char key[TKEY_FIXED + MD_ID_MAX];
+    md_err_t rc = MD_OK;
+    if (*at != 0)
+        rc = e->st->del(e->st->ctx, key, timer_key(key, kind, id, *at, *seq));
+    if (rc == MD_OK)
+        rc = e->st->put(e->st->ctx, key,
+                        timer_key(key, kind, id, deadline, (int64_t)e->ev->seq), "", 0);
+    if (rc != MD_OK)
+        return md_error_set(e->err, rc, "timer %s:%s: state write failed", kind_name(kind),
+                            id);
+    *at = deadline;
+    *seq = (int64_t)e->ev->seq;
+    return MD_OK;
+}
+
+md_err_t md__ev_platform(md__ev_t *e, md__platform_t *p)
+{
+    bool found;
+    return md__get(e->st, "plat", 4, p, sizeof *p, &found, e->err);
+}
+
+/* ---- SetPolicy and Tick --------------------------------------------------------- */
+
+static const char *const policy_fields[] = {"after_sales_days", "auto_confirm_days",
+                                            "defense_days", "settlement_hold_days",
+                                            "appeal_days"};
+#define NPOLICY (sizeof policy_fields / sizeof policy_fields[0])
+
+static int64_t *policy_slot(md__platform_t *p, size_t i)
+{
+    int64_t *slots[NPOLICY] = {&p->after_sales_days, &p->auto_confirm_days, &p->defense_days,
+                               &p->settlement_hold_days, &p->appeal_days};
+    return slots[i];
+}
+
+int md__rule_set_policy(md__ctx_t *c)
+{
+    md_data_t *d = md__emit(c, "PolicySet", "platform", NULL);
+    for (size_t i = 0; i < NPOLICY; i++)
+        md__put_int(c, d, policy_fields[i]);
+    return MD_OK;
+}
+
+/* Accepted with no events: the timers due at its now fired before it. */
+int md__rule_tick(md__ctx_t *c)
+{
+    (void)c;
+    return MD_OK;
+}
+
+md_err_t md__evolve_PolicySet(md__ev_t *e)
+{
+    md__platform_t p;
+    md_err_t rc = md__ev_platform(e, &p);
+    for (size_t i = 0; i < NPOLICY && rc == MD_OK; i++)
+        rc = md__ev_int(e, policy_fields[i], policy_slot(&p, i));
+    return rc == MD_OK ? md__put(e->st, "plat", 4, &p, sizeof p, e->err) : rc;
+}
+
+/* ---- the timers ------------------------------------------------------------------ */
+
+md_err_t md_rules_timer_next(const md_state_t *st, int64_t now, md_timer_t *t, bool *due,
+                             md_error_t *err)
+{
+    const void *k;
+    size_t kl;
+    *due = false;
+    md_err_t rc = st->seek(st->ctx, "~T", TKEY_HEAD, &k, &kl);
+    if (rc == MD_ENOTFOUND)
+        return MD_OK;
+    if (rc != MD_OK)
+        return md_error_set(err, rc, "timer index: seek failed");
+    const unsigned char *p = k;
+    if (kl < TKEY_HEAD || memcmp(p, "~T", TKEY_HEAD) != 0)
+        return MD_OK;
+    if (kl <= TKEY_FIXED || kl > TKEY_FIXED + MD_ID_MAX || kind_name(p[TKEY_HEAD + 16]) == NULL)
+        return md_error_set(err, MD_ECORRUPT, "timer index: malformed key of %zu bytes", kl);
+    memset(t, 0, sizeof *t);
+    t->deadline = (int64_t)(get_be64(p + TKEY_HEAD) ^ (1ull << 63));
+    t->seq = get_be64(p + TKEY_HEAD + 8);
+    snprintf(t->kind, sizeof t->kind, "%s", kind_name(p[TKEY_HEAD + 16]));
+    memcpy(t->id, p + TKEY_FIXED, kl - TKEY_FIXED);
+    t->id[kl - TKEY_FIXED] = '\0';
+    snprintf(t->command_id, sizeof t->command_id, "timer:%s:%s", t->kind, t->id);
+    *due = t->deadline <= now;
+    return MD_OK;
+}
+
+/* auto_confirm: a delivered order nobody confirmed or disputes completes. */
+static int fire_auto_confirm(md__ctx_t *c, const char *id)
+{
+    bool found;
+    int rc = md__load(c, "o:", id, &c->order, sizeof c->order, &found);
+    if (rc == MD_OK && found && c->order.status == MD__OS_DELIVERED &&
+        c->order.complaint[0] == '\0')
+        md__emit_completed(c, &c->order, id, "auto");
+    return rc;
+}
+
+/* settlement: what is still held for the order goes into the balance. */
+static int fire_settlement(md__ctx_t *c, const char *id)
+{
+    bool found;
+    int rc = md__load(c, "o:", id, &c->order, sizeof c->order, &found);
+    if (rc != MD_OK || !found || !c->order.hold_open || c->order.complaint[0] != '\0')
+        return rc;
+    const char *oid = md__keep(c->d, id);
+    md_data_t *d = md__emit(c, "SettlementReleased", "order", oid);
+    md_data_str(d, "order_id", oid);
+    md_data_str(d, "provider", md__keep(c->d, c->order.provider));
+    md_data_int(d, "amount", c->order.held);
+    return MD_OK;
+}
+
+/* defense: a respondent who stayed silent sends the complaint to arbitration. */
+static int fire_defense(md__ctx_t *c, const char *id)
+{
+    bool found;
+    int rc = md__load(c, "q:", id, &c->complaint, sizeof c->complaint, &found);
+    if (rc != MD_OK || !found || c->complaint.status != MD__CS_OPEN || c->complaint.defended)
+        return rc;
+    const char *qid = md__keep(c->d, id);
+    md_data_t *d = md__emit(c, "ArbitrationRequested", "complaint", qid);
+    md_data_str(d, "complaint_id", qid);
+    md_data_str(d, "order_id", md__keep(c->d, c->complaint.order_id));
+    md_data_str(d, "by", "system");
+    md_data_str(d, "reason", "no_defense");
+    return MD_OK;
+}
+
+md_err_t md_rules_timer_fire(const md_state_t *st, const md_timer_t *t, md_decision_t *d,
+                             md_error_t *err)
+{
+    unsigned char key[TKEY_FIXED + MD_ID_MAX];
+    md__ctx_t c;
+    bool found;
+    int kind = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        kind = strcmp(kinds[i].name, t->kind) == 0 ? kinds[i].kind : kind;
+    memset(d, 0, offsetof(md_decision_t, arena));
+    d->arena_len = 0;
+    d->code = MD_CODE_NONE;
+    d->code_name = "";
+    d->accepted = true;
+    md_err_t rc = st->del(st->ctx, key, timer_key(key, kind, t->id, t->deadline,
+                                                  (int64_t)t->seq));
+    if (rc != MD_OK)
+        return md_error_set(err, rc, "timer %s: state delete failed", t->command_id);
+    memset(&c, 0, sizeof c);
+    c.st = st, c.d = d, c.err = err, c.now = t->deadline;
+    int r = md__get(st, "plat", 4, &c.plat, sizeof c.plat, &found, err);
+    if (r == MD_OK)
+        r = kind == MD__TK_AUTO_CONFIRM ? fire_auto_confirm(&c, t->id)
+            : kind == MD__TK_SETTLEMENT ? fire_settlement(&c, t->id)
+                                        : fire_defense(&c, t->id);
+    return (md_err_t)r;
+}

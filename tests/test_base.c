@@ -1,0 +1,157 @@
+/*
+ * test_base.c - the base layer (md_base.h): the allocation policy jansson
+ * shares, the one UTF-8 validator, the one JSON -> msgpack packer read back
+ * with the one msgpack reader, md_buf_t and the clocks.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "md_base.h"
+
+static void test_base_jansson_allocates_through_md_malloc(void **state)
+{
+    (void)state;
+    json_malloc_t m = NULL;
+    json_free_t f = NULL;
+    json_get_alloc_funcs(&m, &f);
+    assert_ptr_equal(m, md_malloc);
+    assert_ptr_equal(f, free);
+}
+
+static void test_base_utf8_accepts_valid_rejects_invalid(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t n;
+        bool ok;
+    } cases[] = {
+        {"plain ascii", 11, true},
+        {"caf\xc3\xa9", 5, true},                 /* 2 bytes */
+        {"\xe2\x82\xac", 3, true},                /* euro, 3 bytes */
+        {"\xf0\x9f\x98\x80", 4, true},            /* U+1F600 */
+        {"\xf4\x8f\xbf\xbf", 4, true},            /* U+10FFFF */
+        {"", 0, true},
+        {"a\0b", 3, false},                       /* NUL */
+        {"\xc0\xaf", 2, false},                   /* overlong */
+        {"\xe0\x80\xaf", 3, false},               /* overlong */
+        {"\xed\xa0\x80", 3, false},               /* surrogate */
+        {"\xf4\x90\x80\x80", 4, false},           /* above U+10FFFF */
+        {"\xe2\x82", 2, false},                   /* truncated */
+        {"\x80", 1, false},                       /* lone continuation */
+        {"\xff", 1, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(md_valid_utf8(cases[i].s, cases[i].n), cases[i].ok);
+    assert_int_equal(md_utf8_len((const unsigned char *)"\xe2\x82\xac", 3), 3);
+    assert_int_equal(md_utf8_len((const unsigned char *)"\xe2\x82\xac", 2), 0);
+    assert_int_equal(md_utf8_len((const unsigned char *)"", 1), 0);
+}
+
+static void test_base_json_to_msgpack_reads_back(void **state)
+{
+    (void)state;
+    json_t *j = json_loads("{\"z\":1,\"a\":[true,null,-5,\"x\"],\"r\":1.5,\"big\":9007199254740993}",
+                           JSON_REJECT_DUPLICATES, NULL);
+    assert_non_null(j);
+    md_buf_t b;
+    md_buf_init(&b);
+    md_json_to_msgpack(j, &b);
+    json_decref(j);
+    md_mp_t m;
+    uint32_t n, len;
+    const char *s;
+    int64_t v;
+    bool t;
+    double d;
+    md__mp_init(&m, b.p, b.len);
+    assert_int_equal(md__mp_map(&m, &n), 0);
+    assert_int_equal(n, 4);
+    /* keys keep jansson's (insertion) order */
+    assert_int_equal(md__mp_str(&m, &s, &len), 0);
+    assert_memory_equal(s, "z", 1);
+    assert_int_equal(md__mp_int(&m, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(md__mp_str(&m, &s, &len), 0);
+    assert_memory_equal(s, "a", 1);
+    assert_int_equal(md__mp_array(&m, &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(md__mp_bool(&m, &t), 0);
+    assert_true(t);
+    assert_int_equal(md__mp_nil(&m), 0);
+    assert_int_equal(md__mp_int(&m, &v), 0);
+    assert_int_equal(v, -5);
+    assert_int_equal(md__mp_str(&m, &s, &len), 0);
+    assert_int_equal(len, 1);
+    assert_int_equal(md__mp_str(&m, &s, &len), 0);
+    assert_memory_equal(s, "r", 1);
+    assert_int_equal(md__mp_peek(&m), MD_MP_FLOAT);   /* reals stay floats */
+    assert_int_equal(md__mp_double(&m, &d), 0);
+    assert_true(d == 1.5);
+    assert_int_equal(md__mp_find(&m, "x"), -1);       /* not at a map */
+    assert_int_equal(md__mp_str(&m, &s, &len), 0);
+    assert_int_equal(md__mp_int(&m, &v), 0);
+    assert_int_equal(v, 9007199254740993);
+    assert_true(m.p == m.end);
+    md_buf_release(&b);
+    assert_null(b.p);
+}
+
+static void test_base_mp_reader_refuses_truncation(void **state)
+{
+    (void)state;
+    const unsigned char trunc[] = {0xa5, 'a', 'b'};  /* str of 5, 2 bytes there */
+    md_mp_t m;
+    const char *s;
+    uint32_t len;
+    md__mp_init(&m, trunc, sizeof trunc);
+    assert_int_equal(md__mp_str(&m, &s, &len), -1);
+    assert_ptr_equal(m.p, trunc);                     /* cursor unchanged */
+    assert_int_equal(md__mp_skip(&m), -1);
+}
+
+static void test_base_json_set_leaves_refused_values_out(void **state)
+{
+    (void)state;
+    json_t *o = json_object(), *a = json_array();
+    assert_true(md_json_set(o, "ok", json_string("x")));
+    assert_false(md_json_set(o, "bad", json_string("\xff")));  /* not UTF-8: NULL */
+    assert_int_equal(json_object_size(o), 1);
+    assert_null(json_object_get(o, "bad"));
+    assert_true(md_json_append(a, json_integer(1)));
+    assert_false(md_json_append(a, json_stringn("a\xc0", 2)));
+    assert_int_equal(json_array_size(a), 1);
+    json_decref(o);
+    json_decref(a);
+}
+
+static void test_base_clocks_move_forward(void **state)
+{
+    (void)state;
+    int64_t a = md_mono_ns(), w = md_wall_ms();
+    double s = md_mono_s();
+    assert_true(a > 0 && s > 0);
+    assert_true(md_mono_ns() >= a);
+    assert_true(md_mono_ms() >= a / 1000000);
+    assert_true(w > 1700000000000);                   /* after 2023 */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_base_jansson_allocates_through_md_malloc),
+        cmocka_unit_test(test_base_utf8_accepts_valid_rejects_invalid),
+        cmocka_unit_test(test_base_json_to_msgpack_reads_back),
+        cmocka_unit_test(test_base_mp_reader_refuses_truncation),
+        cmocka_unit_test(test_base_json_set_leaves_refused_values_out),
+        cmocka_unit_test(test_base_clocks_move_forward),
+    };
+    return cmocka_run_group_tests_name("base", tests, NULL, NULL);
+}
