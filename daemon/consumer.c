@@ -118,16 +118,30 @@ static void record_lag(md_consumer_t *d, const rd_kafka_topic_partition_list_t *
     }
 }
 
-/* Kafka's committed offsets only serve lag tools: LMDB holds the real ones. */
+/* The metadata of the offsets this store commits: "store:" and its identity. */
+static size_t commit_metadata(const md_store_t *s, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%s%s", MD_COMMIT_META_PREFIX, md_store_id(s));
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* Kafka's committed offsets serve lag tools and fencing (each carries the
+ * committing store's identity as metadata): LMDB holds the real ones. */
 static void commit_to_kafka(md_consumer_t *d)
 {
+    char meta[64];
+    size_t mlen = commit_metadata(d->store, meta, sizeof meta);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
     for (size_t i = 0; i < d->nmsgs; i++) {
         const rd_kafka_message_t *m = d->msgs[i];
         rd_kafka_topic_partition_t *tp =
             rd_kafka_topic_partition_list_find(l, rd_kafka_topic_name(m->rkt), m->partition);
-        if (tp == NULL)
+        if (tp == NULL) {
             tp = rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition);
+            tp->metadata = md_malloc(mlen + 1); /* freed with the list (librdkafka's free) */
+            memcpy(tp->metadata, meta, mlen + 1);
+            tp->metadata_size = mlen;
+        }
         tp->offset = m->offset + 1;
     }
     record_lag(d, l);
@@ -144,10 +158,17 @@ static void drop_batch(md_consumer_t *d)
     d->nmsgs = 0;
 }
 
+long md_retry_next_ms(long pause_ms)
+{
+    return pause_ms >= MD_RETRY_MAX_MS / 2 ? MD_RETRY_MAX_MS : pause_ms * 2;
+}
+
 /*
  * Decides the collected batch durably. A store failure (disk full, I/O) is
  * retried with a growing pause until it succeeds or the daemon is stopped:
  * nothing is acknowledged before the commit, so nothing is lost either way.
+ * A store that lost its map (md_store_broken) cannot recover: the error is
+ * returned and the daemon stops, saying why.
  */
 static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
 {
@@ -165,11 +186,11 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
         atomic_fetch_add(&md_metrics.batch_failures, 1);
         md_log_error("batch not committed, will retry", "commands=%zu error=\"%s\" retry_ms=%ld",
                      d->nmsgs, e.msg, pause);
-        if (*d->stop)
+        if (*d->stop || md_store_broken(d->store))
             return md_error_set(err, rc, "%s", e.msg);
         struct timespec ts = {pause / 1000, (pause % 1000) * 1000000};
         nanosleep(&ts, NULL);
-        pause = pause < 5000 ? pause * 2 : 5000;
+        pause = md_retry_next_ms(pause);
     }
     d->ndel = d->npark = 0;
     d->last_write_ms = md_mono_ms();
@@ -203,6 +224,8 @@ static void seek_to_stored(md_consumer_t *d, rd_kafka_topic_partition_list_t *pa
         nanosleep(&ts, NULL);
         pause = pause < 2000 ? pause * 2 : 2000;
         md_error_clear(&err);
+        if (md_store_broken(d->store))
+            break;
     }
     for (int i = 0; t != NULL && i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
@@ -214,6 +237,57 @@ static void seek_to_stored(md_consumer_t *d, rd_kafka_topic_partition_list_t *pa
                     (int)tp->partition, (long long)tp->offset);
     }
     md_txn_end(t);
+}
+
+bool md_consumer_fenced(const char *own_id, int64_t own_next, int64_t committed,
+                        const void *meta, size_t meta_len)
+{
+    size_t pl = strlen(MD_COMMIT_META_PREFIX), il = strlen(own_id);
+    if (committed < 0 || meta == NULL || meta_len <= pl ||
+        memcmp(meta, MD_COMMIT_META_PREFIX, pl) != 0)
+        return false; /* nothing committed, or not by a marketd store */
+    if (meta_len == pl + il && memcmp((const char *)meta + pl, own_id, il) == 0)
+        return false; /* this store's own commit */
+    return committed > (own_next > 0 ? own_next : 0);
+}
+
+/*
+ * Fencing: a partition whose offset in Kafka was committed by another store
+ * (another marketd in this group with its own data directory) ahead of this
+ * store's own is left unassigned: deciding it here would decide its commands
+ * a second time, with this store's (different) state. Logged, counted in
+ * /metrics, and /readyz says not ready until the next assignment.
+ * Returns the partitions to take (a new list).
+ */
+static rd_kafka_topic_partition_list_t *drop_fenced(md_consumer_t *d,
+                                                    const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *seen = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_topic_partition_list_t *take = rd_kafka_topic_partition_list_new(parts->cnt);
+    rd_kafka_resp_err_t e = rd_kafka_committed(d->rk, seen, 10000);
+    if (e)
+        md_log_warn("committed offsets unknown; partitions not checked for another store",
+                    "error=\"%s\"", rd_kafka_err2str(e));
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i], *c = &seen->elems[i];
+        int64_t own = tp->offset == RD_KAFKA_OFFSET_BEGINNING ? 0 : tp->offset;
+        if (!e && !c->err &&
+            md_consumer_fenced(md_store_id(d->store), own, c->offset, c->metadata,
+                               c->metadata_size)) {
+            md_log_error("partition fenced: another store decided it further; not deciding it here",
+                         "topic=%s partition=%d committed=%lld own=%lld by=\"%.*s\" this=\"%s%s\" "
+                         "hint=\"one consumer group per store: give each marketd its own group.id\"",
+                         tp->topic, (int)tp->partition, (long long)c->offset, (long long)own,
+                         (int)c->metadata_size, (const char *)c->metadata, MD_COMMIT_META_PREFIX,
+                         md_store_id(d->store));
+            atomic_fetch_add(&md_metrics.partitions_fenced, 1);
+            atomic_fetch_add(&md_metrics.fencings, 1);
+            continue;
+        }
+        rd_kafka_topic_partition_list_add(take, tp->topic, tp->partition)->offset = tp->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(seen);
+    return take;
 }
 
 /* Counts the partitions for /readyz once librdkafka has really taken the assignment. */
@@ -234,11 +308,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     md_error_t err = {0};
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         seek_to_stored(d, parts);
-        rd_kafka_resp_err_t ae = rd_kafka_assign(rk, parts);
+        rd_kafka_topic_partition_list_t *take = drop_fenced(d, parts);
+        rd_kafka_resp_err_t ae = rd_kafka_assign(rk, take);
         if (ae)
             md_log_error("partition assignment failed", "error=\"%s\"", rd_kafka_err2str(ae));
         else
-            mark_assigned(parts);
+            mark_assigned(take);
+        rd_kafka_topic_partition_list_destroy(take);
         return;
     }
     /* Revoked (or an error): finish the batch before letting the partitions go. */
@@ -250,6 +326,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     for (int p = 0; p < MD_METRIC_PARTITIONS; p++)
         atomic_store(&md_metrics.assigned[p], false);
     atomic_store(&md_metrics.partitions_assigned, 0);
+    atomic_store(&md_metrics.partitions_fenced, 0);
     rd_kafka_resp_err_t ue = rd_kafka_assign(rk, NULL);
     if (ue)
         md_log_error("partition unassignment failed", "error=\"%s\"", rd_kafka_err2str(ue));

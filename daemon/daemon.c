@@ -43,7 +43,8 @@ static md_err_t start_http(daemon_t *d, md_error_t *err)
 /* The store, the engine, and the projections registered as the engine's hook. */
 static md_err_t open_ledger(daemon_t *d, md_error_t *err)
 {
-    md_store_opts_t so = {.nosync = d->cfg->store_nosync};
+    md_store_opts_t so = {.nosync = d->cfg->store_nosync, .lock = true,
+                          .map_size = (size_t)d->cfg->store_map_mib << 20};
     md_engine_opts_t eo = {.operator_id = d->cfg->operator_id, .clock = d->cfg->clock,
                            .max_message_bytes = (size_t)d->cfg->message_max_bytes,
                            .results_topic = d->cfg->topic_results,

@@ -143,6 +143,13 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t outbox_par
     render_hist(out, "marketd_commit_seconds", "Write transaction time including fsync.",
                 &m->commit_seconds);
     render_lag(out);
+    put(out, "# HELP marketd_partitions_fenced Assigned partitions not decided here: another "
+             "store committed them further.\n# TYPE marketd_partitions_fenced gauge\n"
+             "marketd_partitions_fenced %d\n"
+             "# HELP marketd_fencings_total Partitions fenced since the start.\n"
+             "# TYPE marketd_fencings_total counter\nmarketd_fencings_total %llu\n",
+        atomic_load_explicit(&m->partitions_fenced, RELAXED),
+        (unsigned long long)get(&m->fencings));
     put(out, "# HELP marketd_outbox_depth Messages waiting in the outbox.\n"
              "# TYPE marketd_outbox_depth gauge\nmarketd_outbox_depth %llu\n",
         (unsigned long long)outbox_depth);
@@ -172,6 +179,7 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t outbox_par
 bool md_metrics_ready_at(long now_ms)
 {
     return atomic_load_explicit(&md_metrics.partitions_assigned, RELAXED) > 0 &&
+           atomic_load_explicit(&md_metrics.partitions_fenced, RELAXED) == 0 &&
            atomic_load_explicit(&md_metrics.outbox_draining, RELAXED) && !outbox_stalled(now_ms);
 }
 

@@ -154,7 +154,7 @@ static void summary(const md_engine_stats_t *s, double secs)
 
 md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
 {
-    md_store_opts_t so = {.nosync = o->nosync};
+    md_store_opts_t so = {.nosync = o->nosync, .lock = true}; /* one writer per directory */
     md_store_t *store = NULL;
     md_engine_t *eng = NULL;
     md_proj_t *proj = NULL;

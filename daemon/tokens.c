@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "md_command.h"
 #include "md_http.h"
+#include "md_log.h"
 
 typedef struct token {
     unsigned char digest[32];
@@ -74,11 +76,37 @@ static bool known(const md_tokens_t *t, const unsigned char d[32])
  * whole, a token given twice (which role would win?) and a file without any
  * token are configuration errors naming the file and line, never the token.
  */
+/*
+ * The file holds secrets: like ssh with a private key, a file that others may
+ * read or write is refused, and one the group may access is loaded with a
+ * warning. Checked on the opened file, so the file read is the file checked.
+ */
+static md_err_t check_mode(FILE *f, const char *path, md_error_t *err)
+{
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0)
+        return md_error_set(err, MD_EIO, "stat tokens '%s': %s", path, strerror(errno));
+    unsigned mode = (unsigned)st.st_mode & 0777;
+    if (mode & 007)
+        return md_error_set(err, MD_ECONFIG,
+                            "tokens file '%s' is accessible by others (mode %04o): it holds "
+                            "secrets; chmod 600 it", path, mode);
+    if (mode & 070)
+        md_log_warn("tokens file is accessible by its group; chmod 600 it unless that is meant",
+                    "path=%s mode=%04o", path, mode);
+    return MD_OK;
+}
+
 md_err_t md_tokens_load(const char *path, md_tokens_t **out, md_error_t *err)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return md_error_set(err, MD_EIO, "open tokens '%s': %s", path, strerror(errno));
+    md_err_t mrc = check_mode(f, path, err);
+    if (mrc != MD_OK) {
+        fclose(f);
+        return mrc;
+    }
     md_tokens_t *t = md_calloc(1, sizeof *t);
     char line[1024];
     int lineno = 0;

@@ -6,11 +6,18 @@
  * the buffer has grown to the largest body. Readers get their own md_txn_t.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "md_store.h"
 
@@ -20,11 +27,21 @@
 
 struct md_store {
     MDB_env *env;
-    pthread_rwlock_t grow_lock; /* readers hold it shared; growing the map takes it */
+    /* Every transaction of this process (readers and the writer) holds it
+     * shared while it is open; changing the map size (growing it, or adopting
+     * another process's growth) takes it exclusively, as LMDB requires. */
+    pthread_rwlock_t grow_lock;
     pthread_mutex_t write_lock; /* one md_store_write at a time (it reuses wtxn) */
     MDB_dbi dbi[MD_DB_COUNT_];
     bool read_only;
     struct md_txn *wtxn; /* the writer's reusable transaction state */
+    int lock_fd;         /* the data directory's lock file (opts.lock), or -1 */
+    char path[4096];     /* the data file, for messages */
+    char id[MD_STORE_ID_LEN + 1];
+    /* Set (under grow_lock held exclusively) when LMDB lost its map in a
+     * failed resize: no transaction may begin after that (it would fault). */
+    _Atomic bool broken;
+    char broken_msg[4608];
 };
 
 struct md_txn {
@@ -81,8 +98,6 @@ md_err_t md_store_err(int rc, md_error_t *err, const char *what)
     return md_error_set(err, MD_ESTORE, "%s: %s", what, mdb_strerror(rc));
 }
 
-/* ---- open and close ---------------------------------------------------------- */
-
 static md_err_t make_dir(const char *dir, md_error_t *err)
 {
     if (mkdir(dir, 0750) == 0 || errno == EEXIST)
@@ -90,16 +105,297 @@ static md_err_t make_dir(const char *dir, md_error_t *err)
     return md_error_set(err, MD_EIO, "mkdir '%s': %s", dir, strerror(errno));
 }
 
-static md_err_t check_format(md_store_t *s, MDB_txn *txn, md_error_t *err)
+/* ---- the data file, checked before LMDB maps it -------------------------------- */
+
+/* What a meta page of an LMDB 0.9 data file says (lmdb's MDB_meta, 64-bit). */
+typedef struct file_meta {
+    uint64_t psize, last_pg, txnid, mapsize;
+    uint64_t roots[2]; /* root pages of LMDB's free and main databases (~0: empty) */
+} file_meta_t;
+
+#define META_MAGIC 0xBEEFC0DEu
+#define META_AT 16 /* the page header before the meta */
+
+static bool read_meta(int fd, off_t page, file_meta_t *m)
+{
+    unsigned char b[160];
+    uint32_t magic, psize;
+    if (pread(fd, b, sizeof b, page) != (ssize_t)sizeof b)
+        return false;
+    memcpy(&magic, b + META_AT, 4);
+    memcpy(&m->mapsize, b + META_AT + 16, 8);
+    memcpy(&psize, b + META_AT + 24, 4); /* mm_dbs[FREE_DBI].md_pad */
+    memcpy(&m->roots[0], b + META_AT + 64, 8);  /* mm_dbs[FREE_DBI].md_root */
+    memcpy(&m->roots[1], b + META_AT + 112, 8); /* mm_dbs[MAIN_DBI].md_root */
+    memcpy(&m->last_pg, b + META_AT + 120, 8);
+    memcpy(&m->txnid, b + META_AT + 128, 8);
+    m->psize = psize;
+    return magic == META_MAGIC && psize >= 512 && (psize & (psize - 1)) == 0;
+}
+
+/* The newer of the two meta pages of @p fd (false: not an LMDB file LMDB
+ * would accept either, so LMDB's own open reports it). */
+static bool newest_meta(int fd, file_meta_t *m)
+{
+    file_meta_t m1;
+    if (!read_meta(fd, 0, m))
+        return false;
+    if (read_meta(fd, (off_t)m->psize, &m1) && m1.txnid > m->txnid)
+        *m = m1;
+    return true;
+}
+
+/*
+ * Is a file of @p size bytes too short for @p m? LMDB does not write the
+ * pages a transaction allocated and freed again ("loose" pages), so the last
+ * few pages counted by the meta may lie beyond the end of a sound file: the
+ * file is truncated when a root page (always written at commit) lies beyond
+ * its end, or when more than TRUNC_SLACK pages are missing.
+ */
+#define TRUNC_SLACK 256
+
+static bool too_short(const file_meta_t *m, uint64_t size)
+{
+    uint64_t pages = size / m->psize;
+    if (pages < 2 || pages + TRUNC_SLACK < m->last_pg + 1)
+        return true;
+    for (int i = 0; i < 2; i++)
+        if (m->roots[i] != UINT64_MAX && m->roots[i] >= pages)
+            return true;
+    return false;
+}
+
+/*
+ * A data file shorter than its meta pages say would be mapped and then fault
+ * (SIGBUS) on the first page beyond its end: refuse it with what is wrong.
+ */
+static md_err_t check_data_file(const char *path, md_error_t *err)
+{
+    struct stat st;
+    file_meta_t m;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? MD_OK : md_error_set(err, MD_EIO, "open '%s': %s", path,
+                                                      strerror(errno));
+    md_err_t rc = MD_OK;
+    /* The meta first, then the size: a writer of another process extends the
+     * file before it writes the meta page that counts the new pages. */
+    bool known = newest_meta(fd, &m);
+    if (fstat(fd, &st) != 0)
+        rc = md_error_set(err, MD_EIO, "stat '%s': %s", path, strerror(errno));
+    else if (known && st.st_size > 0) {
+        uint64_t need = (m.last_pg + 1) * m.psize;
+        if (too_short(&m, (uint64_t)st.st_size))
+            rc = md_error_set(err, MD_ECORRUPT,
+                              "data file '%s' is %lld bytes but its meta page says it holds "
+                              "%llu pages of %llu bytes (%llu bytes): the file was truncated; "
+                              "restore it from a backup",
+                              path, (long long)st.st_size, (unsigned long long)(m.last_pg + 1),
+                              (unsigned long long)m.psize, (unsigned long long)need);
+    }
+    close(fd);
+    return rc;
+}
+
+/* ---- the lock of the data directory ---------------------------------------------- */
+
+/*
+ * One marketd per data directory: an exclusive flock on '<dir>/marketd.lock',
+ * which holds the holder's pid. The kernel drops the lock when the process
+ * dies, however it dies, so a stale file never blocks a restart.
+ */
+static md_err_t lock_dir(md_store_t *s, const char *dir, md_error_t *err)
+{
+    char path[4200], pid[32] = "";
+    snprintf(path, sizeof path, "%s/marketd.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return md_error_set(err, MD_EIO, "open '%s': %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+        close(fd);
+        if (e != EWOULDBLOCK)
+            return md_error_set(err, MD_EIO, "lock '%s': %s", path, strerror(e));
+        pid[n > 0 ? strcspn(pid, "\n") : 0] = '\0';
+        return md_error_set(err, MD_EEXIST,
+                            "data directory '%s' is in use by another marketd (pid %s, lock "
+                            "file '%s'); one daemon per data directory",
+                            dir, pid[0] ? pid : "unknown", path);
+    }
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        md_error_set(err, MD_EIO, "write '%s': %s", path, strerror(errno));
+        close(fd);
+        return MD_EIO;
+    }
+    s->lock_fd = fd;
+    return MD_OK;
+}
+
+/* ---- the map: growth, adoption, failure ------------------------------------------ */
+
+static md_err_t broken_err(md_store_t *s, md_error_t *err)
+{
+    return md_error_set(err, MD_ESTORE, "%s", s->broken_msg);
+}
+
+/* Can @p size more bytes of address space be had? Asked before LMDB drops the
+ * old map for a bigger one, since LMDB cannot go back when the new one fails. */
+static bool address_space_for(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return false;
+    munmap(p, size);
+    return true;
+}
+
+/*
+ * Sets the map size; the caller holds grow_lock exclusively (no transaction
+ * of this process is open). A size that cannot be mapped is refused before
+ * LMDB is asked; if LMDB fails anyway its old map is gone, and the store is
+ * marked broken: every later transaction fails with the reason.
+ */
+static md_err_t resize_locked(md_store_t *s, size_t size, const char *what, md_error_t *err)
+{
+    if (atomic_load(&s->broken))
+        return broken_err(s, err);
+    if (!address_space_for(size))
+        return md_error_set(err, MD_ESTORE, "%s to %zu bytes: %s (map unchanged)", what, size,
+                            strerror(ENOMEM));
+    int rc = mdb_env_set_mapsize(s->env, size);
+    if (rc == MDB_SUCCESS || rc == EINVAL) /* EINVAL: refused before unmapping */
+        return md_store_err(rc, err, what);
+    snprintf(s->broken_msg, sizeof s->broken_msg,
+             "store '%s' unusable: %s to %zu bytes failed (%s) after LMDB released the old map; "
+             "restart the process", s->path, what, size, mdb_strerror(rc));
+    atomic_store(&s->broken, true);
+    return broken_err(s, err);
+}
+
+/* Doubles the map after MDB_MAP_FULL; waits for every open transaction. */
+static md_err_t grow_map(md_store_t *s, md_error_t *err)
+{
+    MDB_envinfo info;
+    pthread_rwlock_wrlock(&s->grow_lock);
+    int rc = mdb_env_info(s->env, &info);
+    md_err_t mrc = rc == MDB_SUCCESS ? resize_locked(s, info.me_mapsize * 2, "grow map", err)
+                                     : md_store_err(rc, err, "env info");
+    pthread_rwlock_unlock(&s->grow_lock);
+    return mrc;
+}
+
+/*
+ * Adopts the map size another process grew the file to (MDB_MAP_RESIZED):
+ * waits until no transaction of this process is open (LMDB's rule: the old
+ * map is unmapped), reads the new size from the file's meta page.
+ */
+static md_err_t adopt_map(md_store_t *s, md_error_t *err)
+{
+    file_meta_t m = {0};
+    pthread_rwlock_wrlock(&s->grow_lock);
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    bool known = fd >= 0 && newest_meta(fd, &m);
+    if (fd >= 0)
+        close(fd);
+    MDB_envinfo info;
+    size_t size = known ? (size_t)m.mapsize : 0;
+    if (known && mdb_env_info(s->env, &info) == MDB_SUCCESS && (m.last_pg + 1) * m.psize > size)
+        size = (size_t)((m.last_pg + 1) * m.psize);
+    md_err_t rc = known ? resize_locked(s, size, "adopt map", err)
+                        : md_error_set(err, MD_ESTORE, "adopt map: cannot read '%s'", s->path);
+    pthread_rwlock_unlock(&s->grow_lock);
+    return rc;
+}
+
+/* Begins an LMDB txn; the caller holds grow_lock shared. */
+static int begin_mdb(md_store_t *s, unsigned flags, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    /* LMDB never frees the reader slot of a process that died inside a read
+     * transaction (a SIGKILLed marketctl, say): once 256 such slots pile up,
+     * every read fails with MDB_READERS_FULL until the last process closes
+     * the environment, and the daemon's publisher stops for good
+     * (tests/integration/test_faults.sh). Clear the dead ones and try again. */
+    int dead = 0;
+    if (rc == MDB_READERS_FULL && mdb_reader_check(s->env, &dead) == MDB_SUCCESS && dead > 0)
+        rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    return rc;
+}
+
+/*
+ * Takes grow_lock shared and begins a transaction, adopting a map grown by
+ * another process first when LMDB says so. On MD_OK the lock is held until
+ * end_txn(); on failure it is not.
+ */
+static md_err_t begin_txn(md_store_t *s, unsigned flags, MDB_txn **txn, const char *what,
+                          md_error_t *err)
+{
+    for (int tries = 0;; tries++) {
+        pthread_rwlock_rdlock(&s->grow_lock);
+        if (atomic_load(&s->broken)) {
+            pthread_rwlock_unlock(&s->grow_lock);
+            return broken_err(s, err);
+        }
+        int rc = begin_mdb(s, flags, txn);
+        if (rc == MDB_SUCCESS)
+            return MD_OK;
+        pthread_rwlock_unlock(&s->grow_lock);
+        if (rc != MDB_MAP_RESIZED || tries == 8)
+            return md_store_err(rc, err, what);
+        md_err_t arc = adopt_map(s, err);
+        if (arc != MD_OK)
+            return arc;
+    }
+}
+
+static void end_txn(md_store_t *s)
+{
+    pthread_rwlock_unlock(&s->grow_lock);
+}
+
+bool md_store_broken(md_store_t *s)
+{
+    return atomic_load(&s->broken);
+}
+
+/* ---- open and close ---------------------------------------------------------------- */
+
+/* A fresh environment has no named database yet (LMDB's main db is empty). */
+static md_err_t is_fresh(MDB_txn *txn, bool *fresh, md_error_t *err)
+{
+    MDB_dbi main_db;
+    MDB_stat st;
+    int rc = mdb_dbi_open(txn, NULL, 0, &main_db);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_stat(txn, main_db, &st);
+    *fresh = rc == MDB_SUCCESS && st.ms_entries == 0;
+    return md_store_err(rc, err, "main db");
+}
+
+static md_err_t put_meta_raw(md_store_t *s, MDB_txn *txn, const char *name, const void *v,
+                             size_t len, md_error_t *err)
+{
+    MDB_val k = {strlen(name), (void *)name}, val = {len, (void *)v};
+    return md_store_err(mdb_put(txn, s->dbi[MD_DB_META], &k, &val, 0), err, name);
+}
+
+/* A store is stamped with its format when it is created; a store without it
+ * was not written by this program (or lost its meta): refuse it. */
+static md_err_t check_format(md_store_t *s, MDB_txn *txn, bool fresh, md_error_t *err)
 {
     MDB_val k = {6, (void *)"format"}, v;
     int rc = mdb_get(txn, s->dbi[MD_DB_META], &k, &v);
-    if (rc == MDB_NOTFOUND && !s->read_only) {
+    if (rc == MDB_NOTFOUND && fresh && !s->read_only) {
         unsigned char f[8];
         be64(f, MD_STORE_FORMAT);
-        v.mv_size = 8, v.mv_data = f;
-        return md_store_err(mdb_put(txn, s->dbi[MD_DB_META], &k, &v, 0), err, "put 'format'");
+        return put_meta_raw(s, txn, "format", f, 8, err);
     }
+    if (rc == MDB_NOTFOUND)
+        return md_error_set(err, MD_EVERSION,
+                            "store '%s' has no 'format' key: it was not written by this "
+                            "version of marketd (expected format %d)", s->path, MD_STORE_FORMAT);
     if (rc != MDB_SUCCESS)
         return md_store_err(rc, err, "get 'format'");
     if (v.mv_size != 8 || get_be64(v.mv_data) != MD_STORE_FORMAT)
@@ -107,16 +403,47 @@ static md_err_t check_format(md_store_t *s, MDB_txn *txn, md_error_t *err)
     return MD_OK;
 }
 
+/*
+ * The store's identity: 16 random bytes made once, when the store is created
+ * (or first opened for writing by a version that did not make one), kept in
+ * meta 'store_id' and shown as 32 hex digits. Read-only opens of a store
+ * without one leave it empty.
+ */
+static md_err_t load_id(md_store_t *s, MDB_txn *txn, md_error_t *err)
+{
+    MDB_val k = {8, (void *)"store_id"}, v;
+    unsigned char raw[MD_STORE_ID_LEN / 2];
+    int rc = mdb_get(txn, s->dbi[MD_DB_META], &k, &v);
+    if (rc == MDB_NOTFOUND && s->read_only)
+        return MD_OK;
+    if (rc == MDB_NOTFOUND) {
+        if (RAND_bytes(raw, sizeof raw) != 1)
+            return md_error_set(err, MD_ESTORE, "store id: no random bytes");
+        md_err_t mrc = put_meta_raw(s, txn, "store_id", raw, sizeof raw, err);
+        if (mrc != MD_OK)
+            return mrc;
+        v.mv_size = sizeof raw, v.mv_data = raw;
+    } else if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "get 'store_id'");
+    if (v.mv_size != sizeof raw)
+        return md_error_set(err, MD_ECORRUPT, "meta 'store_id' has %zu bytes", v.mv_size);
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(s->id + 2 * i, 3, "%02x", ((const unsigned char *)v.mv_data)[i]);
+    return MD_OK;
+}
+
 /* Opens every named database once; the handles stay valid for the env. */
 static md_err_t open_dbs(md_store_t *s, md_error_t *err)
 {
     MDB_txn *txn = NULL;
-    md_err_t rc;
-    int mrc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &txn);
-    if (mrc != MDB_SUCCESS)
-        return md_store_err(mrc, err, "begin");
+    bool fresh = false;
+    md_err_t rc = begin_txn(s, s->read_only ? MDB_RDONLY : 0, &txn, "begin", err);
+    if (rc != MD_OK)
+        return rc;
+    if ((rc = is_fresh(txn, &fresh, err)) != MD_OK)
+        goto fail;
     for (int i = 0; i < MD_DB_COUNT_; i++) {
-        mrc = mdb_dbi_open(txn, db_names[i], s->read_only ? 0 : MDB_CREATE, &s->dbi[i]);
+        int mrc = mdb_dbi_open(txn, db_names[i], s->read_only ? 0 : MDB_CREATE, &s->dbi[i]);
         if (mrc == MDB_NOTFOUND && s->read_only && i == MD_DB_OUTBOX_PARKED) {
             s->dbi[i] = 0; /* an older store: nothing parked yet */
             continue;
@@ -126,11 +453,14 @@ static md_err_t open_dbs(md_store_t *s, md_error_t *err)
             goto fail;
         }
     }
-    if ((rc = check_format(s, txn, err)) != MD_OK)
+    if ((rc = check_format(s, txn, fresh, err)) != MD_OK || (rc = load_id(s, txn, err)) != MD_OK)
         goto fail;
-    return md_store_err(mdb_txn_commit(txn), err, "commit");
+    rc = md_store_err(mdb_txn_commit(txn), err, "commit");
+    end_txn(s);
+    return rc;
 fail:
     mdb_txn_abort(txn);
+    end_txn(s);
     return rc;
 }
 
@@ -146,6 +476,8 @@ md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t 
     if (rc != MD_OK)
         return rc;
     md_store_t *s = md_calloc(1, sizeof *s);
+    s->lock_fd = -1;
+    snprintf(s->path, sizeof s->path, "%s/data.mdb", dir);
     /* Writer preference: under a steady stream of HTTP readers, a writer waiting
      * to grow the map must not be held off indefinitely. */
     pthread_rwlockattr_t ra;
@@ -155,6 +487,9 @@ md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t 
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&s->write_lock, NULL);
     s->read_only = o.read_only;
+    if ((o.lock && (rc = lock_dir(s, dir, err)) != MD_OK) ||
+        (rc = check_data_file(s->path, err)) != MD_OK)
+        goto fail;
     unsigned flags = MDB_NOTLS | (o.nosync ? MDB_NOSYNC : 0) | (o.read_only ? MDB_RDONLY : 0);
     int mrc = mdb_env_create(&s->env);
     if (mrc == MDB_SUCCESS)
@@ -191,6 +526,8 @@ void md_store_free(md_store_t *s)
     }
     if (s->env)
         mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the lock; the file stays (no unlink race) */
     pthread_rwlock_destroy(&s->grow_lock);
     pthread_mutex_destroy(&s->write_lock);
     free(s);
@@ -201,19 +538,27 @@ MDB_env *md_store_env(md_store_t *s)
     return s->env;
 }
 
+const char *md_store_id(const md_store_t *s)
+{
+    return s->id;
+}
+
 md_err_t md_store_dbi(md_store_t *s, const char *name, unsigned flags, MDB_dbi *out,
                       md_error_t *err)
 {
     MDB_txn *txn = NULL;
-    int mrc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &txn);
-    if (mrc != MDB_SUCCESS)
-        return md_store_err(mrc, err, "begin");
-    mrc = mdb_dbi_open(txn, name, flags | (s->read_only ? 0 : MDB_CREATE), out);
+    md_err_t rc = begin_txn(s, s->read_only ? MDB_RDONLY : 0, &txn, "begin", err);
+    if (rc != MD_OK)
+        return rc;
+    int mrc = mdb_dbi_open(txn, name, flags | (s->read_only ? 0 : MDB_CREATE), out);
     if (mrc != MDB_SUCCESS) {
         mdb_txn_abort(txn);
+        end_txn(s);
         return md_store_err(mrc, err, name);
     }
-    return md_store_err(mdb_txn_commit(txn), err, "commit");
+    rc = md_store_err(mdb_txn_commit(txn), err, "commit");
+    end_txn(s);
+    return rc;
 }
 
 md_err_t md_store_usage(md_store_t *s, size_t *used, size_t *map_size, md_error_t *err)
@@ -231,39 +576,6 @@ md_err_t md_store_usage(md_store_t *s, size_t *used, size_t *map_size, md_error_
 }
 
 /* ---- transactions ------------------------------------------------------------ */
-
-/* Begins an LMDB txn, adopting a map grown by another process meanwhile. */
-static int begin_mdb(md_store_t *s, unsigned flags, MDB_txn **txn)
-{
-    int rc = mdb_txn_begin(s->env, NULL, flags, txn);
-    if (rc == MDB_MAP_RESIZED) {
-        rc = mdb_env_set_mapsize(s->env, 0);
-        if (rc == MDB_SUCCESS)
-            rc = mdb_txn_begin(s->env, NULL, flags, txn);
-    }
-    /* LMDB never frees the reader slot of a process that died inside a read
-     * transaction (a SIGKILLed marketctl, say): once 256 such slots pile up,
-     * every read fails with MDB_READERS_FULL until the last process closes
-     * the environment, and the daemon's publisher stops for good
-     * (tests/integration/test_faults.sh). Clear the dead ones and try again. */
-    int dead = 0;
-    if (rc == MDB_READERS_FULL && mdb_reader_check(s->env, &dead) == MDB_SUCCESS && dead > 0)
-        rc = mdb_txn_begin(s->env, NULL, flags, txn);
-    return rc;
-}
-
-static md_err_t grow_map(md_store_t *s, md_error_t *err)
-{
-    MDB_envinfo info;
-    /* mdb_env_set_mapsize needs every transaction of this process ended:
-     * wait for readers of other threads to finish theirs. */
-    pthread_rwlock_wrlock(&s->grow_lock);
-    int rc = mdb_env_info(s->env, &info);
-    if (rc == MDB_SUCCESS)
-        rc = mdb_env_set_mapsize(s->env, info.me_mapsize * 2);
-    pthread_rwlock_unlock(&s->grow_lock);
-    return md_store_err(rc, err, "grow map");
-}
 
 static void wtxn_reset(md_txn_t *t, MDB_txn *txn)
 {
@@ -301,11 +613,11 @@ static md_err_t store_write_locked(md_store_t *s, md_write_fn fn, void *ctx, md_
 {
     for (;;) {
         MDB_txn *txn = NULL;
-        int mrc = begin_mdb(s, 0, &txn);
-        if (mrc != MDB_SUCCESS)
-            return md_store_err(mrc, err, "begin write");
+        md_err_t rc = begin_txn(s, 0, &txn, "begin write", err);
+        if (rc != MD_OK)
+            return rc;
         wtxn_reset(s->wtxn, txn);
-        md_err_t rc = fn(s->wtxn, ctx, err);
+        rc = fn(s->wtxn, ctx, err);
         if (rc == MD_OK)
             rc = flush_meta(s->wtxn, err);
         if (rc == MD_OK)
@@ -313,6 +625,7 @@ static md_err_t store_write_locked(md_store_t *s, md_write_fn fn, void *ctx, md_
         else
             mdb_txn_abort(txn);
         s->wtxn->txn = NULL;
+        end_txn(s);
         if (rc != MD_EMAPFULL)
             return rc;
         md_error_clear(err);
@@ -334,12 +647,9 @@ md_err_t md_store_write(md_store_t *s, md_write_fn fn, void *ctx, md_error_t *er
 md_err_t md_store_read(md_store_t *s, md_txn_t **out, md_error_t *err)
 {
     MDB_txn *txn = NULL;
-    pthread_rwlock_rdlock(&s->grow_lock);
-    int mrc = begin_mdb(s, MDB_RDONLY, &txn);
-    if (mrc != MDB_SUCCESS) {
-        pthread_rwlock_unlock(&s->grow_lock);
-        return md_store_err(mrc, err, "begin read");
-    }
+    md_err_t rc = begin_txn(s, MDB_RDONLY, &txn, "begin read", err);
+    if (rc != MD_OK)
+        return rc;
     md_txn_t *t = md_calloc(1, sizeof *t);
     t->s = s;
     t->txn = txn;
@@ -354,7 +664,7 @@ void md_txn_end(md_txn_t *t)
         return;
     mdb_txn_abort(t->txn);
     md_buf_release(&t->rec);
-    pthread_rwlock_unlock(&t->s->grow_lock);
+    end_txn(t->s);
     free(t);
 }
 

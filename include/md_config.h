@@ -38,6 +38,7 @@ typedef struct md_config {
     char *group_id;
     long outbox_flush_timeout_ms;
     bool store_nosync;
+    long store_map_mib;          /* initial LMDB map, MiB (doubled when full) */
     char *http_listen;        /* "" = no HTTP read API */
     char *http_tokens;        /* token file for the read API */
     long http_threads;        /* worker threads of the read API */

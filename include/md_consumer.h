@@ -9,6 +9,14 @@
  * committed after each batch only so that lag tools work). Delivered outbox
  * entries (md_publisher_take_delivered) are deleted in the next batch.
  *
+ * Fencing: the offsets committed to Kafka carry "store:<md_store_id>" as
+ * their metadata. A partition assigned to this daemon whose committed offset
+ * was written by another store and is ahead of this store's own is not
+ * decided here (left unassigned until the next rebalance): two daemons with
+ * different data directories in one group would otherwise decide the same
+ * commands twice, differently. It is logged, counted (marketd_partitions_fenced)
+ * and /readyz reports not ready.
+ *
  * Threads: every function on the daemon's main thread, which also runs the
  * rebalance callbacks inside md_consumer_run.
  */
@@ -24,6 +32,23 @@
 #include "md_store.h"
 
 typedef struct md_consumer md_consumer_t;
+
+#define MD_RETRY_MAX_MS 5000              /* the longest pause between retries */
+#define MD_COMMIT_META_PREFIX "store:"    /* commit metadata: prefix, then the store id */
+
+/** @brief The pause after @p pause_ms in the batch retry back-off: doubles,
+ *  capped at MD_RETRY_MAX_MS. Pure. */
+long md_retry_next_ms(long pause_ms);
+
+/**
+ * @brief The fencing rule (pure): must this store (@p own_id, next offset
+ * @p own_next in LMDB, -1 or 0 when none) leave a partition whose committed
+ * offset in Kafka is @p committed (< 0: none) with metadata @p meta?
+ * True only when the metadata names another marketd store and the committed
+ * offset is ahead of this store's own.
+ */
+bool md_consumer_fenced(const char *own_id, int64_t own_next, int64_t committed,
+                        const void *meta, size_t meta_len);
 
 /** What the consumer works with; every pointer is borrowed and must outlive it. */
 typedef struct md_consumer_opts {

@@ -58,7 +58,9 @@ typedef struct md_principal {
 
 typedef struct md_tokens md_tokens_t;
 
-/** @brief Loads a tokens file. @returns MD_OK, MD_EIO, MD_ECONFIG (file:line). */
+/** @brief Loads a tokens file. A file accessible by others is refused
+ *  (MD_ECONFIG, like ssh with a private key); one accessible by its group is
+ *  loaded with a warning. @returns MD_OK, MD_EIO, MD_ECONFIG (file:line, mode). */
 MD_MUST_CHECK
 md_err_t md_tokens_load(const char *path, md_tokens_t **out, md_error_t *err);
 /** @brief Frees what md_tokens_load made; NULL does nothing. */

@@ -46,6 +46,8 @@ typedef struct md_metrics {
     _Atomic int64_t lag[MD_METRIC_PARTITIONS];
     _Atomic bool assigned[MD_METRIC_PARTITIONS];
     _Atomic int partitions_assigned;
+    _Atomic int partitions_fenced;    /* left to another store (md_consumer.h, fencing) */
+    _Atomic uint64_t fencings;        /* partitions fenced since the start */
     _Atomic bool outbox_draining;     /* the publisher runs */
 } md_metrics_t;
 
@@ -69,8 +71,8 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t outbox_par
  * for this long. */
 #define MD_OUTBOX_STALL_MS 10000
 
-/** @brief Ready: partitions assigned, the outbox publisher running, and the
- *  outbox not stalled (at monotonic time @p now_ms). */
+/** @brief Ready: partitions assigned, none fenced, the outbox publisher
+ *  running, and the outbox not stalled (at monotonic time @p now_ms). */
 bool md_metrics_ready_at(long now_ms);
 /** @brief md_metrics_ready_at(now). */
 bool md_metrics_ready(void);

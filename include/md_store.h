@@ -17,8 +17,20 @@
  * Threads: one writer at a time (md_store_write is serialised by LMDB);
  * read transactions may be used from any thread (MDB_NOTLS) and see a
  * consistent snapshot while the writer appends.
- * Growing the map waits until no read transaction of this process is open,
- * so a thread must end its read transactions before it calls md_store_write.
+ * Changing the map size - growing it on MDB_MAP_FULL, or adopting the size
+ * another process (marketctl rebuild, a second opener) grew it to, which
+ * LMDB reports as MDB_MAP_RESIZED - waits until no transaction of this
+ * process (reader or writer) is open, on every path, as LMDB requires. So a
+ * thread must end its read transactions before it calls md_store_write, and
+ * must not begin a second read transaction while it holds one.
+ * A resize that cannot be mapped is refused before LMDB drops its old map
+ * (the write fails with MD_ESTORE, the map and every reader stay valid). If
+ * LMDB fails anyway, the store is "broken": every later transaction fails
+ * with MD_ESTORE and the reason (md_store_broken), never a fault.
+ *
+ * Files: data.mdb is checked against its meta pages before it is mapped: a
+ * truncated file is refused (MD_ECORRUPT naming the file, its size and the
+ * size its meta page needs) instead of faulting with SIGBUS.
  *
  * Durability: every committed write transaction is synced to disk before
  * md_store_write() returns (unless the store was opened with nosync, for
@@ -46,6 +58,7 @@
 #include "md_event.h"
 
 #define MD_STORE_FORMAT 1
+#define MD_STORE_ID_LEN 32 /* hex digits of a store's identity */
 
 typedef struct md_store md_store_t;
 typedef struct md_txn md_txn_t;
@@ -54,6 +67,11 @@ typedef struct md_store_opts {
     size_t map_size;      /* initial map size in bytes; 0 = 64 MiB */
     bool nosync;          /* MDB_NOSYNC: only for tests and benchmarks */
     bool read_only;       /* MDB_RDONLY: marketctl on a live store */
+    /* Take the data directory's lock file '<dir>/marketd.lock' (an exclusive
+     * flock holding the pid; the kernel releases it when the process dies):
+     * a second holder is refused with MD_EEXIST naming the first's pid.
+     * marketd sets it; marketctl does not, so it works beside the daemon. */
+    bool lock;
 } md_store_opts_t;
 
 typedef enum md_db {
@@ -67,7 +85,11 @@ typedef enum md_db {
  * @brief Opens (creating when missing, unless read_only) the store in @p dir.
  * @param opts may be NULL for defaults.
  * @param out receives a new handle owned by the caller (md_store_free).
- * @returns MD_OK, MD_EIO (directory), MD_ESTORE (LMDB), MD_EVERSION (format).
+ * A new store is stamped with MD_STORE_FORMAT and a random identity
+ * (md_store_id); an existing store without a 'format' key is refused.
+ * @returns MD_OK, MD_EIO (directory), MD_ESTORE (LMDB), MD_EVERSION (format
+ *          other than MD_STORE_FORMAT, or none), MD_ECORRUPT (truncated data
+ *          file), MD_EEXIST (opts.lock: the directory is locked by another process).
  */
 MD_MUST_CHECK
 md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t **out,
@@ -81,6 +103,17 @@ static inline void md_store_close(md_store_t *s)
 {
     md_store_free(s);
 }
+
+/**
+ * @brief The store's identity: MD_STORE_ID_LEN hex digits made at random once,
+ * when the store was created (borrowed; "" for a read-only open of a store
+ * that has none yet). Tells two stores apart, e.g. in Kafka commit metadata.
+ */
+const char *md_store_id(const md_store_t *s);
+
+/** @brief True once a failed map resize left LMDB without a map (see above):
+ *  every transaction fails from then on; the process should stop. Any thread. */
+bool md_store_broken(md_store_t *s);
 
 /** @brief The LMDB environment (borrowed, valid until md_store_free), for
  * modules that keep their own dbs. Any thread. Never fails. */

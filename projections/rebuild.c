@@ -449,6 +449,11 @@ md_err_t md__pj_catch_up(md_proj_t *p, md_error_t *err)
     if (mrc == MDB_SUCCESS && v.mv_size == 8)
         fmt = md__pj_get_be64(v.mv_data);
     md_txn_end(t);
+    if (rc == MD_OK && fmt > PJ_FORMAT) /* never rebuild a newer layout in an older one */
+        return md_error_set(err, MD_EVERSION,
+                            "projections were written in layout format %llu by a newer marketd; "
+                            "this binary knows format %d and will not downgrade them",
+                            (unsigned long long)fmt, PJ_FORMAT);
     if (rc != MD_OK || (seq == head && (fmt == PJ_FORMAT || head == 0)))
         return rc; /* up to date (another layout format is rebuilt below) */
     /* Read-only: report lagging projections but let readers use what is there. */

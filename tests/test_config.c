@@ -36,6 +36,7 @@ static void test_config_example_file_loads(void **state)
     assert_string_equal(c.data_dir, "/var/lib/marketd");
     assert_int_equal(c.topic_partitions, 3);
     assert_false(c.store_nosync);
+    assert_int_equal(c.store_map_mib, 256);
     md_config_release(&c);
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -51,6 +52,7 @@ static void write_file(const fx_t *f, const char *text)
     assert_non_null(fp);
     fputs(text, fp);
     fclose(fp);
+    assert_int_equal(chmod(f->path, 0600), 0);
 }
 
 /* Loads @p text; returns the code and leaves the message in @p err. */
@@ -173,6 +175,26 @@ static void test_http_tokens_long_line_refused(void **state)
     assert_null(strstr(err.msg, "aaaaaaaa"));
 }
 
+/* Like ssh with a private key: readable by others is refused, by the group warned. */
+static void test_http_tokens_file_readable_by_others_refused(void **state)
+{
+    fx_t *f = *state;
+    md_tokens_t *t = NULL;
+    md_error_t err = {0};
+    write_file(f, good_file);
+    assert_int_equal(chmod(f->path, 0644), 0);
+    assert_int_equal(md_tokens_load(f->path, &t, &err), MD_ECONFIG);
+    assert_null(t);
+    assert_non_null(strstr(err.msg, f->path));
+    assert_non_null(strstr(err.msg, "0644"));
+    assert_non_null(strstr(err.msg, "chmod 600"));
+    assert_int_equal(chmod(f->path, 0604), 0);
+    assert_int_equal(md_tokens_load(f->path, &t, &err), MD_ECONFIG);
+    assert_int_equal(chmod(f->path, 0640), 0); /* group: loaded, with a warning */
+    assert_int_equal(md_tokens_load(f->path, &t, &err), MD_OK);
+    md_tokens_free(t);
+}
+
 static void test_http_tokens_missing_file(void **state)
 {
     fx_t *f = *state;
@@ -226,6 +248,7 @@ static void test_http_tokens_every_entry_compared(void **state)
     for (int i = 0; i < N; i++)
         fprintf(fp, "token-%08d-padding member:m%d\n", i, i);
     fclose(fp);
+    assert_int_equal(chmod(f->path, 0600), 0);
     assert_int_equal(md_tokens_load(f->path, &t, &err), MD_OK);
     for (int i = 0; i < N; i += 397) {
         char tok[64], id[16];
@@ -252,6 +275,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_http_tokens_long_line_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_tokens_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_tokens_file_readable_by_others_refused, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_http_tokens_every_entry_compared, setup, teardown),
     };
     return cmocka_run_group_tests_name("http_tokens", tests, NULL, NULL);

@@ -527,6 +527,29 @@ static void test_proj_old_format_rebuilt(void **state)
     assert_int_equal(proj_fx_verify(f, NULL), MD_OK);
 }
 
+/* A newer layout format (a newer marketd wrote them): refused, never downgraded. */
+static md_err_t newer_layout(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    md_proj_t *p = ctx;
+    unsigned char fmt[8] = {0, 0, 0, 0, 0, 0, 0, PJ_FORMAT + 1};
+    MDB_val k = {6, (void *)"format"}, v = {8, fmt};
+    return md_store_err(mdb_put(md_txn_mdb(t), p->dbi[PJ_DB_META], &k, &v, 0), err, "newer");
+}
+
+static void test_proj_newer_format_refused(void **state)
+{
+    proj_fx_t *f = *state;
+    md_error_t err = {0};
+    char want[64];
+    assert_int_equal(md_store_write(f->store, newer_layout, f->proj, NULL), MD_OK);
+    md_proj_t *p = NULL;
+    assert_int_equal(md_proj_open(f->store, &p, &err), MD_EVERSION);
+    assert_null(p);
+    snprintf(want, sizeof want, "layout format %d by a newer marketd", PJ_FORMAT + 1);
+    assert_non_null(strstr(err.msg, want));
+    assert_non_null(strstr(err.msg, "downgrade"));
+}
+
 /* A read-only store written without projections: open says so (rebuild creates them). */
 static void test_proj_absent_read_only(void **state)
 {
@@ -981,6 +1004,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proj_batching_independent, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_catch_up, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_old_format_rebuilt, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_newer_format_refused, demo_setup, fx_teardown),
         cmocka_unit_test(test_proj_absent_read_only),
         cmocka_unit_test(test_proj_rules_world),
         cmocka_unit_test(test_proj_bulk_matches_live),

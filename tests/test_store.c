@@ -5,13 +5,18 @@
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/crypto.h>
@@ -452,10 +457,336 @@ static void test_store_read_only_open(void **state)
     assert_int_not_equal(md_store_open("/nonexistent/marketd", &o, &ro, NULL), MD_OK);
 }
 
+/* ---- neighbours: other processes, failed growth, damaged files --------------------- */
+
+/* Reopens the fixture's store with a small map (pages of 4 KiB: 64 KiB = 16 pages). */
+static void reopen_small(fx_t *f, size_t map_size)
+{
+    md_store_opts_t o = {.map_size = map_size, .nosync = true};
+    md_store_free(f->s);
+    assert_int_equal(md_store_open(f->dir, &o, &f->s, NULL), MD_OK);
+}
+
+/* This program, to run a child role in a process of its own (exec'd, so
+ * that it shares nothing with the suite; valgrind does not follow it). */
+static const char *self_path;
+
+/* Runs `self ROLE DIR` and returns its exit status (128 + signal when killed). */
+static int run_child(const char *role, const char *dir)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(self_path, self_path, role, dir, (char *)NULL);
+        _exit(127);
+    }
+    int status = -1;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Child role: opens @p dir with a 4 MiB map and appends 3000 events from 10,
+ * growing the file beyond the parent's map. */
+static int grow_child(const char *dir)
+{
+    md_store_opts_t o = {.map_size = (size_t)4 << 20, .nosync = true};
+    md_store_t *s = NULL;
+    static const char *const many[] = {"order:o-1", "order:o-2", "member:m-1"};
+    batch_t b = {many, 3, 10, 3000, 0, 0};
+    int rc = md_store_open(dir, &o, &s, NULL) == MD_OK &&
+                     md_store_write(s, append_batch, &b, NULL) == MD_OK
+                 ? 0
+                 : 3;
+    md_store_free(s);
+    return rc;
+}
+
+typedef struct adopter {
+    md_store_t *s;
+    bool write;
+    _Atomic int done; /* 1: ok, 2: failed */
+    uint64_t events;
+} adopter_t;
+
+/* Begins a transaction on a store whose file another process grew. */
+static void *adopter_main(void *arg)
+{
+    adopter_t *a = arg;
+    md_error_t err = {0};
+    bool ok;
+    if (a->write) {
+        batch_t b = {two_streams, 2, 100000, 3, 0, 0};
+        ok = md_store_write(a->s, append_batch, &b, &err) == MD_OK;
+    } else {
+        md_txn_t *t = NULL;
+        ok = md_store_read(a->s, &t, &err) == MD_OK &&
+             md_txn_scan(t, 1, 0, count_event, &a->events, &err) == MD_OK;
+        md_txn_end(t);
+    }
+    atomic_store(&a->done, ok ? 1 : 2);
+    OPENSSL_thread_stop();
+    return NULL;
+}
+
+/*
+ * Defect 1: another process grows the map; a thread of this process that
+ * notices (MDB_MAP_RESIZED) must not remap while another thread's read
+ * transaction is open (its pages would vanish under it): it waits.
+ */
+static void resized_by_other_process(fx_t *f, bool write)
+{
+    md_txn_t *old = NULL;
+    uint64_t head = 0, n = 0;
+    reopen_small(f, 64 * 1024);
+    append_n(f->s, two_streams, 2, 0, 10);
+    assert_int_equal(md_store_read(f->s, &old, NULL), MD_OK);
+    assert_int_equal(run_child("--grow-child", f->dir), 0);
+    adopter_t a = {.s = f->s, .write = write};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, adopter_main, &a), 0);
+    struct timespec pause = {0, 300 * 1000000};
+    nanosleep(&pause, NULL);
+    int early = atomic_load(&a.done);
+    /* The old snapshot is still whole: its map was not pulled away. */
+    assert_int_equal(md_txn_head(old, &head, NULL, NULL), MD_OK);
+    assert_int_equal(head, 10);
+    assert_int_equal(md_txn_scan(old, 1, 0, count_event, &n, NULL), MD_OK);
+    assert_int_equal(n, 10);
+    md_txn_end(old);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(early, 0); /* it waited for the open transaction */
+    assert_int_equal(atomic_load(&a.done), 1);
+    assert_int_equal(count_events(f->s), write ? 3013 : 3010);
+    if (!write)
+        assert_int_equal(a.events, 3010);
+}
+
+static void test_store_resize_by_other_process_waits_for_readers(void **state)
+{
+    resized_by_other_process(*state, false);
+}
+
+static void test_store_resize_by_other_process_waits_for_writer_too(void **state)
+{
+    resized_by_other_process(*state, true);
+}
+
+/* Writes one value too big for the map, so that the map must grow. */
+static md_err_t write_blob(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    md_buf_t *b = ctx;
+    return md_txn_meta_put(t, "blob", b->p, b->len, err);
+}
+
+/* Address space in use by this process, from /proc/self/statm. */
+static size_t vm_size(void)
+{
+    unsigned long pages = 0;
+    FILE *fp = fopen("/proc/self/statm", "r");
+    if (fp == NULL || fscanf(fp, "%lu", &pages) != 1)
+        pages = 0;
+    if (fp)
+        fclose(fp);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Child of the test below: 0 when the store survived the failed growth. */
+static int failed_growth_child(const char *dir)
+{
+    md_store_opts_t o = {.map_size = (size_t)8 << 20, .nosync = true};
+    md_store_t *s = NULL;
+    md_buf_t blob;
+    md_error_t err = {0};
+    md_txn_t *t = NULL;
+    uint64_t head = 0;
+    md_buf_init(&blob);
+    md_buf_reserve(&blob, (size_t)10 << 20);
+    memset(blob.p, 'x', (size_t)10 << 20);
+    blob.len = (size_t)10 << 20;
+    if (md_store_open(dir, &o, &s, NULL) != MD_OK)
+        return 10;
+    batch_t b = {two_streams, 2, 0, 5, 0, 0};
+    if (md_store_write(s, append_batch, &b, NULL) != MD_OK)
+        return 11;
+    /* Leave room for small allocations, not for a second map of 16 MiB. */
+    struct rlimit rl = {vm_size() + ((size_t)6 << 20), RLIM_INFINITY};
+    rl.rlim_max = rl.rlim_cur;
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        return 12;
+    if (md_store_write(s, write_blob, &blob, &err) != MD_ESTORE)
+        return 13;
+    if (strstr(err.msg, "grow map") == NULL)
+        return 14;
+    /* Every thread must still find a valid map. */
+    if (md_store_read(s, &t, NULL) != MD_OK || md_txn_head(t, &head, NULL, NULL) != MD_OK ||
+        head != 5 || md_txn_verify_chain(t, NULL, NULL, NULL, NULL, NULL) != MD_OK)
+        return 15;
+    md_txn_end(t);
+    b.first = 5;
+    if (md_store_write(s, append_batch, &b, NULL) != MD_OK)
+        return 16;
+    md_store_free(s);
+    md_buf_release(&blob);
+    OPENSSL_cleanup();
+    return 0;
+}
+
+/*
+ * Defect 2: growing the map fails (address space limited, as `ulimit -v`
+ * does): the write fails, and the store stays usable by every thread
+ * (before: LMDB had already dropped the old map; the next read faulted).
+ */
+static void test_store_failed_growth_keeps_a_valid_map(void **state)
+{
+    fx_t *f = *state;
+    md_store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(run_child("--failed-growth-child", f->dir), 0);
+}
+
+/* Defect 5: a truncated data file is refused with what is wrong, not SIGBUS. */
+static void test_store_truncated_file_is_refused(void **state)
+{
+    fx_t *f = *state;
+    md_store_opts_t ro = {.read_only = true};
+    md_error_t err = {0};
+    char path[600];
+    static const char *const many[] = {"order:o-1", "order:o-2", "member:m-1", "store:s-9"};
+    for (int64_t i = 0; i < 2000; i += 500)
+        append_n(f->s, many, 4, i, 500);
+    md_store_free(f->s);
+    f->s = NULL;
+    snprintf(path, sizeof path, "%s/data.mdb", f->dir);
+    assert_int_equal(truncate(path, 32768), 0);
+    assert_int_equal(md_store_open(f->dir, NULL, &f->s, &err), MD_ECORRUPT);
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, "is 32768 bytes"));
+    assert_non_null(strstr(err.msg, "truncated"));
+    md_error_clear(&err);
+    assert_int_equal(md_store_open(f->dir, &ro, &f->s, &err), MD_ECORRUPT); /* marketctl */
+    assert_non_null(strstr(err.msg, "is 32768 bytes"));
+}
+
+/* Defect 3: one daemon per data directory; readers (marketctl) still open it. */
+static void test_store_lock_refuses_a_second_daemon(void **state)
+{
+    fx_t *f = *state;
+    md_store_opts_t lk = {.lock = true, .nosync = true}, ro = {.read_only = true};
+    md_store_t *second = NULL, *reader = NULL;
+    md_error_t err = {0};
+    char pid[32];
+    md_store_free(f->s);
+    assert_int_equal(md_store_open(f->dir, &lk, &f->s, NULL), MD_OK);
+    assert_int_equal(md_store_open(f->dir, &lk, &second, &err), MD_EEXIST);
+    snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+    assert_non_null(strstr(err.msg, pid));
+    assert_non_null(strstr(err.msg, "marketd.lock"));
+    assert_int_equal(md_store_open(f->dir, &ro, &reader, NULL), MD_OK);
+    md_store_free(reader);
+    md_store_free(f->s);
+    assert_int_equal(md_store_open(f->dir, &lk, &f->s, NULL), MD_OK); /* released */
+}
+
+/* Child role: takes the lock of @p dir, says 'y' (or 'n') on stdout, then
+ * holds it until stdin ends (the parent closed it, or died). */
+static int lock_child(const char *dir)
+{
+    md_store_opts_t lk = {.lock = true, .nosync = true};
+    md_store_t *s = NULL;
+    char c = md_store_open(dir, &lk, &s, NULL) == MD_OK ? 'y' : 'n';
+    if (write(1, &c, 1) != 1)
+        return 1;
+    while (read(0, &c, 1) > 0)
+        ;
+    md_store_free(s);
+    return 0;
+}
+
+/* The kernel releases the lock of a process killed with SIGKILL. */
+static void test_store_lock_released_when_holder_is_killed(void **state)
+{
+    fx_t *f = *state;
+    md_store_opts_t lk = {.lock = true, .nosync = true};
+    md_error_t err = {0};
+    int out[2], in[2];
+    char c = 0, pid[32];
+    md_store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(pipe(out), 0);
+    assert_int_equal(pipe(in), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        if (dup2(out[1], 1) < 0 || dup2(in[0], 0) < 0)
+            _exit(126);
+        close(out[0]), close(out[1]), close(in[0]), close(in[1]);
+        execl(self_path, self_path, "--lock-child", f->dir, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    close(in[0]);
+    assert_int_equal(read(out[0], &c, 1), 1);
+    assert_int_equal(c, 'y');
+    assert_int_equal(md_store_open(f->dir, &lk, &f->s, &err), MD_EEXIST);
+    snprintf(pid, sizeof pid, "pid %ld", (long)child);
+    assert_non_null(strstr(err.msg, pid));
+    assert_int_equal(kill(child, SIGKILL), 0);
+    assert_int_equal(waitpid(child, NULL, 0), child);
+    close(out[0]);
+    close(in[1]);
+    assert_int_equal(md_store_open(f->dir, &lk, &f->s, NULL), MD_OK);
+}
+
+/* Defect 6: a store without its 'format' key is not one this version wrote. */
+static md_err_t drop_format(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    (void)ctx;
+    MDB_val k = {6, (void *)"format"};
+    return md_store_err(mdb_del(md_txn_mdb(t), md_txn_dbi(t, MD_DB_META), &k, NULL), err,
+                        "del");
+}
+
+static void test_store_without_format_is_refused(void **state)
+{
+    fx_t *f = *state;
+    md_error_t err = {0};
+    append_n(f->s, two_streams, 2, 0, 3);
+    assert_int_equal(md_store_write(f->s, drop_format, NULL, NULL), MD_OK);
+    md_store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(md_store_open(f->dir, NULL, &f->s, &err), MD_EVERSION);
+    assert_non_null(strstr(err.msg, "no 'format' key"));
+}
+
+/* Defect 4's base: each store has its own identity, made once. */
+static void test_store_identity_is_random_and_kept(void **state)
+{
+    fx_t *f = *state;
+    char id[MD_STORE_ID_LEN + 1];
+    md_store_t *other = NULL;
+    char *dir2 = md_test_tmpdir();
+    snprintf(id, sizeof id, "%s", md_store_id(f->s));
+    assert_int_equal(strlen(id), MD_STORE_ID_LEN);
+    assert_int_equal(strspn(id, "0123456789abcdef"), MD_STORE_ID_LEN);
+    md_store_free(f->s);
+    assert_int_equal(md_store_open(f->dir, NULL, &f->s, NULL), MD_OK);
+    assert_string_equal(md_store_id(f->s), id);
+    assert_int_equal(md_store_open(dir2, NULL, &other, NULL), MD_OK);
+    assert_string_not_equal(md_store_id(other), id);
+    md_store_free(other);
+    md_test_rmdir(dir2);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
-int main(void)
+int main(int argc, char **argv)
 {
+    self_path = argv[0];
+    if (argc == 3 && strcmp(argv[1], "--grow-child") == 0)
+        return grow_child(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--failed-growth-child") == 0)
+        return failed_growth_child(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--lock-child") == 0)
+        return lock_child(argv[2]);
     const struct CMUnitTest tests[] = {
         T(test_store_append_assigns_seq_and_version),
         T(test_store_scan_by_range_and_stream),
@@ -468,6 +799,14 @@ int main(void)
         T(test_store_verify_names_first_altered_seq),
         T(test_store_verify_detects_flipped_byte_on_disk),
         T(test_store_read_only_open),
+        T(test_store_resize_by_other_process_waits_for_readers),
+        T(test_store_resize_by_other_process_waits_for_writer_too),
+        T(test_store_failed_growth_keeps_a_valid_map),
+        T(test_store_truncated_file_is_refused),
+        T(test_store_lock_refuses_a_second_daemon),
+        T(test_store_lock_released_when_holder_is_killed),
+        T(test_store_without_format_is_refused),
+        T(test_store_identity_is_random_and_kept),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

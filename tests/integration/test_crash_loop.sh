@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Crash loop: while a few thousand commands flow through a real broker (one
 # partition, clock = command), marketd is killed with SIGKILL at random moments
-# at least CRASH_KILLS (default 24) times and restarted each time; one kill in
+# at least CRASH_KILLS (default 100) times and restarted each time; one kill in
 # five lands during start-up or recovery (before the partition is assigned),
-# the rest while batches are being decided and published. At the end:
+# the rest while batches are being decided and published. The map starts at
+# 1 MiB (store.map_mib), so it grows several times during the run, by the
+# daemon and by `marketctl rebuild`, which runs in a loop beside the daemon
+# together with `marketctl verify` (another process growing the map: the
+# daemon adopts the new size between transactions). At the end:
 #   - every command has exactly one decision in the store,
 #   - the results equal those of an uninterrupted offline run of the same input,
 #   - the chain head equals the offline run's and `marketctl verify` passes,
-#   - the duplicates on the results topic (at-least-once publication) are counted.
-# Bounded: the loop stops killing after CRASH_SECONDS (default 60) even if
+#   - the duplicates on the results topic (at-least-once publication) are counted,
+#   - no marketctl beside the daemon died of a signal or failed.
+# Bounded: the loop stops killing after CRASH_SECONDS (default 240) even if
 # fewer kills were reached, and then fails.
 source "$(dirname "$0")/lib.sh"
 
-kills=${CRASH_KILLS:-24}
-budget=${CRASH_SECONDS:-60}
+kills=${CRASH_KILLS:-100}
+budget=${CRASH_SECONDS:-240}
 n=${CRASH_COMMANDS:-3000}
 RANDOM=${CRASH_SEED:-$$}
 seed=$RANDOM
@@ -37,9 +42,31 @@ timer_tail "${CRASH_TIMER_LINES:-600}" >>"$work/in.jsonl"
 total_cmds=$(grep -c . "$work/in.jsonl")
 offline "$work/in.jsonl" "$work/off" "$work/off.results"
 
-start_k() { marketd_start k "$work/k" --set topic.partitions=1 --clock command --batch-max 50; }
+start_k() {
+    marketd_start k "$work/k" --set topic.partitions=1 --clock command --batch-max 50 \
+        --set store.map_mib=1
+}
 start_k
 marketd_wait_running k 60
+
+# marketctl rebuild / verify beside the daemon, until told to stop; each run's
+# exit status is kept (>= 128: killed by a signal).
+beside() {
+    local i=0 rc
+    while [ ! -e "$work/beside.stop" ]; do
+        for cmd in rebuild verify; do
+            rc=0
+            "$build/marketctl" --data-dir "$work/k" "$cmd" >/dev/null 2>"$work/beside.err" || rc=$?
+            echo "$cmd $rc" >>"$work/beside.rc"
+            ((rc == 0)) || { echo "$cmd exit $rc:"; grep -v ' events in ' "$work/beside.err"; } >>"$work/beside.fail"
+        done
+        i=$((i + 1))
+        sleep 0.2
+    done
+}
+beside &
+pids+=("$!")
+beside_pid=$!
 # Paced so that commands keep arriving for about as long as the kills last
 # (~0.8 s per kill and restart), so most kills hit a daemon at work.
 rate=$((total_cmds * 10 / (kills * 8) + 1))
@@ -65,7 +92,16 @@ done
 log "$done_kills SIGKILLs ($early during start-up), $("$build/marketctl" --data-dir "$work/k" stats | jq .events) events so far; letting it finish"
 marketd_wait_running k 60
 wait "$loader" || fail "not every result arrived: $(tail -2 "$work/load.log")"
+touch "$work/beside.stop"
+wait "$beside_pid" || true
 marketd_stop k
+# The map grew from 1 MiB while it ran (by the daemon and by marketctl rebuild).
+map_mib=$(( $(stat -c %s "$work/k/data.mdb") >> 20 ))
+rebuilds=$(grep -c '^rebuild 0$' "$work/beside.rc" || true)
+verifies=$(grep -c '^verify 0$' "$work/beside.rc" || true)
+bad=$(awk '$2 != 0' "$work/beside.rc" | wc -l)
+[ "$bad" -eq 0 ] || fail "$bad marketctl runs beside the daemon failed: $(head -c 600 "$work/beside.fail")"
+((rebuilds > 0 && verifies > 0)) || fail "no marketctl rebuild/verify ran beside the daemon"
 
 "$build/marketctl" --data-dir "$work/k" verify >/dev/null 2>&1 || fail "marketctl verify failed"
 [ "$(chain_head "$work/k")" = "$(chain_head "$work/off")" ] ||
@@ -85,5 +121,6 @@ unique=$(sort -u "$work/k.results" | wc -l)
 log "crash loop figures: crashes survived $done_kills (SIGKILL, seed $seed), commands $total_cmds," \
     "each decided once; results on the topic $results, duplicates $((results - unique));" \
     "timer events $timers (as offline);" \
-    "$(($(date +%s) - t0)) s"
+    "beside it $rebuilds marketctl rebuild and $verifies verify, none failed;" \
+    "map grown from 1 MiB (data file $map_mib MiB); $(($(date +%s) - t0)) s"
 echo "crash loop: 1 passed, 0 failed"
