@@ -35,6 +35,12 @@ static const key_spec_t keys[] = {
     {"topic.results", K_STR, OFF(topic_results), 0, 0, "market.results"},
     {"topic.events", K_STR, OFF(topic_events), 0, 0, "market.events"},
     {"topic.deadletter", K_STR, OFF(topic_deadletter), 0, 0, "market.deadletter"},
+    {"topic.heads", K_STR, OFF(topic_heads), 0, 0, "market.heads"},
+    {"replica.id", K_STR, OFF(replica_id), 0, 0, "marketd-1"},
+    {"replica.key_file", K_STR, OFF(replica_key_file), 0, 0, ""},
+    {"checkpoint.interval_events", K_LONG, OFF(checkpoint_interval_events), 1, 1000000000,
+     "10000"},
+    {"checkpoint.interval_ms", K_LONG, OFF(checkpoint_interval_ms), 10, 86400000, "1000"},
     {"topic.partitions", K_LONG, OFF(topic_partitions), 1, 1000, "3"},
     {"topic.replication_factor", K_LONG, OFF(topic_replication), 1, 16, "1"},
     {"group.id", K_STR, OFF(group_id), 0, 0, "marketd"},
@@ -81,6 +87,19 @@ static md_err_t set_bool(md_config_t *c, const key_spec_t *k, const char *v, md_
     return MD_OK;
 }
 
+static md_err_t set_clock(md_config_t *c, const char *v, md_error_t *err)
+{
+    static const char *const names[] = {[MD_CLOCK_WALL] = "wall", [MD_CLOCK_COMMAND] = "command",
+                                        [MD_CLOCK_LOG] = "log"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            c->clock = (md_clock_t)i;
+            return MD_OK;
+        }
+    }
+    return md_error_set(err, MD_ECONFIG, "'clock' must be wall, command or log, not '%s'", v);
+}
+
 static md_err_t set_known(md_config_t *c, const key_spec_t *k, const char *v, md_error_t *err)
 {
     char **s;
@@ -94,10 +113,7 @@ static md_err_t set_known(md_config_t *c, const key_spec_t *k, const char *v, md
     case K_LONG: return set_long(c, k, v, err);
     case K_BOOL: return set_bool(c, k, v, err);
     case K_CLOCK:
-        if (strcmp(v, "wall") != 0 && strcmp(v, "command") != 0)
-            return md_error_set(err, MD_ECONFIG, "'clock' must be wall or command, not '%s'", v);
-        c->clock = strcmp(v, "wall") == 0 ? MD_CLOCK_WALL : MD_CLOCK_COMMAND;
-        return MD_OK;
+        return set_clock(c, v, err);
     case K_LEVEL:
         if ((lvl = md_log_parse_level(v)) < 0)
             return md_error_set(err, MD_ECONFIG, "'log.level' must be error, warn, info or debug");

@@ -24,6 +24,8 @@ struct md_consumer {
     md_store_t *store;
     md_engine_t *engine;
     md_publisher_t *pub;
+    md_checkpointer_t *cp;
+    bool final;                  /* stopping: the next transaction checkpoints the head */
     rd_kafka_t *rk;
     /* the batch being collected */
     rd_kafka_message_t **msgs;
@@ -38,6 +40,7 @@ struct md_consumer {
     md_buf_t results;
     long last_write_ms;
     long last_command_ms; /* when the last command came (timers.tick_ms) */
+    bool warned_create_time;
 };
 
 
@@ -56,7 +59,7 @@ static md_err_t delete_delivered(md_txn_t *t, void *ctx, md_error_t *err)
         if (rc != MD_OK)
             return rc;
     }
-    return MD_OK;
+    return d->cp ? md_checkpointer_batch(d->cp, t, d->final, err) : MD_OK;
 }
 
 static void take_from_publisher(md_consumer_t *d)
@@ -92,13 +95,29 @@ static void read_content_type(const rd_kafka_message_t *m, md_input_t *in)
     }
 }
 
+/* The message's log time for clock = log; warns once when the topic's
+ * timestamps are the producers' (CreateTime) rather than the broker's. */
+static int64_t log_time(md_consumer_t *d, const rd_kafka_message_t *m)
+{
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(m, &type);
+    if (d->cfg->clock == MD_CLOCK_LOG && type != RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME &&
+        !d->warned_create_time) {
+        d->warned_create_time = true;
+        md_log_warn("clock = log but the commands topic is not LogAppendTime: the producers' "
+                    "timestamps are used", "topic=%s", d->cfg->topic_commands);
+    }
+    return ts;
+}
+
 static void fill_inputs(md_consumer_t *d)
 {
     for (size_t i = 0; i < d->nmsgs; i++) {
         const rd_kafka_message_t *m = d->msgs[i];
         d->in[i] = (md_input_t){.bytes = m->payload ? m->payload : "", .len = m->len,
                                 .key = m->key, .key_len = m->key_len,
-                                .partition = m->partition, .offset = m->offset};
+                                .partition = m->partition, .offset = m->offset,
+                                .timestamp_ms = log_time(d, m)};
         read_content_type(m, &d->in[i]);
     }
 }
@@ -174,7 +193,7 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
 {
     long pause = 100;
     take_from_publisher(d);
-    if (d->nmsgs == 0 && d->ndel == 0 && d->npark == 0)
+    if (d->nmsgs == 0 && d->ndel == 0 && d->npark == 0 && !md_checkpointer_due(d->cp, d->final))
         return MD_OK;
     fill_inputs(d);
     for (;;) {
@@ -443,6 +462,7 @@ static md_err_t consume_loop(md_consumer_t *d, md_error_t *err)
     }
     if (*d->stop)
         md_log_info("stop requested", "batch=%zu", d->nmsgs);
+    d->final = true; /* the last transaction checkpoints the head */
     if (rc == MD_OK)
         rc = process_batch(d, err); /* what was collected before the stop */
     return rc;
@@ -454,7 +474,8 @@ md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_er
 {
     md_consumer_t *d = md_calloc(1, sizeof *d);
     *d = (md_consumer_t){.cfg = o->cfg, .stop = o->stop, .store = o->store,
-                         .engine = o->engine, .pub = o->pub, .last_command_ms = md_mono_ms()};
+                         .engine = o->engine, .pub = o->pub, .cp = o->checkpointer,
+                         .last_command_ms = md_mono_ms()};
     d->msgs = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->msgs);
     d->in = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->in);
     md_buf_init(&d->results);

@@ -4,6 +4,7 @@
  *
  *   store ─▶ engine ─▶ projections (an engine hook) ─▶ HTTP read API
  *        ─▶ topics ─▶ outbox publisher (md_publisher.h)
+ *        ─▶ checkpointer (md_checkpointer.h), when replica.key_file is set
  *        ─▶ consumer (md_consumer.h): batches decided by the engine
  *
  * Stop: the consumer finishes its batch and leaves the group, the publisher
@@ -27,8 +28,27 @@ typedef struct daemon {
     md_proj_t *proj;
     md_http_t *http;
     md_publisher_t *pub;
+    md_checkpointer_t *checkpointer;
     md_consumer_t *consumer;
 } daemon_t;
+
+/* Signed checkpoints to the heads topic, when replica.key_file is set. */
+static md_err_t start_checkpoints(daemon_t *d, md_error_t *err)
+{
+    const md_config_t *c = d->cfg;
+    if (c->replica_key_file[0] == '\0') {
+        md_log_info("no checkpoints: replica.key_file is not set", "%s", "");
+        return MD_OK;
+    }
+    md_checkpointer_opts_t o = {.replica_id = c->replica_id, .key_file = c->replica_key_file,
+                                .topic = c->topic_heads,
+                                .interval_events = c->checkpoint_interval_events,
+                                .interval_ms = c->checkpoint_interval_ms};
+    md_err_t rc = md_checkpointer_new(&o, &d->checkpointer, err);
+    if (rc == MD_OK)
+        md_log_info("checkpoints on", "replica=%s topic=%s", c->replica_id, c->topic_heads);
+    return rc;
+}
 
 /* The read API, when http.listen is set; it reads the store and the projections. */
 static md_err_t start_http(daemon_t *d, md_error_t *err)
@@ -67,10 +87,13 @@ static md_err_t start_kafka(daemon_t *d, md_error_t *err)
 {
     md_err_t rc = d->cfg->topics_exist ? MD_OK : md_kafka_create_topics(d->cfg, d->stop, err);
     if (rc == MD_OK)
+        rc = start_checkpoints(d, err);
+    if (rc == MD_OK)
         rc = md_publisher_start(d->cfg, d->store, &d->pub, err);
     if (rc == MD_OK) {
         md_consumer_opts_t co = {.cfg = d->cfg, .stop = d->stop, .store = d->store,
-                                 .engine = d->engine, .pub = d->pub};
+                                 .engine = d->engine, .pub = d->pub,
+                                 .checkpointer = d->checkpointer};
         rc = md_consumer_new(&co, &d->consumer, err);
     }
     return rc;
@@ -84,6 +107,7 @@ static void close_all(daemon_t *d)
     else
         (void)md_publisher_stop(d->pub, d->cfg->outbox_flush_timeout_ms);
     md_consumer_free(d->consumer);
+    md_checkpointer_free(d->checkpointer);
     md_publisher_free(d->pub);
     md_http_free(d->http);
     md_engine_free(d->engine);

@@ -667,13 +667,56 @@ static md_err_t apply_decision(md_engine_t *e, md_txn_t *t, const md_command_t *
 
 /* ---- the batch ------------------------------------------------------------------------ */
 
-static int64_t command_now(md_engine_t *e, const md_command_t *c)
+static int64_t command_now(md_engine_t *e, const md_command_t *c, const md_input_t *in)
 {
     if (e->opts.clock == MD_CLOCK_WALL)
         return e->wall_now;
+    if (e->opts.clock == MD_CLOCK_LOG) {
+        if (in->timestamp_ms > e->last_now) /* monotone: max(previous now, log time) */
+            e->last_now = in->timestamp_ms;
+        return e->last_now;
+    }
     if (c->status != MD_DECODE_MALFORMED && c->has_issued_at)
         e->last_now = c->issued_at;
     return e->last_now; /* a command without a valid time keeps the last one */
+}
+
+/*
+ * The deterministic clocks' "previous now" lives in the store (meta "clock",
+ * 8 bytes big-endian), written in the batch transaction: a restart, a replay
+ * or another replica continues from the same value. An empty store keeps the
+ * engine's initial value.
+ */
+#define META_CLOCK "clock"
+
+static md_err_t load_clock(md_engine_t *e, md_txn_t *t, md_error_t *err)
+{
+    const unsigned char *v;
+    size_t len;
+    if (e->opts.clock == MD_CLOCK_WALL)
+        return MD_OK;
+    md_err_t rc = md_txn_meta_get(t, META_CLOCK, (const void **)&v, &len, err);
+    if (rc == MD_ENOTFOUND)
+        return MD_OK;
+    if (rc == MD_OK && len != 8)
+        return md_error_set(err, MD_ECORRUPT, "meta 'clock' has %zu bytes, not 8", len);
+    if (rc == MD_OK) {
+        uint64_t x = 0;
+        for (int i = 0; i < 8; i++)
+            x = x << 8 | v[i];
+        e->last_now = (int64_t)x;
+    }
+    return rc;
+}
+
+static md_err_t store_clock(md_engine_t *e, md_txn_t *t, md_error_t *err)
+{
+    unsigned char v[8];
+    if (e->opts.clock == MD_CLOCK_WALL)
+        return MD_OK;
+    for (int i = 0; i < 8; i++)
+        v[i] = (unsigned char)((uint64_t)e->last_now >> (56 - 8 * i));
+    return md_txn_meta_put(t, META_CLOCK, v, sizeof v, err);
 }
 
 static md_err_t outbox_result(md_engine_t *e, md_txn_t *t, const md_command_t *c,
@@ -738,7 +781,8 @@ static md_err_t dead_letter(md_engine_t *e, md_txn_t *t, const md_input_t *in,
  * Fires the timers due at now, in (deadline, arming seq) order, until none is
  * due (rules.md "Policy and timers"): their events go to the log, the hooks and
  * the events topic with recorded_at = the deadline, command_id "timer:<kind>:<id>"
- * and actor "system"; no result, no outcome.
+ * and actor "system"; no result, no outcome. Evolving a firing's first event
+ * disarms its timer (the index is written by evolve only).
  */
 static md_err_t fire_timers(md_engine_t *e, md_txn_t *t, int64_t now, md_error_t *err)
 {
@@ -762,11 +806,11 @@ static md_err_t fire_timers(md_engine_t *e, md_txn_t *t, int64_t now, md_error_t
 }
 
 /* Whether the line fires timers: not MALFORMED, and with clock = command only
- * with a valid issued_at. */
+ * with a valid issued_at (with wall and log, now is always the line's). */
 static bool fires_timers(const md_engine_t *e, const md_command_t *c)
 {
     return c->status != MD_DECODE_MALFORMED &&
-           (e->opts.clock == MD_CLOCK_WALL || c->has_issued_at);
+           (e->opts.clock != MD_CLOCK_COMMAND || c->has_issued_at);
 }
 
 static md_err_t process_one(md_engine_t *e, md_txn_t *t, size_t i, md_error_t *err)
@@ -774,7 +818,7 @@ static md_err_t process_one(md_engine_t *e, md_txn_t *t, size_t i, md_error_t *e
     const md_command_t *c = &e->cmd;
     md_err_t rc = MD_ENOTFOUND;
     decode_one(e, i, &e->cmd);
-    int64_t now = command_now(e, c);
+    int64_t now = command_now(e, c, &e->in[i]);
     size_t at = e->out.len;
     if (fires_timers(e, c) && (rc = fire_timers(e, t, now, err)) != MD_OK)
         return rc;
@@ -837,6 +881,9 @@ static int64_t first_now(md_engine_t *e)
 {
     if (e->opts.clock == MD_CLOCK_WALL)
         return e->wall_now;
+    if (e->opts.clock == MD_CLOCK_LOG)
+        return e->n && e->in[0].timestamp_ms > e->last_now ? e->in[0].timestamp_ms
+                                                             : e->last_now;
     for (size_t i = 0; i < e->n; i++) { /* the store's first batch only */
         decode_one(e, i, &e->cmd);
         if (e->cmd.status != MD_DECODE_MALFORMED && e->cmd.has_issued_at)
@@ -853,13 +900,17 @@ static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
     e->sctx = (state_ctx_t){t, &e->cache};
     md_buf_reset(&e->out);
     memset(&e->pending, 0, sizeof e->pending);
+    md_err_t rc = load_clock(e, t, err);
     /* The bootstrap rides with the first batch that has commands, so that its
-     * recorded_at is that batch's time (deterministic with clock = command). */
-    md_err_t rc = e->n || e->force_bootstrap ? bootstrap_in(e, t, err) : MD_OK;
+     * recorded_at is that batch's time (deterministic with clock = command or log). */
+    if (rc == MD_OK && (e->n || e->force_bootstrap))
+        rc = bootstrap_in(e, t, err);
     for (size_t i = 0; i < e->n && rc == MD_OK; i++)
         rc = process_one(e, t, i, err);
     if (rc == MD_OK)
         rc = put_offsets(e, t, err);
+    if (rc == MD_OK && e->n)
+        rc = store_clock(e, t, err);
     if (rc == MD_OK && e->batch_hook)
         rc = e->batch_hook(t, e->batch_ctx, err);
     if (rc != MD_OK)

@@ -50,20 +50,34 @@ fail:
 
 /* ---- topics ------------------------------------------------------------------- */
 
+/* The topics marketd creates: the commands topic is stamped by the broker
+ * (LogAppendTime, the time of clock = log); the heads topic (signed
+ * checkpoints) has one partition and keeps everything forever. */
+#define NTOPICS 5
+
+static void new_topics(const md_config_t *c, rd_kafka_NewTopic_t *nt[NTOPICS])
+{
+    const char *names[NTOPICS] = {c->topic_commands, c->topic_results, c->topic_events,
+                                  c->topic_deadletter, c->topic_heads};
+    char errstr[256];
+    for (int i = 0; i < NTOPICS; i++)
+        nt[i] = rd_kafka_NewTopic_new(names[i], i == NTOPICS - 1 ? 1 : (int)c->topic_partitions,
+                                      (int)c->topic_replication, errstr, sizeof errstr);
+    rd_kafka_NewTopic_set_config(nt[0], "message.timestamp.type", "LogAppendTime");
+    rd_kafka_NewTopic_set_config(nt[NTOPICS - 1], "retention.ms", "-1");
+    rd_kafka_NewTopic_set_config(nt[NTOPICS - 1], "retention.bytes", "-1");
+}
+
 /* Sends one CreateTopics request; returns 1 done, 0 retry, -1 give up. */
 static int create_topics_once(const md_config_t *c, rd_kafka_t *rk, volatile sig_atomic_t *stop)
 {
-    const char *names[] = {c->topic_commands, c->topic_results, c->topic_events,
-                           c->topic_deadletter};
-    rd_kafka_NewTopic_t *nt[4];
+    rd_kafka_NewTopic_t *nt[NTOPICS];
     char errstr[256];
-    for (int i = 0; i < 4; i++)
-        nt[i] = rd_kafka_NewTopic_new(names[i], (int)c->topic_partitions,
-                                      (int)c->topic_replication, errstr, sizeof errstr);
+    new_topics(c, nt);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_request_timeout(o, 5000, errstr, sizeof errstr);
-    rd_kafka_CreateTopics(rk, nt, 4, o, q);
+    rd_kafka_CreateTopics(rk, nt, NTOPICS, o, q);
     /* Waits up to 10 s for the answer, in slices, so that a stop is not held up. */
     rd_kafka_event_t *ev = NULL;
     for (int i = 0; i < 100 && ev == NULL && !*stop; i++)
@@ -92,7 +106,7 @@ static int create_topics_once(const md_config_t *c, rd_kafka_t *rk, volatile sig
         rd_kafka_event_destroy(ev);
     rd_kafka_AdminOptions_destroy(o);
     rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy_array(nt, 4);
+    rd_kafka_NewTopic_destroy_array(nt, NTOPICS);
     return done;
 }
 
@@ -142,10 +156,10 @@ md_err_t md_embedded_start(const md_config_t *cfg, md_embedded_t **out, char *bo
         return md_error_set(err, MD_EKAFKA, "embedded kafka: mock cluster failed");
     }
     const char *names[] = {cfg->topic_commands, cfg->topic_results, cfg->topic_events,
-                           cfg->topic_deadletter};
-    for (int i = 0; i < 4; i++) {
+                           cfg->topic_deadletter, cfg->topic_heads};
+    for (int i = 0; i < NTOPICS; i++) {
         rd_kafka_resp_err_t te =
-            rd_kafka_mock_topic_create(e->mc, names[i], (int)cfg->topic_partitions, 1);
+            rd_kafka_mock_topic_create(e->mc, names[i], i == NTOPICS - 1 ? 1 : (int)cfg->topic_partitions, 1);
         if (te != RD_KAFKA_RESP_ERR_NO_ERROR) {
             md_embedded_free(e);
             return md_error_set(err, MD_EKAFKA, "embedded kafka: topic %s: %s", names[i],

@@ -13,6 +13,7 @@
 #include "md_kafka.h"
 #include "md_log.h"
 #include "md_offline.h"
+#include "md_version.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -26,7 +27,7 @@ static void usage(FILE *f)
 {
     fputs("usage: marketd -c FILE [--set KEY=VALUE ...] [--data-dir DIR] [--embedded-kafka]\n"
           "       marketd --input FILE|- --data-dir DIR [--results FILE|-]\n"
-          "               [--clock command|wall] [--operator ID] [--batch-max N]\n"
+          "               [--clock command|wall|log] [--operator ID] [--batch-max N]\n"
           "               [--max-message-bytes N] [--log-level L] [--no-sync]\n"
           "               [--input-format json|msgpack]\n"
           "\n"
@@ -199,6 +200,8 @@ static void cli_release(cli_t *c)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--version") == 0)
+        return md_version_print(stdout, "marketd") == 0 ? 0 : 1;
     cli_t c = {0};
     md_config_t cfg;
     md_error_t err = {0};

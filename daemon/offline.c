@@ -161,6 +161,8 @@ md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
     FILE *in = NULL, *out = NULL;
     const char *res = o->results ? o->results : "-";
     double t0 = md_mono_s();
+    if (o->engine.clock == MD_CLOCK_LOG) /* a file has no log timestamps */
+        return md_error_set(err, MD_ECONFIG, "clock = log needs Kafka; offline, use command");
     md_err_t rc = md_store_open(o->data_dir, &so, &store, err);
     if (rc == MD_OK)
         rc = md_engine_new(store, &o->engine, &eng, err);

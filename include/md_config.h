@@ -33,6 +33,10 @@ typedef struct md_config {
     long batch_max_wait_ms;
     long message_max_bytes;
     char *topic_commands, *topic_results, *topic_events, *topic_deadletter;
+    char *topic_heads;            /* signed checkpoints (md_checkpoint.h) */
+    char *replica_id;             /* this daemon's name in its checkpoints */
+    char *replica_key_file;       /* its Ed25519 private key (PEM); "" = no checkpoints */
+    long checkpoint_interval_events, checkpoint_interval_ms;
     long topic_partitions;
     long topic_replication;
     char *group_id;

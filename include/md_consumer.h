@@ -8,6 +8,9 @@
  * the offsets stored in LMDB (never from Kafka's committed offsets, which are
  * committed after each batch only so that lag tools work). Delivered outbox
  * entries (md_publisher_take_delivered) are deleted in the next batch.
+ * Checkpoints, when a checkpointer is given, are queued in batch
+ * transactions (an idle writer runs one when a checkpoint is due) and in the
+ * last transaction before the consumer returns from a stop.
  *
  * Fencing: the offsets committed to Kafka carry "store:<md_store_id>" as
  * their metadata. A partition assigned to this daemon whose committed offset
@@ -25,6 +28,7 @@
 
 #include <signal.h>
 
+#include "md_checkpointer.h"
 #include "md_config.h"
 #include "md_engine.h"
 #include "md_error.h"
@@ -57,6 +61,7 @@ typedef struct md_consumer_opts {
     md_store_t *store;
     md_engine_t *engine;         /* its batch hook is taken by the consumer */
     md_publisher_t *pub;
+    md_checkpointer_t *checkpointer; /* NULL: no checkpoints (md_checkpointer.h) */
 } md_consumer_opts_t;
 
 /**

@@ -32,7 +32,17 @@ typedef struct md_engine md_engine_t;
  * max.message.bytes (1,048,588), so that a broker at its defaults takes it. */
 #define MD_DEADLETTER_MAX_BYTES 900000
 
-typedef enum md_clock { MD_CLOCK_WALL, MD_CLOCK_COMMAND } md_clock_t;
+/*
+ * The time at which each command is decided (its events' recorded_at):
+ *   MD_CLOCK_WALL     the now_ms given to md_engine_process (the daemon's clock);
+ *   MD_CLOCK_COMMAND  the command's issued_at (then required);
+ *   MD_CLOCK_LOG      the Kafka message timestamp (md_input_t.timestamp_ms; the
+ *                     broker's LogAppendTime), kept monotone: max(previous, it).
+ * With COMMAND and LOG the "previous now" is stored in the batch transaction
+ * (meta "clock"), so the store is a pure function of the input messages:
+ * replays, restarts and replicas reading the same partition agree byte for byte.
+ */
+typedef enum md_clock { MD_CLOCK_WALL, MD_CLOCK_COMMAND, MD_CLOCK_LOG } md_clock_t;
 
 typedef struct md_engine_opts {
     const char *operator_id;     /* bootstrap operator; NULL = "operator" */
@@ -64,6 +74,8 @@ typedef struct md_input {
     size_t key_len;
     int32_t partition;
     int64_t offset;
+    int64_t timestamp_ms;        /* Kafka message timestamp; <= 0: none (MD_CLOCK_LOG
+                                  * then keeps the previous now) */
 } md_input_t;
 
 /*
@@ -119,7 +131,7 @@ void md_engine_set_batch_hook(md_engine_t *e, md_batch_hook_fn fn, void *ctx);
  * @param results receives one JSON result line per input, each ending in
  *        '\n', in input order (appended; the caller owns the buffer). Written
  *        only when MD_OK is returned, i.e. after the commit.
- * @param now_ms the wall clock for this batch (ignored with MD_CLOCK_COMMAND).
+ * @param now_ms the wall clock for this batch (used with MD_CLOCK_WALL only).
  * @returns MD_OK, or a store error: then nothing of the batch is stored and
  *          the batch may be retried.
  */

@@ -64,3 +64,9 @@ $(BUILD)/tests/tools/hold_readers: $(BUILD)/tests/tools/hold_readers.o $(LIB)
 	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 test-tools: $(BUILD)/tests/tools/hold_readers
+
+# The cut-tail attack of tests/integration/test_checkpoints.sh.
+$(BUILD)/tests/tools/cut_tail: $(BUILD)/tests/tools/cut_tail.o $(LIB)
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
+
+test-tools: $(BUILD)/tests/tools/cut_tail

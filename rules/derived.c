@@ -6,7 +6,8 @@
  *
  * The recompute is the engine's: every event is evolved with md_rules_evolve
  * (bootstrap events included) and every event's outcome is
- * md_outcome_of_event. The records are kept in an in-memory table (a replay
+ * md_outcome_of_event; the outcomes of commands accepted with no events (Tick),
+ * which no event shows, are taken as stored. The records are kept in an in-memory table (a replay
  * evolves ~1.2 events a command, each reading and writing a few records: an
  * LMDB write transaction would be most of the time), then sorted as LMDB
  * sorts keys and walked beside the live database.
@@ -387,6 +388,27 @@ static md_err_t compare_all(md_txn_t *t, derive_t *d, md_derived_report_t *rep,
     return rc;
 }
 
+/* The outcomes of commands accepted with no events (MD_OUTCOME_UNLOGGED, Tick)
+ * are in no event: each one the log does not contradict (no event records an
+ * outcome for its command_id) is taken as stored, and counted. */
+static md_err_t adopt_unlogged(md_txn_t *t, kv_t *m, md_derived_report_t *rep, md_error_t *err)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(md_txn_mdb(t), md_txn_dbi(t, MD_DB_OUTCOMES), &cur);
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "derived: cursor");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (md_outcome_unlogged(v.mv_data, v.mv_size) && !kv_get(m, k.mv_data, k.mv_size)) {
+            kv_put(m, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+            rep->unlogged++;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, err, "derived: scan");
+}
+
 static bool db_empty(md_txn_t *t, md_db_t db)
 {
     MDB_stat st;
@@ -419,6 +441,8 @@ md_err_t md_derived_verify(md_txn_t *t, md_progress_fn progress, void *pctx,
     rep->events = d->n;
     if (rc == MD_OK && progress)
         progress(d->n, d->total, pctx);
+    if (rc == MD_OK)
+        rc = adopt_unlogged(t, &d->db[MD_DERIVED_OUTCOMES], rep, err);
     if (rc == MD_OK)
         rc = compare_all(t, d, rep, err);
     for (int i = 0; i < MD_DERIVED_COUNT_; i++)

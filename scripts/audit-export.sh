@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # audit-export.sh - checks the hash chain of a `marketctl export` with standard
-# tools only (jq, base64, basenc, od, sha256sum): none of marketd's code is used.
+# tools only (jq, base64, basenc, od, sha256sum, openssl): none of marketd's
+# code is used.
 #
 #   marketctl --data-dir DIR export > export.jsonl
 #   bash scripts/audit-export.sh export.jsonl
+#   bash scripts/audit-export.sh --checkpoints cps.jsonl --keys KEYDIR export.jsonl
 #
 # For each line: seq must follow the previous one, prev_hash must equal the
 # previous line's hash (32 zero bytes before seq 1), and
@@ -16,18 +18,37 @@
 # body uses (no standard command-line tool decodes msgpack, and asking
 # marketctl would trust the code under audit). An edited readable field (say
 # data.amount) with the body left alone exits 1 naming the seq and the field.
+#
+# With --checkpoints (JSON lines from `marketctl checkpoints`) and --keys (a
+# directory of REPLICA.pub files), each checkpoint's Ed25519 signature is
+# checked with `openssl pkeyutl -verify` over its canonical text (docs/audit.md,
+# "The checkpoint encoding"), then its hash is compared with the export's line
+# at its seq. Exit 1 names the first bad signature, differing hash, or a
+# checkpoint past the export's end (a cut tail).
 set -euo pipefail
+
+cps="" keys=""
+while [ $# -gt 0 ]; do
+    case $1 in
+        --checkpoints) cps=$2; shift 2 ;;
+        --keys) keys=$2; shift 2 ;;
+        *) break ;;
+    esac
+done
+{ [ -z "$cps" ] && [ -z "$keys" ]; } || { [ -n "$cps" ] && [ -n "$keys" ]; } ||
+    { echo "usage: audit-export.sh [--checkpoints CPS.jsonl --keys DIR] [EXPORT]" >&2; exit 2; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/audit-export.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-input=${1:-/dev/stdin}
-cat "$input" >"$tmp/export.jsonl"
+cat "${1:-/dev/stdin}" >"$tmp/export.jsonl"
 
 zero=$(printf '0%.0s' {1..64})
 prev=""
 expect=""
 count=0
+declare -A hash_at=()
+: >"$tmp/bodies.hex"
 while IFS=$'\t' read -r seq p body h; do
     if [ -z "$expect" ]; then
         expect=$seq
@@ -41,6 +62,7 @@ while IFS=$'\t' read -r seq p body h; do
     printf %s "$body" | base64 -d | od -An -v -tx1 | tr -d ' \n' >>"$tmp/bodies.hex"
     echo >>"$tmp/bodies.hex"
     prev=$h
+    [ -z "$cps" ] || hash_at[$seq]=$h
     expect=$((seq + 1))
     count=$((count + 1))
 done < <(jq -r '[.seq, .prev_hash, .body, .hash] | @tsv' "$tmp/export.jsonl")
@@ -49,3 +71,33 @@ jq -c . "$tmp/export.jsonl" >"$tmp/readable.jsonl"
 bad=$(paste "$tmp/bodies.hex" "$tmp/readable.jsonl" | jq -R -r -f "$here/msgpack-body.jq" | grep -v -m1 '^ok$' || true)
 if [ -n "$bad" ]; then echo "$bad" >&2; exit 1; fi
 echo "chain ok: $count events, head $prev; readable fields equal the hashed bodies"
+[ -n "$cps" ] || exit 0
+
+# The checkpoints: the signed text of each, rebuilt from its JSON fields.
+last=$((expect - 1))
+n=0
+while IFS= read -r cp; do
+    [ -n "$cp" ] || continue
+    n=$((n + 1))
+    replica=$(jq -r .replica <<<"$cp")
+    seq=$(jq -r .seq <<<"$cp")
+    [ "$(jq -r .version <<<"$cp")" = 1 ] || { echo "checkpoint $n: unknown version" >&2; exit 1; }
+    [ -f "$keys/$replica.pub" ] || { echo "checkpoint $n: no key $replica.pub" >&2; exit 1; }
+    jq -j '"marketd checkpoint v\(.version)\nreplica \(.replica)\nseq \(.seq)\nhash \(.hash)\n" +
+           "recorded_at \(.recorded_at)\n" +
+           ([.offsets[] | "offset \(.topic) \(.partition) \(.next)\n"] | join(""))' \
+        <<<"$cp" >"$tmp/msg"
+    jq -r .signature <<<"$cp" | base64 -d >"$tmp/sig"
+    openssl pkeyutl -verify -pubin -inkey "$keys/$replica.pub" -rawin -in "$tmp/msg" \
+        -sigfile "$tmp/sig" >/dev/null 2>&1 ||
+        { echo "checkpoint $n (replica $replica, seq $seq): bad signature" >&2; exit 1; }
+    if [ "$seq" -gt "$last" ]; then
+        echo "the export ends at seq $last but replica $replica signed seq $seq > $last" >&2
+        exit 1
+    fi
+    if [ "${hash_at[$seq]:-}" != "$(jq -r .hash <<<"$cp")" ]; then
+        echo "different hash at seq $seq (replica $replica)" >&2
+        exit 1
+    fi
+done <"$cps"
+echo "checkpoints ok: $n signed checkpoints match the export"

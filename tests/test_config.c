@@ -53,6 +53,12 @@ static void test_config_overrides_and_passthrough(void **state)
     assert_string_equal(md_config_kafka(&c, "security.protocol"), "SSL");
     assert_string_equal(md_config_kafka(&c, "bootstrap.servers"), "h:1");
     assert_int_equal(c.clock, MD_CLOCK_COMMAND);
+    assert_int_equal(md_config_set(&c, "clock", "log", NULL), MD_OK);
+    assert_int_equal(c.clock, MD_CLOCK_LOG);
+    assert_int_equal(md_config_set(&c, "replica.id", "r2", NULL), MD_OK);
+    assert_string_equal(c.replica_id, "r2");
+    assert_string_equal(c.topic_heads, "market.heads");
+    assert_int_equal(c.checkpoint_interval_events, 10000);
     md_config_release(&c);
 }
 

@@ -47,7 +47,8 @@ typedef struct ctl_opt {
 typedef struct ctl ctl_t;
 
 /* What a subcommand needs opened. */
-enum { CTL_NEEDS_PROJ = 1, CTL_PROJ_OPTIONAL = 2, CTL_WRITES = 4 };
+enum { CTL_NEEDS_PROJ = 1, CTL_PROJ_OPTIONAL = 2, CTL_WRITES = 4,
+       CTL_NO_STORE = 8 /* no --data-dir: nothing is opened */ };
 
 typedef struct ctl_sub {
     const char *name;
@@ -124,5 +125,30 @@ int ctl_derived_end(ctl_derived_t *d, json_t *ok, md_error_t *err);
  * @returns 0, 1 (@p err set), 2 (no --out).
  */
 int ctl_backup(md_store_t *store, const char *out_dir, md_error_t *err);
+
+/* ---- signed checkpoints (ctl_checkpoint.c; docs/audit.md) --------------------------------
+ *
+ *   marketctl keygen --id ID --out DIR
+ *   marketctl checkpoints --bootstrap HOST:PORT [--topic market.heads]
+ *   marketctl verify-export FILE --checkpoints CPS.jsonl --keys DIR
+ *   marketctl --data-dir DIR verify --checkpoints CPS.jsonl --keys DIR
+ *
+ * Exit status: 0 success, 1 a verification failed (the first failure named on
+ * stderr and as {"ok":false,...} on stdout) or an I/O error, 2 misuse.
+ */
+
+/** @brief true when @p name is one of the subcommands that need no store
+ *  (keygen, checkpoints, verify-export). */
+bool ctl_checkpoint_is_sub(const char *name);
+
+/** @brief Runs such a subcommand; argv[0] is its name. @returns the exit status. */
+int ctl_checkpoint_main(int argc, char **argv);
+
+/**
+ * @brief The checkpoint half of `verify` on a store whose chain was verified
+ * in @p t: every signature, then the store's hash at every checkpointed seq.
+ * @returns 0, 1 (the first failure reported), 2 (--keys missing).
+ */
+int ctl_verify_store_checkpoints(md_txn_t *t, const char *checkpoints, const char *keys);
 
 #endif

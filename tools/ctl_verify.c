@@ -51,6 +51,8 @@ static json_t *digests_json(const md_derived_report_t *rep)
                             json_pack("{s:s, s:I}", "sha256", hex, "entries",
                                       (json_int_t)rep->live_entries[i]));
     }
+    json_object_set_new(json_object_get(j, md_derived_name(MD_DERIVED_OUTCOMES)), "unlogged",
+                        json_integer((json_int_t)rep->unlogged));
     return j;
 }
 

@@ -27,6 +27,7 @@
 #include "md_command.h"
 #include "ctl.h"
 #include "md_base.h"
+#include "md_version.h"
 
 /* ---- progress (stderr, only when it is a terminal) ------------------------------- */
 
@@ -188,6 +189,14 @@ static int cmd_verify(ctl_t *c)
     }
     if (rc != MD_OK || md_txn_head(c->txn, &head, hash, &c->err) != MD_OK)
         return ctl_derived_end(dv, NULL, &c->err);
+    const char *cps = ctl_str(c, "checkpoints"), *keys = ctl_str(c, "keys");
+    if (cps || keys) { /* signed checkpoints, external to the store */
+        int st = ctl_verify_store_checkpoints(c->txn, cps, keys);
+        if (st != 0) {
+            ctl_derived_end(dv, NULL, &c->err);
+            return st;
+        }
+    }
     md_hex(hash, MD_HASH_LEN, hex);
     if (c->proj == NULL) {
         progress_end(c, "verify");
@@ -361,6 +370,27 @@ static int cmd_backup(ctl_t *c)
     return ctl_backup(c->store, ctl_str(c, "out"), &c->err);
 }
 
+/* The subcommands without a store (keygen, checkpoints, verify-export;
+ * ctl_checkpoint.c): the options checked here are handed on as an argv. */
+static int cmd_storeless(ctl_t *c)
+{
+    char *argv[2 + 2 * CTL_MAX_OPTS + CTL_MAX_ARGS];
+    char names[CTL_MAX_OPTS][64];
+    int argc = 0;
+    argv[argc++] = (char *)c->sub->name;
+    for (int i = 0; c->sub->opts && c->sub->opts[i].name; i++) {
+        if (!c->set[i])
+            continue;
+        snprintf(names[i], sizeof names[i], "--%s", c->sub->opts[i].name);
+        argv[argc++] = names[i];
+        argv[argc++] = (char *)c->str[i];
+    }
+    for (int i = 0; i < c->nargs; i++)
+        argv[argc++] = (char *)c->args[i];
+    argv[argc] = NULL;
+    return ctl_checkpoint_main(argc, argv);
+}
+
 /* ---- the subcommands and their options ------------------------------------------------ */
 
 #define LIST_OPTS                                                                        \
@@ -403,6 +433,27 @@ static const ctl_opt_t sales_opts[] = {
     LIST_OPTS,
     {NULL, 0, NULL, NULL},
 };
+static const ctl_opt_t verify_opts[] = {
+    {"checkpoints", CTL_STR, "CPS.jsonl", "signed checkpoints (marketctl checkpoints) to verify the "
+     "store against; with --keys"},
+    {"keys", CTL_STR, "DIR", "the replicas' public keys (REPLICA.pub)"},
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t keygen_opts[] = {
+    {"id", CTL_STR, "ID", "the replica id (required)"},
+    {"out", CTL_STR, "DIR", "where ID.key (0600) and ID.pub go (required)"},
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t checkpoints_opts[] = {
+    {"bootstrap", CTL_STR, "HOST:PORT", "Kafka bootstrap servers (required)"},
+    {"topic", CTL_STR, "T", "the heads topic (default market.heads)"},
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t verify_export_opts[] = {
+    {"checkpoints", CTL_STR, "CPS.jsonl", "signed checkpoints (required)"},
+    {"keys", CTL_STR, "DIR", "the replicas' public keys (required)"},
+    {NULL, 0, NULL, NULL},
+};
 static const ctl_opt_t backup_opts[] = {
     {"out", CTL_STR, "DIR", "a new or empty directory for the copy (required)"},
     {NULL, 0, NULL, NULL},
@@ -421,9 +472,9 @@ static const ctl_sub_t *const subcommands[] = {
                        "events with body, prev_hash and hash (scripts/audit-export.sh checks it)",
                        export_opts},
     &(const ctl_sub_t){"verify", cmd_verify, CTL_PROJ_OPTIONAL, NULL, 0, 0,
-                       "hash chain, projections, rules' state and outcomes; exit 1 naming the "
-                       "first bad seq or record",
-                       NULL},
+                       "hash chain, signed checkpoints, projections, rules' state and outcomes; "
+                       "exit 1 naming the first failure",
+                       verify_opts},
     &(const ctl_sub_t){"stats", cmd_stats, CTL_PROJ_OPTIONAL, NULL, 0, 0,
                        "events, head, store size, outbox depth and parked entries, offsets", NULL},
     &(const ctl_sub_t){"get", cmd_get, CTL_NEEDS_PROJ,
@@ -442,25 +493,52 @@ static const ctl_sub_t *const subcommands[] = {
     &(const ctl_sub_t){"backup", cmd_backup, 0, NULL, 0, 0,
                        "a consistent hot copy, compacted (--out DIR)", backup_opts},
     &ctl_sub_outbox,
+    &(const ctl_sub_t){"keygen", cmd_storeless, CTL_NO_STORE, NULL, 0, 0,
+                       "an Ed25519 key pair for a replica's signed checkpoints (docs/audit.md)",
+                       keygen_opts},
+    &(const ctl_sub_t){"checkpoints", cmd_storeless, CTL_NO_STORE, NULL, 0, 0,
+                       "the signed checkpoints of the heads topic, as JSON lines", checkpoints_opts},
+    &(const ctl_sub_t){"verify-export", cmd_storeless, CTL_NO_STORE, "FILE", 1, 1,
+                       "an export (marketctl export) against signed checkpoints",
+                       verify_export_opts},
 };
 
 #define NSUB (sizeof subcommands / sizeof subcommands[0])
 
+/* "marketctl NAME [ARGS] --opt METAVAR ..." of a subcommand without a store. */
+static void storeless_line(FILE *f, const ctl_sub_t *sub, const char *lead)
+{
+    fprintf(f, "%smarketctl %s%s%s", lead, sub->name, sub->args ? " " : "",
+            sub->args ? sub->args : "");
+    for (const ctl_opt_t *o = sub->opts; o && o->name; o++)
+        fprintf(f, " --%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
+    fputc('\n', f);
+}
+
 static void usage(FILE *f)
 {
-    fputs("usage: marketctl --data-dir DIR SUBCOMMAND [ARGS] [options]\n"
-          "       marketctl SUBCOMMAND --help   (its options)\n\nsubcommands:\n", f);
+    fputs("usage: marketctl --data-dir DIR SUBCOMMAND [ARGS] [options]\n", f);
     for (size_t i = 0; i < NSUB; i++)
-        fprintf(f, "  %-8s %s%s %s\n", subcommands[i]->name,
-                subcommands[i]->args ? subcommands[i]->args : "",
-                subcommands[i]->args ? "  " : "", subcommands[i]->summary);
-    fputs("\nlists: when more rows may follow, stderr ends with `next_cursor: C`\n"
+        if (!(subcommands[i]->needs & CTL_NO_STORE))
+            fprintf(f, "  %-8s %s%s%s\n", subcommands[i]->name,
+                    subcommands[i]->args ? subcommands[i]->args : "",
+                    subcommands[i]->args ? "  " : "", subcommands[i]->summary);
+    const char *lead = "usage: ";
+    for (size_t i = 0; i < NSUB; i++)
+        if (subcommands[i]->needs & CTL_NO_STORE) {
+            storeless_line(f, subcommands[i], lead);
+            lead = "       ";
+        }
+    fputs("       marketctl SUBCOMMAND --help   (its options)\n"
+          "       marketctl --version\n"
+          "lists: when more rows may follow, stderr ends with `next_cursor: C`\n"
           "exit status: 0 ok, 1 failed or not found, 2 usage error\n", f);
 }
 
 static void sub_usage(FILE *f, const ctl_sub_t *sub)
 {
-    fprintf(f, "usage: marketctl --data-dir DIR %s%s%s%s\n\n%s\n", sub->name,
+    fprintf(f, "usage: marketctl %s%s%s%s%s\n\n%s\n",
+            sub->needs & CTL_NO_STORE ? "" : "--data-dir DIR ", sub->name,
             sub->args ? " " : "", sub->args ? sub->args : "", sub->opts ? " [options]" : "",
             sub->summary);
     if (sub->opts)
@@ -622,7 +700,7 @@ static int parse_args(ctl_t *c, int argc, char **argv)
             return bad_usage(NULL, "unknown subcommand '%s'", argv[i]);
     }
     if (c->sub == NULL)
-        return bad_usage(NULL, "no subcommand given");
+        return usage(stderr), 2;
     for (; i < argc; i++) {
         if ((r = take_data_dir(c, argc, argv, &i)) < 0)
             return bad_usage(c->sub, "--data-dir needs a value DIR");
@@ -644,8 +722,10 @@ static int parse_args(ctl_t *c, int argc, char **argv)
     }
     if (c->nargs < c->sub->min_args)
         return bad_usage(c->sub, "needs %s", c->sub->args);
-    if (c->dir == NULL)
+    if (c->dir == NULL && !(c->sub->needs & CTL_NO_STORE))
         return bad_usage(c->sub, "--data-dir DIR is required");
+    if (c->dir != NULL && (c->sub->needs & CTL_NO_STORE))
+        return bad_usage(c->sub, "takes no --data-dir");
     return 0;
 }
 
@@ -694,11 +774,15 @@ int64_t ctl_time(const ctl_t *c, const char *name, int64_t dflt)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--version") == 0)
+        return md_version_print(stdout, "marketctl") == 0 ? 0 : 1;
     ctl_t c = {0};
     int status = parse_args(&c, argc, argv);
     if (status != 0)
         return status < 0 ? 0 : status;
     const ctl_sub_t *sub = c.sub;
+    if (sub->needs & CTL_NO_STORE)
+        return sub->run(&c);
     c.tty = isatty(STDERR_FILENO);
     c.t0 = md_mono_s();
     status = 1;
