@@ -76,17 +76,9 @@ typedef struct md_derived_report {
 md_err_t md_derived_verify(md_txn_t *t, md_progress_fn progress, void *pctx,
                            md_derived_report_t *rep, md_error_t *err);
 
-/*
- * A stored consumer offset: the next offset to consume of @p topic /
- * @p partition (md_txn_offset_put). The topic is borrowed until the
- * callback returns. Return MD_OK to go on, MD_ESTOP to stop, or an error.
- */
-typedef md_err_t (*md_offset_fn)(const char *topic, int32_t partition, int64_t next, void *ctx,
-                                 md_error_t *err);
-
 /**
  * @brief Visits every stored consumer offset of @p t, by topic then partition
- * (for a check against the offsets of a signed checkpoint).
+ * (md_txn_offset_scan; kept for its callers).
  * @returns MD_OK, the callback's error, MD_ECORRUPT (a record not in the
  *          offsets format), MD_ESTORE.
  */

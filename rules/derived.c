@@ -453,38 +453,7 @@ md_err_t md_derived_verify(md_txn_t *t, md_progress_fn progress, void *pctx,
 
 /* ---- stored offsets ------------------------------------------------------------------ */
 
-static uint64_t get_be(const unsigned char *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 md_err_t md_derived_offsets(md_txn_t *t, md_offset_fn fn, void *ctx, md_error_t *err)
 {
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    md_err_t rc = MD_OK;
-    int mrc = mdb_cursor_open(md_txn_mdb(t), md_txn_dbi(t, MD_DB_OFFSETS), &cur);
-    if (mrc != MDB_SUCCESS)
-        return md_store_err(mrc, err, "offsets cursor");
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == MDB_SUCCESS && rc == MD_OK;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const unsigned char *p = k.mv_data, *nul = memchr(p, 0, k.mv_size);
-        if (nul == NULL || k.mv_size - (size_t)(nul - p) != 5 || v.mv_size != 8) {
-            rc = md_error_set(err, MD_ECORRUPT, "an offsets record is not topic, NUL, "
-                                                "partition(4), next(8)");
-            break;
-        }
-        char topic[256];
-        snprintf(topic, sizeof topic, "%.*s", (int)(nul - p), (const char *)p);
-        rc = fn(topic, (int32_t)get_be(nul + 1, 4), (int64_t)get_be(v.mv_data, 8), ctx, err);
-    }
-    mdb_cursor_close(cur);
-    if (rc == MD_ESTOP)
-        return MD_OK;
-    if (rc != MD_OK)
-        return rc;
-    return mrc == MDB_NOTFOUND ? MD_OK : md_store_err(mrc, err, "offsets scan");
+    return md_txn_offset_scan(t, fn, ctx, err);
 }

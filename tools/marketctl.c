@@ -472,8 +472,8 @@ static const ctl_sub_t *const subcommands[] = {
                        "events with body, prev_hash and hash (scripts/audit-export.sh checks it)",
                        export_opts},
     &(const ctl_sub_t){"verify", cmd_verify, CTL_PROJ_OPTIONAL, NULL, 0, 0,
-                       "hash chain, signed checkpoints, projections, rules' state and outcomes; "
-                       "exit 1 naming the first failure",
+                       "hash chain, signed checkpoints, projections, rules' state and outcomes, "
+                       "consumed offsets; exit 1 naming the first failure",
                        verify_opts},
     &(const ctl_sub_t){"stats", cmd_stats, CTL_PROJ_OPTIONAL, NULL, 0, 0,
                        "events, head, store size, outbox depth and parked entries, offsets", NULL},
