@@ -203,4 +203,3 @@ md_err_t md__store_load_id(md_store_t *s, MDB_txn *txn, md_error_t *err)
         snprintf(s->id + 2 * i, 3, "%02x", ((const unsigned char *)v.mv_data)[i]);
     return MD_OK;
 }
-

@@ -47,7 +47,7 @@ struct md_store {
     pthread_mutex_t write_lock; /* one md_store_write at a time (it reuses wtxn) */
     MDB_dbi dbi[MD_DB_COUNT_];
     bool read_only;
-    bool no_intake; /* read-only store written before the intake database existed */
+    bool no_intake;      /* read-only store written before the intake database existed */
     struct md_txn *wtxn; /* the writer's reusable transaction state */
     int lock_fd;         /* the data directory's lock file (opts.lock), or -1 */
     char path[4096];     /* the data file, for messages */
@@ -72,7 +72,7 @@ struct md_txn {
      * commit (flush_meta), rather than rewritten per event. */
     bool head_dirty, outbox_dirty;
     MDB_cursor *streams; /* the write txn's cursor on streams, opened once */
-    md_buf_t rec; /* scratch: record = prev_hash | hash | body */
+    md_buf_t rec;        /* scratch: record = prev_hash | hash | body */
 };
 
 /* ---- byte order (keys and records are big-endian) -------------------------- */
@@ -137,8 +137,7 @@ md_err_t md__store_lock_dir(md_store_t *s, const char *dir, md_error_t *err);
 /* Checks (or, in a @p fresh writable store, stamps) the store format:
  * MD_EVERSION, MD_ESTORE. */
 MD_MUST_CHECK
-md_err_t md__store_check_format(md_store_t *s, MDB_txn *txn, bool fresh,
-                                md_error_t *err);
+md_err_t md__store_check_format(md_store_t *s, MDB_txn *txn, bool fresh, md_error_t *err);
 
 /* Loads (or makes, in a writable store) the store id into s->id:
  * MD_ECORRUPT, MD_ESTORE. */
