@@ -19,6 +19,8 @@ struct md_checkpointer {
     EVP_PKEY *key;
     int64_t last_ms;          /* monotonic ms of the last checkpoint (or of the start) */
     uint64_t head_seen, last_seq;
+    bool has_published;       /* the replicated leader's: checkpoints are version 2 */
+    uint64_t published, published_cp; /* the value now, and in the last checkpoint */
     md_buf_t json;
 };
 
@@ -75,6 +77,10 @@ static md_err_t publish(md_checkpointer_t *c, md_txn_t *t, md_error_t *err)
     md_checkpoint_t cp;
     unsigned char seq[8];
     md_err_t rc = md_checkpoint_take(t, c->replica, &cp, err);
+    if (rc == MD_OK && c->has_published) {
+        cp.version = 2;
+        cp.published = c->published;
+    }
     if (rc == MD_OK)
         rc = md_checkpoint_sign(&cp, c->key, err);
     md_buf_reset(&c->json);
@@ -91,11 +97,23 @@ static md_err_t publish(md_checkpointer_t *c, md_txn_t *t, md_error_t *err)
         rc = md_txn_meta_put(t, META_CHECKPOINT, seq, sizeof seq, err);
     if (rc == MD_OK) {
         c->last_seq = cp.seq;
+        c->published_cp = cp.version >= 2 ? cp.published : 0;
         c->last_ms = md_mono_ms();
         md_log_debug("checkpoint queued", "replica=%s seq=%" PRIu64, c->replica, cp.seq);
     }
     md_checkpoint_release(&cp);
     return rc;
+}
+
+static bool published_moved(const md_checkpointer_t *c)
+{
+    return c->has_published && c->published != c->published_cp;
+}
+
+void md_checkpointer_set_published(md_checkpointer_t *c, bool on, uint64_t seq)
+{
+    c->has_published = on;
+    c->published = seq;
 }
 
 md_err_t md_checkpointer_batch(md_checkpointer_t *c, md_txn_t *t, bool final, md_error_t *err)
@@ -108,7 +126,7 @@ md_err_t md_checkpointer_batch(md_checkpointer_t *c, md_txn_t *t, bool final, md
         return rc;
     c->head_seen = head;
     c->last_seq = last;
-    if (head == 0 || head == last)
+    if (head == 0 || (head == last && !published_moved(c)))
         return MD_OK;
     bool due = final || head - last >= (uint64_t)c->interval_events ||
                md_mono_ms() - c->last_ms >= c->interval_ms;
@@ -117,6 +135,6 @@ md_err_t md_checkpointer_batch(md_checkpointer_t *c, md_txn_t *t, bool final, md
 
 bool md_checkpointer_due(const md_checkpointer_t *c, bool final)
 {
-    return c != NULL && c->head_seen != c->last_seq &&
+    return c != NULL && (c->head_seen != c->last_seq || published_moved(c)) &&
            (final || md_mono_ms() - c->last_ms >= c->interval_ms);
 }

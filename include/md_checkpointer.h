@@ -41,6 +41,14 @@ void md_checkpointer_free(md_checkpointer_t *c);
  */
 md_err_t md_checkpointer_batch(md_checkpointer_t *c, md_txn_t *t, bool final, md_error_t *err);
 
+/**
+ * @brief The replicated leader's "published through seq S" (docs/replication.md):
+ * while @p on, checkpoints are version 2 with published = @p seq, and one is
+ * also due when only that value moved. Writer thread, before
+ * md_checkpointer_batch in the same transaction.
+ */
+void md_checkpointer_set_published(md_checkpointer_t *c, bool on, uint64_t seq);
+
 /** @brief true when a transaction should run only to checkpoint (an idle
  *  writer: the head moved and interval_ms passed, or @p final). */
 bool md_checkpointer_due(const md_checkpointer_t *c, bool final);
