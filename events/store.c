@@ -1172,3 +1172,11 @@ md_err_t md_txn_outbox_del(md_txn_t *t, uint64_t id, md_error_t *err)
     int rc = mdb_del(t->txn, t->s->dbi[MD_DB_OUTBOX], &key, NULL);
     return rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, err, "delete outbox");
 }
+
+md_err_t md_txn_outbox_next(md_txn_t *t, uint64_t *next, md_error_t *err)
+{
+    md_err_t rc = load_outbox_next(t, err);
+    if (rc == MD_OK)
+        *next = t->outbox_next;
+    return rc;
+}
