@@ -153,7 +153,7 @@ static md_err_t check_partitions(const md_config_t *cfg, md_error_t *err)
         return md_error_set(err, MD_EKAFKA, "create a metadata client: %s", errstr);
     }
     rd_kafka_topic_t *t = rd_kafka_topic_new(rk, cfg->topic_commands, NULL);
-    md_err_t rc = md_error_set(err, MD_EKAFKA, "no metadata for topic '%s'", cfg->topic_commands);
+    md_err_t rc = MD_EKAFKA;
     for (int attempt = 0; attempt < 30; attempt++) {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 5000);
@@ -164,7 +164,6 @@ static md_err_t check_partitions(const md_config_t *cfg, md_error_t *err)
             rd_kafka_metadata_destroy(md);
         if (parts == 1) {
             rc = MD_OK;
-            md_error_clear(err);
             break;
         }
         if (parts > 1) {
@@ -178,6 +177,8 @@ static md_err_t check_partitions(const md_config_t *cfg, md_error_t *err)
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    if (rc == MD_EKAFKA)
+        md_error_set(err, rc, "no metadata for the commands topic '%s'", cfg->topic_commands);
     rd_kafka_topic_destroy(t);
     rd_kafka_destroy(rk);
     return rc;
