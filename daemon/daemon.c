@@ -47,7 +47,8 @@ static md_err_t start_checkpoints(daemon_t *d, md_error_t *err)
     md_checkpointer_opts_t o = {.replica_id = c->replica_id, .key_file = c->replica_key_file,
                                 .topic = c->topic_heads,
                                 .interval_events = c->checkpoint_interval_events,
-                                .interval_ms = c->checkpoint_interval_ms};
+                                .interval_ms = c->checkpoint_interval_ms,
+                                .announce = md_config_replicated(c)};
     md_err_t rc = md_checkpointer_new(&o, &d->checkpointer, err);
     if (rc == MD_OK)
         md_log_info("checkpoints on", "replica=%s topic=%s", c->replica_id, c->topic_heads);

@@ -25,6 +25,9 @@ typedef struct md_checkpointer_opts {
     const char *key_file;
     const char *topic;            /* the heads topic */
     long interval_events, interval_ms;
+    bool announce;                /* checkpoint the head at the first transaction even
+                                   * when it was checkpointed before (replicated mode:
+                                   * peers check a restarted replica at once) */
 } md_checkpointer_opts_t;
 
 /** @brief Loads the key. @returns MD_OK, MD_ECONFIG (bad id, unreadable key). */
