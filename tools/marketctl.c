@@ -12,7 +12,7 @@
  *   marketctl --data-dir DIR sales [--provider M] [--from DAY] [--to DAY]
  *   marketctl --data-dir DIR rebuild
  *   marketctl --data-dir DIR replay --until SEQ --out DIR2
- *   marketctl --data-dir DIR backup --out DIR2
+ *   marketctl --data-dir DIR backup --out DIR2 [--new-identity]
  * Lists take --limit N and --cursor C; when more rows may follow, the last
  * line on stderr is `next_cursor: C`. `get` and `account` judge expiring
  * sanctions at --as-of (ms or YYYY-MM-DDTHH:MM:SSZ; default: now).
@@ -48,6 +48,7 @@ typedef struct ctl {
     int nargs;
     int64_t as_of;
     const char *checkpoints, *keys; /* verify against signed checkpoints */
+    bool new_identity;            /* backup --new-identity */
     md_error_t err;
     /* progress on a terminal */
     bool tty;
@@ -385,7 +386,7 @@ static int cmd_replay(ctl_t *c)
 
 static int cmd_backup(ctl_t *c)
 {
-    return ctl_backup(c->store, c->out, &c->err);
+    return ctl_backup(c->store, c->out, c->new_identity, &c->err);
 }
 
 /* What a subcommand needs opened. */
@@ -415,7 +416,7 @@ static const subcommand_t subcommands[] = {
      "sales [--provider M] [--from DAY] [--to DAY] [--limit N] [--cursor C]"},
     {"rebuild", cmd_rebuild, NEEDS_PROJ | WRITES, "rebuild  (recompute every projection)"},
     {"replay", cmd_replay, 0, "replay --until SEQ --out DIR  (projections as of SEQ)"},
-    {"backup", cmd_backup, 0, "backup --out DIR  (consistent hot copy, compacted)"},
+    {"backup", cmd_backup, 0, "backup --out DIR [--new-identity]  (consistent hot copy, compacted)"},
 };
 
 #define NSUB (sizeof subcommands / sizeof subcommands[0])
@@ -466,7 +467,7 @@ static int parse_time(const char *s, int64_t *out)
 }
 
 enum { O_BUYER = 256, O_PROVIDER, O_STATUS, O_DAY, O_SUBJECT, O_ACTOR, O_TO, O_UNTIL, O_OUT,
-       O_CURSOR, O_AS_OF, O_CHECKPOINTS, O_KEYS };
+       O_CURSOR, O_AS_OF, O_CHECKPOINTS, O_KEYS, O_NEW_IDENTITY };
 
 static const struct option long_opts[] = {
     {"data-dir", required_argument, NULL, 'd'}, {"stream", required_argument, NULL, 's'},
@@ -479,6 +480,7 @@ static const struct option long_opts[] = {
     {"as-of", required_argument, NULL, O_AS_OF}, {"help", no_argument, NULL, 'h'},
     {"checkpoints", required_argument, NULL, O_CHECKPOINTS},
     {"keys", required_argument, NULL, O_KEYS},
+    {"new-identity", no_argument, NULL, O_NEW_IDENTITY},
     {NULL, 0, NULL, 0},
 };
 
@@ -522,7 +524,8 @@ static int parse_args(int argc, char **argv, ctl_t *c, bool positional)
         if ((o == 'l' && parse_u64(optarg, &c->limit) == 0) ||
             (o == O_UNTIL && parse_u64(optarg, &c->until) == 0) ||
             (o == O_AS_OF && parse_time(optarg, &c->as_of) == 0) ||
-            (o != 'l' && o != O_UNTIL && o != O_AS_OF && string_opt(c, o) == 0))
+            (o == O_NEW_IDENTITY && (c->new_identity = true)) ||
+            (o != 'l' && o != O_UNTIL && o != O_AS_OF && o != O_NEW_IDENTITY && string_opt(c, o) == 0))
             continue;
         return -1;
     }
