@@ -43,24 +43,27 @@ static bool holds_partition_0(const rd_kafka_topic_partition_list_t *parts)
     return false;
 }
 
-/* Runs on the leader thread, inside rd_kafka_consumer_poll. */
+/* Runs on the leader thread, inside rd_kafka_consumer_poll. The group uses the
+ * cooperative-sticky assignor: a member joining or leaving does not take the
+ * partition from its holder, so leadership moves only when the leader goes. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     md_leader_t *l = opaque;
-    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        rd_kafka_resp_err_t ae = rd_kafka_assign(rk, parts);
-        if (ae)
-            md_log_error("leader partition assignment failed", "error=\"%s\"",
-                         rd_kafka_err2str(ae));
-        set_leads(l, ae == RD_KAFKA_RESP_ERR_NO_ERROR && holds_partition_0(parts));
+    bool assign = e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    /* revoked, or lost (no heartbeat for a session timeout): stop leading first */
+    if (!assign && holds_partition_0(parts))
+        set_leads(l, false);
+    rd_kafka_error_t *ie = assign ? rd_kafka_incremental_assign(rk, parts)
+                                  : rd_kafka_incremental_unassign(rk, parts);
+    if (ie) {
+        md_log_error("leader partition (un)assignment failed", "error=\"%s\"",
+                     rd_kafka_error_string(ie));
+        rd_kafka_error_destroy(ie);
         return;
     }
-    /* revoked, or lost (no heartbeat for a session timeout): stop leading first */
-    set_leads(l, false);
-    rd_kafka_resp_err_t ue = rd_kafka_assign(rk, NULL);
-    if (ue)
-        md_log_warn("leader partition unassignment failed", "error=\"%s\"", rd_kafka_err2str(ue));
+    if (assign && holds_partition_0(parts))
+        set_leads(l, true);
 }
 
 static void *leader_main(void *arg)
@@ -81,9 +84,10 @@ static md_err_t subscribe(md_leader_t *l, const md_config_t *cfg, md_error_t *er
     snprintf(heartbeat, sizeof heartbeat, "%ld", cfg->replica_session_timeout_ms / 6);
     const char *extra[] = {"group.id", cfg->replica_leader_group,
                            "session.timeout.ms", session, "heartbeat.interval.ms", heartbeat,
-                           "enable.auto.commit", "false", "enable.partition.eof", "false"};
+                           "enable.auto.commit", "false", "enable.partition.eof", "false",
+                           "partition.assignment.strategy", "cooperative-sticky"};
     char errstr[512];
-    rd_kafka_conf_t *conf = md_kafka_conf(cfg, extra, 5, err);
+    rd_kafka_conf_t *conf = md_kafka_conf(cfg, extra, 6, err);
     if (conf == NULL)
         return MD_ECONFIG;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);

@@ -3,7 +3,9 @@
  * publisher"): leadership comes from Kafka's group coordinator, not from code
  * of ours. Every replica joins one consumer group (replica.leader_group) on a
  * one-partition topic (replica.leader_topic) that nobody writes; the member
- * the coordinator assigns partition 0 leads. A member that stops
+ * the coordinator assigns partition 0 leads (cooperative-sticky assignor: a
+ * member that joins or leaves does not move the partition from its holder). A
+ * member that stops
  * heartbeating (killed, partitioned from the broker) is removed after
  * replica.session_timeout_ms and the partition goes to another member: that
  * bounds the failover time. A member that cannot reach the coordinator for a

@@ -167,7 +167,7 @@ for r in r1 r2 r3; do
 done
 # the followers drop what the leader published; the leader signs "published"
 ctl checkpoints --bootstrap "$bootstrap" --topic "$prefix.heads" >"$work/cps.jsonl"
-jq -e 'select(.version == 2 and .published > 0)' "$work/cps.jsonl" >/dev/null ||
+jq -se 'map(select(.version == 2 and .published > 0)) | length > 0' "$work/cps.jsonl" >/dev/null ||
     fail "no version 2 checkpoint with a published seq"
 dropped=0
 for r in r1 r2 r3; do dropped=$((dropped + $(metric "$r" marketd_replica_dropped_total))); done
