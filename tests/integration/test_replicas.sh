@@ -40,7 +40,7 @@ replica() {
         --set checkpoint.interval_events=2000 --set checkpoint.interval_ms=500 \
         --set http.listen="127.0.0.1:$(http_port "$name")" --set http.tokens="$work/tokens" "$@"
 }
-metric() { curl -sf "http://127.0.0.1:$(http_port "$1")/metrics" 2>/dev/null |
+metric() { curl -sf --max-time 3 "http://127.0.0.1:$(http_port "$1")/metrics" 2>/dev/null |
            awk -v m="$2" '$1 == m { print $2 }'; }
 leader_of() { # the replica that says it leads, if exactly one does
     local r found=""
@@ -178,9 +178,19 @@ for r in r1 r2 r3; do
 done
 ok "the three heads equal the offline run's; leaders signed published seqs, followers dropped $dropped entries; all ready"
 
-# ---- a replica added late from a backup ------------------------------------------------------
+# ---- a replica added late from a backup, while the leader is cut off -------------------------
+# The leader is frozen (SIGSTOP: no heartbeat, no publication, as when partitioned from the
+# broker); another takes over; when it wakes up it has lost leadership and publishes nothing.
 ctl --data-dir "$work/r1" backup --out "$work/r4" --new-identity >"$work/r4.json" 2>/dev/null ||
     fail "backup of r1"
+[ "$(jq -r .store_id "$work/r4.json")" != "$(ctl --data-dir "$work/r1" backup --out "$work/r1copy" | jq -r .store_id)" ] ||
+    fail "the backup kept r1's identity"
+frozen=$(wait_leader none r1 r2 r3) || fail "no leader before the freeze"
+kill -STOP "$(marketd_pid "$frozen")"
+others=$(for r in r1 r2 r3; do [ "$r" != "$frozen" ] && echo "$r"; done)
+# shellcheck disable=SC2086
+successor=$(wait_leader "$frozen" $others) || fail "no leader while $frozen is frozen"
+log "$frozen frozen (SIGSTOP): $successor leads"
 replica r4
 marketd_wait_running r4 90
 gen_workload 400 | sed 's/"command_id":"w/"command_id":"late-w/; s/"payment_ref":"wp-/"payment_ref":"late-wp-/' |
@@ -188,12 +198,27 @@ gen_workload 400 | sed 's/"command_id":"w/"command_id":"late-w/; s/"payment_ref"
 load "$work/late.jsonl" --rate 200 --timeout 120 >"$work/load2.log" 2>&1 || fail "late load"
 total2=$((total + $(grep -c . "$work/late.jsonl")))
 for ((i = 0; i < 600; i++)); do
-    [ "$(consumed r4)" = "$total2" ] && [ "$(consumed r1)" = "$total2" ] && break
+    [ "$(consumed r4)" = "$total2" ] && [ "$(consumed "$successor")" = "$total2" ] && break
     sleep 0.1
 done
+kill -CONT "$(marketd_pid "$frozen")"
 [ "$(consumed r4)" = "$total2" ] || fail "r4 consumed $(consumed r4) of $total2"
-h1=$(ctl --data-dir "$work/r1" stats | jq -r .head)
-[ "$(ctl --data-dir "$work/r4" stats | jq -r .head)" = "$h1" ] || fail "r4's head differs from r1's"
+h1=$(ctl --data-dir "$work/$successor" stats | jq -r .head)
+[ "$(ctl --data-dir "$work/r4" stats | jq -r .head)" = "$h1" ] || fail "r4's head differs from $successor's"
+for ((i = 0; i < 300; i++)); do
+    [ "$(metric "$frozen" marketd_replica_leader)" = 0 ] && [ "$(consumed "$frozen")" = "$total2" ] && break
+    sleep 0.1
+done
+[ "$(metric "$frozen" marketd_replica_leader)" = 0 ] || fail "$frozen still leads after its freeze"
+[ "$(leader_of r1 r2 r3)" = "$successor" ] || fail "not one leader after the freeze: $(leader_of r1 r2 r3)"
+grep -o '"command_id":"[^"]*"' "$work/late.jsonl" | cut -d'"' -f4 | sort -u >"$work/late.ids"
+for ((i = 0; i < 30; i++)); do
+    "$build/tests/tools/topic_dump" --bootstrap "$bootstrap" --topic "$prefix.results" \
+        --timeout 5 2>/dev/null | jq -r .key | sort -u | comm -23 "$work/late.ids" - >"$work/late.missing"
+    [ -s "$work/late.missing" ] || break
+done
+[ -s "$work/late.missing" ] && fail "late commands without a result: $(head -3 "$work/late.missing")"
+ok "leader $frozen frozen: $successor took over, the late commands all have results, $frozen woke up a follower"
 ok "r4, added from a backup of r1 (its own identity), catches up to the same head"
 marketd_stop r4
 
