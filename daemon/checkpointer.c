@@ -97,6 +97,8 @@ static md_err_t publish(md_checkpointer_t *c, md_txn_t *t, md_error_t *err)
         seq[i] = (unsigned char)(cp.seq >> (56 - 8 * i));
     if (rc == MD_OK)
         rc = md_txn_meta_put(t, META_CHECKPOINT, seq, sizeof seq, err);
+    if (rc == MD_OK) /* the intake state at this point is what it signed (md_store.h) */
+        rc = md_txn_intake_mark(t, c->replica, cp.seq, err);
     if (rc == MD_OK) {
         c->last_seq = cp.seq;
         c->published_cp = cp.version >= 2 ? cp.published : 0;

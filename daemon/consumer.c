@@ -37,6 +37,11 @@ struct md_consumer {
     uint64_t *del;
     size_t ndel, capdel;
     md_buf_t results;
+    /* intake records (md_store.h): the next offset expected per partition of the
+     * commands topic (MD_INTAKE_NONE: none stored), and the batch's record */
+    int64_t *expect;
+    int32_t nexpect;
+    md_intake_t intake;
     long last_write_ms;
     long last_command_ms; /* when the last command came (timers.tick_ms) */
     bool warned_create_time;
@@ -45,6 +50,45 @@ struct md_consumer {
 
 /* ---- batches -------------------------------------------------------------------- */
 
+static int64_t expected(const md_consumer_t *d, int32_t partition)
+{
+    return partition >= 0 && partition < d->nexpect ? d->expect[partition] : MD_INTAKE_NONE;
+}
+
+static void set_expected(md_consumer_t *d, int32_t partition, int64_t next)
+{
+    if (partition < 0)
+        return;
+    if (partition >= d->nexpect) {
+        int32_t n = partition + 1;
+        d->expect = md_realloc(d->expect, (size_t)n * sizeof *d->expect);
+        for (int32_t i = d->nexpect; i < n; i++)
+            d->expect[i] = MD_INTAKE_NONE;
+        d->nexpect = n;
+    }
+    d->expect[partition] = next;
+}
+
+/* The batch's intake record: per partition, where it began and ended. */
+static md_err_t put_intake(md_consumer_t *d, md_txn_t *t, md_error_t *err)
+{
+    if (d->nmsgs == 0)
+        return MD_OK;
+    md_intake_reset(&d->intake, d->cfg->topic_commands);
+    for (size_t i = 0; i < d->nmsgs; i++)
+        md_intake_add(&d->intake, d->in[i].partition, d->in[i].offset,
+                      expected(d, d->in[i].partition));
+    return md_txn_intake_put(t, &d->intake, err);
+}
+
+/* After the commit: the next batch of each partition is expected where this one ended. */
+static void note_consumed(md_consumer_t *d)
+{
+    for (size_t i = 0; i < d->nmsgs; i++)
+        set_expected(d, d->in[i].partition, d->in[i].offset + 1);
+}
+
+/* The engine's batch hook: delivered outbox entries, the intake record, the checkpoint. */
 static md_err_t delete_delivered(md_txn_t *t, void *ctx, md_error_t *err)
 {
     md_consumer_t *d = ctx;
@@ -54,10 +98,13 @@ static md_err_t delete_delivered(md_txn_t *t, void *ctx, md_error_t *err)
             return rc;
     }
     if (d->replica_hook) {
-        md_err_t rc = d->replica_hook(t, d->replica_ctx, err);
-        if (rc != MD_OK)
-            return rc;
+        md_err_t hrc = d->replica_hook(t, d->replica_ctx, err);
+        if (hrc != MD_OK)
+            return hrc;
     }
+    md_err_t rc = put_intake(d, t, err);
+    if (rc != MD_OK)
+        return rc;
     return d->cp ? md_checkpointer_batch(d->cp, t, d->final, err) : MD_OK;
 }
 
@@ -194,6 +241,7 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
     if (d->nmsgs)
         d->last_command_ms = d->last_write_ms;
     md_publisher_wake(d->pub);
+    note_consumed(d);
     if (d->nmsgs)
         commit_to_kafka(d);
     md_log_debug("batch committed", "commands=%zu", d->nmsgs);
@@ -230,6 +278,7 @@ static void seek_to_stored(md_consumer_t *d, rd_kafka_topic_partition_list_t *pa
         tp->offset = md_txn_offset_get(t, tp->topic, tp->partition, &next, &err) == MD_OK
                          ? next
                          : RD_KAFKA_OFFSET_BEGINNING;
+        set_expected(d, tp->partition, tp->offset >= 0 ? tp->offset : MD_INTAKE_NONE);
         md_log_info("partition assigned", "topic=%s partition=%d offset=%lld", tp->topic,
                     (int)tp->partition, (long long)tp->offset);
     }
@@ -509,6 +558,8 @@ void md_consumer_free(md_consumer_t *c)
     free(c->msgs);
     free(c->in);
     free(c->del);
+    free(c->expect);
+    md_intake_release(&c->intake);
     md_buf_release(&c->results);
     free(c);
 }

@@ -675,7 +675,8 @@ static md_err_t dead_letter(md_engine_t *e, md_txn_t *t, const md_input_t *in,
  * Fires the timers due at now, in (deadline, arming seq) order, until none is
  * due (rules.md "Policy and timers"): their events go to the log, the hooks and
  * the events topic with recorded_at = the deadline, command_id "timer:<kind>:<id>"
- * and actor "system"; no result, no outcome.
+ * and actor "system"; no result, no outcome. Evolving a firing's first event
+ * disarms its timer (the index is written by evolve only).
  */
 static md_err_t fire_timers(md_engine_t *e, md_txn_t *t, int64_t now, md_error_t *err)
 {

@@ -13,6 +13,7 @@
 #include "md_kafka.h"
 #include "md_log.h"
 #include "md_offline.h"
+#include "md_version.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -170,6 +171,8 @@ static md_err_t run_daemon(cli_t *c, md_config_t *cfg, md_error_t *err)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--version") == 0)
+        return md_version_print(stdout, "marketd") == 0 ? 0 : 1;
     cli_t c = {0};
     md_config_t cfg;
     md_error_t err = {0};

@@ -7,7 +7,10 @@
 
 #include "md_engine.h"
 #include "md_metrics.h"
+#include "md_proj.h"
+#include "md_store.h"
 #include "md_rules.h"
+#include "md_version.h"
 
 static const double batch_bounds[MD_HIST_BUCKETS] = {1, 2, 5, 10, 20, 50, 100, 200, 500,
                                                      1000, 2000, 5000};
@@ -161,6 +164,19 @@ static bool replica_ready(void)
            lag <= atomic_load_explicit(&r->ready_max_lag, RELAXED);
 }
 
+/* The version and formats (dashboards show them), and readiness as a gauge
+ * (alerts on a daemon that stays unready). */
+static void render_build(md_buf_t *out)
+{
+    put(out, "# HELP marketd_build_info The running build: version, store and layout formats.\n"
+             "# TYPE marketd_build_info gauge\n"
+             "marketd_build_info{version=\"%s\",store_format=\"%d\",layout_format=\"%d\"} 1\n",
+        md_version(), MD_STORE_FORMAT, md_proj_layout_format());
+    put(out, "# HELP marketd_ready 1 when partitions are assigned and the outbox drains (/readyz).\n"
+             "# TYPE marketd_ready gauge\nmarketd_ready %d\n",
+        md_metrics_ready() ? 1 : 0);
+}
+
 void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t map_used,
                        uint64_t map_size, uint64_t events_total)
 {
@@ -200,6 +216,7 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t map_used,
              "# HELP marketd_lmdb_map_size_bytes Size of the LMDB map.\n"
              "# TYPE marketd_lmdb_map_size_bytes gauge\nmarketd_lmdb_map_size_bytes %llu\n",
         (unsigned long long)map_used, (unsigned long long)map_size);
+    render_build(out);
 }
 
 bool md_metrics_ready(void)

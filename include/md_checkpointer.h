@@ -39,8 +39,9 @@ void md_checkpointer_free(md_checkpointer_t *c);
  * @brief In a batch's write transaction (after its offsets): when the head
  * moved since the last checkpoint and interval_events events or interval_ms
  * passed, or @p final, queues a signed checkpoint of the head in the outbox
- * and records its seq (meta "checkpoint"). Safe to call again when the
- * transaction is retried.
+ * and records its seq (meta "checkpoint") and an intake mark
+ * (md_txn_intake_mark: the offsets it signed are the intake state there).
+ * Safe to call again when the transaction is retried.
  */
 md_err_t md_checkpointer_batch(md_checkpointer_t *c, md_txn_t *t, bool final, md_error_t *err);
 

@@ -33,6 +33,10 @@
 
 #define MD_ID_MAX 64              /* ids are 1..64 bytes of [A-Za-z0-9._:-] */
 #define MD_COMMAND_ID_MAX 128     /* command_id and correlation_id */
+/* The command_id prefix of timer events ("timer:<kind>:<id>", md_rules.h),
+ * reserved: a command whose command_id starts with it is MALFORMED (JSON and
+ * msgpack alike). */
+#define MD_TIMER_CMDID_PREFIX "timer:"
 #define MD_CMD_NAME_MAX 40        /* longest command type name kept */
 #define MD_CMD_FIELDS_MAX 8       /* most data fields of any command */
 #define MD_CMD_ARENA 8192         /* room for every string field of one command */

@@ -8,6 +8,11 @@
  * the offsets stored in LMDB (never from Kafka's committed offsets, which are
  * committed after each batch only so that lag tools work). Delivered outbox
  * entries (md_publisher_take_delivered) are deleted in the next batch.
+ * Intake records: each batch's transaction also records, per partition, the
+ * offset the consumer expected, the first it got and the next after the batch
+ * (md_txn_intake_put; the expected one is the stored offset it was assigned
+ * at, then the previous batch's next), so that `marketctl verify` can show a
+ * stored offset moved (docs/verify.md, "Offsets").
  * Checkpoints, when a checkpointer is given, are queued in batch
  * transactions (an idle writer runs one when a checkpoint is due) and in the
  * last transaction before the consumer returns from a stop.

@@ -8,7 +8,10 @@
  *             with md_rules_evolve (the engine's own evolve; decide never
  *             writes), over an in-memory state;
  *   outcomes  command_id -> md_outcome_of_event of the last event that
- *             records one (the engine's own encoding).
+ *             records one (the engine's own encoding). A command accepted
+ *             with no events (Tick) is in no event: its stored outcome
+ *             (MD_OUTCOME_UNLOGGED) is taken as it is when no event records an
+ *             outcome for its command_id (counted in the report's unlogged).
  * md_derived_verify recomputes both and compares a SHA-256 digest of each with
  * the live database (the digest format of md_proj_digest: for each pair in key
  * order, 4-byte big-endian key length, key, 4-byte value length, value), and
@@ -47,6 +50,7 @@ const char *md_derived_name(md_derived_db_t db);
 /* What md_derived_verify found. */
 typedef struct md_derived_report {
     uint64_t events;                                   /* events evolved */
+    uint64_t unlogged;              /* outcomes taken as stored (MD_OUTCOME_UNLOGGED) */
     unsigned char live[MD_DERIVED_COUNT_][MD_HASH_LEN];
     unsigned char derived[MD_DERIVED_COUNT_][MD_HASH_LEN];
     uint64_t live_entries[MD_DERIVED_COUNT_], derived_entries[MD_DERIVED_COUNT_];
@@ -72,17 +76,9 @@ typedef struct md_derived_report {
 md_err_t md_derived_verify(md_txn_t *t, md_progress_fn progress, void *pctx,
                            md_derived_report_t *rep, md_error_t *err);
 
-/*
- * A stored consumer offset: the next offset to consume of @p topic /
- * @p partition (md_txn_offset_put). The topic is borrowed until the
- * callback returns. Return MD_OK to go on, MD_ESTOP to stop, or an error.
- */
-typedef md_err_t (*md_offset_fn)(const char *topic, int32_t partition, int64_t next, void *ctx,
-                                 md_error_t *err);
-
 /**
  * @brief Visits every stored consumer offset of @p t, by topic then partition
- * (for a check against the offsets of a signed checkpoint).
+ * (md_txn_offset_scan; kept for its callers).
  * @returns MD_OK, the callback's error, MD_ECORRUPT (a record not in the
  *          offsets format), MD_ESTORE.
  */

@@ -72,6 +72,12 @@ md_err_t md_proj_open(md_store_t *store, md_proj_t **out, md_error_t *err);
 void md_proj_free(md_proj_t *p);
 
 /**
+ * @brief The layout format of the projection records this build writes and
+ * reads (p_meta "format"); a store of another format is rebuilt on open.
+ */
+int md_proj_layout_format(void);
+
+/**
  * @brief md_proj_apply in the shape of an engine event hook
  * (md_event_hook_fn): the process registers it with
  * `md_engine_add_hook(engine, md_proj_event_hook, proj, err)`, so projections

@@ -5,8 +5,9 @@
  * Pure: no I/O, no clock reads, no mutable globals. Time comes in as `now`
  * (ms since epoch). All state that decide needs is reached through md_state_t,
  * a small key/value interface the engine implements over its LMDB write
- * transaction (tests use tests/rules_mem.c). Decide only reads state; evolve
- * is the only writer. Aggregate records are fixed-size C structs (each
+ * transaction (tests use tests/rules_mem.c). Decide and the timers only read
+ * state; evolve is the only writer (the timer index included), so the state
+ * is a function of the log. Aggregate records are fixed-size C structs (each
  * begins with a uint32_t format number), stored with their runs of zero bytes
  * squeezed out (rules/state.h); see docs/rules.md for the keys.
  *
@@ -21,7 +22,8 @@
  *   for each d.events[i]: append with recorded_at = now, command_id and actor
  *       (nil when !cmd has them), then md_rules_evolve(&state, &appended, &err);
  *   d.accepted -> result accepted; else result rejected with d.code_name,
- *       d.clause, d.message; record the outcome unless d.retryable or MALFORMED.
+ *       d.clause, d.message; record md_outcome_of_decision unless d.retryable
+ *       or MALFORMED.
  * Whether accepted or not, d.events holds exactly what to append: a rejection
  * yields one CommandRejected event on stream "rejections".
  *
@@ -177,19 +179,29 @@ md_err_t md_rules_bootstrap(const md_state_t *st, const char *operator_id, int64
  * The engine records, per command_id, "A" (accepted) or "R" followed by the
  * code name (rejected); a retryable rejection and a MALFORMED one record
  * nothing. The outcomes are thereby a function of the log: the last event of
- * a command_id says what was recorded (marketctl verify recomputes them). */
+ * a command_id says what was recorded (marketctl verify recomputes them),
+ * except MD_OUTCOME_UNLOGGED (accepted, no events: Tick). */
 
 #define MD_OUTCOME_MAX 64
 
-/** @brief The outcome to record for @p d into @p out; its length, or 0 when
- *  none is recorded (retryable or MALFORMED). */
+/* The one outcome the log cannot show: a command accepted with no events
+ * (Tick) binds its command_id like any command but appends nothing, so it is
+ * recorded as "A0" (read as accepted) and a recompute takes it as stored. */
+#define MD_OUTCOME_UNLOGGED "A0"
+
+/** @brief The outcome to record for @p d into @p out ("A", "A0" when accepted
+ *  with no events, or "R"+code); its length, or 0 when none is recorded
+ *  (retryable or MALFORMED). */
 size_t md_outcome_of_decision(const md_decision_t *d, char out[MD_OUTCOME_MAX]);
+
+/** @brief Whether a stored outcome is MD_OUTCOME_UNLOGGED (not implied by any event). */
+bool md_outcome_unlogged(const void *val, size_t len);
 
 /**
  * @brief The outcome that appended event @p ev records for ev->command_id:
  * "A" for an event of an accepted command, "R"+code for a CommandRejected.
- * @returns its length, or 0 when the event records none (no command_id, or a
- *          retryable rejection).
+ * @returns its length, or 0 when the event records none (no command_id, a
+ *          timer's event (command_id "timer:..."), or a retryable rejection).
  */
 size_t md_outcome_of_event(const md_event_t *ev, char out[MD_OUTCOME_MAX]);
 
@@ -216,11 +228,17 @@ md_err_t md_rules_timer_next(const md_state_t *st, int64_t now, md_timer_t *t, b
                              md_error_t *err);
 
 /**
- * @brief Disarms @p t (removes it from the index; the one write outside evolve)
- * and decides what it appends (@p d, accepted, 0..n events: none when its
- * condition no longer holds). The engine appends d's events with recorded_at =
- * t->deadline, command_id = t->command_id and actor "system", evolving each,
- * and writes no result and no outcome.
+ * @brief Decides what the due timer @p t appends (@p d, accepted). Writes
+ * nothing: the timer index is written by evolve only, which keeps a timer
+ * armed exactly while its condition holds, so a firing appends 1..n events and
+ * evolving the first of them disarms it (the rules' state stays a function of
+ * the log; marketctl verify recomputes it). The engine appends d's events with
+ * recorded_at = t->deadline, command_id = t->command_id and actor "system",
+ * evolving each, and writes no result and no outcome (md_outcome_of_event is
+ * 0 for them).
+ * Defensive: a timer whose condition does not hold (a state written by an
+ * older version, which left moot timers armed) appends nothing and its key
+ * is removed here, so the engine's firing loop always ends.
  * @returns MD_OK or the state's error.
  */
 md_err_t md_rules_timer_fire(const md_state_t *st, const md_timer_t *t, md_decision_t *d,

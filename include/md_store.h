@@ -12,6 +12,8 @@
  *             or, for a reference to an event: 0x01 seq(8 BE) topic '\0' key_len key
  *             hdr_len headers (no value: the publisher renders the event)
  *   meta      name -> value ("format", "head", "bootstrap", ...)
+ *   intake    batch number (8 bytes BE) -> an intake record: what the consumer
+ *             took from Kafka in one batch (see "intake records" below)
  * Other modules (projections) open more databases with md_store_dbi().
  *
  * Threads: one writer at a time (md_store_write is serialised by LMDB);
@@ -77,6 +79,7 @@ typedef struct md_store_opts {
 typedef enum md_db {
     MD_DB_EVENTS, MD_DB_STREAMS, MD_DB_OUTCOMES, MD_DB_STATE,
     MD_DB_OFFSETS, MD_DB_OUTBOX, MD_DB_META,
+    MD_DB_INTAKE, /* absent from a store written before it: see "intake records" */
     MD_DB_COUNT_
 } md_db_t;
 
@@ -252,6 +255,106 @@ md_err_t md_txn_offset_get(md_txn_t *t, const char *topic, int32_t partition, in
 MD_MUST_CHECK
 md_err_t md_txn_offset_put(md_txn_t *t, const char *topic, int32_t partition, int64_t next,
                            md_error_t *err);
+
+/* A stored consumer offset: the next offset to consume of @p topic / @p partition
+ * (borrowed until the callback returns). MD_OK goes on, MD_ESTOP stops. */
+typedef md_err_t (*md_offset_fn)(const char *topic, int32_t partition, int64_t next, void *ctx,
+                                 md_error_t *err);
+
+/** @brief Visits every stored offset, by topic (bytes) then partition.
+ * @returns MD_OK, the callback's error, MD_ECORRUPT (a record not topic, NUL,
+ *          partition(4), next(8)), MD_ESTORE. */
+MD_MUST_CHECK
+md_err_t md_txn_offset_scan(md_txn_t *t, md_offset_fn fn, void *ctx, md_error_t *err);
+
+/* ---- intake records ---------------------------------------------------------
+ *
+ * The consumed offsets are not a function of the event log (an event does not
+ * say which Kafka message it came from), so each batch also records what was
+ * taken from Kafka, in the batch's own write transaction: one small record per
+ * batch, outside the hash chain (docs/verify.md, "Offsets"). The database
+ * "intake" maps a record number (8 bytes BE; 0, 1, 2, ... in commit order)
+ * to a record, one of three kinds:
+ *   'S' baseline   number 0, written with the store's first batch record: the
+ *                  offsets stored before intake records existed (empty for a
+ *                  store that had them from its first batch), each part with
+ *                  from = first = next = that offset, count 0;
+ *   'B' batch      per partition of the batch: from (the next offset the
+ *                  consumer expected: the stored one it started from, or the
+ *                  previous batch's next; MD_INTAKE_NONE when nothing was
+ *                  stored), first (the offset of its first message: above
+ *                  `from` only when the broker had no message in between, an
+ *                  observed gap, e.g. a transaction marker or compaction),
+ *                  next (after its last message: what the batch stored) and
+ *                  count (messages);
+ *   'C' checkpoint the transaction queued a signed checkpoint of seq `seq` by
+ *                  replica `name` (its offsets are the state at this record).
+ * Value: kind(1) seq(8 BE: the chain head in that transaction) name_len(1) name
+ * (the topic of 'S'/'B', the replica of 'C') nparts(4 BE), then per part:
+ * partition(4) from(8) first(8) next(8) count(4), all big-endian (offsets as
+ * two's complement). One partition and "market.commands": 61 bytes a batch.
+ * A read-only store without the database (written before it existed) has no
+ * records: a scan visits none, and md_txn_dbi(MD_DB_INTAKE) is not a handle to use.
+ */
+
+#define MD_INTAKE_NONE (-1) /* from: no offset was stored (the consumer began at the log's start) */
+#define MD_INTAKE_NAME_MAX 255
+
+typedef enum md_intake_kind {
+    MD_INTAKE_BASELINE = 'S',
+    MD_INTAKE_BATCH = 'B',
+    MD_INTAKE_CHECKPOINT = 'C',
+} md_intake_kind_t;
+
+typedef struct md_intake_part {
+    int32_t partition;
+    int64_t from, first, next;
+    uint32_t count;
+} md_intake_part_t;
+
+typedef struct md_intake {
+    uint64_t number;             /* its key (set by put; read by scan) */
+    md_intake_kind_t kind;
+    uint64_t seq;                /* the chain head when it was written (set by put) */
+    char name[MD_INTAKE_NAME_MAX + 1]; /* topic, or replica for a checkpoint mark */
+    md_intake_part_t *parts;     /* owned: md_intake_release */
+    size_t nparts, cap;
+} md_intake_t;
+
+/** @brief Empties @p r (keeping its memory) as a batch record of @p topic
+ * (truncated to MD_INTAKE_NAME_MAX). @p r must be zeroed before its first use. */
+void md_intake_reset(md_intake_t *r, const char *topic);
+/** @brief Adds one consumed message (messages of a partition in offset order);
+ * @p from is the offset the consumer expected first on that partition (used
+ * when the partition is new to @p r). */
+void md_intake_add(md_intake_t *r, int32_t partition, int64_t offset, int64_t from);
+/** @brief Frees what @p r owns and zeroes it. */
+void md_intake_release(md_intake_t *r);
+
+/** @brief Appends the batch record @p r (write transaction) with the next
+ * number and the current head as its seq (both set in @p r). When the store
+ * has no intake record yet, the baseline is written first: the offsets of
+ * r->name stored before this batch (those of its partitions as their `from`).
+ * @returns MD_OK, MD_EINVAL (not a batch, or no part), MD_ECORRUPT (a record
+ *          or offset that does not decode), MD_EMAPFULL, MD_ESTORE. */
+MD_MUST_CHECK
+md_err_t md_txn_intake_put(md_txn_t *t, md_intake_t *r, md_error_t *err);
+
+/** @brief Records that this transaction queued @p replica's checkpoint of
+ * @p seq (a 'C' record; nothing when the store has no intake record yet).
+ * @returns as md_txn_intake_put. */
+MD_MUST_CHECK
+md_err_t md_txn_intake_mark(md_txn_t *t, const char *replica, uint64_t seq, md_error_t *err);
+
+/* The record is borrowed (its parts reused) until the callback returns;
+ * MD_OK goes on, MD_ESTOP stops (not an error), another error is returned. */
+typedef md_err_t (*md_intake_fn)(const md_intake_t *r, void *ctx, md_error_t *err);
+
+/** @brief Visits every intake record in number order.
+ * @returns MD_OK, the callback's error, MD_ECORRUPT (naming the record number
+ *          that does not decode), MD_ESTORE. */
+MD_MUST_CHECK
+md_err_t md_txn_intake_scan(md_txn_t *t, md_intake_fn fn, void *ctx, md_error_t *err);
 
 /* ---- outbox ---------------------------------------------------------------- */
 

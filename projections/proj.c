@@ -271,3 +271,8 @@ md_err_t md_proj_event_hook(md_txn_t *txn, const md_event_t *ev, void *proj, md_
 {
     return md_proj_apply(proj, txn, ev, err);
 }
+
+int md_proj_layout_format(void)
+{
+    return PJ_FORMAT;
+}

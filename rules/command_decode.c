@@ -366,7 +366,8 @@ md_decode_status_t md__decode_root(json_t *root, const md_decode_opts_t *o,
     size_t n = json_string_length(id);
     if (!json_is_string(id) || n < 1 || n > MD_COMMAND_ID_MAX)
         return malformed(c, "command_id: not a string of 1..128 bytes");
-    if (strncmp(json_string_value(id), "timer:", 6) == 0)
+    if (strncmp(json_string_value(id), MD_TIMER_CMDID_PREFIX,
+                strlen(MD_TIMER_CMDID_PREFIX)) == 0)
         return malformed(c, "command_id: the prefix timer: is reserved for timers");
     memcpy(c->command_id, json_string_value(id), n + 1);
     json_t *type = json_object_get(root, "type");

@@ -6,7 +6,8 @@
  *
  * The recompute is the engine's: every event is evolved with md_rules_evolve
  * (bootstrap events included) and every event's outcome is
- * md_outcome_of_event. The records are kept in an in-memory table (a replay
+ * md_outcome_of_event; the outcomes of commands accepted with no events (Tick),
+ * which no event shows, are taken as stored. The records are kept in an in-memory table (a replay
  * evolves ~1.2 events a command, each reading and writing a few records: an
  * LMDB write transaction would be most of the time), then sorted as LMDB
  * sorts keys and walked beside the live database.
@@ -387,6 +388,27 @@ static md_err_t compare_all(md_txn_t *t, derive_t *d, md_derived_report_t *rep,
     return rc;
 }
 
+/* The outcomes of commands accepted with no events (MD_OUTCOME_UNLOGGED, Tick)
+ * are in no event: each one the log does not contradict (no event records an
+ * outcome for its command_id) is taken as stored, and counted. */
+static md_err_t adopt_unlogged(md_txn_t *t, kv_t *m, md_derived_report_t *rep, md_error_t *err)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(md_txn_mdb(t), md_txn_dbi(t, MD_DB_OUTCOMES), &cur);
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "derived: cursor");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (md_outcome_unlogged(v.mv_data, v.mv_size) && !kv_get(m, k.mv_data, k.mv_size)) {
+            kv_put(m, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+            rep->unlogged++;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, err, "derived: scan");
+}
+
 static bool db_empty(md_txn_t *t, md_db_t db)
 {
     MDB_stat st;
@@ -420,6 +442,8 @@ md_err_t md_derived_verify(md_txn_t *t, md_progress_fn progress, void *pctx,
     if (rc == MD_OK && progress)
         progress(d->n, d->total, pctx);
     if (rc == MD_OK)
+        rc = adopt_unlogged(t, &d->db[MD_DERIVED_OUTCOMES], rep, err);
+    if (rc == MD_OK)
         rc = compare_all(t, d, rep, err);
     for (int i = 0; i < MD_DERIVED_COUNT_; i++)
         kv_free(&d->db[i]);
@@ -429,38 +453,7 @@ md_err_t md_derived_verify(md_txn_t *t, md_progress_fn progress, void *pctx,
 
 /* ---- stored offsets ------------------------------------------------------------------ */
 
-static uint64_t get_be(const unsigned char *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 md_err_t md_derived_offsets(md_txn_t *t, md_offset_fn fn, void *ctx, md_error_t *err)
 {
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    md_err_t rc = MD_OK;
-    int mrc = mdb_cursor_open(md_txn_mdb(t), md_txn_dbi(t, MD_DB_OFFSETS), &cur);
-    if (mrc != MDB_SUCCESS)
-        return md_store_err(mrc, err, "offsets cursor");
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == MDB_SUCCESS && rc == MD_OK;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const unsigned char *p = k.mv_data, *nul = memchr(p, 0, k.mv_size);
-        if (nul == NULL || k.mv_size - (size_t)(nul - p) != 5 || v.mv_size != 8) {
-            rc = md_error_set(err, MD_ECORRUPT, "an offsets record is not topic, NUL, "
-                                                "partition(4), next(8)");
-            break;
-        }
-        char topic[256];
-        snprintf(topic, sizeof topic, "%.*s", (int)(nul - p), (const char *)p);
-        rc = fn(topic, (int32_t)get_be(nul + 1, 4), (int64_t)get_be(v.mv_data, 8), ctx, err);
-    }
-    mdb_cursor_close(cur);
-    if (rc == MD_ESTOP)
-        return MD_OK;
-    if (rc != MD_OK)
-        return rc;
-    return mrc == MDB_NOTFOUND ? MD_OK : md_store_err(mrc, err, "offsets scan");
+    return md_txn_offset_scan(t, fn, ctx, err);
 }

@@ -69,7 +69,8 @@ md_err_t md__ev_save(md__ev_t *e, const char *prefix, const char *id, void *rec,
 {
     char key[MD__KEY_MAX];
     size_t n = md__key(key, prefix, id);
-    return md__put(e->st, key, n, rec, size, e->err);
+    md_err_t rc = md__put(e->st, key, n, rec, size, e->err);
+    return rc == MD_OK ? md__timers_index(e, prefix, id, rec, size) : rc;
 }
 
 md_err_t md__ev_credit(md__ev_t *e, const char *member, int64_t delta)

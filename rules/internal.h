@@ -190,10 +190,17 @@ enum md__timer_kind { MD__TK_AUTO_CONFIRM = 'a', MD__TK_DEFENSE = 'd', MD__TK_SE
 
 /* The platform record (policy included) for decide / evolve. */
 md_err_t md__ev_platform(md__ev_t *e, md__platform_t *p);
-/* Arms (kind, id) at deadline with the current event's seq, replacing the timer
- * at (*at, *seq) when one is armed; sets *at and *seq. */
+/* Arms (kind, id) at deadline with the current event's seq: removes the index
+ * key of the timer at (*at, *seq) when there is one and sets *at and *seq in
+ * the record; saving the record (md__ev_save) writes the new key when the
+ * timer's condition holds. */
 md_err_t md__arm(md__ev_t *e, int kind, const char *id, int64_t deadline, int64_t *at,
                  int64_t *seq);
+/* Called by md__ev_save for every record saved: for an order ("o:") or a
+ * complaint ("q:"), makes each of its timers' index keys present exactly when
+ * the timer has a deadline and its condition holds (timers.c). */
+md_err_t md__timers_index(md__ev_t *e, const char *prefix, const char *id, const void *rec,
+                          size_t size);
 /* Days of the policy as a deadline from t (0 when days is 0). */
 int64_t md__deadline(int64_t t, int64_t days);
 /* Completion of an order (ConfirmOrder, the auto_confirm timer): OrderCompleted

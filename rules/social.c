@@ -278,7 +278,9 @@ md_err_t md__evolve_ComplaintFiled(md__ev_t *e)
  * A complaint ended at t (the event's recorded_at): the order has no active
  * complaint, and a timer that found it active (its deadline <= t) is armed again
  * by this event: auto_confirm for t + 1 day while the order is delivered,
- * settlement for t while the hold is open.
+ * settlement for t while the hold is open. A timer paused by the complaint whose
+ * deadline is still ahead keeps it (and its arming seq): saving the order puts
+ * its index key back (timers.c).
  */
 static md_err_t complaint_ended(md__ev_t *e, md__order_t *o, const char *order_id)
 {

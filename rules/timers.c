@@ -2,14 +2,24 @@
  * timers.c - the policy and the timers (rules.md "Policy and timers"):
  * SetPolicy and Tick, the timer index and the three timers.
  *
- * A timer is state, not a thread: arming one (in evolve, by the event that
- * arms it) writes the key
+ * A timer is state, not a thread. Its record (the order for auto_confirm and
+ * settlement, the complaint for defense) keeps its deadline and the seq of the
+ * event that armed it; the index key
  *   "~T" deadline (8 bytes BE, sign bit flipped) seq (8 bytes BE) kind (1) id
- * so that the first key under "~T" is the next timer in (deadline, seq)
- * order. The record of its order or complaint keeps (deadline, seq), so that
- * arming the same (kind, id) again removes the old key. The engine asks
- * md_rules_timer_next() before each line and fires what is due with
- * md_rules_timer_fire(), which removes the key and decides the events.
+ * makes the first key under "~T" the next timer in (deadline, seq) order.
+ *
+ * The index is written by evolve only, so that the rules' state is a function
+ * of the log (marketctl verify recomputes it): every save of an order or a
+ * complaint record (md__ev_save) writes its timers' keys so that
+ *   a key is present  <=>  the timer has a deadline and its condition holds
+ * (the same condition functions the firing checks). A timer whose firing would
+ * append nothing is thereby disarmed by the event that made it moot (the order
+ * confirmed, cancelled, refunded or closed, the hold released, the defence
+ * filed, the complaint ended), including the first event its own firing
+ * appends; an order's timers pause while a complaint is active (the key goes,
+ * the deadline stays) and come back when it ends (social.c complaint_ended).
+ * The engine asks md_rules_timer_next() before each line and fires what is
+ * due with md_rules_timer_fire(), which only decides the events.
  */
 #include <stdio.h>
 #include <string.h>
@@ -61,19 +71,87 @@ static size_t timer_key(unsigned char *key, int kind, const char *id, int64_t de
     return TKEY_FIXED + n;
 }
 
-md_err_t md__arm(md__ev_t *e, int kind, const char *id, int64_t deadline, int64_t *at,
-                 int64_t *seq)
+/* ---- the conditions (one place: the firing and the index both ask them) ---------- */
+
+/* auto_confirm: the order is delivered and no complaint on it is active. */
+static bool auto_confirm_holds(const md__order_t *o)
+{
+    return o->status == MD__OS_DELIVERED && o->complaint[0] == '\0';
+}
+
+/* settlement: the order's hold is open and no complaint on it is active. */
+static bool settlement_holds(const md__order_t *o)
+{
+    return o->hold_open && o->complaint[0] == '\0';
+}
+
+/* defense: the complaint is open and its respondent has submitted no defence. */
+static bool defense_holds(const md__complaint_t *q)
+{
+    return q->status == MD__CS_OPEN && !q->defended;
+}
+
+/* Makes the key of timer (kind, id) at (at, seq) present iff want (none when
+ * at is 0: never armed). */
+static md_err_t index_key(md__ev_t *e, int kind, const char *id, int64_t at, int64_t seq,
+                          bool want)
 {
     unsigned char key[TKEY_FIXED + MD_ID_MAX];
-    md_err_t rc = MD_OK;
-    if (*at != 0)
-        rc = e->st->del(e->st->ctx, key, timer_key(key, kind, id, *at, *seq));
-    if (rc == MD_OK)
-        rc = e->st->put(e->st->ctx, key,
-                        timer_key(key, kind, id, deadline, (int64_t)e->ev->seq), "", 0);
+    const void *v;
+    size_t vl, kl;
+    if (at == 0)
+        return MD_OK;
+    kl = timer_key(key, kind, id, at, seq);
+    md_err_t rc = want ? e->st->get(e->st->ctx, key, kl, &v, &vl) : MD_OK;
+    if (want && rc == MD_ENOTFOUND)
+        rc = e->st->put(e->st->ctx, key, kl, "", 0);
+    else if (!want)
+        rc = e->st->del(e->st->ctx, key, kl);
     if (rc != MD_OK)
         return md_error_set(e->err, rc, "timer %s:%s: state write failed", kind_name(kind),
                             id);
+    return MD_OK;
+}
+
+static md_err_t index_order(md__ev_t *e, const char *id, const void *rec)
+{
+    const md__order_t *o = rec;
+    md_err_t rc = index_key(e, MD__TK_AUTO_CONFIRM, id, o->ac_at, o->ac_seq,
+                            auto_confirm_holds(o));
+    return rc == MD_OK ? index_key(e, MD__TK_SETTLEMENT, id, o->st_at, o->st_seq,
+                                   settlement_holds(o))
+                       : rc;
+}
+
+static md_err_t index_complaint(md__ev_t *e, const char *id, const void *rec)
+{
+    const md__complaint_t *q = rec;
+    return index_key(e, MD__TK_DEFENSE, id, q->df_at, q->df_seq, defense_holds(q));
+}
+
+static const struct {
+    const char *prefix;
+    size_t size;
+    md_err_t (*index)(md__ev_t *e, const char *id, const void *rec);
+} timed_records[] = {{"o:", sizeof(md__order_t), index_order},
+                     {"q:", sizeof(md__complaint_t), index_complaint}};
+
+md_err_t md__timers_index(md__ev_t *e, const char *prefix, const char *id, const void *rec,
+                          size_t size)
+{
+    for (size_t i = 0; i < sizeof timed_records / sizeof timed_records[0]; i++) {
+        if (strcmp(prefix, timed_records[i].prefix) == 0 && size == timed_records[i].size)
+            return timed_records[i].index(e, id, rec);
+    }
+    return MD_OK;
+}
+
+md_err_t md__arm(md__ev_t *e, int kind, const char *id, int64_t deadline, int64_t *at,
+                 int64_t *seq)
+{
+    md_err_t rc = index_key(e, kind, id, *at, *seq, false);
+    if (rc != MD_OK)
+        return rc;
     *at = deadline;
     *seq = (int64_t)e->ev->seq;
     return MD_OK;
@@ -147,28 +225,32 @@ md_err_t md_rules_timer_next(const md_state_t *st, int64_t now, md_timer_t *t, b
     snprintf(t->kind, sizeof t->kind, "%s", kind_name(p[TKEY_HEAD + 16]));
     memcpy(t->id, p + TKEY_FIXED, kl - TKEY_FIXED);
     t->id[kl - TKEY_FIXED] = '\0';
-    snprintf(t->command_id, sizeof t->command_id, "timer:%s:%s", t->kind, t->id);
+    snprintf(t->command_id, sizeof t->command_id, MD_TIMER_CMDID_PREFIX "%s:%s", t->kind, t->id);
     *due = t->deadline <= now;
     return MD_OK;
 }
 
+/* A timer fires only while its condition holds (the index keeps that true); a
+ * firing that finds it false appends nothing and *stale = true. */
+
 /* auto_confirm: a delivered order nobody confirmed or disputes completes. */
-static int fire_auto_confirm(md__ctx_t *c, const char *id)
+static int fire_auto_confirm(md__ctx_t *c, const char *id, bool *stale)
 {
     bool found;
     int rc = md__load(c, "o:", id, &c->order, sizeof c->order, &found);
-    if (rc == MD_OK && found && c->order.status == MD__OS_DELIVERED &&
-        c->order.complaint[0] == '\0')
+    *stale = rc == MD_OK && !(found && auto_confirm_holds(&c->order));
+    if (rc == MD_OK && !*stale)
         md__emit_completed(c, &c->order, id, "auto");
     return rc;
 }
 
 /* settlement: what is still held for the order goes into the balance. */
-static int fire_settlement(md__ctx_t *c, const char *id)
+static int fire_settlement(md__ctx_t *c, const char *id, bool *stale)
 {
     bool found;
     int rc = md__load(c, "o:", id, &c->order, sizeof c->order, &found);
-    if (rc != MD_OK || !found || !c->order.hold_open || c->order.complaint[0] != '\0')
+    *stale = rc == MD_OK && !(found && settlement_holds(&c->order));
+    if (rc != MD_OK || *stale)
         return rc;
     const char *oid = md__keep(c->d, id);
     md_data_t *d = md__emit(c, "SettlementReleased", "order", oid);
@@ -179,11 +261,12 @@ static int fire_settlement(md__ctx_t *c, const char *id)
 }
 
 /* defense: a respondent who stayed silent sends the complaint to arbitration. */
-static int fire_defense(md__ctx_t *c, const char *id)
+static int fire_defense(md__ctx_t *c, const char *id, bool *stale)
 {
     bool found;
     int rc = md__load(c, "q:", id, &c->complaint, sizeof c->complaint, &found);
-    if (rc != MD_OK || !found || c->complaint.status != MD__CS_OPEN || c->complaint.defended)
+    *stale = rc == MD_OK && !(found && defense_holds(&c->complaint));
+    if (rc != MD_OK || *stale)
         return rc;
     const char *qid = md__keep(c->d, id);
     md_data_t *d = md__emit(c, "ArbitrationRequested", "complaint", qid);
@@ -199,7 +282,7 @@ md_err_t md_rules_timer_fire(const md_state_t *st, const md_timer_t *t, md_decis
 {
     unsigned char key[TKEY_FIXED + MD_ID_MAX];
     md__ctx_t c;
-    bool found;
+    bool found, stale = false;
     int kind = 0;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         kind = strcmp(kinds[i].name, t->kind) == 0 ? kinds[i].kind : kind;
@@ -208,16 +291,19 @@ md_err_t md_rules_timer_fire(const md_state_t *st, const md_timer_t *t, md_decis
     d->code = MD_CODE_NONE;
     d->code_name = "";
     d->accepted = true;
-    md_err_t rc = st->del(st->ctx, key, timer_key(key, kind, t->id, t->deadline,
-                                                  (int64_t)t->seq));
-    if (rc != MD_OK)
-        return md_error_set(err, rc, "timer %s: state delete failed", t->command_id);
     memset(&c, 0, sizeof c);
     c.st = st, c.d = d, c.err = err, c.now = t->deadline;
     int r = md__get(st, "plat", 4, &c.plat, sizeof c.plat, &found, err);
     if (r == MD_OK)
-        r = kind == MD__TK_AUTO_CONFIRM ? fire_auto_confirm(&c, t->id)
-            : kind == MD__TK_SETTLEMENT ? fire_settlement(&c, t->id)
-                                        : fire_defense(&c, t->id);
-    return (md_err_t)r;
+        r = kind == MD__TK_AUTO_CONFIRM ? fire_auto_confirm(&c, t->id, &stale)
+            : kind == MD__TK_SETTLEMENT ? fire_settlement(&c, t->id, &stale)
+                                        : fire_defense(&c, t->id, &stale);
+    if (r != MD_OK || !stale)
+        return (md_err_t)r;
+    /* Defensive: only a state written before the index followed the conditions
+     * (an older version left moot timers armed) gets here; such a timer is gone. */
+    md_err_t rc = st->del(st->ctx, key, timer_key(key, kind, t->id, t->deadline,
+                                                  (int64_t)t->seq));
+    return rc == MD_OK ? MD_OK : md_error_set(err, rc, "timer %s: state delete failed",
+                                              t->command_id);
 }

@@ -15,8 +15,10 @@ packages=(
     libcmocka-dev                     # unit tests
     libssl-dev libmicrohttpd-dev      # HTTP endpoint
     valgrind clang cppcheck clang-format  # checks
+    libclang-rt-14-dev                # libFuzzer and ASan runtimes for clang (make fuzz)
     gnuplot-nox curl jq               # bench plots, HTTP probes, JSON in shell tests
     librdkafka1 xxd                   # runtime client; hex dumps in tests
+    prometheus man-db                 # promtool + a server (test_ops.sh); man -l (man pages)
 )
 # Java and Maven only run the local Kafka broker (scripts/kafka.sh); any
 # java/mvn already on PATH will do (e.g. a JDK installed outside apt).

@@ -243,6 +243,60 @@ const rules_mem_event_t *rules_mem_event(const rules_mem_t *m, size_t i)
     return e;
 }
 
+/* Printable form of a key for messages (bytes outside 0x20..0x7e as \xHH). */
+static void printable(const kv_t *e, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < e->klen && o + 5 < cap; i++) {
+        unsigned char b = (unsigned char)e->key[i];
+        if (b >= 0x20 && b < 0x7f)
+            out[o++] = (char)b;
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", b);
+    }
+    out[o] = '\0';
+}
+
+/* The first key of @p a that @p b lacks or holds with another value. */
+static const kv_t *first_unmatched(rules_mem_t *a, rules_mem_t *b)
+{
+    for (size_t i = 0; i < a->nkv; i++) {
+        const kv_t *x = &a->kv[i], *y = find(b, x->key, x->klen);
+        if (y == NULL || y->vlen != x->vlen || memcmp(y->val, x->val, x->vlen) != 0)
+            return x;
+    }
+    return NULL;
+}
+
+bool rules_mem_replays(rules_mem_t *m, char *why, size_t cap)
+{
+    rules_mem_t *r = rules_mem_new();
+    md_state_t st = rules_mem_state(r);
+    md_error_t err = {0};
+    char key[256];
+    bool same = true;
+    snprintf(why, cap, "equal");
+    for (size_t i = 0; i < m->nlog && same; i++) {
+        const rules_mem_event_t *e = rules_mem_event(m, i);
+        if (md_rules_evolve(&st, &e->ev, &err) != MD_OK) {
+            snprintf(why, cap, "replay: event %zu (%s): %s", i + 1, e->ev.type, err.msg);
+            same = false;
+        }
+    }
+    const kv_t *live = same ? first_unmatched(m, r) : NULL;
+    const kv_t *replayed = same && live == NULL ? first_unmatched(r, m) : NULL;
+    if (live != NULL || replayed != NULL) {
+        printable(live ? live : replayed, key, sizeof key);
+        snprintf(why, cap, "state key '%s' %s", key,
+                 live ? (find(r, live->key, live->klen) ? "differs from the replay"
+                                                        : "is not in the replay")
+                      : "of the replay is not in the state");
+        same = false;
+    }
+    rules_mem_destroy(r);
+    return same;
+}
+
 const void *rules_mem_get(rules_mem_t *m, const char *key, size_t *len)
 {
     kv_t *e = find(m, key, strlen(key));
@@ -268,8 +322,12 @@ fx_t *fx_new(void)
 
 void fx_free(fx_t *w)
 {
+    char why[512];
     if (w == NULL)
         return;
+    /* Every world the tests built: its state is a function of its log. */
+    if (!rules_mem_replays(w->m, why, sizeof why))
+        fail_msg("the state is not a replay of the log: %s", why);
     rules_mem_destroy(w->m);
     free(w);
 }

@@ -7,6 +7,8 @@
 #ifndef RULES_MEM_H
 #define RULES_MEM_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "md_event.h"
@@ -46,6 +48,14 @@ md_err_t rules_mem_fire(rules_mem_t *m, int64_t now, md_decision_t *d, md_error_
 /** @brief Number of appended events and the i-th one (0-based). */
 size_t rules_mem_count(const rules_mem_t *m);
 const rules_mem_event_t *rules_mem_event(const rules_mem_t *m, size_t i);
+
+/**
+ * @brief Whether the state equals a replay of the log through md_rules_evolve
+ * alone into an empty state (what marketctl verify recomputes): same keys,
+ * same values, the timer index included. When not, names the first
+ * difference in @p why.
+ */
+bool rules_mem_replays(rules_mem_t *m, char *why, size_t cap);
 
 /** @brief Reads a raw state value (NULL when absent). */
 const void *rules_mem_get(rules_mem_t *m, const char *key, size_t *len);

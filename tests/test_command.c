@@ -280,6 +280,29 @@ static void test_command_msgpack(void **state)
     assert_int_equal(md_command_decode_msgpack("\x91\x01", 2, NULL, &C), MD_DECODE_MALFORMED);
 }
 
+/* The prefix of timer events' command_id is reserved in msgpack as in JSON. */
+static void test_command_msgpack_timer_prefix(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    const char *ids[] = {MD_TIMER_CMDID_PREFIX "auto_confirm:o1", "timer:", "timer-1"};
+    const md_decode_status_t want[] = {MD_DECODE_MALFORMED, MD_DECODE_MALFORMED, MD_DECODE_OK};
+    for (size_t i = 0; i < 3; i++) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, buf_write);
+        msgpack_pack_map(&pk, 4);
+        pk_str(&pk, "command_id"); pk_str(&pk, ids[i]);
+        pk_str(&pk, "type"); pk_str(&pk, "Tick");
+        pk_str(&pk, "actor"); pk_str(&pk, "op");
+        pk_str(&pk, "data"); msgpack_pack_map(&pk, 0);
+        assert_int_equal(md_command_decode_msgpack(sb.data, sb.size, NULL, &C), want[i]);
+        if (want[i] == MD_DECODE_MALFORMED)
+            assert_non_null(strstr(C.detail, "reserved for timers"));
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_command_times),
         cmocka_unit_test(test_command_arena_fits),
         cmocka_unit_test(test_command_msgpack),
+        cmocka_unit_test(test_command_msgpack_timer_prefix),
     };
     return cmocka_run_group_tests_name("command", tests, NULL, NULL);
 }

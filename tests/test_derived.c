@@ -1,8 +1,9 @@
 /*
  * test_derived.c - md_derived_verify and `marketctl verify` against tampered
- * rules' state and outcomes (real LMDB files): a deleted outcome, a rewritten
+ * rules' state and outcomes (real LMDB files): the demo day (timers fired,
+ * Ticks) verifies; a deleted outcome, a rewritten
  * outcome, a deleted payment-reference record each fail naming the record; a
- * moved offset is listed by md_derived_offsets (checkpoints check it).
+ * moved offset fails too (the intake records show it).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <cmocka.h>
 
 #include "md_derived.h"
+#include "md_rules.h"
 #include "proj_fixture.h"
 
 static int demo_setup(void **state)
@@ -97,6 +99,27 @@ static void command_of(proj_fx_t *f, const char *type, char out[MD_CMDID_MAX + 1
     assert_true(out[0] != '\0');
 }
 
+/* The number of events appended by timers (command_id "timer:..."). */
+static md_err_t count_timer_fn(const md_event_t *ev, const void *body, size_t len, void *ctx,
+                               md_error_t *err)
+{
+    (void)body, (void)len, (void)err;
+    *(int *)ctx += ev->has_command_id && strncmp(ev->command_id, MD_TIMER_CMDID_PREFIX,
+                                                 strlen(MD_TIMER_CMDID_PREFIX)) == 0;
+    return MD_OK;
+}
+
+static int timer_events(proj_fx_t *f)
+{
+    md_txn_t *t = NULL;
+    md_error_t err = {0};
+    int n = 0;
+    assert_int_equal(md_store_read(f->store, &t, &err), MD_OK);
+    assert_int_equal(md_txn_scan(t, 1, 0, count_timer_fn, &n, &err), MD_OK);
+    md_txn_end(t);
+    return n;
+}
+
 /* Runs `marketctl verify` on the fixture's store: its exit status, and
  * whether stdout holds @p needle. */
 static int marketctl_verify(proj_fx_t *f, const char *needle, bool *found)
@@ -149,6 +172,26 @@ static void test_derived_clean_store_verifies(void **state)
     }
     assert_int_equal(marketctl_verify(f, "\"derived\":{\"state\":", &found), 0);
     assert_true(found);
+    /* the demo day fires timers and sends two Ticks */
+    assert_int_equal(timer_events(f), 2);
+    assert_int_equal(rep.unlogged, 2);
+    assert_int_equal(marketctl_verify(f, "\"unlogged\":2", &found), 0);
+    assert_true(found);
+}
+
+/* The outcome of a command accepted with no events (Tick) is in no event: taken
+ * as stored, unless an event records another outcome for that command_id. */
+static void test_derived_unlogged_outcome(void **state)
+{
+    proj_fx_t *f = *state;
+    md_derived_report_t rep;
+    char id[MD_CMDID_MAX + 1];
+    tamper(f, MD_DB_OUTCOMES, "tick-never-logged", MD_OUTCOME_UNLOGGED);
+    assert_int_equal(verify(f, &rep), MD_OK);
+    assert_int_equal(rep.unlogged, 3);
+    command_of(f, "OrderPaid", id);
+    tamper(f, MD_DB_OUTCOMES, id, MD_OUTCOME_UNLOGGED);
+    expect_difference(f, MD_DERIVED_OUTCOMES, id, "value differs");
 }
 
 /* The command would be decided again: its outcome is missing. */
@@ -217,16 +260,34 @@ static md_err_t offset_fn(const char *topic, int32_t partition, int64_t next, vo
     return MD_OK;
 }
 
+/* The consumer's batch: offsets stored, and its intake record (md_store.h). */
 static md_err_t offsets_fn(md_txn_t *t, void *ctx, md_error_t *err)
 {
+    md_intake_t r = {0};
     md_err_t rc = md_txn_offset_put(t, "market.commands", 0, *(int64_t *)ctx, err);
-    return rc == MD_OK ? md_txn_offset_put(t, "market.commands", 1, 7, err) : rc;
+    if (rc == MD_OK)
+        rc = md_txn_offset_put(t, "market.commands", 1, 7, err);
+    md_intake_reset(&r, "market.commands");
+    for (int64_t o = 0; o < *(int64_t *)ctx; o++)
+        md_intake_add(&r, 0, o, MD_INTAKE_NONE);
+    for (int64_t o = 0; o < 7; o++)
+        md_intake_add(&r, 1, o, MD_INTAKE_NONE);
+    if (rc == MD_OK)
+        rc = md_txn_intake_put(t, &r, err);
+    md_intake_release(&r);
+    return rc;
+}
+
+static md_err_t move_fn(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    return md_txn_offset_put(t, "market.commands", 0, *(int64_t *)ctx, err);
 }
 
 /* An offset moved forward is not provable from the log (it does not record
- * which message a command came from): the stored offsets are listed, as they
- * are, for verify --checkpoints. */
-static void test_derived_offsets_listed(void **state)
+ * which message a command came from), but the intake records the consumer
+ * wrote with each batch show it: the stored offsets are listed, and verify
+ * fails naming the partition and the skipped offsets. */
+static void test_derived_offsets_moved(void **state)
 {
     proj_fx_t *f = *state;
     md_error_t err = {0};
@@ -235,17 +296,20 @@ static void test_derived_offsets_listed(void **state)
     bool found = false;
     int64_t next = 66;
     assert_int_equal(md_store_write(f->store, offsets_fn, &next, &err), MD_OK);
+    assert_int_equal(marketctl_verify(f, "\"intake\":{\"batches\":1,\"messages\":73", &found), 0);
+    assert_true(found);
     next = 69; /* moved forward: three commands never decided */
-    assert_int_equal(md_store_write(f->store, offsets_fn, &next, &err), MD_OK);
+    assert_int_equal(md_store_write(f->store, move_fn, &next, &err), MD_OK);
     assert_int_equal(md_store_read(f->store, &t, &err), MD_OK);
     assert_int_equal(md_derived_offsets(t, offset_fn, seen, &err), MD_OK);
     md_txn_end(t);
     assert_string_equal(seen, "market.commands/0=69;market.commands/1=7;");
-    assert_int_equal(
-        marketctl_verify(f, "\"offsets\":[{\"topic\":\"market.commands\",\"partition\":0,"
-                            "\"next\":69}",
-                         &found),
-        0);
+    assert_int_equal(marketctl_verify(f,
+                                      "\"check\":\"offsets\",\"error\":\"offsets: market.commands "
+                                      "partition 0: the stored next offset is 69, but the last "
+                                      "intake record (record 1, seq ",
+                                      &found),
+                     1);
     assert_true(found);
 }
 
@@ -255,6 +319,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_derived_clean_store_verifies, demo_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_derived_deleted_outcome, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_derived_unlogged_outcome, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_derived_wiped_store_is_not_a_replay, demo_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_derived_rewritten_outcome, demo_setup,
@@ -263,7 +328,7 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_derived_deleted_payment_ref, demo_setup,
                                         fx_teardown),
-        cmocka_unit_test_setup_teardown(test_derived_offsets_listed, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_derived_offsets_moved, demo_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

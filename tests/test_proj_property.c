@@ -7,7 +7,11 @@
  * orders; the amounts held for providers == the holds of the orders; nothing
  * negative). A policy is set at the start and changed now and then, so that
  * auto-confirmations, settlements, defence deadlines and after-sales complaints
- * happen (timers fire inside batches, by the commands' clock). At the end: the live projections equal a
+ * happen (timers fire inside batches, by the commands' clock, which now and then
+ * goes back); complaints come before and after delivery, some answered with a
+ * defence, and Ticks advance time. Every few batches and at the end the rules'
+ * state and outcomes equal a recompute from the log (md_derived_verify: the
+ * timer index included). At the end: the live projections equal a
  * rebuild (verify), an in-place rebuild changes no digest, and `replay
  * --until N` equals the digests captured live when N was the head.
  */
@@ -23,6 +27,7 @@
 #include <cmocka.h>
 
 #include "fixture.h"
+#include "md_derived.h"
 #include "proj_fixture.h"
 
 #define NMEMBERS 8
@@ -37,6 +42,7 @@ enum { B_PLACED, B_PAID, B_DELIVERED, B_DISPUTED, B_ARBITRATION, B_DONE };
 
 typedef struct order_ref {
     int buyer, provider, belief, complaint;
+    int back;                      /* the belief a withdrawn complaint returns to */
 } order_ref_t;
 
 typedef struct gen {
@@ -78,11 +84,13 @@ static void rfc3339(int64_t ms, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Appends one command line at the current time (advancing it). */
+/* Appends one command line at the current time (advancing it); one in 40
+ * commands once the world is set up is issued up to a day and a half in the
+ * past (issued_at may go backwards: timers fired stay fired). */
 static void emit(gen_t *g, const char *actor, const char *type, const char *data)
 {
     char when[32];
-    rfc3339(g->now, when);
+    rfc3339(g->now - (g->dups && pick(g, 40) == 0 ? 1000LL * pick(g, 129600) : 0), when);
     g->now += 1000 * (1 + pick(g, 600));
     /* One in 50 commands repeats an earlier id: answered duplicate. */
     int id = g->dups && pick(g, 50) == 0 ? 1 + pick(g, g->cmd) : ++g->cmd;
@@ -149,7 +157,7 @@ static void g_place(gen_t *g, char *a, char *d)
 {
     int buyer = pick(g, 5) ? NPROVIDERS + pick(g, NMEMBERS - NPROVIDERS) : pick(g, NMEMBERS);
     int p = pick(g, NPRODUCTS), o = g->norders++;
-    g->orders[o] = (order_ref_t){buyer, p % NPROVIDERS, B_PLACED, -1};
+    g->orders[o] = (order_ref_t){buyer, p % NPROVIDERS, B_PLACED, -1, B_PLACED};
     member(buyer, a);
     int n = sprintf(d, "\"order_id\":\"o%d\",\"product_id\":\"p%d\",\"quantity\":%d", o, p,
                     1 + pick(g, 3));
@@ -187,6 +195,15 @@ static const char *g_advance(gen_t *g, char *a, char *d)
             r->belief = B_DONE;
             return "CancelOrder";
         }
+        if (roll == 2 && pick(g, 2) == 0) { /* a complaint before delivery */
+            party(g, r->buyer, a);
+            r->complaint = g->ncomplaints++;
+            r->belief = B_DISPUTED;
+            r->back = B_PAID;
+            sprintf(d, "\"complaint_id\":\"q%d\",\"order_id\":\"o%d\",\"reason\":\"late\"",
+                    r->complaint, o);
+            return "FileComplaint";
+        }
         party(g, r->provider, a);
         r->belief = B_DELIVERED;
         return "DeliverOrder";
@@ -195,6 +212,7 @@ static const char *g_advance(gen_t *g, char *a, char *d)
         if (roll < 3) {
             r->complaint = g->ncomplaints++;
             r->belief = B_DISPUTED;
+            r->back = B_DELIVERED;
             sprintf(d, "\"complaint_id\":\"q%d\",\"order_id\":\"o%d\",\"reason\":\"bad\"",
                     r->complaint, o);
             return "FileComplaint";
@@ -202,9 +220,19 @@ static const char *g_advance(gen_t *g, char *a, char *d)
         r->belief = B_DONE;
         return "ConfirmOrder";
     case B_DISPUTED:
-        party(g, r->buyer, a);
+        if (roll == 2 && r->back == B_PAID) { /* delivered while the complaint is open */
+            party(g, r->provider, a);
+            r->back = B_DELIVERED;
+            return "DeliverOrder";
+        }
         sprintf(d, "\"complaint_id\":\"q%d\"", r->complaint);
-        r->belief = roll < 2 ? B_DELIVERED : B_ARBITRATION;
+        if (roll == 3 || roll == 4) { /* the respondent answers: no escalation */
+            party(g, r->provider, a);
+            strcat(d, ",\"statement\":\"it works\"");
+            return "SubmitDefense";
+        }
+        party(g, r->buyer, a);
+        r->belief = roll < 2 ? r->back : B_ARBITRATION;
         return roll < 2 ? "WithdrawComplaint" : "ApplyArbitration";
     case B_ARBITRATION: {
         static const char *const decisions[] = {"refund_buyer", "release_provider", "split"};
@@ -222,6 +250,7 @@ static const char *g_advance(gen_t *g, char *a, char *d)
         if (roll < 2) {
             r->complaint = g->ncomplaints++;
             r->belief = B_DISPUTED;
+            r->back = B_DONE;
             sprintf(d, "\"complaint_id\":\"q%d\",\"order_id\":\"o%d\",\"reason\":\"broke\"",
                     r->complaint, o);
             return "FileComplaint";
@@ -289,6 +318,14 @@ static void g_policy(gen_t *g, char *a, char *d)
             as, pick(g, 3), pick(g, 3), as + pick(g, 2), pick(g, 3));
 }
 
+/* A Tick: accepted with no events, it only fires what is due. */
+static void g_tick(gen_t *g, char *a, char *d)
+{
+    (void)g;
+    member(-1, a);
+    d[0] = '\0';
+}
+
 static void g_product(gen_t *g, char *a, char *d)
 {
     int p = pick(g, NPRODUCTS);
@@ -317,6 +354,7 @@ static const kind_t kinds[] = {
     {"IssueVoucher", g_voucher, 2, false},      {"PostReview", g_review, 2, true},
     {"CloseStore", g_store, 1, false},          {"ReopenStore", g_store, 4, false},
     {"RelistProduct", g_product, 3, false},     {"SetPolicy", g_policy, 1, false},
+    {"Tick", g_tick, 1, false},
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
 
@@ -397,6 +435,24 @@ static void check_money(proj_fx_t *f)
     assert_int_equal(balances + s.escrow + hold, in - out);
 }
 
+/* The rules' state and the outcomes equal a recompute from the log (what
+ * `marketctl verify` checks): catches a timer left armed by evolve that a
+ * firing would have to remove, or removed while its firing would append. */
+static void check_derived(proj_fx_t *f, uint64_t *unlogged)
+{
+    md_txn_t *t = NULL;
+    md_error_t err = {0};
+    md_derived_report_t rep;
+    assert_int_equal(md_store_read(f->store, &t, NULL), MD_OK);
+    md_err_t rc = md_derived_verify(t, NULL, NULL, &rep, &err);
+    md_txn_end(t);
+    if (rc != MD_OK)
+        fail_msg("derived verify: %s", err.msg);
+    assert_int_equal(rep.bad, -1);
+    if (unlogged)
+        *unlogged = rep.unlogged;
+}
+
 typedef struct snap {
     uint64_t head;
     md_proj_digest_t d;
@@ -418,7 +474,7 @@ static void check_replay(proj_fx_t *f, const snap_t *s)
 /* Counts the appended events whose type is one of a few that matter. */
 typedef struct tally {
     int accepted_money, rulings, closed, cancelled, completed, rejected, total;
-    int auto_confirmed, settled, escalated, after_sales;
+    int auto_confirmed, settled, escalated, after_sales, defended;
 } tally_t;
 
 static md_err_t tally_one(const md_event_t *ev, const void *body, size_t len, void *ctx,
@@ -441,6 +497,7 @@ static md_err_t tally_one(const md_event_t *ev, const void *body, size_t len, vo
     t->auto_confirmed += timer && strcmp(ev->type, "OrderCompleted") == 0;
     t->settled += timer && strcmp(ev->type, "SettlementReleased") == 0;
     t->escalated += timer && strcmp(ev->type, "ArbitrationRequested") == 0;
+    t->defended += strcmp(ev->type, "DefenseSubmitted") == 0;
     bool as = false;
     t->after_sales += strcmp(ev->type, "ComplaintFiled") == 0 &&
                       md_data_get_bool(ev->data, ev->data_len, "after_sales", &as) == MD_OK && as;
@@ -468,8 +525,10 @@ static void check_coverage(proj_fx_t *f)
     assert_true(n.accepted_money > 50 && n.completed > 10 && n.cancelled > 10);
     assert_true(n.rulings > 0 && n.closed > 0 && n.rejected > 300);
     fprintf(stderr, "property: timers: %d auto-confirmed, %d settled, %d escalated; %d "
-            "after-sales complaints\n", n.auto_confirmed, n.settled, n.escalated, n.after_sales);
+            "after-sales complaints, %d defences\n", n.auto_confirmed, n.settled, n.escalated,
+            n.after_sales, n.defended);
     assert_true(n.auto_confirmed > 5 && n.settled > 10 && n.escalated + n.after_sales > 0);
+    assert_true(n.defended > 0);
 }
 
 static void test_proj_property_random_commands(void **state)
@@ -495,8 +554,10 @@ static void test_proj_property_random_commands(void **state)
             random_command(g);
         sent += (int)n;
         assert_int_equal(proj_fx_run(f, g->ptrs, g->n), MD_OK);
-        if (++batches % 5 == 0)
+        if (++batches % 5 == 0) {
             check_money(f);
+            check_derived(f, NULL);
+        }
         if (batches % 9 == 0 && nsnaps < MAX_SNAPS) {
             proj_fx_digest(f, &snaps[nsnaps].d, &snaps[nsnaps].head);
             nsnaps++;
@@ -504,6 +565,9 @@ static void test_proj_property_random_commands(void **state)
     }
     check_money(f);
     check_coverage(f);
+    uint64_t ticks = 0;
+    check_derived(f, &ticks);
+    assert_true(ticks > 0);
     assert_int_equal(proj_fx_verify(f, NULL), MD_OK);
     /* A rebuild in place changes nothing. */
     proj_fx_digest(f, &before, &head);

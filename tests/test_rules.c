@@ -707,6 +707,110 @@ static void test_rules_hold_story(void **state)
     fx_free(w);
 }
 
+/* The next armed timer ("kind:id", "" when none) and whether the state is a
+ * replay of the log (the timer index included). */
+static const char *next_timer(fx_t *w, int64_t *deadline)
+{
+    static md_timer_t t;
+    bool due = false;
+    char why[512];
+    md_error_t err = {0};
+    if (!rules_mem_replays(w->m, why, sizeof why))
+        fail_msg("the state is not a replay of the log: %s", why);
+    assert_int_equal(md_rules_timer_next(&w->st, INT64_MAX, &t, &due, &err), MD_OK);
+    if (!due)
+        return "";
+    *deadline = t.deadline;
+    snprintf(t.command_id, sizeof t.command_id, "%s:%s", t.kind, t.id);
+    return t.command_id;
+}
+
+/* The timer index follows the timers' conditions in evolve (rules.md "Policy
+ * and timers"): a complaint pauses an order's auto-confirmation and gives it
+ * back with its deadline when it ends early, or re-arms it for end + 1 day when
+ * the deadline passed meanwhile; a delivery during a complaint arms nothing
+ * until the complaint ends; a defence, a confirmation or a close_order sanction
+ * disarm. After every step the state equals a replay of the log. */
+static void test_rules_timers_follow_the_log(void **state)
+{
+    (void)state;
+    int64_t at = 0;
+    fx_t *w = fx_world();
+    fx_ok(w, "op", "SetPolicy", "'after_sales_days':0,'auto_confirm_days':2,'defense_days':1,'settlement_hold_days':0,'appeal_days':0");
+    fx_ok(w, "bob", "DeliverOrder", "'order_id':'o-paid'");
+    assert_string_equal(next_timer(w, &at), "auto_confirm:o-paid");
+    assert_int_equal(at, FX_NOW + 2 * DAY);
+    /* a complaint pauses it (its defence timer is the only one armed) */
+    w->now = FX_NOW + DAY / 2;
+    fx_ok(w, "alice", "FileComplaint", "'complaint_id':'q1','order_id':'o-paid','reason':'slow'");
+    assert_string_equal(next_timer(w, &at), "defense:q1");
+    /* a defence disarms the defence timer: nothing armed while the complaint is open */
+    fx_ok(w, "bob", "SubmitDefense", "'complaint_id':'q1','statement':'it works'");
+    assert_string_equal(next_timer(w, &at), "");
+    w->now = FX_NOW + DAY / 2 + DAY;               /* past the defence deadline: nothing */
+    fx_ok(w, "op", "Tick", "");
+    assert_int_equal(w->d.n_events, 0);
+    /* withdrawn before the auto-confirm deadline: armed again at that deadline */
+    fx_ok(w, "alice", "WithdrawComplaint", "'complaint_id':'q1'");
+    assert_string_equal(next_timer(w, &at), "auto_confirm:o-paid");
+    assert_int_equal(at, FX_NOW + 2 * DAY);
+    /* a second complaint outlives the deadline: armed for its end + 1 day */
+    fx_ok(w, "alice", "FileComplaint", "'complaint_id':'q2','order_id':'o-paid','reason':'slow'");
+    fx_ok(w, "bob", "SubmitDefense", "'complaint_id':'q2','statement':'it works'");
+    w->now = FX_NOW + 3 * DAY;
+    fx_ok(w, "op", "Tick", "");
+    assert_int_equal(w->d.n_events, 0);
+    assert_string_equal(next_timer(w, &at), "");
+    fx_ok(w, "alice", "WithdrawComplaint", "'complaint_id':'q2'");
+    assert_string_equal(next_timer(w, &at), "auto_confirm:o-paid");
+    assert_int_equal(at, FX_NOW + 4 * DAY);
+    /* it fires: evolving its OrderCompleted disarms it */
+    w->now = FX_NOW + 4 * DAY;
+    fx_ok(w, "op", "Tick", "");
+    const rules_mem_event_t *done = last_event(w, 0);
+    assert_string_equal(done->ev.type, "OrderCompleted");
+    assert_string_equal(done->ev.command_id, "timer:auto_confirm:o-paid");
+    assert_int_equal(done->ev.recorded_at, FX_NOW + 4 * DAY);
+    char out[MD_OUTCOME_MAX];
+    assert_int_equal(md_outcome_of_event(&done->ev, out), 0);   /* a timer records no outcome */
+    assert_string_equal(next_timer(w, &at), "");
+    /* delivered during a complaint: armed only when it ends */
+    fx_ok(w, "alice", "PlaceOrder", "'order_id':'o-4','product_id':'p1'");
+    fx_ok(w, "alice", "PayOrder", "'order_id':'o-4'");
+    fx_ok(w, "alice", "FileComplaint", "'complaint_id':'q3','order_id':'o-4','reason':'late'");
+    fx_ok(w, "bob", "DeliverOrder", "'order_id':'o-4'");
+    assert_string_equal(next_timer(w, &at), "defense:q3");
+    /* the silent respondent: the defence timer fires and its event disarms it */
+    w->now = FX_NOW + 5 * DAY;
+    fx_ok(w, "op", "Tick", "");
+    assert_string_equal(last_event(w, 0)->ev.type, "ArbitrationRequested");
+    assert_string_equal(last_event(w, 0)->ev.command_id, "timer:defense:q3");
+    assert_string_equal(next_timer(w, &at), "");
+    /* a ruling on a delivered order completes it: nothing to re-arm */
+    fx_ok(w, "op", "RuleOnDispute", "'complaint_id':'q3','decision':'release_provider'");
+    assert_string_equal(next_timer(w, &at), "");
+    /* a confirmation, a close_order sanction disarm */
+    fx_ok(w, "alice", "PlaceOrder", "'order_id':'o-5','product_id':'p1'");
+    fx_ok(w, "alice", "PayOrder", "'order_id':'o-5'");
+    fx_ok(w, "bob", "DeliverOrder", "'order_id':'o-5'");
+    assert_string_equal(next_timer(w, &at), "auto_confirm:o-5");
+    fx_ok(w, "alice", "ConfirmOrder", "'order_id':'o-5'");
+    assert_string_equal(next_timer(w, &at), "");
+    fx_ok(w, "alice", "PlaceOrder", "'order_id':'o-6','product_id':'p1'");
+    fx_ok(w, "alice", "PayOrder", "'order_id':'o-6'");
+    fx_ok(w, "bob", "DeliverOrder", "'order_id':'o-6'");
+    assert_string_equal(next_timer(w, &at), "auto_confirm:o-6");
+    fx_ok(w, "op", "ApplySanction", "'sanction_id':'x1','measure':'close_order','target_type':'order','target_id':'o-6','reason':'fraud','clause':'3.3.3'");
+    assert_string_equal(next_timer(w, &at), "");
+    /* a Tick is accepted with no events: its outcome is the one the log cannot show */
+    fx_ok(w, "op", "Tick", "");
+    assert_int_equal(md_outcome_of_decision(&w->d, out), 2);
+    assert_memory_equal(out, MD_OUTCOME_UNLOGGED, 2);
+    assert_true(md_outcome_unlogged(out, 2));
+    assert_false(md_outcome_unlogged("A", 1));
+    fx_free(w);
+}
+
 #define STORY_TESTS                                          \
     cmocka_unit_test(test_rules_bootstrap),                  \
     cmocka_unit_test(test_rules_implicit_acceptance),        \
@@ -714,6 +818,7 @@ static void test_rules_hold_story(void **state)
     cmocka_unit_test(test_rules_maintenance),                \
     cmocka_unit_test(test_rules_money_story),                \
     cmocka_unit_test(test_rules_hold_story),                 \
+    cmocka_unit_test(test_rules_timers_follow_the_log),      \
     cmocka_unit_test(test_rules_sanction_effects),           \
     cmocka_unit_test(test_rules_duplicate_bad_fields),
 

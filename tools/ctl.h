@@ -30,7 +30,8 @@ ctl_derived_t *ctl_derived_start(md_store_t *store);
  * @brief Waits for the recompute and frees @p d. With @p ok (the verify
  * report so far, stolen; NULL when verify failed already: nothing is printed)
  * it prints either @p ok with "derived" (digests of state and outcomes) and
- * "offsets" (the stored consumer offsets, unchecked: docs/verify.md) added,
+ * "offsets" (the stored consumer offsets) and "intake" (md_intake_verify: the
+ * offsets checked against the intake records; docs/verify.md) added,
  * or a failure object naming the database and first differing key.
  * @returns 0 when ok was printed, 1 otherwise (@p err set on an error other
  *          than a difference, which is reported on stdout and stderr).
@@ -70,7 +71,8 @@ int ctl_checkpoint_main(int argc, char **argv);
 
 /**
  * @brief The checkpoint half of `verify` on a store whose chain was verified
- * in @p t: every signature, then the store's hash at every checkpointed seq.
+ * in @p t: every signature, then the store's hash at every checkpointed seq,
+ * then the offsets of the checkpoints this store queued (md_intake_check_checkpoints).
  * @returns 0, 1 (the first failure reported), 2 (--keys missing).
  */
 int ctl_verify_store_checkpoints(md_txn_t *t, const char *checkpoints, const char *keys);

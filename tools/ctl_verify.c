@@ -1,7 +1,8 @@
 /*
  * ctl_verify.c - the part of `marketctl verify` that recomputes what the
  * rules derive (md_derived_verify), beside the chain and projection checks,
- * and lists the stored offsets (which the log cannot prove: docs/verify.md).
+ * lists the stored offsets (which the log cannot prove) and checks them against the
+ * intake records (md_intake_verify; docs/verify.md, "Offsets").
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -11,6 +12,7 @@
 
 #include "ctl.h"
 #include "md_derived.h"
+#include "md_intake.h"
 
 struct ctl_derived {
     md_store_t *store;
@@ -51,6 +53,8 @@ static json_t *digests_json(const md_derived_report_t *rep)
                             json_pack("{s:s, s:I}", "sha256", hex, "entries",
                                       (json_int_t)rep->live_entries[i]));
     }
+    json_object_set_new(json_object_get(j, md_derived_name(MD_DERIVED_OUTCOMES)), "unlogged",
+                        json_integer((json_int_t)rep->unlogged));
     return j;
 }
 
@@ -84,6 +88,44 @@ static int report_difference(const ctl_derived_t *d)
     print_line(j);
     fprintf(stderr, "marketctl: verify failed: %s\n", d->err.msg);
     return 1;
+}
+
+/*
+ * The consumed offsets against the intake records (md_intake_verify): adds
+ * "intake" to @p ok, or reports the first failure as check "offsets".
+ * Returns 0 when they hold, 1 after a failure was reported.
+ */
+static int check_intake(md_txn_t *t, json_t *ok, md_error_t *err)
+{
+    md_intake_report_t r;
+    md_error_t e = {0};
+    md_err_t rc = md_intake_verify(t, &r, &e);
+    if (rc == MD_ECORRUPT) {
+        print_line(json_pack("{s:b, s:s, s:s}", "ok", 0, "check", "offsets", "error", e.msg));
+        fprintf(stderr, "marketctl: verify failed: %s\n", e.msg);
+        return 1;
+    }
+    if (rc != MD_OK) {
+        md_error_set(err, rc, "intake records: %s", e.msg);
+        return 1;
+    }
+    if (r.absent) {
+        fprintf(stderr, "marketctl: verify: no intake records (a store written before them): "
+                        "the stored offsets are not checked\n");
+        json_object_set_new(ok, "intake", json_string("absent"));
+        return 0;
+    }
+    json_object_set_new(ok, "intake",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "batches",
+                                  (json_int_t)r.batches, "messages", (json_int_t)r.messages,
+                                  "partitions", (json_int_t)r.partitions, "observed_gaps",
+                                  (json_int_t)r.gaps, "gap_offsets", (json_int_t)r.gap_offsets,
+                                  "observed_resets", (json_int_t)r.resets, "checkpoint_marks",
+                                  (json_int_t)r.marks, "first_seq", (json_int_t)r.first_seq));
+    if (r.uncovered)
+        fprintf(stderr, "marketctl: verify: %llu stored offsets of topics without intake records "
+                        "are not checked\n", (unsigned long long)r.uncovered);
+    return 0;
 }
 
 /* A store written by marketctl replay carries MD_META_REPLAY_UNTIL. */
@@ -130,9 +172,10 @@ int ctl_derived_end(ctl_derived_t *d, json_t *ok, md_error_t *err)
         md_err_t rc = md_derived_offsets(d->t, offset_json, offsets, err);
         json_object_set_new(ok, "derived", digests_json(&d->rep));
         json_object_set_new(ok, "offsets", offsets);
-        if (rc == MD_OK)
+        bool held = rc == MD_OK && check_intake(d->t, ok, err) == 0;
+        if (held)
             status = print_line(json_incref(ok));
-        if (status != 0 && rc == MD_OK)
+        if (status != 0 && held)
             md_error_set(err, MD_EIO, "write to stdout failed");
     }
     json_decref(ok);

@@ -37,6 +37,7 @@
 #include "md_command.h"
 #include "md_error.h"
 #include "md_base.h"
+#include "md_version.h"
 
 #define LOAD_KEY_MAX 256              /* a target stream is "<prefix>:<id>", < 80 bytes */
 /* marketd answers a message longer than this MALFORMED without parsing it
@@ -1189,6 +1190,8 @@ static int load_run(load_t *l)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--version") == 0)
+        return md_version_print(stdout, "market-load") == 0 ? 0 : 1;
     load_t *l = md_calloc(1, sizeof *l);
     int status = load_parse_args(argc, argv, &l->o);
     if (status == 0) {

@@ -34,6 +34,7 @@
 #include "md_proj.h"
 #include "md_store.h"
 #include "md_base.h"
+#include "md_version.h"
 
 typedef struct ctl {
     const char *dir;
@@ -404,7 +405,7 @@ static const subcommand_t subcommands[] = {
     {"export", cmd_export, 0, "export [--from SEQ] [--limit N]  (with body, prev_hash, hash)"},
     {"verify", cmd_verify, PROJ_OPTIONAL,
      "verify [--checkpoints CPS.jsonl --keys DIR]  (hash chain, signed checkpoints, projections,"
-     " rules' state and outcomes; exit 1 naming the first failure)"},
+     " rules' state and outcomes, consumed offsets; exit 1 naming the first failure)"},
     {"stats", cmd_stats, PROJ_OPTIONAL, "stats"},
     {"get", cmd_get, NEEDS_PROJ,
      "get order|account|store|product|complaint|sanction|voucher ID [--as-of T]"},
@@ -567,6 +568,8 @@ static int open_all(ctl_t *c, const subcommand_t *sub)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--version") == 0)
+        return md_version_print(stdout, "marketctl") == 0 ? 0 : 1;
     ctl_t c = {0};
     const subcommand_t *sub;
     c.as_of = md_wall_ms();
