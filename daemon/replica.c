@@ -105,7 +105,8 @@ struct md_replica {
     md_store_t *store;
     md_checkpointer_t *cp;
     volatile sig_atomic_t *stop;
-    md_leader_t *leader;
+    _Atomic(md_leader_t *) leader; /* set once by md_replica_lead; read by every thread */
+    atomic_bool leads;          /* as the leader thread last said (on_leader_change) */
     md_publisher_t *pub;
     peer_t *peers;              /* the heads thread's */
     int npeers, configured;
@@ -286,7 +287,9 @@ static void check_pending(md_replica_t *r)
             diverged(r, p, p->pend_seq, ev.hash);
     }
     uint64_t lseq = atomic_load(&r->leader_seq);
-    if (lseq)
+    if (atomic_load(&r->leads))
+        atomic_store(&md_metrics.replica.leader_lag, 0); /* this one leads */
+    else if (lseq)
         atomic_store(&md_metrics.replica.leader_lag, lseq > head ? (int64_t)(lseq - head) : 0);
     md_txn_end(t);
 }
@@ -421,6 +424,7 @@ md_err_t md_replica_new(const md_replica_opts_t *o, md_replica_t **out, md_error
 static void on_leader_change(bool leads, void *ctx)
 {
     md_replica_t *r = ctx;
+    atomic_store(&r->leads, leads);
     if (leads && r->pub)
         md_publisher_rescan(r->pub); /* publish everything still in the outbox */
 }
@@ -428,7 +432,11 @@ static void on_leader_change(bool leads, void *ctx)
 md_err_t md_replica_lead(md_replica_t *r, md_publisher_t *pub, md_error_t *err)
 {
     r->pub = pub;
-    return md_leader_start(r->cfg, on_leader_change, r, &r->leader, err);
+    md_leader_t *l = NULL;
+    md_err_t rc = md_leader_start(r->cfg, on_leader_change, r, &l, err);
+    if (rc == MD_OK)
+        atomic_store(&r->leader, l);
+    return rc;
 }
 
 bool md_replica_may_publish(const char *topic, void *replica)
@@ -436,13 +444,13 @@ bool md_replica_may_publish(const char *topic, void *replica)
     md_replica_t *r = replica;
     if (strcmp(topic, r->cfg->topic_heads) == 0)
         return true;
-    return !atomic_load(&r->failed) && md_leader_is(r->leader);
+    return !atomic_load(&r->failed) && atomic_load(&r->leads);
 }
 
 bool md_replica_may_tick(void *replica)
 {
     md_replica_t *r = replica;
-    return !atomic_load(&r->failed) && md_leader_is(r->leader);
+    return !atomic_load(&r->failed) && atomic_load(&r->leads);
 }
 
 bool md_replica_failed(const md_replica_t *r)
@@ -540,7 +548,7 @@ md_err_t md_replica_batch(md_txn_t *t, void *replica, md_error_t *err)
     if (rc != MD_OK)
         return rc;
     md_pubmap_note(&r->map, next, head);
-    if (md_leader_is(r->leader) && !atomic_load(&r->failed))
+    if (atomic_load(&r->leads) && !atomic_load(&r->failed))
         return lead_batch(r, t, next, err);
     return follow_batch(r, t, err);
 }
@@ -549,7 +557,7 @@ void md_replica_free(md_replica_t *r)
 {
     if (r == NULL)
         return;
-    md_leader_free(r->leader);
+    md_leader_free(atomic_load(&r->leader));
     if (r->started) {
         atomic_store(&r->quit, true);
         pthread_join(r->thread, NULL);

@@ -174,6 +174,12 @@ for r in r1 r2 r3; do dropped=$((dropped + $(metric "$r" marketd_replica_dropped
 [ "$dropped" -gt 0 ] || fail "no follower dropped an outbox entry"
 for r in r1 r2 r3; do
     [ "$(metric "$r" marketd_replica_divergence_total)" = 0 ] || fail "$r saw a divergence"
+    for p in r1 r2 r3; do
+        [ "$p" = "$r" ] && continue
+        [ "$(metric "$r" "marketd_replica_peer_seq{replica=\"$p\"}")" -gt 0 ] 2>/dev/null ||
+            fail "$r's /metrics has no checkpointed seq of $p"
+    done
+    [ "$(metric "$r" marketd_replica_leader_lag)" -ge 0 ] 2>/dev/null || fail "$r: no leader lag"
     curl -sf "http://127.0.0.1:$(http_port $r)/readyz" >/dev/null || fail "$r not ready"
 done
 ok "the three heads equal the offline run's; leaders signed published seqs, followers dropped $dropped entries; all ready"
