@@ -254,5 +254,19 @@ for r in r1 r2; do
 done
 ok "a rewritten store: r1 and r2 flag r3 (log, metric, /readyz 503), r3 stops itself (fail-stop, exit $st)"
 
+# ---- only the leader ticks ------------------------------------------------------------------------
+# timers.tick_ms = 400 on both remaining replicas, idle for 4 s: about 10 ticks from
+# the leader; two tickers would put about 20 on the commands topic.
 for r in r1 r2; do marketd_stop "$r"; done
+before=$("$build/tests/tools/topic_dump" --bootstrap "$bootstrap" --topic "$prefix.commands" \
+    --timeout 3 2>/dev/null | jq -r 'select(.key == "tick") | .offset' | wc -l)
+for r in r1 r2; do replica "$r" --set timers.tick_ms=400; done
+for r in r1 r2; do marketd_wait_running "$r" 90; done
+wait_leader none r1 r2 >/dev/null || fail "no leader for the ticks"
+sleep 4
+for r in r1 r2; do marketd_stop "$r"; done
+ticks=$(( $("$build/tests/tools/topic_dump" --bootstrap "$bootstrap" --topic "$prefix.commands" \
+    --timeout 3 2>/dev/null | jq -r 'select(.key == "tick") | .offset' | wc -l) - before ))
+[ "$ticks" -ge 3 ] && [ "$ticks" -le 13 ] || fail "$ticks ticks in 4 s at timers.tick_ms = 400"
+ok "only the leader puts the idle Tick on the commands topic ($ticks in 4 s at 400 ms)"
 echo "replicas: $n passed, 0 failed"
