@@ -256,7 +256,9 @@ ok "a rewritten store: r1 and r2 flag r3 (log, metric, /readyz 503), r3 stops it
 
 # ---- only the leader ticks ------------------------------------------------------------------------
 # timers.tick_ms = 400 on both remaining replicas, idle for 4 s: about 10 ticks from
-# the leader; two tickers would put about 20 on the commands topic.
+# the leader; two tickers would put about 20 on the commands topic. (A follower puts
+# none - the consumer asks md_replica_may_tick - and its publisher would not send one:
+# the gate passes only checkpoints; this checks what reaches the topic.)
 for r in r1 r2; do marketd_stop "$r"; done
 before=$("$build/tests/tools/topic_dump" --bootstrap "$bootstrap" --topic "$prefix.commands" \
     --timeout 3 2>/dev/null | jq -r 'select(.key == "tick") | .offset' | wc -l)
