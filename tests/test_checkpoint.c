@@ -358,6 +358,68 @@ static void test_checkpointer_in_the_batch_transaction(void **state)
     free(key);
 }
 
+
+/* Replicated mode: the announcement at start (the stored head again), and
+ * version 2 checkpoints carrying the leader's published seq, one also when
+ * only that seq moved. */
+static void test_checkpointer_announces_and_signs_the_published_seq(void **state)
+{
+    fx_t *f = *state;
+    char *store_dir = md_test_tmpdir(), *key = path_in(f->dir, "r1.key");
+    md_store_t *s = NULL;
+    md_store_opts_t so = {.nosync = true};
+    md_checkpointer_opts_t o = {.replica_id = "r1", .key_file = key, .topic = "heads",
+                                .interval_events = 1000, .interval_ms = 3600000};
+    cp_ctx_t x = {0};
+    md_buf_t last;
+    md_checkpoint_t cp = {0};
+    int n = 4;
+    md_buf_init(&last);
+    assert_int_equal(md_store_open(store_dir, &so, &s, NULL), MD_OK);
+    assert_int_equal(md_checkpointer_new(&o, &x.c, NULL), MD_OK);
+    assert_int_equal(md_store_write(s, append_n, &n, NULL), MD_OK);
+    x.final = true; /* a clean stop: seq 4 checkpointed and stored */
+    assert_int_equal(md_store_write(s, run_checkpointer, &x, NULL), MD_OK);
+    assert_int_equal(outbox(s, &last), 1);
+    md_checkpointer_free(x.c);
+    x.final = false;
+    /* a restart without announce: nothing; with it, the same head once more */
+    assert_int_equal(md_checkpointer_new(&o, &x.c, NULL), MD_OK);
+    assert_int_equal(md_store_write(s, run_checkpointer, &x, NULL), MD_OK);
+    assert_int_equal(outbox(s, &last), 1);
+    md_checkpointer_free(x.c);
+    o.announce = true;
+    assert_int_equal(md_checkpointer_new(&o, &x.c, NULL), MD_OK);
+    assert_true(md_checkpointer_due(x.c, false));
+    assert_int_equal(md_store_write(s, run_checkpointer, &x, NULL), MD_OK);
+    assert_int_equal(outbox(s, &last), 2);
+    assert_int_equal(md_checkpoint_from_json((const char *)last.p, last.len, &cp, NULL), MD_OK);
+    assert_int_equal(cp.seq, 4);
+    assert_int_equal(cp.version, 1);
+    md_checkpoint_release(&cp);
+    assert_false(md_checkpointer_due(x.c, false)); /* announced once */
+    /* the leader's published seq moved: due (after interval_ms, or when final), version 2 */
+    md_checkpointer_set_published(x.c, true, 3);
+    assert_true(md_checkpointer_due(x.c, true));
+    x.final = true;
+    assert_int_equal(md_store_write(s, run_checkpointer, &x, NULL), MD_OK);
+    assert_int_equal(outbox(s, &last), 3);
+    assert_int_equal(md_checkpoint_from_json((const char *)last.p, last.len, &cp, NULL), MD_OK);
+    assert_int_equal(cp.version, 2);
+    assert_int_equal(cp.seq, 4);
+    assert_int_equal(cp.published, 3);
+    assert_int_equal(md_checkpoint_verify(&cp, f->pub, NULL), MD_OK);
+    md_checkpoint_release(&cp);
+    /* unchanged: nothing more */
+    assert_false(md_checkpointer_due(x.c, true));
+    assert_int_equal(md_store_write(s, run_checkpointer, &x, NULL), MD_OK);
+    assert_int_equal(outbox(s, &last), 3);
+    md_checkpointer_free(x.c);
+    md_store_free(s);
+    md_buf_release(&last);
+    md_test_rmdir(store_dir);
+    free(key);
+}
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +430,8 @@ int main(void)
         cmocka_unit_test(test_parser_is_strict),
         cmocka_unit_test_setup_teardown(test_version_2_adds_the_published_line, setup, teardown),
         cmocka_unit_test(test_chain_check_names_cut_tail_and_different_hash),
+        cmocka_unit_test_setup_teardown(test_checkpointer_announces_and_signs_the_published_seq,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpointer_in_the_batch_transaction, setup,
                                         teardown),
     };
