@@ -30,7 +30,8 @@ static void set_leads(md_leader_t *l, bool leads)
     atomic_store(&md_metrics.replica.leader, leads);
     atomic_fetch_add(&md_metrics.replica.leader_changes, 1);
     md_log_info(leads ? "leadership gained: this replica publishes"
-                      : "leadership lost: this replica stops publishing", "%s", "");
+                      : "leadership lost: this replica stops publishing",
+                "%s", "");
     if (l->on_change)
         l->on_change(leads, l->ctx);
 }
@@ -54,8 +55,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     /* revoked, or lost (no heartbeat for a session timeout): stop leading first */
     if (!assign && holds_partition_0(parts))
         set_leads(l, false);
-    rd_kafka_error_t *ie = assign ? rd_kafka_incremental_assign(rk, parts)
-                                  : rd_kafka_incremental_unassign(rk, parts);
+    rd_kafka_error_t *ie =
+        assign ? rd_kafka_incremental_assign(rk, parts) : rd_kafka_incremental_unassign(rk, parts);
     if (ie) {
         md_log_error("leader partition (un)assignment failed", "error=\"%s\"",
                      rd_kafka_error_string(ie));
@@ -82,10 +83,18 @@ static md_err_t subscribe(md_leader_t *l, const md_config_t *cfg, md_error_t *er
     char session[32], heartbeat[32];
     snprintf(session, sizeof session, "%ld", cfg->replica_session_timeout_ms);
     snprintf(heartbeat, sizeof heartbeat, "%ld", cfg->replica_session_timeout_ms / 6);
-    const char *extra[] = {"group.id", cfg->replica_leader_group,
-                           "session.timeout.ms", session, "heartbeat.interval.ms", heartbeat,
-                           "enable.auto.commit", "false", "enable.partition.eof", "false",
-                           "partition.assignment.strategy", "cooperative-sticky"};
+    const char *extra[] = {"group.id",
+                           cfg->replica_leader_group,
+                           "session.timeout.ms",
+                           session,
+                           "heartbeat.interval.ms",
+                           heartbeat,
+                           "enable.auto.commit",
+                           "false",
+                           "enable.partition.eof",
+                           "false",
+                           "partition.assignment.strategy",
+                           "cooperative-sticky"};
     char errstr[512];
     rd_kafka_conf_t *conf = md_kafka_conf(cfg, extra, 6, err);
     if (conf == NULL)

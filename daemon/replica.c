@@ -106,9 +106,9 @@ struct md_replica {
     md_checkpointer_t *cp;
     volatile sig_atomic_t *stop;
     _Atomic(md_leader_t *) leader; /* set once by md_replica_lead; read by every thread */
-    atomic_bool leads;          /* as the leader thread last said (on_leader_change) */
+    atomic_bool leads;             /* as the leader thread last said (on_leader_change) */
     md_publisher_t *pub;
-    peer_t *peers;              /* the heads thread's */
+    peer_t *peers; /* the heads thread's */
     int npeers, configured;
     atomic_bool failed;
     _Atomic uint64_t published_seen; /* the highest "published" of the peers' checkpoints */
@@ -255,8 +255,9 @@ static void diverged(md_replica_t *r, peer_t *p, uint64_t seq, const unsigned ch
         n += r->peers[i].disagrees;
     if (md_replica_must_stop(n, r->configured) && !atomic_exchange(&r->failed, true)) {
         md_log_error("this replica disagrees with a majority of the replicas: it stops deciding "
-                     "(fail-stop)", "replica=%s disagreeing=%d configured=%d seq=%" PRIu64,
-                     r->cfg->replica_id, n, r->configured, seq);
+                     "(fail-stop)",
+                     "replica=%s disagreeing=%d configured=%d seq=%" PRIu64, r->cfg->replica_id, n,
+                     r->configured, seq);
         *r->stop = 1;
     }
 }
@@ -364,8 +365,8 @@ static md_err_t open_heads(md_replica_t *r, md_error_t *err)
 {
     char group[300], errstr[512];
     snprintf(group, sizeof group, "%s.heads-reader", r->cfg->group_id);
-    const char *extra[] = {"group.id", group, "enable.auto.commit", "false",
-                           "enable.partition.eof", "false"};
+    const char *extra[] = {"group.id", group, "enable.auto.commit", "false", "enable.partition.eof",
+                           "false"};
     rd_kafka_conf_t *conf = md_kafka_conf(r->cfg, extra, 3, err);
     if (conf == NULL)
         return MD_ECONFIG;
@@ -462,8 +463,8 @@ bool md_replica_failed(const md_replica_t *r)
 
 typedef struct scan_ctx {
     const md_replica_t *r;
-    uint64_t below;      /* drop: ids below; 0 = find the first */
-    uint64_t first;      /* find: the first id to publish */
+    uint64_t below; /* drop: ids below; 0 = find the first */
+    uint64_t first; /* find: the first id to publish */
     uint64_t *ids;
     size_t n;
 } scan_ctx_t;

@@ -95,7 +95,7 @@ static void test_leader_claim_never_lets_a_follower_drop_an_undelivered_entry(vo
             }
             uint64_t below = md_pubmap_drop_below(&follow, S);
             for (int i = 0; i < 40; i++) {
-                if ((uint64_t)i + 101 < below) /* dropped by the follower ... */
+                if ((uint64_t)i + 101 < below)  /* dropped by the follower ... */
                     assert_true(i < delivered); /* ... was delivered by the leader */
                 if (tags[i] <= S)
                     assert_true(i < delivered);
@@ -130,8 +130,7 @@ static void test_note_is_idempotent_trim_and_merge_stay_safe(void **state)
     for (uint64_t i = 1; i <= MD_PUBMAP_MAX + 100; i++)
         md_pubmap_note(&p, 10 * i, 2 * i);
     assert_int_equal(p.n, MD_PUBMAP_MAX);
-    assert_true(md_pubmap_drop_below(&p, 2 * (MD_PUBMAP_MAX + 100)) ==
-                10 * (MD_PUBMAP_MAX + 100));
+    assert_true(md_pubmap_drop_below(&p, 2 * (MD_PUBMAP_MAX + 100)) == 10 * (MD_PUBMAP_MAX + 100));
     assert_true(md_pubmap_published(&p, 10 * (MD_PUBMAP_MAX + 50) + 5, &S));
     assert_true(S <= 2 * (MD_PUBMAP_MAX + 50) - 1);
     md_pubmap_release(&p);
