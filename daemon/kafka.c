@@ -78,7 +78,7 @@ static void new_topics(const md_config_t *c, rd_kafka_NewTopic_t *nt[NTOPICS])
 }
 
 /* Sends one CreateTopics request; returns 1 done, 0 retry, -1 give up. */
-static int create_topics_once(const md_config_t *c, rd_kafka_t *rk)
+static int create_topics_once(const md_config_t *c, rd_kafka_t *rk, volatile sig_atomic_t *stop)
 {
     rd_kafka_NewTopic_t *nt[NTOPICS];
     char errstr[256];
@@ -87,7 +87,10 @@ static int create_topics_once(const md_config_t *c, rd_kafka_t *rk)
     rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_request_timeout(o, 5000, errstr, sizeof errstr);
     rd_kafka_CreateTopics(rk, nt, (size_t)ntopics(c), o, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
+    /* Waits up to 10 s for the answer, in slices, so that a stop is not held up. */
+    rd_kafka_event_t *ev = NULL;
+    for (int i = 0; i < 100 && ev == NULL && !*stop; i++)
+        ev = rd_kafka_queue_poll(q, 100);
     int done = 0;
     if (ev && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         size_t n;
@@ -106,7 +109,7 @@ static int create_topics_once(const md_config_t *c, rd_kafka_t *rk)
         }
     } else {
         md_log_warn("waiting for kafka", "step=create_topics error=\"%s\"",
-                    ev ? rd_kafka_event_error_string(ev) : "timed out");
+                    ev ? rd_kafka_event_error_string(ev) : *stop ? "stop requested" : "timed out");
     }
     if (ev)
         rd_kafka_event_destroy(ev);
@@ -130,7 +133,7 @@ md_err_t md_kafka_create_topics(const md_config_t *cfg, volatile sig_atomic_t *s
     }
     int done = 0;
     while (!*stop && done == 0)
-        done = create_topics_once(cfg, rk);
+        done = create_topics_once(cfg, rk, stop);
     rd_kafka_destroy(rk);
     return MD_OK; /* when creation is refused, the topics may exist: go on */
 }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "md_engine.h"
 #include "md_metrics.h"
@@ -177,8 +178,22 @@ static void render_build(md_buf_t *out)
         md_metrics_ready() ? 1 : 0);
 }
 
-void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t map_used,
-                       uint64_t map_size, uint64_t events_total)
+static long mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool outbox_stalled(long now_ms)
+{
+    return atomic_load_explicit(&md_metrics.outbox_draining, RELAXED) &&
+           now_ms - atomic_load_explicit(&md_metrics.outbox_progress_ms, RELAXED) >
+               MD_OUTBOX_STALL_MS;
+}
+
+void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t outbox_parked,
+                       uint64_t map_used, uint64_t map_size, uint64_t events_total)
 {
     md_metrics_t *m = &md_metrics;
     render_commands(out);
@@ -211,6 +226,16 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t map_used,
     put(out, "# HELP marketd_outbox_failed_total Outbox deliveries that failed (sent again).\n"
              "# TYPE marketd_outbox_failed_total counter\nmarketd_outbox_failed_total %llu\n",
         (unsigned long long)get(&m->outbox_failed));
+    put(out, "# HELP marketd_outbox_parked Outbox entries refused for good and moved aside"
+             " (marketctl outbox list|retry).\n"
+             "# TYPE marketd_outbox_parked gauge\nmarketd_outbox_parked %llu\n",
+        (unsigned long long)outbox_parked);
+    put(out, "# HELP marketd_outbox_parked_total Outbox entries parked by this process.\n"
+             "# TYPE marketd_outbox_parked_total counter\nmarketd_outbox_parked_total %llu\n",
+        (unsigned long long)get(&m->outbox_parked));
+    put(out, "# HELP marketd_outbox_stalled 1 while entries wait and none was delivered for"
+             " 10 s.\n# TYPE marketd_outbox_stalled gauge\nmarketd_outbox_stalled %d\n",
+        outbox_stalled(mono_now()) ? 1 : 0);
     put(out, "# HELP marketd_lmdb_map_used_bytes Bytes of the LMDB map in use.\n"
              "# TYPE marketd_lmdb_map_used_bytes gauge\nmarketd_lmdb_map_used_bytes %llu\n"
              "# HELP marketd_lmdb_map_size_bytes Size of the LMDB map.\n"
@@ -219,10 +244,15 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t map_used,
     render_build(out);
 }
 
-bool md_metrics_ready(void)
+bool md_metrics_ready_at(long now_ms)
 {
     return replica_ready() &&
            atomic_load_explicit(&md_metrics.partitions_assigned, RELAXED) > 0 &&
            atomic_load_explicit(&md_metrics.partitions_fenced, RELAXED) == 0 &&
-           atomic_load_explicit(&md_metrics.outbox_draining, RELAXED);
+           atomic_load_explicit(&md_metrics.outbox_draining, RELAXED) && !outbox_stalled(now_ms);
+}
+
+bool md_metrics_ready(void)
+{
+    return md_metrics_ready_at(mono_now());
 }

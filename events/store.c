@@ -65,6 +65,7 @@ struct md_txn {
 
 static const char *const db_names[MD_DB_COUNT_] = {
     "events", "streams", "outcomes", "state", "offsets", "outbox", "meta", "intake",
+    "outbox_parked",
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -448,6 +449,10 @@ static md_err_t open_dbs(md_store_t *s, md_error_t *err)
         int mrc = mdb_dbi_open(txn, db_names[i], s->read_only ? 0 : MDB_CREATE, &s->dbi[i]);
         if (mrc == MDB_NOTFOUND && s->read_only && i == MD_DB_INTAKE) {
             s->no_intake = true; /* an older store: no intake records */
+            continue;
+        }
+        if (mrc == MDB_NOTFOUND && s->read_only && i == MD_DB_OUTBOX_PARKED) {
+            s->dbi[i] = 0; /* an older store: nothing parked yet */
             continue;
         }
         if (mrc != MDB_SUCCESS) {
@@ -1442,4 +1447,160 @@ md_err_t md_txn_intake_scan(md_txn_t *t, md_intake_fn fn, void *ctx, md_error_t 
     if (rc != MD_OK)
         return rc;
     return mrc == MDB_NOTFOUND ? MD_OK : md_store_err(mrc, err, "intake scan");
+}
+
+/* ---- parked outbox entries ------------------------------------------------------------ */
+
+/* The parked area's handle; MD_ENOTFOUND in a read-only store that has none. */
+static md_err_t parked_dbi(md_txn_t *t, MDB_dbi *dbi, md_error_t *err)
+{
+    *dbi = t->s->dbi[MD_DB_OUTBOX_PARKED];
+    return *dbi ? MD_OK : md_error_set(err, MD_ENOTFOUND, "no parked outbox entries");
+}
+
+md_err_t md_txn_outbox_park(md_txn_t *t, uint64_t id, const char *reason, md_error_t *err)
+{
+    unsigned char k[8];
+    MDB_dbi dbi;
+    md_err_t rc = parked_dbi(t, &dbi, err);
+    if (rc != MD_OK)
+        return rc;
+    be64(k, id);
+    MDB_val key = {8, k}, val, pval;
+    int mrc = mdb_get(t->txn, t->s->dbi[MD_DB_OUTBOX], &key, &val);
+    if (mrc == MDB_NOTFOUND)
+        return MD_OK; /* delivered, parked or retried already */
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "get outbox");
+    /* reason '\0' then the entry as it was queued */
+    md_buf_reset(&t->rec);
+    md_buf_append(&t->rec, reason, strlen(reason) + 1);
+    md_buf_append(&t->rec, val.mv_data, val.mv_size);
+    pval = (MDB_val){t->rec.len, t->rec.p};
+    mrc = mdb_put(t->txn, dbi, &key, &pval, 0);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_del(t->txn, t->s->dbi[MD_DB_OUTBOX], &key, NULL);
+    return md_store_err(mrc, err, "park outbox entry");
+}
+
+/* Splits a parked record into its reason and its outbox entry. */
+static md_err_t decode_parked(const MDB_val *k, const MDB_val *v, const char **reason,
+                              md_outbox_msg_t *m, md_error_t *err)
+{
+    const unsigned char *nul = k->mv_size == 8 ? memchr(v->mv_data, 0, v->mv_size) : NULL;
+    if (nul == NULL)
+        return md_error_set(err, MD_ECORRUPT, "parked outbox entry is malformed");
+    MDB_val entry = {v->mv_size - (size_t)(nul + 1 - (const unsigned char *)v->mv_data),
+                     (void *)(nul + 1)};
+    *reason = v->mv_data;
+    return decode_outbox(k, &entry, m, err);
+}
+
+md_err_t md_txn_outbox_parked_scan(md_txn_t *t, md_parked_fn fn, void *ctx, md_error_t *err)
+{
+    MDB_dbi dbi;
+    MDB_cursor *c = NULL;
+    md_error_t ignored = {0};
+    if (parked_dbi(t, &dbi, &ignored) != MD_OK)
+        return MD_OK; /* nothing parked */
+    int mrc = mdb_cursor_open(t->txn, dbi, &c);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "cursor parked outbox");
+    MDB_val key, val;
+    md_err_t rc = MD_OK;
+    for (mrc = mdb_cursor_get(c, &key, &val, MDB_FIRST); mrc == MDB_SUCCESS && rc == MD_OK;
+         mrc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        md_outbox_msg_t m;
+        const char *reason = "";
+        if ((rc = decode_parked(&key, &val, &reason, &m, err)) == MD_OK)
+            rc = fn(&m, reason, ctx, err);
+    }
+    mdb_cursor_close(c);
+    if (rc == MD_ESTOP)
+        return MD_OK;
+    if (rc == MD_OK && mrc != MDB_NOTFOUND)
+        rc = md_store_err(mrc, err, "scan parked outbox");
+    return rc;
+}
+
+/* Moves one parked record (key @p k) back to the end of the outbox. */
+static md_err_t unpark_one(md_txn_t *t, MDB_dbi dbi, MDB_val *k, md_error_t *err)
+{
+    MDB_val v;
+    unsigned char nk[8];
+    int mrc = mdb_get(t->txn, dbi, k, &v);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "get parked outbox");
+    const unsigned char *nul = memchr(v.mv_data, 0, v.mv_size);
+    if (nul == NULL)
+        return md_error_set(err, MD_ECORRUPT, "parked outbox entry is malformed");
+    size_t skip = (size_t)(nul + 1 - (const unsigned char *)v.mv_data);
+    md_err_t rc = load_outbox_next(t, err);
+    if (rc != MD_OK)
+        return rc;
+    md_buf_reset(&t->rec);
+    md_buf_append(&t->rec, nul + 1, v.mv_size - skip);
+    be64(nk, t->outbox_next);
+    mrc = txn_put(t, MD_DB_OUTBOX, nk, 8, t->rec.p, t->rec.len, MDB_APPEND);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_del(t->txn, dbi, k, NULL);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "retry parked outbox entry");
+    t->outbox_next++;
+    t->outbox_dirty = true;
+    return MD_OK;
+}
+
+md_err_t md_txn_outbox_unpark(md_txn_t *t, uint64_t id, uint64_t *moved, md_error_t *err)
+{
+    MDB_dbi dbi;
+    unsigned char k[8];
+    md_err_t rc = parked_dbi(t, &dbi, err);
+    *moved = 0;
+    if (rc != MD_OK)
+        return rc;
+    for (;;) {
+        MDB_cursor *c = NULL;
+        MDB_val key, val;
+        int mrc = mdb_cursor_open(t->txn, dbi, &c);
+        if (mrc != MDB_SUCCESS)
+            return md_store_err(mrc, err, "cursor parked outbox");
+        be64(k, id);
+        key = (MDB_val){8, k};
+        mrc = mdb_cursor_get(c, &key, &val, id ? MDB_SET_KEY : MDB_FIRST);
+        if (mrc == MDB_SUCCESS)
+            memcpy(k, key.mv_data, 8);
+        mdb_cursor_close(c);
+        if (mrc == MDB_NOTFOUND)
+            return id && *moved == 0
+                       ? md_error_set(err, MD_ENOTFOUND, "no parked outbox entry %llu",
+                                      (unsigned long long)id)
+                       : MD_OK;
+        if (mrc != MDB_SUCCESS)
+            return md_store_err(mrc, err, "scan parked outbox");
+        key = (MDB_val){8, k};
+        if ((rc = unpark_one(t, dbi, &key, err)) != MD_OK)
+            return rc;
+        ++*moved;
+        if (id)
+            return MD_OK;
+    }
+}
+
+md_err_t md_txn_outbox_counts(md_txn_t *t, uint64_t *queued, uint64_t *parked, md_error_t *err)
+{
+    MDB_stat st;
+    MDB_dbi dbi;
+    md_error_t ignored = {0};
+    int mrc = mdb_stat(t->txn, t->s->dbi[MD_DB_OUTBOX], &st);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "stat outbox");
+    *queued = st.ms_entries;
+    *parked = 0;
+    if (parked_dbi(t, &dbi, &ignored) != MD_OK)
+        return MD_OK;
+    if ((mrc = mdb_stat(t->txn, dbi, &st)) != MDB_SUCCESS)
+        return md_store_err(mrc, err, "stat parked outbox");
+    *parked = st.ms_entries;
+    return MD_OK;
 }

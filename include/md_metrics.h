@@ -54,7 +54,11 @@ typedef struct md_metrics {
     _Atomic uint64_t rejected_by_code[MD_METRIC_CODES];   /* index md_code_t */
     _Atomic uint64_t events_appended;
     _Atomic uint64_t batches, batch_failures;
-    _Atomic uint64_t outbox_sent, outbox_failed;
+    _Atomic uint64_t outbox_sent, outbox_failed, outbox_parked;
+    /* monotonic ms of the outbox's last progress (a delivery, a parked entry,
+     * or nothing left to send); /readyz fails when it is older than
+     * MD_OUTBOX_STALL_MS */
+    _Atomic long outbox_progress_ms;
     md_histogram_t batch_size;        /* commands per batch */
     md_histogram_t commit_seconds;    /* write transaction incl. fsync */
     /* consumer lag per partition of the commands topic (-1: unknown) */
@@ -80,10 +84,17 @@ void md_metrics_add_batch(const struct md_engine_stats *delta, double commit_sec
  * @brief Appends the Prometheus text exposition of every metric, plus the
  * gauges given here (read by the caller from the store), to @p out.
  */
-void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t map_used,
-                       uint64_t map_size, uint64_t events_total);
+void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t outbox_parked,
+                       uint64_t map_used, uint64_t map_size, uint64_t events_total);
 
-/** @brief Ready: partitions assigned, none fenced, and the outbox publisher running. */
+/* The outbox is stalled when entries wait and none was delivered (or parked)
+ * for this long. */
+#define MD_OUTBOX_STALL_MS 10000
+
+/** @brief Ready: partitions assigned, none fenced, the outbox publisher
+ *  running, and the outbox not stalled (at monotonic time @p now_ms). */
+bool md_metrics_ready_at(long now_ms);
+/** @brief md_metrics_ready_at(now). */
 bool md_metrics_ready(void);
 
 #endif

@@ -74,6 +74,9 @@ const char *md_code_name(md_code_t code);
 const char *md_code_clause(md_code_t code);
 /** @brief The code named @p name, or MD_CODE_NONE. */
 md_code_t md_code_find(const char *name);
+/** @brief Whether a rejection with @p code may succeed when sent again unchanged
+ *  (not recorded as the command's outcome): SERVICE_UNAVAILABLE. */
+bool md_code_retryable(md_code_t code);
 
 /* ---- state interface -------------------------------------------------------- */
 
