@@ -197,6 +197,7 @@ static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *e
     }
     if (p->gate && !p->gate(m->topic, p->gate_ctx)) {
         p->next_id = m->id + 1; /* not this publisher's to send now: kept in the outbox */
+        note_progress();       /* nothing waits on this publisher for it */
         return MD_OK;
     }
     if (m->id < p->rescan_below)
