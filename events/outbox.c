@@ -149,6 +149,14 @@ md_err_t md_txn_outbox_del(md_txn_t *t, uint64_t id, md_error_t *err)
     return rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, err, "delete outbox");
 }
 
+md_err_t md_txn_outbox_next(md_txn_t *t, uint64_t *next, md_error_t *err)
+{
+    md_err_t rc = load_outbox_next(t, err);
+    if (rc == MD_OK)
+        *next = t->outbox_next;
+    return rc;
+}
+
 /* ---- parked outbox entries ------------------------------------------------------------ */
 
 /* The parked area's handle; MD_ENOTFOUND in a read-only store that has none. */
