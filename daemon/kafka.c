@@ -119,18 +119,26 @@ static int create_topics_once(const md_config_t *c, rd_kafka_t *rk, volatile sig
     return done;
 }
 
-md_err_t md_kafka_create_topics(const md_config_t *cfg, volatile sig_atomic_t *stop,
-                               md_error_t *err)
+rd_kafka_t *md_kafka_admin_client(const md_config_t *cfg, const char *what, md_error_t *err)
 {
     char errstr[512];
     rd_kafka_conf_t *conf = md_kafka_conf(cfg, NULL, 0, err);
     if (conf == NULL)
-        return MD_ECONFIG;
+        return NULL;
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (rk == NULL) {
         rd_kafka_conf_destroy(conf);
-        return md_error_set(err, MD_EKAFKA, "create admin client: %s", errstr);
+        md_error_set(err, MD_EKAFKA, "create %s: %s", what, errstr);
     }
+    return rk;
+}
+
+md_err_t md_kafka_create_topics(const md_config_t *cfg, volatile sig_atomic_t *stop,
+                               md_error_t *err)
+{
+    rd_kafka_t *rk = md_kafka_admin_client(cfg, "admin client", err);
+    if (rk == NULL)
+        return err ? err->code : MD_EKAFKA;
     int done = 0;
     while (!*stop && done == 0)
         done = create_topics_once(cfg, rk, stop);

@@ -144,15 +144,9 @@ md_err_t md_replica_check_config(const md_config_t *cfg, md_error_t *err)
 /* The commands topic must have exactly one partition: one total order. */
 static md_err_t check_partitions(const md_config_t *cfg, md_error_t *err)
 {
-    char errstr[512];
-    rd_kafka_conf_t *conf = md_kafka_conf(cfg, NULL, 0, err);
-    if (conf == NULL)
-        return MD_ECONFIG;
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return md_error_set(err, MD_EKAFKA, "create a metadata client: %s", errstr);
-    }
+    rd_kafka_t *rk = md_kafka_admin_client(cfg, "a metadata client", err);
+    if (rk == NULL)
+        return err ? err->code : MD_EKAFKA;
     rd_kafka_topic_t *t = rd_kafka_topic_new(rk, cfg->topic_commands, NULL);
     md_err_t rc = MD_EKAFKA;
     for (int attempt = 0; attempt < 30; attempt++) {
