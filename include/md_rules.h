@@ -122,6 +122,10 @@ size_t md_rules_codes_of(md_cmd_type_t type, md_code_t out[MD_CODE_COUNT_]);
  */
 size_t md_rules_events_of(md_cmd_type_t type, const char *out[MD_CONTRACT_EVENTS_MAX]);
 
+/** @brief A remark on the type's contract in words ("always rejected: ..."),
+ *  or NULL (static). */
+const char *md_rules_contract_note(md_cmd_type_t type);
+
 /**
  * @brief The @p i-th timer kind (rules/timers.c's table): its @p name
  * ("auto_confirm"), what arms and fires it in words (@p what), and the event

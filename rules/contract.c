@@ -14,13 +14,15 @@
 typedef struct contract_row {
     const md_code_t *codes;       /* step 7, MD_CODE_NONE-terminated */
     const char *const *events;    /* NULL-terminated, in the order appended */
+    const char *note;             /* for docs/commands.md, or NULL */
 } contract_row_t;
 
 #define C(...) (const md_code_t[]){__VA_ARGS__, MD_CODE_NONE}
 #define E(...) (const char *const[]){__VA_ARGS__, NULL}
 #define NO_CODES C(MD_CODE_NONE)
 #define NO_EVENTS E(NULL)
-#define K(t, codes, events) [MD_CMD_##t] = {codes, events}
+#define K(t, codes, events) [MD_CMD_##t] = {codes, events, NULL}
+#define KN(t, codes, events, note) [MD_CMD_##t] = {codes, events, note}
 #define X_(c) MD_CODE_##c
 
 /* Codes of step 7 only: steps 1-6 come from the row (md_rules_codes_of). An
@@ -32,8 +34,8 @@ static const contract_row_t contract[MD_CMD_COUNT_] = {
     K(ACCEPT_AGREEMENT, C(X_(AGREEMENT_VERSION), X_(ALREADY_ACCEPTED)), E("AgreementAccepted")),
     K(DECLINE_AGREEMENT, C(X_(AGREEMENT_VERSION), X_(ALREADY_ACCEPTED)),
       E("AgreementDeclined")),
-    /* §4.2.5: an account is never transferred; the command is always rejected. */
-    K(TRANSFER_ACCOUNT, C(X_(ACCOUNT_NOT_TRANSFERABLE)), NO_EVENTS),
+    KN(TRANSFER_ACCOUNT, C(X_(ACCOUNT_NOT_TRANSFERABLE)), NO_EVENTS,
+       "always rejected: an account is not transferable (4.2.5)"),
     K(GRANT_OPERATOR, C(X_(ALREADY_OPERATOR)), E("OperatorGranted")),
     K(REVOKE_OPERATOR, C(X_(NOT_OPERATOR), X_(LAST_OPERATOR)), E("OperatorRevoked")),
     K(APPLY_AS_PROVIDER, C(X_(ALREADY_PROVIDER), X_(APPLICATION_PENDING)),
@@ -73,10 +75,10 @@ static const contract_row_t contract[MD_CMD_COUNT_] = {
     K(CONFIRM_ORDER, C(X_(ORDER_STATE), X_(ORDER_IN_DISPUTE)), E("OrderCompleted")),
     K(CANCEL_ORDER, C(X_(ORDER_STATE), X_(ORDER_IN_DISPUTE)),
       E("OrderCancelled", "VoucherRestored")),
-    /* ACCOUNT_CLOSED: the voucher's member, not the actor. */
-    K(ISSUE_VOUCHER, C(X_(ACCOUNT_CLOSED), X_(PROMO_ALREADY_CLAIMED)), E("VoucherIssued")),
-    /* §4.2.5: vouchers are not transferable; the command is always rejected. */
-    K(TRANSFER_VOUCHER, C(X_(VOUCHER_NOT_TRANSFERABLE)), NO_EVENTS),
+    KN(ISSUE_VOUCHER, C(X_(ACCOUNT_CLOSED), X_(PROMO_ALREADY_CLAIMED)), E("VoucherIssued"),
+       "`ACCOUNT_CLOSED` also when the account of `data.member_id` is closed"),
+    KN(TRANSFER_VOUCHER, C(X_(VOUCHER_NOT_TRANSFERABLE)), NO_EVENTS,
+       "always rejected: a voucher is not transferable (4.2.5)"),
     K(POST_REVIEW,
       C(X_(MEMBER_MUTED), X_(ORDER_STATE), X_(REVIEW_EXISTS), X_(PROHIBITED_CONTENT),
         X_(OFF_PLATFORM_TRADE)),
@@ -101,8 +103,8 @@ static const contract_row_t contract[MD_CMD_COUNT_] = {
     K(SCHEDULE_MAINTENANCE, NO_CODES, E("MaintenanceScheduled")),
     K(CANCEL_MAINTENANCE, NO_CODES, E("MaintenanceCancelled")),
     K(SET_POLICY, NO_CODES, E("PolicySet")),
-    /* Accepted with no events of its own: the timers due fired before it. */
-    K(TICK, NO_CODES, NO_EVENTS),
+    KN(TICK, NO_CODES, NO_EVENTS,
+       "accepted with no events of its own: it fires the timers due at its time"),
 };
 
 #define ANY_ENUM_(c) MD_CODE_##c,
@@ -180,4 +182,9 @@ size_t md_rules_events_of(md_cmd_type_t type, const char *out[MD_CONTRACT_EVENTS
     for (; *ev != NULL && n < MD_CONTRACT_EVENTS_MAX; ev++)
         out[n++] = *ev;
     return n;
+}
+
+const char *md_rules_contract_note(md_cmd_type_t type)
+{
+    return (int)type < 0 || type >= MD_CMD_COUNT_ ? NULL : contract[type].note;
 }
