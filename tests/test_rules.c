@@ -75,7 +75,8 @@ typedef struct tcase {
 #define ST(a, t, d, at) {a, t, d, at}
 #define DAY (24 * FX_HOUR)
 #define POLICY S("op", "SetPolicy", "'after_sales_days':15,'auto_confirm_days':10,'defense_days':3,'settlement_hold_days':15,'appeal_days':7")
-#define WINDOW_DATA "'window_id':'w1','starts_at':'2026-11-26T09:00:00Z','ends_at':'2026-11-26T11:00:00Z'"
+#define WINDOW_DATA \
+    "'window_id':'w1','starts_at':'2026-11-26T09:00:00Z','ends_at':'2026-11-26T11:00:00Z'"
 #define WINDOW S("op", "ScheduleMaintenance", WINDOW_DATA)   /* open at FX_NOW */
 
 static const tcase_t cases[] = {
@@ -551,6 +552,11 @@ static fx_t *base_world(const tcase_t *b, bool with_pre)
     return w;
 }
 
+static void run_step(fx_t *w, step_t st)
+{
+    fx_ok(w, st.actor, st.type, st.data);
+}
+
 /* Runs the base command varied (actor, data, extra) on w, expects @p want; frees w. */
 static void expect_variant(fx_t *w, const tcase_t *b, const char *what, const char *actor,
                            const char *data, const char *extra, md_code_t want)
@@ -594,17 +600,17 @@ static void run_variants(md_cmd_type_t t, const tcase_t *b)
                        MD_CODE_MEMBER_NOT_REGISTERED);
     if (code_listed(t, MD_CODE_ACCOUNT_CLOSED)) {
         fx_t *w = base_world(b, false);
-        fx_ok(w, "op", "ApplySanction", "'sanction_id':'s-v','measure':'close_account','target_type':'member','target_id':'dave','reason':'r','clause':'3.3.3'");
+        run_step(w, (step_t)SANCTION("s-v", "close_account", "member", "dave"));
         expect_variant(w, b, "a closed actor", "dave", b->data, NULL, MD_CODE_ACCOUNT_CLOSED);
     }
     if (code_listed(t, MD_CODE_ACCOUNT_SUSPENDED)) {
         fx_t *w = base_world(b, false);
-        fx_ok(w, "op", "ApplySanction", "'sanction_id':'s-v','measure':'suspend_account','target_type':'member','target_id':'dave','reason':'r','clause':'3.3.3'");
+        run_step(w, (step_t)SANCTION("s-v", "suspend_account", "member", "dave"));
         expect_variant(w, b, "a suspended actor", "dave", b->data, NULL,
                        MD_CODE_ACCOUNT_SUSPENDED);
     }
     fx_t *mw = base_world(b, false);
-    fx_ok(mw, "op", "ScheduleMaintenance", "'window_id':'w-v','starts_at':'2026-11-26T09:00:00Z','ends_at':'2026-11-26T11:00:00Z'");
+    run_step(mw, (step_t)WINDOW);
     expect_variant(mw, b, "maintenance", "dave", b->data, NULL, MD_CODE_SERVICE_UNAVAILABLE);
     if (code_listed(t, MD_CODE_FORBIDDEN))
         expect_variant(base_world(b, true), b, "another actor", other, b->data, NULL,
