@@ -22,7 +22,7 @@ _marketctl_options()
         audit) echo "--subject --actor --limit --cursor" ;;
         sales) echo "--provider --from --to --limit --cursor" ;;
         replay) echo "--until --out" ;;
-        backup) echo "--out" ;;
+        backup) echo "--out --new-identity" ;;
         outbox) echo "--id" ;;
         keygen) echo "--id --out" ;;
         checkpoints) echo "--bootstrap --topic" ;;

@@ -1213,6 +1213,14 @@ md_err_t md_txn_outbox_del(md_txn_t *t, uint64_t id, md_error_t *err)
     return rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, err, "delete outbox");
 }
 
+md_err_t md_txn_outbox_next(md_txn_t *t, uint64_t *next, md_error_t *err)
+{
+    md_err_t rc = load_outbox_next(t, err);
+    if (rc == MD_OK)
+        *next = t->outbox_next;
+    return rc;
+}
+
 /* ---- intake records (md_store.h) --------------------------------------------------------- */
 
 #define INTAKE_PART_LEN 32 /* partition(4) from(8) first(8) next(8) count(4) */
