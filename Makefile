@@ -36,9 +36,10 @@ TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 SUPPORT   := $(filter-out $(TEST_SRCS),$(wildcard tests/*.c))
 SUPPORT_OBJS := $(SUPPORT:%.c=$(BUILD)/%.o)
-BINS      := $(BUILD)/marketctl $(BUILD)/marketd $(if $(wildcard tools/market-load.c),$(BUILD)/market-load)
+BINS      := $(BUILD)/marketctl $(BUILD)/marketd $(if $(wildcard tools/market-load.c),$(BUILD)/market-load) \
+             $(BUILD)/md-docgen
 
-.PHONY: all unit test asan valgrind deps run clean help integration
+.PHONY: all unit test asan valgrind deps run clean help integration docs
 # Keep object files that pattern rules chain through (tests), so reruns relink nothing.
 .SECONDARY:
 all: $(BINS)
@@ -57,10 +58,21 @@ CTL_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/ctl_*.c))
 $(BUILD)/marketctl: $(BUILD)/tools/marketctl.o $(CTL_OBJS) $(LIB)
 	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
+# docs/commands.md and docs/schema/ are generated from the decoder's and the
+# rules' tables: `make docs` rewrites them (tests/unit/docs_generated.sh checks).
+$(BUILD)/md-docgen: $(BUILD)/tools/md_docgen.o $(LIB)
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
+
+docs: $(BUILD)/md-docgen
+	$(BUILD)/md-docgen docs
+
 $(BUILD)/marketd: $(BUILD)/daemon/main.o $(LIB)
 	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
-$(BUILD)/market-load: $(BUILD)/tools/market-load.o $(LIB)
+# market-load's parts in files of their own (tools/load_*.c, tools/load.h)
+LOAD_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/load_*.c))
+
+$(BUILD)/market-load: $(BUILD)/tools/market-load.o $(LOAD_OBJS) $(LIB)
 	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPPORT_OBJS) $(LIB)

@@ -5,7 +5,7 @@
 # Keep in step with tools/marketctl.c (tests/unit/man_completion.sh checks
 # that every subcommand in the usage text is offered here).
 
-_marketctl_subcommands="events export verify stats get orders audit sales rebuild replay backup"
+_marketctl_subcommands="events export verify stats get orders audit sales rebuild replay backup outbox"
 # Without --data-dir (signed checkpoints, docs/audit.md).
 _marketctl_checkpoint_subcommands="keygen checkpoints verify-export"
 
@@ -22,7 +22,8 @@ _marketctl_options()
         audit) echo "--subject --actor --limit --cursor" ;;
         sales) echo "--provider --from --to --limit --cursor" ;;
         replay) echo "--until --out" ;;
-        backup) echo "--out" ;;
+        backup) echo "--out --new-identity" ;;
+        outbox) echo "--id" ;;
         keygen) echo "--id --out" ;;
         checkpoints) echo "--bootstrap --topic" ;;
         verify-export) echo "--checkpoints --keys" ;;

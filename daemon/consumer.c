@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "md_consumer.h"
@@ -24,6 +25,9 @@ struct md_consumer {
     md_engine_t *engine;
     md_publisher_t *pub;
     md_checkpointer_t *cp;
+    md_batch_hook_fn replica_hook;   /* md_consumer_opts_t */
+    bool (*may_tick)(void *ctx);
+    void *replica_ctx;
     bool final;                  /* stopping: the next transaction checkpoints the head */
     rd_kafka_t *rk;
     /* the batch being collected */
@@ -33,6 +37,9 @@ struct md_consumer {
     /* delivered outbox ids to delete in the next batch transaction */
     uint64_t *del;
     size_t ndel, capdel;
+    /* outbox entries refused for good, to move aside in the same transaction */
+    md_outbox_park_t *park;
+    size_t npark, cappark;
     md_buf_t results;
     /* intake records (md_store.h): the next offset expected per partition of the
      * commands topic (MD_INTAKE_NONE: none stored), and the batch's record */
@@ -94,23 +101,52 @@ static md_err_t delete_delivered(md_txn_t *t, void *ctx, md_error_t *err)
         if (rc != MD_OK)
             return rc;
     }
+    if (d->replica_hook) {
+        md_err_t hrc = d->replica_hook(t, d->replica_ctx, err);
+        if (hrc != MD_OK)
+            return hrc;
+    }
     md_err_t rc = put_intake(d, t, err);
+    if (rc != MD_OK)
+        return rc;
+    for (size_t i = 0; i < d->npark && rc == MD_OK; i++)
+        rc = md_txn_outbox_park(t, d->park[i].id, d->park[i].reason, err);
     if (rc != MD_OK)
         return rc;
     return d->cp ? md_checkpointer_batch(d->cp, t, d->final, err) : MD_OK;
 }
 
-static bool is_msgpack(const rd_kafka_message_t *m)
+static void take_from_publisher(md_consumer_t *d)
+{
+    md_publisher_take_delivered(d->pub, &d->del, &d->ndel, &d->capdel);
+    md_publisher_take_parked(d->pub, &d->park, &d->npark, &d->cappark);
+}
+
+/* True when the media type @p v (len bytes) is @p type, possibly followed by
+ * parameters ("; charset=utf-8"); case-insensitive (RFC 9110 §8.3.1). */
+static bool media_type_is(const char *v, size_t len, const char *type)
+{
+    size_t n = strlen(type);
+    return len >= n && strncasecmp(v, type, n) == 0 && (len == n || v[n] == ';' || v[n] == ' ');
+}
+
+/* The content-type header: none or application/json is JSON,
+ * application/msgpack is msgpack, anything else is refused (MALFORMED). */
+static void read_content_type(const rd_kafka_message_t *m, md_input_t *in)
 {
     rd_kafka_headers_t *h = NULL;
     const void *v;
     size_t len;
     if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(h, "content-type", &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return false;
-    /* "application/msgpack", possibly followed by parameters. */
-    return len >= 19 && memcmp(v, "application/msgpack", 19) == 0 &&
-           (len == 19 || ((const char *)v)[19] == ';');
+        rd_kafka_header_get_last(h, "content-type", &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        v == NULL)
+        return;
+    if (media_type_is(v, len, "application/msgpack"))
+        in->msgpack = true;
+    else if (!media_type_is(v, len, "application/json")) {
+        in->bad_content_type = v;
+        in->bad_content_type_len = len;
+    }
 }
 
 /* The message's log time for clock = log; warns once when the topic's
@@ -133,9 +169,10 @@ static void fill_inputs(md_consumer_t *d)
     for (size_t i = 0; i < d->nmsgs; i++) {
         const rd_kafka_message_t *m = d->msgs[i];
         d->in[i] = (md_input_t){.bytes = m->payload ? m->payload : "", .len = m->len,
-                                .msgpack = is_msgpack(m), .key = m->key, .key_len = m->key_len,
+                                .key = m->key, .key_len = m->key_len,
                                 .partition = m->partition, .offset = m->offset,
                                 .timestamp_ms = log_time(d, m)};
+        read_content_type(m, &d->in[i]);
     }
 }
 
@@ -209,8 +246,8 @@ long md_retry_next_ms(long pause_ms)
 static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
 {
     long pause = 100;
-    md_publisher_take_delivered(d->pub, &d->del, &d->ndel, &d->capdel);
-    if (d->nmsgs == 0 && d->ndel == 0 && !md_checkpointer_due(d->cp, d->final))
+    take_from_publisher(d);
+    if (d->nmsgs == 0 && d->ndel == 0 && d->npark == 0 && !md_checkpointer_due(d->cp, d->final))
         return MD_OK;
     fill_inputs(d);
     for (;;) {
@@ -228,7 +265,7 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
         nanosleep(&ts, NULL);
         pause = md_retry_next_ms(pause);
     }
-    d->ndel = 0;
+    d->ndel = d->npark = 0;
     d->last_write_ms = md_mono_ms();
     if (d->nmsgs)
         d->last_command_ms = d->last_write_ms;
@@ -464,6 +501,8 @@ static md_err_t tick_when_idle(md_consumer_t *d, md_error_t *err)
     if (d->cfg->timers_tick_ms <= 0 || d->nmsgs || now - d->last_command_ms < d->cfg->timers_tick_ms)
         return MD_OK;
     d->last_command_ms = now;
+    if (d->may_tick && !d->may_tick(d->replica_ctx))
+        return MD_OK; /* replicated: the leader ticks for everyone */
     md_err_t rc = md_engine_tick(d->engine, md_wall_ms(), err);
     if (rc == MD_OK)
         md_publisher_wake(d->pub);
@@ -479,6 +518,8 @@ static md_err_t consume_loop(md_consumer_t *d, md_error_t *err)
         if (rc == MD_OK && d->nmsgs == 0)
             rc = tick_when_idle(d, err);
     }
+    if (*d->stop)
+        md_log_info("stop requested", "batch=%zu", d->nmsgs);
     d->final = true; /* the last transaction checkpoints the head */
     if (rc == MD_OK)
         rc = process_batch(d, err); /* what was collected before the stop */
@@ -492,7 +533,9 @@ md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_er
     md_consumer_t *d = md_calloc(1, sizeof *d);
     *d = (md_consumer_t){.cfg = o->cfg, .stop = o->stop, .store = o->store,
                          .engine = o->engine, .pub = o->pub, .cp = o->checkpointer,
-                         .last_command_ms = md_mono_ms()};
+                         .last_command_ms = md_mono_ms(),
+                         .replica_hook = o->replica_hook, .may_tick = o->may_tick,
+                         .replica_ctx = o->replica_ctx};
     d->msgs = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->msgs);
     d->in = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->in);
     md_buf_init(&d->results);
@@ -511,29 +554,76 @@ md_err_t md_consumer_run(md_consumer_t *c, md_error_t *err)
     return consume_loop(c, err);
 }
 
+/* How long leaving the group may take at a stop. librdkafka's own close
+ * waits for requests in flight, and a JoinGroup in flight may be held by the
+ * coordinator for the whole rebalance timeout (max.poll.interval.ms, 5 min)
+ * while it waits for members that were killed: a stop must not wait for it. */
+#define CLOSE_TIMEOUT_MS 8000
+
+/* Leaves the group, serving the revoke (which commits the batch in hand),
+ * bounded by CLOSE_TIMEOUT_MS; returns true when the close completed. */
+static bool close_bounded(md_consumer_t *c)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(c->rk, q);
+    bool closed = false;
+    if (e) {
+        md_log_warn("consumer did not leave the group cleanly", "error=\"%s\"",
+                    rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else {
+        long deadline = md_mono_ms() + CLOSE_TIMEOUT_MS;
+        /* serves the revoke through on_rebalance, as rd_kafka_consumer_close would */
+        while (!(closed = rd_kafka_consumer_closed(c->rk)) && md_mono_ms() < deadline)
+            rd_kafka_queue_poll_callback(q, 100);
+    }
+    rd_kafka_queue_destroy(q);
+    return closed;
+}
+
 void md_consumer_close(md_consumer_t *c)
 {
     if (c == NULL || c->rk == NULL)
         return;
-    rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk); /* leaves the group; revoke runs */
-    if (e)
-        md_log_warn("consumer did not leave the group cleanly", "error=\"%s\"",
-                    rd_kafka_err2str(e));
-    rd_kafka_destroy(c->rk);
+    md_log_info("leaving the consumer group", "timeout_ms=%d", CLOSE_TIMEOUT_MS);
+    bool closed = close_bounded(c);
+    if (!closed)
+        md_log_warn("consumer group not left in time; the coordinator drops this member "
+                    "after session.timeout.ms", "timeout_ms=%d", CLOSE_TIMEOUT_MS);
+    rd_kafka_destroy_flags(c->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     c->rk = NULL;
+}
+
+/* What really stays in the store's outbox, queued and parked. */
+static void report_undelivered(md_consumer_t *c)
+{
+    md_txn_t *t = NULL;
+    md_error_t err = {0};
+    uint64_t queued = 0, parked = 0;
+    md_err_t rc = md_store_read(c->store, &t, &err);
+    if (rc == MD_OK)
+        rc = md_txn_outbox_counts(t, &queued, &parked, &err);
+    md_txn_end(t);
+    if (rc != MD_OK)
+        md_log_warn("outbox not counted at stop", "error=\"%s\"", err.msg);
+    else if (queued || parked)
+        md_log_warn("outbox not empty at stop; queued entries are sent at next start",
+                    "undelivered=%llu parked=%llu", (unsigned long long)queued,
+                    (unsigned long long)parked);
+    else
+        md_log_info("outbox empty at stop", "undelivered=0 parked=0");
 }
 
 void md_consumer_finish_outbox(md_consumer_t *c, long timeout_ms)
 {
     md_error_t err = {0};
-    uint64_t left = md_publisher_stop(c->pub, timeout_ms);
-    md_publisher_take_delivered(c->pub, &c->del, &c->ndel, &c->capdel);
-    if (c->ndel && md_store_write(c->store, delete_delivered, c, &err) != MD_OK)
+    (void)md_publisher_stop(c->pub, timeout_ms);
+    take_from_publisher(c);
+    if ((c->ndel || c->npark) && md_store_write(c->store, delete_delivered, c, &err) != MD_OK)
         md_log_warn("delivered outbox entries not deleted; they will be sent again",
                     "count=%zu error=\"%s\"", c->ndel, err.msg);
-    if (left)
-        md_log_warn("outbox not empty at stop; sent at next start", "undelivered=%llu",
-                    (unsigned long long)left);
+    c->ndel = c->npark = 0;
+    report_undelivered(c);
 }
 
 void md_consumer_free(md_consumer_t *c)
@@ -548,6 +638,7 @@ void md_consumer_free(md_consumer_t *c)
     free(c->del);
     free(c->expect);
     md_intake_release(&c->intake);
+    free(c->park);
     md_buf_release(&c->results);
     free(c);
 }

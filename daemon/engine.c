@@ -86,7 +86,8 @@ struct md_engine {
     struct decoder *dec;         /* decoding ahead (NULL until a batch needs it) */
     bool dec_on;                 /* this run of the batch decodes ahead */
     state_ctx_t sctx;
-    md_buf_t data, out, refs;
+    md_buf_t data, out, refs, hdr;
+    MDB_dbi results_dbi;  /* command_id -> its result line (a duplicate's "original") */
     const md_input_t *in;
     size_t n;
     int64_t wall_now, last_now;
@@ -281,8 +282,13 @@ md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engin
     const char *op = o.operator_id ? o.operator_id : DEFAULT_OPERATOR;
     if (!md_valid_id(op, strlen(op)))
         return md_error_set(err, MD_EINVAL, "operator id '%s' is not a valid id", op);
+    MDB_dbi results_dbi;
+    md_err_t rc = md_store_dbi(store, "results", 0, &results_dbi, err);
+    if (rc != MD_OK)
+        return rc;
     md_engine_t *e = md_calloc(1, sizeof *e);
     e->store = store;
+    e->results_dbi = results_dbi;
     e->operator_id = md_strdup(op);
     e->results_topic = dup_or_null(o.results_topic);
     e->events_topic = dup_or_null(o.events_topic);
@@ -299,6 +305,7 @@ md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engin
     md_buf_init(&e->data);
     md_buf_init(&e->out);
     md_buf_init(&e->refs);
+    md_buf_init(&e->hdr);
     *out = e;
     return MD_OK;
 }
@@ -315,6 +322,7 @@ void md_engine_free(md_engine_t *e)
     md_buf_release(&e->data);
     md_buf_release(&e->out);
     md_buf_release(&e->refs);
+    md_buf_release(&e->hdr);
     cache_free(&e->cache);
     decoder_free(e);
     free(e);
@@ -376,12 +384,27 @@ static void reject_oversized(const md_input_t *in, size_t max, md_command_t *c)
     }
 }
 
+/* A message whose content-type is neither JSON nor msgpack is MALFORMED
+ * unread: guessing JSON would decide what the sender did not mean. */
+static void reject_content_type(const md_input_t *in, md_command_t *c)
+{
+    reject_oversized(in, 0, c);
+    size_t n = in->bad_content_type_len < 64 ? in->bad_content_type_len : 64;
+    snprintf(c->detail, sizeof c->detail,
+             "unsupported content-type '%.*s' (application/json or application/msgpack)",
+             (int)n, in->bad_content_type);
+    if (!md_valid_utf8(c->detail, strlen(c->detail)))
+        snprintf(c->detail, sizeof c->detail, "unsupported content-type");
+}
+
 /* Decodes input i of the batch into @p c. */
 static void decode_one(md_engine_t *e, size_t i, md_command_t *c)
 {
     const md_input_t *in = &e->in[i];
     md_decode_opts_t o = {.require_issued_at = e->opts.clock == MD_CLOCK_COMMAND};
-    if (in->len > e->opts.max_message_bytes)
+    if (in->bad_content_type)
+        reject_content_type(in, c);
+    else if (in->len > e->opts.max_message_bytes)
         reject_oversized(in, e->opts.max_message_bytes, c);
     else if (in->msgpack)
         md_command_decode_msgpack(in->bytes, in->len, &o, c);
@@ -601,7 +624,7 @@ static void put_error(md_buf_t *o, const char *code, const char *clause, const c
     md_buf_append(o, "}", 1);
 }
 
-/* {"command_id":..|null,"status":".." (the object is left open) */
+/* {"command_id":..|null[,"correlation_id":..],"status":".." (the object is left open) */
 static void put_head(md_buf_t *o, const md_command_t *c, const char *status)
 {
     put_lit(o, "{\"command_id\":");
@@ -609,21 +632,66 @@ static void put_head(md_buf_t *o, const md_command_t *c, const char *status)
         put_str(o, c->command_id);
     else
         put_lit(o, "null");
+    if (c->status != MD_DECODE_MALFORMED && c->has_correlation_id)
+        put_field(o, "correlation_id", c->correlation_id);
     put_lit(o, ",\"status\":\"");
     put_lit(o, status);
     md_buf_append(o, "\"", 1);
 }
 
+/* What ties a MALFORMED result to its message: the SHA-256 of the bytes (as
+ * in the dead letter) and, from Kafka, the partition and offset. */
+static void put_malformed_origin(md_buf_t *o, const md_command_t *c, const md_input_t *in)
+{
+    char hex[65];
+    md_hex(c->sha256, 32, hex);
+    put_field(o, "sha256", hex);
+    if (in->partition < 0)
+        return;
+    put_lit(o, ",\"partition\":");
+    put_u64(o, (uint64_t)in->partition);
+    put_lit(o, ",\"offset\":");
+    put_u64(o, (uint64_t)(in->offset < 0 ? 0 : in->offset));
+}
+
 
 /* ---- outcomes (idempotency) --------------------------------------------------------- */
 
-/* Stored outcome: md_outcome_of_decision (the encoding verify recomputes). */
-static md_err_t put_outcome(md_txn_t *t, const md_command_t *c, const md_decision_t *d,
-                            md_error_t *err)
+/*
+ * Stored outcome: md_outcome_of_decision (the encoding verify recomputes).
+ * The whole result line goes beside it, in the database "results"
+ * (command_id -> result), which a duplicate carries as "original".
+ */
+static md_err_t put_outcome(md_engine_t *e, md_txn_t *t, const md_command_t *c,
+                            const md_decision_t *d, size_t at, md_error_t *err)
 {
     char v[MD_OUTCOME_MAX];
     size_t n = md_outcome_of_decision(d, v);
-    return n ? md_txn_outcome_put(t, c->command_id, v, n, err) : MD_OK;
+    if (n == 0)
+        return MD_OK;
+    md_err_t rc = md_txn_outcome_put(t, c->command_id, v, n, err);
+    MDB_val key = {strlen(c->command_id), (void *)c->command_id};
+    MDB_val val = {e->out.len - at, e->out.p + at};
+    if (rc == MD_OK)
+        rc = md_store_err(mdb_put(md_txn_mdb(t), e->results_dbi, &key, &val, 0), err,
+                          "put result");
+    return rc;
+}
+
+/* The original result of @p command_id, appended as ,"original":{...}; none
+ * for commands decided before results were kept. */
+static md_err_t put_original(md_engine_t *e, md_txn_t *t, const char *command_id,
+                             md_error_t *err)
+{
+    MDB_val key = {strlen(command_id), (void *)command_id}, val;
+    int rc = mdb_get(md_txn_mdb(t), e->results_dbi, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return MD_OK;
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "get result");
+    put_lit(&e->out, ",\"original\":");
+    md_buf_append(&e->out, val.mv_data, val.mv_size);
+    return MD_OK;
 }
 
 /* Answers a repeated command_id from its recorded outcome (the result goes to
@@ -639,15 +707,19 @@ static md_err_t answer_duplicate(md_engine_t *e, md_txn_t *t, const md_command_t
             return rc;
     }
     const char *p = v;
+    size_t head = len;
     put_head(&e->out, c, "duplicate");
     put_lit(&e->out, p[0] == 'A' ? ",\"original_status\":\"accepted\""
                                  : ",\"original_status\":\"rejected\"");
-    if (p[0] == 'R' && len > 1) {
+    if (p[0] == 'R' && head > 1) {
         char code[64];
-        snprintf(code, sizeof code, "%.*s", (int)(len - 1), p + 1);
+        snprintf(code, sizeof code, "%.*s", (int)(head - 1), p + 1);
         if (md_valid_utf8(code, strlen(code)))
             put_error(&e->out, code, md_code_clause(md_code_find(code)), NULL, false);
     }
+    md_err_t rc = put_original(e, t, c->command_id, err);
+    if (rc != MD_OK)
+        return rc;
     md_buf_append(&e->out, "}", 1);
     e->pending.duplicates++;
     return MD_OK;
@@ -742,12 +814,14 @@ static void count_outcome(md_engine_t *e, const md_decision_t *d)
         e->pending.by_code[d->code]++;
 }
 
-/* Appends the decision's events and writes the result to e->out. */
-static md_err_t apply_decision(md_engine_t *e, md_txn_t *t, const md_command_t *c, int64_t now,
-                               md_error_t *err)
+/* Appends the decision's events, writes the result to e->out and records the
+ * outcome (unless the rejection is retryable or the message MALFORMED). */
+static md_err_t apply_decision(md_engine_t *e, md_txn_t *t, const md_command_t *c,
+                               const md_input_t *in, int64_t now, md_error_t *err)
 {
     md_decision_t *d = &e->decision;
     md_err_t rc = MD_OK;
+    size_t at = e->out.len;
     md_buf_reset(&e->refs);
     for (size_t i = 0; i < d->n_events && rc == MD_OK; i++) {
         md_event_t ev;
@@ -756,8 +830,6 @@ static md_err_t apply_decision(md_engine_t *e, md_txn_t *t, const md_command_t *
                              &ev, err)) == MD_OK)
             put_event_ref(&e->refs, &ev, i == 0);
     }
-    if (rc == MD_OK && !d->accepted && !d->retryable && !d->malformed)
-        rc = put_outcome(t, c, d, err);
     if (rc != MD_OK)
         return rc;
     count_outcome(e, d);
@@ -766,11 +838,14 @@ static md_err_t apply_decision(md_engine_t *e, md_txn_t *t, const md_command_t *
         put_lit(&e->out, ",\"events\":[");
         md_buf_append(&e->out, e->refs.p, e->refs.len);
         md_buf_append(&e->out, "]", 1);
-        rc = put_outcome(t, c, d, err);
     } else {
         put_error(&e->out, d->code_name, d->clause, d->message, d->retryable);
     }
+    if (c->status == MD_DECODE_MALFORMED)
+        put_malformed_origin(&e->out, c, in);
     md_buf_append(&e->out, "}", 1);
+    if (d->accepted || (!d->retryable && !d->malformed))
+        rc = put_outcome(e, t, c, d, at, err);
     return rc;
 }
 
@@ -839,19 +914,50 @@ static md_err_t outbox_result(md_engine_t *e, md_txn_t *t, const md_command_t *c
     return md_txn_outbox_put(t, &m, NULL, err);
 }
 
-/* A MALFORMED message from Kafka goes to the dead-letter topic as it came,
- * with the reason and the digest of its bytes in headers. */
+/* Appends the Kafka header name=value to @p h (name '\0' value '\0' pairs). */
+static void put_header(md_buf_t *h, const char *name, const char *value)
+{
+    md_buf_append(h, name, strlen(name) + 1);
+    md_buf_append(h, value, strlen(value) + 1);
+}
+
+/*
+ * A MALFORMED message from Kafka goes to the dead-letter topic as it came,
+ * with the reason, the digest and the size of its bytes in headers. A dead
+ * letter never exceeds MD_DEADLETTER_MAX_BYTES, which every broker at its
+ * defaults takes: a larger body is dropped (header body=dropped), a larger
+ * key cut (header key=cut); the digest still names the original bytes.
+ */
 static md_err_t dead_letter(md_engine_t *e, md_txn_t *t, const md_input_t *in,
                            const md_command_t *c, md_error_t *err)
 {
-    char hdr[sizeof c->detail + 96], hex[65];
+    char hex[65], num[32], note[160];
     if (e->deadletter_topic == NULL || c->status != MD_DECODE_MALFORMED)
         return MD_OK;
     md_hex(c->sha256, 32, hex);
-    int n = snprintf(hdr, sizeof hdr, "reason%c%s%csha256%c%s", 0, c->detail, 0, 0, hex);
-    md_outbox_msg_t m = {.topic = e->deadletter_topic, .key = in->key, .key_len = in->key_len,
-                         .headers = hdr, .headers_len = (size_t)n + 1, .value = in->bytes,
-                         .value_len = in->len};
+    md_buf_reset(&e->hdr);
+    put_header(&e->hdr, "reason", c->detail);
+    put_header(&e->hdr, "sha256", hex);
+    snprintf(num, sizeof num, "%zu", in->len);
+    put_header(&e->hdr, "original_size", num);
+    size_t key_len = in->key_len, room = MD_DEADLETTER_MAX_BYTES - MD_DEADLETTER_MAX_BYTES / 8;
+    if (key_len > room / 2) {
+        key_len = room / 2;
+        snprintf(note, sizeof note, "cut: first %zu of %zu bytes", key_len, in->key_len);
+        put_header(&e->hdr, "key", note);
+    }
+    const void *value = in->bytes;
+    size_t value_len = in->len;
+    if (key_len + e->hdr.len + value_len > room) {
+        value = "";
+        value_len = 0;
+        snprintf(note, sizeof note, "dropped: %zu bytes exceed the dead-letter limit of %d",
+                 in->len, MD_DEADLETTER_MAX_BYTES);
+        put_header(&e->hdr, "body", note);
+    }
+    md_outbox_msg_t m = {.topic = e->deadletter_topic, .key = in->key, .key_len = key_len,
+                         .headers = e->hdr.p, .headers_len = e->hdr.len, .value = value,
+                         .value_len = value_len};
     return md_txn_outbox_put(t, &m, NULL, err);
 }
 
@@ -910,7 +1016,7 @@ static md_err_t process_one(md_engine_t *e, md_txn_t *t, size_t i, md_error_t *e
         md_state_t st = txn_state(&e->sctx);
         rc = md_rules_decide(&st, c, now, &e->decision, err);
         if (rc == MD_OK)
-            rc = apply_decision(e, t, c, now, err);
+            rc = apply_decision(e, t, c, &e->in[i], now, err);
     }
     if (rc != MD_OK)
         return rc;

@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "md_command.h"
 #include "md_http.h"
 #include "md_log.h"
 #include "md_metrics.h"
@@ -184,18 +185,28 @@ static unsigned get_status(md_err_t rc, json_t **body)
     return fail(body, 500, "store error");
 }
 
-/* A YYYY-MM-DD day (UTC), or absent. */
+/* A calendar date YYYY-MM-DD (UTC; 2026-02-30 is not one), or absent. */
 static bool valid_day(const char *s)
 {
-    static const char shape[] = "dddd-dd-dd";
-    if (s == NULL)
-        return true;
-    if (strlen(s) != sizeof shape - 1)
-        return false;
-    for (size_t i = 0; shape[i]; i++)
-        if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != '-')
-            return false;
-    return true;
+    char t[32];
+    int64_t ms;
+    return s == NULL || (strlen(s) == 10 && snprintf(t, sizeof t, "%sT00:00:00Z", s) == 20 &&
+                         md_parse_time(t, 20, &ms));
+}
+
+/* 400 naming the first of the day parameters @p names (NULL-ended) that is
+ * not a calendar date, or 0 when all are (or absent). */
+static unsigned check_days(req_t *r, const char *const *names, json_t **body)
+{
+    for (; *names; names++) {
+        const char *v = arg(r, *names);
+        if (!valid_day(v)) {
+            *body = json_pack("{s:s, s:s, s:s}", "error", "not a calendar date YYYY-MM-DD",
+                              "parameter", *names, "value", v);
+            return 400;
+        }
+    }
+    return 0;
 }
 
 static unsigned h_order(req_t *r, json_t **body)
@@ -281,8 +292,10 @@ static unsigned h_orders(req_t *r, json_t **body)
     md_err_t rc;
     if (!arg_limit(r, &limit))
         return fail(body, 400, "limit must be 1..1000");
-    if (!valid_day(f.day) || !valid_day(rs.from_day) || !valid_day(rs.to_day))
-        return fail(body, 400, "day, from and to must be YYYY-MM-DD");
+    static const char *const days[] = {"day", "from", "to", NULL};
+    unsigned bad = check_days(r, days, body);
+    if (bad)
+        return bad;
     if (r->who.role == MD_ROLE_MEMBER && !is_me(r, f.buyer) && !is_me(r, f.provider))
         return fail(body, 403, "members list their own orders: set buyer or provider to yourself");
     if (f.day == NULL && rs.from_day && rs.to_day && strcmp(rs.from_day, rs.to_day) == 0)
@@ -342,8 +355,10 @@ static unsigned h_sales(req_t *r, json_t **body)
     md_proj_page_t page = {.cursor = arg(r, "cursor")};
     if (r->who.role == MD_ROLE_MEMBER && !is_me(r, f.provider))
         return fail(body, 403, "providers read their own sales: set provider to yourself");
-    if (!valid_day(f.from_day) || !valid_day(f.to_day))
-        return fail(body, 400, "from and to must be YYYY-MM-DD");
+    static const char *const days[] = {"from", "to", NULL};
+    unsigned bad = check_days(r, days, body);
+    if (bad)
+        return bad;
     if (!arg_limit(r, &page.limit))
         return fail(body, 400, "limit must be 1..1000");
     rows_t rs = {r, json_array(), NULL, NULL};
@@ -397,12 +412,61 @@ static unsigned h_events(req_t *r, json_t **body)
 typedef struct route {
     const char *path;      /* exact path, or a prefix ending in '/' taking an id */
     handler_fn fn;
+    const char *params;    /* the query parameters it takes, space-separated */
 } route_t;
 
+/* Each endpoint takes exactly its own parameters: any other is a 400 naming
+ * it (a filter silently ignored would answer a question nobody asked). */
 static const route_t routes[] = {
-    {"/v1/orders/", h_order},   {"/v1/orders", h_orders}, {"/v1/accounts/", h_account},
-    {"/v1/audit", h_audit},     {"/v1/sales", h_sales},   {"/v1/events", h_events},
+    {"/v1/orders/", h_order, ""},
+    {"/v1/orders", h_orders, "buyer provider status day from to limit cursor"},
+    {"/v1/accounts/", h_account, ""},
+    {"/v1/audit", h_audit, "subject actor limit cursor"},
+    {"/v1/sales", h_sales, "provider from to limit cursor"},
+    {"/v1/events", h_events, "from limit"},
 };
+
+/* True when @p name is a word of the space-separated list @p list. */
+static bool in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        size_t w = strcspn(p, " ");
+        if (w == n && strncmp(p, name, n) == 0)
+            return true;
+        p += w;
+        p += *p == ' ';
+    }
+    return false;
+}
+
+typedef struct param_check {
+    const route_t *rt;
+    const char *unknown;
+} param_check_t;
+
+static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind, (void)value;
+    param_check_t *pc = cls;
+    if (key == NULL || in_list(pc->rt->params, key))
+        return MHD_YES;
+    pc->unknown = key;
+    return MHD_NO;
+}
+
+/* 400 naming a query parameter the endpoint does not take, or 0. */
+static unsigned check_params(struct MHD_Connection *c, const route_t *rt, json_t **body)
+{
+    param_check_t pc = {rt, NULL};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_param, &pc);
+    if (pc.unknown == NULL)
+        return 0;
+    *body = json_pack("{s:s, s:s, s:s}", "error", "unknown parameter", "parameter", pc.unknown,
+                      "accepted", rt->params);
+    return 400;
+}
 
 static const route_t *find_route(const char *url, const char **id)
 {
@@ -437,19 +501,18 @@ static enum MHD_Result serve_metrics(md_http_t *h, struct MHD_Connection *c)
     md_txn_t *t = NULL;
     md_buf_t out;
     size_t used = 0, map = 0;
-    uint64_t head = 0;
-    MDB_stat st = {0};
+    uint64_t head = 0, queued = 0, parked = 0;
     md_buf_init(&out);
     if (md_store_read(h->store, &t, NULL) == MD_OK) {
-        if (mdb_stat(md_txn_mdb(t), md_txn_dbi(t, MD_DB_OUTBOX), &st) != MDB_SUCCESS)
-            st.ms_entries = 0; /* best effort, as below */
+        if (md_txn_outbox_counts(t, &queued, &parked, NULL) != MD_OK)
+            queued = parked = 0; /* best effort, as below */
         if (md_txn_head(t, &head, NULL, NULL) != MD_OK)
             head = 0; /* metrics are best effort: an unreadable head shows as 0 */
         md_txn_end(t);
     }
     if (md_store_usage(h->store, &used, &map, NULL) != MD_OK)
         used = map = 0;
-    md_metrics_render(&out, st.ms_entries, used, map, head);
+    md_metrics_render(&out, queued, parked, used, map, head);
     enum MHD_Result rc = send_text(c, 200, "text/plain; version=0.0.4", out.p, out.len);
     md_buf_release(&out);
     return rc;
@@ -480,9 +543,12 @@ static enum MHD_Result serve_api(md_http_t *h, struct MHD_Connection *c, const c
         return send_json(c, 401, json_pack("{s:s}", "error", "missing or unknown bearer token"));
     if (rt == NULL)
         return send_json(c, 404, json_pack("{s:s}", "error", "no such endpoint"));
+    unsigned status = check_params(c, rt, &body);
+    if (status)
+        return send_json(c, status, body);
     if (md_store_read(h->store, &r.txn, &r.err) != MD_OK)
         return send_json(c, 503, json_pack("{s:s}", "error", "store unavailable"));
-    unsigned status = rt->fn(&r, &body);
+    status = rt->fn(&r, &body);
     md_txn_end(r.txn);
     if (status >= 500)
         md_log_warn("http request failed", "path=%s status=%u error=\"%s\"", url, status,

@@ -48,6 +48,7 @@ typedef struct cli {
     const char *input, *results;
     bool embedded;
     bool msgpack_input;
+    bool has_data_dir;          /* --data-dir (or --set data_dir=) given */
     bool bad_format;
     char **sets;
     int nsets;
@@ -93,7 +94,8 @@ static void apply_opt(cli_t *c, int o, const char *arg)
     case 'c': c->config_file = arg; break;
     case 'i': c->input = arg; break;
     case 'r': c->results = arg; break;
-    case 'd': case 'k': case 'o': add_set(c, keys[o], arg); break;
+    case 'd': c->has_data_dir = true; add_set(c, keys[o], arg); break;
+    case 'k': case 'o': add_set(c, keys[o], arg); break;
     case OPT_BATCH: add_set(c, "batch.max_commands", arg); break;
     case OPT_MAXMSG: add_set(c, "message.max_bytes", arg); break;
     case OPT_LOG: add_set(c, "log.level", arg); break;
@@ -106,6 +108,7 @@ static void apply_opt(cli_t *c, int o, const char *arg)
     case OPT_SET: {
         const char *eq = strchr(arg, '=');
         char *key = md_strndup(arg, eq ? (size_t)(eq - arg) : strlen(arg));
+        c->has_data_dir |= strcmp(key, "data_dir") == 0;
         add_set(c, key, eq ? eq + 1 : "");
         free(key);
         break;
@@ -132,6 +135,13 @@ static md_err_t build_config(cli_t *c, md_config_t *cfg, md_error_t *err)
 
 static md_err_t run_offline(cli_t *c, const md_config_t *cfg, md_error_t *err)
 {
+    /* Offline keeps the default dispositions: a signal ends it between or
+     * inside batches, and an uncommitted batch is simply not there. */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    if (stop_requested)
+        return md_error_set(err, MD_EINVAL, "stopped by a signal before the input was read");
     md_offline_opts_t o = {
         .input = c->input, .results = c->results, .data_dir = cfg->data_dir,
         .engine = {.operator_id = cfg->operator_id, .clock = cfg->clock,
@@ -158,39 +168,72 @@ static md_err_t run_daemon(cli_t *c, md_config_t *cfg, md_error_t *err)
         printf("embedded kafka bootstrap=%s\n", bootstrap);
         fflush(stdout);
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
     md_err_t rc = md_daemon_run(cfg, &stop_requested, err);
     md_embedded_free(emb);
     return rc;
 }
 
+/* The usage error of the command line, or NULL when it can run. */
+static const char *usage_error(const cli_t *c, int argc, char **argv)
+{
+    static char msg[160];
+    if (optind != argc) {
+        snprintf(msg, sizeof msg, "unexpected argument '%.100s'", argv[optind]);
+        return msg;
+    }
+    if (c->bad_format)
+        return "--input-format must be json or msgpack";
+    /* Never the configured default (/var/lib/marketd): offline runs are
+     * experiments and replays, and the usage line requires the option. */
+    if (c->input && !c->has_data_dir)
+        return "offline mode (--input) needs --data-dir DIR";
+    if (c->input == NULL && c->config_file == NULL && !c->embedded)
+        return "give -c FILE, --embedded-kafka or --input FILE";
+    return NULL;
+}
+
+static void cli_release(cli_t *c)
+{
+    for (int i = 0; i < c->nsets; i++)
+        free(c->sets[i]);
+    free(c->sets);
+}
+
+/* SIGTERM/SIGINT only set stop_requested; installed first thing in main, so
+ * that a stop at any moment of start-up is seen (the daemon checks it in every
+ * phase). Offline mode is unaffected: it reads to the end of its input. */
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+        signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        perror("marketd: sigaction");
+}
+
 int main(int argc, char **argv)
 {
+    install_signals();
     if (argc > 1 && strcmp(argv[1], "--version") == 0)
         return md_version_print(stdout, "marketd") == 0 ? 0 : 1;
     cli_t c = {0};
     md_config_t cfg;
     md_error_t err = {0};
+    const char *why;
     int o;
     while ((o = getopt_long(argc, argv, "c:h", long_opts, NULL)) != -1) {
-        if (o == 'h') {
-            usage(stdout);
-            return 0;
-        }
-        if (o == '?') {
-            usage(stderr);
-            return 2;
+        if (o == 'h' || o == '?') {
+            usage(o == 'h' ? stdout : stderr);
+            cli_release(&c);
+            return o == 'h' ? 0 : 2;
         }
         apply_opt(&c, o, optarg);
     }
-    if (optind != argc || c.bad_format ||
-        (c.input == NULL && c.config_file == NULL && !c.embedded)) {
+    if ((why = usage_error(&c, argc, argv)) != NULL) {
+        fprintf(stderr, "marketd: %s\n", why);
         usage(stderr);
+        cli_release(&c);
         return 2;
     }
     md_err_t rc = build_config(&c, &cfg, &err);
@@ -199,8 +242,6 @@ int main(int argc, char **argv)
     if (rc != MD_OK)
         md_log_error("marketd stopped", "error=\"%s\"", err.msg);
     md_config_release(&cfg);
-    for (int i = 0; i < c.nsets; i++)
-        free(c.sets[i]);
-    free(c.sets);
+    cli_release(&c);
     return rc == MD_OK ? 0 : rc == MD_ECONFIG ? 2 : 1;
 }

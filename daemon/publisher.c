@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,13 +42,77 @@ struct md_publisher {
     size_t ndelivered, capdelivered;
     uint64_t resend_from;        /* 0, or the lowest id whose delivery failed */
     uint64_t inflight;           /* produced, not yet reported */
-    uint64_t sent, failed;
+    uint64_t sent, failed, parked;
+    md_outbox_park_t *park;      /* refused for good: for the writer to move aside */
+    size_t npark, cappark;
+    uint64_t *skip;              /* ids parked by this process: never produced again */
+    size_t nskip, capskip;
+    bool blocked;                /* the last scan stopped at an entry it could not produce */
     md_txn_t *scan;              /* the read transaction of the scan in progress */
     md_buf_t json;               /* an event rendered for publication */
     int wake[2];                 /* pipe: the writer's "committed" */
     int reports[2];              /* pipe: librdkafka's "main queue not empty" */
     rd_kafka_queue_t *mainq;
+    md_publisher_gate_fn gate;   /* NULL: every entry is sent (md_publisher_start_gated) */
+    void *gate_ctx;
+    atomic_bool rescan;          /* md_publisher_rescan: start again from the first entry */
+    uint64_t rescan_below;       /* entries below this id sent after a rescan are counted */
 };
+
+/* Errors that sending the same record again cannot cure: the entry is parked. */
+static const rd_kafka_resp_err_t permanent_errors[] = {
+    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, 
+    RD_KAFKA_RESP_ERR_INVALID_MSG,         RD_KAFKA_RESP_ERR_INVALID_RECORD,
+    RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE,
+    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION,
+    RD_KAFKA_RESP_ERR__INVALID_ARG,
+};
+
+static bool is_permanent(rd_kafka_resp_err_t e)
+{
+    for (size_t i = 0; i < sizeof permanent_errors / sizeof permanent_errors[0]; i++)
+        if (permanent_errors[i] == e)
+            return true;
+    return false;
+}
+
+static void note_progress(void)
+{
+    atomic_store_explicit(&md_metrics.outbox_progress_ms, md_mono_ms(), memory_order_relaxed);
+}
+
+static bool skipped(const md_publisher_t *p, uint64_t id)
+{
+    for (size_t i = 0; i < p->nskip; i++)
+        if (p->skip[i] == id)
+            return true;
+    return false;
+}
+
+/* Records @p id as refused for good (lock held): the writer parks it, the
+ * publisher skips it from now on, and the entries behind it flow on. */
+static void park_locked(md_publisher_t *p, uint64_t id, const char *topic, const char *why)
+{
+    if (skipped(p, id))
+        return;
+    if (p->npark == p->cappark) {
+        p->cappark = p->cappark ? 2 * p->cappark : 16;
+        p->park = md_realloc(p->park, p->cappark * sizeof *p->park);
+    }
+    if (p->nskip == p->capskip) {
+        p->capskip = p->capskip ? 2 * p->capskip : 16;
+        p->skip = md_realloc(p->skip, p->capskip * sizeof *p->skip);
+    }
+    md_outbox_park_t *k = &p->park[p->npark++];
+    k->id = id;
+    snprintf(k->reason, sizeof k->reason, "%s: %s", topic, why);
+    p->skip[p->nskip++] = id;
+    p->parked++;
+    atomic_fetch_add_explicit(&md_metrics.outbox_parked, 1, memory_order_relaxed);
+    note_progress();
+    md_log_error("outbox entry parked", "id=%llu topic=%s error=\"%s\" retry=\"marketctl outbox retry\"",
+                 (unsigned long long)id, topic, why);
+}
 
 /* Delivery reports run on the publisher thread, inside rd_kafka_poll. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -65,6 +130,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         p->delivered[p->ndelivered++] = id;
         p->sent++;
         atomic_fetch_add_explicit(&md_metrics.outbox_sent, 1, memory_order_relaxed);
+        note_progress();
+    } else if (is_permanent(m->err)) {
+        p->failed++;
+        atomic_fetch_add_explicit(&md_metrics.outbox_failed, 1, memory_order_relaxed);
+        park_locked(p, id, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
     } else {
         p->failed++;
         atomic_fetch_add_explicit(&md_metrics.outbox_failed, 1, memory_order_relaxed);
@@ -118,6 +188,20 @@ static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *e
     md_publisher_t *p = ctx;
     md_outbox_msg_t copy = *msg;
     const md_outbox_msg_t *m = &copy;
+    pthread_mutex_lock(&p->lock);
+    bool skip = skipped(p, msg->id);
+    pthread_mutex_unlock(&p->lock);
+    if (skip) {
+        p->next_id = msg->id + 1;
+        return MD_OK;
+    }
+    if (p->gate && !p->gate(m->topic, p->gate_ctx)) {
+        p->next_id = m->id + 1; /* not this publisher's to send now: kept in the outbox */
+        note_progress();       /* nothing waits on this publisher for it */
+        return MD_OK;
+    }
+    if (m->id < p->rescan_below)
+        atomic_fetch_add_explicit(&md_metrics.replica.takeover_resent, 1, memory_order_relaxed);
     if (copy.event_seq) {
         md_err_t rc = render_event(p, &copy, err);
         if (rc != MD_OK)
@@ -134,9 +218,20 @@ static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *e
             break;
         if (h)
             rd_kafka_headers_destroy(h);
+        if (is_permanent(rc)) { /* refused before it left: park it, go on */
+            pthread_mutex_lock(&p->lock);
+            p->failed++;
+            atomic_fetch_add_explicit(&md_metrics.outbox_failed, 1, memory_order_relaxed);
+            park_locked(p, m->id, m->topic, rd_kafka_err2str(rc));
+            pthread_mutex_unlock(&p->lock);
+            p->next_id = m->id + 1;
+            return MD_OK;
+        }
         if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return md_error_set(err, MD_EKAFKA, "produce to '%s': %s", m->topic,
                                 rd_kafka_err2str(rc));
+        if (p->stop && md_mono_ms() >= p->drain_deadline_ms)
+            return md_error_set(err, MD_EKAFKA, "stopping with the producer queue full");
         rd_kafka_poll(p->rk, 50); /* the local queue is full: let deliveries drain */
     }
     pthread_mutex_lock(&p->lock);
@@ -151,6 +246,10 @@ static uint64_t publish_some(md_publisher_t *p)
 {
     md_txn_t *t = NULL;
     md_error_t err = {0};
+    if (atomic_exchange(&p->rescan, false)) {
+        p->rescan_below = p->next_id;
+        p->next_id = 0;
+    }
     uint64_t before = p->next_id;
     pthread_mutex_lock(&p->lock);
     if (p->resend_from) {
@@ -158,12 +257,17 @@ static uint64_t publish_some(md_publisher_t *p)
         p->resend_from = 0;
     }
     pthread_mutex_unlock(&p->lock);
+    p->blocked = false;
     if (md_store_read(p->store, &t, &err) == MD_OK) {
         p->scan = t;
-        if (md_txn_outbox_scan(t, p->next_id, SCAN_LIMIT, produce_one, p, &err) != MD_OK)
-            md_log_error("outbox read failed", "error=\"%s\"", err.msg);
+        if (md_txn_outbox_scan(t, p->next_id, SCAN_LIMIT, produce_one, p, &err) != MD_OK) {
+            p->blocked = true;
+            md_log_error("outbox entry not sent, will retry", "id=%llu error=\"%s\"",
+                         (unsigned long long)p->next_id, err.msg);
+        }
         p->scan = NULL;
     } else {
+        p->blocked = true;
         md_log_error("outbox read failed", "error=\"%s\"", err.msg);
     }
     md_txn_end(t);
@@ -202,6 +306,8 @@ static void *publisher_main(void *arg)
     for (;;) {
         uint64_t n = publish_some(p);
         rd_kafka_poll(p->rk, 0);
+        if (n == 0 && !p->blocked && drained(p))
+            note_progress(); /* idle: nothing waits */
         if (p->stop && ((n == 0 && drained(p)) || md_mono_ms() >= p->drain_deadline_ms))
             break;
         if (n == 0)
@@ -244,6 +350,13 @@ static void close_pipes(md_publisher_t *p)
 md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publisher_t **out,
                             md_error_t *err)
 {
+    return md_publisher_start_gated(cfg, store, NULL, NULL, out, err);
+}
+
+md_err_t md_publisher_start_gated(const md_config_t *cfg, md_store_t *store,
+                                  md_publisher_gate_fn gate, void *gate_ctx, md_publisher_t **out,
+                                  md_error_t *err)
+{
     static const char *const extra[] = {"enable.idempotence", "true", "acks", "all",
                                         "linger.ms", "1"};
     char errstr[512];
@@ -252,6 +365,8 @@ md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publis
         return MD_ECONFIG;
     md_publisher_t *p = md_calloc(1, sizeof *p);
     p->store = store;
+    p->gate = gate;
+    p->gate_ctx = gate_ctx;
     md_buf_init(&p->json);
     p->wake[0] = p->wake[1] = p->reports[0] = p->reports[1] = -1;
     pthread_mutex_init(&p->lock, NULL);
@@ -273,9 +388,16 @@ md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publis
         return md_error_set(err, MD_EKAFKA, "cannot start the publisher thread");
     }
     p->started = true;
+    note_progress();
     atomic_store(&md_metrics.outbox_draining, true);
     *out = p;
     return MD_OK;
+}
+
+void md_publisher_rescan(md_publisher_t *p)
+{
+    atomic_store(&p->rescan, true);
+    md_publisher_wake(p);
 }
 
 void md_publisher_wake(md_publisher_t *p)
@@ -283,6 +405,20 @@ void md_publisher_wake(md_publisher_t *p)
     /* A full pipe already holds a wake-up: EAGAIN is fine. */
     ssize_t w = write(p->wake[1], "w", 1);
     (void)w;
+}
+
+void md_publisher_take_parked(md_publisher_t *p, md_outbox_park_t **v, size_t *n, size_t *cap)
+{
+    pthread_mutex_lock(&p->lock);
+    if (*n + p->npark > *cap) {
+        *cap = *n + p->npark + 16;
+        *v = md_realloc(*v, *cap * sizeof **v);
+    }
+    if (p->npark)
+        memcpy(*v + *n, p->park, p->npark * sizeof *p->park);
+    *n += p->npark;
+    p->npark = 0;
+    pthread_mutex_unlock(&p->lock);
 }
 
 void md_publisher_take_delivered(md_publisher_t *p, uint64_t **ids, size_t *n, size_t *cap)
@@ -316,9 +452,9 @@ uint64_t md_publisher_stop(md_publisher_t *p, long timeout_ms)
         md_log_info("outbox producer not empty at stop", "error=\"%s\"", rd_kafka_err2str(fe));
     pthread_mutex_lock(&p->lock);
     uint64_t left = p->inflight;
-    md_log_info("outbox publisher stopped", "sent=%llu failed=%llu undelivered=%llu",
+    md_log_info("outbox publisher stopped", "sent=%llu failed=%llu parked=%llu in_flight=%llu",
                 (unsigned long long)p->sent, (unsigned long long)p->failed,
-                (unsigned long long)left);
+                (unsigned long long)p->parked, (unsigned long long)left);
     pthread_mutex_unlock(&p->lock);
     return left;
 }
@@ -335,5 +471,7 @@ void md_publisher_free(md_publisher_t *p)
     pthread_mutex_destroy(&p->lock);
     md_buf_release(&p->json);
     free(p->delivered);
+    free(p->park);
+    free(p->skip);
     free(p);
 }

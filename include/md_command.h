@@ -40,6 +40,11 @@
 #define MD_CMD_NAME_MAX 40        /* longest command type name kept */
 #define MD_CMD_FIELDS_MAX 8       /* most data fields of any command */
 #define MD_CMD_ARENA 8192         /* room for every string field of one command */
+/* An EVIDENCE field: 1..MD_EVIDENCE_MAX items {sha256 (64 hex), name (text
+ * 1..MD_EVIDENCE_NAME_MAX bytes), bytes (1..MD_EVIDENCE_BYTES_MAX)}. */
+#define MD_EVIDENCE_MAX 10
+#define MD_EVIDENCE_NAME_MAX 200
+#define MD_EVIDENCE_BYTES_MAX 10000000000LL
 #define MD_MONEY_MAX 1000000000000LL  /* amounts are 1..10^12 fen */
 
 /* ---- field schema ------------------------------------------------------- */
@@ -112,6 +117,13 @@ typedef struct md_cmd_spec {
 const md_cmd_spec_t *md_cmd_spec_find(const char *name, size_t len);
 /** @brief The spec of @p type (never NULL for a valid type). */
 const md_cmd_spec_t *md_cmd_spec_of(md_cmd_type_t type);
+
+/**
+ * @brief The decoder's envelope table (after command_id and type, in the
+ * order errors are reported): field @p i's name and what its value must be.
+ * Returns false past the last. For the generated docs (tools/md_docgen.c).
+ */
+bool md_envelope_field(size_t i, const char **name, const char **expect);
 
 /* ---- decoded command ------------------------------------------------------ */
 

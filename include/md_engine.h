@@ -27,6 +27,11 @@
 
 typedef struct md_engine md_engine_t;
 
+/* The largest dead letter (key, headers and value): under both librdkafka's
+ * default message.max.bytes (1,000,000) and Kafka's default topic
+ * max.message.bytes (1,048,588), so that a broker at its defaults takes it. */
+#define MD_DEADLETTER_MAX_BYTES 900000
+
 /*
  * The time at which each command is decided (its events' recorded_at):
  *   MD_CLOCK_WALL     the now_ms given to md_engine_process (the daemon's clock);
@@ -50,7 +55,9 @@ typedef struct md_engine_opts {
     /* Offsets: the topic whose consumed offsets are stored per partition. */
     const char *commands_topic;
     /* MALFORMED messages are queued to this topic too (raw bytes, original key,
-     * headers "reason" and "sha256"); NULL = not dead-lettered. */
+     * headers "reason", "sha256" and "original_size"; a body that would make the
+     * dead letter exceed MD_DEADLETTER_MAX_BYTES is dropped, header "body"; a
+     * longer key is cut, header "key"); NULL = not dead-lettered. */
     const char *deadletter_topic;
 } md_engine_opts_t;
 
@@ -59,6 +66,10 @@ typedef struct md_input {
     const void *bytes;
     size_t len;
     bool msgpack;                /* content-type: application/msgpack */
+    /* A content-type other than JSON or msgpack (copied into the MALFORMED
+     * reason; NULL: none or a supported one). */
+    const char *bad_content_type;
+    size_t bad_content_type_len;
     const void *key;             /* Kafka message key (may be NULL) */
     size_t key_len;
     int32_t partition;
@@ -83,7 +94,9 @@ typedef struct md_engine_stats {
 /**
  * @brief Creates an engine over @p store (borrowed; must outlive the engine).
  * @param opts copied; its strings are copied too.
- * @returns MD_OK or MD_EINVAL (bad operator id).
+ * Opens (creating) the database "results": command_id -> the result line of
+ * each recorded outcome, which a duplicate's result carries as "original".
+ * @returns MD_OK, MD_EINVAL (bad operator id) or the store's error.
  */
 MD_MUST_CHECK
 md_err_t md_engine_new(md_store_t *store, const md_engine_opts_t *opts, md_engine_t **out,

@@ -13,6 +13,7 @@
 #ifndef MD_PUBLISHER_H
 #define MD_PUBLISHER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,12 @@
 
 typedef struct md_publisher md_publisher_t;
 
+/* An entry the broker refused for good (md_txn_outbox_park), with why. */
+typedef struct md_outbox_park {
+    uint64_t id;
+    char reason[192];
+} md_outbox_park_t;
+
 /**
  * @brief Creates the publisher: an idempotent producer and a thread that
  * sends outbox entries in id order. @p store is borrowed.
@@ -30,6 +37,26 @@ typedef struct md_publisher md_publisher_t;
 MD_MUST_CHECK
 md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publisher_t **out,
                             md_error_t *err);
+
+/* Replicated mode (docs/replication.md): whether an entry for @p topic may be
+ * sent now (the leader sends everything, a follower only its checkpoints).
+ * Called on the publisher thread. */
+typedef bool (*md_publisher_gate_fn)(const char *topic, void *ctx);
+
+/**
+ * @brief md_publisher_start with a gate: entries it refuses are skipped and
+ * kept in the outbox (md_publisher_rescan sends them later). @p gate_ctx is
+ * borrowed and must outlive the publisher.
+ */
+MD_MUST_CHECK
+md_err_t md_publisher_start_gated(const md_config_t *cfg, md_store_t *store,
+                                  md_publisher_gate_fn gate, void *gate_ctx, md_publisher_t **out,
+                                  md_error_t *err);
+
+/** @brief Starts again from the first outbox entry (the gate opened: this
+ *  replica took over). Entries sent again are counted
+ *  (marketd_replica_takeover_resent_total). Any thread. */
+void md_publisher_rescan(md_publisher_t *p);
 
 /** @brief Tells the thread that new entries were committed. Any thread. */
 void md_publisher_wake(md_publisher_t *p);
@@ -41,10 +68,20 @@ void md_publisher_wake(md_publisher_t *p);
 void md_publisher_take_delivered(md_publisher_t *p, uint64_t **ids, size_t *n, size_t *cap);
 
 /**
+ * @brief Moves the entries refused for a permanent reason (too large,
+ * invalid, not authorised: never cured by sending again) into @p v
+ * (appended, grown with md_realloc), for md_txn_outbox_park in the next write
+ * transaction. The publisher skips them from the moment they are refused, so
+ * the entries behind them keep flowing. Any thread.
+ */
+void md_publisher_take_parked(md_publisher_t *p, md_outbox_park_t **v, size_t *n, size_t *cap);
+
+/**
  * @brief Sends what is left (bounded by @p timeout_ms), stops the thread,
  * flushes and destroys the producer. The delivered ids can still be taken
  * afterwards; then md_publisher_free. NULL does nothing.
- * @returns the number of entries still undelivered.
+ * @returns the number of entries handed to the producer and not yet
+ * acknowledged (the store's outbox tells what really stays undelivered).
  */
 uint64_t md_publisher_stop(md_publisher_t *p, long timeout_ms);
 /** @brief Stops (if still running: md_publisher_stop with no time to drain)

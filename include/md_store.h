@@ -80,6 +80,7 @@ typedef enum md_db {
     MD_DB_EVENTS, MD_DB_STREAMS, MD_DB_OUTCOMES, MD_DB_STATE,
     MD_DB_OFFSETS, MD_DB_OUTBOX, MD_DB_META,
     MD_DB_INTAKE, /* absent from a store written before it: see "intake records" */
+    MD_DB_OUTBOX_PARKED,  /* absent in a read-only store written before it existed */
     MD_DB_COUNT_
 } md_db_t;
 
@@ -388,9 +389,36 @@ typedef md_err_t (*md_outbox_fn)(const md_outbox_msg_t *m, void *ctx, md_error_t
 MD_MUST_CHECK
 md_err_t md_txn_outbox_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_outbox_fn fn,
                             void *ctx, md_error_t *err);
+/** @brief The id the next md_txn_outbox_put of @p t would assign (ids never
+ *  repeat). @returns MD_OK, MD_ECORRUPT (bad meta outbox_next), MD_ESTORE. */
+MD_MUST_CHECK
+md_err_t md_txn_outbox_next(md_txn_t *t, uint64_t *next, md_error_t *err);
 /** @brief Removes a delivered message; a missing id is not an error. */
 MD_MUST_CHECK
 md_err_t md_txn_outbox_del(md_txn_t *t, uint64_t id, md_error_t *err);
+
+/*
+ * Parked entries: an entry the publisher cannot deliver for a permanent reason
+ * (the broker refuses it: too large, invalid, not authorised) is moved aside,
+ * with the reason, so that the entries behind it keep flowing. An operator
+ * moves it back (md_txn_outbox_unpark) once the cause is fixed.
+ */
+
+/** @brief Moves queued entry @p id, with @p reason, to the parked area; a
+ *  missing id (delivered, parked already) is not an error. Write transaction. */
+md_err_t md_txn_outbox_park(md_txn_t *t, uint64_t id, const char *reason, md_error_t *err);
+
+typedef md_err_t (*md_parked_fn)(const md_outbox_msg_t *m, const char *reason, void *ctx,
+                                 md_error_t *err);
+/** @brief Visits every parked entry in id order (MD_ESTOP from @p fn ends early). */
+md_err_t md_txn_outbox_parked_scan(md_txn_t *t, md_parked_fn fn, void *ctx, md_error_t *err);
+
+/** @brief Queues parked entry @p id (0: every one) again at the end of the outbox,
+ *  under a new id; *moved gets the count. MD_ENOTFOUND: @p id is not parked. */
+md_err_t md_txn_outbox_unpark(md_txn_t *t, uint64_t id, uint64_t *moved, md_error_t *err);
+
+/** @brief Entries queued for publication and entries parked. */
+md_err_t md_txn_outbox_counts(md_txn_t *t, uint64_t *queued, uint64_t *parked, md_error_t *err);
 
 /* ---- metadata -------------------------------------------------------------- */
 

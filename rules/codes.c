@@ -71,3 +71,8 @@ md_code_t md_code_find(const char *name)
     }
     return MD_CODE_NONE;
 }
+
+bool md_code_retryable(md_code_t code)
+{
+    return code == MD_CODE_SERVICE_UNAVAILABLE;
+}

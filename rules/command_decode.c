@@ -301,6 +301,15 @@ static const env_field_t env_fields[] = {
     {"data", env_data, "expected an object"},
 };
 
+bool md_envelope_field(size_t i, const char **name, const char **expect)
+{
+    if (i >= sizeof env_fields / sizeof env_fields[0])
+        return false;
+    *name = env_fields[i].name;
+    *expect = env_fields[i].expect;
+    return true;
+}
+
 static bool env_required(const char *name, const md_decode_opts_t *o)
 {
     return strcmp(name, "actor") == 0 || strcmp(name, "data") == 0 ||

@@ -12,9 +12,9 @@
 
 #include "decode.h"
 
-#define EVIDENCE_MAX 10
-#define NAME_MAX_BYTES 200
-#define BYTES_MAX 10000000000LL
+#define EVIDENCE_MAX MD_EVIDENCE_MAX
+#define NAME_MAX_BYTES MD_EVIDENCE_NAME_MAX
+#define BYTES_MAX MD_EVIDENCE_BYTES_MAX
 
 typedef struct item {
     char sha[65];

@@ -139,6 +139,12 @@ static const char *const auth_words[] = {
     [MD__A_HOLDER] = "the voucher's holder", [MD__A_CONSENT_OWNER] = "the consent's owner",
     [MD__A_SANCTIONED] = "the sanctioned member"};
 
+const char *md__auth_word(md__auth_t a)
+{
+    size_t n = sizeof auth_words / sizeof auth_words[0];
+    return (size_t)a < n ? auth_words[a] : NULL;
+}
+
 static int step_auth(md__ctx_t *c, const md__row_t *row)
 {
     if (authorized(c, row->auth))

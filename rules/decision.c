@@ -18,7 +18,7 @@ int md__reject(md__ctx_t *c, md_code_t code, const char *fmt, ...)
     d->code = code;
     d->code_name = md_code_name(code);
     d->clause = md_code_clause(code);
-    d->retryable = code == MD_CODE_SERVICE_UNAVAILABLE;
+    d->retryable = md_code_retryable(code);
     va_start(ap, fmt);
     vsnprintf(d->message, sizeof d->message, fmt, ap);
     va_end(ap);

@@ -99,6 +99,8 @@ typedef struct md__row {
 } md__row_t;
 
 const md__row_t *md__row_of(md_cmd_type_t type);
+/* Who an authorization means, in words ("the order's buyer"); NULL past the table (decide.c). */
+const char *md__auth_word(md__auth_t a);
 /* Key prefix, context slot and size of a reference kind. */
 const char *md__ref_prefix(md__ref_kind_t kind);
 void *md__ref_slot(md__ctx_t *c, md__ref_kind_t kind, size_t *size);

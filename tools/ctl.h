@@ -1,18 +1,99 @@
 /*
- * ctl.h - marketctl subcommands kept in files of their own (tools/ctl_*.c,
- * linked into marketctl by the Makefile). Each takes what it needs as plain
- * arguments; marketctl.c holds only their table entries and thin wrappers.
- * Output: JSON on stdout, messages on stderr; the int results are exit
- * statuses (0 ok, 1 failure or verification failed).
+ * ctl.h - what marketctl's subcommands share: the run context, the
+ * per-subcommand option table and the accessors of parsed options.
+ *
+ * A subcommand is one ctl_sub_t (name, runner, what it opens, positional
+ * arguments, its own options); adding one is one entry in marketctl.c's
+ * table, its code may live in tools/ctl_NAME.c. The parser (marketctl.c)
+ * accepts exactly the options of the subcommand's table (plus --data-dir and
+ * --help), checks each value by its kind, and names the option and the value
+ * in every usage error (exit 2). `marketctl SUB --help` prints the table.
+ *
+ * Threads: marketctl is single-threaded.
  */
 #ifndef MD_CTL_H
 #define MD_CTL_H
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "md_error.h"
+#include "md_proj.h"
 #include "md_store.h"
+
+/* How an option's value is checked. */
+typedef enum ctl_kind {
+    CTL_STR,    /* any text */
+    CTL_SEQ,    /* an event seq, >= 1 */
+    CTL_U64,    /* an unsigned integer */
+    CTL_LIMIT,  /* 1..CTL_MAX_LIMIT, as the HTTP API's limit */
+    CTL_DAY,    /* a calendar date YYYY-MM-DD */
+    CTL_TIME,   /* milliseconds, or YYYY-MM-DDTHH:MM:SS[.f]Z */
+    CTL_FLAG,   /* no value */
+} ctl_kind_t;
+
+#define CTL_MAX_LIMIT 1000000
+#define CTL_MAX_OPTS 16
+#define CTL_MAX_ARGS 3
+
+typedef struct ctl_opt {
+    const char *name;     /* without the leading "--" */
+    ctl_kind_t kind;
+    const char *metavar;  /* e.g. "DAY"; NULL for a flag */
+    const char *help;
+} ctl_opt_t;
+
+typedef struct ctl ctl_t;
+
+/* What a subcommand needs opened. */
+enum { CTL_NEEDS_PROJ = 1, CTL_PROJ_OPTIONAL = 2, CTL_WRITES = 4,
+       CTL_NO_STORE = 8 /* no --data-dir: nothing is opened */ };
+
+typedef struct ctl_sub {
+    const char *name;
+    int (*run)(ctl_t *c);       /* exit status: 0, 1 (failed/missing), 2 (misuse) */
+    int needs;
+    const char *args;           /* positional synopsis ("KIND ID"), or NULL */
+    int min_args, max_args;
+    const char *summary;
+    const ctl_opt_t *opts;      /* ends with {NULL}; may be NULL */
+} ctl_sub_t;
+
+struct ctl {
+    const char *dir;
+    const ctl_sub_t *sub;
+    md_store_t *store;
+    md_txn_t *txn;
+    md_proj_t *proj;
+    const char *args[CTL_MAX_ARGS];   /* positional arguments after the subcommand */
+    int nargs;
+    /* parsed options, by index in sub->opts */
+    bool set[CTL_MAX_OPTS];
+    const char *str[CTL_MAX_OPTS];
+    uint64_t num[CTL_MAX_OPTS];
+    int64_t time[CTL_MAX_OPTS];
+    md_error_t err;
+    /* progress on a terminal */
+    bool tty;
+    double t0;
+    uint64_t done, total;
+};
+
+/** @brief The text of option @p name, or NULL when not given. */
+const char *ctl_str(const ctl_t *c, const char *name);
+/** @brief true when option @p name was given (a CTL_FLAG, or any other). */
+bool ctl_given(const ctl_t *c, const char *name);
+/** @brief The number of option @p name (CTL_SEQ/U64/LIMIT), or @p dflt. */
+uint64_t ctl_u64(const ctl_t *c, const char *name, uint64_t dflt);
+/** @brief The time of option @p name (CTL_TIME) in ms, or @p dflt. */
+int64_t ctl_time(const ctl_t *c, const char *name, int64_t dflt);
+
+/** @brief Prints @p j (stolen) as one compact JSON line on stdout. */
+md_err_t ctl_print_json(json_t *j, md_error_t *err);
+
+/* Subcommands living in tools/ctl_*.c. */
+extern const ctl_sub_t ctl_sub_outbox;
 
 /* ---- verify: what the rules derive (ctl_verify.c) ----------------------------------- */
 
@@ -43,10 +124,13 @@ int ctl_derived_end(ctl_derived_t *d, json_t *ok, md_error_t *err);
 /**
  * @brief A consistent hot copy of @p store into the new or empty directory
  * @p out_dir (mdb_env_copy2 with MDB_CP_COMPACT: one read snapshot, free pages
- * left out), safe beside a running daemon; prints {ok, out, events, head, bytes}.
+ * left out), safe beside a running daemon; prints {ok, out, events, head,
+ * bytes, store_id}. With @p new_identity the copy gets a store identity of its
+ * own (a replica seeded from it, docs/replication.md): a copy that keeps the
+ * original's identity is, for the fencing of md_consumer.h, the same store.
  * @returns 0, 1 (@p err set), 2 (no --out).
  */
-int ctl_backup(md_store_t *store, const char *out_dir, md_error_t *err);
+int ctl_backup(md_store_t *store, const char *out_dir, bool new_identity, md_error_t *err);
 
 /* ---- signed checkpoints (ctl_checkpoint.c; docs/audit.md) --------------------------------
  *

@@ -1,60 +1,33 @@
 /*
  * marketctl - the operator's, auditor's and analyst's command line.
  *
- *   marketctl --data-dir DIR events [--stream S] [--from SEQ] [--limit N]
- *   marketctl --data-dir DIR export [--from SEQ] [--limit N]
- *   marketctl --data-dir DIR verify [--checkpoints CPS.jsonl --keys DIR]
- *   marketctl keygen | checkpoints | verify-export ...   (ctl.h, ctl_checkpoint.c)
- *   marketctl --data-dir DIR stats
- *   marketctl --data-dir DIR get order|account|store|product|complaint|sanction|voucher ID
- *   marketctl --data-dir DIR orders [--buyer M] [--provider M] [--status S] [--day DAY]
- *   marketctl --data-dir DIR audit [--subject ID|KIND:ID] [--actor M]
- *   marketctl --data-dir DIR sales [--provider M] [--from DAY] [--to DAY]
- *   marketctl --data-dir DIR rebuild
- *   marketctl --data-dir DIR replay --until SEQ --out DIR2
- *   marketctl --data-dir DIR backup --out DIR2
- * Lists take --limit N and --cursor C; when more rows may follow, the last
- * line on stderr is `next_cursor: C`. `get` and `account` judge expiring
- * sanctions at --as-of (ms or YYYY-MM-DDTHH:MM:SSZ; default: now).
+ *   marketctl --data-dir DIR SUBCOMMAND [ARGS] [options]
+ *   marketctl --help | marketctl SUBCOMMAND --help
+ *
+ * Each subcommand accepts exactly its own options (the table below and
+ * ctl.h); anything else is a usage error naming the option (exit 2). Lists
+ * take --limit N and --cursor C; when more rows may follow, the last line on
+ * stderr is `next_cursor: C`. `get` judges expiring sanctions at --as-of (ms
+ * or YYYY-MM-DDTHH:MM:SSZ; default: now).
  *
  * Output is JSON (one object) or JSON lines on stdout; errors go to stderr;
  * the exit status is 0 on success, 1 when verification fails or an object is
- * missing, 2 on misuse. The store is opened read-only (rebuild excepted), so
- * marketctl is safe beside a running daemon.
+ * missing, 2 on misuse. The store is opened read-only (rebuild and outbox
+ * retry excepted), so marketctl is safe beside a running daemon.
  */
-#include <getopt.h>
+#include <errno.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "md_command.h"
 #include "ctl.h"
-#include "md_proj.h"
-#include "md_store.h"
 #include "md_base.h"
 #include "md_version.h"
-
-typedef struct ctl {
-    const char *dir;
-    md_store_t *store;
-    md_txn_t *txn;
-    md_proj_t *proj;
-    const char *stream;
-    uint64_t from, limit, until;
-    const char *from_s, *to, *out, *cursor;
-    const char *buyer, *provider, *status, *day, *subject, *actor;
-    const char *args[3];          /* positional arguments after the subcommand */
-    int nargs;
-    int64_t as_of;
-    const char *checkpoints, *keys; /* verify against signed checkpoints */
-    md_error_t err;
-    /* progress on a terminal */
-    bool tty;
-    double t0;
-    uint64_t done, total;
-} ctl_t;
 
 /* ---- progress (stderr, only when it is a terminal) ------------------------------- */
 
@@ -86,7 +59,7 @@ static void progress_end(ctl_t *c, const char *what)
 
 /* ---- output ---------------------------------------------------------------------- */
 
-static md_err_t print_json(json_t *j, md_error_t *err)
+md_err_t ctl_print_json(json_t *j, md_error_t *err)
 {
     if (j == NULL)
         return md_error_set(err, MD_ECODEC, "value is not representable as JSON");
@@ -101,14 +74,14 @@ static md_err_t print_event(const md_event_t *ev, const void *body, size_t len, 
                             md_error_t *err)
 {
     (void)body, (void)len, (void)ctx;
-    return print_json(md_event_to_json(ev, NULL, 0), err);
+    return ctl_print_json(md_event_to_json(ev, NULL, 0), err);
 }
 
 static md_err_t export_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
                              md_error_t *err)
 {
     ctl_t *c = ctx;
-    md_err_t rc = print_json(md_event_to_json(ev, body, len), err);
+    md_err_t rc = ctl_print_json(md_event_to_json(ev, body, len), err);
     if (rc == MD_OK && (++c->done & 0xffff) == 0)
         progress(c->done, c->total, c);
     return rc;
@@ -116,12 +89,14 @@ static md_err_t export_event(const md_event_t *ev, const void *body, size_t len,
 
 /* ---- subcommands ------------------------------------------------------------------- */
 
+/* events --stream S --from V: V is the stream version; without --stream, a seq. */
 static int cmd_events(ctl_t *c)
 {
-    md_err_t rc = c->stream ? md_txn_scan_stream(c->txn, c->stream, c->from ? c->from : 1,
-                                                 c->limit, print_event, c, &c->err)
-                            : md_txn_scan(c->txn, c->from ? c->from : 1, c->limit, print_event,
-                                          c, &c->err);
+    const char *stream = ctl_str(c, "stream");
+    uint64_t from = ctl_u64(c, "from", 1), limit = ctl_u64(c, "limit", 0);
+    md_err_t rc = stream ? md_txn_scan_stream(c->txn, stream, from, limit, print_event, c,
+                                              &c->err)
+                         : md_txn_scan(c->txn, from, limit, print_event, c, &c->err);
     return rc == MD_OK ? 0 : 1;
 }
 
@@ -131,7 +106,8 @@ static int cmd_export(ctl_t *c)
     if (md_txn_head(c->txn, &head, NULL, &c->err) != MD_OK)
         return 1;
     c->total = head;
-    md_err_t rc = md_txn_scan(c->txn, c->from ? c->from : 1, c->limit, export_event, c, &c->err);
+    md_err_t rc = md_txn_scan(c->txn, ctl_u64(c, "from", 1), ctl_u64(c, "limit", 0),
+                              export_event, c, &c->err);
     if (fflush(stdout) != 0)
         rc = md_error_set(&c->err, MD_EIO, "write to stdout failed");
     progress_end(c, "export");
@@ -172,7 +148,7 @@ static int verify_projections(ctl_t *c, uint64_t n, const char *head, ctl_derive
                               "projection", rep->bad >= 0 ? md_proj_name(rep->bad) : "all",
                               "db", rep->db, "first_differing_key", rep->key, "error",
                               c->err.msg);
-        print_json(j, NULL);
+        ctl_print_json(j, NULL);
         fprintf(stderr, "marketctl: verify failed: %s\n", c->err.msg);
         c->err.code = MD_OK;
         status = 1;
@@ -205,7 +181,7 @@ static int cmd_verify(ctl_t *c)
         progress_end(c, "verify");
         json_t *j = json_pack("{s:b, s:s, s:I, s:s}", "ok", 0, "check", "chain", "first_bad_seq",
                               (json_int_t)bad, "error", c->err.msg);
-        print_json(j, NULL);
+        ctl_print_json(j, NULL);
         fprintf(stderr, "marketctl: verify failed at seq %llu: %s\n", (unsigned long long)bad,
                 c->err.msg);
         c->err.code = MD_OK; /* reported already */
@@ -213,8 +189,9 @@ static int cmd_verify(ctl_t *c)
     }
     if (rc != MD_OK || md_txn_head(c->txn, &head, hash, &c->err) != MD_OK)
         return ctl_derived_end(dv, NULL, &c->err);
-    if (c->checkpoints || c->keys) { /* signed checkpoints, external to the store */
-        int st = ctl_verify_store_checkpoints(c->txn, c->checkpoints, c->keys);
+    const char *cps = ctl_str(c, "checkpoints"), *keys = ctl_str(c, "keys");
+    if (cps || keys) { /* signed checkpoints, external to the store */
+        int st = ctl_verify_store_checkpoints(c->txn, cps, keys);
         if (st != 0) {
             ctl_derived_end(dv, NULL, &c->err);
             return st;
@@ -280,13 +257,19 @@ static int cmd_stats(ctl_t *c)
                           head ? (double)used / (double)head : 0.0, "outbox_depth",
                           (json_int_t)db_entries(c->txn, MD_DB_OUTBOX), "offsets",
                           offsets_json(c->txn));
+    uint64_t queued, parked;
+    if (md_txn_outbox_counts(c->txn, &queued, &parked, &c->err) != MD_OK) {
+        json_decref(j);
+        return 1;
+    }
+    md_json_set(j, "outbox_parked", json_integer((json_int_t)parked));
     json_t *pj = NULL;
     if (c->proj && md_proj_stats(c->proj, c->txn, &pj, &c->err) != MD_OK) {
         json_decref(j);
         return 1;
     }
     md_json_set(j, "projections", pj ? pj : json_null());
-    return print_json(j, &c->err) == MD_OK ? 0 : 1;
+    return ctl_print_json(j, &c->err) == MD_OK ? 0 : 1;
 }
 
 /* ---- projection queries ------------------------------------------------------------ */
@@ -294,7 +277,7 @@ static int cmd_stats(ctl_t *c)
 static md_err_t print_row(json_t *row, void *ctx, md_error_t *err)
 {
     (void)ctx;
-    return print_json(json_incref(row), err);
+    return ctl_print_json(json_incref(row), err);
 }
 
 /* Ends a list: flushes stdout and tells the next cursor on stderr. */
@@ -310,34 +293,31 @@ static int list_end(ctl_t *c, md_err_t rc, const md_proj_page_t *page)
 static int cmd_get(ctl_t *c)
 {
     json_t *j = NULL;
-    if (c->nargs != 2) {
-        md_error_set(&c->err, MD_EINVAL, "usage: get order|account|store|product|complaint|"
-                                         "sanction|voucher ID");
-        return 2;
-    }
-    if (md_proj_get(c->proj, c->txn, c->args[0], c->args[1], c->as_of, &j, &c->err) != MD_OK)
+    if (md_proj_get(c->proj, c->txn, c->args[0], c->args[1], ctl_time(c, "as-of", md_wall_ms()), &j,
+                    &c->err) != MD_OK)
         return c->err.code == MD_EINVAL ? 2 : 1;
-    return print_json(j, &c->err) == MD_OK ? 0 : 1;
+    return ctl_print_json(j, &c->err) == MD_OK ? 0 : 1;
 }
 
 static int cmd_orders(ctl_t *c)
 {
-    md_proj_order_filter_t f = {c->buyer, c->provider, c->status, c->day};
-    md_proj_page_t page = {.limit = c->limit, .cursor = c->cursor};
+    md_proj_order_filter_t f = {ctl_str(c, "buyer"), ctl_str(c, "provider"),
+                                ctl_str(c, "status"), ctl_str(c, "day")};
+    md_proj_page_t page = {.limit = ctl_u64(c, "limit", 0), .cursor = ctl_str(c, "cursor")};
     return list_end(c, md_proj_orders(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
 }
 
 static int cmd_audit(ctl_t *c)
 {
-    md_proj_audit_filter_t f = {c->subject, c->actor};
-    md_proj_page_t page = {.limit = c->limit, .cursor = c->cursor};
+    md_proj_audit_filter_t f = {ctl_str(c, "subject"), ctl_str(c, "actor")};
+    md_proj_page_t page = {.limit = ctl_u64(c, "limit", 0), .cursor = ctl_str(c, "cursor")};
     return list_end(c, md_proj_audit(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
 }
 
 static int cmd_sales(ctl_t *c)
 {
-    md_proj_sales_filter_t f = {c->provider, c->from_s, c->to};
-    md_proj_page_t page = {.limit = c->limit, .cursor = c->cursor};
+    md_proj_sales_filter_t f = {ctl_str(c, "provider"), ctl_str(c, "from"), ctl_str(c, "to")};
+    md_proj_page_t page = {.limit = ctl_u64(c, "limit", 0), .cursor = ctl_str(c, "cursor")};
     return list_end(c, md_proj_sales(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
 }
 
@@ -359,26 +339,27 @@ static int cmd_rebuild(ctl_t *c)
     progress_end(c, "rebuild");
     if (rc != MD_OK)
         return 1;
-    return print_json(json_pack("{s:b, s:I}", "ok", 1, "events", (json_int_t)n), &c->err) == MD_OK
+    return ctl_print_json(json_pack("{s:b, s:I}", "ok", 1, "events", (json_int_t)n), &c->err) == MD_OK
                ? 0
                : 1;
 }
 
 static int cmd_replay(ctl_t *c)
 {
-    uint64_t n = 0;
-    if (c->until == 0 || c->out == NULL) {
-        md_error_set(&c->err, MD_EINVAL, "usage: replay --until SEQ --out DIR");
+    uint64_t n = 0, until = ctl_u64(c, "until", 0);
+    const char *out = ctl_str(c, "out");
+    if (until == 0 || out == NULL) {
+        md_error_set(&c->err, MD_EINVAL, "replay needs --until SEQ and --out DIR");
         return 2;
     }
-    progress_phase(c, c->until);
-    md_err_t rc = md_proj_replay(c->txn, c->until, c->out, progress, c, &n, &c->err);
+    progress_phase(c, until);
+    md_err_t rc = md_proj_replay(c->txn, until, out, progress, c, &n, &c->err);
     c->done = n;
     progress_end(c, "replay");
     if (rc != MD_OK)
         return 1;
-    return print_json(json_pack("{s:b, s:I, s:s}", "ok", 1, "events", (json_int_t)n, "out",
-                                c->out),
+    return ctl_print_json(json_pack("{s:b, s:I, s:s}", "ok", 1, "events", (json_int_t)n, "out",
+                                out),
                       &c->err) == MD_OK
                ? 0
                : 1;
@@ -386,176 +367,380 @@ static int cmd_replay(ctl_t *c)
 
 static int cmd_backup(ctl_t *c)
 {
-    return ctl_backup(c->store, c->out, &c->err);
+    return ctl_backup(c->store, ctl_str(c, "out"), ctl_given(c, "new-identity"), &c->err);
 }
 
-/* What a subcommand needs opened. */
-enum { NEEDS_PROJ = 1, PROJ_OPTIONAL = 2, WRITES = 4 };
+/* The subcommands without a store (keygen, checkpoints, verify-export;
+ * ctl_checkpoint.c): the options checked here are handed on as an argv. */
+static int cmd_storeless(ctl_t *c)
+{
+    char *argv[2 + 2 * CTL_MAX_OPTS + CTL_MAX_ARGS];
+    char names[CTL_MAX_OPTS][64];
+    int argc = 0;
+    argv[argc++] = (char *)c->sub->name;
+    for (int i = 0; c->sub->opts && c->sub->opts[i].name; i++) {
+        if (!c->set[i])
+            continue;
+        snprintf(names[i], sizeof names[i], "--%s", c->sub->opts[i].name);
+        argv[argc++] = names[i];
+        argv[argc++] = (char *)c->str[i];
+    }
+    for (int i = 0; i < c->nargs; i++)
+        argv[argc++] = (char *)c->args[i];
+    argv[argc] = NULL;
+    return ctl_checkpoint_main(argc, argv);
+}
 
-typedef struct subcommand {
-    const char *name;
-    int (*run)(ctl_t *c);
-    int needs;
-    const char *help;
-} subcommand_t;
+/* ---- the subcommands and their options ------------------------------------------------ */
 
-static const subcommand_t subcommands[] = {
-    {"events", cmd_events, 0, "events [--stream S] [--from SEQ] [--limit N]"},
-    {"export", cmd_export, 0, "export [--from SEQ] [--limit N]  (with body, prev_hash, hash)"},
-    {"verify", cmd_verify, PROJ_OPTIONAL,
-     "verify [--checkpoints CPS.jsonl --keys DIR]  (hash chain, signed checkpoints, projections,"
-     " rules' state and outcomes, consumed offsets; exit 1 naming the first failure)"},
-    {"stats", cmd_stats, PROJ_OPTIONAL, "stats"},
-    {"get", cmd_get, NEEDS_PROJ,
-     "get order|account|store|product|complaint|sanction|voucher ID [--as-of T]"},
-    {"orders", cmd_orders, NEEDS_PROJ,
-     "orders [--buyer M] [--provider M] [--status S] [--day YYYY-MM-DD] [--limit N] [--cursor C]"},
-    {"audit", cmd_audit, NEEDS_PROJ,
-     "audit [--subject ID|KIND:ID] [--actor M] [--limit N] [--cursor C]"},
-    {"sales", cmd_sales, NEEDS_PROJ,
-     "sales [--provider M] [--from DAY] [--to DAY] [--limit N] [--cursor C]"},
-    {"rebuild", cmd_rebuild, NEEDS_PROJ | WRITES, "rebuild  (recompute every projection)"},
-    {"replay", cmd_replay, 0, "replay --until SEQ --out DIR  (projections as of SEQ)"},
-    {"backup", cmd_backup, 0, "backup --out DIR  (consistent hot copy, compacted)"},
+#define LIST_OPTS                                                                        \
+    {"limit", CTL_LIMIT, "N", "at most N rows (1..1000000; default: all)"},           \
+    {"cursor", CTL_STR, "C", "continue after the page that printed next_cursor: C"}
+
+static const ctl_opt_t events_opts[] = {
+    {"stream", CTL_STR, "S", "one stream's events (e.g. order:o-1); --from is then its version"},
+    {"from", CTL_SEQ, "N", "first seq (or stream version) to print (default 1)"},
+    {"limit", CTL_LIMIT, "N", "at most N events (1..1000000; default: all)"},
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t export_opts[] = {
+    {"from", CTL_SEQ, "SEQ", "first seq to export (default 1)"},
+    {"limit", CTL_LIMIT, "N", "at most N events (1..1000000; default: all)"},
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t get_opts[] = {
+    {"as-of", CTL_TIME, "T", "judge expiring sanctions at T (ms or YYYY-MM-DDTHH:MM:SSZ; default now)"},
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t orders_opts[] = {
+    {"buyer", CTL_STR, "M", "orders placed by member M"},
+    {"provider", CTL_STR, "M", "orders of provider M"},
+    {"status", CTL_STR, "S", "orders in status S"},
+    {"day", CTL_DAY, "DAY", "orders placed on DAY (YYYY-MM-DD, UTC)"},
+    LIST_OPTS,
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t audit_opts[] = {
+    {"subject", CTL_STR, "ID|KIND:ID", "entries about this subject"},
+    {"actor", CTL_STR, "M", "entries done by member M"},
+    LIST_OPTS,
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t sales_opts[] = {
+    {"provider", CTL_STR, "M", "one provider's sales"},
+    {"from", CTL_DAY, "DAY", "first day (YYYY-MM-DD, inclusive)"},
+    {"to", CTL_DAY, "DAY", "last day (YYYY-MM-DD, inclusive)"},
+    LIST_OPTS,
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t verify_opts[] = {
+    {"checkpoints", CTL_STR, "CPS.jsonl", "signed checkpoints (marketctl checkpoints) to verify the "
+     "store against; with --keys"},
+    {"keys", CTL_STR, "DIR", "the replicas' public keys (REPLICA.pub)"},
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t keygen_opts[] = {
+    {"id", CTL_STR, "ID", "the replica id (required)"},
+    {"out", CTL_STR, "DIR", "where ID.key (0600) and ID.pub go (required)"},
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t checkpoints_opts[] = {
+    {"bootstrap", CTL_STR, "HOST:PORT", "Kafka bootstrap servers (required)"},
+    {"topic", CTL_STR, "T", "the heads topic (default market.heads)"},
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t verify_export_opts[] = {
+    {"checkpoints", CTL_STR, "CPS.jsonl", "signed checkpoints (required)"},
+    {"keys", CTL_STR, "DIR", "the replicas' public keys (required)"},
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t backup_opts[] = {
+    {"out", CTL_STR, "DIR", "a new or empty directory for the copy (required)"},
+    {"new-identity", CTL_FLAG, "", "give the copy a store identity of its own (to seed a "
+     "replica, docs/replication.md)"},
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t replay_opts[] = {
+    {"until", CTL_SEQ, "SEQ", "the last event to replay (required)"},
+    {"out", CTL_STR, "DIR", "a new store for the projections as of SEQ (required)"},
+    {NULL, 0, NULL, NULL},
+};
+
+/* Every subcommand; one entry each (their code may live in tools/ctl_NAME.c). */
+static const ctl_sub_t *const subcommands[] = {
+    &(const ctl_sub_t){"events", cmd_events, 0, NULL, 0, 0, "events as JSON lines",
+                       events_opts},
+    &(const ctl_sub_t){"export", cmd_export, 0, NULL, 0, 0,
+                       "events with body, prev_hash and hash (scripts/audit-export.sh checks it)",
+                       export_opts},
+    &(const ctl_sub_t){"verify", cmd_verify, CTL_PROJ_OPTIONAL, NULL, 0, 0,
+                       "hash chain, signed checkpoints, projections, rules' state and outcomes, "
+                       "consumed offsets; exit 1 naming the first failure",
+                       verify_opts},
+    &(const ctl_sub_t){"stats", cmd_stats, CTL_PROJ_OPTIONAL, NULL, 0, 0,
+                       "events, head, store size, outbox depth and parked entries, offsets", NULL},
+    &(const ctl_sub_t){"get", cmd_get, CTL_NEEDS_PROJ,
+                       "order|account|store|product|complaint|sanction|voucher ID", 2, 2,
+                       "one object", get_opts},
+    &(const ctl_sub_t){"orders", cmd_orders, CTL_NEEDS_PROJ, NULL, 0, 0, "orders, by filter",
+                       orders_opts},
+    &(const ctl_sub_t){"audit", cmd_audit, CTL_NEEDS_PROJ, NULL, 0, 0,
+                       "the audit trail of a subject or an actor", audit_opts},
+    &(const ctl_sub_t){"sales", cmd_sales, CTL_NEEDS_PROJ, NULL, 0, 0,
+                       "sales per provider and day", sales_opts},
+    &(const ctl_sub_t){"rebuild", cmd_rebuild, CTL_NEEDS_PROJ | CTL_WRITES, NULL, 0, 0,
+                       "recompute every projection", NULL},
+    &(const ctl_sub_t){"replay", cmd_replay, 0, NULL, 0, 0, "projections as of a seq, in a new store",
+                       replay_opts},
+    &(const ctl_sub_t){"backup", cmd_backup, 0, NULL, 0, 0,
+                       "a consistent hot copy, compacted (--out DIR)", backup_opts},
+    &ctl_sub_outbox,
+    &(const ctl_sub_t){"keygen", cmd_storeless, CTL_NO_STORE, NULL, 0, 0,
+                       "an Ed25519 key pair for a replica's signed checkpoints (docs/audit.md)",
+                       keygen_opts},
+    &(const ctl_sub_t){"checkpoints", cmd_storeless, CTL_NO_STORE, NULL, 0, 0,
+                       "the signed checkpoints of the heads topic, as JSON lines", checkpoints_opts},
+    &(const ctl_sub_t){"verify-export", cmd_storeless, CTL_NO_STORE, "FILE", 1, 1,
+                       "an export (marketctl export) against signed checkpoints",
+                       verify_export_opts},
 };
 
 #define NSUB (sizeof subcommands / sizeof subcommands[0])
 
+/* "marketctl NAME [ARGS] --opt METAVAR ..." of a subcommand without a store. */
+static void storeless_line(FILE *f, const ctl_sub_t *sub, const char *lead)
+{
+    fprintf(f, "%smarketctl %s%s%s", lead, sub->name, sub->args ? " " : "",
+            sub->args ? sub->args : "");
+    for (const ctl_opt_t *o = sub->opts; o && o->name; o++)
+        fprintf(f, " --%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
+    fputc('\n', f);
+}
+
 static void usage(FILE *f)
 {
-    fputs("usage: marketctl --data-dir DIR SUBCOMMAND [options]\n", f);
+    fputs("usage: marketctl --data-dir DIR SUBCOMMAND [ARGS] [options]\n", f);
     for (size_t i = 0; i < NSUB; i++)
-        fprintf(f, "  %s\n", subcommands[i].help);
-    fputs("usage: marketctl keygen --id ID --out DIR\n"
-          "       marketctl checkpoints --bootstrap HOST:PORT [--topic market.heads]\n"
-          "       marketctl verify-export FILE --checkpoints CPS.jsonl --keys DIR\n", f);
-    fputs("lists: when more rows may follow, stderr ends with `next_cursor: C`\n", f);
+        if (!(subcommands[i]->needs & CTL_NO_STORE))
+            fprintf(f, "  %-8s %s%s%s\n", subcommands[i]->name,
+                    subcommands[i]->args ? subcommands[i]->args : "",
+                    subcommands[i]->args ? "  " : "", subcommands[i]->summary);
+    const char *lead = "usage: ";
+    for (size_t i = 0; i < NSUB; i++)
+        if (subcommands[i]->needs & CTL_NO_STORE) {
+            storeless_line(f, subcommands[i], lead);
+            lead = "       ";
+        }
+    fputs("       marketctl SUBCOMMAND --help   (its options)\n"
+          "       marketctl --version\n"
+          "lists: when more rows may follow, stderr ends with `next_cursor: C`\n"
+          "exit status: 0 ok, 1 failed or not found, 2 usage error\n", f);
+}
+
+static void sub_usage(FILE *f, const ctl_sub_t *sub)
+{
+    fprintf(f, "usage: marketctl %s%s%s%s%s\n\n%s\n",
+            sub->needs & CTL_NO_STORE ? "" : "--data-dir DIR ", sub->name,
+            sub->args ? " " : "", sub->args ? sub->args : "", sub->opts ? " [options]" : "",
+            sub->summary);
+    if (sub->opts)
+        fputs("\noptions:\n", f);
+    for (const ctl_opt_t *o = sub->opts; o && o->name; o++) {
+        char lhs[64];
+        snprintf(lhs, sizeof lhs, "--%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        fprintf(f, "  %-20s %s\n", lhs, o->help);
+    }
+}
+
+/* A usage error: what was wrong, then where to look. Returns 2. */
+static int bad_usage(const ctl_sub_t *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad_usage(const ctl_sub_t *sub, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("marketctl: ", stderr);
+    if (sub)
+        fprintf(stderr, "%s: ", sub->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nsee: marketctl %s%s--help\n", sub ? sub->name : "", sub ? " " : "");
+    return 2;
 }
 
 static int parse_u64(const char *s, uint64_t *out)
 {
     char *end;
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || *s == '-')
+    if (*end != '\0' || errno == ERANGE)
         return -1;
     *out = v;
     return 0;
 }
 
-/* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+/* A calendar date YYYY-MM-DD (2026-02-30 is not one). */
+static bool valid_day(const char *s)
 {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+    char t[32];
+    int64_t ms;
+    return strlen(s) == 10 && snprintf(t, sizeof t, "%sT00:00:00Z", s) == 20 &&
+           md_parse_time(t, 20, &ms);
 }
 
-/* --as-of: milliseconds, or YYYY-MM-DDTHH:MM:SSZ. */
-static int parse_time(const char *s, int64_t *out)
+/* Checks and stores the value of option @p i; returns a reason when refused. */
+static const char *take_value(ctl_t *c, int i, const char *v)
 {
-    int y, mo, d, h, mi, sec;
-    char z;
-    uint64_t ms;
-    if (parse_u64(s, &ms) == 0)
-        return *out = (int64_t)ms, 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &sec, &z) != 7 || z != 'Z' ||
-        mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59)
-        return -1;
-    *out = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000;
-    return 0;
-}
-
-enum { O_BUYER = 256, O_PROVIDER, O_STATUS, O_DAY, O_SUBJECT, O_ACTOR, O_TO, O_UNTIL, O_OUT,
-       O_CURSOR, O_AS_OF, O_CHECKPOINTS, O_KEYS };
-
-static const struct option long_opts[] = {
-    {"data-dir", required_argument, NULL, 'd'}, {"stream", required_argument, NULL, 's'},
-    {"from", required_argument, NULL, 'f'},     {"limit", required_argument, NULL, 'l'},
-    {"buyer", required_argument, NULL, O_BUYER}, {"provider", required_argument, NULL, O_PROVIDER},
-    {"status", required_argument, NULL, O_STATUS}, {"day", required_argument, NULL, O_DAY},
-    {"subject", required_argument, NULL, O_SUBJECT}, {"actor", required_argument, NULL, O_ACTOR},
-    {"to", required_argument, NULL, O_TO},       {"until", required_argument, NULL, O_UNTIL},
-    {"out", required_argument, NULL, O_OUT},     {"cursor", required_argument, NULL, O_CURSOR},
-    {"as-of", required_argument, NULL, O_AS_OF}, {"help", no_argument, NULL, 'h'},
-    {"checkpoints", required_argument, NULL, O_CHECKPOINTS},
-    {"keys", required_argument, NULL, O_KEYS},
-    {NULL, 0, NULL, 0},
-};
-
-/* Stores a string option; returns -1 for an unknown one. */
-static int string_opt(ctl_t *c, int o)
-{
-    const char **slot = o == 'd'          ? &c->dir
-                        : o == 's'        ? &c->stream
-                        : o == 'f'        ? &c->from_s
-                        : o == O_BUYER    ? &c->buyer
-                        : o == O_PROVIDER ? &c->provider
-                        : o == O_STATUS   ? &c->status
-                        : o == O_DAY      ? &c->day
-                        : o == O_SUBJECT  ? &c->subject
-                        : o == O_ACTOR    ? &c->actor
-                        : o == O_TO       ? &c->to
-                        : o == O_OUT      ? &c->out
-                        : o == O_CURSOR   ? &c->cursor
-                        : o == O_CHECKPOINTS ? &c->checkpoints
-                        : o == O_KEYS     ? &c->keys
-                                          : NULL;
-    if (slot == NULL)
-        return -1;
-    *slot = optarg;
-    return 0;
-}
-
-/* Options and (after the subcommand) positional arguments, in any order. */
-static int parse_args(int argc, char **argv, ctl_t *c, bool positional)
-{
-    for (;;) {
-        int o = getopt_long(argc, argv, "+h", long_opts, NULL);
-        if (o == -1) {
-            if (!positional || optind >= argc)
-                return 0;
-            if (c->nargs == 3)
-                return -1;
-            c->args[c->nargs++] = argv[optind++];
-            continue;
+    const ctl_opt_t *o = &c->sub->opts[i];
+    uint64_t n = 0;
+    c->set[i] = true;
+    c->str[i] = v;
+    switch (o->kind) {
+    case CTL_STR: return *v ? NULL : "must not be empty";
+    case CTL_FLAG: return NULL;
+    case CTL_U64: return parse_u64(v, &c->num[i]) ? "must be an unsigned integer" : NULL;
+    case CTL_SEQ:
+        if (parse_u64(v, &n) || n == 0)
+            return "must be an integer >= 1";
+        c->num[i] = n;
+        return NULL;
+    case CTL_LIMIT:
+        if (parse_u64(v, &n) || n == 0 || n > CTL_MAX_LIMIT)
+            return "must be an integer in 1..1000000";
+        c->num[i] = n;
+        return NULL;
+    case CTL_DAY: return valid_day(v) ? NULL : "is not a calendar date YYYY-MM-DD";
+    case CTL_TIME:
+        if (parse_u64(v, &n) == 0) {
+            c->time[i] = (int64_t)n;
+            return n > INT64_MAX ? "is out of range" : NULL;
         }
-        if ((o == 'l' && parse_u64(optarg, &c->limit) == 0) ||
-            (o == O_UNTIL && parse_u64(optarg, &c->until) == 0) ||
-            (o == O_AS_OF && parse_time(optarg, &c->as_of) == 0) ||
-            (o != 'l' && o != O_UNTIL && o != O_AS_OF && string_opt(c, o) == 0))
-            continue;
-        return -1;
+        return md_parse_time(v, strlen(v), &c->time[i])
+                   ? NULL
+                   : "is neither milliseconds nor a time YYYY-MM-DDTHH:MM:SSZ";
     }
+    return "has an unknown kind";
 }
 
-static const subcommand_t *find_sub(const char *name)
+static int find_opt(const ctl_sub_t *sub, const char *name, size_t len)
+{
+    for (int i = 0; sub->opts && sub->opts[i].name; i++)
+        if (strlen(sub->opts[i].name) == len && strncmp(sub->opts[i].name, name, len) == 0)
+            return i;
+    return -1;
+}
+
+static const ctl_sub_t *find_sub(const char *name)
 {
     for (size_t i = 0; i < NSUB; i++)
-        if (strcmp(subcommands[i].name, name) == 0)
-            return &subcommands[i];
+        if (strcmp(subcommands[i]->name, name) == 0)
+            return subcommands[i];
     return NULL;
 }
 
-/* --from is a seq for events/export and a day for sales. */
-static int check_args(ctl_t *c, const subcommand_t *sub)
+/* --data-dir DIR or --data-dir=DIR at @p *i; returns 1 when it was one, -1 when its value is missing. */
+static int take_data_dir(ctl_t *c, int argc, char **argv, int *i)
 {
-    bool seq_from = sub->run == cmd_events || sub->run == cmd_export;
-    if (seq_from && c->from_s && parse_u64(c->from_s, &c->from) != 0)
+    const char *a = argv[*i];
+    if (strncmp(a, "--data-dir=", 11) == 0) {
+        c->dir = a + 11;
+        return 1;
+    }
+    if (strcmp(a, "--data-dir") != 0)
+        return 0;
+    if (*i + 1 >= argc)
         return -1;
-    return c->nargs == 0 || sub->run == cmd_get ? 0 : -1;
+    c->dir = argv[++*i];
+    return 1;
+}
+
+/* One "--name[=value]" of the subcommand at argv[*i]. Returns 0, 2 (usage) or -1 (help). */
+static int take_option(ctl_t *c, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i] + 2, *eq = strchr(a, '=');
+    size_t len = eq ? (size_t)(eq - a) : strlen(a);
+    if (strcmp(a, "help") == 0)
+        return -1;
+    int k = find_opt(c->sub, a, len);
+    if (k < 0)
+        return bad_usage(c->sub, "unknown option --%.*s", (int)len, a);
+    const ctl_opt_t *o = &c->sub->opts[k];
+    if (c->set[k])
+        return bad_usage(c->sub, "--%s given twice", o->name);
+    if (o->kind == CTL_FLAG) {
+        if (eq)
+            return bad_usage(c->sub, "--%s takes no value", o->name);
+        c->set[k] = true;
+        return 0;
+    }
+    const char *v = eq ? eq + 1 : NULL;
+    if (v == NULL && *i + 1 < argc)
+        v = argv[++*i];
+    if (v == NULL)
+        return bad_usage(c->sub, "--%s needs a value %s", o->name, o->metavar);
+    const char *why = take_value(c, k, v);
+    return why ? bad_usage(c->sub, "--%s '%s' %s", o->name, v, why) : 0;
+}
+
+/* Global options, the subcommand, then its arguments and options in any
+ * order. Returns 0 to run, 2 on misuse, -1 after printing help. */
+static int parse_args(ctl_t *c, int argc, char **argv)
+{
+    int i = 1, r;
+    for (; i < argc && c->sub == NULL; i++) {
+        if ((r = take_data_dir(c, argc, argv, &i)) < 0)
+            return bad_usage(NULL, "--data-dir needs a value DIR");
+        if (r > 0)
+            continue;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return usage(stdout), -1;
+        if (argv[i][0] == '-')
+            return bad_usage(NULL, "unknown option %s before the subcommand", argv[i]);
+        if ((c->sub = find_sub(argv[i])) == NULL)
+            return bad_usage(NULL, "unknown subcommand '%s'", argv[i]);
+    }
+    if (c->sub == NULL)
+        return usage(stderr), 2;
+    for (; i < argc; i++) {
+        if ((r = take_data_dir(c, argc, argv, &i)) < 0)
+            return bad_usage(c->sub, "--data-dir needs a value DIR");
+        if (r > 0)
+            continue;
+        if (strcmp(argv[i], "-h") == 0 || (argv[i][0] == '-' && argv[i][1] == '-')) {
+            r = strcmp(argv[i], "-h") == 0 ? -1 : take_option(c, argc, argv, &i);
+            if (r == -1)
+                sub_usage(stdout, c->sub);
+            if (r != 0)
+                return r;
+            continue;
+        }
+        if (argv[i][0] == '-' && argv[i][1])
+            return bad_usage(c->sub, "unknown option %s", argv[i]);
+        if (c->nargs == c->sub->max_args)
+            return bad_usage(c->sub, "unexpected argument '%s'", argv[i]);
+        c->args[c->nargs++] = argv[i];
+    }
+    if (c->nargs < c->sub->min_args)
+        return bad_usage(c->sub, "needs %s", c->sub->args);
+    if (c->dir == NULL && !(c->sub->needs & CTL_NO_STORE))
+        return bad_usage(c->sub, "--data-dir DIR is required");
+    if (c->dir != NULL && (c->sub->needs & CTL_NO_STORE))
+        return bad_usage(c->sub, "takes no --data-dir");
+    return 0;
 }
 
 /* Opens the store (read-only unless the subcommand writes) and the projections. */
-static int open_all(ctl_t *c, const subcommand_t *sub)
+static int open_all(ctl_t *c, const ctl_sub_t *sub)
 {
-    md_store_opts_t so = {.read_only = !(sub->needs & WRITES)};
+    md_store_opts_t so = {.read_only = !(sub->needs & CTL_WRITES)};
     if (md_store_open(c->dir, &so, &c->store, &c->err) != MD_OK)
         return -1;
-    if (sub->needs & (NEEDS_PROJ | PROJ_OPTIONAL)) {
+    if (sub->needs & (CTL_NEEDS_PROJ | CTL_PROJ_OPTIONAL)) {
         md_error_t e = {0};
         md_err_t rc = md_proj_open(c->store, &c->proj, &e);
-        if (rc != MD_OK && (rc != MD_ENOTFOUND || (sub->needs & NEEDS_PROJ))) {
+        if (rc != MD_OK && (rc != MD_ENOTFOUND || (sub->needs & CTL_NEEDS_PROJ))) {
             md_error_set(&c->err, rc, "%s", e.msg);
             return -1;
         }
@@ -563,28 +748,51 @@ static int open_all(ctl_t *c, const subcommand_t *sub)
     return md_store_read(c->store, &c->txn, &c->err) == MD_OK ? 0 : -1;
 }
 
+/* ---- option accessors (ctl.h) ------------------------------------------------------------- */
+
+static int opt_index(const ctl_t *c, const char *name)
+{
+    int k = find_opt(c->sub, name, strlen(name));
+    return k >= 0 && c->set[k] ? k : -1;
+}
+
+const char *ctl_str(const ctl_t *c, const char *name)
+{
+    int k = opt_index(c, name);
+    return k >= 0 ? c->str[k] : NULL;
+}
+
+bool ctl_given(const ctl_t *c, const char *name)
+{
+    return opt_index(c, name) >= 0;
+}
+
+uint64_t ctl_u64(const ctl_t *c, const char *name, uint64_t dflt)
+{
+    int k = opt_index(c, name);
+    return k >= 0 ? c->num[k] : dflt;
+}
+
+int64_t ctl_time(const ctl_t *c, const char *name, int64_t dflt)
+{
+    int k = opt_index(c, name);
+    return k >= 0 ? c->time[k] : dflt;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--version") == 0)
         return md_version_print(stdout, "marketctl") == 0 ? 0 : 1;
     ctl_t c = {0};
-    const subcommand_t *sub;
-    c.as_of = md_wall_ms();
-    if (argc > 1 && ctl_checkpoint_is_sub(argv[1])) /* subcommands without a store */
-        return ctl_checkpoint_main(argc - 1, argv + 1);
-    if (parse_args(argc, argv, &c, false) != 0 || optind >= argc || c.dir == NULL ||
-        (sub = find_sub(argv[optind])) == NULL) {
-        usage(stderr);
-        return 2;
-    }
-    optind++;
-    if (parse_args(argc, argv, &c, true) != 0 || check_args(&c, sub) != 0) {
-        usage(stderr);
-        return 2;
-    }
+    int status = parse_args(&c, argc, argv);
+    if (status != 0)
+        return status < 0 ? 0 : status;
+    const ctl_sub_t *sub = c.sub;
+    if (sub->needs & CTL_NO_STORE)
+        return sub->run(&c);
     c.tty = isatty(STDERR_FILENO);
     c.t0 = md_mono_s();
-    int status = 1;
+    status = 1;
     if (open_all(&c, sub) == 0)
         status = sub->run(&c);
     if (status != 0 && c.err.code != MD_OK)

@@ -202,6 +202,13 @@ t analyst 400 "/v1/orders?limit=0"
 t analyst 400 "/v1/orders?limit=1001"
 t analyst 400 "/v1/orders?limit=two"
 t analyst 400 "/v1/orders?cursor=zz"
+# each endpoint takes exactly its own parameters; dates are calendar dates, named when bad
+t analyst 400 "/v1/orders?product_id=p-pgsql" '.parameter == "product_id"'
+t analyst 400 "/v1/orders?from=2026-02-30" '.parameter == "from" and .value == "2026-02-30"'
+t analyst 400 "/v1/orders?day=2026-13-45" '.parameter == "day" and .value == "2026-13-45"'
+t analyst 400 "/v1/sales?to=2026-02-29" '.parameter == "to"'
+t auditor 400 "/v1/events?stream=order:o-1001" '.parameter == "stream"'
+t auditor 400 "/v1/orders/o-1001?as_of=1" '.parameter == "as_of"'
 t bob 403 /v1/orders
 t bob 200 "/v1/orders?buyer=bob" "[.items[].order_id] == $(ids --buyer bob)" \
     'all(.items[]; has("buyer_contact") | not)'

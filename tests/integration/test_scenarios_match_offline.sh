@@ -15,7 +15,10 @@ for f in demo/demo-day.jsonl tests/scenarios/*.jsonl; do
     load "$f" --wait --timeout 60 --quiet --results-out "$work/k$n.results" ||
         fail "$f: not every result arrived"
     marketd_stop k$n
-    diff <(sort -u "$work/off$n.results") <(sort -u "$work/k$n.results") >"$work/diff$n" ||
+    # A MALFORMED result from Kafka also names its partition and offset (offline
+    # input has none); apart from that the bytes are the same.
+    diff <(sort -u "$work/off$n.results") \
+        <(sed -E 's/,"partition":[0-9]+,"offset":[0-9]+\}$/}/' "$work/k$n.results" | sort -u) >"$work/diff$n" ||
         fail "$f: results differ from offline mode: $(head -5 "$work/diff$n")"
     [ "$(chain_head "$work/off$n")" = "$(chain_head "$work/k$n")" ] ||
         fail "$f: chain head differs from offline mode"

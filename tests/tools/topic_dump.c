@@ -5,14 +5,19 @@
  *   topic_dump --bootstrap B --topic T [--count N] [--timeout S]
  *       Reads the topic from its beginning (every partition) and prints one
  *       JSON object per message: partition, offset, key, headers (name ->
- *       value), len, sha256 of the value, and value when it is short UTF-8
+ *       value), len, timestamp (ms), sha256 of the value, and value when it is short UTF-8
  *       text. Stops after N messages, or when nothing came for S seconds
  *       (default 10); exits 1 when fewer than N were read.
  *   topic_dump --bootstrap B --topic T --produce FILE...
  *       Sends each file's bytes as one message (a 0-byte file gives an empty
  *       value), key "hostile:<file name>"; files named *.mp get the header
- *       content-type: application/msgpack. market-load cannot do this: it
+ *       content-type: application/msgpack, *.txt content-type: text/plain
+ *       (refused by marketd). market-load cannot do this: it
  *       skips blank lines and reads text lines.
+ *   topic_dump --bootstrap B --topic T --set-config NAME=VALUE
+ *       Sets one topic configuration (e.g. max.message.bytes) on the broker
+ *       (AlterConfigs: the topic's other settings return to
+ *       their defaults); exits 1 when the broker refuses.
  */
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -72,6 +77,8 @@ static int produce(char **files, int n)
         rd_kafka_headers_t *h = rd_kafka_headers_new(1);
         if (bl > 3 && strcmp(base + bl - 3, ".mp") == 0)
             rd_kafka_header_add(h, "content-type", -1, "application/msgpack", -1);
+        else if (bl > 4 && strcmp(base + bl - 4, ".txt") == 0)
+            rd_kafka_header_add(h, "content-type", -1, "text/plain", -1);
         rd_kafka_resp_err_t e = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(b.len ? b.p : NULL, b.len),
@@ -114,6 +121,7 @@ static void print_message(const rd_kafka_message_t *m)
     }
     json_object_set_new(o, "headers", hj);
     json_object_set_new(o, "len", json_integer((json_int_t)m->len));
+    json_object_set_new(o, "timestamp", json_integer(rd_kafka_message_timestamp(m, NULL)));
     EVP_Digest(m->payload ? m->payload : "", m->len, d, &dn, EVP_sha256(), NULL);
     md_hex(d, 32, hex);
     json_object_set_new(o, "sha256", json_string(hex));
@@ -157,6 +165,45 @@ static int dump(long count, long timeout_s)
     return count > 0 && seen < count ? 1 : 0;
 }
 
+static int set_config(const char *nv)
+{
+    char name[256], errstr[256];
+    const char *eq = strchr(nv, '=');
+    if (eq == NULL || (size_t)(eq - nv) >= sizeof name)
+        die("--set-config", "expected NAME=VALUE");
+    snprintf(name, sizeof name, "%.*s", (int)(eq - nv), nv);
+    rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, NULL);
+    rd_kafka_ConfigResource_t *r = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    if (rd_kafka_ConfigResource_set_config(r, name, eq + 1))
+        die("--set-config", "bad config");
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
+    rd_kafka_AdminOptions_set_request_timeout(o, 20000, errstr, sizeof errstr);
+    rd_kafka_AlterConfigs(rk, &r, 1, o, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    int rc = 1;
+    if (ev == NULL)
+        fprintf(stderr, "topic_dump: --set-config: no answer\n");
+    else if (rd_kafka_event_error(ev))
+        fprintf(stderr, "topic_dump: --set-config: %s\n", rd_kafka_event_error_string(ev));
+    else {
+        size_t n;
+        const rd_kafka_ConfigResource_t **res = rd_kafka_AlterConfigs_result_resources(
+            rd_kafka_event_AlterConfigs_result(ev), &n);
+        rc = n == 1 && rd_kafka_ConfigResource_error(res[0]) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : 1;
+        if (rc)
+            fprintf(stderr, "topic_dump: --set-config: %s\n",
+                    n ? rd_kafka_ConfigResource_error_string(res[0]) : "no result");
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_ConfigResource_destroy(r);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     long count = 0, timeout_s = 10;
@@ -173,12 +220,15 @@ int main(int argc, char **argv)
             timeout_s = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--produce") == 0)
             prod = true;
+        else if (strcmp(argv[i], "--set-config") == 0 && i + 1 < argc && bootstrap && topic)
+            return set_config(argv[i + 1]);
         else
             break;
     }
     if (bootstrap == NULL || topic == NULL || (prod && i == argc) || (!prod && i != argc)) {
         fprintf(stderr, "usage: topic_dump --bootstrap B --topic T [--count N] [--timeout S]\n"
-                        "       topic_dump --bootstrap B --topic T --produce FILE...\n");
+                        "       topic_dump --bootstrap B --topic T --produce FILE...\n"
+                        "       topic_dump --bootstrap B --topic T --set-config NAME=VALUE\n");
         return 2;
     }
     srand((unsigned)time(NULL) ^ (unsigned)getpid());

@@ -29,6 +29,18 @@ if out=$(bash scripts/audit-export.sh "$work/tampered.jsonl" 2>&1); then die "re
 case $out in *"seq 20"*) ;; *) die "recipe did not name seq 20: $out" ;; esac
 ok "recipe rejects an altered body at seq 20"
 
+# A readable field edited, the body left alone: the recipe decodes the body
+# (scripts/msgpack-body.jq) and names the seq and the field.
+seq=$(jq -r 'select(.data.amount != null) | .seq' "$work/export.jsonl" | head -1)
+jq -c --argjson s "$seq" 'if .seq == $s then .data.amount += 1 else . end' \
+    "$work/export.jsonl" >"$work/edited.jsonl"
+if out=$(bash scripts/audit-export.sh "$work/edited.jsonl" 2>&1); then die "recipe accepts an edited data.amount"; fi
+case $out in *"seq $seq: readable field data differs"*) ;; *) die "recipe did not name seq $seq: $out" ;; esac
+jq -c 'if .seq == 3 then .stream = "member:mallory" else . end' "$work/export.jsonl" >"$work/edited2.jsonl"
+if out=$(bash scripts/audit-export.sh "$work/edited2.jsonl" 2>&1); then die "recipe accepts an edited stream"; fi
+case $out in *"seq 3: readable field stream"*) ;; *) die "recipe did not name seq 3: $out" ;; esac
+ok "recipe rejects readable fields that differ from the body (seq $seq data.amount, seq 3 stream)"
+
 # A link removed from the export: the recipe notices the gap.
 sed 7d "$work/export.jsonl" >"$work/gap.jsonl"
 if bash scripts/audit-export.sh "$work/gap.jsonl" >/dev/null 2>&1; then die "recipe accepts a gap"; fi
