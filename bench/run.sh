@@ -261,7 +261,7 @@ broker_flags() {
     [ "$broker" = 1 ] || { echo "none"; return; }
     for pid in $(pgrep -x java 2>/dev/null || true); do
         if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "marketd-kafka-$PORT/server.properties"; then
-            tr '\0' '\n' <"/proc/$pid/cmdline" | grep -E '^-(Xm[sx]|XX:(\+Use[A-Za-z]*GC|MaxGCPauseMillis|TieredStopAtLevel))' |
+            tr '\0' '\n' <"/proc/$pid/cmdline" | grep -E '^-(Xm[sx]|XX:(\+Use[A-Za-z0-9]*GC|MaxGCPauseMillis|TieredStopAtLevel))' |
                 tr '\n' ' ' | sed 's/ $//'
             return
         fi
