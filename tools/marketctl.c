@@ -70,11 +70,49 @@ md_err_t ctl_print_json(json_t *j, md_error_t *err)
     return MD_OK;
 }
 
+/* Writes what the formatter has so far; EPIPE (a closed pipe) keeps errno. */
+static md_err_t emit_flush(ctl_t *c, md_error_t *err)
+{
+    size_t n = c->out.len;
+    c->out.len = 0;
+    if (n && fwrite(c->out.p, 1, n, stdout) != n)
+        return md_error_set(err, MD_EIO, "write to stdout failed");
+    return MD_OK;
+}
+
+md_err_t ctl_emit(ctl_t *c, const json_t *row, md_error_t *err)
+{
+    if (c->fmt == NULL) {
+        md_rowfmt_kind_t k = MD_ROWFMT_JSON;
+        const char *name = ctl_str(c, "format");
+        if (name && !md_rowfmt_parse(name, &k))
+            return md_error_set(err, MD_EINVAL, "unknown format '%s'", name);
+        c->fmt = md_rowfmt_new(k, c->sub->money);
+    }
+    md_rowfmt_row(c->fmt, row, &c->out);
+    return emit_flush(c, err);
+}
+
+md_err_t ctl_emit_end(ctl_t *c, md_error_t *err)
+{
+    if (c->fmt)
+        md_rowfmt_end(c->fmt, &c->out);
+    md_err_t rc = emit_flush(c, err);
+    if (rc == MD_OK && fflush(stdout) != 0)
+        rc = md_error_set(err, MD_EIO, "write to stdout failed");
+    return rc;
+}
+
 static md_err_t print_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
                             md_error_t *err)
 {
-    (void)body, (void)len, (void)ctx;
-    return ctl_print_json(md_event_to_json(ev, NULL, 0), err);
+    (void)body, (void)len;
+    json_t *j = md_event_to_json(ev, NULL, 0);
+    if (j == NULL)
+        return md_error_set(err, MD_ECODEC, "value is not representable as JSON");
+    md_err_t rc = ctl_emit(ctx, j, err);
+    json_decref(j);
+    return rc;
 }
 
 static md_err_t export_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
@@ -276,15 +314,14 @@ static int cmd_stats(ctl_t *c)
 
 static md_err_t print_row(json_t *row, void *ctx, md_error_t *err)
 {
-    (void)ctx;
-    return ctl_print_json(json_incref(row), err);
+    return ctl_emit(ctx, row, err);
 }
 
-/* Ends a list: flushes stdout and tells the next cursor on stderr. */
+/* Ends a list: the table, a flush of stdout, and the next cursor on stderr. */
 static int list_end(ctl_t *c, md_err_t rc, const md_proj_page_t *page)
 {
-    if (rc == MD_OK && fflush(stdout) != 0)
-        rc = md_error_set(&c->err, MD_EIO, "write to stdout failed");
+    if (rc == MD_OK)
+        rc = ctl_emit_end(c, &c->err);
     if (rc == MD_OK && page->next[0])
         fprintf(stderr, "next_cursor: %s\n", page->next);
     return rc == MD_OK ? 0 : 1;
@@ -296,7 +333,11 @@ static int cmd_get(ctl_t *c)
     if (md_proj_get(c->proj, c->txn, c->args[0], c->args[1], ctl_time(c, "as-of", md_wall_ms()), &j,
                     &c->err) != MD_OK)
         return c->err.code == MD_EINVAL ? 2 : 1;
-    return ctl_print_json(j, &c->err) == MD_OK ? 0 : 1;
+    md_err_t rc = ctl_emit(c, j, &c->err);
+    json_decref(j);
+    if (rc == MD_OK)
+        rc = ctl_emit_end(c, &c->err);
+    return rc == MD_OK ? 0 : 1;
 }
 
 static int cmd_orders(ctl_t *c)
@@ -393,14 +434,26 @@ static int cmd_storeless(ctl_t *c)
 
 /* ---- the subcommands and their options ------------------------------------------------ */
 
+#define FORMAT_OPT                                                                       \
+    {"format", CTL_FORMAT, "json|csv|table",                                            \
+     "JSON lines (default), CSV with a header row, or an aligned table (money in yuan)"}
 #define LIST_OPTS                                                                        \
     {"limit", CTL_LIMIT, "N", "at most N rows (1..1000000; default: all)"},           \
-    {"cursor", CTL_STR, "C", "continue after the page that printed next_cursor: C"}
+    {"cursor", CTL_STR, "C", "continue after the page that printed next_cursor: C"},  \
+    FORMAT_OPT
+
+/* Columns in fen (--format table shows them in yuan). */
+static const char *const order_money[] = {"unit_price", "discount", "amount", "escrow", "paid",
+                                          "refunded", "released", "held", "balance", "escrow_held",
+                                          "deposited", "withdrawn", "spent", "earned", "refunds",
+                                          NULL};
+static const char *const sales_money[] = {"gross", "net", "refunded_amount", "revenue", NULL};
 
 static const ctl_opt_t events_opts[] = {
     {"stream", CTL_STR, "S", "one stream's events (e.g. order:o-1); --from is then its version"},
     {"from", CTL_SEQ, "N", "first seq (or stream version) to print (default 1)"},
     {"limit", CTL_LIMIT, "N", "at most N events (1..1000000; default: all)"},
+    FORMAT_OPT,
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t export_opts[] = {
@@ -410,6 +463,7 @@ static const ctl_opt_t export_opts[] = {
 };
 static const ctl_opt_t get_opts[] = {
     {"as-of", CTL_TIME, "T", "judge expiring sanctions at T (ms or YYYY-MM-DDTHH:MM:SSZ; default now)"},
+    FORMAT_OPT,
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t orders_opts[] = {
@@ -467,40 +521,40 @@ static const ctl_opt_t replay_opts[] = {
 /* Every subcommand; one entry each (their code may live in tools/ctl_NAME.c). */
 static const ctl_sub_t *const subcommands[] = {
     &(const ctl_sub_t){"events", cmd_events, 0, NULL, 0, 0, "events as JSON lines",
-                       events_opts},
+                       events_opts, NULL},
     &(const ctl_sub_t){"export", cmd_export, 0, NULL, 0, 0,
                        "events with body, prev_hash and hash (scripts/audit-export.sh checks it)",
-                       export_opts},
+                       export_opts, NULL},
     &(const ctl_sub_t){"verify", cmd_verify, CTL_PROJ_OPTIONAL, NULL, 0, 0,
                        "hash chain, signed checkpoints, projections, rules' state and outcomes, "
                        "consumed offsets; exit 1 naming the first failure",
-                       verify_opts},
+                       verify_opts, NULL},
     &(const ctl_sub_t){"stats", cmd_stats, CTL_PROJ_OPTIONAL, NULL, 0, 0,
-                       "events, head, store size, outbox depth and parked entries, offsets", NULL},
+                       "events, head, store size, outbox depth and parked entries, offsets", NULL, NULL},
     &(const ctl_sub_t){"get", cmd_get, CTL_NEEDS_PROJ,
                        "order|account|store|product|complaint|sanction|voucher ID", 2, 2,
-                       "one object", get_opts},
+                       "one object", get_opts, order_money},
     &(const ctl_sub_t){"orders", cmd_orders, CTL_NEEDS_PROJ, NULL, 0, 0, "orders, by filter",
-                       orders_opts},
+                       orders_opts, order_money},
     &(const ctl_sub_t){"audit", cmd_audit, CTL_NEEDS_PROJ, NULL, 0, 0,
-                       "the audit trail of a subject or an actor", audit_opts},
+                       "the audit trail of a subject or an actor", audit_opts, NULL},
     &(const ctl_sub_t){"sales", cmd_sales, CTL_NEEDS_PROJ, NULL, 0, 0,
-                       "sales per provider and day", sales_opts},
+                       "sales per provider and day", sales_opts, sales_money},
     &(const ctl_sub_t){"rebuild", cmd_rebuild, CTL_NEEDS_PROJ | CTL_WRITES, NULL, 0, 0,
-                       "recompute every projection", NULL},
+                       "recompute every projection", NULL, NULL},
     &(const ctl_sub_t){"replay", cmd_replay, 0, NULL, 0, 0, "projections as of a seq, in a new store",
-                       replay_opts},
+                       replay_opts, NULL},
     &(const ctl_sub_t){"backup", cmd_backup, 0, NULL, 0, 0,
-                       "a consistent hot copy, compacted (--out DIR)", backup_opts},
+                       "a consistent hot copy, compacted (--out DIR)", backup_opts, NULL},
     &ctl_sub_outbox,
     &(const ctl_sub_t){"keygen", cmd_storeless, CTL_NO_STORE, NULL, 0, 0,
                        "an Ed25519 key pair for a replica's signed checkpoints (docs/audit.md)",
-                       keygen_opts},
+                       keygen_opts, NULL},
     &(const ctl_sub_t){"checkpoints", cmd_storeless, CTL_NO_STORE, NULL, 0, 0,
-                       "the signed checkpoints of the heads topic, as JSON lines", checkpoints_opts},
+                       "the signed checkpoints of the heads topic, as JSON lines", checkpoints_opts, NULL},
     &(const ctl_sub_t){"verify-export", cmd_storeless, CTL_NO_STORE, "FILE", 1, 1,
                        "an export (marketctl export) against signed checkpoints",
-                       verify_export_opts},
+                       verify_export_opts, NULL},
 };
 
 #define NSUB (sizeof subcommands / sizeof subcommands[0])
@@ -598,6 +652,10 @@ static const char *take_value(ctl_t *c, int i, const char *v)
     switch (o->kind) {
     case CTL_STR: return *v ? NULL : "must not be empty";
     case CTL_FLAG: return NULL;
+    case CTL_FORMAT: {
+        md_rowfmt_kind_t k;
+        return md_rowfmt_parse(v, &k) ? NULL : "is not one of json, csv, table";
+    }
     case CTL_U64: return parse_u64(v, &c->num[i]) ? "must be an unsigned integer" : NULL;
     case CTL_SEQ:
         if (parse_u64(v, &n) || n == 0)
@@ -791,6 +849,8 @@ int main(int argc, char **argv)
     if (status != 0 && c.err.code != MD_OK)
         fprintf(stderr, "marketctl: %s: %s\n", sub->name, c.err.msg);
     md_txn_end(c.txn);
+    md_rowfmt_free(c.fmt);
+    md_buf_release(&c.out);
     md_proj_free(c.proj);
     md_store_free(c.store);
     return status;
