@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,14 +128,132 @@ static md_err_t export_event(const md_event_t *ev, const void *body, size_t len,
 
 /* ---- subcommands ------------------------------------------------------------------- */
 
+/* ---- slices of the history (--stream, --from/--to seq, --since/--until time) -------- */
+
+typedef struct slice {
+    ctl_t *c;
+    const char *stream;
+    uint64_t from, to, limit, n, last;   /* to, limit: 0 = none; last: the last seq seen */
+    int64_t since, until;
+    bool contiguous;                     /* export: stop at the first event past until */
+    md_event_fn fn;
+} slice_t;
+
+static slice_t slice_of(ctl_t *c, md_event_fn fn, bool contiguous)
+{
+    return (slice_t){c, ctl_str(c, "stream"), ctl_u64(c, "from", 1), ctl_u64(c, "to", 0),
+                     ctl_u64(c, "limit", 0), 0, 0, ctl_time(c, "since", INT64_MIN),
+                     ctl_time(c, "until", INT64_MAX), contiguous, fn};
+}
+
+static md_err_t slice_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
+                            md_error_t *err)
+{
+    slice_t *s = ctx;
+    s->last = ev->seq;
+    if ((s->to && ev->seq > s->to) || (s->limit && s->n >= s->limit) ||
+        (s->contiguous && ev->recorded_at > s->until))
+        return MD_ESTOP;
+    if (s->stream && strcmp(ev->stream, s->stream) != 0)
+        return MD_OK;
+    if (ev->recorded_at < s->since || ev->recorded_at > s->until)
+        return MD_OK;
+    s->n++;
+    return s->fn(ev, body, len, s->c, err);
+}
+
+/* The events of the slice from seq @p from in @p t: a stream alone is read
+ * through its index (--from is then its version); otherwise by seq. */
+static md_err_t slice_scan(md_txn_t *t, slice_t *s, uint64_t from, md_error_t *err)
+{
+    if (s->stream && !ctl_str(s->c, "to") && s->since == INT64_MIN && s->until == INT64_MAX)
+        return md_txn_scan_stream(t, s->stream, from, s->limit, s->fn, s->c, err);
+    return md_txn_scan(t, from, 0, slice_event, s, err);
+}
+
+/* ---- follow mode: poll the head with short read transactions ------------------------- */
+
+#define FOLLOW_POLL_MS 200
+
+static volatile sig_atomic_t follow_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    follow_stop = 1;
+}
+
+/* SIGINT/SIGTERM end the loop; SIGPIPE is ignored so that a closed reader
+ * shows as EPIPE on write, a clean end too. */
+static void follow_signals(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Ends the read transaction, flushes, sleeps, starts a new one: no snapshot
+ * is held while sleeping, so the daemon's pages are reused. Returns false
+ * when following should stop (a signal, a closed stdout, a store error). */
+static bool follow_wait(ctl_t *c, md_err_t *rc)
+{
+    md_txn_end(c->txn);
+    c->txn = NULL;
+    if (*rc == MD_OK && fflush(stdout) != 0)
+        *rc = md_error_set(&c->err, MD_EIO, "write to stdout failed");
+    if (*rc != MD_OK || follow_stop)
+        return false;
+    struct timespec ts = {0, FOLLOW_POLL_MS * 1000000L};
+    nanosleep(&ts, NULL); /* a signal cuts it short */
+    if (follow_stop)
+        return false;
+    *rc = md_store_read(c->store, &c->txn, &c->err);
+    return *rc == MD_OK;
+}
+
+/* The status of a follow that ended: a signal or a reader gone is a clean end. */
+static int follow_end(ctl_t *c, md_err_t rc)
+{
+    if (rc == MD_EIO && errno == EPIPE) {
+        c->err.code = MD_OK;
+        return 0;
+    }
+    return rc == MD_OK ? 0 : 1;
+}
+
+static int events_follow(ctl_t *c, slice_t *s)
+{
+    md_err_t rc;
+    follow_signals();
+    do {
+        rc = md_txn_scan(c->txn, s->last + 1 > s->from ? s->last + 1 : s->from, 0, slice_event, s,
+                         &c->err);
+        if (rc == MD_OK)
+            rc = ctl_emit_end(c, &c->err);
+    } while (!(s->to && s->last >= s->to) && follow_wait(c, &rc));
+    return follow_end(c, rc);
+}
+
 /* events --stream S --from V: V is the stream version; without --stream, a seq. */
 static int cmd_events(ctl_t *c)
 {
-    const char *stream = ctl_str(c, "stream");
-    uint64_t from = ctl_u64(c, "from", 1), limit = ctl_u64(c, "limit", 0);
-    md_err_t rc = stream ? md_txn_scan_stream(c->txn, stream, from, limit, print_event, c,
-                                              &c->err)
-                         : md_txn_scan(c->txn, from, limit, print_event, c, &c->err);
+    slice_t s = slice_of(c, print_event, false);
+    if (ctl_str(c, "follow")) {
+        md_rowfmt_kind_t k = MD_ROWFMT_JSON;
+        if (ctl_str(c, "format") && md_rowfmt_parse(ctl_str(c, "format"), &k) &&
+            k == MD_ROWFMT_TABLE) {
+            md_error_set(&c->err, MD_EINVAL, "--follow prints json or csv, not a table");
+            return 2;
+        }
+        s.limit = 0;
+        return events_follow(c, &s);
+    }
+    md_err_t rc = slice_scan(c->txn, &s, s.from, &c->err);
+    if (rc == MD_OK)
+        rc = ctl_emit_end(c, &c->err);
     return rc == MD_OK ? 0 : 1;
 }
 
@@ -144,8 +263,8 @@ static int cmd_export(ctl_t *c)
     if (md_txn_head(c->txn, &head, NULL, &c->err) != MD_OK)
         return 1;
     c->total = head;
-    md_err_t rc = md_txn_scan(c->txn, ctl_u64(c, "from", 1), ctl_u64(c, "limit", 0),
-                              export_event, c, &c->err);
+    slice_t s = slice_of(c, export_event, true);
+    md_err_t rc = md_txn_scan(c->txn, s.from, 0, slice_event, &s, &c->err);
     if (fflush(stdout) != 0)
         rc = md_error_set(&c->err, MD_EIO, "write to stdout failed");
     progress_end(c, "export");
@@ -348,10 +467,42 @@ static int cmd_orders(ctl_t *c)
     return list_end(c, md_proj_orders(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
 }
 
+/* audit --follow: entries above the last seq printed, polled. */
+typedef struct audit_follow {
+    ctl_t *c;
+    json_int_t last;
+} audit_follow_t;
+
+static md_err_t print_new_entry(json_t *row, void *ctx, md_error_t *err)
+{
+    audit_follow_t *a = ctx;
+    json_int_t seq = json_integer_value(json_object_get(row, "seq"));
+    if (seq <= a->last)
+        return MD_OK;
+    a->last = seq;
+    return ctl_emit(a->c, row, err);
+}
+
+static int audit_follow(ctl_t *c, const md_proj_audit_filter_t *f)
+{
+    audit_follow_t a = {c, 0};
+    md_err_t rc;
+    follow_signals();
+    do {
+        md_proj_page_t page = {0};
+        rc = md_proj_audit(c->proj, c->txn, f, &page, print_new_entry, &a, &c->err);
+        if (rc == MD_OK)
+            rc = ctl_emit_end(c, &c->err);
+    } while (follow_wait(c, &rc));
+    return follow_end(c, rc);
+}
+
 static int cmd_audit(ctl_t *c)
 {
     md_proj_audit_filter_t f = {ctl_str(c, "subject"), ctl_str(c, "actor")};
     md_proj_page_t page = {.limit = ctl_u64(c, "limit", 0), .cursor = ctl_str(c, "cursor")};
+    if (ctl_str(c, "follow"))
+        return audit_follow(c, &f);
     return list_end(c, md_proj_audit(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
 }
 
@@ -385,13 +536,35 @@ static int cmd_rebuild(ctl_t *c)
                : 1;
 }
 
+/* The last event recorded at or before @p as_of (the log is in recorded order). */
+static md_err_t last_before(const md_event_t *ev, const void *b, size_t n, void *ctx,
+                            md_error_t *err)
+{
+    (void)b, (void)n, (void)err;
+    uint64_t *v = ctx; /* v[0]: the time, v[1]: the seq found */
+    if (ev->recorded_at > (int64_t)v[0])
+        return MD_ESTOP;
+    v[1] = ev->seq;
+    return MD_OK;
+}
+
 static int cmd_replay(ctl_t *c)
 {
     uint64_t n = 0, until = ctl_u64(c, "until", 0);
     const char *out = ctl_str(c, "out");
-    if (until == 0 || out == NULL) {
-        md_error_set(&c->err, MD_EINVAL, "replay needs --until SEQ and --out DIR");
+    if ((until == 0) == (ctl_str(c, "as-of") == NULL) || out == NULL) {
+        md_error_set(&c->err, MD_EINVAL, "replay needs one of --until SEQ, --as-of TIME, and --out DIR");
         return 2;
+    }
+    if (until == 0) {
+        uint64_t v[2] = {(uint64_t)ctl_time(c, "as-of", 0), 0};
+        if (md_txn_scan(c->txn, 1, 0, last_before, v, &c->err) != MD_OK)
+            return 1;
+        if (v[1] == 0) {
+            md_error_set(&c->err, MD_ENOTFOUND, "no event was recorded at or before --as-of");
+            return 1;
+        }
+        until = v[1];
     }
     progress_phase(c, until);
     md_err_t rc = md_proj_replay(c->txn, until, out, progress, c, &n, &c->err);
@@ -449,16 +622,24 @@ static const char *const order_money[] = {"unit_price", "discount", "amount", "e
                                           NULL};
 static const char *const sales_money[] = {"gross", "net", "refunded_amount", "revenue", NULL};
 
+#define SLICE_OPTS                                                                       \
+    {"to", CTL_SEQ, "SEQ", "last seq"},                                                 \
+    {"since", CTL_TIME, "T", "events recorded at or after T (ms or YYYY-MM-DDTHH:MM:SSZ)"}, \
+    {"until", CTL_TIME, "T", "events recorded at or before T"},                         \
+    {"limit", CTL_LIMIT, "N", "at most N events (1..1000000; default: all)"}
+
 static const ctl_opt_t events_opts[] = {
-    {"stream", CTL_STR, "S", "one stream's events (e.g. order:o-1); --from is then its version"},
+    {"stream", CTL_STR, "S", "one stream's events (e.g. order:o-1); alone, --from is its version"},
     {"from", CTL_SEQ, "N", "first seq (or stream version) to print (default 1)"},
-    {"limit", CTL_LIMIT, "N", "at most N events (1..1000000; default: all)"},
+    SLICE_OPTS,
+    {"follow", CTL_FLAG, NULL, "then print new events as they are committed, until SIGINT"},
     FORMAT_OPT,
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t export_opts[] = {
+    {"stream", CTL_STR, "S", "only this stream's events (each line still carries prev_hash)"},
     {"from", CTL_SEQ, "SEQ", "first seq to export (default 1)"},
-    {"limit", CTL_LIMIT, "N", "at most N events (1..1000000; default: all)"},
+    SLICE_OPTS,
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t get_opts[] = {
@@ -477,6 +658,7 @@ static const ctl_opt_t orders_opts[] = {
 static const ctl_opt_t audit_opts[] = {
     {"subject", CTL_STR, "ID|KIND:ID", "entries about this subject"},
     {"actor", CTL_STR, "M", "entries done by member M"},
+    {"follow", CTL_FLAG, NULL, "then print new entries as they are committed, until SIGINT"},
     LIST_OPTS,
     {NULL, 0, NULL, NULL},
 };
@@ -513,7 +695,8 @@ static const ctl_opt_t backup_opts[] = {
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t replay_opts[] = {
-    {"until", CTL_SEQ, "SEQ", "the last event to replay (required)"},
+    {"until", CTL_SEQ, "SEQ", "the last event to replay (or --as-of)"},
+    {"as-of", CTL_TIME, "T", "replay the events recorded at or before T (ms or YYYY-MM-DDTHH:MM:SSZ)"},
     {"out", CTL_STR, "DIR", "a new store for the projections as of SEQ (required)"},
     {NULL, 0, NULL, NULL},
 };
@@ -729,6 +912,7 @@ static int take_option(ctl_t *c, int argc, char **argv, int *i)
         if (eq)
             return bad_usage(c->sub, "--%s takes no value", o->name);
         c->set[k] = true;
+        c->str[k] = ""; /* ctl_str: non-NULL when given */
         return 0;
     }
     const char *v = eq ? eq + 1 : NULL;
