@@ -453,6 +453,40 @@ static unsigned h_events(req_t *r, json_t **body)
     return 200;
 }
 
+/* Summaries (md_proj_summary): the same roles as sales; rejections are the
+ * platform's, so a member may not read them. */
+static unsigned h_summary(req_t *r, json_t **body)
+{
+    md_proj_summary_q_t q = {0};
+    uint64_t top = 10;
+    if (!md_proj_summary_kind(r->id, &q.kind))
+        return fail(body, 404, "no such summary");
+    static const char *const days[] = {"from", "to", NULL};
+    unsigned bad = check_days(r, days, body);
+    if (bad)
+        return bad;
+    q.provider = arg(r, "provider");
+    q.from_day = arg(r, "from");
+    q.to_day = arg(r, "to");
+    const char *t = arg(r, "top");
+    char *end = NULL;
+    if (t && (t[0] < '0' || t[0] > '9' || (top = strtoull(t, &end, 10)) == 0 || *end ||
+              top > MAX_LIMIT))
+        return fail(body, 400, "top must be 1..1000");
+    q.top = top;
+    if (r->who.role == MD_ROLE_MEMBER &&
+        (q.kind == MD_SUMMARY_REJECTIONS || !is_me(r, q.provider)))
+        return fail(body, 403, "members read summaries of their own sales: set provider to yourself");
+    rows_t rs = {r, json_array(), NULL, NULL};
+    md_err_t rc = md_proj_summary(r->h->proj, r->txn, &q, add_row, &rs, &r->err);
+    if (rc == MD_EINVAL) {
+        json_decref(rs.items);
+        *body = json_pack("{s:s}", "error", r->err.msg);
+        return 400;
+    }
+    return list_reply(rc, &rs, "", body);
+}
+
 /* ---- routing and access ------------------------------------------------------------------ */
 
 typedef struct route {
@@ -470,6 +504,7 @@ static const route_t routes[] = {
     {"/v1/audit", h_audit, "subject actor limit cursor"},
     {"/v1/sales", h_sales, "provider from to limit cursor"},
     {"/v1/events", h_events, "from limit"},
+    {"/v1/summaries/", h_summary, "provider from to top"},
 };
 
 /* True when @p name is a word of the space-separated list @p list. */

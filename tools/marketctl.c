@@ -513,6 +513,24 @@ static int cmd_sales(ctl_t *c)
     return list_end(c, md_proj_sales(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
 }
 
+/* summary KIND: md_proj_summary (docs/projections.md "Summaries"). */
+static int cmd_summary(ctl_t *c)
+{
+    md_proj_summary_q_t q = {0};
+    if (!md_proj_summary_kind(c->args[0], &q.kind)) {
+        md_error_set(&c->err, MD_EINVAL, "unknown summary '%s'", c->args[0]);
+        return 2;
+    }
+    q.provider = ctl_str(c, "provider");
+    q.from_day = ctl_str(c, "from");
+    q.to_day = ctl_str(c, "to");
+    q.top = ctl_u64(c, "top", 10);
+    md_err_t rc = md_proj_summary(c->proj, c->txn, &q, print_row, c, &c->err);
+    if (rc == MD_OK)
+        rc = ctl_emit_end(c, &c->err);
+    return rc == MD_OK ? 0 : rc == MD_EINVAL ? 2 : 1;
+}
+
 /* ---- rebuild and replay ------------------------------------------------------------------ */
 
 static int cmd_rebuild(ctl_t *c)
@@ -669,6 +687,14 @@ static const ctl_opt_t sales_opts[] = {
     LIST_OPTS,
     {NULL, 0, NULL, NULL},
 };
+static const ctl_opt_t summary_opts[] = {
+    {"from", CTL_DAY, "DAY", "first day (YYYY-MM-DD, UTC, inclusive; required but for rejections)"},
+    {"to", CTL_DAY, "DAY", "last day (inclusive; at most 366 days after --from)"},
+    {"provider", CTL_STR, "M", "one provider's orders"},
+    {"top", CTL_LIMIT, "N", "top-products: the N best by revenue (default 10)"},
+    FORMAT_OPT,
+    {NULL, 0, NULL, NULL},
+};
 static const ctl_opt_t verify_opts[] = {
     {"checkpoints", CTL_STR, "CPS.jsonl", "signed checkpoints (marketctl checkpoints) to verify the "
      "store against; with --keys"},
@@ -723,6 +749,10 @@ static const ctl_sub_t *const subcommands[] = {
                        "the audit trail of a subject or an actor", audit_opts, NULL},
     &(const ctl_sub_t){"sales", cmd_sales, CTL_NEEDS_PROJ, NULL, 0, 0,
                        "sales per provider and day", sales_opts, sales_money},
+    &(const ctl_sub_t){"summary", cmd_summary, CTL_NEEDS_PROJ,
+                       "order-status|products|categories|top-products|provider-rates|rejections",
+                       1, 1, "what analysts ask for: counts, sales, rates, rejections", summary_opts,
+                       sales_money},
     &(const ctl_sub_t){"rebuild", cmd_rebuild, CTL_NEEDS_PROJ | CTL_WRITES, NULL, 0, 0,
                        "recompute every projection", NULL, NULL},
     &(const ctl_sub_t){"replay", cmd_replay, 0, NULL, 0, 0, "projections as of a seq, in a new store",
