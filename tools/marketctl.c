@@ -470,26 +470,27 @@ static int cmd_orders(ctl_t *c)
 /* audit --follow: entries above the last seq printed, polled. */
 typedef struct audit_follow {
     ctl_t *c;
-    json_int_t last;
+    json_int_t seen, last; /* seen: the last seq of the polls before this one */
 } audit_follow_t;
 
 static md_err_t print_new_entry(json_t *row, void *ctx, md_error_t *err)
 {
     audit_follow_t *a = ctx;
     json_int_t seq = json_integer_value(json_object_get(row, "seq"));
-    if (seq <= a->last)
+    if (seq <= a->seen) /* a seq's entries commit together: all in one poll */
         return MD_OK;
-    a->last = seq;
+    a->last = seq > a->last ? seq : a->last;
     return ctl_emit(a->c, row, err);
 }
 
 static int audit_follow(ctl_t *c, const md_proj_audit_filter_t *f)
 {
-    audit_follow_t a = {c, 0};
+    audit_follow_t a = {c, 0, 0};
     md_err_t rc;
     follow_signals();
     do {
         md_proj_page_t page = {0};
+        a.seen = a.last;
         rc = md_proj_audit(c->proj, c->txn, f, &page, print_new_entry, &a, &c->err);
         if (rc == MD_OK)
             rc = ctl_emit_end(c, &c->err);
