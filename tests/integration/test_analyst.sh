@@ -53,11 +53,14 @@ base=http://127.0.0.1:$hport
 # ---- followers, started before the load ----------------------------------------------------
 ctl() { "$build/marketctl" --data-dir "$work/data" "$@"; }
 for ((i = 0; i < 100; i++)); do ctl events --limit 1 >/dev/null 2>&1 && break; sleep 0.1; done
-ctl events --follow >"$work/follow.jsonl" 2>"$work/follow.err" &
+# Started directly (not through a function), so that $! is marketctl itself.
+"$build/marketctl" --data-dir "$work/data" events --follow >"$work/follow.jsonl" 2>"$work/follow.err" &
 fpid=$!
-ctl audit --subject bob --follow --format csv >"$work/follow_audit.csv" 2>"$work/follow_audit.err" &
+"$build/marketctl" --data-dir "$work/data" audit --subject bob --follow --format csv \
+    >"$work/follow_audit.csv" 2>"$work/follow_audit.err" &
 apid=$!
-ctl events --follow | head -n 3 >"$work/head3.jsonl" &
+{ "$build/marketctl" --data-dir "$work/data" events --follow 2>/dev/null; echo $? >"$work/head.status"; } |
+    head -n 3 >"$work/head3.jsonl" &
 hpid=$!
 pids+=("$fpid" "$apid" "$hpid")
 
@@ -69,25 +72,32 @@ for ((i = 0; i < 100; i++)); do
     [ "$(wc -l <"$work/follow.jsonl")" -ge "$want" ] && break
     sleep 0.1
 done
+log "followers: $(wc -l <"$work/follow.jsonl") of $want lines"
 kill -INT "$fpid"
-st=0; wait "$fpid" || st=$?
+st=0
+for ((i = 0; i < 50; i++)); do kill -0 "$fpid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$fpid" 2>/dev/null && { bad "events --follow ignored SIGINT"; kill -KILL "$fpid"; }
+wait "$fpid" || st=$?
 check "events --follow exits 0 on SIGINT (got $st)" [ "$st" = 0 ]
 ctl events >"$work/all.jsonl"
 check "events --follow printed every committed event once, in order ($(wc -l <"$work/follow.jsonl") of $want)" \
     cmp -s "$work/follow.jsonl" "$work/all.jsonl"
 check "events --follow saw events appended after it started" [ "$want" -gt 3 ]
 kill -INT "$apid"
-st=0; wait "$apid" || st=$?
+st=0
+for ((i = 0; i < 50; i++)); do kill -0 "$apid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$apid" 2>/dev/null && { bad "audit --follow ignored SIGINT"; kill -KILL "$apid"; }
+wait "$apid" || st=$?
 check "audit --follow exits 0 on SIGINT" [ "$st" = 0 ]
 ctl audit --subject bob --format csv >"$work/audit.csv"
 check "audit --follow printed the subject's entries" cmp -s "$work/follow_audit.csv" "$work/audit.csv"
-st=0
-for ((i = 0; i < 50; i++)); do kill -0 "$hpid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$hpid" 2>/dev/null && { bad "a follower whose reader closed did not stop"; kill -INT "$hpid"; }
-wait "$hpid" || st=$?
-check "a closed pipe ends the follower cleanly (status $st)" [ "$st" = 0 ]
+for ((i = 0; i < 100; i++)); do [ -s "$work/head.status" ] && break; sleep 0.1; done
+wait "$hpid" || true
+check "a closed pipe ends the follower cleanly (status $(cat "$work/head.status" 2>/dev/null))" \
+    [ "$(cat "$work/head.status" 2>/dev/null)" = 0 ]
 check "head -n 3 of a follower" [ "$(wc -l <"$work/head3.jsonl")" = 3 ]
 
+log "followers checked"
 # ---- CSV over HTTP -----------------------------------------------------------------------------
 req() { # ROLE PATH [curl options]: $code, body in $work/body, headers in $work/hdr
     local role=$1 path=$2 auth=()
