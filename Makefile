@@ -69,7 +69,10 @@ docs: $(BUILD)/md-docgen
 $(BUILD)/marketd: $(BUILD)/daemon/main.o $(LIB)
 	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
-$(BUILD)/market-load: $(BUILD)/tools/market-load.o $(LIB)
+# market-load's parts in files of their own (tools/load_*.c, tools/load.h)
+LOAD_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/load_*.c))
+
+$(BUILD)/market-load: $(BUILD)/tools/market-load.o $(LOAD_OBJS) $(LIB)
 	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPPORT_OBJS) $(LIB)

@@ -23,7 +23,7 @@ _marketctl_options()
         sales) echo "--provider --from --to --limit --cursor --format" ;;
         summary) echo "--from --to --provider --top --format" ;;
         replay) echo "--until --as-of --out" ;;
-        backup) echo "--out" ;;
+        backup) echo "--out --new-identity" ;;
         outbox) echo "--id" ;;
         keygen) echo "--id --out" ;;
         checkpoints) echo "--bootstrap --topic" ;;

@@ -19,6 +19,9 @@ struct md_checkpointer {
     EVP_PKEY *key;
     int64_t last_ms;          /* monotonic ms of the last checkpoint (or of the start) */
     uint64_t head_seen, last_seq;
+    bool announce;            /* opts.announce, until the first checkpoint */
+    bool has_published;       /* the replicated leader's: checkpoints are version 2 */
+    uint64_t published, published_cp; /* the value now, and in the last checkpoint */
     md_buf_t json;
 };
 
@@ -37,6 +40,7 @@ md_err_t md_checkpointer_new(const md_checkpointer_opts_t *o, md_checkpointer_t 
     c->topic = md_strdup(o->topic);
     c->interval_events = o->interval_events > 0 ? o->interval_events : 1;
     c->interval_ms = o->interval_ms;
+    c->announce = o->announce;
     c->last_ms = md_mono_ms();
     c->head_seen = 1; /* unknown until the first transaction: one runs after interval_ms */
     md_buf_init(&c->json);
@@ -75,6 +79,10 @@ static md_err_t publish(md_checkpointer_t *c, md_txn_t *t, md_error_t *err)
     md_checkpoint_t cp;
     unsigned char seq[8];
     md_err_t rc = md_checkpoint_take(t, c->replica, &cp, err);
+    if (rc == MD_OK && c->has_published) {
+        cp.version = 2;
+        cp.published = c->published;
+    }
     if (rc == MD_OK)
         rc = md_checkpoint_sign(&cp, c->key, err);
     md_buf_reset(&c->json);
@@ -93,11 +101,24 @@ static md_err_t publish(md_checkpointer_t *c, md_txn_t *t, md_error_t *err)
         rc = md_txn_intake_mark(t, c->replica, cp.seq, err);
     if (rc == MD_OK) {
         c->last_seq = cp.seq;
+        c->published_cp = cp.version >= 2 ? cp.published : 0;
+        c->announce = false;
         c->last_ms = md_mono_ms();
         md_log_debug("checkpoint queued", "replica=%s seq=%" PRIu64, c->replica, cp.seq);
     }
     md_checkpoint_release(&cp);
     return rc;
+}
+
+static bool published_moved(const md_checkpointer_t *c)
+{
+    return c->has_published && c->published != c->published_cp;
+}
+
+void md_checkpointer_set_published(md_checkpointer_t *c, bool on, uint64_t seq)
+{
+    c->has_published = on;
+    c->published = seq;
 }
 
 md_err_t md_checkpointer_batch(md_checkpointer_t *c, md_txn_t *t, bool final, md_error_t *err)
@@ -110,15 +131,17 @@ md_err_t md_checkpointer_batch(md_checkpointer_t *c, md_txn_t *t, bool final, md
         return rc;
     c->head_seen = head;
     c->last_seq = last;
-    if (head == 0 || head == last)
+    if (head == 0)
+        c->announce = false; /* nothing to announce */
+    if (head == 0 || (head == last && !published_moved(c) && !c->announce))
         return MD_OK;
-    bool due = final || head - last >= (uint64_t)c->interval_events ||
+    bool due = final || c->announce || head - last >= (uint64_t)c->interval_events ||
                md_mono_ms() - c->last_ms >= c->interval_ms;
     return due ? publish(c, t, err) : MD_OK;
 }
 
 bool md_checkpointer_due(const md_checkpointer_t *c, bool final)
 {
-    return c != NULL && c->head_seen != c->last_seq &&
-           (final || md_mono_ms() - c->last_ms >= c->interval_ms);
+    return c != NULL && (c->head_seen != c->last_seq || published_moved(c) || c->announce) &&
+           (final || c->announce || md_mono_ms() - c->last_ms >= c->interval_ms);
 }

@@ -51,6 +51,14 @@ static const key_spec_t keys[] = {
     {"http.tokens", K_STR, OFF(http_tokens), 0, 0, ""},
     {"http.threads", K_LONG, OFF(http_threads), 1, 64, "4"},
     {"timers.tick_ms", K_LONG, OFF(timers_tick_ms), 0, 86400000, "0"},
+    {"replica.mode", K_STR, OFF(replica_mode), 0, 0, "single"},
+    {"replica.peers_keys", K_STR, OFF(replica_peers_keys), 0, 0, ""},
+    {"replica.count", K_LONG, OFF(replica_count), 0, 64, "0"},
+    {"replica.leader_topic", K_STR, OFF(replica_leader_topic), 0, 0, "market.leader"},
+    {"replica.leader_group", K_STR, OFF(replica_leader_group), 0, 0, "marketd.leader"},
+    {"replica.session_timeout_ms", K_LONG, OFF(replica_session_timeout_ms), 1000, 300000,
+     "6000"},
+    {"replica.ready_max_lag", K_LONG, OFF(replica_ready_max_lag), 0, 1000000000, "1000"},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -145,6 +153,10 @@ md_err_t md_config_set(md_config_t *c, const char *key, const char *value, md_er
     const key_spec_t *k = find_key(key);
     if (k == NULL)
         return md_error_set(err, MD_ECONFIG, "unknown key '%s'", key);
+    if (strcmp(key, "replica.mode") == 0 && strcmp(value, "single") != 0 &&
+        strcmp(value, "replicated") != 0)
+        return md_error_set(err, MD_ECONFIG, "'replica.mode' must be single or replicated, not '%s'",
+                            value);
     return set_known(c, k, value, err);
 }
 
@@ -155,6 +167,11 @@ void md_config_init(md_config_t *c)
         if (md_config_set(c, keys[i].name, keys[i].def, NULL) != MD_OK)
             abort(); /* a default its own key refuses: a bug (test_config checks them) */
     set_kafka(c, "bootstrap.servers", "127.0.0.1:9092");
+}
+
+bool md_config_replicated(const md_config_t *c)
+{
+    return c->replica_mode != NULL && strcmp(c->replica_mode, "replicated") == 0;
 }
 
 void md_config_release(md_config_t *c)

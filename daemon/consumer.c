@@ -25,6 +25,9 @@ struct md_consumer {
     md_engine_t *engine;
     md_publisher_t *pub;
     md_checkpointer_t *cp;
+    md_batch_hook_fn replica_hook;   /* md_consumer_opts_t */
+    bool (*may_tick)(void *ctx);
+    void *replica_ctx;
     bool final;                  /* stopping: the next transaction checkpoints the head */
     rd_kafka_t *rk;
     /* the batch being collected */
@@ -97,6 +100,11 @@ static md_err_t delete_delivered(md_txn_t *t, void *ctx, md_error_t *err)
         md_err_t rc = md_txn_outbox_del(t, d->del[i], err);
         if (rc != MD_OK)
             return rc;
+    }
+    if (d->replica_hook) {
+        md_err_t hrc = d->replica_hook(t, d->replica_ctx, err);
+        if (hrc != MD_OK)
+            return hrc;
     }
     md_err_t rc = put_intake(d, t, err);
     if (rc != MD_OK)
@@ -493,6 +501,8 @@ static md_err_t tick_when_idle(md_consumer_t *d, md_error_t *err)
     if (d->cfg->timers_tick_ms <= 0 || d->nmsgs || now - d->last_command_ms < d->cfg->timers_tick_ms)
         return MD_OK;
     d->last_command_ms = now;
+    if (d->may_tick && !d->may_tick(d->replica_ctx))
+        return MD_OK; /* replicated: the leader ticks for everyone */
     md_err_t rc = md_engine_tick(d->engine, md_wall_ms(), err);
     if (rc == MD_OK)
         md_publisher_wake(d->pub);
@@ -523,7 +533,9 @@ md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_er
     md_consumer_t *d = md_calloc(1, sizeof *d);
     *d = (md_consumer_t){.cfg = o->cfg, .stop = o->stop, .store = o->store,
                          .engine = o->engine, .pub = o->pub, .cp = o->checkpointer,
-                         .last_command_ms = md_mono_ms()};
+                         .last_command_ms = md_mono_ms(),
+                         .replica_hook = o->replica_hook, .may_tick = o->may_tick,
+                         .replica_ctx = o->replica_ctx};
     d->msgs = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->msgs);
     d->in = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->in);
     md_buf_init(&d->results);

@@ -5,6 +5,8 @@
  *   store ─▶ engine ─▶ projections (an engine hook) ─▶ HTTP read API
  *        ─▶ topics ─▶ outbox publisher (md_publisher.h)
  *        ─▶ checkpointer (md_checkpointer.h), when replica.key_file is set
+ *        ─▶ replica (md_replica.h), when replica.mode = replicated: the
+ *           publisher's gate, the leader group, the peers' checkpoints
  *        ─▶ consumer (md_consumer.h): batches decided by the engine
  *
  * Stop: the consumer finishes its batch and leaves the group, the publisher
@@ -19,6 +21,7 @@
 #include "md_log.h"
 #include "md_proj.h"
 #include "md_publisher.h"
+#include "md_replica.h"
 
 typedef struct daemon {
     const md_config_t *cfg;
@@ -29,6 +32,7 @@ typedef struct daemon {
     md_http_t *http;
     md_publisher_t *pub;
     md_checkpointer_t *checkpointer;
+    md_replica_t *replica;       /* replicated mode only */
     md_consumer_t *consumer;
 } daemon_t;
 
@@ -43,7 +47,8 @@ static md_err_t start_checkpoints(daemon_t *d, md_error_t *err)
     md_checkpointer_opts_t o = {.replica_id = c->replica_id, .key_file = c->replica_key_file,
                                 .topic = c->topic_heads,
                                 .interval_events = c->checkpoint_interval_events,
-                                .interval_ms = c->checkpoint_interval_ms};
+                                .interval_ms = c->checkpoint_interval_ms,
+                                .announce = md_config_replicated(c)};
     md_err_t rc = md_checkpointer_new(&o, &d->checkpointer, err);
     if (rc == MD_OK)
         md_log_info("checkpoints on", "replica=%s topic=%s", c->replica_id, c->topic_heads);
@@ -83,17 +88,39 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
     return rc;
 }
 
+/* Replicated mode: the replica (after the topics and the checkpointer), the
+ * publisher behind its gate, then the leader group (which may open the gate). */
+static md_err_t start_publisher(daemon_t *d, md_error_t *err)
+{
+    if (!md_config_replicated(d->cfg))
+        return md_publisher_start(d->cfg, d->store, &d->pub, err);
+    md_replica_opts_t ro = {.cfg = d->cfg, .store = d->store, .checkpointer = d->checkpointer,
+                            .stop = d->stop};
+    md_err_t rc = md_replica_new(&ro, &d->replica, err);
+    if (rc == MD_OK)
+        rc = md_publisher_start_gated(d->cfg, d->store, md_replica_may_publish, d->replica,
+                                      &d->pub, err);
+    if (rc == MD_OK)
+        rc = md_replica_lead(d->replica, d->pub, err);
+    return rc;
+}
+
 static md_err_t start_kafka(daemon_t *d, md_error_t *err)
 {
-    md_err_t rc = d->cfg->topics_exist ? MD_OK : md_kafka_create_topics(d->cfg, d->stop, err);
+    md_err_t rc = md_config_replicated(d->cfg) ? md_replica_check_config(d->cfg, err) : MD_OK;
+    if (rc == MD_OK && !d->cfg->topics_exist)
+        rc = md_kafka_create_topics(d->cfg, d->stop, err);
     if (rc == MD_OK)
         rc = start_checkpoints(d, err);
     if (rc == MD_OK)
-        rc = md_publisher_start(d->cfg, d->store, &d->pub, err);
+        rc = start_publisher(d, err);
     if (rc == MD_OK) {
         md_consumer_opts_t co = {.cfg = d->cfg, .stop = d->stop, .store = d->store,
                                  .engine = d->engine, .pub = d->pub,
-                                 .checkpointer = d->checkpointer};
+                                 .checkpointer = d->checkpointer,
+                                 .replica_hook = d->replica ? md_replica_batch : NULL,
+                                 .may_tick = d->replica ? md_replica_may_tick : NULL,
+                                 .replica_ctx = d->replica};
         rc = md_consumer_new(&co, &d->consumer, err);
     }
     return rc;
@@ -106,6 +133,7 @@ static void close_all(daemon_t *d)
         md_consumer_finish_outbox(d->consumer, d->cfg->outbox_flush_timeout_ms);
     else
         (void)md_publisher_stop(d->pub, d->cfg->outbox_flush_timeout_ms);
+    md_replica_free(d->replica); /* leaves the leader group after the last publication */
     md_consumer_free(d->consumer);
     md_checkpointer_free(d->checkpointer);
     md_publisher_free(d->pub);
@@ -127,6 +155,10 @@ md_err_t md_daemon_run(const md_config_t *cfg, volatile sig_atomic_t *stop, md_e
         md_log_info("marketd running", "topic=%s group=%s", cfg->topic_commands, cfg->group_id);
         rc = md_consumer_run(d.consumer, err);
     }
+    if (rc == MD_OK && md_replica_failed(d.replica))
+        rc = md_error_set(err, MD_ECORRUPT, "replica %s stopped deciding: its chain disagrees "
+                          "with a majority of the replicas (fail-stop; see the divergence errors)",
+                          cfg->replica_id);
     close_all(&d);
     if (rc == MD_OK)
         md_log_info("marketd stopped cleanly", "%s", "");

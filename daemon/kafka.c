@@ -52,20 +52,29 @@ fail:
 
 /* The topics marketd creates: the commands topic is stamped by the broker
  * (LogAppendTime, the time of clock = log); the heads topic (signed
- * checkpoints) has one partition and keeps everything forever. */
-#define NTOPICS 5
+ * checkpoints) has one partition and keeps everything forever. In replicated
+ * mode the leader topic (one partition, never written: its consumer group
+ * chooses the leader, docs/replication.md) is created too. */
+#define NTOPICS 6
+#define HEADS 4
+
+/* The number of topics to create: the leader topic in replicated mode only. */
+static int ntopics(const md_config_t *c)
+{
+    return md_config_replicated(c) ? NTOPICS : NTOPICS - 1;
+}
 
 static void new_topics(const md_config_t *c, rd_kafka_NewTopic_t *nt[NTOPICS])
 {
     const char *names[NTOPICS] = {c->topic_commands, c->topic_results, c->topic_events,
-                                  c->topic_deadletter, c->topic_heads};
+                                  c->topic_deadletter, c->topic_heads, c->replica_leader_topic};
     char errstr[256];
-    for (int i = 0; i < NTOPICS; i++)
-        nt[i] = rd_kafka_NewTopic_new(names[i], i == NTOPICS - 1 ? 1 : (int)c->topic_partitions,
+    for (int i = 0; i < ntopics(c); i++)
+        nt[i] = rd_kafka_NewTopic_new(names[i], i >= HEADS ? 1 : (int)c->topic_partitions,
                                       (int)c->topic_replication, errstr, sizeof errstr);
     rd_kafka_NewTopic_set_config(nt[0], "message.timestamp.type", "LogAppendTime");
-    rd_kafka_NewTopic_set_config(nt[NTOPICS - 1], "retention.ms", "-1");
-    rd_kafka_NewTopic_set_config(nt[NTOPICS - 1], "retention.bytes", "-1");
+    rd_kafka_NewTopic_set_config(nt[HEADS], "retention.ms", "-1");
+    rd_kafka_NewTopic_set_config(nt[HEADS], "retention.bytes", "-1");
 }
 
 /* Sends one CreateTopics request; returns 1 done, 0 retry, -1 give up. */
@@ -77,7 +86,7 @@ static int create_topics_once(const md_config_t *c, rd_kafka_t *rk, volatile sig
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_request_timeout(o, 5000, errstr, sizeof errstr);
-    rd_kafka_CreateTopics(rk, nt, NTOPICS, o, q);
+    rd_kafka_CreateTopics(rk, nt, (size_t)ntopics(c), o, q);
     /* Waits up to 10 s for the answer, in slices, so that a stop is not held up. */
     rd_kafka_event_t *ev = NULL;
     for (int i = 0; i < 100 && ev == NULL && !*stop; i++)
@@ -106,22 +115,30 @@ static int create_topics_once(const md_config_t *c, rd_kafka_t *rk, volatile sig
         rd_kafka_event_destroy(ev);
     rd_kafka_AdminOptions_destroy(o);
     rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy_array(nt, NTOPICS);
+    rd_kafka_NewTopic_destroy_array(nt, (size_t)ntopics(c));
     return done;
+}
+
+rd_kafka_t *md_kafka_admin_client(const md_config_t *cfg, const char *what, md_error_t *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = md_kafka_conf(cfg, NULL, 0, err);
+    if (conf == NULL)
+        return NULL;
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        md_error_set(err, MD_EKAFKA, "create %s: %s", what, errstr);
+    }
+    return rk;
 }
 
 md_err_t md_kafka_create_topics(const md_config_t *cfg, volatile sig_atomic_t *stop,
                                md_error_t *err)
 {
-    char errstr[512];
-    rd_kafka_conf_t *conf = md_kafka_conf(cfg, NULL, 0, err);
-    if (conf == NULL)
-        return MD_ECONFIG;
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return md_error_set(err, MD_EKAFKA, "create admin client: %s", errstr);
-    }
+    rd_kafka_t *rk = md_kafka_admin_client(cfg, "admin client", err);
+    if (rk == NULL)
+        return err ? err->code : MD_EKAFKA;
     int done = 0;
     while (!*stop && done == 0)
         done = create_topics_once(cfg, rk, stop);
@@ -157,9 +174,9 @@ md_err_t md_embedded_start(const md_config_t *cfg, md_embedded_t **out, char *bo
     }
     const char *names[] = {cfg->topic_commands, cfg->topic_results, cfg->topic_events,
                            cfg->topic_deadletter, cfg->topic_heads};
-    for (int i = 0; i < NTOPICS; i++) {
+    for (int i = 0; i < NTOPICS - 1; i++) {
         rd_kafka_resp_err_t te =
-            rd_kafka_mock_topic_create(e->mc, names[i], i == NTOPICS - 1 ? 1 : (int)cfg->topic_partitions, 1);
+            rd_kafka_mock_topic_create(e->mc, names[i], i >= HEADS ? 1 : (int)cfg->topic_partitions, 1);
         if (te != RD_KAFKA_RESP_ERR_NO_ERROR) {
             md_embedded_free(e);
             return md_error_set(err, MD_EKAFKA, "embedded kafka: topic %s: %s", names[i],

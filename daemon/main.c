@@ -135,6 +135,13 @@ static md_err_t build_config(cli_t *c, md_config_t *cfg, md_error_t *err)
 
 static md_err_t run_offline(cli_t *c, const md_config_t *cfg, md_error_t *err)
 {
+    /* Offline keeps the default dispositions: a signal ends it between or
+     * inside batches, and an uncommitted batch is simply not there. */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    if (stop_requested)
+        return md_error_set(err, MD_EINVAL, "stopped by a signal before the input was read");
     md_offline_opts_t o = {
         .input = c->input, .results = c->results, .data_dir = cfg->data_dir,
         .engine = {.operator_id = cfg->operator_id, .clock = cfg->clock,
@@ -161,12 +168,6 @@ static md_err_t run_daemon(cli_t *c, md_config_t *cfg, md_error_t *err)
         printf("embedded kafka bootstrap=%s\n", bootstrap);
         fflush(stdout);
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
     md_err_t rc = md_daemon_run(cfg, &stop_requested, err);
     md_embedded_free(emb);
     return rc;
@@ -198,8 +199,22 @@ static void cli_release(cli_t *c)
     free(c->sets);
 }
 
+/* SIGTERM/SIGINT only set stop_requested; installed first thing in main, so
+ * that a stop at any moment of start-up is seen (the daemon checks it in every
+ * phase). Offline mode is unaffected: it reads to the end of its input. */
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+        signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        perror("marketd: sigaction");
+}
+
 int main(int argc, char **argv)
 {
+    install_signals();
     if (argc > 1 && strcmp(argv[1], "--version") == 0)
         return md_version_print(stdout, "marketd") == 0 ? 0 : 1;
     cli_t c = {0};

@@ -115,6 +115,56 @@ static void render_lag(md_buf_t *out)
     }
 }
 
+static void render_replica(md_buf_t *out)
+{
+    md_replica_metrics_t *r = &md_metrics.replica;
+    if (!atomic_load_explicit(&r->on, RELAXED))
+        return;
+    put(out, "# HELP marketd_replica_leader 1 when this replica publishes (holds the leader "
+             "partition).\n# TYPE marketd_replica_leader gauge\nmarketd_replica_leader %d\n",
+        atomic_load_explicit(&r->leader, RELAXED) ? 1 : 0);
+    put(out, "# HELP marketd_replica_divergence_total Peer checkpoints whose hash differs from "
+             "this replica's at that seq.\n# TYPE marketd_replica_divergence_total counter\n"
+             "marketd_replica_divergence_total %llu\n",
+        (unsigned long long)get(&r->divergence));
+    put(out, "# HELP marketd_replica_leader_changes_total Leadership gained or lost.\n"
+             "# TYPE marketd_replica_leader_changes_total counter\n"
+             "marketd_replica_leader_changes_total %llu\n",
+        (unsigned long long)get(&r->leader_changes));
+    put(out, "# HELP marketd_replica_takeover_resent_total Entries published on taking over "
+             "(each may duplicate one the previous leader sent).\n"
+             "# TYPE marketd_replica_takeover_resent_total counter\n"
+             "marketd_replica_takeover_resent_total %llu\n",
+        (unsigned long long)get(&r->takeover_resent));
+    put(out, "# HELP marketd_replica_dropped_total Outbox entries dropped: the leader published "
+             "them.\n# TYPE marketd_replica_dropped_total counter\nmarketd_replica_dropped_total "
+             "%llu\n", (unsigned long long)get(&r->dropped));
+    put(out, "# HELP marketd_replica_published_seq The highest seq published through (leaders' "
+             "checkpoints).\n# TYPE marketd_replica_published_seq gauge\n"
+             "marketd_replica_published_seq %llu\n", (unsigned long long)get(&r->published));
+    put(out, "# HELP marketd_replica_leader_lag Events behind the leader's last checkpoint "
+             "(-1: unknown).\n# TYPE marketd_replica_leader_lag gauge\n"
+             "marketd_replica_leader_lag %lld\n",
+        (long long)atomic_load_explicit(&r->leader_lag, RELAXED));
+    put(out, "# HELP marketd_replica_peer_seq Each peer's last checkpointed seq.\n"
+             "# TYPE marketd_replica_peer_seq gauge\n");
+    int n = atomic_load_explicit(&r->npeers, memory_order_acquire);
+    for (int i = 0; i < n && i < MD_METRIC_PEERS; i++)
+        put(out, "marketd_replica_peer_seq{replica=\"%s\"} %llu\n", r->peer_id[i],
+            (unsigned long long)get(&r->peer_seq[i]));
+}
+
+/* Replicated mode: not diverged, and caught up with the commands topic. */
+static bool replica_ready(void)
+{
+    md_replica_metrics_t *r = &md_metrics.replica;
+    if (!atomic_load_explicit(&r->on, RELAXED))
+        return true;
+    int64_t lag = atomic_load_explicit(&md_metrics.lag[0], RELAXED);
+    return !atomic_load_explicit(&r->diverged, RELAXED) &&
+           lag <= atomic_load_explicit(&r->ready_max_lag, RELAXED);
+}
+
 /* The version and formats (dashboards show them), and readiness as a gauge
  * (alerts on a daemon that stays unready). */
 static void render_build(md_buf_t *out)
@@ -159,6 +209,7 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t outbox_par
     render_hist(out, "marketd_commit_seconds", "Write transaction time including fsync.",
                 &m->commit_seconds);
     render_lag(out);
+    render_replica(out);
     put(out, "# HELP marketd_partitions_fenced Assigned partitions not decided here: another "
              "store committed them further.\n# TYPE marketd_partitions_fenced gauge\n"
              "marketd_partitions_fenced %d\n"
@@ -195,7 +246,8 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t outbox_par
 
 bool md_metrics_ready_at(long now_ms)
 {
-    return atomic_load_explicit(&md_metrics.partitions_assigned, RELAXED) > 0 &&
+    return replica_ready() &&
+           atomic_load_explicit(&md_metrics.partitions_assigned, RELAXED) > 0 &&
            atomic_load_explicit(&md_metrics.partitions_fenced, RELAXED) == 0 &&
            atomic_load_explicit(&md_metrics.outbox_draining, RELAXED) && !outbox_stalled(now_ms);
 }

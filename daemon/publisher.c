@@ -53,6 +53,10 @@ struct md_publisher {
     int wake[2];                 /* pipe: the writer's "committed" */
     int reports[2];              /* pipe: librdkafka's "main queue not empty" */
     rd_kafka_queue_t *mainq;
+    md_publisher_gate_fn gate;   /* NULL: every entry is sent (md_publisher_start_gated) */
+    void *gate_ctx;
+    atomic_bool rescan;          /* md_publisher_rescan: start again from the first entry */
+    uint64_t rescan_below;       /* entries below this id sent after a rescan are counted */
 };
 
 /* Errors that sending the same record again cannot cure: the entry is parked. */
@@ -191,6 +195,13 @@ static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *e
         p->next_id = msg->id + 1;
         return MD_OK;
     }
+    if (p->gate && !p->gate(m->topic, p->gate_ctx)) {
+        p->next_id = m->id + 1; /* not this publisher's to send now: kept in the outbox */
+        note_progress();       /* nothing waits on this publisher for it */
+        return MD_OK;
+    }
+    if (m->id < p->rescan_below)
+        atomic_fetch_add_explicit(&md_metrics.replica.takeover_resent, 1, memory_order_relaxed);
     if (copy.event_seq) {
         md_err_t rc = render_event(p, &copy, err);
         if (rc != MD_OK)
@@ -235,6 +246,10 @@ static uint64_t publish_some(md_publisher_t *p)
 {
     md_txn_t *t = NULL;
     md_error_t err = {0};
+    if (atomic_exchange(&p->rescan, false)) {
+        p->rescan_below = p->next_id;
+        p->next_id = 0;
+    }
     uint64_t before = p->next_id;
     pthread_mutex_lock(&p->lock);
     if (p->resend_from) {
@@ -335,6 +350,13 @@ static void close_pipes(md_publisher_t *p)
 md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publisher_t **out,
                             md_error_t *err)
 {
+    return md_publisher_start_gated(cfg, store, NULL, NULL, out, err);
+}
+
+md_err_t md_publisher_start_gated(const md_config_t *cfg, md_store_t *store,
+                                  md_publisher_gate_fn gate, void *gate_ctx, md_publisher_t **out,
+                                  md_error_t *err)
+{
     static const char *const extra[] = {"enable.idempotence", "true", "acks", "all",
                                         "linger.ms", "1"};
     char errstr[512];
@@ -343,6 +365,8 @@ md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publis
         return MD_ECONFIG;
     md_publisher_t *p = md_calloc(1, sizeof *p);
     p->store = store;
+    p->gate = gate;
+    p->gate_ctx = gate_ctx;
     md_buf_init(&p->json);
     p->wake[0] = p->wake[1] = p->reports[0] = p->reports[1] = -1;
     pthread_mutex_init(&p->lock, NULL);
@@ -368,6 +392,12 @@ md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publis
     atomic_store(&md_metrics.outbox_draining, true);
     *out = p;
     return MD_OK;
+}
+
+void md_publisher_rescan(md_publisher_t *p)
+{
+    atomic_store(&p->rescan, true);
+    md_publisher_wake(p);
 }
 
 void md_publisher_wake(md_publisher_t *p)

@@ -70,6 +70,8 @@ void md_checkpoint_encode(const md_checkpoint_t *cp, md_buf_t *out)
     put_line(out, "seq %" PRIu64 "\n", cp->seq);
     put_line(out, "hash %s\n", hex);
     put_line(out, "recorded_at %" PRId64 "\n", cp->recorded_at);
+    if (cp->version >= 2)
+        put_line(out, "published %" PRIu64 "\n", cp->published);
     for (size_t i = 0; i < cp->noffsets; i++)
         put_line(out, "offset %s %" PRId32 " %" PRId64 "\n", cp->offsets[i].topic,
                  cp->offsets[i].partition, cp->offsets[i].next);
@@ -85,10 +87,17 @@ md_err_t md_checkpoint_to_json(const md_checkpoint_t *cp, md_buf_t *out, md_erro
         json_array_append_new(offs, json_pack("{s:s, s:i, s:I}", "topic", cp->offsets[i].topic,
                                               "partition", (int)cp->offsets[i].partition, "next",
                                               (json_int_t)cp->offsets[i].next));
-    json_t *j = json_pack("{s:i, s:s, s:I, s:s, s:I, s:o, s:s}", "version", cp->version,
-                          "replica", cp->replica, "seq", (json_int_t)cp->seq, "hash", hex,
-                          "recorded_at", (json_int_t)cp->recorded_at, "offsets", offs,
-                          "signature", sig);
+    json_t *j = json_pack("{s:i, s:s, s:I, s:s, s:I}", "version", cp->version, "replica",
+                          cp->replica, "seq", (json_int_t)cp->seq, "hash", hex, "recorded_at",
+                          (json_int_t)cp->recorded_at);
+    if (j && cp->version >= 2) /* after recorded_at, as in the encoding */
+        md_json_set(j, "published", json_integer((json_int_t)cp->published));
+    if (j) {
+        md_json_set(j, "offsets", offs);
+        md_json_set(j, "signature", json_string(sig));
+    } else {
+        json_decref(offs);
+    }
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
     if (s == NULL)
@@ -186,10 +195,14 @@ static md_err_t parse_fields(json_t *j, md_checkpoint_t *cp, md_error_t *err)
                *sig = get_str(j, "signature");
     if (!json_is_object(j))
         return md_error_set(err, MD_EINVAL, "a checkpoint must be a JSON object");
-    if (!get_int(j, "version", 1, &version) || version != MD_CHECKPOINT_VERSION)
-        return md_error_set(err, MD_EINVAL, "'version' must be %d", MD_CHECKPOINT_VERSION);
-    if (json_object_size(j) != 7)
-        return md_error_set(err, MD_EINVAL, "a version 1 checkpoint has exactly 7 fields");
+    json_int_t published = 0;
+    if (!get_int(j, "version", 1, &version) || version > MD_CHECKPOINT_VERSION_MAX)
+        return md_error_set(err, MD_EINVAL, "'version' must be 1 or %d", MD_CHECKPOINT_VERSION_MAX);
+    if (json_object_size(j) != (version == 1 ? 7u : 8u))
+        return md_error_set(err, MD_EINVAL, "a version %d checkpoint has exactly %d fields",
+                            (int)version, version == 1 ? 7 : 8);
+    if (version >= 2 && !get_int(j, "published", 0, &published))
+        return md_error_set(err, MD_EINVAL, "'published' must be an integer >= 0");
     if (replica == NULL || !md_replica_id_valid(replica))
         return md_error_set(err, MD_EINVAL, "'replica' must be [A-Za-z0-9._-]{1,64}");
     if (!get_int(j, "seq", 1, &seq))
@@ -204,6 +217,7 @@ static md_err_t parse_fields(json_t *j, md_checkpoint_t *cp, md_error_t *err)
     snprintf(cp->replica, sizeof cp->replica, "%s", replica);
     cp->seq = (uint64_t)seq;
     cp->recorded_at = at;
+    cp->published = (uint64_t)published;
     return parse_offsets(json_object_get(j, "offsets"), cp, err);
 }
 

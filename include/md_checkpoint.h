@@ -14,6 +14,11 @@
  *     seq <decimal>
  *     hash <64 lowercase hex digits>
  *     recorded_at <decimal milliseconds since the epoch>
+ *     published <decimal>                          (version 2 only: the
+ *                                                   replicated leader's "every
+ *                                                   result, event and dead
+ *                                                   letter decided up to this
+ *                                                   seq was published")
  *     offset <topic> <partition> <next offset>      (one per stored offset,
  *                                                    sorted by topic bytes,
  *                                                    then partition)
@@ -24,7 +29,7 @@
  *
  * JSON form (the message value on the heads topic, one line of
  * `marketctl checkpoints`): {"version":1,"replica":..,"seq":..,"hash":..,
- * "recorded_at":..,"offsets":[{"topic":..,"partition":..,"next":..}],
+ * "recorded_at":..,["published":.., version 2 only,]"offsets":[{"topic":..,"partition":..,"next":..}],
  * "signature":<base64 of the 64-byte Ed25519 signature of the encoding>}.
  *
  * Keys: PEM files, DIR/ID.key (PKCS#8 private key, mode 0600) and DIR/ID.pub
@@ -44,7 +49,8 @@
 #include "md_event.h"
 #include "md_store.h"
 
-#define MD_CHECKPOINT_VERSION 1
+#define MD_CHECKPOINT_VERSION 1     /* without "published" */
+#define MD_CHECKPOINT_VERSION_MAX 2 /* v2: with the leader's "published" line */
 #define MD_REPLICA_ID_MAX 64
 #define MD_TOPIC_MAX 249
 #define MD_SIG_LEN 64
@@ -61,6 +67,9 @@ typedef struct md_checkpoint {
     uint64_t seq;
     unsigned char hash[MD_HASH_LEN];
     int64_t recorded_at;
+    /* version 2 only (the replicated leader's, docs/replication.md): every
+     * result, event and dead letter decided up to this seq was published. */
+    uint64_t published;
     md_cp_offset_t *offsets;     /* owned; md_checkpoint_release */
     size_t noffsets;
     unsigned char sig[MD_SIG_LEN];

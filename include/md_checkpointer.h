@@ -25,6 +25,9 @@ typedef struct md_checkpointer_opts {
     const char *key_file;
     const char *topic;            /* the heads topic */
     long interval_events, interval_ms;
+    bool announce;                /* checkpoint the head at the first transaction even
+                                   * when it was checkpointed before (replicated mode:
+                                   * peers check a restarted replica at once) */
 } md_checkpointer_opts_t;
 
 /** @brief Loads the key. @returns MD_OK, MD_ECONFIG (bad id, unreadable key). */
@@ -41,6 +44,14 @@ void md_checkpointer_free(md_checkpointer_t *c);
  * Safe to call again when the transaction is retried.
  */
 md_err_t md_checkpointer_batch(md_checkpointer_t *c, md_txn_t *t, bool final, md_error_t *err);
+
+/**
+ * @brief The replicated leader's "published through seq S" (docs/replication.md):
+ * while @p on, checkpoints are version 2 with published = @p seq, and one is
+ * also due when only that value moved. Writer thread, before
+ * md_checkpointer_batch in the same transaction.
+ */
+void md_checkpointer_set_published(md_checkpointer_t *c, bool on, uint64_t seq);
 
 /** @brief true when a transaction should run only to checkpoint (an idle
  *  writer: the head moved and interval_ms passed, or @p final). */

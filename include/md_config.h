@@ -47,6 +47,13 @@ typedef struct md_config {
     char *http_tokens;        /* token file for the read API */
     long http_threads;        /* worker threads of the read API */
     long timers_tick_ms;      /* idle this long: a Tick to the commands topic (0 = off) */
+    /* replicated mode (docs/replication.md) */
+    char *replica_mode;       /* "single" or "replicated" */
+    char *replica_peers_keys; /* directory of the replicas' public keys (*.pub) */
+    long replica_count;       /* replicas configured; 0 = the number of keys */
+    char *replica_leader_topic, *replica_leader_group;
+    long replica_session_timeout_ms; /* the leader group's session.timeout.ms */
+    long replica_ready_max_lag;      /* /readyz: at most this many commands behind */
     md_kv_t *kafka;           /* passthrough properties, in file order */
     bool topics_exist;        /* not a key: set by --embedded-kafka, which creates them */
     size_t nkafka;
@@ -72,6 +79,9 @@ md_err_t md_config_set(md_config_t *c, const char *key, const char *value, md_er
  */
 MD_MUST_CHECK
 md_err_t md_config_load(md_config_t *c, const char *path, md_error_t *err);
+
+/** @brief true when replica.mode = replicated (docs/replication.md). */
+bool md_config_replicated(const md_config_t *c);
 
 /** @brief The value of passthrough property @p key (no prefix), or NULL. */
 const char *md_config_kafka(const md_config_t *c, const char *key);

@@ -67,6 +67,12 @@ typedef struct md_consumer_opts {
     md_engine_t *engine;         /* its batch hook is taken by the consumer */
     md_publisher_t *pub;
     md_checkpointer_t *checkpointer; /* NULL: no checkpoints (md_checkpointer.h) */
+    /* Replicated mode (md_replica.h), both NULL otherwise: a hook run in every
+     * batch transaction before the checkpointer's, and whether this replica
+     * may put the idle Tick (timers.tick_ms) on the commands topic (the leader). */
+    md_batch_hook_fn replica_hook;
+    bool (*may_tick)(void *ctx);
+    void *replica_ctx;
 } md_consumer_opts_t;
 
 /**

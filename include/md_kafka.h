@@ -28,6 +28,14 @@ rd_kafka_conf_t *md_kafka_conf(const md_config_t *cfg, const char *const *extra,
                                md_error_t *err);
 
 /**
+ * @brief A producer handle used only for admin and metadata requests, with
+ * the configured kafka.* properties. @p what names it in the error.
+ * @returns the handle (caller destroys it with rd_kafka_destroy), or NULL with
+ *          MD_ECONFIG (a property refused) or MD_EKAFKA in @p err.
+ */
+rd_kafka_t *md_kafka_admin_client(const md_config_t *cfg, const char *what, md_error_t *err);
+
+/**
  * @brief Creates the configured topics when missing; a broker that is down
  * is waited for (retried until it answers or *stop is set). A refused
  * creation is logged and not an error: the topics may exist already.

@@ -30,6 +30,25 @@ typedef struct md_histogram {
     _Atomic uint64_t sum_micro;               /* sum of observations * 1e6 */
 } md_histogram_t;
 
+#define MD_METRIC_PEERS 16
+
+/* Replicated mode (docs/replication.md); written by the replica's threads. */
+typedef struct md_replica_metrics {
+    _Atomic bool on;                  /* replica.mode = replicated */
+    _Atomic bool leader;              /* this replica publishes */
+    _Atomic bool diverged;            /* a peer signed another hash: /readyz not ready */
+    _Atomic uint64_t divergence;      /* mismatches seen (marketd_replica_divergence_total) */
+    _Atomic uint64_t leader_changes;  /* leadership gained or lost */
+    _Atomic uint64_t takeover_resent; /* entries sent on taking over: possible duplicates */
+    _Atomic uint64_t dropped;         /* outbox entries dropped: published by the leader */
+    _Atomic uint64_t published;       /* the highest "published through" seq known */
+    _Atomic int64_t leader_lag;       /* events behind the leader's last checkpoint; -1 unknown */
+    _Atomic int64_t ready_max_lag;    /* /readyz: commands behind the commands topic at most */
+    _Atomic int npeers;               /* ids below are written before npeers (release) */
+    char peer_id[MD_METRIC_PEERS][65];
+    _Atomic uint64_t peer_seq[MD_METRIC_PEERS]; /* each peer's last checkpointed seq */
+} md_replica_metrics_t;
+
 typedef struct md_metrics {
     _Atomic uint64_t accepted, rejected, duplicates, malformed;
     _Atomic uint64_t rejected_by_code[MD_METRIC_CODES];   /* index md_code_t */
@@ -49,6 +68,7 @@ typedef struct md_metrics {
     _Atomic int partitions_fenced;    /* left to another store (md_consumer.h, fencing) */
     _Atomic uint64_t fencings;        /* partitions fenced since the start */
     _Atomic bool outbox_draining;     /* the publisher runs */
+    md_replica_metrics_t replica;     /* replicated mode (md_replica.h) */
 } md_metrics_t;
 
 extern md_metrics_t md_metrics;

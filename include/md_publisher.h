@@ -13,6 +13,7 @@
 #ifndef MD_PUBLISHER_H
 #define MD_PUBLISHER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,26 @@ typedef struct md_outbox_park {
 MD_MUST_CHECK
 md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publisher_t **out,
                             md_error_t *err);
+
+/* Replicated mode (docs/replication.md): whether an entry for @p topic may be
+ * sent now (the leader sends everything, a follower only its checkpoints).
+ * Called on the publisher thread. */
+typedef bool (*md_publisher_gate_fn)(const char *topic, void *ctx);
+
+/**
+ * @brief md_publisher_start with a gate: entries it refuses are skipped and
+ * kept in the outbox (md_publisher_rescan sends them later). @p gate_ctx is
+ * borrowed and must outlive the publisher.
+ */
+MD_MUST_CHECK
+md_err_t md_publisher_start_gated(const md_config_t *cfg, md_store_t *store,
+                                  md_publisher_gate_fn gate, void *gate_ctx, md_publisher_t **out,
+                                  md_error_t *err);
+
+/** @brief Starts again from the first outbox entry (the gate opened: this
+ *  replica took over). Entries sent again are counted
+ *  (marketd_replica_takeover_resent_total). Any thread. */
+void md_publisher_rescan(md_publisher_t *p);
 
 /** @brief Tells the thread that new entries were committed. Any thread. */
 void md_publisher_wake(md_publisher_t *p);

@@ -78,6 +78,63 @@ md_code_t md_code_find(const char *name);
  *  (not recorded as the command's outcome): SERVICE_UNAVAILABLE. */
 bool md_code_retryable(md_code_t code);
 
+/* ---- the contract of each command type (docs/commands.md) ----------------------
+ * What a command of each type can answer and append, from the rules table
+ * (rules/table.c: its flags, authorization and referenced ids imply the codes
+ * of docs/rules-reference.md "Order of checks" steps 2-6) and the contract table
+ * beside it (rules/contract.c: what each command's own rule, step 7, can
+ * answer and append). md-docgen prints them; tests/test_rules.c checks both
+ * ways that its cases produce exactly these (a listed code or event no case
+ * produces fails, as does a produced one that is not listed). Static data:
+ * reentrant, no allocation. */
+
+/* Codes a command can get before its type is known or checked (step 1 and the
+ * generic steps), listed once as "any command" in docs/commands.md; the
+ * commands whose row exempts them say so (md_rules_codes_of leaves them out). */
+#define MD_ANY_CODES(X)                                                        \
+    X(MALFORMED) X(UNKNOWN_COMMAND) X(INVALID_FIELD) X(MEMBER_NOT_REGISTERED)  \
+    X(ACCOUNT_CLOSED) X(ACCOUNT_SUSPENDED) X(SERVICE_UNAVAILABLE)              \
+    X(VERSION_CONFLICT)
+
+#define MD_CONTRACT_EVENTS_MAX 8
+
+/** @brief Whether @p code is one of MD_ANY_CODES. */
+bool md_rules_code_any(md_code_t code);
+
+/**
+ * @brief The codes a command of type @p type can be answered with, in the
+ * order the checks run (steps 1-7), each once: the MD_ANY_CODES its row does
+ * not exempt (never MALFORMED or UNKNOWN_COMMAND, which precede any type),
+ * NOT_FOUND / ALREADY_EXISTS / FORBIDDEN as its row implies, then its rule's.
+ * @param out room for MD_CODE_COUNT_ codes.
+ * @returns how many were written (0 for a type past the table).
+ */
+size_t md_rules_codes_of(md_cmd_type_t type, md_code_t out[MD_CODE_COUNT_]);
+
+/**
+ * @brief The event types an accepted command of type @p type can append
+ * (static strings), in the order it appends them; the implicit
+ * AgreementAccepted (docs/rules-reference.md §1.2) first when it can apply.
+ * A rejection appends one CommandRejected whatever the type.
+ * @param out room for MD_CONTRACT_EVENTS_MAX names.
+ * @returns how many were written (0: the command is never accepted, or is
+ *          accepted with no events: Tick).
+ */
+size_t md_rules_events_of(md_cmd_type_t type, const char *out[MD_CONTRACT_EVENTS_MAX]);
+
+/** @brief A remark on the type's contract in words ("always rejected: ..."),
+ *  or NULL (static). */
+const char *md_rules_contract_note(md_cmd_type_t type);
+
+/**
+ * @brief The @p i-th timer kind (rules/timers.c's table): its @p name
+ * ("auto_confirm"), what arms and fires it in words (@p what), and the event
+ * types its firing can append (@p events, NULL-terminated). All static.
+ * @returns false past the last kind.
+ */
+bool md_rules_timer_kind(size_t i, const char **name, const char **what,
+                         const char *const **events);
+
 /* ---- state interface -------------------------------------------------------- */
 
 /*

@@ -389,6 +389,10 @@ typedef md_err_t (*md_outbox_fn)(const md_outbox_msg_t *m, void *ctx, md_error_t
 MD_MUST_CHECK
 md_err_t md_txn_outbox_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_outbox_fn fn,
                             void *ctx, md_error_t *err);
+/** @brief The id the next md_txn_outbox_put of @p t would assign (ids never
+ *  repeat). @returns MD_OK, MD_ECORRUPT (bad meta outbox_next), MD_ESTORE. */
+MD_MUST_CHECK
+md_err_t md_txn_outbox_next(md_txn_t *t, uint64_t *next, md_error_t *err);
 /** @brief Removes a delivered message; a missing id is not an error. */
 MD_MUST_CHECK
 md_err_t md_txn_outbox_del(md_txn_t *t, uint64_t id, md_error_t *err);

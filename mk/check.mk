@@ -71,6 +71,12 @@ $(BUILD)/tests/tools/cut_tail: $(BUILD)/tests/tools/cut_tail.o $(LIB)
 
 test-tools: $(BUILD)/tests/tools/cut_tail
 
+# The rewritten-history attack of tests/integration/test_replicas.sh.
+$(BUILD)/tests/tools/tamper_tail: $(BUILD)/tests/tools/tamper_tail.o $(LIB)
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
+
+test-tools: $(BUILD)/tests/tools/tamper_tail
+
 # The moved-offset attacks of tests/integration/test_offsets.sh.
 $(BUILD)/tests/tools/move_offset: $(BUILD)/tests/tools/move_offset.o $(LIB)
 	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@

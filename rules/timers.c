@@ -29,12 +29,39 @@
 #define TKEY_HEAD 2
 #define TKEY_FIXED (TKEY_HEAD + 8 + 8 + 1)
 
+/* The timer kinds: what arms and fires each, and what its firing appends
+ * (docs/commands.md "Timers" is printed from here by md_rules_timer_kind; the
+ * events are checked against the firings by tests/test_rules.c). */
 static const struct {
     char kind;
     const char *name;
-} kinds[] = {{MD__TK_AUTO_CONFIRM, "auto_confirm"},
-             {MD__TK_SETTLEMENT, "settlement"},
-             {MD__TK_DEFENSE, "defense"}};
+    const char *what;
+    const char *const *events;   /* NULL-terminated */
+} kinds[] = {
+    {MD__TK_AUTO_CONFIRM, "auto_confirm",
+     "armed by OrderDelivered when `auto_confirm_days` > 0; at the deadline, a delivered "
+     "order nobody confirmed and no active complaint holds completes (`mode` `auto`)",
+     (const char *const[]){"OrderCompleted", NULL}},
+    {MD__TK_SETTLEMENT, "settlement",
+     "armed by a release into the hold (`held_until`, `settlement_hold_days` > 0); at the "
+     "deadline, what is still held for the order goes into the provider's balance",
+     (const char *const[]){"SettlementReleased", NULL}},
+    {MD__TK_DEFENSE, "defense",
+     "armed by ComplaintFiled when `defense_days` > 0; at the deadline, an open complaint "
+     "without a defence goes to arbitration (`by` `system`, `reason` `no_defense`)",
+     (const char *const[]){"ArbitrationRequested", NULL}},
+};
+
+bool md_rules_timer_kind(size_t i, const char **name, const char **what,
+                         const char *const **events)
+{
+    if (i >= sizeof kinds / sizeof kinds[0])
+        return false;
+    *name = kinds[i].name;
+    *what = kinds[i].what;
+    *events = kinds[i].events;
+    return true;
+}
 
 static const char *kind_name(int kind)
 {

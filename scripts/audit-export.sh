@@ -85,10 +85,10 @@ while IFS= read -r cp; do
     n=$((n + 1))
     replica=$(jq -r .replica <<<"$cp")
     seq=$(jq -r .seq <<<"$cp")
-    [ "$(jq -r .version <<<"$cp")" = 1 ] || { echo "checkpoint $n: unknown version" >&2; exit 1; }
+    case "$(jq -r .version <<<"$cp")" in 1 | 2) ;; *) echo "checkpoint $n: unknown version" >&2; exit 1 ;; esac
     [ -f "$keys/$replica.pub" ] || { echo "checkpoint $n: no key $replica.pub" >&2; exit 1; }
     jq -j '"marketd checkpoint v\(.version)\nreplica \(.replica)\nseq \(.seq)\nhash \(.hash)\n" +
-           "recorded_at \(.recorded_at)\n" +
+           "recorded_at \(.recorded_at)\n" + (if .version >= 2 then "published \(.published)\n" else "" end) +
            ([.offsets[] | "offset \(.topic) \(.partition) \(.next)\n"] | join(""))' \
         <<<"$cp" >"$tmp/msg"
     jq -r .signature <<<"$cp" | base64 -d >"$tmp/sig"

@@ -182,6 +182,54 @@ static void test_parser_is_strict(void **state)
     }
 }
 
+
+/* Version 2 (the replicated leader's): a "published" line after recorded_at,
+ * signed like the rest; version 1 encodes and verifies as before. */
+static void test_version_2_adds_the_published_line(void **state)
+{
+    fx_t *f = *state;
+    md_checkpoint_t cp, back = {0};
+    md_buf_t b, j;
+    sample(&cp);
+    cp.version = 2;
+    cp.published = 1200;
+    md_buf_init(&b);
+    md_buf_init(&j);
+    md_checkpoint_encode(&cp, &b);
+    const char *want = "marketd checkpoint v2\n"
+                       "replica r1\n"
+                       "seq 1234\n"
+                       "hash a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\n"
+                       "recorded_at 1795687200000\n"
+                       "published 1200\n"
+                       "offset market.commands 0 1201\n"
+                       "offset market.commands 1 7\n";
+    assert_int_equal(b.len, strlen(want));
+    assert_memory_equal(b.p, want, b.len);
+    assert_int_equal(md_checkpoint_sign(&cp, f->priv, NULL), MD_OK);
+    assert_int_equal(md_checkpoint_to_json(&cp, &j, NULL), MD_OK);
+    md_buf_append(&j, "", 1);
+    assert_non_null(strstr((const char *)j.p, "\"recorded_at\":1795687200000,\"published\":1200,"));
+    assert_int_equal(md_checkpoint_from_json((const char *)j.p, j.len - 1, &back, NULL), MD_OK);
+    assert_int_equal(back.version, 2);
+    assert_int_equal(back.published, 1200);
+    assert_int_equal(md_checkpoint_verify(&back, f->pub, NULL), MD_OK);
+    back.published = 1201; /* the published seq is signed */
+    assert_int_equal(md_checkpoint_verify(&back, f->pub, NULL), MD_ECORRUPT);
+    md_checkpoint_release(&back);
+    const char *bad[] = {
+        /* v2 without "published"; v1 with it; a negative one; version 3 */
+        "{\"version\":2,\"replica\":\"r1\",\"seq\":3," HASH_F ",\"recorded_at\":5,\"offsets\":[]," SIG_F "}",
+        "{\"version\":1,\"replica\":\"r1\",\"seq\":3," HASH_F ",\"recorded_at\":5,\"published\":2,\"offsets\":[]," SIG_F "}",
+        "{\"version\":2,\"replica\":\"r1\",\"seq\":3," HASH_F ",\"recorded_at\":5,\"published\":-1,\"offsets\":[]," SIG_F "}",
+        "{\"version\":3,\"replica\":\"r1\",\"seq\":3," HASH_F ",\"recorded_at\":5,\"published\":2,\"offsets\":[]," SIG_F "}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(md_checkpoint_from_json(bad[i], strlen(bad[i]), &back, NULL), MD_EINVAL);
+    md_buf_release(&b);
+    md_buf_release(&j);
+    md_checkpoint_release(&cp);
+}
 /* A chain of three hashes: hash i has every byte = i. */
 static md_err_t hash_at(uint64_t seq, unsigned char hash[MD_HASH_LEN], void *ctx,
                         md_error_t *err)
@@ -310,6 +358,68 @@ static void test_checkpointer_in_the_batch_transaction(void **state)
     free(key);
 }
 
+
+/* Replicated mode: the announcement at start (the stored head again), and
+ * version 2 checkpoints carrying the leader's published seq, one also when
+ * only that seq moved. */
+static void test_checkpointer_announces_and_signs_the_published_seq(void **state)
+{
+    fx_t *f = *state;
+    char *store_dir = md_test_tmpdir(), *key = path_in(f->dir, "r1.key");
+    md_store_t *s = NULL;
+    md_store_opts_t so = {.nosync = true};
+    md_checkpointer_opts_t o = {.replica_id = "r1", .key_file = key, .topic = "heads",
+                                .interval_events = 1000, .interval_ms = 3600000};
+    cp_ctx_t x = {0};
+    md_buf_t last;
+    md_checkpoint_t cp = {0};
+    int n = 4;
+    md_buf_init(&last);
+    assert_int_equal(md_store_open(store_dir, &so, &s, NULL), MD_OK);
+    assert_int_equal(md_checkpointer_new(&o, &x.c, NULL), MD_OK);
+    assert_int_equal(md_store_write(s, append_n, &n, NULL), MD_OK);
+    x.final = true; /* a clean stop: seq 4 checkpointed and stored */
+    assert_int_equal(md_store_write(s, run_checkpointer, &x, NULL), MD_OK);
+    assert_int_equal(outbox(s, &last), 1);
+    md_checkpointer_free(x.c);
+    x.final = false;
+    /* a restart without announce: nothing; with it, the same head once more */
+    assert_int_equal(md_checkpointer_new(&o, &x.c, NULL), MD_OK);
+    assert_int_equal(md_store_write(s, run_checkpointer, &x, NULL), MD_OK);
+    assert_int_equal(outbox(s, &last), 1);
+    md_checkpointer_free(x.c);
+    o.announce = true;
+    assert_int_equal(md_checkpointer_new(&o, &x.c, NULL), MD_OK);
+    assert_true(md_checkpointer_due(x.c, false));
+    assert_int_equal(md_store_write(s, run_checkpointer, &x, NULL), MD_OK);
+    assert_int_equal(outbox(s, &last), 2);
+    assert_int_equal(md_checkpoint_from_json((const char *)last.p, last.len, &cp, NULL), MD_OK);
+    assert_int_equal(cp.seq, 4);
+    assert_int_equal(cp.version, 1);
+    md_checkpoint_release(&cp);
+    assert_false(md_checkpointer_due(x.c, false)); /* announced once */
+    /* the leader's published seq moved: due (after interval_ms, or when final), version 2 */
+    md_checkpointer_set_published(x.c, true, 3);
+    assert_true(md_checkpointer_due(x.c, true));
+    x.final = true;
+    assert_int_equal(md_store_write(s, run_checkpointer, &x, NULL), MD_OK);
+    assert_int_equal(outbox(s, &last), 3);
+    assert_int_equal(md_checkpoint_from_json((const char *)last.p, last.len, &cp, NULL), MD_OK);
+    assert_int_equal(cp.version, 2);
+    assert_int_equal(cp.seq, 4);
+    assert_int_equal(cp.published, 3);
+    assert_int_equal(md_checkpoint_verify(&cp, f->pub, NULL), MD_OK);
+    md_checkpoint_release(&cp);
+    /* unchanged: nothing more */
+    assert_false(md_checkpointer_due(x.c, true));
+    assert_int_equal(md_store_write(s, run_checkpointer, &x, NULL), MD_OK);
+    assert_int_equal(outbox(s, &last), 3);
+    md_checkpointer_free(x.c);
+    md_store_free(s);
+    md_buf_release(&last);
+    md_test_rmdir(store_dir);
+    free(key);
+}
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,7 +428,10 @@ int main(void)
         cmocka_unit_test(test_canonical_encoding_is_the_documented_text),
         cmocka_unit_test_setup_teardown(test_json_round_trip_and_signature, setup, teardown),
         cmocka_unit_test(test_parser_is_strict),
+        cmocka_unit_test_setup_teardown(test_version_2_adds_the_published_line, setup, teardown),
         cmocka_unit_test(test_chain_check_names_cut_tail_and_different_hash),
+        cmocka_unit_test_setup_teardown(test_checkpointer_announces_and_signs_the_published_seq,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpointer_in_the_batch_transaction, setup,
                                         teardown),
     };

@@ -16,6 +16,7 @@
 
 #include "md_rules.h"
 #include "rules_mem.h"
+#include "../rules/internal.h"   /* the rules table's references (md__row_of) */
 
 /* rules.md "Codes and clauses", code -> clause (NULL = null). Checked against
  * the spec by tests/test_rules_coverage.sh. */
@@ -74,7 +75,9 @@ typedef struct tcase {
 #define ST(a, t, d, at) {a, t, d, at}
 #define DAY (24 * FX_HOUR)
 #define POLICY S("op", "SetPolicy", "'after_sales_days':15,'auto_confirm_days':10,'defense_days':3,'settlement_hold_days':15,'appeal_days':7")
-#define WINDOW S("op", "ScheduleMaintenance", "'window_id':'w1','starts_at':'2026-11-26T09:00:00Z','ends_at':'2026-11-26T11:00:00Z'")
+#define WINDOW_DATA \
+    "'window_id':'w1','starts_at':'2026-11-26T09:00:00Z','ends_at':'2026-11-26T11:00:00Z'"
+#define WINDOW S("op", "ScheduleMaintenance", WINDOW_DATA)   /* open at FX_NOW */
 
 static const tcase_t cases[] = {
     /* ---- envelope and actor (steps 1-3, 6) ---- */
@@ -155,6 +158,7 @@ static const tcase_t cases[] = {
     {"publish contact", {{0}}, "bob", "PublishProduct", "'product_id':'p2','store_id':'st1','category_id':'cat','kind':'image','title':'call 138-0013 8000','price':5", "OFF_PLATFORM_TRADE", .at = 0},
     {"publish unknown store", {{0}}, "bob", "PublishProduct", "'product_id':'p1','store_id':'nope','category_id':'cat','kind':'image','title':'I','price':5", "NOT_FOUND", .at = 0},
     {"review product", {S("bob", "PublishProduct", "'product_id':'p3','store_id':'st1','category_id':'revcat','kind':'image','title':'Img','price':5")}, "op", "ReviewProduct", "'product_id':'p3','approve':true", "OK", .at = 0},
+    {"review product denied", {S("bob", "PublishProduct", "'product_id':'p3','store_id':'st1','category_id':'revcat','kind':'image','title':'Img','price':5")}, "op", "ReviewProduct", "'product_id':'p3','approve':false,'reason':'blurry'", "OK", .at = 0},
     {"review listed product", {{0}}, "op", "ReviewProduct", "'product_id':'p1','approve':false", "PRODUCT_STATE", .at = 0},
     {"change price", {{0}}, "bob", "ChangePrice", "'product_id':'p1','price':1200", "OK", .at = 0},
     {"change price removed", {SANCTION("s-rc", "remove_content", "product", "p1")}, "bob", "ChangePrice", "'product_id':'p1','price':1200", "PRODUCT_STATE", .at = 0},
@@ -196,6 +200,7 @@ static const tcase_t cases[] = {
     {"confirm disputed", {COMPLAIN("q1", "o-del")}, "alice", "ConfirmOrder", "'order_id':'o-del'", "ORDER_IN_DISPUTE", .at = 0},
     {"cancel by provider", {{0}}, "bob", "CancelOrder", "'order_id':'o-placed'", "OK", .at = 0},
     {"cancel paid", {{0}}, "alice", "CancelOrder", "'order_id':'o-paid','reason':'changed my mind'", "OK", .at = 0},
+    {"cancel restores voucher", {S("alice", "PlaceOrder", "'order_id':'o9','product_id':'p1','voucher_id':'v1'")}, "alice", "CancelOrder", "'order_id':'o9'", "OK", .at = 0},
     {"cancel delivered", {{0}}, "alice", "CancelOrder", "'order_id':'o-del'", "ORDER_STATE", .at = 0},
     {"cancel disputed", {COMPLAIN("q1", "o-paid")}, "alice", "CancelOrder", "'order_id':'o-paid'", "ORDER_IN_DISPUTE", .at = 0},
     {"cancel forbidden", {{0}}, "op", "CancelOrder", "'order_id':'o-placed'", "FORBIDDEN", .at = 0},
@@ -238,10 +243,12 @@ static const tcase_t cases[] = {
     {"rule split", {COMPLAIN("q1", "o-paid"), S("alice", "ApplyArbitration", "'complaint_id':'q1'")}, "op", "RuleOnDispute", "'complaint_id':'q1','decision':'split','refund_amount':400", "OK", .at = 0},
     {"rule split too much", {COMPLAIN("q1", "o-paid"), S("alice", "ApplyArbitration", "'complaint_id':'q1'")}, "op", "RuleOnDispute", "'complaint_id':'q1','decision':'split','refund_amount':1000", "INVALID_FIELD", .at = 0},
     {"rule refund amount", {{0}}, "op", "RuleOnDispute", "'complaint_id':'q1','decision':'refund_buyer','refund_amount':1", "INVALID_FIELD", .at = 0},
+    {"rule refund restores voucher", {S("alice", "PlaceOrder", "'order_id':'o9','product_id':'p1','voucher_id':'v1'"), S("alice", "PayOrder", "'order_id':'o9'"), COMPLAIN("q1", "o9"), S("alice", "ApplyArbitration", "'complaint_id':'q1'")}, "op", "RuleOnDispute", "'complaint_id':'q1','decision':'refund_buyer'", "OK", .at = 0},
     {"rule not arbitration", {COMPLAIN("q1", "o-paid")}, "op", "RuleOnDispute", "'complaint_id':'q1','decision':'release_provider'", "COMPLAINT_STATE", .at = 0},
     /* ---- sanctions ---- */
     {"sanction notice", {{0}}, "op", "ApplySanction", "'sanction_id':'s1','measure':'notice','target_type':'member','target_id':'bob','reason':'fix it','clause':'4.2.6'", "OK", .at = 0},
     {"sanction close order", {{0}}, "op", "ApplySanction", "'sanction_id':'s1','measure':'close_order','target_type':'order','target_id':'o-paid','reason':'fraud','clause':'3.3.3'", "OK", .at = 0},
+    {"sanction close order restores voucher", {S("alice", "PlaceOrder", "'order_id':'o9','product_id':'p1','voucher_id':'v1'")}, "op", "ApplySanction", "'sanction_id':'s1','measure':'close_order','target_type':'order','target_id':'o9','reason':'fraud','clause':'3.3.3'", "OK", .at = 0},
     {"sanction misfit", {{0}}, "op", "ApplySanction", "'sanction_id':'s1','measure':'mute','target_type':'order','target_id':'o-paid','reason':'r','clause':'3.3.3'", "INVALID_FIELD", .at = 0},
     {"sanction bad clause", {{0}}, "op", "ApplySanction", "'sanction_id':'s1','measure':'mute','target_type':'member','target_id':'bob','reason':'r','clause':'9.1'", "INVALID_FIELD", .at = 0},
     {"sanction expiry on notice", {{0}}, "op", "ApplySanction", "'sanction_id':'s1','measure':'notice','target_type':'member','target_id':'bob','reason':'r','clause':'3.3','expires_at':'2027-01-01T00:00:00Z'", "INVALID_FIELD", .at = 0},
@@ -271,6 +278,7 @@ static const tcase_t cases[] = {
     {"schedule", {{0}}, "op", "ScheduleMaintenance", "'window_id':'w1','starts_at':'2026-12-01T00:00:00Z','ends_at':'2026-12-01T02:00:00Z'", "OK", .at = 0},
     {"schedule backwards", {{0}}, "op", "ScheduleMaintenance", "'window_id':'w1','starts_at':'2026-12-01T02:00:00Z','ends_at':'2026-12-01T00:00:00Z'", "INVALID_FIELD", .at = 0},
     {"schedule exists", {WINDOW}, "op", "ScheduleMaintenance", "'window_id':'w1','starts_at':'2026-12-01T00:00:00Z','ends_at':'2026-12-01T02:00:00Z'", "ALREADY_EXISTS", .at = 0},
+    {"cancel future window", {S("op", "ScheduleMaintenance", "'window_id':'w2','starts_at':'2026-12-01T00:00:00Z','ends_at':'2026-12-01T02:00:00Z'")}, "op", "CancelMaintenance", "'window_id':'w2'", "OK", .at = 0},
     {"cancel window", {WINDOW}, "op", "CancelMaintenance", "'window_id':'w1'", "OK", .at = 0},
     {"cancel window twice", {WINDOW, S("op", "CancelMaintenance", "'window_id':'w1'")}, "op", "CancelMaintenance", "'window_id':'w1'", "NOT_FOUND", .at = 0},
     {"cancel window unknown", {{0}}, "op", "CancelMaintenance", "'window_id':'w1'", "NOT_FOUND", .at = 0},
@@ -359,18 +367,100 @@ static void check_rejection_event(fx_t *w, const char *name)
         fail_msg("case '%s': empty message", name);
 }
 
+/* ---- the contract of each command type (md_rules_codes_of, md_rules_events_of) ----
+ * Every decision of a case (its world's steps included) is checked against its
+ * type's contract, and what it answered or appended is marked seen for that
+ * type; test_rules_contract_covered then requires every listed code and event
+ * to have been seen. So a rule that gains a code or an event, or a listed one
+ * no rule produces any more, fails here. */
+static bool code_seen_by[MD_CMD_COUNT_][MD_CODE_COUNT_];
+static bool event_seen_by[MD_CMD_COUNT_][MD_CONTRACT_EVENTS_MAX];
+#define TIMER_KINDS_MAX 8
+static bool timer_event_seen[TIMER_KINDS_MAX][MD_CONTRACT_EVENTS_MAX];
+
+static bool code_listed(md_cmd_type_t t, md_code_t code)
+{
+    md_code_t codes[MD_CODE_COUNT_];
+    size_t n = md_rules_codes_of(t, codes);
+    for (size_t i = 0; i < n; i++) {
+        if (codes[i] == code)
+            return true;
+    }
+    return false;
+}
+
+/* The last decision of w is within its type's contract; marks what it produced. */
+static void contract_check(fx_t *w, const char *name)
+{
+    const md_decision_t *d = &w->d;
+    if (!d->accepted && (d->code == MD_CODE_MALFORMED || d->code == MD_CODE_UNKNOWN_COMMAND)) {
+        assert_true(md_rules_code_any(d->code));   /* before any type: "any command" */
+        return;
+    }
+    if (w->cmd.spec == NULL)
+        fail_msg("case '%s': %s without a command type", name, d->code_name);
+    md_cmd_type_t t = w->cmd.spec->type;
+    if (!d->accepted) {
+        if (!code_listed(t, d->code))
+            fail_msg("case '%s': %s answered %s, which its contract (rules/contract.c) does "
+                     "not list", name, w->cmd.spec->name, d->code_name);
+        code_seen_by[t][d->code] = true;
+        return;
+    }
+    const char *events[MD_CONTRACT_EVENTS_MAX];
+    size_t n = md_rules_events_of(t, events);
+    for (size_t i = 0; i < d->n_events; i++) {
+        size_t j = 0;
+        while (j < n && strcmp(events[j], d->events[i].type) != 0)
+            j++;
+        if (j == n)
+            fail_msg("case '%s': %s appended %s, which its contract (rules/contract.c) does "
+                     "not list", name, w->cmd.spec->name, d->events[i].type);
+        event_seen_by[t][j] = true;
+    }
+}
+
+/* Every timer firing in w's log appended what its kind lists (rules/timers.c). */
+static void timers_check(fx_t *w, const char *name)
+{
+    const char *kname, *what;
+    const char *const *events;
+    for (size_t i = 0; i < rules_mem_count(w->m); i++) {
+        const md_event_t *ev = &rules_mem_event(w->m, i)->ev;
+        size_t pn = strlen(MD_TIMER_CMDID_PREFIX), k = 0, j = 0;
+        if (!ev->has_command_id || strncmp(ev->command_id, MD_TIMER_CMDID_PREFIX, pn) != 0)
+            continue;
+        for (; md_rules_timer_kind(k, &kname, &what, &events); k++) {
+            size_t kl = strlen(kname);
+            if (strncmp(ev->command_id + pn, kname, kl) == 0 && ev->command_id[pn + kl] == ':')
+                break;
+        }
+        if (k >= TIMER_KINDS_MAX || !md_rules_timer_kind(k, &kname, &what, &events))
+            fail_msg("case '%s': timer event of unknown kind (%s)", name, ev->command_id);
+        while (events[j] != NULL && strcmp(events[j], ev->type) != 0)
+            j++;
+        if (events[j] == NULL)
+            fail_msg("case '%s': timer %s appended %s, which rules/timers.c does not list",
+                     name, kname, ev->type);
+        timer_event_seen[k][j] = true;
+    }
+}
+
 static void run_case(const tcase_t *tc)
 {
     fx_t *w = fx_world();
     for (size_t i = 0; i < 6 && tc->pre[i].actor != NULL; i++) {
         w->now = FX_NOW + tc->pre[i].at;
         fx_ok(w, tc->pre[i].actor, tc->pre[i].type, tc->pre[i].data);
+        contract_check(w, tc->name);
     }
     w->now = FX_NOW + tc->at;
     const char *got = tc->raw != NULL ? fx_raw(w, tc->raw)
                                       : fx_run(w, tc->actor, tc->type, tc->data, tc->extra);
     if (strcmp(got, tc->expect) != 0)
         fail_msg("case '%s': expected %s, got %s (%s)", tc->name, tc->expect, got, w->d.message);
+    contract_check(w, tc->name);
+    timers_check(w, tc->name);
     if (w->d.accepted) {
         type_accepted[w->cmd.spec->type] = true;
     } else {
@@ -412,6 +502,187 @@ static void test_rules_every_command_accepted(void **state)
         if (!type_accepted[t])
             fail_msg("no accepted case for %s", md_cmd_spec_of((md_cmd_type_t)t)->name);
     }
+}
+
+/* ---- the generic checks of every command type, from one case of it ----------
+ * Steps 1-6 answer the same codes for every command (as its row in
+ * rules/table.c says); rather than a case per type and code, each type's base
+ * case (its first accepted one, else its first) is varied: an undeclared data
+ * key, an expected_version the stream is not at, an unregistered, closed,
+ * suspended or (during maintenance) non-operator actor, an actor the row does
+ * not authorize, a referenced id that does not exist, the creating command sent
+ * twice, and a newer agreement (the implicit acceptance). */
+
+/* Whether the case's world has the maintenance window open at FX_NOW (which
+ * answers SERVICE_UNAVAILABLE before the other generic steps). */
+static bool in_window(const tcase_t *c)
+{
+    for (size_t i = 0; i < 6 && c->pre[i].actor != NULL; i++) {
+        if (strcmp(c->pre[i].data, WINDOW_DATA) == 0)
+            return true;
+    }
+    return false;
+}
+
+static const tcase_t *base_case(md_cmd_type_t t)
+{
+    const char *name = md_cmd_spec_of(t)->name;
+    const tcase_t *first = NULL;
+    for (size_t i = 0; i < N_CASES; i++) {
+        if (cases[i].raw != NULL || cases[i].type == NULL || strcmp(cases[i].type, name) != 0 ||
+            cases[i].extra != NULL || in_window(&cases[i]))
+            continue;
+        if (strcmp(cases[i].expect, "OK") == 0)
+            return &cases[i];
+        if (first == NULL)
+            first = &cases[i];
+    }
+    return first;
+}
+
+static fx_t *base_world(const tcase_t *b, bool with_pre)
+{
+    fx_t *w = fx_world();
+    for (size_t i = 0; with_pre && i < 6 && b->pre[i].actor != NULL; i++) {
+        w->now = FX_NOW + b->pre[i].at;
+        fx_ok(w, b->pre[i].actor, b->pre[i].type, b->pre[i].data);
+        contract_check(w, b->name);
+    }
+    w->now = FX_NOW + (with_pre ? b->at : 0);
+    return w;
+}
+
+static void run_step(fx_t *w, step_t st)
+{
+    fx_ok(w, st.actor, st.type, st.data);
+}
+
+/* Runs the base command varied (actor, data, extra) on w, expects @p want; frees w. */
+static void expect_variant(fx_t *w, const tcase_t *b, const char *what, const char *actor,
+                           const char *data, const char *extra, md_code_t want)
+{
+    const char *got = fx_run(w, actor, b->type, data, extra);
+    contract_check(w, b->name);
+    if (strcmp(got, want == MD_CODE_NONE ? "OK" : md_code_name(want)) != 0)
+        fail_msg("case '%s' with %s: expected %s, got %s (%s)", b->name, what,
+                 want == MD_CODE_NONE ? "OK" : md_code_name(want), got, w->d.message);
+    timers_check(w, b->name);
+    fx_free(w);
+}
+
+/* data with the value of 'field' replaced by "nope404"; false when absent. */
+static bool replace_ref(const char *data, const char *field, char *out, size_t cap)
+{
+    char key[64];
+    snprintf(key, sizeof key, "'%s':'", field);
+    const char *at = strstr(data, key);
+    if (at == NULL)
+        return false;
+    const char *end = strchr(at + strlen(key), '\'');
+    assert_non_null(end);
+    snprintf(out, cap, "%.*snope404%s", (int)(at + strlen(key) - data), data, end);
+    return true;
+}
+
+static void run_variants(md_cmd_type_t t, const tcase_t *b)
+{
+    const md__row_t *row = md__row_of(t);
+    char data[4096];
+    bool ok = strcmp(b->expect, "OK") == 0;
+    const char *other = strcmp(b->actor, "carol") != 0 ? "carol" : "dave";
+    snprintf(data, sizeof data, "%s%s'zz_undeclared':1", b->data, b->data[0] ? "," : "");
+    expect_variant(base_world(b, true), b, "an undeclared key", b->actor, data, NULL,
+                   MD_CODE_INVALID_FIELD);
+    expect_variant(base_world(b, true), b, "expected_version", b->actor, b->data,
+                   "'expected_version':999999", MD_CODE_VERSION_CONFLICT);
+    if (code_listed(t, MD_CODE_MEMBER_NOT_REGISTERED))
+        expect_variant(base_world(b, false), b, "an unregistered actor", "ghost", b->data, NULL,
+                       MD_CODE_MEMBER_NOT_REGISTERED);
+    if (code_listed(t, MD_CODE_ACCOUNT_CLOSED)) {
+        fx_t *w = base_world(b, false);
+        run_step(w, (step_t)SANCTION("s-v", "close_account", "member", "dave"));
+        expect_variant(w, b, "a closed actor", "dave", b->data, NULL, MD_CODE_ACCOUNT_CLOSED);
+    }
+    if (code_listed(t, MD_CODE_ACCOUNT_SUSPENDED)) {
+        fx_t *w = base_world(b, false);
+        run_step(w, (step_t)SANCTION("s-v", "suspend_account", "member", "dave"));
+        expect_variant(w, b, "a suspended actor", "dave", b->data, NULL,
+                       MD_CODE_ACCOUNT_SUSPENDED);
+    }
+    fx_t *mw = base_world(b, false);
+    run_step(mw, (step_t)WINDOW);
+    expect_variant(mw, b, "maintenance", "dave", b->data, NULL, MD_CODE_SERVICE_UNAVAILABLE);
+    if (code_listed(t, MD_CODE_FORBIDDEN))
+        expect_variant(base_world(b, true), b, "another actor", other, b->data, NULL,
+                       MD_CODE_FORBIDDEN);
+    for (size_t i = 0; i < 3 && row->refs[i].field != NULL; i++) {
+        if (!row->refs[i].creates && replace_ref(b->data, row->refs[i].field, data, sizeof data))
+            expect_variant(base_world(b, true), b, row->refs[i].field, b->actor, data, NULL,
+                           MD_CODE_NOT_FOUND);
+    }
+    if (ok && code_listed(t, MD_CODE_ALREADY_EXISTS)) {
+        fx_t *w = base_world(b, true);
+        assert_string_equal(fx_run(w, b->actor, b->type, b->data, NULL), "OK");
+        contract_check(w, b->name);
+        expect_variant(w, b, "itself again", b->actor, b->data, NULL, MD_CODE_ALREADY_EXISTS);
+    }
+    const char *events[MD_CONTRACT_EVENTS_MAX];
+    if (ok && t != MD_CMD_ACCEPT_AGREEMENT && md_rules_events_of(t, events) > 0 &&
+        strcmp(events[0], "AgreementAccepted") == 0) {
+        fx_t *w = base_world(b, true);
+        fx_ok(w, "op", "PublishAgreement", "'version':2,'title':'T2','digest':'" HEX_A "'");
+        w->now = FX_NOW + b->at;
+        assert_string_equal(fx_run(w, b->actor, b->type, b->data, NULL), "OK");
+        contract_check(w, b->name);
+        if (strcmp(w->d.events[0].type, "AgreementAccepted") != 0)
+            fail_msg("case '%s' after a new agreement: no implicit AgreementAccepted", b->name);
+        fx_free(w);
+    }
+}
+
+static void test_rules_contract_variants(void **state)
+{
+    (void)state;
+    for (int t = 0; t < MD_CMD_COUNT_; t++) {
+        const tcase_t *b = base_case((md_cmd_type_t)t);
+        if (b == NULL)
+            fail_msg("no case of %s", md_cmd_spec_of((md_cmd_type_t)t)->name);
+        run_variants((md_cmd_type_t)t, b);
+    }
+}
+
+/* Must run after the cases and the variants: every code and event a type's
+ * contract lists, and every event a timer kind lists, was produced. */
+static void test_rules_contract_covered(void **state)
+{
+    (void)state;
+    int missing = 0;
+    for (int t = 0; t < MD_CMD_COUNT_; t++) {
+        md_code_t codes[MD_CODE_COUNT_];
+        const char *events[MD_CONTRACT_EVENTS_MAX];
+        const char *name = md_cmd_spec_of((md_cmd_type_t)t)->name;
+        size_t n = md_rules_codes_of((md_cmd_type_t)t, codes);
+        for (size_t i = 0; i < n; i++) {
+            if (!code_seen_by[t][codes[i]] && ++missing)
+                print_error("no case of %s answers %s\n", name, md_code_name(codes[i]));
+        }
+        n = md_rules_events_of((md_cmd_type_t)t, events);
+        for (size_t i = 0; i < n; i++) {
+            if (!event_seen_by[t][i] && ++missing)
+                print_error("no case of %s appends %s\n", name, events[i]);
+        }
+    }
+    const char *kname, *what;
+    const char *const *ev;
+    for (size_t k = 0; md_rules_timer_kind(k, &kname, &what, &ev); k++) {
+        assert_true(k < TIMER_KINDS_MAX);
+        for (size_t j = 0; ev[j] != NULL; j++) {
+            if (!timer_event_seen[k][j] && ++missing)
+                print_error("no case fires timer %s appending %s\n", kname, ev[j]);
+        }
+    }
+    if (missing)
+        fail_msg("%d listed codes or events of the contract are produced by no case", missing);
 }
 
 static void test_rules_code_clauses(void **state)
@@ -828,8 +1099,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rules_code_clauses),
         cmocka_unit_test(test_rules_cases),
+        cmocka_unit_test(test_rules_contract_variants),
         cmocka_unit_test(test_rules_every_code_produced),
         cmocka_unit_test(test_rules_every_command_accepted),
+        cmocka_unit_test(test_rules_contract_covered),
         STORY_TESTS
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);

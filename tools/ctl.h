@@ -88,6 +88,8 @@ struct ctl {
 
 /** @brief The text of option @p name, or NULL when not given. */
 const char *ctl_str(const ctl_t *c, const char *name);
+/** @brief true when option @p name was given (a CTL_FLAG, or any other). */
+bool ctl_given(const ctl_t *c, const char *name);
 /** @brief The number of option @p name (CTL_SEQ/U64/LIMIT), or @p dflt. */
 uint64_t ctl_u64(const ctl_t *c, const char *name, uint64_t dflt);
 /** @brief The time of option @p name (CTL_TIME) in ms, or @p dflt. */
@@ -139,10 +141,13 @@ int ctl_derived_end(ctl_derived_t *d, json_t *ok, md_error_t *err);
 /**
  * @brief A consistent hot copy of @p store into the new or empty directory
  * @p out_dir (mdb_env_copy2 with MDB_CP_COMPACT: one read snapshot, free pages
- * left out), safe beside a running daemon; prints {ok, out, events, head, bytes}.
+ * left out), safe beside a running daemon; prints {ok, out, events, head,
+ * bytes, store_id}. With @p new_identity the copy gets a store identity of its
+ * own (a replica seeded from it, docs/replication.md): a copy that keeps the
+ * original's identity is, for the fencing of md_consumer.h, the same store.
  * @returns 0, 1 (@p err set), 2 (no --out).
  */
-int ctl_backup(md_store_t *store, const char *out_dir, md_error_t *err);
+int ctl_backup(md_store_t *store, const char *out_dir, bool new_identity, md_error_t *err);
 
 /* ---- signed checkpoints (ctl_checkpoint.c; docs/audit.md) --------------------------------
  *

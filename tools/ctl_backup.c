@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "ctl.h"
 
 /* @p dir exists (created when missing, mode 0750) and holds no data.mdb. */
@@ -30,9 +32,30 @@ static md_err_t prepare_dir(const char *dir, md_error_t *err)
     return MD_OK;
 }
 
-/* Opens the copy read-only and reads its head (the copy is a store). */
+static md_err_t put_identity(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    (void)ctx;
+    unsigned char raw[MD_STORE_ID_LEN / 2];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return md_error_set(err, MD_ESTORE, "store id: no random bytes");
+    return md_txn_meta_put(t, "store_id", raw, sizeof raw, err);
+}
+
+/* --new-identity: the copy gets a random store identity of its own. */
+static md_err_t new_identity(const char *dir, md_error_t *err)
+{
+    md_store_opts_t so = {.lock = true};
+    md_store_t *s = NULL;
+    md_err_t rc = md_store_open(dir, &so, &s, err);
+    if (rc == MD_OK)
+        rc = md_store_write(s, put_identity, NULL, err);
+    md_store_free(s);
+    return rc;
+}
+
+/* Opens the copy read-only and reads its head and identity (the copy is a store). */
 static md_err_t copy_head(const char *dir, uint64_t *head, char hex[2 * MD_HASH_LEN + 1],
-                          size_t *bytes, md_error_t *err)
+                          size_t *bytes, char id[MD_STORE_ID_LEN + 1], md_error_t *err)
 {
     md_store_opts_t so = {.read_only = true};
     md_store_t *s = NULL;
@@ -47,17 +70,19 @@ static md_err_t copy_head(const char *dir, uint64_t *head, char hex[2 * MD_HASH_
     md_txn_end(t);
     if (rc == MD_OK)
         rc = md_store_usage(s, bytes, &map, err);
+    if (rc == MD_OK)
+        snprintf(id, MD_STORE_ID_LEN + 1, "%s", md_store_id(s));
     md_store_free(s);
     if (rc == MD_OK)
         md_hex(hash, MD_HASH_LEN, hex);
     return rc;
 }
 
-int ctl_backup(md_store_t *store, const char *out_dir, md_error_t *err)
+int ctl_backup(md_store_t *store, const char *out_dir, bool fresh_id, md_error_t *err)
 {
     uint64_t head = 0;
     size_t bytes = 0;
-    char hex[2 * MD_HASH_LEN + 1];
+    char hex[2 * MD_HASH_LEN + 1], id[MD_STORE_ID_LEN + 1] = "";
     if (out_dir == NULL) {
         md_error_set(err, MD_EINVAL, "usage: backup --out DIR");
         return 2;
@@ -67,10 +92,13 @@ int ctl_backup(md_store_t *store, const char *out_dir, md_error_t *err)
     int mrc = mdb_env_copy2(md_store_env(store), out_dir, MDB_CP_COMPACT);
     if (mrc != MDB_SUCCESS)
         return md_store_err(mrc, err, "mdb_env_copy2") != MD_OK;
-    if (copy_head(out_dir, &head, hex, &bytes, err) != MD_OK)
+    if (fresh_id && new_identity(out_dir, err) != MD_OK)
         return 1;
-    json_t *j = json_pack("{s:b, s:s, s:I, s:s, s:I}", "ok", 1, "out", out_dir, "events",
-                          (json_int_t)head, "head", hex, "bytes", (json_int_t)bytes);
+    if (copy_head(out_dir, &head, hex, &bytes, id, err) != MD_OK)
+        return 1;
+    json_t *j = json_pack("{s:b, s:s, s:I, s:s, s:I, s:s}", "ok", 1, "out", out_dir, "events",
+                          (json_int_t)head, "head", hex, "bytes", (json_int_t)bytes, "store_id",
+                          id);
     int rc = j ? json_dumpf(j, stdout, JSON_COMPACT) : -1;
     json_decref(j);
     if (rc != 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0) {

@@ -600,7 +600,7 @@ static int cmd_replay(ctl_t *c)
 
 static int cmd_backup(ctl_t *c)
 {
-    return ctl_backup(c->store, ctl_str(c, "out"), &c->err);
+    return ctl_backup(c->store, ctl_str(c, "out"), ctl_given(c, "new-identity"), &c->err);
 }
 
 /* The subcommands without a store (keygen, checkpoints, verify-export;
@@ -719,6 +719,8 @@ static const ctl_opt_t verify_export_opts[] = {
 };
 static const ctl_opt_t backup_opts[] = {
     {"out", CTL_STR, "DIR", "a new or empty directory for the copy (required)"},
+    {"new-identity", CTL_FLAG, "", "give the copy a store identity of its own (to seed a "
+     "replica, docs/replication.md)"},
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t replay_opts[] = {
@@ -1031,6 +1033,11 @@ const char *ctl_str(const ctl_t *c, const char *name)
 {
     int k = opt_index(c, name);
     return k >= 0 ? c->str[k] : NULL;
+}
+
+bool ctl_given(const ctl_t *c, const char *name)
+{
+    return opt_index(c, name) >= 0;
 }
 
 uint64_t ctl_u64(const ctl_t *c, const char *name, uint64_t dflt)

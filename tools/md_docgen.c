@@ -3,8 +3,12 @@
  * from the tables the decoder and the rules run on: the command schema table
  * (md_cmd_spec_of: fields, types, ranges, defaults, the target stream), the
  * decoder's envelope table (md_envelope_field), the rules table (md__row_of:
- * who may send, flags, referenced ids) and its authorization words, and the
- * code table (md_code_name, md_code_clause, md_code_retryable). One source:
+ * who may send, flags, referenced ids) and its authorization words, the
+ * contract of each command type (md_rules_codes_of, md_rules_events_of,
+ * md_rules_contract_note: the codes it can answer and the events it can
+ * append; MD_ANY_CODES, md_rules_code_any: the codes of any command), the timer
+ * kinds (md_rules_timer_kind) and the code table (md_code_name,
+ * md_code_clause, md_code_retryable). One source:
  * tests/unit/docs_generated.sh fails when the committed files differ from a
  * fresh run, so a new command, field or code means re-running `make docs`.
  *
@@ -286,6 +290,15 @@ static void md_headers_and_results(FILE *f)
           "the SHA-256 of the bytes and, from Kafka, where they are |\n\n", f);
 }
 
+/* "`CODE` (clause)" or "`CODE`" for a null clause, after ", " unless first. */
+static void code_word(FILE *f, md_code_t c, bool first)
+{
+    const char *cl = md_code_clause(c);
+    fprintf(f, "%s`%s`", first ? "" : ", ", md_code_name(c));
+    if (cl != NULL)
+        fprintf(f, " (%s)", cl);
+}
+
 static void md_codes(FILE *f)
 {
     fputs("## Codes\n\n| code | clause | retryable |\n|---|---|---|\n", f);
@@ -303,6 +316,79 @@ static void md_codes(FILE *f)
           "5. who may send it: `FORBIDDEN`;\n"
           "6. `expected_version`: `VERSION_CONFLICT`;\n"
           "7. the command's own rule: the other codes.\n\n", f);
+#define ANY_(c) MD_CODE_##c,
+    static const md_code_t any[] = {MD_ANY_CODES(ANY_)};
+#undef ANY_
+    fputs("### Any command\n\nAny command can be answered with these; each command below "
+          "lists its own codes besides, and those of these it never answers:\n\n", f);
+    for (size_t i = 0; i < sizeof any / sizeof any[0]; i++) {
+        fputs("- ", f);
+        code_word(f, any[i], true);
+        fputs(any[i] == MD_CODE_SERVICE_UNAVAILABLE  ? ": to an actor who is not an operator\n"
+              : any[i] == MD_CODE_VERSION_CONFLICT ? ": with `expected_version`\n"
+                                                   : "\n",
+              f);
+    }
+    fputs("\nA rejection appends one `CommandRejected` event on stream `rejections`, whatever "
+          "the command.\n\n", f);
+}
+
+/* The command's events and codes, from its contract. */
+static void md_contract(FILE *f, md_cmd_type_t t)
+{
+    md_code_t codes[MD_CODE_COUNT_];
+    const char *events[MD_CONTRACT_EVENTS_MAX];
+    size_t ne = md_rules_events_of(t, events), nc = md_rules_codes_of(t, codes), k = 0;
+    const char *note = md_rules_contract_note(t);
+    fputs("- events when accepted: ", f);
+    if (ne == 0)
+        fputs("none", f);
+    for (size_t i = 0; i < ne; i++)
+        fprintf(f, "%s`%s`%s", i ? ", " : "", events[i],
+                i == 0 && t != MD_CMD_ACCEPT_AGREEMENT &&
+                        strcmp(events[i], "AgreementAccepted") == 0
+                    ? " (implicit: first, when the actor has not accepted the current agreement)"
+                    : "");
+    fputs("\n- codes (besides any command's): ", f);
+    for (size_t i = 0; i < nc; i++) {
+        if (!md_rules_code_any(codes[i]))
+            code_word(f, codes[i], k++ == 0);
+    }
+    fputs(k == 0 ? "none\n" : "\n", f);
+    k = 0;
+    for (int c = 0; c < MD_CODE_COUNT_; c++) {
+        bool listed = false;
+        if (!md_rules_code_any((md_code_t)c) || c == MD_CODE_MALFORMED ||
+            c == MD_CODE_UNKNOWN_COMMAND)
+            continue;
+        for (size_t i = 0; i < nc; i++)
+            listed = listed || codes[i] == (md_code_t)c;
+        if (!listed)
+            fprintf(f, "%s`%s`", k++ == 0 ? "- never answers (of any command's): " : ", ",
+                    md_code_name((md_code_t)c));
+    }
+    if (k > 0)
+        fputs("\n", f);
+    if (note != NULL)
+        fprintf(f, "- note: %s\n", note);
+}
+
+static void md_timers(FILE *f)
+{
+    const char *name, *what;
+    const char *const *events;
+    fputs("## Timers\n\nEvents no command appends: a timer fires when a line's time (its "
+          "`issued_at` with `clock = command`) reaches its deadline, before that line is "
+          "decided. Its events carry `command_id` `timer:<timer>:<id>`, actor `system` and "
+          "`recorded_at` = the deadline; a firing has no result and records no outcome.\n\n"
+          "| timer | when | events |\n|---|---|---|\n", f);
+    for (size_t i = 0; md_rules_timer_kind(i, &name, &what, &events); i++) {
+        fprintf(f, "| `%s` | %s | ", name, what);
+        for (size_t j = 0; events[j] != NULL; j++)
+            fprintf(f, "%s`%s`", j ? ", " : "", events[j]);
+        fputs(" |\n", f);
+    }
+    fputs("\n", f);
 }
 
 static void md_command(FILE *f, const md_cmd_spec_t *s)
@@ -335,6 +421,7 @@ static void md_command(FILE *f, const md_cmd_spec_t *s)
                 row->refs[i].creates ? "a new" : "an existing",
                 md__ref_word(row->refs[i].kind),
                 row->refs[i].creates ? "ALREADY_EXISTS" : "NOT_FOUND");
+    md_contract(f, s->type);
     fprintf(f, "- schema: [`schema/%s.json`](schema/%s.json)\n\n", s->name, s->name);
     if (s->nfields == 0) {
         fputs("`data` is `{}`.\n\n", f);
@@ -378,6 +465,7 @@ int main(int argc, char **argv)
     fputs("## Command types\n\n", f);
     for (int t = 0; t < MD_CMD_COUNT_; t++)
         md_command(f, md_cmd_spec_of((md_cmd_type_t)t));
+    md_timers(f);
     if (fclose(f) != 0)
         die_io("write", path);
     write_json(argv[1], "envelope", envelope_schema());

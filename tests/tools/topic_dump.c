@@ -5,7 +5,7 @@
  *   topic_dump --bootstrap B --topic T [--count N] [--timeout S]
  *       Reads the topic from its beginning (every partition) and prints one
  *       JSON object per message: partition, offset, key, headers (name ->
- *       value), len, sha256 of the value, and value when it is short UTF-8
+ *       value), len, timestamp (ms), sha256 of the value, and value when it is short UTF-8
  *       text. Stops after N messages, or when nothing came for S seconds
  *       (default 10); exits 1 when fewer than N were read.
  *   topic_dump --bootstrap B --topic T --produce FILE...
@@ -121,6 +121,7 @@ static void print_message(const rd_kafka_message_t *m)
     }
     json_object_set_new(o, "headers", hj);
     json_object_set_new(o, "len", json_integer((json_int_t)m->len));
+    json_object_set_new(o, "timestamp", json_integer(rd_kafka_message_timestamp(m, NULL)));
     EVP_Digest(m->payload ? m->payload : "", m->len, d, &dn, EVP_sha256(), NULL);
     md_hex(d, 32, hex);
     json_object_set_new(o, "sha256", json_string(hex));

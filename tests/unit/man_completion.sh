@@ -78,7 +78,7 @@ complete_is() {
 check "complete -F registered" eval '[[ $(complete -p marketctl) == "complete -F _marketctl marketctl" ]]'
 complete_is "verify verify-export" --data-dir /tmp ve
 complete_is "rebuild replay" --data-dir /tmp re
-complete_is "--out --data-dir" --data-dir /tmp backup --
+complete_is "--out --new-identity --data-dir" --data-dir /tmp backup --
 complete_is "$_marketctl_subcommands $_marketctl_checkpoint_subcommands" --data-dir /tmp ""
 complete_is "--data-dir --help --version" --
 complete_is "--status" --data-dir /tmp orders --s
