@@ -201,7 +201,7 @@ md_err_t md__pj_rejections(md_proj_t *p, md_txn_t *t, const char *from, const ch
 {
     rej_query_t r = {from, to, fn, ctx};
     md_proj_page_t page = {0};
-    return md__pj_scan(md_txn_mdb(t), p->dbi[PJ_DB_REJECTIONS], NULL, 0, &page, visit_rejection, &r,
+    return md__pj_scan(md_txn_mdb(t), p->dbi[PJ_DB_REJECTIONS], "", 0, &page, visit_rejection, &r,
                        err);
 }
 
