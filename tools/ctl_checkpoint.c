@@ -326,8 +326,8 @@ static md_err_t check_line(const export_chain_t *c, json_t *j, uint64_t want,
     md_event_t ev;
     md_err_t rc = MD_OK;
     int n = decode_body(json_string_value(json_object_get(j, "body")), &body);
-    if (c->first == 0 && json_integer_value(json_object_get(j, "seq")) > 1)
-        want = (uint64_t)json_integer_value(json_object_get(j, "seq")); /* a partial export */
+    if (c->first == 0 && json_integer_value(json_object_get(j, "seq")) >= 1)
+        want = (uint64_t)json_integer_value(json_object_get(j, "seq")); /* maybe a partial export */
     if (json_integer_value(json_object_get(j, "seq")) != (json_int_t)want || n < 0 ||
         !hex_to(json_string_value(json_object_get(j, "prev_hash")), prev, MD_HASH_LEN) ||
         !hex_to(json_string_value(json_object_get(j, "hash")), hash, MD_HASH_LEN)) {
