@@ -5,7 +5,7 @@
 # Keep in step with tools/marketctl.c (tests/unit/man_completion.sh checks
 # that every subcommand in the usage text is offered here).
 
-_marketctl_subcommands="events export verify stats get orders audit sales rebuild replay backup outbox"
+_marketctl_subcommands="events export verify stats get orders audit sales summary rebuild replay backup outbox"
 # Without --data-dir (signed checkpoints, docs/audit.md).
 _marketctl_checkpoint_subcommands="keygen checkpoints verify-export"
 
@@ -13,15 +13,16 @@ _marketctl_checkpoint_subcommands="keygen checkpoints verify-export"
 _marketctl_options()
 {
     case $1 in
-        events) echo "--stream --from --limit" ;;
-        export) echo "--from --limit" ;;
+        events) echo "--stream --from --to --since --until --limit --follow --format" ;;
+        export) echo "--stream --from --to --since --until --limit" ;;
         verify) echo "--checkpoints --keys" ;;
         stats | rebuild) echo "" ;;
-        get) echo "--as-of" ;;
-        orders) echo "--buyer --provider --status --day --limit --cursor" ;;
-        audit) echo "--subject --actor --limit --cursor" ;;
-        sales) echo "--provider --from --to --limit --cursor" ;;
-        replay) echo "--until --out" ;;
+        get) echo "--as-of --format" ;;
+        orders) echo "--buyer --provider --status --day --limit --cursor --format" ;;
+        audit) echo "--subject --actor --follow --limit --cursor --format" ;;
+        sales) echo "--provider --from --to --limit --cursor --format" ;;
+        summary) echo "--from --to --provider --top --format" ;;
+        replay) echo "--until --as-of --out" ;;
         backup) echo "--out --new-identity" ;;
         outbox) echo "--id" ;;
         keygen) echo "--id --out" ;;
@@ -49,8 +50,12 @@ _marketctl()
             COMPREPLY=($(compgen -W "placed paid delivered completed cancelled closed refunded partially_refunded" -- "$cur"))
             return 0
             ;;
+        --format)
+            COMPREPLY=($(compgen -W "json csv table" -- "$cur"))
+            return 0
+            ;;
         --stream | --from | --to | --limit | --cursor | --buyer | --provider | --day | \
-            --subject | --actor | --until | --as-of | --id | --bootstrap | --topic)
+            --subject | --actor | --until | --as-of | --id | --bootstrap | --topic | --since | --top)
             return 0 # a value: nothing to offer
             ;;
     esac
@@ -62,7 +67,7 @@ _marketctl()
         case ${COMP_WORDS[i]} in
             --data-dir | --stream | --from | --to | --limit | --cursor | --buyer | --provider | \
                 --day | --subject | --actor | --until | --as-of | --out | --status | \
-                --checkpoints | --keys | --id | --bootstrap | --topic)
+                --checkpoints | --keys | --id | --bootstrap | --topic | --since | --top | --format)
                 ((i++)) ;;
             -*) ;;
             *)

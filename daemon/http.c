@@ -17,6 +17,7 @@
 #include "md_log.h"
 #include "md_metrics.h"
 #include "md_base.h"
+#include "md_rowfmt.h"
 
 #define DEFAULT_LIMIT 100
 #define MAX_LIMIT 1000
@@ -66,6 +67,51 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json
         return send_text(c, 500, "application/json", "{\"error\":\"encoding\"}", 20);
     enum MHD_Result rc = send_text(c, status, "application/json", s, strlen(s));
     free(s);
+    return rc;
+}
+
+/* Whether the client asked for CSV (an Accept header naming text/csv). */
+static bool wants_csv(struct MHD_Connection *c)
+{
+    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+    return a && strstr(a, "text/csv") != NULL;
+}
+
+/* A listing's items as CSV (md_rowfmt.h), its next cursor in the header
+ * X-Next-Cursor; any other answer (an error, one object) stays JSON. */
+static enum MHD_Result send_csv(struct MHD_Connection *c, unsigned status, json_t *body)
+{
+    json_t *items = json_object_get(body, "items"), *row, *next = json_object_get(body, "next");
+    if (status != 200 || !json_is_array(items))
+        return send_json(c, status, body);
+    md_rowfmt_t *f = md_rowfmt_new(MD_ROWFMT_CSV, NULL);
+    md_buf_t out;
+    size_t i;
+    md_buf_init(&out);
+    json_array_foreach(items, i, row)
+        md_rowfmt_row(f, row, &out);
+    md_rowfmt_free(f);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(out.len, out.p, MHD_RESPMEM_MUST_COPY);
+    md_buf_release(&out);
+    if (resp == NULL) {
+        json_decref(body);
+        return MHD_NO;
+    }
+    char nx[MD_PROJ_CURSOR_MAX];
+    if (json_is_string(next))
+        snprintf(nx, sizeof nx, "%s", json_string_value(next));
+    else if (json_is_integer(next))
+        snprintf(nx, sizeof nx, "%" JSON_INTEGER_FORMAT, json_integer_value(next));
+    else
+        nx[0] = '\0';
+    json_decref(body);
+    MHD_add_response_header(resp, "Content-Type", "text/csv; charset=utf-8; header=present");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (nx[0])
+        MHD_add_response_header(resp, "X-Next-Cursor", nx);
+    enum MHD_Result rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
     return rc;
 }
 
@@ -407,6 +453,40 @@ static unsigned h_events(req_t *r, json_t **body)
     return 200;
 }
 
+/* Summaries (md_proj_summary): the same roles as sales; rejections are the
+ * platform's, so a member may not read them. */
+static unsigned h_summary(req_t *r, json_t **body)
+{
+    md_proj_summary_q_t q = {0};
+    uint64_t top = 10;
+    if (!md_proj_summary_kind(r->id, &q.kind))
+        return fail(body, 404, "no such summary");
+    static const char *const days[] = {"from", "to", NULL};
+    unsigned bad = check_days(r, days, body);
+    if (bad)
+        return bad;
+    q.provider = arg(r, "provider");
+    q.from_day = arg(r, "from");
+    q.to_day = arg(r, "to");
+    const char *t = arg(r, "top");
+    char *end = NULL;
+    if (t && (t[0] < '0' || t[0] > '9' || (top = strtoull(t, &end, 10)) == 0 || *end ||
+              top > MAX_LIMIT))
+        return fail(body, 400, "top must be 1..1000");
+    q.top = top;
+    if (r->who.role == MD_ROLE_MEMBER &&
+        (q.kind == MD_SUMMARY_REJECTIONS || !is_me(r, q.provider)))
+        return fail(body, 403, "members read summaries of their own sales: set provider to yourself");
+    rows_t rs = {r, json_array(), NULL, NULL};
+    md_err_t rc = md_proj_summary(r->h->proj, r->txn, &q, add_row, &rs, &r->err);
+    if (rc == MD_EINVAL) {
+        json_decref(rs.items);
+        *body = json_pack("{s:s}", "error", r->err.msg);
+        return 400;
+    }
+    return list_reply(rc, &rs, "", body);
+}
+
 /* ---- routing and access ------------------------------------------------------------------ */
 
 typedef struct route {
@@ -424,6 +504,7 @@ static const route_t routes[] = {
     {"/v1/audit", h_audit, "subject actor limit cursor"},
     {"/v1/sales", h_sales, "provider from to limit cursor"},
     {"/v1/events", h_events, "from limit"},
+    {"/v1/summaries/", h_summary, "provider from to top"},
 };
 
 /* True when @p name is a word of the space-separated list @p list. */
@@ -554,7 +635,7 @@ static enum MHD_Result serve_api(md_http_t *h, struct MHD_Connection *c, const c
         md_log_warn("http request failed", "path=%s status=%u error=\"%s\"", url, status,
                     r.err.msg);
     md_log_debug("http request", "path=%s status=%u", url, status);
-    return send_json(c, status, body);
+    return wants_csv(c) ? send_csv(c, status, body) : send_json(c, status, body);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,

@@ -8,7 +8,8 @@
  *   accounts  p_accounts (member id -> account), p_account_idx (sanctions in
  *             force, stores, licences of a member)
  *   audit     p_audit (subject id, seq, kind -> entry), p_audit_actor (actor, seq)
- *   sales     p_sales (provider, UTC day -> counters)
+ *   sales     p_sales (provider, UTC day -> counters), p_rejections (UTC
+ *             day, rejection code -> count)
  *   records   p_records (stores, products, complaints, sanctions, vouchers)
  * plus p_meta (the last applied seq and the layout format), outside any digest.
  *
@@ -194,6 +195,40 @@ typedef struct md_proj_sales_filter {
 MD_MUST_CHECK
 md_err_t md_proj_sales(md_proj_t *p, md_txn_t *t, const md_proj_sales_filter_t *f,
                        md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err);
+
+/* ---- summaries (summary.c; docs/projections.md "Summaries") --------------- */
+
+typedef enum md_proj_summary_kind {
+    MD_SUMMARY_ORDER_STATUS,   /* {provider, status, orders} */
+    MD_SUMMARY_PRODUCTS,       /* {product_id, category_id, provider, orders, units, gross,
+                                *  paid, refunded, revenue}; revenue = paid - refunded */
+    MD_SUMMARY_CATEGORIES,     /* {category_id, orders, units, gross, paid, refunded, revenue} */
+    MD_SUMMARY_TOP_PRODUCTS,   /* products by revenue, highest first, at most top */
+    MD_SUMMARY_PROVIDER_RATES, /* {provider, orders, refunded, disputed, refund_rate,
+                                *  dispute_rate} */
+    MD_SUMMARY_REJECTIONS,     /* {day, code, count} */
+    MD_SUMMARY_COUNT_
+} md_proj_summary_kind_t;
+
+/* All but rejections cover the orders placed on days from_day..to_day
+ * (required, inclusive, at most 366 days), of one provider when set;
+ * rejections: days from..to, either may be NULL. */
+typedef struct md_proj_summary_q {
+    md_proj_summary_kind_t kind;
+    const char *provider, *from_day, *to_day;
+    uint64_t top;              /* top-products: at most this many (0: all) */
+} md_proj_summary_q_t;
+
+/** @brief The kind named "order-status", "products", "categories",
+ *  "top-products", "provider-rates" or "rejections"; false otherwise. */
+bool md_proj_summary_kind(const char *name, md_proj_summary_kind_t *out);
+
+/** @brief The rows of a summary, one per callback, in group order.
+ *  @returns MD_OK, MD_EINVAL (days missing, not dates, reversed or too far
+ *           apart), MD_ECORRUPT, MD_ESTORE, the callback's error. */
+MD_MUST_CHECK
+md_err_t md_proj_summary(md_proj_t *p, md_txn_t *t, const md_proj_summary_q_t *q,
+                         md_proj_row_fn fn, void *ctx, md_error_t *err);
 
 /** @brief {seq, format, projections: {name: {entries, bytes}}} as a new
  * object, owned by the caller (json_decref). @returns MD_OK, MD_ECORRUPT,

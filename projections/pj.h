@@ -16,7 +16,7 @@
 
 #include "md_proj.h"
 
-#define PJ_FORMAT 5             /* bump on any change of a record layout or key */
+#define PJ_FORMAT 6             /* bump on any change of a record layout or key */
 #define PJ_ID 65                /* ids are 1..64 bytes */
 #define PJ_NAME 201
 #define PJ_TEXT 501
@@ -27,7 +27,7 @@
 
 typedef enum pj_db {
     PJ_DB_ORDERS, PJ_DB_ORDER_IDX, PJ_DB_ACCOUNTS, PJ_DB_ACCOUNT_IDX,
-    PJ_DB_AUDIT, PJ_DB_AUDIT_ACTOR, PJ_DB_SALES, PJ_DB_RECORDS, PJ_DB_META,
+    PJ_DB_AUDIT, PJ_DB_AUDIT_ACTOR, PJ_DB_SALES, PJ_DB_RECORDS, PJ_DB_REJECTIONS, PJ_DB_META,
     PJ_DB_COUNT_
 } pj_db_t;
 
@@ -299,6 +299,10 @@ md_err_t md__pj_orders_apply(pj_ctx_t *c);
 md_err_t md__pj_accounts_apply(pj_ctx_t *c);
 md_err_t md__pj_audit_apply(pj_ctx_t *c);
 md_err_t md__pj_sales_apply(pj_ctx_t *c);
+/* Rejections per day and code {day, code, count} (p_rejections), days in
+ * [from, to] (NULL: open), in day then code order. */
+md_err_t md__pj_rejections(md_proj_t *p, md_txn_t *t, const char *from, const char *to,
+                           md_proj_row_fn fn, void *ctx, md_error_t *err);
 md_err_t md__pj_records_apply(pj_ctx_t *c);
 
 md_err_t md__pj_order_get(md_proj_t *p, MDB_txn *txn, const char *id, json_t **out,

@@ -10,7 +10,7 @@
 
 static const char *const db_names[PJ_DB_COUNT_] = {
     "p_orders", "p_order_idx", "p_accounts", "p_account_idx", "p_audit",
-    "p_audit_actor", "p_sales", "p_records", "p_meta",
+    "p_audit_actor", "p_sales", "p_records", "p_rejections", "p_meta",
 };
 
 /* Which databases make up each projection (digest and stats order). */
@@ -18,7 +18,7 @@ static const pj_db_t proj_dbs[MD_PROJ_COUNT_][2] = {
     [MD_PROJ_ORDERS] = {PJ_DB_ORDERS, PJ_DB_ORDER_IDX},
     [MD_PROJ_ACCOUNTS] = {PJ_DB_ACCOUNTS, PJ_DB_ACCOUNT_IDX},
     [MD_PROJ_AUDIT] = {PJ_DB_AUDIT, PJ_DB_AUDIT_ACTOR},
-    [MD_PROJ_SALES] = {PJ_DB_SALES, PJ_DB_COUNT_},
+    [MD_PROJ_SALES] = {PJ_DB_SALES, PJ_DB_REJECTIONS},
     [MD_PROJ_RECORDS] = {PJ_DB_RECORDS, PJ_DB_COUNT_},
 };
 

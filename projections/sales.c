@@ -8,6 +8,8 @@
  *   cancelled                OrderCancelled
  *   refunded, refunded_amount  DisputeRuled ending refunded/partially_refunded
  *   closed                   SanctionApplied close_order
+ * and p_rejections (same projection): per UTC day and rejection code,
+ *   key YYYY-MM-DD NUL code -> count of CommandRejected
  */
 #include <string.h>
 
@@ -63,12 +65,42 @@ static const sales_fn sales_fns[PJ_T_COUNT_] = {
     [PJ_T_SanctionApplied] = on_sanction, /* close_order only, see below */
 };
 
+typedef struct pj_rejections {
+    int64_t fmt, count;
+} pj_rejections_t;
+
+static const pj_layout_t rejections_layout = {
+    ('J' << 8) | PJ_FORMAT, sizeof(pj_rejections_t), sizeof(pj_rejections_t), 0, NULL,
+};
+
+static md_err_t on_rejected(pj_ctx_t *c)
+{
+    char day[PJ_DAY], code[PJ_ID];
+    pj_rejections_t r;
+    pj_key_t k;
+    bool found;
+    if (!md__pj_str(c, "code", code, PJ_ID))
+        return MD_OK;
+    md__pj_day(c->ev->recorded_at, day);
+    md__pj_key_init(&k);
+    md__pj_key_str(&k, day);
+    md__pj_key_str(&k, code);
+    k.n--;
+    md_err_t rc = md__pj_load(c, PJ_DB_REJECTIONS, k.b, k.n, &rejections_layout, &r, &found);
+    if (rc != MD_OK)
+        return rc;
+    r.count++;
+    return md__pj_save(c, PJ_DB_REJECTIONS, k.b, k.n, &rejections_layout, &r);
+}
+
 md_err_t md__pj_sales_apply(pj_ctx_t *c)
 {
     char provider[PJ_ID], day[PJ_DAY];
     pj_sales_t s;
     pj_key_t k;
     bool found;
+    if (c->type == PJ_T_CommandRejected)
+        return on_rejected(c);
     if (c->type == PJ_T_UNKNOWN || sales_fns[c->type] == NULL)
         return MD_OK;
     if (c->type == PJ_T_SanctionApplied) {
@@ -136,3 +168,40 @@ md_err_t md_proj_sales(md_proj_t *p, md_txn_t *t, const md_proj_sales_filter_t *
         md__pj_key_str(&k, q.f->provider);
     return md__pj_scan(md_txn_mdb(t), p->dbi[PJ_DB_SALES], k.b, k.n, page, visit, &q, err);
 }
+
+/* ---- rejections by code per day ------------------------------------------------------- */
+
+typedef struct rej_query {
+    const char *from, *to;
+    md_proj_row_fn fn;
+    void *ctx;
+} rej_query_t;
+
+static md_err_t visit_rejection(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitted,
+                                md_error_t *err)
+{
+    rej_query_t *r = ctx;
+    const char *kb = k->mv_data;
+    pj_rejections_t rec;
+    if (k->mv_size <= PJ_DAY || kb[PJ_DAY - 1] != '\0' ||
+        md__pj_unpack(&rejections_layout, v->mv_data, v->mv_size, &rec) != 0)
+        return md_error_set(err, MD_ECORRUPT, "rejections entry is malformed");
+    if ((r->from && strcmp(kb, r->from) < 0) || (r->to && strcmp(kb, r->to) > 0))
+        return MD_OK;
+    *emitted = true;
+    json_t *j = json_pack("{s:s, s:s%, s:I}", "day", kb, "code", kb + PJ_DAY,
+                          k->mv_size - PJ_DAY, "count", (json_int_t)rec.count);
+    md_err_t rc = r->fn(j, r->ctx, err);
+    json_decref(j);
+    return rc;
+}
+
+md_err_t md__pj_rejections(md_proj_t *p, md_txn_t *t, const char *from, const char *to,
+                           md_proj_row_fn fn, void *ctx, md_error_t *err)
+{
+    rej_query_t r = {from, to, fn, ctx};
+    md_proj_page_t page = {0};
+    return md__pj_scan(md_txn_mdb(t), p->dbi[PJ_DB_REJECTIONS], "", 0, &page, visit_rejection, &r,
+                       err);
+}
+

@@ -20,6 +20,7 @@
 
 #include "md_error.h"
 #include "md_proj.h"
+#include "md_rowfmt.h"
 #include "md_store.h"
 
 /* How an option's value is checked. */
@@ -31,6 +32,7 @@ typedef enum ctl_kind {
     CTL_DAY,    /* a calendar date YYYY-MM-DD */
     CTL_TIME,   /* milliseconds, or YYYY-MM-DDTHH:MM:SS[.f]Z */
     CTL_FLAG,   /* no value */
+    CTL_FORMAT, /* json, csv or table (md_rowfmt.h) */
 } ctl_kind_t;
 
 #define CTL_MAX_LIMIT 1000000
@@ -58,6 +60,7 @@ typedef struct ctl_sub {
     int min_args, max_args;
     const char *summary;
     const ctl_opt_t *opts;      /* ends with {NULL}; may be NULL */
+    const char *const *money;   /* columns in fen, shown in yuan by --format table */
 } ctl_sub_t;
 
 struct ctl {
@@ -74,6 +77,9 @@ struct ctl {
     uint64_t num[CTL_MAX_OPTS];
     int64_t time[CTL_MAX_OPTS];
     md_error_t err;
+    /* output of the listings (--format; ctl_emit) */
+    md_rowfmt_t *fmt;
+    md_buf_t out;
     /* progress on a terminal */
     bool tty;
     double t0;
@@ -91,6 +97,17 @@ int64_t ctl_time(const ctl_t *c, const char *name, int64_t dflt);
 
 /** @brief Prints @p j (stolen) as one compact JSON line on stdout. */
 md_err_t ctl_print_json(json_t *j, md_error_t *err);
+
+/**
+ * @brief Writes one row of a listing (@p row borrowed) on stdout in the
+ * subcommand's --format (JSON lines by default; md_rowfmt.h).
+ * @returns MD_OK or MD_EIO (stdout closed: EPIPE keeps errno).
+ */
+md_err_t ctl_emit(ctl_t *c, const json_t *row, md_error_t *err);
+
+/** @brief Ends a listing: the table (--format table) and a flush of stdout.
+ *  @returns MD_OK or MD_EIO. */
+md_err_t ctl_emit_end(ctl_t *c, md_error_t *err);
 
 /* Subcommands living in tools/ctl_*.c. */
 extern const ctl_sub_t ctl_sub_outbox;

@@ -283,9 +283,13 @@ int ctl_verify_store_checkpoints(md_txn_t *t, const char *checkpoints, const cha
 
 /* ---- an export: its own chain, then the checkpoints ------------------------------------------ */
 
+/* A partial export (marketctl export --from/--since) starts at seq first > 1:
+ * it is anchored on its first line's prev_hash, the hash at seq first - 1. */
 typedef struct export_chain {
-    unsigned char (*hashes)[MD_HASH_LEN];   /* hashes[seq - 1] */
+    unsigned char (*hashes)[MD_HASH_LEN];   /* hashes[seq - first] */
     uint64_t n, cap;
+    uint64_t first;                          /* the first line's seq (0: none yet) */
+    unsigned char anchor[MD_HASH_LEN];       /* its prev_hash */
 } export_chain_t;
 
 static bool hex_to(const char *s, unsigned char *out, size_t n)
@@ -322,12 +326,15 @@ static md_err_t check_line(const export_chain_t *c, json_t *j, uint64_t want,
     md_event_t ev;
     md_err_t rc = MD_OK;
     int n = decode_body(json_string_value(json_object_get(j, "body")), &body);
+    if (c->first == 0 && json_integer_value(json_object_get(j, "seq")) >= 1)
+        want = (uint64_t)json_integer_value(json_object_get(j, "seq")); /* maybe a partial export */
     if (json_integer_value(json_object_get(j, "seq")) != (json_int_t)want || n < 0 ||
         !hex_to(json_string_value(json_object_get(j, "prev_hash")), prev, MD_HASH_LEN) ||
         !hex_to(json_string_value(json_object_get(j, "hash")), hash, MD_HASH_LEN)) {
         rc = md_error_set(err, MD_ECORRUPT, "line %" PRIu64 ": not the export line of seq %" PRIu64,
                           want, want);
-    } else if (memcmp(prev, want == 1 ? zero : c->hashes[want - 2], MD_HASH_LEN) != 0) {
+    } else if (memcmp(prev, want == 1 ? zero : c->first == 0 ? prev : c->hashes[want - c->first - 1],
+                      MD_HASH_LEN) != 0) {
         rc = md_error_set(err, MD_ECORRUPT, "seq %" PRIu64 ": broken link", want);
     } else {
         md_chain_hash(prev, body, (size_t)n, got);
@@ -344,7 +351,12 @@ static md_err_t export_line(export_chain_t *c, const char *line, size_t len, md_
 {
     unsigned char hash[MD_HASH_LEN];
     json_t *j = json_loadb(line, len, 0, NULL);
-    md_err_t rc = check_line(c, j, c->n + 1, hash, err);
+    md_err_t rc = check_line(c, j, c->first + c->n, hash, err);
+    if (rc == MD_OK && c->first == 0) {
+        c->first = (uint64_t)json_integer_value(json_object_get(j, "seq"));
+        if (!hex_to(json_string_value(json_object_get(j, "prev_hash")), c->anchor, MD_HASH_LEN))
+            rc = md_error_set(err, MD_ECORRUPT, "first line: bad prev_hash");
+    }
     json_decref(j);
     if (rc != MD_OK)
         return rc;
@@ -378,8 +390,23 @@ static md_err_t export_hash_at(uint64_t seq, unsigned char hash[MD_HASH_LEN], vo
 {
     export_chain_t *c = ctx;
     (void)err;
-    memcpy(hash, c->hashes[seq - 1], MD_HASH_LEN);
+    memcpy(hash, seq + 1 == c->first ? c->anchor : c->hashes[seq - c->first], MD_HASH_LEN);
     return MD_OK;
+}
+
+/* Leaves out the checkpoints below a partial export's anchor (seq first - 1),
+ * which it cannot check; returns how many. */
+static size_t drop_before(md_cp_set_t *s, uint64_t first)
+{
+    size_t kept = 0, n = s->n;
+    for (size_t i = 0; i < n; i++)
+        if (s->cps[i].seq + 1 >= first) { /* swapped, so that release frees each once */
+            md_checkpoint_t t = s->cps[kept];
+            s->cps[kept++] = s->cps[i];
+            s->cps[i] = t;
+        }
+    s->n = kept;
+    return n - kept;
 }
 
 static int cmd_verify_export(const opts_t *o)
@@ -397,14 +424,22 @@ static int cmd_verify_export(const opts_t *o)
         status = report_failure("chain", err.msg);
     else if (rc != MD_OK)
         status = (fprintf(stderr, "marketctl: %s\n", err.msg), 1);
-    else
-        status = check_chain(&s, c.n, export_hash_at, &c);
+    size_t skipped = 0, total = s.n;
+    if (rc == MD_OK && c.n) {
+        skipped = drop_before(&s, c.first);
+        status = check_chain(&s, c.first + c.n - 1, export_hash_at, &c);
+    } else if (rc == MD_OK) {
+        status = (fprintf(stderr, "marketctl: verify-export: empty export\n"), 1);
+    }
+    s.n = total; /* md_cp_set_release frees every one */
     if (status == 0) {
-        char hex[2 * MD_HASH_LEN + 1] = "";
-        if (c.n)
-            md_hex(c.hashes[c.n - 1], MD_HASH_LEN, hex);
-        print_json(json_pack("{s:b, s:I, s:s, s:I}", "ok", 1, "events", (json_int_t)c.n, "head",
-                             hex, "checkpoints", (json_int_t)s.n));
+        char hex[2 * MD_HASH_LEN + 1] = "", anchor[2 * MD_HASH_LEN + 1];
+        md_hex(c.hashes[c.n - 1], MD_HASH_LEN, hex);
+        md_hex(c.anchor, MD_HASH_LEN, anchor);
+        print_json(json_pack("{s:b, s:I, s:I, s:s, s:s, s:I, s:I}", "ok", 1, "events",
+                             (json_int_t)c.n, "first", (json_int_t)c.first, "prev_hash", anchor,
+                             "head", hex, "checkpoints", (json_int_t)(total - skipped),
+                             "checkpoints_before_export", (json_int_t)skipped));
     }
     free(c.hashes);
     md_cp_set_release(&s);

@@ -63,5 +63,5 @@ static const ctl_opt_t outbox_opts[] = {
 
 const ctl_sub_t ctl_sub_outbox = {
     "outbox", cmd_outbox, CTL_WRITES, "list|retry", 1, 1,
-    "entries the broker refused for good (parked); retry queues them again", outbox_opts,
+    "entries the broker refused for good (parked); retry queues them again", outbox_opts, NULL,
 };

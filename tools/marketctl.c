@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,11 +71,49 @@ md_err_t ctl_print_json(json_t *j, md_error_t *err)
     return MD_OK;
 }
 
+/* Writes what the formatter has so far; EPIPE (a closed pipe) keeps errno. */
+static md_err_t emit_flush(ctl_t *c, md_error_t *err)
+{
+    size_t n = c->out.len;
+    c->out.len = 0;
+    if (n && fwrite(c->out.p, 1, n, stdout) != n)
+        return md_error_set(err, MD_EIO, "write to stdout failed");
+    return MD_OK;
+}
+
+md_err_t ctl_emit(ctl_t *c, const json_t *row, md_error_t *err)
+{
+    if (c->fmt == NULL) {
+        md_rowfmt_kind_t k = MD_ROWFMT_JSON;
+        const char *name = ctl_str(c, "format");
+        if (name && !md_rowfmt_parse(name, &k))
+            return md_error_set(err, MD_EINVAL, "unknown format '%s'", name);
+        c->fmt = md_rowfmt_new(k, c->sub->money);
+    }
+    md_rowfmt_row(c->fmt, row, &c->out);
+    return emit_flush(c, err);
+}
+
+md_err_t ctl_emit_end(ctl_t *c, md_error_t *err)
+{
+    if (c->fmt)
+        md_rowfmt_end(c->fmt, &c->out);
+    md_err_t rc = emit_flush(c, err);
+    if (rc == MD_OK && fflush(stdout) != 0)
+        rc = md_error_set(err, MD_EIO, "write to stdout failed");
+    return rc;
+}
+
 static md_err_t print_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
                             md_error_t *err)
 {
-    (void)body, (void)len, (void)ctx;
-    return ctl_print_json(md_event_to_json(ev, NULL, 0), err);
+    (void)body, (void)len;
+    json_t *j = md_event_to_json(ev, NULL, 0);
+    if (j == NULL)
+        return md_error_set(err, MD_ECODEC, "value is not representable as JSON");
+    md_err_t rc = ctl_emit(ctx, j, err);
+    json_decref(j);
+    return rc;
 }
 
 static md_err_t export_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
@@ -89,14 +128,132 @@ static md_err_t export_event(const md_event_t *ev, const void *body, size_t len,
 
 /* ---- subcommands ------------------------------------------------------------------- */
 
+/* ---- slices of the history (--stream, --from/--to seq, --since/--until time) -------- */
+
+typedef struct slice {
+    ctl_t *c;
+    const char *stream;
+    uint64_t from, to, limit, n, last;   /* to, limit: 0 = none; last: the last seq seen */
+    int64_t since, until;
+    bool contiguous;                     /* export: stop at the first event past until */
+    md_event_fn fn;
+} slice_t;
+
+static slice_t slice_of(ctl_t *c, md_event_fn fn, bool contiguous)
+{
+    return (slice_t){c, ctl_str(c, "stream"), ctl_u64(c, "from", 1), ctl_u64(c, "to", 0),
+                     ctl_u64(c, "limit", 0), 0, 0, ctl_time(c, "since", INT64_MIN),
+                     ctl_time(c, "until", INT64_MAX), contiguous, fn};
+}
+
+static md_err_t slice_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
+                            md_error_t *err)
+{
+    slice_t *s = ctx;
+    s->last = ev->seq;
+    if ((s->to && ev->seq > s->to) || (s->limit && s->n >= s->limit) ||
+        (s->contiguous && ev->recorded_at > s->until))
+        return MD_ESTOP;
+    if (s->stream && strcmp(ev->stream, s->stream) != 0)
+        return MD_OK;
+    if (ev->recorded_at < s->since || ev->recorded_at > s->until)
+        return MD_OK;
+    s->n++;
+    return s->fn(ev, body, len, s->c, err);
+}
+
+/* The events of the slice from seq @p from in @p t: a stream alone is read
+ * through its index (--from is then its version); otherwise by seq. */
+static md_err_t slice_scan(md_txn_t *t, slice_t *s, uint64_t from, md_error_t *err)
+{
+    if (s->stream && !ctl_str(s->c, "to") && s->since == INT64_MIN && s->until == INT64_MAX)
+        return md_txn_scan_stream(t, s->stream, from, s->limit, s->fn, s->c, err);
+    return md_txn_scan(t, from, 0, slice_event, s, err);
+}
+
+/* ---- follow mode: poll the head with short read transactions ------------------------- */
+
+#define FOLLOW_POLL_MS 200
+
+static volatile sig_atomic_t follow_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    follow_stop = 1;
+}
+
+/* SIGINT/SIGTERM end the loop; SIGPIPE is ignored so that a closed reader
+ * shows as EPIPE on write, a clean end too. */
+static void follow_signals(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Ends the read transaction, flushes, sleeps, starts a new one: no snapshot
+ * is held while sleeping, so the daemon's pages are reused. Returns false
+ * when following should stop (a signal, a closed stdout, a store error). */
+static bool follow_wait(ctl_t *c, md_err_t *rc)
+{
+    md_txn_end(c->txn);
+    c->txn = NULL;
+    if (*rc == MD_OK && fflush(stdout) != 0)
+        *rc = md_error_set(&c->err, MD_EIO, "write to stdout failed");
+    if (*rc != MD_OK || follow_stop)
+        return false;
+    struct timespec ts = {0, FOLLOW_POLL_MS * 1000000L};
+    nanosleep(&ts, NULL); /* a signal cuts it short */
+    if (follow_stop)
+        return false;
+    *rc = md_store_read(c->store, &c->txn, &c->err);
+    return *rc == MD_OK;
+}
+
+/* The status of a follow that ended: a signal or a reader gone is a clean end. */
+static int follow_end(ctl_t *c, md_err_t rc)
+{
+    if (rc == MD_EIO && errno == EPIPE) {
+        c->err.code = MD_OK;
+        return 0;
+    }
+    return rc == MD_OK ? 0 : 1;
+}
+
+static int events_follow(ctl_t *c, slice_t *s)
+{
+    md_err_t rc;
+    follow_signals();
+    do {
+        rc = md_txn_scan(c->txn, s->last + 1 > s->from ? s->last + 1 : s->from, 0, slice_event, s,
+                         &c->err);
+        if (rc == MD_OK)
+            rc = ctl_emit_end(c, &c->err);
+    } while (!(s->to && s->last >= s->to) && follow_wait(c, &rc));
+    return follow_end(c, rc);
+}
+
 /* events --stream S --from V: V is the stream version; without --stream, a seq. */
 static int cmd_events(ctl_t *c)
 {
-    const char *stream = ctl_str(c, "stream");
-    uint64_t from = ctl_u64(c, "from", 1), limit = ctl_u64(c, "limit", 0);
-    md_err_t rc = stream ? md_txn_scan_stream(c->txn, stream, from, limit, print_event, c,
-                                              &c->err)
-                         : md_txn_scan(c->txn, from, limit, print_event, c, &c->err);
+    slice_t s = slice_of(c, print_event, false);
+    if (ctl_str(c, "follow")) {
+        md_rowfmt_kind_t k = MD_ROWFMT_JSON;
+        if (ctl_str(c, "format") && md_rowfmt_parse(ctl_str(c, "format"), &k) &&
+            k == MD_ROWFMT_TABLE) {
+            md_error_set(&c->err, MD_EINVAL, "--follow prints json or csv, not a table");
+            return 2;
+        }
+        s.limit = 0;
+        return events_follow(c, &s);
+    }
+    md_err_t rc = slice_scan(c->txn, &s, s.from, &c->err);
+    if (rc == MD_OK)
+        rc = ctl_emit_end(c, &c->err);
     return rc == MD_OK ? 0 : 1;
 }
 
@@ -106,8 +263,8 @@ static int cmd_export(ctl_t *c)
     if (md_txn_head(c->txn, &head, NULL, &c->err) != MD_OK)
         return 1;
     c->total = head;
-    md_err_t rc = md_txn_scan(c->txn, ctl_u64(c, "from", 1), ctl_u64(c, "limit", 0),
-                              export_event, c, &c->err);
+    slice_t s = slice_of(c, export_event, true);
+    md_err_t rc = md_txn_scan(c->txn, s.from, 0, slice_event, &s, &c->err);
     if (fflush(stdout) != 0)
         rc = md_error_set(&c->err, MD_EIO, "write to stdout failed");
     progress_end(c, "export");
@@ -276,15 +433,14 @@ static int cmd_stats(ctl_t *c)
 
 static md_err_t print_row(json_t *row, void *ctx, md_error_t *err)
 {
-    (void)ctx;
-    return ctl_print_json(json_incref(row), err);
+    return ctl_emit(ctx, row, err);
 }
 
-/* Ends a list: flushes stdout and tells the next cursor on stderr. */
+/* Ends a list: the table, a flush of stdout, and the next cursor on stderr. */
 static int list_end(ctl_t *c, md_err_t rc, const md_proj_page_t *page)
 {
-    if (rc == MD_OK && fflush(stdout) != 0)
-        rc = md_error_set(&c->err, MD_EIO, "write to stdout failed");
+    if (rc == MD_OK)
+        rc = ctl_emit_end(c, &c->err);
     if (rc == MD_OK && page->next[0])
         fprintf(stderr, "next_cursor: %s\n", page->next);
     return rc == MD_OK ? 0 : 1;
@@ -296,7 +452,11 @@ static int cmd_get(ctl_t *c)
     if (md_proj_get(c->proj, c->txn, c->args[0], c->args[1], ctl_time(c, "as-of", md_wall_ms()), &j,
                     &c->err) != MD_OK)
         return c->err.code == MD_EINVAL ? 2 : 1;
-    return ctl_print_json(j, &c->err) == MD_OK ? 0 : 1;
+    md_err_t rc = ctl_emit(c, j, &c->err);
+    json_decref(j);
+    if (rc == MD_OK)
+        rc = ctl_emit_end(c, &c->err);
+    return rc == MD_OK ? 0 : 1;
 }
 
 static int cmd_orders(ctl_t *c)
@@ -307,10 +467,43 @@ static int cmd_orders(ctl_t *c)
     return list_end(c, md_proj_orders(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
 }
 
+/* audit --follow: entries above the last seq printed, polled. */
+typedef struct audit_follow {
+    ctl_t *c;
+    json_int_t seen, last; /* seen: the last seq of the polls before this one */
+} audit_follow_t;
+
+static md_err_t print_new_entry(json_t *row, void *ctx, md_error_t *err)
+{
+    audit_follow_t *a = ctx;
+    json_int_t seq = json_integer_value(json_object_get(row, "seq"));
+    if (seq <= a->seen) /* a seq's entries commit together: all in one poll */
+        return MD_OK;
+    a->last = seq > a->last ? seq : a->last;
+    return ctl_emit(a->c, row, err);
+}
+
+static int audit_follow(ctl_t *c, const md_proj_audit_filter_t *f)
+{
+    audit_follow_t a = {c, 0, 0};
+    md_err_t rc;
+    follow_signals();
+    do {
+        md_proj_page_t page = {0};
+        a.seen = a.last;
+        rc = md_proj_audit(c->proj, c->txn, f, &page, print_new_entry, &a, &c->err);
+        if (rc == MD_OK)
+            rc = ctl_emit_end(c, &c->err);
+    } while (follow_wait(c, &rc));
+    return follow_end(c, rc);
+}
+
 static int cmd_audit(ctl_t *c)
 {
     md_proj_audit_filter_t f = {ctl_str(c, "subject"), ctl_str(c, "actor")};
     md_proj_page_t page = {.limit = ctl_u64(c, "limit", 0), .cursor = ctl_str(c, "cursor")};
+    if (ctl_str(c, "follow"))
+        return audit_follow(c, &f);
     return list_end(c, md_proj_audit(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
 }
 
@@ -319,6 +512,24 @@ static int cmd_sales(ctl_t *c)
     md_proj_sales_filter_t f = {ctl_str(c, "provider"), ctl_str(c, "from"), ctl_str(c, "to")};
     md_proj_page_t page = {.limit = ctl_u64(c, "limit", 0), .cursor = ctl_str(c, "cursor")};
     return list_end(c, md_proj_sales(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
+}
+
+/* summary KIND: md_proj_summary (docs/projections.md "Summaries"). */
+static int cmd_summary(ctl_t *c)
+{
+    md_proj_summary_q_t q = {0};
+    if (!md_proj_summary_kind(c->args[0], &q.kind)) {
+        md_error_set(&c->err, MD_EINVAL, "unknown summary '%s'", c->args[0]);
+        return 2;
+    }
+    q.provider = ctl_str(c, "provider");
+    q.from_day = ctl_str(c, "from");
+    q.to_day = ctl_str(c, "to");
+    q.top = ctl_u64(c, "top", 10);
+    md_err_t rc = md_proj_summary(c->proj, c->txn, &q, print_row, c, &c->err);
+    if (rc == MD_OK)
+        rc = ctl_emit_end(c, &c->err);
+    return rc == MD_OK ? 0 : rc == MD_EINVAL ? 2 : 1;
 }
 
 /* ---- rebuild and replay ------------------------------------------------------------------ */
@@ -344,13 +555,35 @@ static int cmd_rebuild(ctl_t *c)
                : 1;
 }
 
+/* The last event recorded at or before @p as_of (the log is in recorded order). */
+static md_err_t last_before(const md_event_t *ev, const void *b, size_t n, void *ctx,
+                            md_error_t *err)
+{
+    (void)b, (void)n, (void)err;
+    uint64_t *v = ctx; /* v[0]: the time, v[1]: the seq found */
+    if (ev->recorded_at > (int64_t)v[0])
+        return MD_ESTOP;
+    v[1] = ev->seq;
+    return MD_OK;
+}
+
 static int cmd_replay(ctl_t *c)
 {
     uint64_t n = 0, until = ctl_u64(c, "until", 0);
     const char *out = ctl_str(c, "out");
-    if (until == 0 || out == NULL) {
-        md_error_set(&c->err, MD_EINVAL, "replay needs --until SEQ and --out DIR");
+    if ((until == 0) == (ctl_str(c, "as-of") == NULL) || out == NULL) {
+        md_error_set(&c->err, MD_EINVAL, "replay needs one of --until SEQ, --as-of TIME, and --out DIR");
         return 2;
+    }
+    if (until == 0) {
+        uint64_t v[2] = {(uint64_t)ctl_time(c, "as-of", 0), 0};
+        if (md_txn_scan(c->txn, 1, 0, last_before, v, &c->err) != MD_OK)
+            return 1;
+        if (v[1] == 0) {
+            md_error_set(&c->err, MD_ENOTFOUND, "no event was recorded at or before --as-of");
+            return 1;
+        }
+        until = v[1];
     }
     progress_phase(c, until);
     md_err_t rc = md_proj_replay(c->txn, until, out, progress, c, &n, &c->err);
@@ -393,23 +626,44 @@ static int cmd_storeless(ctl_t *c)
 
 /* ---- the subcommands and their options ------------------------------------------------ */
 
+#define FORMAT_OPT                                                                       \
+    {"format", CTL_FORMAT, "json|csv|table",                                            \
+     "JSON lines (default), CSV with a header row, or an aligned table (money in yuan)"}
 #define LIST_OPTS                                                                        \
     {"limit", CTL_LIMIT, "N", "at most N rows (1..1000000; default: all)"},           \
-    {"cursor", CTL_STR, "C", "continue after the page that printed next_cursor: C"}
+    {"cursor", CTL_STR, "C", "continue after the page that printed next_cursor: C"},  \
+    FORMAT_OPT
+
+/* Columns in fen (--format table shows them in yuan). */
+static const char *const order_money[] = {"unit_price", "discount", "amount", "escrow", "paid",
+                                          "refunded", "released", "held", "balance", "escrow_held",
+                                          "deposited", "withdrawn", "spent", "earned", "refunds",
+                                          NULL};
+static const char *const sales_money[] = {"gross", "net", "refunded_amount", "revenue", NULL};
+
+#define SLICE_OPTS                                                                       \
+    {"to", CTL_SEQ, "SEQ", "last seq"},                                                 \
+    {"since", CTL_TIME, "T", "events recorded at or after T (ms or YYYY-MM-DDTHH:MM:SSZ)"}, \
+    {"until", CTL_TIME, "T", "events recorded at or before T"},                         \
+    {"limit", CTL_LIMIT, "N", "at most N events (1..1000000; default: all)"}
 
 static const ctl_opt_t events_opts[] = {
-    {"stream", CTL_STR, "S", "one stream's events (e.g. order:o-1); --from is then its version"},
+    {"stream", CTL_STR, "S", "one stream's events (e.g. order:o-1); alone, --from is its version"},
     {"from", CTL_SEQ, "N", "first seq (or stream version) to print (default 1)"},
-    {"limit", CTL_LIMIT, "N", "at most N events (1..1000000; default: all)"},
+    SLICE_OPTS,
+    {"follow", CTL_FLAG, NULL, "then print new events as they are committed, until SIGINT"},
+    FORMAT_OPT,
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t export_opts[] = {
+    {"stream", CTL_STR, "S", "only this stream's events (each line still carries prev_hash)"},
     {"from", CTL_SEQ, "SEQ", "first seq to export (default 1)"},
-    {"limit", CTL_LIMIT, "N", "at most N events (1..1000000; default: all)"},
+    SLICE_OPTS,
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t get_opts[] = {
     {"as-of", CTL_TIME, "T", "judge expiring sanctions at T (ms or YYYY-MM-DDTHH:MM:SSZ; default now)"},
+    FORMAT_OPT,
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t orders_opts[] = {
@@ -423,6 +677,7 @@ static const ctl_opt_t orders_opts[] = {
 static const ctl_opt_t audit_opts[] = {
     {"subject", CTL_STR, "ID|KIND:ID", "entries about this subject"},
     {"actor", CTL_STR, "M", "entries done by member M"},
+    {"follow", CTL_FLAG, NULL, "then print new entries as they are committed, until SIGINT"},
     LIST_OPTS,
     {NULL, 0, NULL, NULL},
 };
@@ -431,6 +686,14 @@ static const ctl_opt_t sales_opts[] = {
     {"from", CTL_DAY, "DAY", "first day (YYYY-MM-DD, inclusive)"},
     {"to", CTL_DAY, "DAY", "last day (YYYY-MM-DD, inclusive)"},
     LIST_OPTS,
+    {NULL, 0, NULL, NULL},
+};
+static const ctl_opt_t summary_opts[] = {
+    {"from", CTL_DAY, "DAY", "first day (YYYY-MM-DD, UTC, inclusive; required but for rejections)"},
+    {"to", CTL_DAY, "DAY", "last day (inclusive; at most 366 days after --from)"},
+    {"provider", CTL_STR, "M", "one provider's orders"},
+    {"top", CTL_LIMIT, "N", "top-products: the N best by revenue (default 10)"},
+    FORMAT_OPT,
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t verify_opts[] = {
@@ -461,7 +724,8 @@ static const ctl_opt_t backup_opts[] = {
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t replay_opts[] = {
-    {"until", CTL_SEQ, "SEQ", "the last event to replay (required)"},
+    {"until", CTL_SEQ, "SEQ", "the last event to replay (or --as-of)"},
+    {"as-of", CTL_TIME, "T", "replay the events recorded at or before T (ms or YYYY-MM-DDTHH:MM:SSZ)"},
     {"out", CTL_STR, "DIR", "a new store for the projections as of SEQ (required)"},
     {NULL, 0, NULL, NULL},
 };
@@ -469,40 +733,44 @@ static const ctl_opt_t replay_opts[] = {
 /* Every subcommand; one entry each (their code may live in tools/ctl_NAME.c). */
 static const ctl_sub_t *const subcommands[] = {
     &(const ctl_sub_t){"events", cmd_events, 0, NULL, 0, 0, "events as JSON lines",
-                       events_opts},
+                       events_opts, NULL},
     &(const ctl_sub_t){"export", cmd_export, 0, NULL, 0, 0,
                        "events with body, prev_hash and hash (scripts/audit-export.sh checks it)",
-                       export_opts},
+                       export_opts, NULL},
     &(const ctl_sub_t){"verify", cmd_verify, CTL_PROJ_OPTIONAL, NULL, 0, 0,
                        "hash chain, signed checkpoints, projections, rules' state and outcomes, "
                        "consumed offsets; exit 1 naming the first failure",
-                       verify_opts},
+                       verify_opts, NULL},
     &(const ctl_sub_t){"stats", cmd_stats, CTL_PROJ_OPTIONAL, NULL, 0, 0,
-                       "events, head, store size, outbox depth and parked entries, offsets", NULL},
+                       "events, head, store size, outbox depth and parked entries, offsets", NULL, NULL},
     &(const ctl_sub_t){"get", cmd_get, CTL_NEEDS_PROJ,
                        "order|account|store|product|complaint|sanction|voucher ID", 2, 2,
-                       "one object", get_opts},
+                       "one object", get_opts, order_money},
     &(const ctl_sub_t){"orders", cmd_orders, CTL_NEEDS_PROJ, NULL, 0, 0, "orders, by filter",
-                       orders_opts},
+                       orders_opts, order_money},
     &(const ctl_sub_t){"audit", cmd_audit, CTL_NEEDS_PROJ, NULL, 0, 0,
-                       "the audit trail of a subject or an actor", audit_opts},
+                       "the audit trail of a subject or an actor", audit_opts, NULL},
     &(const ctl_sub_t){"sales", cmd_sales, CTL_NEEDS_PROJ, NULL, 0, 0,
-                       "sales per provider and day", sales_opts},
+                       "sales per provider and day", sales_opts, sales_money},
+    &(const ctl_sub_t){"summary", cmd_summary, CTL_NEEDS_PROJ,
+                       "order-status|products|categories|top-products|provider-rates|rejections",
+                       1, 1, "what analysts ask for: counts, sales, rates, rejections", summary_opts,
+                       sales_money},
     &(const ctl_sub_t){"rebuild", cmd_rebuild, CTL_NEEDS_PROJ | CTL_WRITES, NULL, 0, 0,
-                       "recompute every projection", NULL},
+                       "recompute every projection", NULL, NULL},
     &(const ctl_sub_t){"replay", cmd_replay, 0, NULL, 0, 0, "projections as of a seq, in a new store",
-                       replay_opts},
+                       replay_opts, NULL},
     &(const ctl_sub_t){"backup", cmd_backup, 0, NULL, 0, 0,
-                       "a consistent hot copy, compacted (--out DIR)", backup_opts},
+                       "a consistent hot copy, compacted (--out DIR)", backup_opts, NULL},
     &ctl_sub_outbox,
     &(const ctl_sub_t){"keygen", cmd_storeless, CTL_NO_STORE, NULL, 0, 0,
                        "an Ed25519 key pair for a replica's signed checkpoints (docs/audit.md)",
-                       keygen_opts},
+                       keygen_opts, NULL},
     &(const ctl_sub_t){"checkpoints", cmd_storeless, CTL_NO_STORE, NULL, 0, 0,
-                       "the signed checkpoints of the heads topic, as JSON lines", checkpoints_opts},
+                       "the signed checkpoints of the heads topic, as JSON lines", checkpoints_opts, NULL},
     &(const ctl_sub_t){"verify-export", cmd_storeless, CTL_NO_STORE, "FILE", 1, 1,
                        "an export (marketctl export) against signed checkpoints",
-                       verify_export_opts},
+                       verify_export_opts, NULL},
 };
 
 #define NSUB (sizeof subcommands / sizeof subcommands[0])
@@ -600,6 +868,10 @@ static const char *take_value(ctl_t *c, int i, const char *v)
     switch (o->kind) {
     case CTL_STR: return *v ? NULL : "must not be empty";
     case CTL_FLAG: return NULL;
+    case CTL_FORMAT: {
+        md_rowfmt_kind_t k;
+        return md_rowfmt_parse(v, &k) ? NULL : "is not one of json, csv, table";
+    }
     case CTL_U64: return parse_u64(v, &c->num[i]) ? "must be an unsigned integer" : NULL;
     case CTL_SEQ:
         if (parse_u64(v, &n) || n == 0)
@@ -673,6 +945,7 @@ static int take_option(ctl_t *c, int argc, char **argv, int *i)
         if (eq)
             return bad_usage(c->sub, "--%s takes no value", o->name);
         c->set[k] = true;
+        c->str[k] = ""; /* ctl_str: non-NULL when given */
         return 0;
     }
     const char *v = eq ? eq + 1 : NULL;
@@ -798,6 +1071,8 @@ int main(int argc, char **argv)
     if (status != 0 && c.err.code != MD_OK)
         fprintf(stderr, "marketctl: %s: %s\n", sub->name, c.err.msg);
     md_txn_end(c.txn);
+    md_rowfmt_free(c.fmt);
+    md_buf_release(&c.out);
     md_proj_free(c.proj);
     md_store_free(c.store);
     return status;

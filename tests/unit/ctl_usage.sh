@@ -29,7 +29,9 @@ refused() {
 # options that did nothing are refused, naming the option
 refused "unknown option --from" orders --from 2026-12-01
 refused "unknown option --to" orders --to 2026-12-01
-refused "unknown option --stream" export --stream order:o-1001
+refused "unknown option --follow" export --follow
+refused "--format 'xml' is not one of json, csv, table" orders --format xml
+refused "--since 'yesterday' is neither milliseconds" events --since yesterday
 refused "unknown option --day" events --day 2026-11-26
 refused "unknown option --buyer" sales --buyer bob
 refused "unknown option --limit" verify --limit 3

@@ -83,7 +83,7 @@ complete_is "$_marketctl_subcommands $_marketctl_checkpoint_subcommands" --data-
 complete_is "--data-dir --help --version" --
 complete_is "--status" --data-dir /tmp orders --s
 complete_is "--subject" --data-dir /tmp audit --s
-complete_is "--stream --from --limit --data-dir" --data-dir /tmp events --
+complete_is "--stream --from --to --since --until --limit --follow --format --data-dir" --data-dir /tmp events --
 complete_is "account" --data-dir /tmp get a
 complete_is "--as-of" --data-dir /tmp get account bob --as
 complete_is "placed paid partially_refunded" orders --status p
