@@ -149,6 +149,7 @@ while IFS= read -r line; do
     cmd=${cmd//\/tmp\/market /$data }
     cmd=${cmd//\/backup\/market/$T/backup}
     cmd=${cmd//\/tmp\/then/$T/then}
+    cmd=${cmd//\/tmp\/noon/$T/noon} # not the machine's /tmp (a second run found it there)
     cmd=${cmd//> export.jsonl/> $T/export.jsonl}
     cmd=${cmd//build\//$ROOT/$B/}
     if ! out=$(eval "$cmd" 2>"$T/err"); then bad "README: $line: $(head -2 "$T/err")"; continue; fi
