@@ -12,7 +12,11 @@
  * when enabled, the outbox entries go into the same transaction. Results are
  * handed back only after the transaction committed and was synced.
  *
- * Threads: an engine is used by one thread at a time (the writer).
+ * Threads: an engine is used by one thread at a time (the writer). From its
+ * first batch of 32 commands or more it runs one helper thread of its own that
+ * decodes the batch's next commands while the writer decides (a ring of 32;
+ * decoding is pure, so results are those of decoding inline); md_engine_free
+ * joins it.
  */
 #ifndef MD_ENGINE_H
 #define MD_ENGINE_H
