@@ -1,270 +1,12 @@
 /*
  * engine.c - one durable write transaction per batch: decode, deduplicate,
  * decide, append, evolve, project, record outcomes, offsets and outbox.
+ *
+ * The rules' state over the transaction is in engine_state.c, decoding (and
+ * decoding ahead) in engine_decode.c; engine_int.h holds what they share.
  */
-#include <openssl/evp.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include "engine_int.h"
 
-#include "md_engine.h"
-#include "md_metrics.h"
-#include "md_rules.h"
-#include "md_base.h"
-
-#define MAX_HOOKS 8
-#define DEFAULT_OPERATOR "operator"
-#define DEFAULT_MAX_MESSAGE ((size_t)1 << 20)
-
-_Static_assert(MD_CODE_COUNT_ <= 64, "md_engine_stats_t.by_code is too small");
-
-typedef struct hook {
-    md_event_hook_fn fn;
-    void *ctx;
-} hook_t;
-
-typedef struct batch_hooks {
-    md_batch_hook_fn begin, end;
-    void *ctx;
-} batch_hooks_t;
-
-/*
- * A read cache of state records for the batch's transaction. decide and
- * evolve read the same few records many times (the platform's settings and
- * maintenance windows for every command, an order or member more than once
- * per command): each read is otherwise a B-tree descent. Entries are copies
- * (LMDB's pointers into dirty pages move when the transaction writes), kept in
- * an arena of blocks that lives for one transaction, so a pointer handed out
- * stays valid until the batch ends. Writes go to LMDB and replace the entry.
- * "Not found" is cached too. The cache is emptied when a batch transaction
- * starts (a batch re-run after MDB_MAP_FULL starts empty as well).
- */
-#define CACHE_BLOCK ((size_t)64 << 10)
-
-typedef struct cache_ent {
-    uint64_t hash;
-    const unsigned char *key, *val;   /* key NULL: an empty slot; val NULL: not found */
-    uint32_t klen, vlen;
-} cache_ent_t;
-
-typedef struct cache_block {
-    struct cache_block *next;
-    size_t used, cap;
-    unsigned char data[];
-} cache_block_t;
-
-typedef struct state_cache {
-    cache_ent_t *slots;
-    size_t cap, n;                    /* cap: a power of two */
-    cache_block_t *blocks;            /* newest first */
-} state_cache_t;
-
-typedef struct state_ctx {
-    md_txn_t *t;
-    state_cache_t *cache;
-} state_ctx_t;
-
-struct md_engine {
-    md_store_t *store;
-    md_engine_opts_t opts;       /* strings below are owned copies */
-    char *operator_id, *results_topic, *events_topic, *commands_topic, *deadletter_topic;
-    md_batch_hook_fn batch_hook;
-    void *batch_ctx;
-    hook_t hooks[MAX_HOOKS];
-    int nhooks;
-    batch_hooks_t bhooks[MAX_HOOKS];
-    int nbhooks;
-    md_engine_stats_t stats, pending; /* pending: counts of the batch in progress */
-    /* Per batch (reused): the command being decided, the decision, scratch
-     * buffers. Commands are decoded one at a time as they are decided, not all
-     * before the batch: an md_command_t is 5 KB, so a whole batch of them was
-     * 5 MB of memory per 1000 commands (docs/performance.md, memory). */
-    md_command_t cmd;
-    md_decision_t decision;
-    state_cache_t cache;         /* state records read or written in this batch */
-    struct decoder *dec;         /* decoding ahead (NULL until a batch needs it) */
-    bool dec_on;                 /* this run of the batch decodes ahead */
-    state_ctx_t sctx;
-    md_buf_t data, out, refs, hdr;
-    MDB_dbi results_dbi;  /* command_id -> its result line (a duplicate's "original") */
-    const md_input_t *in;
-    size_t n;
-    int64_t wall_now, last_now;
-    bool force_bootstrap;
-};
-
-/* ---- the rules' state over the write transaction ----------------------------- */
-
-static uint64_t cache_hash(const void *key, size_t n)
-{
-    const unsigned char *p = key;
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
-/* A copy of @p n bytes in the arena (valid until cache_reset). */
-static const unsigned char *cache_copy(state_cache_t *c, const void *p, size_t n)
-{
-    cache_block_t *b = c->blocks;
-    if (b == NULL || b->cap - b->used < n) {
-        size_t cap = n > CACHE_BLOCK ? n : CACHE_BLOCK;
-        b = md_malloc(sizeof *b + cap);
-        b->next = c->blocks, b->used = 0, b->cap = cap;
-        c->blocks = b;
-    }
-    unsigned char *out = b->data + b->used;
-    if (n)
-        memcpy(out, p, n);
-    b->used += n;
-    return out;
-}
-
-static cache_ent_t *cache_slot(state_cache_t *c, uint64_t h, const void *key, size_t klen)
-{
-    for (size_t i = h & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
-        cache_ent_t *e = &c->slots[i];
-        if (e->key == NULL || (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0))
-            return e;
-    }
-}
-
-static void cache_grow(state_cache_t *c)
-{
-    cache_ent_t *old = c->slots;
-    size_t oldcap = c->cap;
-    c->cap = oldcap ? 2 * oldcap : 4096;
-    c->slots = md_calloc(c->cap, sizeof *c->slots);
-    for (size_t i = 0; i < oldcap; i++)
-        if (old[i].key)
-            *cache_slot(c, old[i].hash, old[i].key, old[i].klen) = old[i];
-    free(old);
-}
-
-/* Empties the cache, keeping one block and the slot array for the next batch. */
-static void cache_reset(state_cache_t *c)
-{
-    while (c->blocks && c->blocks->next) {
-        cache_block_t *b = c->blocks;
-        c->blocks = b->next;
-        free(b);
-    }
-    if (c->blocks)
-        c->blocks->used = 0;
-    if (c->n)
-        memset(c->slots, 0, c->cap * sizeof *c->slots);
-    c->n = 0;
-}
-
-static void cache_free(state_cache_t *c)
-{
-    cache_reset(c);
-    free(c->blocks);
-    free(c->slots);
-    memset(c, 0, sizeof *c);
-}
-
-/* Records key -> val (NULL: not found). */
-static const unsigned char *cache_set(state_cache_t *c, const void *key, size_t klen,
-                                      const void *val, size_t vlen)
-{
-    if (2 * (c->n + 1) > c->cap)
-        cache_grow(c);
-    uint64_t h = cache_hash(key, klen);
-    cache_ent_t *e = cache_slot(c, h, key, klen);
-    if (e->key == NULL) {
-        e->key = cache_copy(c, key, klen);
-        e->klen = (uint32_t)klen;
-        e->hash = h;
-        c->n++;
-    }
-    e->val = val ? cache_copy(c, val, vlen) : NULL;
-    e->vlen = val ? (uint32_t)vlen : 0;
-    return e->val;
-}
-
-static md_err_t state_get(void *ctx, const void *key, size_t klen, const void **val, size_t *vlen)
-{
-    state_ctx_t *s = ctx;
-    state_cache_t *c = s->cache;
-    if (c->cap) {
-        const cache_ent_t *e = cache_slot(c, cache_hash(key, klen), key, klen);
-        if (e->key) {
-            *val = e->val, *vlen = e->vlen;
-            return e->val ? MD_OK : MD_ENOTFOUND;
-        }
-    }
-    MDB_val k = {klen, (void *)key}, v;
-    int rc = mdb_get(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, &v);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        return md_store_err(rc, NULL, "get state");
-    const unsigned char *copy = cache_set(c, key, klen, rc == MDB_SUCCESS ? v.mv_data : NULL,
-                                          v.mv_size);
-    if (rc == MDB_NOTFOUND)
-        return MD_ENOTFOUND;
-    *val = copy;
-    *vlen = v.mv_size;
-    return MD_OK;
-}
-
-static md_err_t state_put(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
-{
-    state_ctx_t *s = ctx;
-    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    md_err_t rc = md_store_err(mdb_put(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, &v, 0),
-                               NULL, "put state");
-    if (rc == MD_OK)
-        cache_set(s->cache, key, klen, val, vlen);
-    return rc;
-}
-
-static md_err_t state_version(void *ctx, const char *stream, uint64_t *version)
-{
-    return md_txn_stream_version(((state_ctx_t *)ctx)->t, stream, version, NULL);
-}
-
-/* Reads LMDB (writes go there at once, so it is up to date); the cache is not used. */
-static md_err_t state_seek(void *ctx, const void *key, size_t klen, const void **okey,
-                           size_t *oklen)
-{
-    state_ctx_t *s = ctx;
-    MDB_cursor *cur;
-    MDB_val k = {klen, (void *)key}, v;
-    int rc = mdb_cursor_open(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &cur);
-    if (rc != MDB_SUCCESS)
-        return md_store_err(rc, NULL, "seek state");
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND)
-        return MD_ENOTFOUND;
-    if (rc != MDB_SUCCESS)
-        return md_store_err(rc, NULL, "seek state");
-    *okey = k.mv_data;
-    *oklen = k.mv_size;
-    return MD_OK;
-}
-
-static md_err_t state_del(void *ctx, const void *key, size_t klen)
-{
-    state_ctx_t *s = ctx;
-    MDB_val k = {klen, (void *)key};
-    int rc = mdb_del(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, NULL);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        return md_store_err(rc, NULL, "delete state");
-    if (s->cache->cap)
-        cache_set(s->cache, key, klen, NULL, 0);
-    return MD_OK;
-}
-
-static md_state_t txn_state(state_ctx_t *s)
-{
-    md_state_t st = {s, state_get, state_put, state_version, state_seek, state_del};
-    return st;
-}
-
-static void decoder_free(md_engine_t *e);
 
 /* ---- lifecycle ------------------------------------------------------------------- */
 
@@ -323,8 +65,8 @@ void md_engine_free(md_engine_t *e)
     md_buf_release(&e->out);
     md_buf_release(&e->refs);
     md_buf_release(&e->hdr);
-    cache_free(&e->cache);
-    decoder_free(e);
+    md__eng_cache_free(&e->cache);
+    md__eng_decoder_free(e);
     free(e);
 }
 
@@ -366,200 +108,6 @@ void md_engine_set_batch_hook(md_engine_t *e, md_batch_hook_fn fn, void *ctx)
 const md_engine_stats_t *md_engine_stats(const md_engine_t *e)
 {
     return &e->stats;
-}
-
-/* ---- decoding ---------------------------------------------------------------------- */
-
-/* A message over the size limit is MALFORMED without being parsed. */
-static void reject_oversized(const md_input_t *in, size_t max, md_command_t *c)
-{
-    unsigned int n = 0;
-    memset(c, 0, offsetof(md_command_t, arena));
-    c->status = MD_DECODE_MALFORMED;
-    snprintf(c->detail, sizeof c->detail, "message of %zu bytes exceeds the limit of %zu",
-             in->len, max);
-    if (!EVP_Digest(in->bytes, in->len, c->sha256, &n, EVP_sha256(), NULL)) {
-        fprintf(stderr, "marketd: SHA-256 failed\n");
-        abort();
-    }
-}
-
-/* A message whose content-type is neither JSON nor msgpack is MALFORMED
- * unread: guessing JSON would decide what the sender did not mean. */
-static void reject_content_type(const md_input_t *in, md_command_t *c)
-{
-    reject_oversized(in, 0, c);
-    size_t n = in->bad_content_type_len < 64 ? in->bad_content_type_len : 64;
-    snprintf(c->detail, sizeof c->detail,
-             "unsupported content-type '%.*s' (application/json or application/msgpack)",
-             (int)n, in->bad_content_type);
-    if (!md_valid_utf8(c->detail, strlen(c->detail)))
-        snprintf(c->detail, sizeof c->detail, "unsupported content-type");
-}
-
-/* Decodes input i of the batch into @p c. */
-static void decode_one(md_engine_t *e, size_t i, md_command_t *c)
-{
-    const md_input_t *in = &e->in[i];
-    md_decode_opts_t o = {.require_issued_at = e->opts.clock == MD_CLOCK_COMMAND};
-    if (in->bad_content_type)
-        reject_content_type(in, c);
-    else if (in->len > e->opts.max_message_bytes)
-        reject_oversized(in, e->opts.max_message_bytes, c);
-    else if (in->msgpack)
-        md_command_decode_msgpack(in->bytes, in->len, &o, c);
-    else
-        md_command_decode_json(in->bytes, in->len, &o, c);
-}
-
-/* ---- decoding ahead on a second thread ------------------------------------------------ */
-
-/*
- * While the writer decides, appends and projects command i, a helper thread
- * decodes the commands after it (JSON parsing was a quarter of the writer's
- * instructions: docs/performance.md) into a ring of DECODE_RING slots: memory
- * stays DECODE_RING commands whatever the batch size. Decoding is a pure
- * function of the input bytes, so the results are those of decoding inline.
- * A session covers one run of batch_fn (a batch re-run after MDB_MAP_FULL
- * starts a new one); batches under DECODE_MIN commands are decoded inline (a
- * hand-off would only add a wake-up to the latency of small batches). The
- * writer uses slot i % DECODE_RING from dec_get(i) until dec_get(i + 1) or
- * dec_end; the helper writes only slots of commands not yet handed out.
- */
-#define DECODE_RING 32
-#define DECODE_MIN 32
-#define DECODE_CHUNK 4            /* commands decoded between two looks at the lock */
-
-typedef struct decoder {
-    pthread_t th;
-    bool started, failed;         /* failed: no thread could be created (decode inline) */
-    pthread_mutex_t mu;
-    pthread_cond_t work, ready;   /* the helper waits on work, the writer on ready */
-    md_command_t *slot;           /* DECODE_RING */
-    /* under mu: */
-    bool active, quit, busy;      /* busy: the helper is decoding outside the lock */
-    bool helper_waits, writer_waits;
-    size_t n, done, taken;        /* session size; decoded; handed out (and done with) */
-} decoder_t;
-
-static void decode_one(md_engine_t *e, size_t i, md_command_t *c);
-
-static void *decoder_main(void *arg)
-{
-    md_engine_t *e = arg;
-    decoder_t *d = e->dec;
-    pthread_mutex_lock(&d->mu);
-    for (;;) {
-        while (!d->quit && !(d->active && d->done < d->n && d->done - d->taken < DECODE_RING)) {
-            d->helper_waits = true;
-            pthread_cond_wait(&d->work, &d->mu);
-        }
-        d->helper_waits = false;
-        if (d->quit)
-            break;
-        size_t from = d->done, to = d->taken + DECODE_RING;
-        if (to > d->n)
-            to = d->n;
-        if (to > from + DECODE_CHUNK)
-            to = from + DECODE_CHUNK;
-        d->busy = true;
-        pthread_mutex_unlock(&d->mu);
-        for (size_t i = from; i < to; i++)
-            decode_one(e, i, &d->slot[i % DECODE_RING]);
-        pthread_mutex_lock(&d->mu);
-        d->busy = false;
-        if (d->active)
-            d->done = to;
-        if (d->writer_waits)
-            pthread_cond_signal(&d->ready);
-    }
-    pthread_mutex_unlock(&d->mu);
-    return NULL;
-}
-
-/* Starts the helper on first use; false when it cannot run (decode inline). */
-static bool decoder_ready(md_engine_t *e)
-{
-    if (e->dec == NULL) {
-        decoder_t *d = md_calloc(1, sizeof *d);
-        d->slot = md_malloc(DECODE_RING * sizeof *d->slot);
-        pthread_mutex_init(&d->mu, NULL);
-        pthread_cond_init(&d->work, NULL);
-        pthread_cond_init(&d->ready, NULL);
-        e->dec = d;
-        d->started = pthread_create(&d->th, NULL, decoder_main, e) == 0;
-        d->failed = !d->started;
-    }
-    return !e->dec->failed;
-}
-
-static void decoder_free(md_engine_t *e)
-{
-    decoder_t *d = e->dec;
-    if (d == NULL)
-        return;
-    if (d->started) {
-        pthread_mutex_lock(&d->mu);
-        d->quit = true;
-        pthread_cond_signal(&d->work);
-        pthread_mutex_unlock(&d->mu);
-        pthread_join(d->th, NULL);
-    }
-    pthread_cond_destroy(&d->work);
-    pthread_cond_destroy(&d->ready);
-    pthread_mutex_destroy(&d->mu);
-    free(d->slot);
-    free(d);
-    e->dec = NULL;
-}
-
-/* Starts a session over the batch's e->n inputs, when it is worth one. */
-static void dec_begin(md_engine_t *e)
-{
-    e->dec_on = e->n >= DECODE_MIN && decoder_ready(e);
-    if (!e->dec_on)
-        return;
-    decoder_t *d = e->dec;
-    pthread_mutex_lock(&d->mu);
-    d->active = true;
-    d->n = e->n;
-    d->done = d->taken = 0;
-    pthread_cond_signal(&d->work);
-    pthread_mutex_unlock(&d->mu);
-}
-
-/* Command i of the session, decoded (the writer is done with command i - 1). */
-static const md_command_t *dec_get(md_engine_t *e, size_t i)
-{
-    decoder_t *d = e->dec;
-    pthread_mutex_lock(&d->mu);
-    d->taken = i;
-    if (d->helper_waits && d->done < d->n && d->done - d->taken <= DECODE_RING / 2)
-        pthread_cond_signal(&d->work);
-    while (d->done <= i) {
-        d->writer_waits = true;
-        pthread_cond_wait(&d->ready, &d->mu);
-    }
-    d->writer_waits = false;
-    pthread_mutex_unlock(&d->mu);
-    return &d->slot[i % DECODE_RING];
-}
-
-/* Ends the session: the helper is idle when it returns. */
-static void dec_end(md_engine_t *e)
-{
-    if (!e->dec_on)
-        return;
-    decoder_t *d = e->dec;
-    pthread_mutex_lock(&d->mu);
-    d->active = false;
-    while (d->busy) {
-        d->writer_waits = true;
-        pthread_cond_wait(&d->ready, &d->mu);
-    }
-    d->writer_waits = false;
-    pthread_mutex_unlock(&d->mu);
-    e->dec_on = false;
 }
 
 /* ---- results ------------------------------------------------------------------------- */
@@ -761,7 +309,7 @@ static md_err_t append_one(md_engine_t *e, md_txn_t *t, const char *command_id,
                            const char *actor, md_new_event_t *ne, int64_t now, md_event_t *ev,
                            md_error_t *err)
 {
-    md_state_t st = txn_state(&e->sctx);
+    md_state_t st = md__eng_txn_state(&e->sctx);
     memset(ev, 0, sizeof *ev);
     copy_str(ev->stream, sizeof ev->stream, ne->stream);
     copy_str(ev->type, sizeof ev->type, ne->type);
@@ -970,7 +518,7 @@ static md_err_t dead_letter(md_engine_t *e, md_txn_t *t, const md_input_t *in,
  */
 static md_err_t fire_timers(md_engine_t *e, md_txn_t *t, int64_t now, md_error_t *err)
 {
-    md_state_t st = txn_state(&e->sctx);
+    md_state_t st = md__eng_txn_state(&e->sctx);
     for (;;) {
         md_timer_t tm;
         bool due = false;
@@ -1002,9 +550,9 @@ static md_err_t process_one(md_engine_t *e, md_txn_t *t, size_t i, md_error_t *e
     const md_command_t *c = &e->cmd;
     md_err_t rc = MD_ENOTFOUND;
     if (e->dec_on)
-        c = dec_get(e, i);
+        c = md__eng_dec_get(e, i);
     else
-        decode_one(e, i, &e->cmd);
+        md__eng_decode_one(e, i, &e->cmd);
     int64_t now = command_now(e, c, &e->in[i]);
     size_t at = e->out.len;
     if (fires_timers(e, c) && (rc = fire_timers(e, t, now, err)) != MD_OK)
@@ -1013,7 +561,7 @@ static md_err_t process_one(md_engine_t *e, md_txn_t *t, size_t i, md_error_t *e
     if (c->status != MD_DECODE_MALFORMED)
         rc = answer_duplicate(e, t, c, err);
     if (rc == MD_ENOTFOUND) {
-        md_state_t st = txn_state(&e->sctx);
+        md_state_t st = md__eng_txn_state(&e->sctx);
         rc = md_rules_decide(&st, c, now, &e->decision, err);
         if (rc == MD_OK)
             rc = apply_decision(e, t, c, &e->in[i], now, err);
@@ -1035,7 +583,7 @@ static md_err_t bootstrap_in(md_engine_t *e, md_txn_t *t, md_error_t *err)
     if (rc != MD_OK || head != 0)
         return rc;
     int64_t now = first_now(e);
-    md_state_t st = txn_state(&e->sctx);
+    md_state_t st = md__eng_txn_state(&e->sctx);
     rc = md_rules_bootstrap(&st, e->operator_id, now, &e->decision, err);
     for (size_t i = 0; i < e->decision.n_events && rc == MD_OK; i++) {
         md_event_t ev;
@@ -1072,7 +620,7 @@ static int64_t first_now(md_engine_t *e)
         return e->n && e->in[0].timestamp_ms > e->last_now ? e->in[0].timestamp_ms
                                                              : e->last_now;
     for (size_t i = 0; i < e->n; i++) { /* the store's first batch only */
-        decode_one(e, i, &e->cmd);
+        md__eng_decode_one(e, i, &e->cmd);
         if (e->cmd.status != MD_DECODE_MALFORMED && e->cmd.has_issued_at)
             return e->cmd.issued_at;
     }
@@ -1083,7 +631,7 @@ static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
 {
     md_engine_t *e = ctx;
     int64_t saved_now = e->last_now;
-    cache_reset(&e->cache);
+    md__eng_cache_reset(&e->cache);
     e->sctx = (state_ctx_t){t, &e->cache};
     md_buf_reset(&e->out);
     memset(&e->pending, 0, sizeof e->pending);
@@ -1091,14 +639,14 @@ static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
     if (rc == MD_OK)
         rc = load_clock(e, t, err);
     if (rc == MD_OK)
-        dec_begin(e);
+        md__eng_dec_begin(e);
     /* The bootstrap rides with the first batch that has commands, so that its
      * recorded_at is that batch's time (deterministic with clock = command or log). */
     if (rc == MD_OK && (e->n || e->force_bootstrap))
         rc = bootstrap_in(e, t, err);
     for (size_t i = 0; i < e->n && rc == MD_OK; i++)
         rc = process_one(e, t, i, err);
-    dec_end(e);
+    md__eng_dec_end(e);
     if (rc == MD_OK)
         rc = put_offsets(e, t, err);
     if (rc == MD_OK && e->n)

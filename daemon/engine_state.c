@@ -1,0 +1,179 @@
+/*
+ * engine_state.c - the rules' state (md_state_t) over the batch's write
+ * transaction, with a read cache of state records that lives for one
+ * transaction: entries are copies in an arena, "not found" is cached too,
+ * writes go to LMDB and replace the entry, and the cache is emptied when a
+ * batch transaction starts (so a re-run batch never sees a dead one's reads).
+ */
+#include "engine_int.h"
+
+/* ---- the rules' state over the write transaction ----------------------------- */
+
+static uint64_t cache_hash(const void *key, size_t n)
+{
+    const unsigned char *p = key;
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* A copy of @p n bytes in the arena (valid until cache_reset). */
+static const unsigned char *cache_copy(state_cache_t *c, const void *p, size_t n)
+{
+    cache_block_t *b = c->blocks;
+    if (b == NULL || b->cap - b->used < n) {
+        size_t cap = n > CACHE_BLOCK ? n : CACHE_BLOCK;
+        b = md_malloc(sizeof *b + cap);
+        b->next = c->blocks, b->used = 0, b->cap = cap;
+        c->blocks = b;
+    }
+    unsigned char *out = b->data + b->used;
+    if (n)
+        memcpy(out, p, n);
+    b->used += n;
+    return out;
+}
+
+static cache_ent_t *cache_slot(state_cache_t *c, uint64_t h, const void *key, size_t klen)
+{
+    for (size_t i = h & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+        cache_ent_t *e = &c->slots[i];
+        if (e->key == NULL || (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0))
+            return e;
+    }
+}
+
+static void cache_grow(state_cache_t *c)
+{
+    cache_ent_t *old = c->slots;
+    size_t oldcap = c->cap;
+    c->cap = oldcap ? 2 * oldcap : 4096;
+    c->slots = md_calloc(c->cap, sizeof *c->slots);
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i].key)
+            *cache_slot(c, old[i].hash, old[i].key, old[i].klen) = old[i];
+    free(old);
+}
+
+/* Empties the cache, keeping one block and the slot array for the next batch. */
+void md__eng_cache_reset(state_cache_t *c)
+{
+    while (c->blocks && c->blocks->next) {
+        cache_block_t *b = c->blocks;
+        c->blocks = b->next;
+        free(b);
+    }
+    if (c->blocks)
+        c->blocks->used = 0;
+    if (c->n)
+        memset(c->slots, 0, c->cap * sizeof *c->slots);
+    c->n = 0;
+}
+
+void md__eng_cache_free(state_cache_t *c)
+{
+    md__eng_cache_reset(c);
+    free(c->blocks);
+    free(c->slots);
+    memset(c, 0, sizeof *c);
+}
+
+/* Records key -> val (NULL: not found). */
+static const unsigned char *cache_set(state_cache_t *c, const void *key, size_t klen,
+                                      const void *val, size_t vlen)
+{
+    if (2 * (c->n + 1) > c->cap)
+        cache_grow(c);
+    uint64_t h = cache_hash(key, klen);
+    cache_ent_t *e = cache_slot(c, h, key, klen);
+    if (e->key == NULL) {
+        e->key = cache_copy(c, key, klen);
+        e->klen = (uint32_t)klen;
+        e->hash = h;
+        c->n++;
+    }
+    e->val = val ? cache_copy(c, val, vlen) : NULL;
+    e->vlen = val ? (uint32_t)vlen : 0;
+    return e->val;
+}
+
+static md_err_t state_get(void *ctx, const void *key, size_t klen, const void **val, size_t *vlen)
+{
+    state_ctx_t *s = ctx;
+    state_cache_t *c = s->cache;
+    if (c->cap) {
+        const cache_ent_t *e = cache_slot(c, cache_hash(key, klen), key, klen);
+        if (e->key) {
+            *val = e->val, *vlen = e->vlen;
+            return e->val ? MD_OK : MD_ENOTFOUND;
+        }
+    }
+    MDB_val k = {klen, (void *)key}, v;
+    int rc = mdb_get(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, &v);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return md_store_err(rc, NULL, "get state");
+    const unsigned char *copy = cache_set(c, key, klen, rc == MDB_SUCCESS ? v.mv_data : NULL,
+                                          v.mv_size);
+    if (rc == MDB_NOTFOUND)
+        return MD_ENOTFOUND;
+    *val = copy;
+    *vlen = v.mv_size;
+    return MD_OK;
+}
+
+static md_err_t state_put(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    state_ctx_t *s = ctx;
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    md_err_t rc = md_store_err(mdb_put(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, &v, 0),
+                               NULL, "put state");
+    if (rc == MD_OK)
+        cache_set(s->cache, key, klen, val, vlen);
+    return rc;
+}
+
+static md_err_t state_version(void *ctx, const char *stream, uint64_t *version)
+{
+    return md_txn_stream_version(((state_ctx_t *)ctx)->t, stream, version, NULL);
+}
+
+/* Reads LMDB (writes go there at once, so it is up to date); the cache is not used. */
+static md_err_t state_seek(void *ctx, const void *key, size_t klen, const void **okey,
+                           size_t *oklen)
+{
+    state_ctx_t *s = ctx;
+    MDB_cursor *cur;
+    MDB_val k = {klen, (void *)key}, v;
+    int rc = mdb_cursor_open(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &cur);
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, NULL, "seek state");
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return MD_ENOTFOUND;
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, NULL, "seek state");
+    *okey = k.mv_data;
+    *oklen = k.mv_size;
+    return MD_OK;
+}
+
+static md_err_t state_del(void *ctx, const void *key, size_t klen)
+{
+    state_ctx_t *s = ctx;
+    MDB_val k = {klen, (void *)key};
+    int rc = mdb_del(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, NULL);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return md_store_err(rc, NULL, "delete state");
+    if (s->cache->cap)
+        cache_set(s->cache, key, klen, NULL, 0);
+    return MD_OK;
+}
+
+md_state_t md__eng_txn_state(state_ctx_t *s)
+{
+    md_state_t st = {s, state_get, state_put, state_version, state_seek, state_del};
+    return st;
+}
+
