@@ -43,11 +43,21 @@ enum md_mp_type md__mp_peek(const md_mp_t *m)
         return MD_MP_STR;
     switch (c) {
     case 0xc0: return MD_MP_NIL;
-    case 0xc2: case 0xc3: return MD_MP_BOOL;
-    case 0xc4: case 0xc5: case 0xc6: return MD_MP_BIN;
-    case 0xca: case 0xcb: return MD_MP_FLOAT;
-    case 0xc7: case 0xc8: case 0xc9:
-    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: return MD_MP_EXT;
+    case 0xc2:
+    case 0xc3: return MD_MP_BOOL;
+    case 0xc4:
+    case 0xc5:
+    case 0xc6: return MD_MP_BIN;
+    case 0xca:
+    case 0xcb: return MD_MP_FLOAT;
+    case 0xc7:
+    case 0xc8:
+    case 0xc9:
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8: return MD_MP_EXT;
     default: return MD_MP_BAD;
     }
 }
@@ -253,12 +263,9 @@ static int mp_skip_depth(md_mp_t *m, int depth)
     case MD_MP_FLOAT: return md__mp_double(m, &d);
     case MD_MP_STR: return md__mp_str(m, &s, &n);
     case MD_MP_BIN: return md__mp_bin(m, &b, &n);
-    case MD_MP_ARRAY:
-        return md__mp_array(m, &n) ? -1 : mp_skip_n(m, n, depth + 1);
-    case MD_MP_MAP:
-        return md__mp_map(m, &n) ? -1 : mp_skip_n(m, 2 * (uint64_t)n, depth + 1);
-    default:
-        return -1; /* ext types never appear in marketd data */
+    case MD_MP_ARRAY: return md__mp_array(m, &n) ? -1 : mp_skip_n(m, n, depth + 1);
+    case MD_MP_MAP: return md__mp_map(m, &n) ? -1 : mp_skip_n(m, 2 * (uint64_t)n, depth + 1);
+    default: return -1; /* ext types never appear in marketd data */
     }
 }
 

@@ -35,14 +35,15 @@ static void pack_json(msgpack_packer *pk, const json_t *j)
     switch (json_typeof(j)) {
     case JSON_OBJECT:
         msgpack_pack_map(pk, json_object_size(j));
-        json_object_foreach((json_t *)j, k, v) {
+        json_object_foreach ((json_t *)j, k, v) {
             md__pack_str(pk, k, strlen(k)); /* keys hold no NUL: no JSON_ALLOW_NUL */
             pack_json(pk, v);
         }
         break;
     case JSON_ARRAY:
         msgpack_pack_array(pk, json_array_size(j));
-        json_array_foreach(j, i, v) pack_json(pk, v);
+        json_array_foreach (j, i, v)
+            pack_json(pk, v);
         break;
     case JSON_STRING: md__pack_str(pk, json_string_value(j), json_string_length(j)); break;
     case JSON_INTEGER: msgpack_pack_int64(pk, json_integer_value(j)); break;

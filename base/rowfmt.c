@@ -14,8 +14,8 @@
 struct md_rowfmt {
     md_rowfmt_kind_t kind;
     const char *const *money;
-    json_t *cols;     /* column names (strings), from the first row */
-    json_t *rows;     /* table: the rows, each an array of cell texts */
+    json_t *cols; /* column names (strings), from the first row */
+    json_t *rows; /* table: the rows, each an array of cell texts */
 };
 
 static void put(md_buf_t *out, const char *s)
@@ -57,10 +57,9 @@ void md_rowfmt_free(md_rowfmt_t *f)
 
 /* Code points a terminal shows two columns wide (East Asian Wide/Fullwidth). */
 static const uint32_t wide[][2] = {
-    {0x1100, 0x115f},   {0x2e80, 0x303e},   {0x3041, 0x33ff},   {0x3400, 0x4dbf},
-    {0x4e00, 0x9fff},   {0xa000, 0xa4cf},   {0xac00, 0xd7a3},   {0xf900, 0xfaff},
-    {0xfe30, 0xfe4f},   {0xff00, 0xff60},   {0xffe0, 0xffe6},   {0x1f300, 0x1f64f},
-    {0x1f900, 0x1f9ff}, {0x20000, 0x3fffd},
+    {0x1100, 0x115f}, {0x2e80, 0x303e},   {0x3041, 0x33ff},   {0x3400, 0x4dbf},   {0x4e00, 0x9fff},
+    {0xa000, 0xa4cf}, {0xac00, 0xd7a3},   {0xf900, 0xfaff},   {0xfe30, 0xfe4f},   {0xff00, 0xff60},
+    {0xffe0, 0xffe6}, {0x1f300, 0x1f64f}, {0x1f900, 0x1f9ff}, {0x20000, 0x3fffd},
 };
 
 static uint32_t decode(const unsigned char *p, size_t len)
@@ -134,7 +133,10 @@ static void cell_text(const md_rowfmt_t *f, const char *col, const json_t *v, md
         snprintf(s, sizeof s, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         put(out, s);
         return;
-    case JSON_REAL: snprintf(s, sizeof s, "%.17g", json_real_value(v)); put(out, s); return;
+    case JSON_REAL:
+        snprintf(s, sizeof s, "%.17g", json_real_value(v));
+        put(out, s);
+        return;
     case JSON_TRUE: put(out, "true"); return;
     case JSON_FALSE: put(out, "false"); return;
     case JSON_NULL: return;
@@ -173,9 +175,11 @@ static json_t *table_cell(const unsigned char *p, size_t n)
     md_buf_init(&b);
     for (size_t i = 0; i < n;) {
         size_t l = char_len(p + i, n - i), cw;
-        const char *esc = p[i] == '\n' ? "\\n" : p[i] == '\r' ? "\\r" : p[i] == '\t' ? "\\t"
-                        : p[i] < 0x20 || p[i] == 0x7f || md_utf8_len(p + i, n - i) == 0 ? "?"
-                                                                                       : NULL;
+        const char *esc = p[i] == '\n'                                                    ? "\\n"
+                          : p[i] == '\r'                                                  ? "\\r"
+                          : p[i] == '\t'                                                  ? "\\t"
+                          : p[i] < 0x20 || p[i] == 0x7f || md_utf8_len(p + i, n - i) == 0 ? "?"
+                                                                                          : NULL;
         cw = esc ? strlen(esc) : cp_width(decode(p + i, l));
         if (w + cw > CELL_MAX - 1 && i + l < n) {
             put(&b, "\xe2\x80\xa6"); /* … */
@@ -199,7 +203,7 @@ static void take_columns(md_rowfmt_t *f, const json_t *row)
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)row, k, v)
+    json_object_foreach ((json_t *)row, k, v)
         md_json_append(f->cols, json_string(k));
 }
 
@@ -207,7 +211,7 @@ static void csv_header(md_rowfmt_t *f, md_buf_t *out)
 {
     size_t i;
     json_t *c;
-    json_array_foreach(f->cols, i, c) {
+    json_array_foreach (f->cols, i, c) {
         if (i)
             put(out, ",");
         csv_field(out, (const unsigned char *)json_string_value(c), json_string_length(c));
@@ -238,7 +242,7 @@ void md_rowfmt_row(md_rowfmt_t *f, const json_t *row, md_buf_t *out)
     md_buf_t t;
     size_t i;
     md_buf_init(&t);
-    json_array_foreach(f->cols, i, c) {
+    json_array_foreach (f->cols, i, c) {
         const char *col = json_string_value(c);
         json_t *v = json_object_get(row, col);
         md_buf_reset(&t);

@@ -7,8 +7,12 @@
 size_t md_utf8_len(const unsigned char *p, size_t left)
 {
     unsigned c = p[0];
-    size_t n = c == 0 ? 0 : c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3
-             : (c >> 3) == 0x1E ? 4 : 0;
+    size_t n = c == 0             ? 0
+               : c < 0x80         ? 1
+               : (c >> 5) == 0x6  ? 2
+               : (c >> 4) == 0xE  ? 3
+               : (c >> 3) == 0x1E ? 4
+                                  : 0;
     if (n == 0 || n > left)
         return 0;
     unsigned cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);

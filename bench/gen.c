@@ -113,8 +113,8 @@ static void hex64(gen_t *g, char *out)
     out[64] = 0;
 }
 
-static const char *const first_names[] = {"Ana", "Bo", "Chen", "Dara", "Emil", "Fatima",
-                                          "Goran", "Hui", "Ines", "Jun", "Kofi", "Lena"};
+static const char *const first_names[] = {"Ana",   "Bo",  "Chen", "Dara", "Emil", "Fatima",
+                                          "Goran", "Hui", "Ines", "Jun",  "Kofi", "Lena"};
 static const char *const categories[] = {"databases", "images", "devtools"};
 
 static void register_member(gen_t *g, const char *id, const char *kind)
@@ -190,8 +190,8 @@ static void place_order(gen_t *g)
     char actor[32];
     snprintf(actor, sizeof actor, "m-%u", o->buyer);
     emit(g, "PlaceOrder", actor,
-         "{\"order_id\":\"o-%u\",\"product_id\":\"pr-%u-%u\",\"quantity\":%u}", o->id,
-         o->provider, o->product, 1 + below(g, 3));
+         "{\"order_id\":\"o-%u\",\"product_id\":\"pr-%u-%u\",\"quantity\":%u}", o->id, o->provider,
+         o->product, 1 + below(g, 3));
 }
 
 static void close_order(gen_t *g, size_t i)
@@ -247,9 +247,8 @@ static void advance(gen_t *g, size_t i)
         o->stage = 12;
         return;
     default:
-        emit(g, "RuleOnDispute", "operator",
-             "{\"complaint_id\":\"cp-%u\",\"decision\":\"%s\"}", o->complaint,
-             o->id % 2 ? "refund_buyer" : "release_provider");
+        emit(g, "RuleOnDispute", "operator", "{\"complaint_id\":\"cp-%u\",\"decision\":\"%s\"}",
+             o->complaint, o->id % 2 ? "refund_buyer" : "release_provider");
         close_order(g, i);
         return;
     }
@@ -284,9 +283,7 @@ static void refused(gen_t *g)
              "\"identity_hash\":\"%064d\"}",
              buyer, 1);
         break;
-    case 5: /* UNKNOWN_COMMAND */
-        emit(g, "Teleport", buyer, "{\"to\":\"mars\"}");
-        break;
+    case 5: /* UNKNOWN_COMMAND */ emit(g, "Teleport", buyer, "{\"to\":\"mars\"}"); break;
     case 6: /* FORBIDDEN: the buyer delivers */
         if (g->nopen) {
             order_t *o = &g->open[below(g, (uint32_t)g->nopen)];

@@ -22,12 +22,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "md_store.h"
 #include "md_base.h"
+#include "md_store.h"
 
 typedef struct rec {
     int64_t recorded_at;
-    uint32_t off, data_len;            /* into the text arena: 4 strings, then data */
+    uint32_t off, data_len; /* into the text arena: 4 strings, then data */
     uint8_t sl, tl, cl, al, has_cmd, has_actor, new_cmd;
 } rec_t;
 

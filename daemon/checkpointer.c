@@ -17,10 +17,10 @@ struct md_checkpointer {
     char *topic;
     long interval_events, interval_ms;
     EVP_PKEY *key;
-    int64_t last_ms;          /* monotonic ms of the last checkpoint (or of the start) */
+    int64_t last_ms; /* monotonic ms of the last checkpoint (or of the start) */
     uint64_t head_seen, last_seq;
-    bool announce;            /* opts.announce, until the first checkpoint */
-    bool has_published;       /* the replicated leader's: checkpoints are version 2 */
+    bool announce;                    /* opts.announce, until the first checkpoint */
+    bool has_published;               /* the replicated leader's: checkpoints are version 2 */
     uint64_t published, published_cp; /* the value now, and in the last checkpoint */
     md_buf_t json;
 };
@@ -89,8 +89,11 @@ static md_err_t publish(md_checkpointer_t *c, md_txn_t *t, md_error_t *err)
     if (rc == MD_OK)
         rc = md_checkpoint_to_json(&cp, &c->json, err);
     if (rc == MD_OK) {
-        md_outbox_msg_t m = {.topic = c->topic, .key = c->replica, .key_len = strlen(c->replica),
-                             .value = c->json.p, .value_len = c->json.len};
+        md_outbox_msg_t m = {.topic = c->topic,
+                             .key = c->replica,
+                             .key_len = strlen(c->replica),
+                             .value = c->json.p,
+                             .value_len = c->json.len};
         rc = md_txn_outbox_put(t, &m, NULL, err);
     }
     for (int i = 0; i < 8; i++)

@@ -16,7 +16,7 @@ typedef struct key_spec {
     const char *name;
     kind_t kind;
     size_t offset;
-    long min, max;            /* K_LONG */
+    long min, max; /* K_LONG */
     const char *def;
 } key_spec_t;
 
@@ -38,8 +38,7 @@ static const key_spec_t keys[] = {
     {"topic.heads", K_STR, OFF(topic_heads), 0, 0, "market.heads"},
     {"replica.id", K_STR, OFF(replica_id), 0, 0, "marketd-1"},
     {"replica.key_file", K_STR, OFF(replica_key_file), 0, 0, ""},
-    {"checkpoint.interval_events", K_LONG, OFF(checkpoint_interval_events), 1, 1000000000,
-     "10000"},
+    {"checkpoint.interval_events", K_LONG, OFF(checkpoint_interval_events), 1, 1000000000, "10000"},
     {"checkpoint.interval_ms", K_LONG, OFF(checkpoint_interval_ms), 10, 86400000, "1000"},
     {"topic.partitions", K_LONG, OFF(topic_partitions), 1, 1000, "3"},
     {"topic.replication_factor", K_LONG, OFF(topic_replication), 1, 16, "1"},
@@ -56,8 +55,7 @@ static const key_spec_t keys[] = {
     {"replica.count", K_LONG, OFF(replica_count), 0, 64, "0"},
     {"replica.leader_topic", K_STR, OFF(replica_leader_topic), 0, 0, "market.leader"},
     {"replica.leader_group", K_STR, OFF(replica_leader_group), 0, 0, "marketd.leader"},
-    {"replica.session_timeout_ms", K_LONG, OFF(replica_session_timeout_ms), 1000, 300000,
-     "6000"},
+    {"replica.session_timeout_ms", K_LONG, OFF(replica_session_timeout_ms), 1000, 300000, "6000"},
     {"replica.ready_max_lag", K_LONG, OFF(replica_ready_max_lag), 0, 1000000000, "1000"},
 };
 
@@ -97,8 +95,8 @@ static md_err_t set_bool(md_config_t *c, const key_spec_t *k, const char *v, md_
 
 static md_err_t set_clock(md_config_t *c, const char *v, md_error_t *err)
 {
-    static const char *const names[] = {[MD_CLOCK_WALL] = "wall", [MD_CLOCK_COMMAND] = "command",
-                                        [MD_CLOCK_LOG] = "log"};
+    static const char *const names[] = {
+        [MD_CLOCK_WALL] = "wall", [MD_CLOCK_COMMAND] = "command", [MD_CLOCK_LOG] = "log"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (strcmp(v, names[i]) == 0) {
             c->clock = (md_clock_t)i;
@@ -120,8 +118,7 @@ static md_err_t set_known(md_config_t *c, const key_spec_t *k, const char *v, md
         return MD_OK;
     case K_LONG: return set_long(c, k, v, err);
     case K_BOOL: return set_bool(c, k, v, err);
-    case K_CLOCK:
-        return set_clock(c, v, err);
+    case K_CLOCK: return set_clock(c, v, err);
     case K_LEVEL:
         if ((lvl = md_log_parse_level(v)) < 0)
             return md_error_set(err, MD_ECONFIG, "'log.level' must be error, warn, info or debug");
@@ -155,8 +152,8 @@ md_err_t md_config_set(md_config_t *c, const char *key, const char *value, md_er
         return md_error_set(err, MD_ECONFIG, "unknown key '%s'", key);
     if (strcmp(key, "replica.mode") == 0 && strcmp(value, "single") != 0 &&
         strcmp(value, "replicated") != 0)
-        return md_error_set(err, MD_ECONFIG, "'replica.mode' must be single or replicated, not '%s'",
-                            value);
+        return md_error_set(err, MD_ECONFIG,
+                            "'replica.mode' must be single or replicated, not '%s'", value);
     return set_known(c, k, value, err);
 }
 

@@ -12,11 +12,11 @@
 #include <strings.h>
 #include <time.h>
 
+#include "md_base.h"
 #include "md_consumer.h"
 #include "md_kafka.h"
 #include "md_log.h"
 #include "md_metrics.h"
-#include "md_base.h"
 
 struct md_consumer {
     const md_config_t *cfg;
@@ -25,10 +25,10 @@ struct md_consumer {
     md_engine_t *engine;
     md_publisher_t *pub;
     md_checkpointer_t *cp;
-    md_batch_hook_fn replica_hook;   /* md_consumer_opts_t */
+    md_batch_hook_fn replica_hook; /* md_consumer_opts_t */
     bool (*may_tick)(void *ctx);
     void *replica_ctx;
-    bool final;                  /* stopping: the next transaction checkpoints the head */
+    bool final; /* stopping: the next transaction checkpoints the head */
     rd_kafka_t *rk;
     /* the batch being collected */
     rd_kafka_message_t **msgs;
@@ -159,7 +159,8 @@ static int64_t log_time(md_consumer_t *d, const rd_kafka_message_t *m)
         !d->warned_create_time) {
         d->warned_create_time = true;
         md_log_warn("clock = log but the commands topic is not LogAppendTime: the producers' "
-                    "timestamps are used", "topic=%s", d->cfg->topic_commands);
+                    "timestamps are used",
+                    "topic=%s", d->cfg->topic_commands);
     }
     return ts;
 }
@@ -168,9 +169,12 @@ static void fill_inputs(md_consumer_t *d)
 {
     for (size_t i = 0; i < d->nmsgs; i++) {
         const rd_kafka_message_t *m = d->msgs[i];
-        d->in[i] = (md_input_t){.bytes = m->payload ? m->payload : "", .len = m->len,
-                                .key = m->key, .key_len = m->key_len,
-                                .partition = m->partition, .offset = m->offset,
+        d->in[i] = (md_input_t){.bytes = m->payload ? m->payload : "",
+                                .len = m->len,
+                                .key = m->key,
+                                .key_len = m->key_len,
+                                .partition = m->partition,
+                                .offset = m->offset,
                                 .timestamp_ms = log_time(d, m)};
         read_content_type(m, &d->in[i]);
     }
@@ -290,8 +294,8 @@ static void seek_to_stored(md_consumer_t *d, rd_kafka_topic_partition_list_t *pa
      * duplicates, so a failed read (e.g. MDB_READERS_FULL while readers hold
      * every slot) is retried until it works or the daemon is stopped. */
     while (md_store_read(d->store, &t, &err) != MD_OK) {
-        md_log_error("cannot read stored offsets, will retry", "error=\"%s\" retry_ms=%ld",
-                     err.msg, pause);
+        md_log_error("cannot read stored offsets, will retry", "error=\"%s\" retry_ms=%ld", err.msg,
+                     pause);
         if (*d->stop)
             break;
         struct timespec ts = {pause / 1000, (pause % 1000) * 1000000};
@@ -314,8 +318,8 @@ static void seek_to_stored(md_consumer_t *d, rd_kafka_topic_partition_list_t *pa
     md_txn_end(t);
 }
 
-bool md_consumer_fenced(const char *own_id, int64_t own_next, int64_t committed,
-                        const void *meta, size_t meta_len)
+bool md_consumer_fenced(const char *own_id, int64_t own_next, int64_t committed, const void *meta,
+                        size_t meta_len)
 {
     size_t pl = strlen(MD_COMMIT_META_PREFIX), il = strlen(own_id);
     if (committed < 0 || meta == NULL || meta_len <= pl ||
@@ -349,12 +353,13 @@ static rd_kafka_topic_partition_list_t *drop_fenced(md_consumer_t *d,
         if (!e && !c->err &&
             md_consumer_fenced(md_store_id(d->store), own, c->offset, c->metadata,
                                c->metadata_size)) {
-            md_log_error("partition fenced: another store decided it further; not deciding it here",
-                         "topic=%s partition=%d committed=%lld own=%lld by=\"%.*s\" this=\"%s%s\" "
-                         "hint=\"one consumer group per store: give each marketd its own group.id\"",
-                         tp->topic, (int)tp->partition, (long long)c->offset, (long long)own,
-                         (int)c->metadata_size, (const char *)c->metadata, MD_COMMIT_META_PREFIX,
-                         md_store_id(d->store));
+            md_log_error(
+                "partition fenced: another store decided it further; not deciding it here",
+                "topic=%s partition=%d committed=%lld own=%lld by=\"%.*s\" this=\"%s%s\" "
+                "hint=\"one consumer group per store: give each marketd its own group.id\"",
+                tp->topic, (int)tp->partition, (long long)c->offset, (long long)own,
+                (int)c->metadata_size, (const char *)c->metadata, MD_COMMIT_META_PREFIX,
+                md_store_id(d->store));
             atomic_fetch_add(&md_metrics.partitions_fenced, 1);
             atomic_fetch_add(&md_metrics.fencings, 1);
             continue;
@@ -498,7 +503,8 @@ static md_err_t tidy_when_idle(md_consumer_t *d, md_error_t *err)
 static md_err_t tick_when_idle(md_consumer_t *d, md_error_t *err)
 {
     long now = md_mono_ms();
-    if (d->cfg->timers_tick_ms <= 0 || d->nmsgs || now - d->last_command_ms < d->cfg->timers_tick_ms)
+    if (d->cfg->timers_tick_ms <= 0 || d->nmsgs ||
+        now - d->last_command_ms < d->cfg->timers_tick_ms)
         return MD_OK;
     d->last_command_ms = now;
     if (d->may_tick && !d->may_tick(d->replica_ctx))
@@ -531,10 +537,15 @@ static md_err_t consume_loop(md_consumer_t *d, md_error_t *err)
 md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_error_t *err)
 {
     md_consumer_t *d = md_calloc(1, sizeof *d);
-    *d = (md_consumer_t){.cfg = o->cfg, .stop = o->stop, .store = o->store,
-                         .engine = o->engine, .pub = o->pub, .cp = o->checkpointer,
+    *d = (md_consumer_t){.cfg = o->cfg,
+                         .stop = o->stop,
+                         .store = o->store,
+                         .engine = o->engine,
+                         .pub = o->pub,
+                         .cp = o->checkpointer,
                          .last_command_ms = md_mono_ms(),
-                         .replica_hook = o->replica_hook, .may_tick = o->may_tick,
+                         .replica_hook = o->replica_hook,
+                         .may_tick = o->may_tick,
                          .replica_ctx = o->replica_ctx};
     d->msgs = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->msgs);
     d->in = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->in);
@@ -589,7 +600,8 @@ void md_consumer_close(md_consumer_t *c)
     bool closed = close_bounded(c);
     if (!closed)
         md_log_warn("consumer group not left in time; the coordinator drops this member "
-                    "after session.timeout.ms", "timeout_ms=%d", CLOSE_TIMEOUT_MS);
+                    "after session.timeout.ms",
+                    "timeout_ms=%d", CLOSE_TIMEOUT_MS);
     rd_kafka_destroy_flags(c->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     c->rk = NULL;
 }

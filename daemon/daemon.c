@@ -32,7 +32,7 @@ typedef struct daemon {
     md_http_t *http;
     md_publisher_t *pub;
     md_checkpointer_t *checkpointer;
-    md_replica_t *replica;       /* replicated mode only */
+    md_replica_t *replica; /* replicated mode only */
     md_consumer_t *consumer;
 } daemon_t;
 
@@ -44,7 +44,8 @@ static md_err_t start_checkpoints(daemon_t *d, md_error_t *err)
         md_log_info("no checkpoints: replica.key_file is not set", "%s", "");
         return MD_OK;
     }
-    md_checkpointer_opts_t o = {.replica_id = c->replica_id, .key_file = c->replica_key_file,
+    md_checkpointer_opts_t o = {.replica_id = c->replica_id,
+                                .key_file = c->replica_key_file,
                                 .topic = c->topic_heads,
                                 .interval_events = c->checkpoint_interval_events,
                                 .interval_ms = c->checkpoint_interval_ms,
@@ -60,7 +61,8 @@ static md_err_t start_http(daemon_t *d, md_error_t *err)
 {
     if (d->cfg->http_listen[0] == '\0')
         return MD_OK;
-    md_http_opts_t o = {.listen = d->cfg->http_listen, .tokens_file = d->cfg->http_tokens,
+    md_http_opts_t o = {.listen = d->cfg->http_listen,
+                        .tokens_file = d->cfg->http_tokens,
                         .threads = (unsigned)d->cfg->http_threads};
     return md_http_start(&o, d->store, d->proj, &d->http, err);
 }
@@ -68,9 +70,11 @@ static md_err_t start_http(daemon_t *d, md_error_t *err)
 /* The store, the engine, and the projections registered as the engine's hook. */
 static md_err_t open_ledger(daemon_t *d, md_error_t *err)
 {
-    md_store_opts_t so = {.nosync = d->cfg->store_nosync, .lock = true,
+    md_store_opts_t so = {.nosync = d->cfg->store_nosync,
+                          .lock = true,
                           .map_size = (size_t)d->cfg->store_map_mib << 20};
-    md_engine_opts_t eo = {.operator_id = d->cfg->operator_id, .clock = d->cfg->clock,
+    md_engine_opts_t eo = {.operator_id = d->cfg->operator_id,
+                           .clock = d->cfg->clock,
                            .max_message_bytes = (size_t)d->cfg->message_max_bytes,
                            .results_topic = d->cfg->topic_results,
                            .events_topic = d->cfg->topic_events,
@@ -84,8 +88,8 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
     if (rc == MD_OK)
         rc = md_engine_add_hook(d->engine, md_proj_event_hook, d->proj, err);
     if (rc == MD_OK) /* projections written sorted at each batch's end */
-        rc = md_engine_add_batch_hooks(d->engine, md_proj_batch_begin, md_proj_batch_end,
-                                       d->proj, err);
+        rc = md_engine_add_batch_hooks(d->engine, md_proj_batch_begin, md_proj_batch_end, d->proj,
+                                       err);
     if (rc == MD_OK)
         md_log_info("store opened", "data_dir=%s", d->cfg->data_dir);
     return rc;
@@ -97,12 +101,12 @@ static md_err_t start_publisher(daemon_t *d, md_error_t *err)
 {
     if (!md_config_replicated(d->cfg))
         return md_publisher_start(d->cfg, d->store, &d->pub, err);
-    md_replica_opts_t ro = {.cfg = d->cfg, .store = d->store, .checkpointer = d->checkpointer,
-                            .stop = d->stop};
+    md_replica_opts_t ro = {
+        .cfg = d->cfg, .store = d->store, .checkpointer = d->checkpointer, .stop = d->stop};
     md_err_t rc = md_replica_new(&ro, &d->replica, err);
     if (rc == MD_OK)
-        rc = md_publisher_start_gated(d->cfg, d->store, md_replica_may_publish, d->replica,
-                                      &d->pub, err);
+        rc = md_publisher_start_gated(d->cfg, d->store, md_replica_may_publish, d->replica, &d->pub,
+                                      err);
     if (rc == MD_OK)
         rc = md_replica_lead(d->replica, d->pub, err);
     return rc;
@@ -118,8 +122,11 @@ static md_err_t start_kafka(daemon_t *d, md_error_t *err)
     if (rc == MD_OK)
         rc = start_publisher(d, err);
     if (rc == MD_OK) {
-        md_consumer_opts_t co = {.cfg = d->cfg, .stop = d->stop, .store = d->store,
-                                 .engine = d->engine, .pub = d->pub,
+        md_consumer_opts_t co = {.cfg = d->cfg,
+                                 .stop = d->stop,
+                                 .store = d->store,
+                                 .engine = d->engine,
+                                 .pub = d->pub,
                                  .checkpointer = d->checkpointer,
                                  .replica_hook = d->replica ? md_replica_batch : NULL,
                                  .may_tick = d->replica ? md_replica_may_tick : NULL,
@@ -159,7 +166,8 @@ md_err_t md_daemon_run(const md_config_t *cfg, volatile sig_atomic_t *stop, md_e
         rc = md_consumer_run(d.consumer, err);
     }
     if (rc == MD_OK && md_replica_failed(d.replica))
-        rc = md_error_set(err, MD_ECORRUPT, "replica %s stopped deciding: its chain disagrees "
+        rc = md_error_set(err, MD_ECORRUPT,
+                          "replica %s stopped deciding: its chain disagrees "
                           "with a majority of the replicas (fail-stop; see the divergence errors)",
                           cfg->replica_id);
     close_all(&d);

@@ -221,15 +221,13 @@ static md_err_t put_outcome(md_engine_t *e, md_txn_t *t, const md_command_t *c,
     MDB_val key = {strlen(c->command_id), (void *)c->command_id};
     MDB_val val = {e->out.len - at, e->out.p + at};
     if (rc == MD_OK)
-        rc = md_store_err(mdb_put(md_txn_mdb(t), e->results_dbi, &key, &val, 0), err,
-                          "put result");
+        rc = md_store_err(mdb_put(md_txn_mdb(t), e->results_dbi, &key, &val, 0), err, "put result");
     return rc;
 }
 
 /* The original result of @p command_id, appended as ,"original":{...}; none
  * for commands decided before results were kept. */
-static md_err_t put_original(md_engine_t *e, md_txn_t *t, const char *command_id,
-                             md_error_t *err)
+static md_err_t put_original(md_engine_t *e, md_txn_t *t, const char *command_id, md_error_t *err)
 {
     MDB_val key = {strlen(command_id), (void *)command_id}, val;
     int rc = mdb_get(md_txn_mdb(t), e->results_dbi, &key, &val);
@@ -293,21 +291,21 @@ static md_err_t run_hooks(md_engine_t *e, md_txn_t *t, const md_event_t *ev, md_
 /* The event goes out as a reference: the publisher renders its JSON from the
  * log when it sends it (the outbox would otherwise hold a second copy of every
  * event, written and deleted again: docs/performance.md). */
-static md_err_t outbox_event(md_engine_t *e, md_txn_t *t, const md_event_t *ev,
-                             md_error_t *err)
+static md_err_t outbox_event(md_engine_t *e, md_txn_t *t, const md_event_t *ev, md_error_t *err)
 {
     if (e->events_topic == NULL)
         return MD_OK;
-    md_outbox_msg_t m = {.topic = e->events_topic, .key = ev->stream,
-                         .key_len = strlen(ev->stream), .event_seq = ev->seq};
+    md_outbox_msg_t m = {.topic = e->events_topic,
+                         .key = ev->stream,
+                         .key_len = strlen(ev->stream),
+                         .event_seq = ev->seq};
     return md_txn_outbox_put(t, &m, NULL, err);
 }
 
 /* Appends one new event of the decision, evolves the aggregates and runs the hooks. */
 /* command_id and actor NULL: nil. */
-static md_err_t append_one(md_engine_t *e, md_txn_t *t, const char *command_id,
-                           const char *actor, md_new_event_t *ne, int64_t now, md_event_t *ev,
-                           md_error_t *err)
+static md_err_t append_one(md_engine_t *e, md_txn_t *t, const char *command_id, const char *actor,
+                           md_new_event_t *ne, int64_t now, md_event_t *ev, md_error_t *err)
 {
     md_state_t st = md__eng_txn_state(&e->sctx);
     memset(ev, 0, sizeof *ev);
@@ -374,8 +372,8 @@ static md_err_t apply_decision(md_engine_t *e, md_txn_t *t, const md_command_t *
     for (size_t i = 0; i < d->n_events && rc == MD_OK; i++) {
         md_event_t ev;
         const char *cid = c->status != MD_DECODE_MALFORMED ? c->command_id : NULL;
-        if ((rc = append_one(e, t, cid, c->has_actor ? c->actor : NULL, &d->events[i], now,
-                             &ev, err)) == MD_OK)
+        if ((rc = append_one(e, t, cid, c->has_actor ? c->actor : NULL, &d->events[i], now, &ev,
+                             err)) == MD_OK)
             put_event_ref(&e->refs, &ev, i == 0);
     }
     if (rc != MD_OK)
@@ -457,8 +455,11 @@ static md_err_t outbox_result(md_engine_t *e, md_txn_t *t, const md_command_t *c
     if (e->results_topic == NULL)
         return MD_OK;
     const char *key = c->status == MD_DECODE_MALFORMED ? "" : c->command_id;
-    md_outbox_msg_t m = {.topic = e->results_topic, .key = key, .key_len = strlen(key),
-                         .value = line, .value_len = len};
+    md_outbox_msg_t m = {.topic = e->results_topic,
+                         .key = key,
+                         .key_len = strlen(key),
+                         .value = line,
+                         .value_len = len};
     return md_txn_outbox_put(t, &m, NULL, err);
 }
 
@@ -477,7 +478,7 @@ static void put_header(md_buf_t *h, const char *name, const char *value)
  * key cut (header key=cut); the digest still names the original bytes.
  */
 static md_err_t dead_letter(md_engine_t *e, md_txn_t *t, const md_input_t *in,
-                           const md_command_t *c, md_error_t *err)
+                            const md_command_t *c, md_error_t *err)
 {
     char hex[65], num[32], note[160];
     if (e->deadletter_topic == NULL || c->status != MD_DECODE_MALFORMED)
@@ -503,8 +504,12 @@ static md_err_t dead_letter(md_engine_t *e, md_txn_t *t, const md_input_t *in,
                  in->len, MD_DEADLETTER_MAX_BYTES);
         put_header(&e->hdr, "body", note);
     }
-    md_outbox_msg_t m = {.topic = e->deadletter_topic, .key = in->key, .key_len = key_len,
-                         .headers = e->hdr.p, .headers_len = e->hdr.len, .value = value,
+    md_outbox_msg_t m = {.topic = e->deadletter_topic,
+                         .key = in->key,
+                         .key_len = key_len,
+                         .headers = e->hdr.p,
+                         .headers_len = e->hdr.len,
+                         .value = value,
                          .value_len = value_len};
     return md_txn_outbox_put(t, &m, NULL, err);
 }
@@ -529,8 +534,8 @@ static md_err_t fire_timers(md_engine_t *e, md_txn_t *t, int64_t now, md_error_t
             return rc;
         for (size_t i = 0; i < e->decision.n_events && rc == MD_OK; i++) {
             md_event_t ev;
-            rc = append_one(e, t, tm.command_id, "system", &e->decision.events[i], tm.deadline,
-                            &ev, err);
+            rc = append_one(e, t, tm.command_id, "system", &e->decision.events[i], tm.deadline, &ev,
+                            err);
         }
         if (rc != MD_OK)
             return rc;
@@ -603,8 +608,8 @@ static md_err_t put_offsets(md_engine_t *e, md_txn_t *t, md_error_t *err)
         for (size_t j = i + 1; j < e->n && last; j++)
             last = e->in[j].partition != in->partition;
         if (in->partition >= 0 && last) {
-            md_err_t rc = md_txn_offset_put(t, e->commands_topic, in->partition, in->offset + 1,
-                                            err);
+            md_err_t rc =
+                md_txn_offset_put(t, e->commands_topic, in->partition, in->offset + 1, err);
             if (rc != MD_OK)
                 return rc;
         }
@@ -617,8 +622,7 @@ static int64_t first_now(md_engine_t *e)
     if (e->opts.clock == MD_CLOCK_WALL)
         return e->wall_now;
     if (e->opts.clock == MD_CLOCK_LOG)
-        return e->n && e->in[0].timestamp_ms > e->last_now ? e->in[0].timestamp_ms
-                                                             : e->last_now;
+        return e->n && e->in[0].timestamp_ms > e->last_now ? e->in[0].timestamp_ms : e->last_now;
     for (size_t i = 0; i < e->n; i++) { /* the store's first batch only */
         md__eng_decode_one(e, i, &e->cmd);
         if (e->cmd.status != MD_DECODE_MALFORMED && e->cmd.has_issued_at)
@@ -717,8 +721,11 @@ static md_err_t tick_fn(md_txn_t *t, void *ctx, md_error_t *err)
                      "{\"command_id\":\"tick-%lld\",\"type\":\"Tick\",\"actor\":\"%s\","
                      "\"issued_at\":\"%s\",\"data\":{}}",
                      (long long)k->now, k->e->operator_id, when);
-    md_outbox_msg_t m = {.topic = k->e->commands_topic, .key = "tick", .key_len = 4,
-                         .value = line, .value_len = (size_t)n};
+    md_outbox_msg_t m = {.topic = k->e->commands_topic,
+                         .key = "tick",
+                         .key_len = 4,
+                         .value = line,
+                         .value_len = (size_t)n};
     return md_txn_outbox_put(t, &m, NULL, err);
 }
 

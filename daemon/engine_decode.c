@@ -15,8 +15,8 @@ static void reject_oversized(const md_input_t *in, size_t max, md_command_t *c)
     unsigned int n = 0;
     memset(c, 0, offsetof(md_command_t, arena));
     c->status = MD_DECODE_MALFORMED;
-    snprintf(c->detail, sizeof c->detail, "message of %zu bytes exceeds the limit of %zu",
-             in->len, max);
+    snprintf(c->detail, sizeof c->detail, "message of %zu bytes exceeds the limit of %zu", in->len,
+             max);
     if (!EVP_Digest(in->bytes, in->len, c->sha256, &n, EVP_sha256(), NULL)) {
         fprintf(stderr, "marketd: SHA-256 failed\n");
         abort();
@@ -30,8 +30,8 @@ static void reject_content_type(const md_input_t *in, md_command_t *c)
     reject_oversized(in, 0, c);
     size_t n = in->bad_content_type_len < 64 ? in->bad_content_type_len : 64;
     snprintf(c->detail, sizeof c->detail,
-             "unsupported content-type '%.*s' (application/json or application/msgpack)",
-             (int)n, in->bad_content_type);
+             "unsupported content-type '%.*s' (application/json or application/msgpack)", (int)n,
+             in->bad_content_type);
     if (!md_valid_utf8(c->detail, strlen(c->detail)))
         snprintf(c->detail, sizeof c->detail, "unsupported content-type");
 }
@@ -67,20 +67,19 @@ void md__eng_decode_one(md_engine_t *e, size_t i, md_command_t *c)
  */
 #define DECODE_RING 32
 #define DECODE_MIN 32
-#define DECODE_CHUNK 4            /* commands decoded between two looks at the lock */
+#define DECODE_CHUNK 4 /* commands decoded between two looks at the lock */
 
 typedef struct decoder {
     pthread_t th;
-    bool started, failed;         /* failed: no thread could be created (decode inline) */
+    bool started, failed; /* failed: no thread could be created (decode inline) */
     pthread_mutex_t mu;
-    pthread_cond_t work, ready;   /* the helper waits on work, the writer on ready */
-    md_command_t *slot;           /* DECODE_RING */
+    pthread_cond_t work, ready; /* the helper waits on work, the writer on ready */
+    md_command_t *slot;         /* DECODE_RING */
     /* under mu: */
-    bool active, quit, busy;      /* busy: the helper is decoding outside the lock */
+    bool active, quit, busy; /* busy: the helper is decoding outside the lock */
     bool helper_waits, writer_waits;
-    size_t n, done, taken;        /* session size; decoded; handed out (and done with) */
+    size_t n, done, taken; /* session size; decoded; handed out (and done with) */
 } decoder_t;
-
 
 
 static void *decoder_main(void *arg)
@@ -200,4 +199,3 @@ void md__eng_dec_end(md_engine_t *e)
     pthread_mutex_unlock(&d->mu);
     e->dec_on = false;
 }
-

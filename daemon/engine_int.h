@@ -49,7 +49,7 @@ typedef struct batch_hooks {
 
 typedef struct cache_ent {
     uint64_t hash;
-    const unsigned char *key, *val;   /* key NULL: an empty slot; val NULL: not found */
+    const unsigned char *key, *val; /* key NULL: an empty slot; val NULL: not found */
     uint32_t klen, vlen;
 } cache_ent_t;
 
@@ -61,8 +61,8 @@ typedef struct cache_block {
 
 typedef struct state_cache {
     cache_ent_t *slots;
-    size_t cap, n;                    /* cap: a power of two */
-    cache_block_t *blocks;            /* newest first */
+    size_t cap, n;         /* cap: a power of two */
+    cache_block_t *blocks; /* newest first */
 } state_cache_t;
 
 typedef struct state_ctx {
@@ -72,7 +72,7 @@ typedef struct state_ctx {
 
 struct md_engine {
     md_store_t *store;
-    md_engine_opts_t opts;       /* strings below are owned copies */
+    md_engine_opts_t opts; /* strings below are owned copies */
     char *operator_id, *results_topic, *events_topic, *commands_topic, *deadletter_topic;
     md_batch_hook_fn batch_hook;
     void *batch_ctx;
@@ -87,12 +87,12 @@ struct md_engine {
      * 5 MB of memory per 1000 commands (docs/performance.md, memory). */
     md_command_t cmd;
     md_decision_t decision;
-    state_cache_t cache;         /* state records read or written in this batch */
-    struct decoder *dec;         /* decoding ahead (NULL until a batch needs it) */
-    bool dec_on;                 /* this run of the batch decodes ahead */
+    state_cache_t cache; /* state records read or written in this batch */
+    struct decoder *dec; /* decoding ahead (NULL until a batch needs it) */
+    bool dec_on;         /* this run of the batch decodes ahead */
     state_ctx_t sctx;
     md_buf_t data, out, refs, hdr;
-    MDB_dbi results_dbi;  /* command_id -> its result line (a duplicate's "original") */
+    MDB_dbi results_dbi; /* command_id -> its result line (a duplicate's "original") */
     const md_input_t *in;
     size_t n;
     int64_t wall_now, last_now;

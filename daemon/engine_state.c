@@ -113,8 +113,8 @@ static md_err_t state_get(void *ctx, const void *key, size_t klen, const void **
     int rc = mdb_get(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, &v);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
         return md_store_err(rc, NULL, "get state");
-    const unsigned char *copy = cache_set(c, key, klen, rc == MDB_SUCCESS ? v.mv_data : NULL,
-                                          v.mv_size);
+    const unsigned char *copy =
+        cache_set(c, key, klen, rc == MDB_SUCCESS ? v.mv_data : NULL, v.mv_size);
     if (rc == MDB_NOTFOUND)
         return MD_ENOTFOUND;
     *val = copy;
@@ -176,4 +176,3 @@ md_state_t md__eng_txn_state(state_ctx_t *s)
     md_state_t st = {s, state_get, state_put, state_version, state_seek, state_del};
     return st;
 }
-

@@ -12,11 +12,11 @@
 #include <strings.h>
 #include <time.h>
 
+#include "md_base.h"
 #include "md_command.h"
 #include "md_http.h"
 #include "md_log.h"
 #include "md_metrics.h"
-#include "md_base.h"
 #include "md_rowfmt.h"
 
 #define DEFAULT_LIMIT 100
@@ -33,7 +33,7 @@ typedef struct req {
     md_http_t *h;
     struct MHD_Connection *c;
     md_principal_t who;
-    const char *id;          /* the path segment after a collection, or NULL */
+    const char *id; /* the path segment after a collection, or NULL */
     md_txn_t *txn;
     md_error_t err;
 } req_t;
@@ -88,7 +88,7 @@ static enum MHD_Result send_csv(struct MHD_Connection *c, unsigned status, json_
     md_buf_t out;
     size_t i;
     md_buf_init(&out);
-    json_array_foreach(items, i, row)
+    json_array_foreach (items, i, row)
         md_rowfmt_row(f, row, &out);
     md_rowfmt_free(f);
     struct MHD_Response *resp =
@@ -260,8 +260,8 @@ static unsigned h_order(req_t *r, json_t **body)
     json_t *o = NULL;
     md_err_t rc = md_proj_get(r->h->proj, r->txn, "order", r->id, md_wall_ms(), &o, &r->err);
     bool member = r->who.role == MD_ROLE_MEMBER;
-    if (member && (rc != MD_OK || (!is_me(r, str_field(o, "buyer")) &&
-                                   !is_me(r, str_field(o, "provider"))))) {
+    if (member && (rc != MD_OK ||
+                   (!is_me(r, str_field(o, "buyer")) && !is_me(r, str_field(o, "provider"))))) {
         json_decref(o);
         return fail(body, 403, "forbidden"); /* never reveals whether it exists */
     }
@@ -366,8 +366,7 @@ static const char *member_subject(req_t *r, const char *subject, char *buf, size
 {
     if (r->who.role != MD_ROLE_MEMBER || subject == NULL)
         return subject;
-    if (is_me(r, subject) ||
-        (strncmp(subject, "member:", 7) == 0 && is_me(r, subject + 7))) {
+    if (is_me(r, subject) || (strncmp(subject, "member:", 7) == 0 && is_me(r, subject + 7))) {
         snprintf(buf, n, "member:%s", r->who.member);
         return buf;
     }
@@ -417,8 +416,7 @@ typedef struct events_ctx {
     uint64_t last;
 } events_ctx_t;
 
-static md_err_t add_event(const md_event_t *ev, const void *b, size_t n, void *ctx,
-                          md_error_t *err)
+static md_err_t add_event(const md_event_t *ev, const void *b, size_t n, void *ctx, md_error_t *err)
 {
     events_ctx_t *e = ctx;
     json_t *j = md_event_to_json(ev, b, n);
@@ -470,13 +468,13 @@ static unsigned h_summary(req_t *r, json_t **body)
     q.to_day = arg(r, "to");
     const char *t = arg(r, "top");
     char *end = NULL;
-    if (t && (t[0] < '0' || t[0] > '9' || (top = strtoull(t, &end, 10)) == 0 || *end ||
-              top > MAX_LIMIT))
+    if (t &&
+        (t[0] < '0' || t[0] > '9' || (top = strtoull(t, &end, 10)) == 0 || *end || top > MAX_LIMIT))
         return fail(body, 400, "top must be 1..1000");
     q.top = top;
-    if (r->who.role == MD_ROLE_MEMBER &&
-        (q.kind == MD_SUMMARY_REJECTIONS || !is_me(r, q.provider)))
-        return fail(body, 403, "members read summaries of their own sales: set provider to yourself");
+    if (r->who.role == MD_ROLE_MEMBER && (q.kind == MD_SUMMARY_REJECTIONS || !is_me(r, q.provider)))
+        return fail(body, 403,
+                    "members read summaries of their own sales: set provider to yourself");
     rows_t rs = {r, json_array(), NULL, NULL};
     md_err_t rc = md_proj_summary(r->h->proj, r->txn, &q, add_row, &rs, &r->err);
     if (rc == MD_EINVAL) {
@@ -490,9 +488,9 @@ static unsigned h_summary(req_t *r, json_t **body)
 /* ---- routing and access ------------------------------------------------------------------ */
 
 typedef struct route {
-    const char *path;      /* exact path, or a prefix ending in '/' taking an id */
+    const char *path; /* exact path, or a prefix ending in '/' taking an id */
     handler_fn fn;
-    const char *params;    /* the query parameters it takes, space-separated */
+    const char *params; /* the query parameters it takes, space-separated */
 } route_t;
 
 /* Each endpoint takes exactly its own parameters: any other is a 400 naming
@@ -639,8 +637,8 @@ static enum MHD_Result serve_api(md_http_t *h, struct MHD_Connection *c, const c
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload, size_t *upload_size, void **state)
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **state)
 {
     static int first;
     (void)version, (void)upload;
@@ -676,13 +674,12 @@ static md_err_t parse_listen(const char *s, struct sockaddr_in *sa, md_error_t *
         sa->sin_addr.s_addr = htonl(INADDR_ANY);
     else if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host,
                        &sa->sin_addr) != 1)
-        return md_error_set(err, MD_ECONFIG, "http.listen host '%s' is not an IPv4 address",
-                            host);
+        return md_error_set(err, MD_ECONFIG, "http.listen host '%s' is not an IPv4 address", host);
     return MD_OK;
 }
 
-md_err_t md_http_start(const md_http_opts_t *o, md_store_t *store, md_proj_t *proj,
-                       md_http_t **out, md_error_t *err)
+md_err_t md_http_start(const md_http_opts_t *o, md_store_t *store, md_proj_t *proj, md_http_t **out,
+                       md_error_t *err)
 {
     struct sockaddr_in sa;
     md_err_t rc = parse_listen(o->listen, &sa, err);
@@ -700,8 +697,8 @@ md_err_t md_http_start(const md_http_opts_t *o, md_store_t *store, md_proj_t *pr
     h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL,
                             on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads ? o->threads : 4),
-                            MHD_OPTION_CONNECTION_LIMIT, 4096U,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_LIMIT, 4096U, MHD_OPTION_CONNECTION_TIMEOUT, 30U,
+                            MHD_OPTION_END);
     if (h->d == NULL) {
         md_tokens_free(h->tokens);
         free(h);

@@ -25,8 +25,10 @@ static bool conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, md_err
 static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
-    md_log_level_t l = level <= 3 ? MD_LOG_ERROR : level <= 4 ? MD_LOG_WARN
-                                                 : level <= 6 ? MD_LOG_INFO : MD_LOG_DEBUG;
+    md_log_level_t l = level <= 3   ? MD_LOG_ERROR
+                       : level <= 4 ? MD_LOG_WARN
+                       : level <= 6 ? MD_LOG_INFO
+                                    : MD_LOG_DEBUG;
     char q[600];
     md_log(l, "librdkafka", "facility=%s detail=%s", fac, md_log_quote(buf, q, sizeof q));
 }
@@ -66,8 +68,8 @@ static int ntopics(const md_config_t *c)
 
 static void new_topics(const md_config_t *c, rd_kafka_NewTopic_t *nt[NTOPICS])
 {
-    const char *names[NTOPICS] = {c->topic_commands, c->topic_results, c->topic_events,
-                                  c->topic_deadletter, c->topic_heads, c->replica_leader_topic};
+    const char *names[NTOPICS] = {c->topic_commands,   c->topic_results, c->topic_events,
+                                  c->topic_deadletter, c->topic_heads,   c->replica_leader_topic};
     char errstr[256];
     for (int i = 0; i < ntopics(c); i++)
         nt[i] = rd_kafka_NewTopic_new(names[i], i >= HEADS ? 1 : (int)c->topic_partitions,
@@ -109,7 +111,9 @@ static int create_topics_once(const md_config_t *c, rd_kafka_t *rk, volatile sig
         }
     } else {
         md_log_warn("waiting for kafka", "step=create_topics error=\"%s\"",
-                    ev ? rd_kafka_event_error_string(ev) : *stop ? "stop requested" : "timed out");
+                    ev      ? rd_kafka_event_error_string(ev)
+                    : *stop ? "stop requested"
+                            : "timed out");
     }
     if (ev)
         rd_kafka_event_destroy(ev);
@@ -134,7 +138,7 @@ rd_kafka_t *md_kafka_admin_client(const md_config_t *cfg, const char *what, md_e
 }
 
 md_err_t md_kafka_create_topics(const md_config_t *cfg, volatile sig_atomic_t *stop,
-                               md_error_t *err)
+                                md_error_t *err)
 {
     rd_kafka_t *rk = md_kafka_admin_client(cfg, "admin client", err);
     if (rk == NULL)
@@ -153,8 +157,8 @@ struct md_embedded {
     rd_kafka_mock_cluster_t *mc;
 };
 
-md_err_t md_embedded_start(const md_config_t *cfg, md_embedded_t **out, char *bootstrap,
-                           size_t cap, md_error_t *err)
+md_err_t md_embedded_start(const md_config_t *cfg, md_embedded_t **out, char *bootstrap, size_t cap,
+                           md_error_t *err)
 {
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -175,8 +179,8 @@ md_err_t md_embedded_start(const md_config_t *cfg, md_embedded_t **out, char *bo
     const char *names[] = {cfg->topic_commands, cfg->topic_results, cfg->topic_events,
                            cfg->topic_deadletter, cfg->topic_heads};
     for (int i = 0; i < NTOPICS - 1; i++) {
-        rd_kafka_resp_err_t te =
-            rd_kafka_mock_topic_create(e->mc, names[i], i >= HEADS ? 1 : (int)cfg->topic_partitions, 1);
+        rd_kafka_resp_err_t te = rd_kafka_mock_topic_create(
+            e->mc, names[i], i >= HEADS ? 1 : (int)cfg->topic_partitions, 1);
         if (te != RD_KAFKA_RESP_ERR_NO_ERROR) {
             md_embedded_free(e);
             return md_error_set(err, MD_EKAFKA, "embedded kafka: topic %s: %s", names[i],

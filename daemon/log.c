@@ -48,8 +48,8 @@ void md_log_write(md_log_level_t level, const char *msg, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    int n = snprintf(line, sizeof line, "ts=%s.%03ldZ level=%s msg=%s", ts,
-                     now.tv_nsec / 1000000, level_names[level], md_log_quote(msg, q, sizeof q));
+    int n = snprintf(line, sizeof line, "ts=%s.%03ldZ level=%s msg=%s", ts, now.tv_nsec / 1000000,
+                     level_names[level], md_log_quote(msg, q, sizeof q));
     if (fmt && *fmt && n > 0 && (size_t)n < sizeof line - 2) {
         va_list ap;
         line[n++] = ' ';

@@ -48,15 +48,14 @@ typedef struct cli {
     const char *input, *results;
     bool embedded;
     bool msgpack_input;
-    bool has_data_dir;          /* --data-dir (or --set data_dir=) given */
+    bool has_data_dir; /* --data-dir (or --set data_dir=) given */
     bool bad_format;
     char **sets;
     int nsets;
     md_offline_opts_t off;
 } cli_t;
 
-enum { OPT_BATCH = 256, OPT_MAXMSG, OPT_LOG, OPT_NOSYNC, OPT_SET, OPT_EMBEDDED,
-       OPT_INFMT };
+enum { OPT_BATCH = 256, OPT_MAXMSG, OPT_LOG, OPT_NOSYNC, OPT_SET, OPT_EMBEDDED, OPT_INFMT };
 
 static const struct option long_opts[] = {
     {"input", required_argument, NULL, 'i'},
@@ -88,14 +87,20 @@ static void add_set(cli_t *c, const char *key, const char *value)
 static void apply_opt(cli_t *c, int o, const char *arg)
 {
     static const char *const keys[] = {
-        ['d'] = "data_dir", ['k'] = "clock", ['o'] = "operator",
+        ['d'] = "data_dir",
+        ['k'] = "clock",
+        ['o'] = "operator",
     };
     switch (o) {
     case 'c': c->config_file = arg; break;
     case 'i': c->input = arg; break;
     case 'r': c->results = arg; break;
-    case 'd': c->has_data_dir = true; add_set(c, keys[o], arg); break;
-    case 'k': case 'o': add_set(c, keys[o], arg); break;
+    case 'd':
+        c->has_data_dir = true;
+        add_set(c, keys[o], arg);
+        break;
+    case 'k':
+    case 'o': add_set(c, keys[o], arg); break;
     case OPT_BATCH: add_set(c, "batch.max_commands", arg); break;
     case OPT_MAXMSG: add_set(c, "message.max_bytes", arg); break;
     case OPT_LOG: add_set(c, "log.level", arg); break;
@@ -142,12 +147,15 @@ static md_err_t run_offline(cli_t *c, const md_config_t *cfg, md_error_t *err)
     signal(SIGPIPE, SIG_DFL);
     if (stop_requested)
         return md_error_set(err, MD_EINVAL, "stopped by a signal before the input was read");
-    md_offline_opts_t o = {
-        .input = c->input, .results = c->results, .data_dir = cfg->data_dir,
-        .engine = {.operator_id = cfg->operator_id, .clock = cfg->clock,
-                   .max_message_bytes = (size_t)cfg->message_max_bytes},
-        .batch_max = (size_t)cfg->batch_max_commands, .nosync = cfg->store_nosync,
-        .msgpack = c->msgpack_input};
+    md_offline_opts_t o = {.input = c->input,
+                           .results = c->results,
+                           .data_dir = cfg->data_dir,
+                           .engine = {.operator_id = cfg->operator_id,
+                                      .clock = cfg->clock,
+                                      .max_message_bytes = (size_t)cfg->message_max_bytes},
+                           .batch_max = (size_t)cfg->batch_max_commands,
+                           .nosync = cfg->store_nosync,
+                           .msgpack = c->msgpack_input};
     return md_offline_run(&o, err);
 }
 

@@ -9,15 +9,14 @@
 #include "md_engine.h"
 #include "md_metrics.h"
 #include "md_proj.h"
-#include "md_store.h"
 #include "md_rules.h"
+#include "md_store.h"
 #include "md_version.h"
 
-static const double batch_bounds[MD_HIST_BUCKETS] = {1, 2, 5, 10, 20, 50, 100, 200, 500,
-                                                     1000, 2000, 5000};
-static const double commit_bounds[MD_HIST_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                      0.005,  0.01,    0.025,  0.05,  0.1,
-                                                      0.25,   1};
+static const double batch_bounds[MD_HIST_BUCKETS] = {1,   2,   5,   10,   20,   50,
+                                                     100, 200, 500, 1000, 2000, 5000};
+static const double commit_bounds[MD_HIST_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                      0.01,   0.025,   0.05,   0.1,   0.25,   1};
 
 md_metrics_t md_metrics = {
     .batch_size = {.bounds = batch_bounds},
@@ -120,31 +119,40 @@ static void render_replica(md_buf_t *out)
     md_replica_metrics_t *r = &md_metrics.replica;
     if (!atomic_load_explicit(&r->on, RELAXED))
         return;
-    put(out, "# HELP marketd_replica_leader 1 when this replica publishes (holds the leader "
-             "partition).\n# TYPE marketd_replica_leader gauge\nmarketd_replica_leader %d\n",
+    put(out,
+        "# HELP marketd_replica_leader 1 when this replica publishes (holds the leader "
+        "partition).\n# TYPE marketd_replica_leader gauge\nmarketd_replica_leader %d\n",
         atomic_load_explicit(&r->leader, RELAXED) ? 1 : 0);
-    put(out, "# HELP marketd_replica_divergence_total Peer checkpoints whose hash differs from "
-             "this replica's at that seq.\n# TYPE marketd_replica_divergence_total counter\n"
-             "marketd_replica_divergence_total %llu\n",
+    put(out,
+        "# HELP marketd_replica_divergence_total Peer checkpoints whose hash differs from "
+        "this replica's at that seq.\n# TYPE marketd_replica_divergence_total counter\n"
+        "marketd_replica_divergence_total %llu\n",
         (unsigned long long)get(&r->divergence));
-    put(out, "# HELP marketd_replica_leader_changes_total Leadership gained or lost.\n"
-             "# TYPE marketd_replica_leader_changes_total counter\n"
-             "marketd_replica_leader_changes_total %llu\n",
+    put(out,
+        "# HELP marketd_replica_leader_changes_total Leadership gained or lost.\n"
+        "# TYPE marketd_replica_leader_changes_total counter\n"
+        "marketd_replica_leader_changes_total %llu\n",
         (unsigned long long)get(&r->leader_changes));
-    put(out, "# HELP marketd_replica_takeover_resent_total Entries published on taking over "
-             "(each may duplicate one the previous leader sent).\n"
-             "# TYPE marketd_replica_takeover_resent_total counter\n"
-             "marketd_replica_takeover_resent_total %llu\n",
+    put(out,
+        "# HELP marketd_replica_takeover_resent_total Entries published on taking over "
+        "(each may duplicate one the previous leader sent).\n"
+        "# TYPE marketd_replica_takeover_resent_total counter\n"
+        "marketd_replica_takeover_resent_total %llu\n",
         (unsigned long long)get(&r->takeover_resent));
-    put(out, "# HELP marketd_replica_dropped_total Outbox entries dropped: the leader published "
-             "them.\n# TYPE marketd_replica_dropped_total counter\nmarketd_replica_dropped_total "
-             "%llu\n", (unsigned long long)get(&r->dropped));
-    put(out, "# HELP marketd_replica_published_seq The highest seq published through (leaders' "
-             "checkpoints).\n# TYPE marketd_replica_published_seq gauge\n"
-             "marketd_replica_published_seq %llu\n", (unsigned long long)get(&r->published));
-    put(out, "# HELP marketd_replica_leader_lag Events behind the leader's last checkpoint "
-             "(-1: unknown).\n# TYPE marketd_replica_leader_lag gauge\n"
-             "marketd_replica_leader_lag %lld\n",
+    put(out,
+        "# HELP marketd_replica_dropped_total Outbox entries dropped: the leader published "
+        "them.\n# TYPE marketd_replica_dropped_total counter\nmarketd_replica_dropped_total "
+        "%llu\n",
+        (unsigned long long)get(&r->dropped));
+    put(out,
+        "# HELP marketd_replica_published_seq The highest seq published through (leaders' "
+        "checkpoints).\n# TYPE marketd_replica_published_seq gauge\n"
+        "marketd_replica_published_seq %llu\n",
+        (unsigned long long)get(&r->published));
+    put(out,
+        "# HELP marketd_replica_leader_lag Events behind the leader's last checkpoint "
+        "(-1: unknown).\n# TYPE marketd_replica_leader_lag gauge\n"
+        "marketd_replica_leader_lag %lld\n",
         (long long)atomic_load_explicit(&r->leader_lag, RELAXED));
     put(out, "# HELP marketd_replica_peer_seq Each peer's last checkpointed seq.\n"
              "# TYPE marketd_replica_peer_seq gauge\n");
@@ -169,12 +177,14 @@ static bool replica_ready(void)
  * (alerts on a daemon that stays unready). */
 static void render_build(md_buf_t *out)
 {
-    put(out, "# HELP marketd_build_info The running build: version, store and layout formats.\n"
-             "# TYPE marketd_build_info gauge\n"
-             "marketd_build_info{version=\"%s\",store_format=\"%d\",layout_format=\"%d\"} 1\n",
+    put(out,
+        "# HELP marketd_build_info The running build: version, store and layout formats.\n"
+        "# TYPE marketd_build_info gauge\n"
+        "marketd_build_info{version=\"%s\",store_format=\"%d\",layout_format=\"%d\"} 1\n",
         md_version(), MD_STORE_FORMAT, md_proj_layout_format());
-    put(out, "# HELP marketd_ready 1 when partitions are assigned and the outbox drains (/readyz).\n"
-             "# TYPE marketd_ready gauge\nmarketd_ready %d\n",
+    put(out,
+        "# HELP marketd_ready 1 when partitions are assigned and the outbox drains (/readyz).\n"
+        "# TYPE marketd_ready gauge\nmarketd_ready %d\n",
         md_metrics_ready() ? 1 : 0);
 }
 
@@ -197,57 +207,68 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t outbox_par
 {
     md_metrics_t *m = &md_metrics;
     render_commands(out);
-    put(out, "# HELP marketd_events_appended_total Events appended by this process.\n"
-             "# TYPE marketd_events_appended_total counter\nmarketd_events_appended_total %llu\n",
+    put(out,
+        "# HELP marketd_events_appended_total Events appended by this process.\n"
+        "# TYPE marketd_events_appended_total counter\nmarketd_events_appended_total %llu\n",
         (unsigned long long)get(&m->events_appended));
-    put(out, "# HELP marketd_events Events in the store.\n# TYPE marketd_events gauge\n"
-             "marketd_events %llu\n", (unsigned long long)events_total);
-    put(out, "# HELP marketd_batch_failures_total Batches whose commit failed (retried).\n"
-             "# TYPE marketd_batch_failures_total counter\nmarketd_batch_failures_total %llu\n",
+    put(out,
+        "# HELP marketd_events Events in the store.\n# TYPE marketd_events gauge\n"
+        "marketd_events %llu\n",
+        (unsigned long long)events_total);
+    put(out,
+        "# HELP marketd_batch_failures_total Batches whose commit failed (retried).\n"
+        "# TYPE marketd_batch_failures_total counter\nmarketd_batch_failures_total %llu\n",
         (unsigned long long)get(&m->batch_failures));
     render_hist(out, "marketd_batch_size", "Commands per committed batch.", &m->batch_size);
     render_hist(out, "marketd_commit_seconds", "Write transaction time including fsync.",
                 &m->commit_seconds);
     render_lag(out);
     render_replica(out);
-    put(out, "# HELP marketd_partitions_fenced Assigned partitions not decided here: another "
-             "store committed them further.\n# TYPE marketd_partitions_fenced gauge\n"
-             "marketd_partitions_fenced %d\n"
-             "# HELP marketd_fencings_total Partitions fenced since the start.\n"
-             "# TYPE marketd_fencings_total counter\nmarketd_fencings_total %llu\n",
+    put(out,
+        "# HELP marketd_partitions_fenced Assigned partitions not decided here: another "
+        "store committed them further.\n# TYPE marketd_partitions_fenced gauge\n"
+        "marketd_partitions_fenced %d\n"
+        "# HELP marketd_fencings_total Partitions fenced since the start.\n"
+        "# TYPE marketd_fencings_total counter\nmarketd_fencings_total %llu\n",
         atomic_load_explicit(&m->partitions_fenced, RELAXED),
         (unsigned long long)get(&m->fencings));
-    put(out, "# HELP marketd_outbox_depth Messages waiting in the outbox.\n"
-             "# TYPE marketd_outbox_depth gauge\nmarketd_outbox_depth %llu\n",
+    put(out,
+        "# HELP marketd_outbox_depth Messages waiting in the outbox.\n"
+        "# TYPE marketd_outbox_depth gauge\nmarketd_outbox_depth %llu\n",
         (unsigned long long)outbox_depth);
-    put(out, "# HELP marketd_outbox_sent_total Outbox messages delivered.\n"
-             "# TYPE marketd_outbox_sent_total counter\nmarketd_outbox_sent_total %llu\n",
+    put(out,
+        "# HELP marketd_outbox_sent_total Outbox messages delivered.\n"
+        "# TYPE marketd_outbox_sent_total counter\nmarketd_outbox_sent_total %llu\n",
         (unsigned long long)get(&m->outbox_sent));
-    put(out, "# HELP marketd_outbox_failed_total Outbox deliveries that failed (sent again).\n"
-             "# TYPE marketd_outbox_failed_total counter\nmarketd_outbox_failed_total %llu\n",
+    put(out,
+        "# HELP marketd_outbox_failed_total Outbox deliveries that failed (sent again).\n"
+        "# TYPE marketd_outbox_failed_total counter\nmarketd_outbox_failed_total %llu\n",
         (unsigned long long)get(&m->outbox_failed));
-    put(out, "# HELP marketd_outbox_parked Outbox entries refused for good and moved aside"
-             " (marketctl outbox list|retry).\n"
-             "# TYPE marketd_outbox_parked gauge\nmarketd_outbox_parked %llu\n",
+    put(out,
+        "# HELP marketd_outbox_parked Outbox entries refused for good and moved aside"
+        " (marketctl outbox list|retry).\n"
+        "# TYPE marketd_outbox_parked gauge\nmarketd_outbox_parked %llu\n",
         (unsigned long long)outbox_parked);
-    put(out, "# HELP marketd_outbox_parked_total Outbox entries parked by this process.\n"
-             "# TYPE marketd_outbox_parked_total counter\nmarketd_outbox_parked_total %llu\n",
+    put(out,
+        "# HELP marketd_outbox_parked_total Outbox entries parked by this process.\n"
+        "# TYPE marketd_outbox_parked_total counter\nmarketd_outbox_parked_total %llu\n",
         (unsigned long long)get(&m->outbox_parked));
-    put(out, "# HELP marketd_outbox_stalled 1 while entries wait and none was delivered for"
-             " 10 s.\n# TYPE marketd_outbox_stalled gauge\nmarketd_outbox_stalled %d\n",
+    put(out,
+        "# HELP marketd_outbox_stalled 1 while entries wait and none was delivered for"
+        " 10 s.\n# TYPE marketd_outbox_stalled gauge\nmarketd_outbox_stalled %d\n",
         outbox_stalled(mono_now()) ? 1 : 0);
-    put(out, "# HELP marketd_lmdb_map_used_bytes Bytes of the LMDB map in use.\n"
-             "# TYPE marketd_lmdb_map_used_bytes gauge\nmarketd_lmdb_map_used_bytes %llu\n"
-             "# HELP marketd_lmdb_map_size_bytes Size of the LMDB map.\n"
-             "# TYPE marketd_lmdb_map_size_bytes gauge\nmarketd_lmdb_map_size_bytes %llu\n",
+    put(out,
+        "# HELP marketd_lmdb_map_used_bytes Bytes of the LMDB map in use.\n"
+        "# TYPE marketd_lmdb_map_used_bytes gauge\nmarketd_lmdb_map_used_bytes %llu\n"
+        "# HELP marketd_lmdb_map_size_bytes Size of the LMDB map.\n"
+        "# TYPE marketd_lmdb_map_size_bytes gauge\nmarketd_lmdb_map_size_bytes %llu\n",
         (unsigned long long)map_used, (unsigned long long)map_size);
     render_build(out);
 }
 
 bool md_metrics_ready_at(long now_ms)
 {
-    return replica_ready() &&
-           atomic_load_explicit(&md_metrics.partitions_assigned, RELAXED) > 0 &&
+    return replica_ready() && atomic_load_explicit(&md_metrics.partitions_assigned, RELAXED) > 0 &&
            atomic_load_explicit(&md_metrics.partitions_fenced, RELAXED) == 0 &&
            atomic_load_explicit(&md_metrics.outbox_draining, RELAXED) && !outbox_stalled(now_ms);
 }

@@ -8,19 +8,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "md_base.h"
 #include "md_log.h"
 #include "md_offline.h"
 #include "md_proj.h"
-#include "md_base.h"
 
 #define DEFAULT_BATCH 1000
 
 typedef struct batch {
-    md_buf_t text;        /* the lines of the batch, back to back */
+    md_buf_t text; /* the lines of the batch, back to back */
     size_t *starts, *lens;
     md_input_t *in;
     size_t n, cap;
-    bool msgpack;         /* the messages are msgpack */
+    bool msgpack; /* the messages are msgpack */
 } batch_t;
 
 static bool is_blank(const char *s, size_t n)
@@ -50,8 +50,10 @@ static void batch_add(batch_t *b, const char *line, size_t len)
 static void batch_seal(batch_t *b)
 {
     for (size_t i = 0; i < b->n; i++)
-        b->in[i] = (md_input_t){.bytes = b->text.p + b->starts[i], .len = b->lens[i],
-                                .msgpack = b->msgpack, .partition = -1};
+        b->in[i] = (md_input_t){.bytes = b->text.p + b->starts[i],
+                                .len = b->lens[i],
+                                .msgpack = b->msgpack,
+                                .partition = -1};
 }
 
 static void batch_release(batch_t *b)
@@ -62,8 +64,7 @@ static void batch_release(batch_t *b)
     free(b->in);
 }
 
-static md_err_t flush_batch(md_engine_t *eng, batch_t *b, FILE *out, md_buf_t *res,
-                            md_error_t *err)
+static md_err_t flush_batch(md_engine_t *eng, batch_t *b, FILE *out, md_buf_t *res, md_error_t *err)
 {
     if (b->n == 0)
         return MD_OK;
@@ -148,8 +149,7 @@ static void summary(const md_engine_stats_t *s, double secs)
                 (unsigned long long)s->commands, (unsigned long long)s->accepted,
                 (unsigned long long)s->rejected, (unsigned long long)s->duplicates,
                 (unsigned long long)s->malformed, (unsigned long long)s->events,
-                (unsigned long long)s->batches, secs,
-                secs > 0 ? (double)s->commands / secs : 0.0);
+                (unsigned long long)s->batches, secs, secs > 0 ? (double)s->commands / secs : 0.0);
 }
 
 md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)

@@ -21,11 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "md_base.h"
 #include "md_kafka.h"
-#include "md_publisher.h"
 #include "md_log.h"
 #include "md_metrics.h"
-#include "md_base.h"
+#include "md_publisher.h"
 
 #define SCAN_LIMIT 1000
 
@@ -34,38 +34,37 @@ struct md_publisher {
     rd_kafka_t *rk;
     pthread_t thread;
     bool started;
-    volatile int stop;           /* 1: drain then stop */
-    long drain_deadline_ms;      /* monotonic ms, when stopping */
-    uint64_t next_id;            /* first id not yet handed to the producer */
-    pthread_mutex_t lock;        /* guards the fields below */
+    volatile int stop;      /* 1: drain then stop */
+    long drain_deadline_ms; /* monotonic ms, when stopping */
+    uint64_t next_id;       /* first id not yet handed to the producer */
+    pthread_mutex_t lock;   /* guards the fields below */
     uint64_t *delivered;
     size_t ndelivered, capdelivered;
-    uint64_t resend_from;        /* 0, or the lowest id whose delivery failed */
-    uint64_t inflight;           /* produced, not yet reported */
+    uint64_t resend_from; /* 0, or the lowest id whose delivery failed */
+    uint64_t inflight;    /* produced, not yet reported */
     uint64_t sent, failed, parked;
-    md_outbox_park_t *park;      /* refused for good: for the writer to move aside */
+    md_outbox_park_t *park; /* refused for good: for the writer to move aside */
     size_t npark, cappark;
-    uint64_t *skip;              /* ids parked by this process: never produced again */
+    uint64_t *skip; /* ids parked by this process: never produced again */
     size_t nskip, capskip;
-    bool blocked;                /* the last scan stopped at an entry it could not produce */
-    md_txn_t *scan;              /* the read transaction of the scan in progress */
-    md_buf_t json;               /* an event rendered for publication */
-    int wake[2];                 /* pipe: the writer's "committed" */
-    int reports[2];              /* pipe: librdkafka's "main queue not empty" */
+    bool blocked;   /* the last scan stopped at an entry it could not produce */
+    md_txn_t *scan; /* the read transaction of the scan in progress */
+    md_buf_t json;  /* an event rendered for publication */
+    int wake[2];    /* pipe: the writer's "committed" */
+    int reports[2]; /* pipe: librdkafka's "main queue not empty" */
     rd_kafka_queue_t *mainq;
-    md_publisher_gate_fn gate;   /* NULL: every entry is sent (md_publisher_start_gated) */
+    md_publisher_gate_fn gate; /* NULL: every entry is sent (md_publisher_start_gated) */
     void *gate_ctx;
-    atomic_bool rescan;          /* md_publisher_rescan: start again from the first entry */
-    uint64_t rescan_below;       /* entries below this id sent after a rescan are counted */
+    atomic_bool rescan;    /* md_publisher_rescan: start again from the first entry */
+    uint64_t rescan_below; /* entries below this id sent after a rescan are counted */
 };
 
 /* Errors that sending the same record again cannot cure: the entry is parked. */
 static const rd_kafka_resp_err_t permanent_errors[] = {
-    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, 
-    RD_KAFKA_RESP_ERR_INVALID_MSG,         RD_KAFKA_RESP_ERR_INVALID_RECORD,
-    RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE,
-    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION,
-    RD_KAFKA_RESP_ERR__INVALID_ARG,
+    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_MSG,
+    RD_KAFKA_RESP_ERR_INVALID_RECORD,     RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
+    RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE,   RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+    RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION,    RD_KAFKA_RESP_ERR__INVALID_ARG,
 };
 
 static bool is_permanent(rd_kafka_resp_err_t e)
@@ -110,7 +109,8 @@ static void park_locked(md_publisher_t *p, uint64_t id, const char *topic, const
     p->parked++;
     atomic_fetch_add_explicit(&md_metrics.outbox_parked, 1, memory_order_relaxed);
     note_progress();
-    md_log_error("outbox entry parked", "id=%llu topic=%s error=\"%s\" retry=\"marketctl outbox retry\"",
+    md_log_error("outbox entry parked",
+                 "id=%llu topic=%s error=\"%s\" retry=\"marketctl outbox retry\"",
                  (unsigned long long)id, topic, why);
 }
 
@@ -197,7 +197,7 @@ static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *e
     }
     if (p->gate && !p->gate(m->topic, p->gate_ctx)) {
         p->next_id = m->id + 1; /* not this publisher's to send now: kept in the outbox */
-        note_progress();       /* nothing waits on this publisher for it */
+        note_progress();        /* nothing waits on this publisher for it */
         return MD_OK;
     }
     if (m->id < p->rescan_below)
@@ -358,7 +358,7 @@ md_err_t md_publisher_start_gated(const md_config_t *cfg, md_store_t *store,
                                   md_error_t *err)
 {
     static const char *const extra[] = {"enable.idempotence", "true", "acks", "all",
-                                        "linger.ms", "1"};
+                                        "linger.ms",          "1"};
     char errstr[512];
     rd_kafka_conf_t *conf = md_kafka_conf(cfg, extra, 3, err);
     if (conf == NULL)

@@ -90,7 +90,8 @@ static md_err_t check_mode(FILE *f, const char *path, md_error_t *err)
     if (mode & 007)
         return md_error_set(err, MD_ECONFIG,
                             "tokens file '%s' is accessible by others (mode %04o): it holds "
-                            "secrets; chmod 600 it", path, mode);
+                            "secrets; chmod 600 it",
+                            path, mode);
     if (mode & 070)
         md_log_warn("tokens file is accessible by its group; chmod 600 it unless that is meant",
                     "path=%s mode=%04o", path, mode);

@@ -134,8 +134,8 @@ static bool parse_b64(const char *s, unsigned char *out, size_t n)
     size_t len = strlen(s), want = 4 * ((n + 2) / 3);
     unsigned char buf[4 * ((MD_SIG_LEN + 2) / 3)];
     char back[sizeof buf + 1];
-    if (len != want || want > sizeof buf || EVP_DecodeBlock(buf, (const unsigned char *)s,
-                                                            (int)len) < (int)n)
+    if (len != want || want > sizeof buf ||
+        EVP_DecodeBlock(buf, (const unsigned char *)s, (int)len) < (int)n)
         return false;
     md_base64(buf, n, back); /* rejects non-canonical padding bits */
     if (strcmp(back, s) != 0)
@@ -221,8 +221,7 @@ static md_err_t parse_fields(json_t *j, md_checkpoint_t *cp, md_error_t *err)
     return parse_offsets(json_object_get(j, "offsets"), cp, err);
 }
 
-md_err_t md_checkpoint_from_json(const char *text, size_t len, md_checkpoint_t *cp,
-                                 md_error_t *err)
+md_err_t md_checkpoint_from_json(const char *text, size_t len, md_checkpoint_t *cp, md_error_t *err)
 {
     json_error_t je;
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
@@ -277,8 +276,7 @@ static md_err_t take_offsets(md_txn_t *t, md_checkpoint_t *cp, md_error_t *err)
     return rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, err, "offsets scan");
 }
 
-md_err_t md_checkpoint_take(md_txn_t *t, const char *replica, md_checkpoint_t *cp,
-                            md_error_t *err)
+md_err_t md_checkpoint_take(md_txn_t *t, const char *replica, md_checkpoint_t *cp, md_error_t *err)
 {
     md_event_t ev;
     memset(cp, 0, sizeof *cp);
@@ -458,8 +456,7 @@ static md_err_t load_keys(md_cp_set_t *s, const char *dir, md_error_t *err)
     return rc;
 }
 
-md_err_t md_cp_set_load(md_cp_set_t *s, const char *path, const char *keys_dir,
-                        md_error_t *err)
+md_err_t md_cp_set_load(md_cp_set_t *s, const char *path, const char *keys_dir, md_error_t *err)
 {
     memset(s, 0, sizeof *s);
     md_err_t rc = load_checkpoints(s, path, err);
@@ -517,7 +514,8 @@ md_err_t md_cp_set_check_chain(const md_cp_set_t *s, uint64_t head, md_hash_at_f
         if (cp->seq > head)
             return md_error_set(err, MD_ECORRUPT,
                                 "the store ends at seq %" PRIu64 " but replica %s signed seq "
-                                "%" PRIu64 " > %" PRIu64, head, cp->replica, cp->seq, head);
+                                "%" PRIu64 " > %" PRIu64,
+                                head, cp->replica, cp->seq, head);
         md_err_t rc = hash_at(cp->seq, h, ctx, err);
         if (rc != MD_OK)
             return rc;
@@ -526,9 +524,9 @@ md_err_t md_cp_set_check_chain(const md_cp_set_t *s, uint64_t head, md_hash_at_f
             md_hex(h, MD_HASH_LEN, got);
             return md_error_set(err, MD_ECORRUPT,
                                 "different hash at seq %" PRIu64 ": replica %s signed %s, the "
-                                "chain has %s", cp->seq, cp->replica, want, got);
+                                "chain has %s",
+                                cp->seq, cp->replica, want, got);
         }
     }
     return MD_OK;
 }
-

@@ -61,8 +61,7 @@ static int canonical_value(md_mp_t *m, int depth)
 {
     uint32_t n;
     switch (md__mp_peek(m)) {
-    case MD_MP_MAP:
-        return canonical_map(m, depth);
+    case MD_MP_MAP: return canonical_map(m, depth);
     case MD_MP_ARRAY:
         if (depth > 32 || md__mp_array(m, &n))
             return -1;
@@ -70,8 +69,7 @@ static int canonical_value(md_mp_t *m, int depth)
             if (canonical_value(m, depth + 1))
                 return -1;
         return 0;
-    default:
-        return md__mp_skip(m);
+    default: return md__mp_skip(m);
     }
 }
 
@@ -151,8 +149,7 @@ static int body_key(md_mp_t *m, int i)
 {
     const char *k;
     uint32_t kl;
-    return md__mp_str(m, &k, &kl) || kl != strlen(body_keys[i]) ||
-                   memcmp(k, body_keys[i], kl) != 0
+    return md__mp_str(m, &k, &kl) || kl != strlen(body_keys[i]) || memcmp(k, body_keys[i], kl) != 0
                ? -1
                : 0;
 }
@@ -197,7 +194,8 @@ md_err_t md_event_decode_body(const void *body, size_t len, md_event_t *ev, md_e
         read_opt_text(&m, &ev->has_command_id, ev->command_id, sizeof ev->command_id) ||
         body_key(&m, 6) || read_opt_text(&m, &ev->has_actor, ev->actor, sizeof ev->actor) ||
         body_key(&m, 7))
-        return md_error_set(err, MD_ECODEC, "event body fields are missing, misordered or mistyped");
+        return md_error_set(err, MD_ECODEC,
+                            "event body fields are missing, misordered or mistyped");
     ev->recorded_at = at;
     ev->data = m.p;
     if (canonical_map(&m, 0) || m.p != m.end)
@@ -436,9 +434,7 @@ static int mp_json_fast(md_mp_t *m, md_buf_t *o, int depth)
     if (depth > 32)
         return -1;
     switch (md__mp_peek(m)) {
-    case MD_MP_NIL:
-        json_lit(o, "null");
-        return md__mp_nil(m);
+    case MD_MP_NIL: json_lit(o, "null"); return md__mp_nil(m);
     case MD_MP_BOOL:
         if (md__mp_bool(m, &b))
             return -1;
@@ -449,8 +445,7 @@ static int mp_json_fast(md_mp_t *m, md_buf_t *o, int depth)
             return -1; /* above INT64_MAX: a real, the general path */
         json_int(o, i);
         return 0;
-    case MD_MP_STR:
-        return md__mp_str(m, &s, &n) ? -1 : md_json_put_str(o, s, n);
+    case MD_MP_STR: return md__mp_str(m, &s, &n) ? -1 : md_json_put_str(o, s, n);
     case MD_MP_ARRAY:
         if (md__mp_array(m, &n))
             return -1;
@@ -478,8 +473,7 @@ static int mp_json_fast(md_mp_t *m, md_buf_t *o, int depth)
         }
         md_buf_append(o, "}", 1);
         return 0;
-    default:
-        return -1; /* floats, bin: the general path */
+    default: return -1; /* floats, bin: the general path */
     }
 }
 

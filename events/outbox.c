@@ -112,8 +112,8 @@ static md_err_t decode_outbox(const MDB_val *k, const MDB_val *v, md_outbox_msg_
     return MD_OK;
 }
 
-md_err_t md_txn_outbox_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_outbox_fn fn,
-                            void *ctx, md_error_t *err)
+md_err_t md_txn_outbox_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_outbox_fn fn, void *ctx,
+                            md_error_t *err)
 {
     unsigned char k[8];
     MDB_cursor *c = NULL;

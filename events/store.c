@@ -32,8 +32,8 @@
 #include "store_int.h"
 
 static const char *const db_names[MD_DB_COUNT_] = {
-    "events", "streams", "outcomes", "state", "offsets", "outbox", "meta", "intake",
-    "outbox_parked",
+    "events", "streams", "outcomes", "state",         "offsets",
+    "outbox", "meta",    "intake",   "outbox_parked",
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -92,7 +92,8 @@ static md_err_t resize_locked(md_store_t *s, size_t size, const char *what, md_e
         return md_store_err(rc, err, what);
     snprintf(s->broken_msg, sizeof s->broken_msg,
              "store '%s' unusable: %s to %zu bytes failed (%s) after LMDB released the old map; "
-             "restart the process", s->path, what, size, mdb_strerror(rc));
+             "restart the process",
+             s->path, what, size, mdb_strerror(rc));
     atomic_store(&s->broken, true);
     return broken_err(s, err);
 }
@@ -375,8 +376,8 @@ static md_err_t commit_err(md_store_t *s, int rc, md_error_t *err)
         return md_store_err(rc, err, "commit");
     unsigned long long avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
     return md_error_set(err, MD_ESTORE, "commit: %s (%s: %llu bytes free in '%s')",
-                        mdb_strerror(rc), avail < ((unsigned long long)1 << 20) ? "disk full" : "I/O",
-                        avail, path);
+                        mdb_strerror(rc),
+                        avail < ((unsigned long long)1 << 20) ? "disk full" : "I/O", avail, path);
 }
 
 static md_err_t store_write_locked(md_store_t *s, md_write_fn fn, void *ctx, md_error_t *err)

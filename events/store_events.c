@@ -41,8 +41,7 @@ static md_err_t load_head(md_txn_t *t, md_error_t *err)
     return MD_OK;
 }
 
-md_err_t md_txn_head(md_txn_t *t, uint64_t *seq, unsigned char hash[MD_HASH_LEN],
-                     md_error_t *err)
+md_err_t md_txn_head(md_txn_t *t, uint64_t *seq, unsigned char hash[MD_HASH_LEN], md_error_t *err)
 {
     md_err_t rc = load_head(t, err);
     if (rc != MD_OK)
@@ -63,8 +62,7 @@ static size_t stream_key(unsigned char *k, const char *stream, uint64_t version)
     return n + 9;
 }
 
-md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version,
-                               md_error_t *err)
+md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version, md_error_t *err)
 {
     unsigned char k[MD_STREAM_MAX + 9];
     size_t n = strlen(stream);
@@ -98,7 +96,8 @@ static md_err_t check_event(const md_event_t *ev, md_error_t *err)
         return md_error_set(err, MD_EINVAL, "event stream must be 1..%d bytes", MD_STREAM_MAX);
     if (tl == 0 || tl > MD_TYPE_MAX)
         return md_error_set(err, MD_EINVAL, "event type must be 1..%d bytes", MD_TYPE_MAX);
-    if ((ev->has_command_id && ev->command_id[0] == '\0') || (ev->has_actor && ev->actor[0] == '\0'))
+    if ((ev->has_command_id && ev->command_id[0] == '\0') ||
+        (ev->has_actor && ev->actor[0] == '\0'))
         return md_error_set(err, MD_EINVAL, "event command_id and actor must not be empty");
     return MD_OK;
 }
@@ -153,8 +152,7 @@ static md_err_t decode_record(const MDB_val *v, uint64_t seq, md_event_t *ev, co
     const unsigned char *p = v->mv_data;
     md_error_t derr = {0};
     if (md_event_decode_body(p + RECORD_HDR, v->mv_size - RECORD_HDR, ev, &derr) != MD_OK)
-        return md_error_set(err, MD_ECORRUPT, "event %llu: %s", (unsigned long long)seq,
-                            derr.msg);
+        return md_error_set(err, MD_ECORRUPT, "event %llu: %s", (unsigned long long)seq, derr.msg);
     memcpy(ev->prev_hash, p, MD_HASH_LEN);
     memcpy(ev->hash, p + MD_HASH_LEN, MD_HASH_LEN);
     if (body)
@@ -220,8 +218,8 @@ md_err_t md_txn_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_event_fn fn,
     return rc;
 }
 
-md_err_t md_txn_scan_stream(md_txn_t *t, const char *stream, uint64_t from_version,
-                            uint64_t limit, md_event_fn fn, void *ctx, md_error_t *err)
+md_err_t md_txn_scan_stream(md_txn_t *t, const char *stream, uint64_t from_version, uint64_t limit,
+                            md_event_fn fn, void *ctx, md_error_t *err)
 {
     unsigned char k[MD_STREAM_MAX + 9];
     size_t n = strlen(stream);

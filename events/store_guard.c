@@ -35,7 +35,7 @@ static bool read_meta(int fd, off_t page, file_meta_t *m)
         return false;
     memcpy(&magic, b + META_AT, 4);
     memcpy(&m->mapsize, b + META_AT + 16, 8);
-    memcpy(&psize, b + META_AT + 24, 4); /* mm_dbs[FREE_DBI].md_pad */
+    memcpy(&psize, b + META_AT + 24, 4);        /* mm_dbs[FREE_DBI].md_pad */
     memcpy(&m->roots[0], b + META_AT + 64, 8);  /* mm_dbs[FREE_DBI].md_root */
     memcpy(&m->roots[1], b + META_AT + 112, 8); /* mm_dbs[MAIN_DBI].md_root */
     memcpy(&m->last_pg, b + META_AT + 120, 8);
@@ -86,8 +86,8 @@ md_err_t md__store_check_data_file(const char *path, md_error_t *err)
     file_meta_t m;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return errno == ENOENT ? MD_OK : md_error_set(err, MD_EIO, "open '%s': %s", path,
-                                                      strerror(errno));
+        return errno == ENOENT ? MD_OK
+                               : md_error_set(err, MD_EIO, "open '%s': %s", path, strerror(errno));
     md_err_t rc = MD_OK;
     /* The meta first, then the size: a writer of another process extends the
      * file before it writes the meta page that counts the new pages. */
@@ -167,7 +167,8 @@ md_err_t md__store_check_format(md_store_t *s, MDB_txn *txn, bool fresh, md_erro
     if (rc == MDB_NOTFOUND)
         return md_error_set(err, MD_EVERSION,
                             "store '%s' has no 'format' key: it was not written by this "
-                            "version of marketd (expected format %d)", s->path, MD_STORE_FORMAT);
+                            "version of marketd (expected format %d)",
+                            s->path, MD_STORE_FORMAT);
     if (rc != MDB_SUCCESS)
         return md_store_err(rc, err, "get 'format'");
     if (v.mv_size != 8 || get_be64(v.mv_data) != MD_STORE_FORMAT)

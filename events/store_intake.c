@@ -89,13 +89,12 @@ static md_err_t intake_decode(uint64_t number, const MDB_val *v, md_intake_t *r,
 {
     const unsigned char *p = v->mv_data;
     size_t len = v->mv_size, nlen = len >= 10 ? p[9] : 0;
-    if (len < 14 + nlen || (p[0] != MD_INTAKE_BASELINE && p[0] != MD_INTAKE_BATCH &&
-                            p[0] != MD_INTAKE_CHECKPOINT))
+    if (len < 14 + nlen ||
+        (p[0] != MD_INTAKE_BASELINE && p[0] != MD_INTAKE_BATCH && p[0] != MD_INTAKE_CHECKPOINT))
         return md_error_set(err, MD_ECORRUPT, "intake record %" PRIu64 " does not decode", number);
     uint32_t nparts = intake_be32(p + 10 + nlen);
     if ((len - 14 - nlen) / INTAKE_PART_LEN != nparts || (len - 14 - nlen) % INTAKE_PART_LEN)
-        return md_error_set(err, MD_ECORRUPT, "intake record %" PRIu64 " has a bad length",
-                            number);
+        return md_error_set(err, MD_ECORRUPT, "intake record %" PRIu64 " has a bad length", number);
     r->number = number;
     r->kind = (md_intake_kind_t)p[0];
     r->seq = get_be64(p + 1);
@@ -210,8 +209,9 @@ md_err_t md_txn_intake_mark(md_txn_t *t, const char *replica, uint64_t seq, md_e
     rc = intake_append(t, &m, last + 1, err);
     if (rc == MD_OK)
         rc = m.seq == seq ? MD_OK
-                          : md_error_set(err, MD_EINVAL, "checkpoint of seq %" PRIu64
-                                         " is not the head %" PRIu64, seq, m.seq);
+                          : md_error_set(err, MD_EINVAL,
+                                         "checkpoint of seq %" PRIu64 " is not the head %" PRIu64,
+                                         seq, m.seq);
     md_intake_release(&m);
     return rc;
 }
@@ -227,9 +227,9 @@ md_err_t md_txn_intake_scan(md_txn_t *t, md_intake_fn fn, void *ctx, md_error_t 
     int mrc = mdb_cursor_open(t->txn, t->s->dbi[MD_DB_INTAKE], &c);
     for (mrc = mrc ? mrc : mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == MDB_SUCCESS && rc == MD_OK;
          mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        rc = k.mv_size == 8 ? intake_decode(get_be64(k.mv_data), &v, &r, err)
-                            : md_error_set(err, MD_ECORRUPT, "an intake key of %zu bytes",
-                                           k.mv_size);
+        rc = k.mv_size == 8
+                 ? intake_decode(get_be64(k.mv_data), &v, &r, err)
+                 : md_error_set(err, MD_ECORRUPT, "an intake key of %zu bytes", k.mv_size);
         if (rc == MD_OK)
             rc = fn(&r, ctx, err);
     }

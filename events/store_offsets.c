@@ -45,8 +45,8 @@ md_err_t md_txn_offset_put(md_txn_t *t, const char *topic, int32_t partition, in
     if (strlen(topic) > 255)
         return md_error_set(err, MD_EINVAL, "topic name too long");
     be64(v, (uint64_t)next);
-    return md_store_err(txn_put(t, MD_DB_OFFSETS, k, offset_key(k, topic, partition), v, 8, 0),
-                        err, "put offset");
+    return md_store_err(txn_put(t, MD_DB_OFFSETS, k, offset_key(k, topic, partition), v, 8, 0), err,
+                        "put offset");
 }
 
 md_err_t md_txn_offset_scan(md_txn_t *t, md_offset_fn fn, void *ctx, md_error_t *err)
@@ -61,8 +61,9 @@ md_err_t md_txn_offset_scan(md_txn_t *t, md_offset_fn fn, void *ctx, md_error_t 
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const unsigned char *p = k.mv_data, *nul = memchr(p, 0, k.mv_size);
         if (nul == NULL || k.mv_size - (size_t)(nul - p) != 5 || v.mv_size != 8) {
-            rc = md_error_set(err, MD_ECORRUPT, "an offsets record is not topic, NUL, "
-                                                "partition(4), next(8)");
+            rc = md_error_set(err, MD_ECORRUPT,
+                              "an offsets record is not topic, NUL, "
+                              "partition(4), next(8)");
             break;
         }
         char topic[256];

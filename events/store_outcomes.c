@@ -29,6 +29,5 @@ md_err_t md_txn_outcome_put(md_txn_t *t, const char *command_id, const void *val
     size_t n = strlen(command_id);
     if (n == 0 || n > MD_CMDID_MAX)
         return md_error_set(err, MD_EINVAL, "command_id of %zu bytes", n);
-    return md_store_err(txn_put(t, MD_DB_OUTCOMES, command_id, n, val, len, 0), err,
-                        "put outcome");
+    return md_store_err(txn_put(t, MD_DB_OUTCOMES, command_id, n, val, len, 0), err, "put outcome");
 }

@@ -6,8 +6,8 @@
 #include "md_store.h"
 
 typedef struct chain_walk {
-    uint64_t expect;                    /* the next seq we must see */
-    unsigned char prev[MD_HASH_LEN];    /* hash of the previous event */
+    uint64_t expect;                 /* the next seq we must see */
+    unsigned char prev[MD_HASH_LEN]; /* hash of the previous event */
     uint64_t total;
     uint64_t *bad_seq;
     md_progress_fn progress;
@@ -68,8 +68,8 @@ static md_err_t verify_one(const md_event_t *ev, const void *body, size_t len, v
 md_err_t md_txn_verify_chain(md_txn_t *t, uint64_t *count, uint64_t *bad_seq,
                              md_progress_fn progress, void *pctx, md_error_t *err)
 {
-    chain_walk_t w = {.expect = 1, .bad_seq = bad_seq, .progress = progress, .pctx = pctx,
-                      .txn = t};
+    chain_walk_t w = {
+        .expect = 1, .bad_seq = bad_seq, .progress = progress, .pctx = pctx, .txn = t};
     unsigned char head[MD_HASH_LEN];
     memset(w.prev, 0, MD_HASH_LEN);
     md_err_t rc = md_txn_head(t, &w.total, head, err);

@@ -84,8 +84,18 @@ typedef struct md_mp {
     const unsigned char *end;
 } md_mp_t;
 
-enum md_mp_type { MD_MP_NIL, MD_MP_BOOL, MD_MP_INT, MD_MP_FLOAT, MD_MP_STR, MD_MP_BIN,
-                  MD_MP_ARRAY, MD_MP_MAP, MD_MP_EXT, MD_MP_BAD };
+enum md_mp_type {
+    MD_MP_NIL,
+    MD_MP_BOOL,
+    MD_MP_INT,
+    MD_MP_FLOAT,
+    MD_MP_STR,
+    MD_MP_BIN,
+    MD_MP_ARRAY,
+    MD_MP_MAP,
+    MD_MP_EXT,
+    MD_MP_BAD
+};
 
 void md__mp_init(md_mp_t *m, const void *p, size_t len);
 /* The type of the next value (MD_MP_BAD at the end or on a reserved byte). */
@@ -110,8 +120,8 @@ int md__mp_find(md_mp_t *m, const char *key);
 
 /* ---- msgpack writing ---------------------------------------------------------------- */
 
-struct msgpack_packer;  /* msgpack-c's packer (<msgpack.h>) */
-struct json_t;          /* jansson's value (<jansson.h>) */
+struct msgpack_packer; /* msgpack-c's packer (<msgpack.h>) */
+struct json_t;         /* jansson's value (<jansson.h>) */
 
 /* Initialises @p pk to append to @p out (which must outlive the packer). */
 void md__pack_init(struct msgpack_packer *pk, md_buf_t *out);

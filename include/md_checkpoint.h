@@ -70,7 +70,7 @@ typedef struct md_checkpoint {
     /* version 2 only (the replicated leader's, docs/replication.md): every
      * result, event and dead letter decided up to this seq was published. */
     uint64_t published;
-    md_cp_offset_t *offsets;     /* owned; md_checkpoint_release */
+    md_cp_offset_t *offsets; /* owned; md_checkpoint_release */
     size_t noffsets;
     unsigned char sig[MD_SIG_LEN];
 } md_checkpoint_t;
@@ -100,8 +100,7 @@ md_err_t md_checkpoint_from_json(const char *text, size_t len, md_checkpoint_t *
  * event's recorded_at and every stored offset (signature left zero).
  * @returns MD_OK, MD_ENOTFOUND (empty store), MD_ESTORE, MD_ECORRUPT.
  */
-md_err_t md_checkpoint_take(md_txn_t *t, const char *replica, md_checkpoint_t *cp,
-                            md_error_t *err);
+md_err_t md_checkpoint_take(md_txn_t *t, const char *replica, md_checkpoint_t *cp, md_error_t *err);
 
 /* ---- keys and signatures ------------------------------------------------------ */
 
@@ -137,8 +136,7 @@ typedef struct md_cp_set {
  * @brief Reads @p path (JSON lines, blank lines skipped) and every DIR/ID.pub.
  * @returns MD_OK; MD_EIO; MD_EINVAL (line N and why; no checkpoint; no key).
  */
-md_err_t md_cp_set_load(md_cp_set_t *s, const char *path, const char *keys_dir,
-                        md_error_t *err);
+md_err_t md_cp_set_load(md_cp_set_t *s, const char *path, const char *keys_dir, md_error_t *err);
 void md_cp_set_release(md_cp_set_t *s);
 
 /** @brief Checks every signature. @returns MD_OK, or MD_ECORRUPT naming the

@@ -23,9 +23,9 @@ typedef struct md_checkpointer md_checkpointer_t;
 typedef struct md_checkpointer_opts {
     const char *replica_id;
     const char *key_file;
-    const char *topic;            /* the heads topic */
+    const char *topic; /* the heads topic */
     long interval_events, interval_ms;
-    bool announce;                /* checkpoint the head at the first transaction even
+    bool announce; /* checkpoint the head at the first transaction even
                                    * when it was checkpointed before (replicated mode:
                                    * peers check a restarted replica at once) */
 } md_checkpointer_opts_t;

@@ -20,7 +20,7 @@
 #include "md_error.h"
 
 typedef struct md_kv {
-    char *key;    /* without the "kafka." prefix */
+    char *key; /* without the "kafka." prefix */
     char *value;
 } md_kv_t;
 
@@ -33,20 +33,20 @@ typedef struct md_config {
     long batch_max_wait_ms;
     long message_max_bytes;
     char *topic_commands, *topic_results, *topic_events, *topic_deadletter;
-    char *topic_heads;            /* signed checkpoints (md_checkpoint.h) */
-    char *replica_id;             /* this daemon's name in its checkpoints */
-    char *replica_key_file;       /* its Ed25519 private key (PEM); "" = no checkpoints */
+    char *topic_heads;      /* signed checkpoints (md_checkpoint.h) */
+    char *replica_id;       /* this daemon's name in its checkpoints */
+    char *replica_key_file; /* its Ed25519 private key (PEM); "" = no checkpoints */
     long checkpoint_interval_events, checkpoint_interval_ms;
     long topic_partitions;
     long topic_replication;
     char *group_id;
     long outbox_flush_timeout_ms;
     bool store_nosync;
-    long store_map_mib;          /* initial LMDB map, MiB (doubled when full) */
-    char *http_listen;        /* "" = no HTTP read API */
-    char *http_tokens;        /* token file for the read API */
-    long http_threads;        /* worker threads of the read API */
-    long timers_tick_ms;      /* idle this long: a Tick to the commands topic (0 = off) */
+    long store_map_mib;  /* initial LMDB map, MiB (doubled when full) */
+    char *http_listen;   /* "" = no HTTP read API */
+    char *http_tokens;   /* token file for the read API */
+    long http_threads;   /* worker threads of the read API */
+    long timers_tick_ms; /* idle this long: a Tick to the commands topic (0 = off) */
     /* replicated mode (docs/replication.md) */
     char *replica_mode;       /* "single" or "replicated" */
     char *replica_peers_keys; /* directory of the replicas' public keys (*.pub) */
@@ -54,8 +54,8 @@ typedef struct md_config {
     char *replica_leader_topic, *replica_leader_group;
     long replica_session_timeout_ms; /* the leader group's session.timeout.ms */
     long replica_ready_max_lag;      /* /readyz: at most this many commands behind */
-    md_kv_t *kafka;           /* passthrough properties, in file order */
-    bool topics_exist;        /* not a key: set by --embedded-kafka, which creates them */
+    md_kv_t *kafka;                  /* passthrough properties, in file order */
+    bool topics_exist;               /* not a key: set by --embedded-kafka, which creates them */
     size_t nkafka;
 } md_config_t;
 

@@ -42,8 +42,8 @@
 
 typedef struct md_consumer md_consumer_t;
 
-#define MD_RETRY_MAX_MS 5000              /* the longest pause between retries */
-#define MD_COMMIT_META_PREFIX "store:"    /* commit metadata: prefix, then the store id */
+#define MD_RETRY_MAX_MS 5000           /* the longest pause between retries */
+#define MD_COMMIT_META_PREFIX "store:" /* commit metadata: prefix, then the store id */
 
 /** @brief The pause after @p pause_ms in the batch retry back-off: doubles,
  *  capped at MD_RETRY_MAX_MS. Pure. */
@@ -56,15 +56,15 @@ long md_retry_next_ms(long pause_ms);
  * True only when the metadata names another marketd store and the committed
  * offset is ahead of this store's own.
  */
-bool md_consumer_fenced(const char *own_id, int64_t own_next, int64_t committed,
-                        const void *meta, size_t meta_len);
+bool md_consumer_fenced(const char *own_id, int64_t own_next, int64_t committed, const void *meta,
+                        size_t meta_len);
 
 /** What the consumer works with; every pointer is borrowed and must outlive it. */
 typedef struct md_consumer_opts {
     const md_config_t *cfg;
     volatile sig_atomic_t *stop; /* set by a signal handler: finish and return */
     md_store_t *store;
-    md_engine_t *engine;         /* its batch hook is taken by the consumer */
+    md_engine_t *engine; /* its batch hook is taken by the consumer */
     md_publisher_t *pub;
     md_checkpointer_t *checkpointer; /* NULL: no checkpoints (md_checkpointer.h) */
     /* Replicated mode (md_replica.h), both NULL otherwise: a hook run in every

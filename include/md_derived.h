@@ -45,20 +45,20 @@ typedef enum md_derived_db {
 /** @brief "state" or "outcomes" (the store's database names); "" when invalid. */
 const char *md_derived_name(md_derived_db_t db);
 
-#define MD_DERIVED_KEY_MAX 1040   /* printable form of the longest key, plus NUL */
+#define MD_DERIVED_KEY_MAX 1040 /* printable form of the longest key, plus NUL */
 
 /* What md_derived_verify found. */
 typedef struct md_derived_report {
-    uint64_t events;                                   /* events evolved */
-    uint64_t unlogged;              /* outcomes taken as stored (MD_OUTCOME_UNLOGGED) */
+    uint64_t events;   /* events evolved */
+    uint64_t unlogged; /* outcomes taken as stored (MD_OUTCOME_UNLOGGED) */
     unsigned char live[MD_DERIVED_COUNT_][MD_HASH_LEN];
     unsigned char derived[MD_DERIVED_COUNT_][MD_HASH_LEN];
     uint64_t live_entries[MD_DERIVED_COUNT_], derived_entries[MD_DERIVED_COUNT_];
-    int bad;                        /* -1, or the first md_derived_db_t that differs */
-    char key[MD_DERIVED_KEY_MAX];   /* printable form of its first differing key
+    int bad;                      /* -1, or the first md_derived_db_t that differs */
+    char key[MD_DERIVED_KEY_MAX]; /* printable form of its first differing key
                                      * (bytes 0x20..0x7e as they are, '\\' and
                                      * others as \xHH) */
-    const char *diff;               /* static: "missing from the store", "not
+    const char *diff;             /* static: "missing from the store", "not
                                      * derived from the log", "value differs" */
 } md_derived_report_t;
 

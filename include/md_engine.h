@@ -49,9 +49,9 @@ typedef struct md_engine md_engine_t;
 typedef enum md_clock { MD_CLOCK_WALL, MD_CLOCK_COMMAND, MD_CLOCK_LOG } md_clock_t;
 
 typedef struct md_engine_opts {
-    const char *operator_id;     /* bootstrap operator; NULL = "operator" */
+    const char *operator_id; /* bootstrap operator; NULL = "operator" */
     md_clock_t clock;
-    size_t max_message_bytes;    /* larger messages are MALFORMED; 0 = 1 MiB */
+    size_t max_message_bytes; /* larger messages are MALFORMED; 0 = 1 MiB */
     /* Outbox: when results_topic is set, every result and every appended event
      * is queued in the outbox (results keyed by command_id, events by stream). */
     const char *results_topic;
@@ -69,16 +69,16 @@ typedef struct md_engine_opts {
 typedef struct md_input {
     const void *bytes;
     size_t len;
-    bool msgpack;                /* content-type: application/msgpack */
+    bool msgpack; /* content-type: application/msgpack */
     /* A content-type other than JSON or msgpack (copied into the MALFORMED
      * reason; NULL: none or a supported one). */
     const char *bad_content_type;
     size_t bad_content_type_len;
-    const void *key;             /* Kafka message key (may be NULL) */
+    const void *key; /* Kafka message key (may be NULL) */
     size_t key_len;
     int32_t partition;
     int64_t offset;
-    int64_t timestamp_ms;        /* Kafka message timestamp; <= 0: none (MD_CLOCK_LOG
+    int64_t timestamp_ms; /* Kafka message timestamp; <= 0: none (MD_CLOCK_LOG
                                   * then keeps the previous now) */
 } md_input_t;
 
@@ -92,7 +92,7 @@ typedef md_err_t (*md_event_hook_fn)(md_txn_t *txn, const md_event_t *ev, void *
 /* Counters of one engine since it was created. */
 typedef struct md_engine_stats {
     uint64_t batches, commands, accepted, rejected, duplicates, malformed, events;
-    uint64_t by_code[64];        /* rejections by md_code_t */
+    uint64_t by_code[64]; /* rejections by md_code_t */
 } md_engine_stats_t;
 
 /**

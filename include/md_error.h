@@ -31,19 +31,19 @@
 
 typedef enum md_err {
     MD_OK = 0,
-    MD_EINVAL = -1,     /* bad argument or malformed input */
-    MD_ENOMEM = -2,     /* out of memory (only where aborting is not wanted) */
-    MD_ESTORE = -3,     /* LMDB reported an error */
-    MD_EMAPFULL = -4,   /* LMDB map is full: abort, grow and retry the txn */
-    MD_ECODEC = -5,     /* msgpack/JSON encoding or decoding failed */
-    MD_ENOTFOUND = -6,  /* the key or object does not exist */
-    MD_ECORRUPT = -7,   /* stored data fails a consistency check */
-    MD_EIO = -8,        /* a file or socket operation failed */
-    MD_EKAFKA = -9,     /* librdkafka reported an error */
-    MD_ECONFIG = -10,   /* configuration is invalid */
-    MD_EEXIST = -11,    /* the key or object exists already */
-    MD_ESTOP = -12,     /* the operation was stopped on request */
-    MD_EVERSION = -13   /* the store was written by an incompatible format */
+    MD_EINVAL = -1,    /* bad argument or malformed input */
+    MD_ENOMEM = -2,    /* out of memory (only where aborting is not wanted) */
+    MD_ESTORE = -3,    /* LMDB reported an error */
+    MD_EMAPFULL = -4,  /* LMDB map is full: abort, grow and retry the txn */
+    MD_ECODEC = -5,    /* msgpack/JSON encoding or decoding failed */
+    MD_ENOTFOUND = -6, /* the key or object does not exist */
+    MD_ECORRUPT = -7,  /* stored data fails a consistency check */
+    MD_EIO = -8,       /* a file or socket operation failed */
+    MD_EKAFKA = -9,    /* librdkafka reported an error */
+    MD_ECONFIG = -10,  /* configuration is invalid */
+    MD_EEXIST = -11,   /* the key or object exists already */
+    MD_ESTOP = -12,    /* the operation was stopped on request */
+    MD_EVERSION = -13  /* the store was written by an incompatible format */
 } md_err_t;
 
 /* Detail of a failure: the code and a lowercase message naming the subject. */

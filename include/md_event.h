@@ -25,7 +25,7 @@
 #include "md_base.h"
 
 #define MD_HASH_LEN 32
-#define MD_STREAM_MAX 96   /* "complaint:" + a 64-byte id fits */
+#define MD_STREAM_MAX 96 /* "complaint:" + a 64-byte id fits */
 #define MD_TYPE_MAX 40
 #define MD_CMDID_MAX 128
 #define MD_ACTOR_MAX 64
@@ -36,17 +36,17 @@
 typedef enum md_val_kind {
     MD_VAL_NIL,
     MD_VAL_BOOL,
-    MD_VAL_INT,   /* int64_t */
-    MD_VAL_STR,   /* UTF-8 text, borrowed pointer + length */
-    MD_VAL_RAW    /* pre-encoded canonical msgpack (e.g. a nested map), borrowed */
+    MD_VAL_INT, /* int64_t */
+    MD_VAL_STR, /* UTF-8 text, borrowed pointer + length */
+    MD_VAL_RAW  /* pre-encoded canonical msgpack (e.g. a nested map), borrowed */
 } md_val_kind_t;
 
 typedef struct md_field {
-    const char *key;          /* borrowed; must outlive md_data_pack() */
+    const char *key; /* borrowed; must outlive md_data_pack() */
     md_val_kind_t kind;
     bool b;
     int64_t i;
-    const char *s;            /* MD_VAL_STR and MD_VAL_RAW: borrowed */
+    const char *s; /* MD_VAL_STR and MD_VAL_RAW: borrowed */
     size_t len;
 } md_field_t;
 
@@ -87,8 +87,8 @@ typedef struct md_event {
     char stream[MD_STREAM_MAX + 1];
     uint64_t version;
     char type[MD_TYPE_MAX + 1];
-    int64_t recorded_at;                 /* ms since epoch, UTC */
-    bool has_command_id;                 /* false: nil (MALFORMED rejection) */
+    int64_t recorded_at; /* ms since epoch, UTC */
+    bool has_command_id; /* false: nil (MALFORMED rejection) */
     char command_id[MD_CMDID_MAX + 1];
     bool has_actor;
     char actor[MD_ACTOR_MAX + 1];
@@ -123,7 +123,8 @@ md_err_t md_event_decode_body(const void *body, size_t len, md_event_t *ev, md_e
 /* Each returns MD_OK, MD_ENOTFOUND when the key is absent (or nil for str),
  * or MD_ECODEC when the value has another type. Strings are borrowed from data. */
 MD_MUST_CHECK
-md_err_t md_data_get_str(const void *data, size_t len, const char *key, const char **s, size_t *slen);
+md_err_t md_data_get_str(const void *data, size_t len, const char *key, const char **s,
+                         size_t *slen);
 MD_MUST_CHECK
 md_err_t md_data_get_int(const void *data, size_t len, const char *key, int64_t *v);
 MD_MUST_CHECK

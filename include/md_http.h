@@ -24,9 +24,9 @@
 typedef struct md_http md_http_t;
 
 typedef struct md_http_opts {
-    const char *listen;        /* "HOST:PORT" or ":PORT" (all interfaces) */
-    const char *tokens_file;   /* required */
-    unsigned threads;          /* worker threads; 0 = 4 */
+    const char *listen;      /* "HOST:PORT" or ":PORT" (all interfaces) */
+    const char *tokens_file; /* required */
+    unsigned threads;        /* worker threads; 0 = 4 */
 } md_http_opts_t;
 
 /**
@@ -35,8 +35,8 @@ typedef struct md_http_opts {
  * @returns MD_OK, MD_ECONFIG (listen address, tokens file), MD_EIO (bind).
  */
 MD_MUST_CHECK
-md_err_t md_http_start(const md_http_opts_t *o, md_store_t *store, md_proj_t *proj,
-                       md_http_t **out, md_error_t *err);
+md_err_t md_http_start(const md_http_opts_t *o, md_store_t *store, md_proj_t *proj, md_http_t **out,
+                       md_error_t *err);
 
 /** @brief Stops the server and frees it; NULL does nothing. */
 void md_http_free(md_http_t *h);
@@ -53,7 +53,7 @@ typedef enum md_role { MD_ROLE_NONE, MD_ROLE_AUDITOR, MD_ROLE_ANALYST, MD_ROLE_M
 
 typedef struct md_principal {
     md_role_t role;
-    char member[65];           /* MD_ROLE_MEMBER: the member id */
+    char member[65]; /* MD_ROLE_MEMBER: the member id */
 } md_principal_t;
 
 typedef struct md_tokens md_tokens_t;

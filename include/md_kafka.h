@@ -58,8 +58,8 @@ typedef struct md_embedded md_embedded_t;
  * @returns MD_OK or MD_EKAFKA (client, mock cluster or topic creation).
  */
 MD_MUST_CHECK
-md_err_t md_embedded_start(const md_config_t *cfg, md_embedded_t **out, char *bootstrap,
-                           size_t cap, md_error_t *err);
+md_err_t md_embedded_start(const md_config_t *cfg, md_embedded_t **out, char *bootstrap, size_t cap,
+                           md_error_t *err);
 /** @brief Stops the mock cluster and frees it; NULL does nothing. */
 void md_embedded_free(md_embedded_t *e);
 /* The old name of md_embedded_free (one free verb: *_free), kept while branches written

@@ -24,10 +24,10 @@ void md_log_write(md_log_level_t level, const char *msg, const char *fmt, ...)
 /** @brief Copies @p s into @p out as a quoted, escaped log value. */
 const char *md_log_quote(const char *s, char *out, unsigned cap);
 
-#define md_log(level, msg, ...)                                  \
-    do {                                                         \
-        if ((level) <= md_log_threshold)                         \
-            md_log_write((level), (msg), __VA_ARGS__);           \
+#define md_log(level, msg, ...)                                                                    \
+    do {                                                                                           \
+        if ((level) <= md_log_threshold)                                                           \
+            md_log_write((level), (msg), __VA_ARGS__);                                             \
     } while (0)
 
 #define md_log_error(msg, ...) md_log(MD_LOG_ERROR, msg, __VA_ARGS__)

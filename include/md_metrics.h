@@ -27,7 +27,7 @@ typedef struct md_histogram {
     _Atomic uint64_t counts[MD_HIST_BUCKETS]; /* per bucket (not cumulative) */
     _Atomic uint64_t inf;                     /* above the last bound */
     _Atomic uint64_t count;
-    _Atomic uint64_t sum_micro;               /* sum of observations * 1e6 */
+    _Atomic uint64_t sum_micro; /* sum of observations * 1e6 */
 } md_histogram_t;
 
 #define MD_METRIC_PEERS 16
@@ -51,7 +51,7 @@ typedef struct md_replica_metrics {
 
 typedef struct md_metrics {
     _Atomic uint64_t accepted, rejected, duplicates, malformed;
-    _Atomic uint64_t rejected_by_code[MD_METRIC_CODES];   /* index md_code_t */
+    _Atomic uint64_t rejected_by_code[MD_METRIC_CODES]; /* index md_code_t */
     _Atomic uint64_t events_appended;
     _Atomic uint64_t batches, batch_failures;
     _Atomic uint64_t outbox_sent, outbox_failed, outbox_parked;
@@ -59,16 +59,16 @@ typedef struct md_metrics {
      * or nothing left to send); /readyz fails when it is older than
      * MD_OUTBOX_STALL_MS */
     _Atomic long outbox_progress_ms;
-    md_histogram_t batch_size;        /* commands per batch */
-    md_histogram_t commit_seconds;    /* write transaction incl. fsync */
+    md_histogram_t batch_size;     /* commands per batch */
+    md_histogram_t commit_seconds; /* write transaction incl. fsync */
     /* consumer lag per partition of the commands topic (-1: unknown) */
     _Atomic int64_t lag[MD_METRIC_PARTITIONS];
     _Atomic bool assigned[MD_METRIC_PARTITIONS];
     _Atomic int partitions_assigned;
-    _Atomic int partitions_fenced;    /* left to another store (md_consumer.h, fencing) */
-    _Atomic uint64_t fencings;        /* partitions fenced since the start */
-    _Atomic bool outbox_draining;     /* the publisher runs */
-    md_replica_metrics_t replica;     /* replicated mode (md_replica.h) */
+    _Atomic int partitions_fenced; /* left to another store (md_consumer.h, fencing) */
+    _Atomic uint64_t fencings;     /* partitions fenced since the start */
+    _Atomic bool outbox_draining;  /* the publisher runs */
+    md_replica_metrics_t replica;  /* replicated mode (md_replica.h) */
 } md_metrics_t;
 
 extern md_metrics_t md_metrics;

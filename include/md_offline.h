@@ -14,15 +14,15 @@
 #include "md_error.h"
 
 typedef struct md_offline_opts {
-    const char *input;        /* path, or "-" for stdin */
-    const char *results;      /* path, or "-" for stdout; NULL = "-" */
+    const char *input;   /* path, or "-" for stdin */
+    const char *results; /* path, or "-" for stdout; NULL = "-" */
     const char *data_dir;
-    md_engine_opts_t engine;  /* operator, clock, message limit */
-    size_t batch_max;         /* commands per write transaction; 0 = 1000 */
-    bool nosync;              /* benchmarks that say so only */
-    bool msgpack;             /* input is msgpack frames (4-byte big-endian length,
+    md_engine_opts_t engine; /* operator, clock, message limit */
+    size_t batch_max;        /* commands per write transaction; 0 = 1000 */
+    bool nosync;             /* benchmarks that say so only */
+    bool msgpack;            /* input is msgpack frames (4-byte big-endian length,
                                  then the message), not JSON lines */
-    bool quiet;               /* no summary line on stderr */
+    bool quiet;              /* no summary line on stderr */
 } md_offline_opts_t;
 
 /**

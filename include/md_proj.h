@@ -132,7 +132,7 @@ md_err_t md_proj_seq(md_proj_t *p, md_txn_t *t, uint64_t *seq, md_error_t *err);
  */
 typedef md_err_t (*md_proj_row_fn)(json_t *row, void *ctx, md_error_t *err);
 
-#define MD_PROJ_CURSOR_MAX 1040   /* hex of the longest index key, plus NUL */
+#define MD_PROJ_CURSOR_MAX 1040 /* hex of the longest index key, plus NUL */
 
 /*
  * Paging of list queries. limit 0 = no limit. cursor NULL or "" = from the
@@ -155,8 +155,8 @@ typedef struct md_proj_page {
  *          MD_ECORRUPT, MD_ESTORE.
  */
 MD_MUST_CHECK
-md_err_t md_proj_get(md_proj_t *p, md_txn_t *t, const char *kind, const char *id,
-                     int64_t as_of_ms, json_t **out, md_error_t *err);
+md_err_t md_proj_get(md_proj_t *p, md_txn_t *t, const char *kind, const char *id, int64_t as_of_ms,
+                     json_t **out, md_error_t *err);
 
 /* Filters: NULL = any. With several, the first index of buyer, provider, day,
  * status is scanned and the others filter; rows come in placement order. */
@@ -216,7 +216,7 @@ typedef enum md_proj_summary_kind {
 typedef struct md_proj_summary_q {
     md_proj_summary_kind_t kind;
     const char *provider, *from_day, *to_day;
-    uint64_t top;              /* top-products: at most this many (0: all) */
+    uint64_t top; /* top-products: at most this many (0: all) */
 } md_proj_summary_q_t;
 
 /** @brief The kind named "order-status", "products", "categories",
@@ -227,8 +227,8 @@ bool md_proj_summary_kind(const char *name, md_proj_summary_kind_t *out);
  *  @returns MD_OK, MD_EINVAL (days missing, not dates, reversed or too far
  *           apart), MD_ECORRUPT, MD_ESTORE, the callback's error. */
 MD_MUST_CHECK
-md_err_t md_proj_summary(md_proj_t *p, md_txn_t *t, const md_proj_summary_q_t *q,
-                         md_proj_row_fn fn, void *ctx, md_error_t *err);
+md_err_t md_proj_summary(md_proj_t *p, md_txn_t *t, const md_proj_summary_q_t *q, md_proj_row_fn fn,
+                         void *ctx, md_error_t *err);
 
 /** @brief {seq, format, projections: {name: {entries, bytes}}} as a new
  * object, owned by the caller (json_decref). @returns MD_OK, MD_ECORRUPT,
@@ -266,11 +266,11 @@ md_err_t md_proj_digest(md_proj_t *p, md_txn_t *t, md_proj_digest_t *out, md_err
 
 /* What md_proj_verify found. */
 typedef struct md_proj_report {
-    uint64_t events;                 /* events replayed */
+    uint64_t events; /* events replayed */
     md_proj_digest_t live, rebuilt;
-    int bad;                         /* -1, or the first projection that differs */
-    char db[16];                     /* its database */
-    char key[MD_PROJ_CURSOR_MAX];    /* printable form of the first differing key */
+    int bad;                      /* -1, or the first projection that differs */
+    char db[16];                  /* its database */
+    char key[MD_PROJ_CURSOR_MAX]; /* printable form of the first differing key */
 } md_proj_report_t;
 
 /**
@@ -296,8 +296,7 @@ md_err_t md_proj_verify(md_proj_t *p, md_txn_t *t, md_progress_fn progress, void
  *          holds events already), MD_ECORRUPT (a hash differs), MD_ESTORE, MD_EIO.
  */
 MD_MUST_CHECK
-md_err_t md_proj_replay(md_txn_t *src, uint64_t until, const char *out_dir,
-                        md_progress_fn progress, void *pctx, uint64_t *events,
-                        md_error_t *err);
+md_err_t md_proj_replay(md_txn_t *src, uint64_t until, const char *out_dir, md_progress_fn progress,
+                        void *pctx, uint64_t *events, md_error_t *err);
 
 #endif

@@ -43,26 +43,66 @@
 
 /* ---- rejection codes (docs/rules-reference.md "Codes and clauses") ----------------------- */
 
-#define MD_CODES(X)                                                            \
-    X(MALFORMED) X(UNKNOWN_COMMAND) X(INVALID_FIELD) X(VERSION_CONFLICT)       \
-    X(NOT_FOUND) X(ALREADY_EXISTS) X(FORBIDDEN) X(STORE_STATE)                 \
-    X(CONSENT_STATE) X(ALREADY_OPERATOR) X(NOT_OPERATOR) X(LAST_OPERATOR)      \
-    X(ALREADY_ACCEPTED) X(APPLICATION_PENDING) X(APPLICATION_NOT_PENDING)      \
-    X(AGREEMENT_VERSION) X(CATEGORY_RETIRED) X(MEMBER_NOT_REGISTERED)          \
-    X(ALREADY_PROVIDER) X(NOT_A_PROVIDER) X(PRODUCT_STATE)                     \
-    X(PRODUCT_UNAVAILABLE) X(ORDER_STATE) X(DUPLICATE_PAYMENT)                 \
-    X(COMPLAINT_EXISTS) X(COMPLAINT_STATE) X(APPEAL_EXISTS)                    \
-    X(INSUFFICIENT_FUNDS) X(ACCOUNT_SUSPENDED) X(ACCOUNT_CLOSED)               \
-    X(STORE_CLOSED) X(SANCTIONED) X(ORDERING_RESTRICTED)                       \
-    X(PROVIDER_UNAVAILABLE) X(BALANCE_FROZEN) X(MEMBER_MUTED)                  \
-    X(SANCTION_ACTIVE) X(SANCTION_NOT_ACTIVE) X(SANCTION_IRREVERSIBLE)         \
-    X(ORDER_IN_DISPUTE) X(SERVICE_UNAVAILABLE) X(PROHIBITED_CONTENT)           \
-    X(PRODUCT_RESTRICTED) X(SELF_DEALING) X(REVIEW_EXISTS)                     \
-    X(VOUCHER_NOT_HELD) X(VOUCHER_USED) X(VOUCHER_EXPIRED)                     \
-    X(VOUCHER_NOT_TRANSFERABLE) X(ACCOUNT_NOT_TRANSFERABLE)                    \
-    X(PROMO_ALREADY_CLAIMED) X(OFF_PLATFORM_TRADE) X(CONSENT_REQUIRED)         \
-    X(NO_VIOLATION_ON_RECORD) X(AFTER_SALES_CLOSED) X(APPEAL_WINDOW_CLOSED)         \
+/* clang-format off */
+#define MD_CODES(X)                                                                                \
+    X(MALFORMED)                                                                                   \
+    X(UNKNOWN_COMMAND)                                                                             \
+    X(INVALID_FIELD)                                                                               \
+    X(VERSION_CONFLICT)                                                                            \
+    X(NOT_FOUND)                                                                                   \
+    X(ALREADY_EXISTS)                                                                              \
+    X(FORBIDDEN)                                                                                   \
+    X(STORE_STATE)                                                                                 \
+    X(CONSENT_STATE)                                                                               \
+    X(ALREADY_OPERATOR)                                                                            \
+    X(NOT_OPERATOR)                                                                                \
+    X(LAST_OPERATOR)                                                                               \
+    X(ALREADY_ACCEPTED)                                                                            \
+    X(APPLICATION_PENDING)                                                                         \
+    X(APPLICATION_NOT_PENDING)                                                                     \
+    X(AGREEMENT_VERSION)                                                                           \
+    X(CATEGORY_RETIRED)                                                                            \
+    X(MEMBER_NOT_REGISTERED)                                                                       \
+    X(ALREADY_PROVIDER)                                                                            \
+    X(NOT_A_PROVIDER)                                                                              \
+    X(PRODUCT_STATE)                                                                               \
+    X(PRODUCT_UNAVAILABLE)                                                                         \
+    X(ORDER_STATE)                                                                                 \
+    X(DUPLICATE_PAYMENT)                                                                           \
+    X(COMPLAINT_EXISTS)                                                                            \
+    X(COMPLAINT_STATE)                                                                             \
+    X(APPEAL_EXISTS)                                                                               \
+    X(INSUFFICIENT_FUNDS)                                                                          \
+    X(ACCOUNT_SUSPENDED)                                                                           \
+    X(ACCOUNT_CLOSED)                                                                              \
+    X(STORE_CLOSED)                                                                                \
+    X(SANCTIONED)                                                                                  \
+    X(ORDERING_RESTRICTED)                                                                         \
+    X(PROVIDER_UNAVAILABLE)                                                                        \
+    X(BALANCE_FROZEN)                                                                              \
+    X(MEMBER_MUTED)                                                                                \
+    X(SANCTION_ACTIVE)                                                                             \
+    X(SANCTION_NOT_ACTIVE)                                                                         \
+    X(SANCTION_IRREVERSIBLE)                                                                       \
+    X(ORDER_IN_DISPUTE)                                                                            \
+    X(SERVICE_UNAVAILABLE)                                                                         \
+    X(PROHIBITED_CONTENT)                                                                          \
+    X(PRODUCT_RESTRICTED)                                                                          \
+    X(SELF_DEALING)                                                                                \
+    X(REVIEW_EXISTS)                                                                               \
+    X(VOUCHER_NOT_HELD)                                                                            \
+    X(VOUCHER_USED)                                                                                \
+    X(VOUCHER_EXPIRED)                                                                             \
+    X(VOUCHER_NOT_TRANSFERABLE)                                                                    \
+    X(ACCOUNT_NOT_TRANSFERABLE)                                                                    \
+    X(PROMO_ALREADY_CLAIMED)                                                                       \
+    X(OFF_PLATFORM_TRADE)                                                                          \
+    X(CONSENT_REQUIRED)                                                                            \
+    X(NO_VIOLATION_ON_RECORD)                                                                      \
+    X(AFTER_SALES_CLOSED)                                                                          \
+    X(APPEAL_WINDOW_CLOSED)                                                                        \
     X(APPEAL_STATE)
+/* clang-format on */
 
 #define MD_CODE_ENUM_(name) MD_CODE_##name,
 typedef enum md_code { MD_CODE_NONE = -1, MD_CODES(MD_CODE_ENUM_) MD_CODE_COUNT_ } md_code_t;
@@ -91,10 +131,17 @@ bool md_code_retryable(md_code_t code);
 /* Codes a command can get before its type is known or checked (step 1 and the
  * generic steps), listed once as "any command" in docs/commands.md; the
  * commands whose row exempts them say so (md_rules_codes_of leaves them out). */
-#define MD_ANY_CODES(X)                                                        \
-    X(MALFORMED) X(UNKNOWN_COMMAND) X(INVALID_FIELD) X(MEMBER_NOT_REGISTERED)  \
-    X(ACCOUNT_CLOSED) X(ACCOUNT_SUSPENDED) X(SERVICE_UNAVAILABLE)              \
+/* clang-format off */
+#define MD_ANY_CODES(X)                                                                            \
+    X(MALFORMED)                                                                                   \
+    X(UNKNOWN_COMMAND)                                                                             \
+    X(INVALID_FIELD)                                                                               \
+    X(MEMBER_NOT_REGISTERED)                                                                       \
+    X(ACCOUNT_CLOSED)                                                                              \
+    X(ACCOUNT_SUSPENDED)                                                                           \
+    X(SERVICE_UNAVAILABLE)                                                                         \
     X(VERSION_CONFLICT)
+/* clang-format on */
 
 #define MD_CONTRACT_EVENTS_MAX 8
 
@@ -148,29 +195,26 @@ bool md_rules_timer_kind(size_t i, const char **name, const char **what,
  */
 typedef struct md_state {
     void *ctx;
-    md_err_t (*get)(void *ctx, const void *key, size_t klen, const void **val,
-                    size_t *vlen);
-    md_err_t (*put)(void *ctx, const void *key, size_t klen, const void *val,
-                    size_t vlen);
+    md_err_t (*get)(void *ctx, const void *key, size_t klen, const void **val, size_t *vlen);
+    md_err_t (*put)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen);
     md_err_t (*stream_version)(void *ctx, const char *stream, uint64_t *version);
     /* seek: the first key >= key (bytewise) in *okey, *oklen (borrowed until the
      *       next put or del), or MD_ENOTFOUND when there is none.
      * del:  removes key; a missing key is MD_OK. */
-    md_err_t (*seek)(void *ctx, const void *key, size_t klen, const void **okey,
-                     size_t *oklen);
+    md_err_t (*seek)(void *ctx, const void *key, size_t klen, const void **okey, size_t *oklen);
     md_err_t (*del)(void *ctx, const void *key, size_t klen);
 } md_state_t;
 
 /* ---- decision ---------------------------------------------------------------- */
 
-#define MD_DECISION_EVENTS_MAX 64   /* RevokeLicense delists at most 60 products at once */
+#define MD_DECISION_EVENTS_MAX 64 /* RevokeLicense delists at most 60 products at once */
 #define MD_DECISION_ARENA 16384
 
 /* One event to append. data borrows strings from the command passed to
  * decide and from the decision's own arena: keep both alive until packed. */
 typedef struct md_new_event {
     char stream[MD_STREAM_MAX + 1];
-    const char *type;                 /* static string */
+    const char *type; /* static string */
     md_data_t data;
 } md_new_event_t;
 
@@ -178,12 +222,12 @@ typedef struct md_decision {
     bool accepted;
     /* When rejected: */
     md_code_t code;
-    const char *code_name;            /* static */
-    const char *clause;               /* static, NULL when none */
-    char message[256];                /* names the field / amount / state */
-    bool retryable;                   /* SERVICE_UNAVAILABLE: do not bind command_id */
-    bool malformed;                   /* result has command_id null */
-    const char *command_type;         /* static spec name, NULL when unknown */
+    const char *code_name;    /* static */
+    const char *clause;       /* static, NULL when none */
+    char message[256];        /* names the field / amount / state */
+    bool retryable;           /* SERVICE_UNAVAILABLE: do not bind command_id */
+    bool malformed;           /* result has command_id null */
+    const char *command_type; /* static spec name, NULL when unknown */
     /* Events to append, in order (a rejection: one CommandRejected). */
     size_t n_events;
     md_new_event_t events[MD_DECISION_EVENTS_MAX];
@@ -276,7 +320,7 @@ typedef struct md_timer {
     char id[MD_ID_MAX + 1];
     int64_t deadline;
     uint64_t seq;
-    char command_id[MD_CMDID_MAX + 1];   /* "timer:<kind>:<id>", its events' command_id */
+    char command_id[MD_CMDID_MAX + 1]; /* "timer:<kind>:<id>", its events' command_id */
 } md_timer_t;
 
 /**

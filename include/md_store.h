@@ -66,9 +66,9 @@ typedef struct md_store md_store_t;
 typedef struct md_txn md_txn_t;
 
 typedef struct md_store_opts {
-    size_t map_size;      /* initial map size in bytes; 0 = 64 MiB */
-    bool nosync;          /* MDB_NOSYNC: only for tests and benchmarks */
-    bool read_only;       /* MDB_RDONLY: marketctl on a live store */
+    size_t map_size; /* initial map size in bytes; 0 = 64 MiB */
+    bool nosync;     /* MDB_NOSYNC: only for tests and benchmarks */
+    bool read_only;  /* MDB_RDONLY: marketctl on a live store */
     /* Take the data directory's lock file '<dir>/marketd.lock' (an exclusive
      * flock holding the pid; the kernel releases it when the process dies):
      * a second holder is refused with MD_EEXIST naming the first's pid.
@@ -77,10 +77,15 @@ typedef struct md_store_opts {
 } md_store_opts_t;
 
 typedef enum md_db {
-    MD_DB_EVENTS, MD_DB_STREAMS, MD_DB_OUTCOMES, MD_DB_STATE,
-    MD_DB_OFFSETS, MD_DB_OUTBOX, MD_DB_META,
-    MD_DB_INTAKE, /* absent from a store written before it: see "intake records" */
-    MD_DB_OUTBOX_PARKED,  /* absent in a read-only store written before it existed */
+    MD_DB_EVENTS,
+    MD_DB_STREAMS,
+    MD_DB_OUTCOMES,
+    MD_DB_STATE,
+    MD_DB_OFFSETS,
+    MD_DB_OUTBOX,
+    MD_DB_META,
+    MD_DB_INTAKE,        /* absent from a store written before it: see "intake records" */
+    MD_DB_OUTBOX_PARKED, /* absent in a read-only store written before it existed */
     MD_DB_COUNT_
 } md_db_t;
 
@@ -190,14 +195,12 @@ md_err_t md_txn_append(md_txn_t *t, md_event_t *ev, md_error_t *err);
  * be NULL; all zero when empty). @returns MD_OK, MD_ECORRUPT (bad meta
  * head), MD_ESTORE. */
 MD_MUST_CHECK
-md_err_t md_txn_head(md_txn_t *t, uint64_t *seq, unsigned char hash[MD_HASH_LEN],
-                     md_error_t *err);
+md_err_t md_txn_head(md_txn_t *t, uint64_t *seq, unsigned char hash[MD_HASH_LEN], md_error_t *err);
 
 /** @brief Current version of @p stream (0 when it has no events).
  * @returns MD_OK, MD_EINVAL (stream too long), MD_ESTORE. */
 MD_MUST_CHECK
-md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version,
-                               md_error_t *err);
+md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version, md_error_t *err);
 
 /**
  * @brief Reads event @p seq; ev->data and *body borrow from the transaction.
@@ -213,8 +216,8 @@ md_err_t md_txn_event(md_txn_t *t, uint64_t seq, md_event_t *ev, const void **bo
  * returns) and returns MD_OK to go on, MD_ESTOP to stop (not an error), or
  * an error, which is returned.
  */
-typedef md_err_t (*md_event_fn)(const md_event_t *ev, const void *body, size_t body_len,
-                                void *ctx, md_error_t *err);
+typedef md_err_t (*md_event_fn)(const md_event_t *ev, const void *body, size_t body_len, void *ctx,
+                                md_error_t *err);
 
 /** @brief Events with seq >= from, at most @p limit (0 = no limit), in order.
  * @returns MD_OK (also when @p fn stopped with MD_ESTOP), what @p fn
@@ -227,16 +230,16 @@ md_err_t md_txn_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_event_fn fn,
  * (0 = no limit), in order. @returns as md_txn_scan, and MD_EINVAL (stream
  * too long). */
 MD_MUST_CHECK
-md_err_t md_txn_scan_stream(md_txn_t *t, const char *stream, uint64_t from_version,
-                            uint64_t limit, md_event_fn fn, void *ctx, md_error_t *err);
+md_err_t md_txn_scan_stream(md_txn_t *t, const char *stream, uint64_t from_version, uint64_t limit,
+                            md_event_fn fn, void *ctx, md_error_t *err);
 
 /* ---- command outcomes (idempotency) ------------------------------------------ */
 
 /** @brief Looks up the recorded outcome of @p command_id (borrowed bytes).
  *  @returns MD_OK or MD_ENOTFOUND. */
 MD_MUST_CHECK
-md_err_t md_txn_outcome_get(md_txn_t *t, const char *command_id, const void **val,
-                            size_t *len, md_error_t *err);
+md_err_t md_txn_outcome_get(md_txn_t *t, const char *command_id, const void **val, size_t *len,
+                            md_error_t *err);
 /** @brief Records the outcome of @p command_id (write transaction; bytes
  * copied; an existing outcome is replaced). @returns MD_OK, MD_EINVAL
  * (command_id empty or too long), MD_EMAPFULL, MD_ESTORE. */
@@ -314,11 +317,11 @@ typedef struct md_intake_part {
 } md_intake_part_t;
 
 typedef struct md_intake {
-    uint64_t number;             /* its key (set by put; read by scan) */
+    uint64_t number; /* its key (set by put; read by scan) */
     md_intake_kind_t kind;
-    uint64_t seq;                /* the chain head when it was written (set by put) */
+    uint64_t seq;                      /* the chain head when it was written (set by put) */
     char name[MD_INTAKE_NAME_MAX + 1]; /* topic, or replica for a checkpoint mark */
-    md_intake_part_t *parts;     /* owned: md_intake_release */
+    md_intake_part_t *parts;           /* owned: md_intake_release */
     size_t nparts, cap;
 } md_intake_t;
 
@@ -361,7 +364,7 @@ md_err_t md_txn_intake_scan(md_txn_t *t, md_intake_fn fn, void *ctx, md_error_t 
 
 typedef struct md_outbox_msg {
     uint64_t id;
-    const char *topic;          /* borrowed from the transaction */
+    const char *topic; /* borrowed from the transaction */
     const void *key;
     size_t key_len;
     /* Kafka headers as name '\0' value '\0' pairs (NULL/0: none). */
@@ -387,8 +390,8 @@ typedef md_err_t (*md_outbox_fn)(const md_outbox_msg_t *m, void *ctx, md_error_t
  * @p m borrows from the transaction until @p fn returns.
  * @returns as md_txn_scan (MD_ECORRUPT: an entry that does not decode). */
 MD_MUST_CHECK
-md_err_t md_txn_outbox_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_outbox_fn fn,
-                            void *ctx, md_error_t *err);
+md_err_t md_txn_outbox_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_outbox_fn fn, void *ctx,
+                            md_error_t *err);
 /** @brief The id the next md_txn_outbox_put of @p t would assign (ids never
  *  repeat). @returns MD_OK, MD_ECORRUPT (bad meta outbox_next), MD_ESTORE. */
 MD_MUST_CHECK
@@ -440,7 +443,6 @@ md_err_t md_txn_meta_put(md_txn_t *t, const char *name, const void *val, size_t 
  * Any thread. @returns MD_OK or MD_ESTORE. */
 MD_MUST_CHECK
 md_err_t md_store_usage(md_store_t *s, size_t *used, size_t *map_size, md_error_t *err);
-
 
 
 /* ---- verification ------------------------------------------------------------- */

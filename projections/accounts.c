@@ -16,22 +16,19 @@ typedef struct pj_account {
     int64_t provider_at, agreement_version, agreement_mode, agreement_at, declined_version;
     int64_t declined_at, balance, escrow, deposited, withdrawn, spent, earned, refunds;
     int64_t orders_buyer, orders_provider, notices, sanctions;
-    int64_t held;                  /* released to it as provider, still held (settlement) */
+    int64_t held; /* released to it as provider, still held (settlement) */
     char name[PJ_NAME], business_name[PJ_NAME];
     char email[PJ_NAME], phone[33], identity_hash[65]; /* personal data (§6) */
 } pj_account_t;
 
 static const pj_str_desc_t account_strs[] = {
-    {offsetof(pj_account_t, name), PJ_NAME},
-    {offsetof(pj_account_t, business_name), PJ_NAME},
-    {offsetof(pj_account_t, email), PJ_NAME},
-    {offsetof(pj_account_t, phone), 33},
+    {offsetof(pj_account_t, name), PJ_NAME},     {offsetof(pj_account_t, business_name), PJ_NAME},
+    {offsetof(pj_account_t, email), PJ_NAME},    {offsetof(pj_account_t, phone), 33},
     {offsetof(pj_account_t, identity_hash), 65},
 };
 
 static const pj_layout_t account_layout = {
-    ('A' << 8) | PJ_FORMAT, offsetof(pj_account_t, name), sizeof(pj_account_t), 5,
-    account_strs,
+    ('A' << 8) | PJ_FORMAT, offsetof(pj_account_t, name), sizeof(pj_account_t), 5, account_strs,
 };
 
 /* A sanction on a member, kept while it may be in effect. */
@@ -203,7 +200,7 @@ static void on_refunded_buyer(acct_op_t *x)
 static void on_ruled_buyer(acct_op_t *x)
 {
     int64_t r = md__pj_int(x->c, "refund_amount"), rel = md__pj_int(x->c, "released");
-    if (md__pj_int(x->c, "after_sales") != 0) {   /* from the hold, not escrow */
+    if (md__pj_int(x->c, "after_sales") != 0) { /* from the hold, not escrow */
         x->a.balance += r;
         x->a.refunds += r;
         x->a.spent -= r;
@@ -224,8 +221,8 @@ static void on_sanctioned(acct_op_t *x)
 
 typedef struct update {
     pj_type_t type;
-    const char *field;           /* the data field naming the member */
-    const char *target;          /* NULL, or the target_type required */
+    const char *field;  /* the data field naming the member */
+    const char *target; /* NULL, or the target_type required */
     void (*fn)(acct_op_t *x);
 } update_t;
 
@@ -256,8 +253,7 @@ static const update_t updates[] = {
 static bool field_is(pj_ctx_t *c, const char *key, const char *want)
 {
     const pj_field_t *f = md__pj_field(c, key);
-    return f && f->kind == PJ_V_STR && f->slen == strlen(want) &&
-           memcmp(f->s, want, f->slen) == 0;
+    return f && f->kind == PJ_V_STR && f->slen == strlen(want) && memcmp(f->s, want, f->slen) == 0;
 }
 
 static md_err_t run_update(pj_ctx_t *c, const update_t *u)
@@ -268,8 +264,7 @@ static md_err_t run_update(pj_ctx_t *c, const update_t *u)
     if ((u->target && !field_is(c, "target_type", u->target)) ||
         !md__pj_str(c, u->field, x.id, PJ_ID))
         return MD_OK;
-    md_err_t rc = md__pj_load(c, PJ_DB_ACCOUNTS, x.id, strlen(x.id), &account_layout, &x.a,
-                              &found);
+    md_err_t rc = md__pj_load(c, PJ_DB_ACCOUNTS, x.id, strlen(x.id), &account_layout, &x.a, &found);
     if (rc != MD_OK || (!found && c->type != PJ_T_MemberRegistered))
         return rc; /* money or roles of a member never registered: nothing to hold them */
     u->fn(&x);
@@ -346,11 +341,10 @@ static md_err_t add_entry(acct_lists_t *l, const MDB_val *k, const MDB_val *v, s
     }
     bool on = md__pj_in_effect(s.applied_at, s.expires_at, PJ_NONE, l->as_of);
     md_json_append(l->sanctions,
-                   json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "sanction_id", id,
-                             "measure", md__pj_enumj(md__pj_measures, md__pj_nmeasures, s.measure),
-                             "clause", md__pj_strj(s.clause), "applied_at",
-                             md__pj_time(s.applied_at), "expires_at",
-                             md__pj_time(s.expires_at), "applied_seq",
+                   json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "sanction_id", id, "measure",
+                             md__pj_enumj(md__pj_measures, md__pj_nmeasures, s.measure), "clause",
+                             md__pj_strj(s.clause), "applied_at", md__pj_time(s.applied_at),
+                             "expires_at", md__pj_time(s.expires_at), "applied_seq",
                              (json_int_t)s.applied_seq, "in_effect", on));
     if (on && s.measure >= 0 && (size_t)s.measure < md__pj_nmeasures)
         md_json_append(l->restrictions, json_string(md__pj_measures[s.measure]));
@@ -393,15 +387,14 @@ static json_t *account_json(const char *id, const pj_account_t *a, acct_lists_t 
     md_json_set(j, "registered_at", md__pj_time(a->registered_at));
     md_json_set(j, "operator", json_boolean(a->operator_));
     md_json_set(j, "provider_status",
-                        md__pj_enumj(provider_names, N_(provider_names), a->provider_status));
+                md__pj_enumj(provider_names, N_(provider_names), a->provider_status));
     md_json_set(j, "business_name", md__pj_strj(a->business_name));
     md_json_set(j, "email", md__pj_strj(a->email));
     md_json_set(j, "phone", md__pj_strj(a->phone));
     md_json_set(j, "identity_hash", md__pj_strj(a->identity_hash));
     md_json_set(j, "provider_since", md__pj_time(a->provider_at));
     md_json_set(j, "agreement_version", json_integer(a->agreement_version));
-    md_json_set(j, "agreement_mode",
-                        md__pj_enumj(mode_names, N_(mode_names), a->agreement_mode));
+    md_json_set(j, "agreement_mode", md__pj_enumj(mode_names, N_(mode_names), a->agreement_mode));
     md_json_set(j, "agreement_accepted_at", md__pj_time(a->agreement_at));
     md_json_set(j, "declined_version", json_integer(a->declined_version));
     md_json_set(j, "declined_at", md__pj_time(a->declined_at));
@@ -426,14 +419,14 @@ static json_t *account_json(const char *id, const pj_account_t *a, acct_lists_t 
     return j;
 }
 
-md_err_t md__pj_account_get(md_proj_t *p, MDB_txn *txn, const char *id, int64_t as_of,
-                            json_t **out, md_error_t *err)
+md_err_t md__pj_account_get(md_proj_t *p, MDB_txn *txn, const char *id, int64_t as_of, json_t **out,
+                            md_error_t *err)
 {
     pj_account_t a;
     bool found;
     acct_lists_t l = {json_array(), json_array(), json_array(), json_array(), as_of};
-    md_err_t rc = md__pj_read(txn, p->dbi[PJ_DB_ACCOUNTS], id, strlen(id), &account_layout, &a,
-                              &found, err);
+    md_err_t rc =
+        md__pj_read(txn, p->dbi[PJ_DB_ACCOUNTS], id, strlen(id), &account_layout, &a, &found, err);
     if (rc == MD_OK && !found)
         rc = md_error_set(err, MD_ENOTFOUND, "account '%s' not found", id);
     if (rc == MD_OK)

@@ -25,12 +25,22 @@
 #include "epoch.h"
 
 static const char *const kinds[] = {
-    "member", "store", "product", "order", "complaint", "sanction", "voucher", "category",
-    "review", "message", "consent", "disclosure", "maintenance", "platform", "rejections",
+    "member",   "store",      "product",     "order",    "complaint",
+    "sanction", "voucher",    "category",    "review",   "message",
+    "consent",  "disclosure", "maintenance", "platform", "rejections",
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
-enum { K_MEMBER, K_STORE, K_PRODUCT, K_ORDER, K_COMPLAINT, K_SANCTION, K_VOUCHER, K_CATEGORY,
-       K_TARGET = 100 /* the kind is the event's target_type */ };
+enum {
+    K_MEMBER,
+    K_STORE,
+    K_PRODUCT,
+    K_ORDER,
+    K_COMPLAINT,
+    K_SANCTION,
+    K_VOUCHER,
+    K_CATEGORY,
+    K_TARGET = 100 /* the kind is the event's target_type */
+};
 
 typedef struct subj {
     const char *field;
@@ -38,11 +48,14 @@ typedef struct subj {
 } subj_t;
 
 typedef struct audit_row {
-    const char *clause;         /* the agreement clause, when the data has none */
+    const char *clause; /* the agreement clause, when the data has none */
     subj_t subj[6];
 } audit_row_t;
 
-#define M_(f) {f, K_MEMBER}
+#define M_(f)                                                                                      \
+    {                                                                                              \
+        f, K_MEMBER                                                                                \
+    }
 static const audit_row_t audit_rows[PJ_T_COUNT_] = {
     [PJ_T_MemberRegistered] = {"2.2", {{0}}},
     [PJ_T_AgreementPublished] = {"1.4", {{0}}},
@@ -60,16 +73,20 @@ static const audit_row_t audit_rows[PJ_T_COUNT_] = {
     [PJ_T_StoreOpened] = {"2.4", {M_("owner")}},
     [PJ_T_StoreClosed] = {"3.3.3", {M_("owner")}},
     [PJ_T_StoreReopened] = {"3.3.3", {M_("owner")}},
-    [PJ_T_ProductPublished] = {"3.2.2", {{"store_id", K_STORE}, M_("owner"),
-                                         {"category_id", K_CATEGORY}}},
+    [PJ_T_ProductPublished] = {"3.2.2",
+                               {{"store_id", K_STORE}, M_("owner"), {"category_id", K_CATEGORY}}},
     [PJ_T_ProductApproved] = {"3.1.1", {{0}}},
     [PJ_T_ProductDenied] = {"3.1.1", {{0}}},
     [PJ_T_ProductDelisted] = {"3.1.1", {{0}}},
     [PJ_T_ProductRelisted] = {"3.1.1", {{0}}},
     [PJ_T_FundsDeposited] = {"3.1.3", {{0}}},
     [PJ_T_FundsWithdrawn] = {"3.2.1", {{0}}},
-    [PJ_T_OrderPlaced] = {"3.1.3", {M_("buyer"), M_("provider"), {"store_id", K_STORE},
-                                    {"product_id", K_PRODUCT}, {"voucher_id", K_VOUCHER}}},
+    [PJ_T_OrderPlaced] = {"3.1.3",
+                          {M_("buyer"),
+                           M_("provider"),
+                           {"store_id", K_STORE},
+                           {"product_id", K_PRODUCT},
+                           {"voucher_id", K_VOUCHER}}},
     [PJ_T_VoucherRedeemed] = {"4.2.5", {{"order_id", K_ORDER}, M_("holder")}},
     [PJ_T_PersonalDataDisclosed] = {"6.3", {M_("subject"), M_("recipient")}},
     [PJ_T_OrderPaid] = {"3.2.1", {M_("buyer"), M_("provider")}},
@@ -78,18 +95,25 @@ static const audit_row_t audit_rows[PJ_T_COUNT_] = {
     [PJ_T_OrderCancelled] = {"3.1.3", {M_("buyer"), M_("provider")}},
     [PJ_T_VoucherRestored] = {"4.2.5", {{"order_id", K_ORDER}, M_("holder")}},
     [PJ_T_VoucherIssued] = {"4.2.5", {M_("member_id")}},
-    [PJ_T_ReviewPosted] = {"3.1.2", {{"order_id", K_ORDER}, M_("author"), M_("provider"),
-                                     {"product_id", K_PRODUCT}, {"store_id", K_STORE}}},
+    [PJ_T_ReviewPosted] = {"3.1.2",
+                           {{"order_id", K_ORDER},
+                            M_("author"),
+                            M_("provider"),
+                            {"product_id", K_PRODUCT},
+                            {"store_id", K_STORE}}},
     [PJ_T_MessageSent] = {NULL, {M_("from"), M_("to"), {"order_id", K_ORDER}}},
-    [PJ_T_ComplaintFiled] = {"3.1.4", {{"order_id", K_ORDER}, M_("complainant"),
-                                       M_("respondent")}},
+    [PJ_T_ComplaintFiled] = {"3.1.4", {{"order_id", K_ORDER}, M_("complainant"), M_("respondent")}},
     [PJ_T_ArbitrationRequested] = {"3.1.4", {{"order_id", K_ORDER}}},
     [PJ_T_DefenseSubmitted] = {"3.1.4", {{"order_id", K_ORDER}, M_("respondent")}},
     [PJ_T_ComplaintWithdrawn] = {"3.1.4", {{"order_id", K_ORDER}}},
     [PJ_T_DisputeRuled] = {"3.1.4", {{"order_id", K_ORDER}, M_("buyer"), M_("provider")}},
-    [PJ_T_SanctionApplied] = {"3.3.3", {{"target_id", K_TARGET}, M_("buyer"), M_("provider"),
-                                        M_("owner"), M_("author"),
-                                        {"complaint_id", K_COMPLAINT}}},
+    [PJ_T_SanctionApplied] = {"3.3.3",
+                              {{"target_id", K_TARGET},
+                               M_("buyer"),
+                               M_("provider"),
+                               M_("owner"),
+                               M_("author"),
+                               {"complaint_id", K_COMPLAINT}}},
     [PJ_T_SanctionLifted] = {"3.3.3", {{"target_id", K_TARGET}}},
     [PJ_T_SanctionAppealed] = {"3.1.4", {M_("appellant")}},
     [PJ_T_AppealRuled] = {"3.1.4", {{0}}},
@@ -231,11 +255,11 @@ md_err_t md__pj_audit_apply(pj_ctx_t *c)
 
 typedef struct query {
     md_txn_t *t;
-    int kind;                  /* -1: any */
-    const char *actor;         /* filter on subject scans */
+    int kind;          /* -1: any */
+    const char *actor; /* filter on subject scans */
     bool by_actor;
-    const char *id;            /* the subject or actor */
-    size_t idn;                /* its length plus the NUL */
+    const char *id; /* the subject or actor */
+    size_t idn;     /* its length plus the NUL */
     md_proj_row_fn fn;
     void *ctx;
 } query_t;
@@ -246,8 +270,7 @@ static json_t *strn_or_null(const char *s, size_t n)
 }
 
 /* The entry's event, decoded as the projections saw it. */
-static md_err_t load_event(md_txn_t *t, uint64_t seq, md_event_t *ev, pj_ctx_t *c,
-                           md_error_t *err)
+static md_err_t load_event(md_txn_t *t, uint64_t seq, md_event_t *ev, pj_ctx_t *c, md_error_t *err)
 {
     md_err_t rc = md_txn_event(t, seq, ev, NULL, NULL, err);
     if (rc == MD_ENOTFOUND)
@@ -283,16 +306,14 @@ static json_t *entry_json(const pj_ctx_t *c, const char *subject, size_t subject
     md_json_set(j, "subject_kind", md__pj_enumj(kinds, NKINDS, kind));
     md_json_set(j, "role", json_string(role));
     md_json_set(j, "stream", json_string(ev->stream));
-    md_json_set(j, "command_id", ev->has_command_id ? json_string(ev->command_id)
-                                                    : json_null());
+    md_json_set(j, "command_id", ev->has_command_id ? json_string(ev->command_id) : json_null());
     if (c->type == PJ_T_CommandRejected &&
         md_data_get_str(ev->data, ev->data_len, "message", &s, &n) == MD_OK)
         md_json_set(j, "message", json_stringn(s, n));
     return j;
 }
 
-static md_err_t visit(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitted,
-                      md_error_t *err)
+static md_err_t visit(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitted, md_error_t *err)
 {
     query_t *q = ctx;
     md_event_t ev;
@@ -350,7 +371,6 @@ md_err_t md_proj_audit(md_proj_t *p, md_txn_t *t, const md_proj_audit_filter_t *
     q.idn = strlen(q.id) + 1;
     if (q.idn >= PJ_ID)
         return md_error_set(err, MD_EINVAL, "audit id of %zu bytes is too long", q.idn - 1);
-    return md__pj_epoch_scan(md_txn_mdb(t),
-                             p->dbi[q.by_actor ? PJ_DB_AUDIT_ACTOR : PJ_DB_AUDIT], NULL, 0,
-                             q.id, page, visit, &q, err);
+    return md__pj_epoch_scan(md_txn_mdb(t), p->dbi[q.by_actor ? PJ_DB_AUDIT_ACTOR : PJ_DB_AUDIT],
+                             NULL, 0, q.id, page, visit, &q, err);
 }

@@ -103,8 +103,8 @@ static md_err_t spill_flush(md_proj_t *p, MDB_txn *txn, md_error_t *err);
 
 /* ---- loads and stores -------------------------------------------------------------- */
 
-md_err_t md__pj_load(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen,
-                     const pj_layout_t *l, void *rec, bool *found)
+md_err_t md__pj_load(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const pj_layout_t *l,
+                     void *rec, bool *found)
 {
     md_proj_t *p = c->p;
     if (p->bulk) {
@@ -144,8 +144,8 @@ md_err_t md__pj_put(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const
     return md_store_err(mdb_put(c->txn, c->p->dbi[db], &k, &v, 0), c->err, "projection put");
 }
 
-md_err_t md__pj_save(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen,
-                     const pj_layout_t *l, const void *rec)
+md_err_t md__pj_save(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const pj_layout_t *l,
+                     const void *rec)
 {
     md__pj_pack(l, rec, &c->p->rec);
     return md__pj_put(c, db, key, klen, c->p->rec.p, c->p->rec.len);
@@ -331,4 +331,3 @@ md_err_t md__pj_bulk_end(md_proj_t *p, MDB_txn *txn, bool write, md_error_t *err
     p->bulk = false;
     return rc;
 }
-

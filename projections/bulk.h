@@ -13,36 +13,36 @@
 
 #include "pj.h"
 
-#define PJ_TOMB UINT32_MAX          /* vlen of a delete */
-#define PJ_DEAD 0xff                /* db byte of a log entry moved to the cache */
+#define PJ_TOMB UINT32_MAX /* vlen of a delete */
+#define PJ_DEAD 0xff       /* db byte of a log entry moved to the cache */
 #define CACHE_CHUNK ((size_t)4 << 20)
 #define CACHE_CHUNK_MIN ((size_t)64 << 10)
-#define CACHE_CLASSES 64            /* free lists of 32..1024-byte entries */
+#define CACHE_CLASSES 64 /* free lists of 32..1024-byte entries */
 
 typedef struct pj_cent {
-    uint32_t vlen;                  /* PJ_TOMB: deleted */
+    uint32_t vlen; /* PJ_TOMB: deleted */
     uint32_t vcap;
     uint16_t klen;
     uint8_t db;
-    uint8_t cls;                    /* size / 16 when it can be reused, else 0 */
-    unsigned char b[];              /* key, then vcap bytes for the value */
+    uint8_t cls;       /* size / 16 when it can be reused, else 0 */
+    unsigned char b[]; /* key, then vcap bytes for the value */
 } pj_cent_t;
 
 typedef struct pj_slot {
     uint64_t h;
-    pj_cent_t *e;                   /* NULL: free */
+    pj_cent_t *e; /* NULL: free */
 } pj_slot_t;
 
 struct pj_cache {
     pj_slot_t *slot;
-    size_t mask, n;                 /* slots - 1; entries */
-    unsigned char **chunk;          /* the entries live in these */
+    size_t mask, n;        /* slots - 1; entries */
+    unsigned char **chunk; /* the entries live in these */
     size_t nchunk, chunk_cap;
-    unsigned char *cur;             /* free room of the last chunk */
+    unsigned char *cur; /* free room of the last chunk */
     size_t left;
     pj_cent_t *freel[CACHE_CLASSES + 1];
-    size_t bytes;                   /* chunks and slots */
-    size_t chunk_bytes;             /* size of a chunk: CACHE_CHUNK, smaller under a
+    size_t bytes;       /* chunks and slots */
+    size_t chunk_bytes; /* size of a chunk: CACHE_CHUNK, smaller under a
                                      * small p->bulk_max (an engine batch's cache) */
 };
 

@@ -97,8 +97,8 @@ static pj_slot_t *cache_slot(struct pj_cache *c, uint64_t h, pj_db_t db, const v
 {
     for (size_t i = h & c->mask;; i = (i + 1) & c->mask) {
         pj_slot_t *s = &c->slot[i];
-        if (s->e == NULL || (s->h == h && s->e->db == db && s->e->klen == klen &&
-                             bytes_eq(s->e->b, key, klen)))
+        if (s->e == NULL ||
+            (s->h == h && s->e->db == db && s->e->klen == klen && bytes_eq(s->e->b, key, klen)))
             return s;
     }
 }

@@ -39,13 +39,13 @@
  * only the speed depends on it.
  */
 typedef struct pj_item {
-    uint64_t a, b;                  /* key bytes [off, off + 16), zero-padded */
+    uint64_t a, b; /* key bytes [off, off + 16), zero-padded */
     const unsigned char *k;
-    uint16_t klen, off;             /* the items sorted together share [0, off) */
-    uint32_t vlen;                  /* PJ_TOMB: delete */
+    uint16_t klen, off; /* the items sorted together share [0, off) */
+    uint32_t vlen;      /* PJ_TOMB: delete */
 } pj_item_t;
 
-#define ITEM_NEW 0x8000u            /* in off: the key's group differs from the last */
+#define ITEM_NEW 0x8000u /* in off: the key's group differs from the last */
 #define ITEM_OFF(it) ((size_t)((it)->off & ~ITEM_NEW))
 
 /* Up to 8 bytes of @p k as a big-endian word, zero-padded. */
@@ -65,8 +65,7 @@ static inline uint64_t be_word(const unsigned char *k, size_t n)
     return w;
 }
 
-static void item_set(pj_item_t *it, const unsigned char *k, size_t klen, uint32_t vlen,
-                     size_t off)
+static void item_set(pj_item_t *it, const unsigned char *k, size_t klen, uint32_t vlen, size_t off)
 {
     it->k = k;
     it->klen = (uint16_t)klen;
@@ -189,7 +188,7 @@ static int sort_depth(size_t n)
 static void radix_sort(pj_item_t *v, pj_item_t *tmp, size_t n)
 {
     /* digit d (0 least significant): byte d of b for d < 8, byte d - 8 of a */
-#define DIGIT_(it, d) ((size_t)(((d) < 8 ? (it).b >> (8 * (d)) : (it).a >> (8 * ((d) - 8))) & 0xff))
+#define DIGIT_(it, d) ((size_t)(((d) < 8 ? (it).b >> (8 * (d)) : (it).a >> (8 * ((d)-8))) & 0xff))
     uint64_t da = 0, db = 0;
     size_t cnt[16][256];
     int digit[16], nd = 0;
@@ -256,8 +255,8 @@ static inline bool same_key(const pj_item_t *x, const pj_item_t *y)
 
 /* Writes sorted items to @p db: those after its last key appended, the
  * others in place; of the operations on one key the last. */
-static md_err_t write_sorted(md_proj_t *p, MDB_txn *txn, pj_db_t db, const pj_item_t *v,
-                             size_t n, md_error_t *err)
+static md_err_t write_sorted(md_proj_t *p, MDB_txn *txn, pj_db_t db, const pj_item_t *v, size_t n,
+                             md_error_t *err)
 {
     MDB_cursor *cur = NULL;
     MDB_val k, d;
@@ -329,16 +328,16 @@ static md_err_t write_dbs(md_proj_t *p, MDB_txn *txn, const pj_item_t *v, const 
 /* ---- groups of the log and the spill ---- */
 
 typedef struct pj_group {
-    const unsigned char *k;         /* a key of the group: its first len bytes */
-    uint32_t len, n;                /* bytes; items */
-    size_t at;                      /* where its items go */
+    const unsigned char *k; /* a key of the group: its first len bytes */
+    uint32_t len, n;        /* bytes; items */
+    size_t at;              /* where its items go */
     uint8_t db;
 } pj_group_t;
 
 typedef struct pj_groups {
     pj_group_t *g;
     size_t n, cap;
-    uint32_t *slot;                 /* group index + 1; 0: free */
+    uint32_t *slot; /* group index + 1; 0: free */
     size_t mask;
 } pj_groups_t;
 

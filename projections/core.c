@@ -40,9 +40,7 @@ static int field_value(md_mp_t *m, pj_field_t *f)
     bool b;
     f->kind = PJ_V_OTHER;
     switch (md__mp_peek(m)) {
-    case MD_MP_NIL:
-        f->kind = PJ_V_NIL;
-        return md__mp_nil(m);
+    case MD_MP_NIL: f->kind = PJ_V_NIL; return md__mp_nil(m);
     case MD_MP_BOOL:
         f->kind = PJ_V_BOOL;
         if (md__mp_bool(m, &b))
@@ -53,11 +51,8 @@ static int field_value(md_mp_t *m, pj_field_t *f)
         if (md__mp_int(m, &f->i) == 0)
             return f->kind = PJ_V_INT, 0;
         break; /* above INT64_MAX: another value */
-    case MD_MP_STR:
-        f->kind = PJ_V_STR;
-        return md__mp_str(m, &f->s, &f->slen);
-    default:
-        break;
+    case MD_MP_STR: f->kind = PJ_V_STR; return md__mp_str(m, &f->s, &f->slen);
+    default: break;
     }
     return md__mp_skip(m);
 }
@@ -150,7 +145,7 @@ static int pj_get_varint(const unsigned char **p, const unsigned char *end, uint
             return -1;
         unsigned char b = *(*p)++;
         if (n == PJ_VARINT_MAX - 1 && b > 1)
-            return -1;                    /* beyond 64 bits */
+            return -1; /* beyond 64 bits */
         x |= (uint64_t)(b & 0x7f) << (7 * n);
         if (!(b & 0x80)) {
             *v = x;
@@ -191,7 +186,7 @@ int md__pj_unpack(const pj_layout_t *l, const void *val, size_t len, void *rec)
     uint64_t u;
     memset(rec, 0, l->size);
     if (words == 0)
-        return -1;                        /* no fmt */
+        return -1; /* no fmt */
     for (size_t i = 0; i < words; i++) {
         if (pj_get_varint(&p, end, &u) != 0)
             return -1;
@@ -214,8 +209,8 @@ int md__pj_unpack(const pj_layout_t *l, const void *val, size_t len, void *rec)
     return p == end ? 0 : -1;
 }
 
-md_err_t md__pj_read(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
-                     const pj_layout_t *l, void *rec, bool *found, md_error_t *err)
+md_err_t md__pj_read(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const pj_layout_t *l,
+                     void *rec, bool *found, md_error_t *err)
 {
     MDB_val k = {klen, (void *)key}, v;
     int rc = mdb_get(txn, dbi, &k, &v);

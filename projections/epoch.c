@@ -9,7 +9,7 @@ typedef struct escan {
     const unsigned char *head;
     size_t hlen;
     const char *id;
-    size_t idn;                        /* strlen(id) + 1: the id and its NUL */
+    size_t idn; /* strlen(id) + 1: the id and its NUL */
 } escan_t;
 
 static void put_head(pj_key_t *k, const escan_t *q, uint64_t epoch)
@@ -79,8 +79,8 @@ static int next_epoch(MDB_cursor *cur, const escan_t *q, uint32_t epoch, MDB_val
 }
 
 /* Positions @p cur after the key named by a page cursor (hex of that key). */
-static int seek_after(MDB_cursor *cur, const escan_t *q, const char *hex, MDB_val *k,
-                      MDB_val *v, unsigned char *buf, uint32_t *epoch, int *bad)
+static int seek_after(MDB_cursor *cur, const escan_t *q, const char *hex, MDB_val *k, MDB_val *v,
+                      unsigned char *buf, uint32_t *epoch, int *bad)
 {
     size_t n = 0;
     if (md__pj_unhex(hex, buf, PJ_KEY_MAX, &n) != 0) {
@@ -99,9 +99,8 @@ static int seek_after(MDB_cursor *cur, const escan_t *q, const char *hex, MDB_va
     return rc;
 }
 
-md_err_t md__pj_epoch_scan(MDB_txn *txn, MDB_dbi dbi, const void *head, size_t hlen,
-                           const char *id, md_proj_page_t *page, pj_visit_fn fn, void *ctx,
-                           md_error_t *err)
+md_err_t md__pj_epoch_scan(MDB_txn *txn, MDB_dbi dbi, const void *head, size_t hlen, const char *id,
+                           md_proj_page_t *page, pj_visit_fn fn, void *ctx, md_error_t *err)
 {
     escan_t q = {head, hlen, id, strlen(id) + 1};
     MDB_cursor *cur = NULL;

@@ -28,8 +28,7 @@ void md__pj_epoch_key(pj_key_t *k, const void *head, size_t hlen, uint64_t seq, 
  * receives the cursor (hex of the last emitted key) when more may follow, and
  * a cursor of another head or id is refused with MD_EINVAL.
  */
-md_err_t md__pj_epoch_scan(MDB_txn *txn, MDB_dbi dbi, const void *head, size_t hlen,
-                           const char *id, md_proj_page_t *page, pj_visit_fn fn, void *ctx,
-                           md_error_t *err);
+md_err_t md__pj_epoch_scan(MDB_txn *txn, MDB_dbi dbi, const void *head, size_t hlen, const char *id,
+                           md_proj_page_t *page, pj_visit_fn fn, void *ctx, md_error_t *err);
 
 #endif

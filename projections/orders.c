@@ -15,37 +15,52 @@
 
 #include "epoch.h"
 
-#define DAY_MS 86400000LL       /* rules.md: a day */
+#define DAY_MS 86400000LL /* rules.md: a day */
 
 typedef struct pj_order {
     int64_t fmt, placed_seq, updated_seq, status, quantity, unit_price, discount, amount;
     int64_t escrow, paid, refunded, released;
     int64_t placed_at, paid_at, delivered_at, completed_at, cancelled_at, closed_at;
     int64_t refunded_at, disputed_at, ruled_at, dispute, ruling;
-    int64_t auto_confirm_at, after_sales_until;  /* PJ_NONE: no timer / no window */
-    int64_t held, held_until, settled_at;        /* the settlement hold (PJ_NONE: none) */
+    int64_t auto_confirm_at, after_sales_until; /* PJ_NONE: no timer / no window */
+    int64_t held, held_until, settled_at;       /* the settlement hold (PJ_NONE: none) */
     char buyer[PJ_ID], provider[PJ_ID], store_id[PJ_ID], product_id[PJ_ID];
     char category_id[PJ_ID], voucher_id[PJ_ID], complaint_id[PJ_ID], cancelled_by[PJ_ID];
     char sanction_id[PJ_ID];
 } pj_order_t;
 
-#define S_(f) {offsetof(pj_order_t, f), sizeof(((pj_order_t *)0)->f)}
+#define S_(f)                                                                                      \
+    {                                                                                              \
+        offsetof(pj_order_t, f), sizeof(((pj_order_t *)0)->f)                                      \
+    }
 static const pj_str_desc_t order_strs[] = {
-    S_(buyer), S_(provider), S_(store_id), S_(product_id), S_(category_id),
+    S_(buyer),      S_(provider),     S_(store_id),     S_(product_id),  S_(category_id),
     S_(voucher_id), S_(complaint_id), S_(cancelled_by), S_(sanction_id),
 };
 #undef S_
 
 static const pj_layout_t order_layout = {
-    ('O' << 8) | PJ_FORMAT, offsetof(pj_order_t, buyer), sizeof(pj_order_t),
-    sizeof order_strs / sizeof order_strs[0], order_strs,
+    ('O' << 8) | PJ_FORMAT,
+    offsetof(pj_order_t, buyer),
+    sizeof(pj_order_t),
+    sizeof order_strs / sizeof order_strs[0],
+    order_strs,
 };
 
-enum { ST_PLACED, ST_PAID, ST_DELIVERED, ST_COMPLETED, ST_CANCELLED, ST_CLOSED, ST_REFUNDED,
-       ST_PARTIALLY_REFUNDED, ST_COUNT_ };
+enum {
+    ST_PLACED,
+    ST_PAID,
+    ST_DELIVERED,
+    ST_COMPLETED,
+    ST_CANCELLED,
+    ST_CLOSED,
+    ST_REFUNDED,
+    ST_PARTIALLY_REFUNDED,
+    ST_COUNT_
+};
 static const char *const status_names[ST_COUNT_] = {
-    "placed", "paid", "delivered", "completed", "cancelled", "closed", "refunded",
-    "partially_refunded",
+    "placed",    "paid",   "delivered", "completed",
+    "cancelled", "closed", "refunded",  "partially_refunded",
 };
 
 enum { DS_NONE, DS_OPEN, DS_ARBITRATION, DS_WITHDRAWN, DS_RULED, DS_CLOSED, DS_COUNT_ };
@@ -192,7 +207,7 @@ static md_err_t on_ruled(op_t *x)
 {
     int64_t refund = md__pj_int(x->c, "refund_amount"), rel = md__pj_int(x->c, "released");
     int64_t st = md__pj_enum(x->c, "order_status", status_names, ST_COUNT_);
-    if (md__pj_int(x->c, "after_sales") != 0) {   /* refunded from the hold */
+    if (md__pj_int(x->c, "after_sales") != 0) { /* refunded from the hold */
         x->o.held -= refund;
         x->o.released -= refund;
     } else {
@@ -209,7 +224,7 @@ static md_err_t on_ruled(op_t *x)
     else if (st != ST_COMPLETED)
         x->o.refunded_at = x->o.ruled_at;
     if (st == ST_REFUNDED && x->o.held != PJ_NONE && x->o.settled_at == PJ_NONE)
-        x->o.settled_at = x->o.ruled_at;   /* the hold closed: all of it refunded */
+        x->o.settled_at = x->o.ruled_at; /* the hold closed: all of it refunded */
     md_err_t rc = set_status(x, st);
     complaint_ended(x);
     return rc;
@@ -229,7 +244,7 @@ static md_err_t on_closed(op_t *x)
 
 typedef struct handler {
     md_err_t (*fn)(op_t *x);
-    const char *id_field;       /* the data field holding the order id */
+    const char *id_field; /* the data field holding the order id */
 } handler_t;
 
 static const handler_t handlers[PJ_T_COUNT_] = {
@@ -369,8 +384,7 @@ static md_err_t read_order(md_proj_t *p, MDB_txn *txn, const char *id, size_t n,
     return md__pj_read(txn, p->dbi[PJ_DB_ORDERS], id, n, &order_layout, o, found, err);
 }
 
-md_err_t md__pj_order_get(md_proj_t *p, MDB_txn *txn, const char *id, json_t **out,
-                          md_error_t *err)
+md_err_t md__pj_order_get(md_proj_t *p, MDB_txn *txn, const char *id, json_t **out, md_error_t *err)
 {
     pj_order_t o;
     bool found;
@@ -386,7 +400,7 @@ typedef struct list {
     md_proj_t *p;
     MDB_txn *txn;
     const md_proj_order_filter_t *f;
-    bool by_id;                     /* scanning p_orders itself */
+    bool by_id; /* scanning p_orders itself */
     md_proj_row_fn fn;
     void *ctx;
 } list_t;
@@ -402,8 +416,7 @@ static bool matches(const md_proj_order_filter_t *f, const pj_order_t *o)
            (!f->day || strcmp(f->day, day) == 0);
 }
 
-static md_err_t visit(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitted,
-                      md_error_t *err)
+static md_err_t visit(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitted, md_error_t *err)
 {
     list_t *l = ctx;
     pj_order_t o;
@@ -414,10 +427,11 @@ static md_err_t visit(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitt
         return md_error_set(err, MD_ECORRUPT, "order index entry of %zu bytes", idv->mv_size);
     memcpy(id, idv->mv_data, idv->mv_size);
     id[idv->mv_size] = '\0';
-    md_err_t rc = l->by_id ? (md__pj_unpack(&order_layout, v->mv_data, v->mv_size, &o)
-                                  ? md_error_set(err, MD_ECORRUPT, "order '%s' has another layout", id)
-                                  : MD_OK)
-                           : read_order(l->p, l->txn, id, strlen(id), &o, &found, err);
+    md_err_t rc = l->by_id
+                      ? (md__pj_unpack(&order_layout, v->mv_data, v->mv_size, &o)
+                             ? md_error_set(err, MD_ECORRUPT, "order '%s' has another layout", id)
+                             : MD_OK)
+                      : read_order(l->p, l->txn, id, strlen(id), &o, &found, err);
     if (rc != MD_OK)
         return rc;
     if (!found)
@@ -441,7 +455,10 @@ md_err_t md_proj_orders(md_proj_t *p, md_txn_t *t, const md_proj_order_filter_t 
     if (f->status && md__pj_lookup(status_names, ST_COUNT_, f->status) < 0)
         return md_error_set(err, MD_EINVAL, "unknown order status '%s'", f->status);
     char kind = f->buyer ? 'b' : f->provider ? 'p' : f->day ? 'd' : f->status ? 's' : 0;
-    const char *value = f->buyer ? f->buyer : f->provider ? f->provider : f->day ? f->day : f->status;
+    const char *value = f->buyer      ? f->buyer
+                        : f->provider ? f->provider
+                        : f->day      ? f->day
+                                      : f->status;
     if (kind == 0) {
         l.by_id = true;
         return md__pj_scan(l.txn, p->dbi[PJ_DB_ORDERS], "", 0, page, visit, &l, err);

@@ -16,36 +16,87 @@
 
 #include "md_proj.h"
 
-#define PJ_FORMAT 6             /* bump on any change of a record layout or key */
-#define PJ_ID 65                /* ids are 1..64 bytes */
+#define PJ_FORMAT 6 /* bump on any change of a record layout or key */
+#define PJ_ID 65    /* ids are 1..64 bytes */
 #define PJ_NAME 201
 #define PJ_TEXT 501
 #define PJ_CLAUSE 16
-#define PJ_NONE INT64_MIN       /* an absent time or amount */
-#define PJ_DAY 11               /* "YYYY-MM-DD" */
-#define PJ_KEY_MAX 511          /* LMDB's default key limit */
+#define PJ_NONE INT64_MIN /* an absent time or amount */
+#define PJ_DAY 11         /* "YYYY-MM-DD" */
+#define PJ_KEY_MAX 511    /* LMDB's default key limit */
 
 typedef enum pj_db {
-    PJ_DB_ORDERS, PJ_DB_ORDER_IDX, PJ_DB_ACCOUNTS, PJ_DB_ACCOUNT_IDX,
-    PJ_DB_AUDIT, PJ_DB_AUDIT_ACTOR, PJ_DB_SALES, PJ_DB_RECORDS, PJ_DB_REJECTIONS, PJ_DB_META,
+    PJ_DB_ORDERS,
+    PJ_DB_ORDER_IDX,
+    PJ_DB_ACCOUNTS,
+    PJ_DB_ACCOUNT_IDX,
+    PJ_DB_AUDIT,
+    PJ_DB_AUDIT_ACTOR,
+    PJ_DB_SALES,
+    PJ_DB_RECORDS,
+    PJ_DB_REJECTIONS,
+    PJ_DB_META,
     PJ_DB_COUNT_
 } pj_db_t;
 
 /* Event types, sorted by name (bsearch; a test checks the order). */
-#define PJ_TYPES(X)                                                                  \
-    X(AgreementAccepted) X(AgreementDeclined) X(AgreementPublished) X(AppealRuled)     \
-    X(ArbitrationRequested) X(CategoryDefined) X(CategoryRetired) X(CommandRejected) \
-    X(ComplaintFiled) X(ComplaintWithdrawn) X(ConsentGranted) X(ConsentRevoked)      \
-    X(DefenseSubmitted) X(DisputeRuled) X(FundsDeposited) X(FundsWithdrawn)          \
-    X(LicenseGranted) X(LicenseRevoked) X(MaintenanceCancelled)                      \
-    X(MaintenanceScheduled) X(MemberRegistered) X(MessageSent) X(OperatorGranted)    \
-    X(OperatorRevoked) X(OrderCancelled) X(OrderCompleted) X(OrderDelivered)         \
-    X(OrderPaid) X(OrderPlaced) X(PersonalDataDisclosed) X(PolicySet) X(PriceChanged) \
-    X(ProductApproved) X(ProductDelisted) X(ProductDenied) X(ProductPublished)       \
-    X(ProductRelisted) X(ProviderApplied) X(ProviderApproved) X(ProviderRejected)    \
-    X(RecordsDisclosed) X(ReviewPosted) X(SanctionAppealed) X(SanctionApplied)       \
-    X(SanctionLifted) X(SettlementReleased) X(StoreClosed) X(StoreOpened) X(StoreReopened) X(TermAllowed)  \
-    X(TermProhibited) X(VoucherIssued) X(VoucherRedeemed) X(VoucherRestored)
+/* clang-format off */
+#define PJ_TYPES(X)                                                                                \
+    X(AgreementAccepted)                                                                           \
+    X(AgreementDeclined)                                                                           \
+    X(AgreementPublished)                                                                          \
+    X(AppealRuled)                                                                                 \
+    X(ArbitrationRequested)                                                                        \
+    X(CategoryDefined)                                                                             \
+    X(CategoryRetired)                                                                             \
+    X(CommandRejected)                                                                             \
+    X(ComplaintFiled)                                                                              \
+    X(ComplaintWithdrawn)                                                                          \
+    X(ConsentGranted)                                                                              \
+    X(ConsentRevoked)                                                                              \
+    X(DefenseSubmitted)                                                                            \
+    X(DisputeRuled)                                                                                \
+    X(FundsDeposited)                                                                              \
+    X(FundsWithdrawn)                                                                              \
+    X(LicenseGranted)                                                                              \
+    X(LicenseRevoked)                                                                              \
+    X(MaintenanceCancelled)                                                                        \
+    X(MaintenanceScheduled)                                                                        \
+    X(MemberRegistered)                                                                            \
+    X(MessageSent)                                                                                 \
+    X(OperatorGranted)                                                                             \
+    X(OperatorRevoked)                                                                             \
+    X(OrderCancelled)                                                                              \
+    X(OrderCompleted)                                                                              \
+    X(OrderDelivered)                                                                              \
+    X(OrderPaid)                                                                                   \
+    X(OrderPlaced)                                                                                 \
+    X(PersonalDataDisclosed)                                                                       \
+    X(PolicySet)                                                                                   \
+    X(PriceChanged)                                                                                \
+    X(ProductApproved)                                                                             \
+    X(ProductDelisted)                                                                             \
+    X(ProductDenied)                                                                               \
+    X(ProductPublished)                                                                            \
+    X(ProductRelisted)                                                                             \
+    X(ProviderApplied)                                                                             \
+    X(ProviderApproved)                                                                            \
+    X(ProviderRejected)                                                                            \
+    X(RecordsDisclosed)                                                                            \
+    X(ReviewPosted)                                                                                \
+    X(SanctionAppealed)                                                                            \
+    X(SanctionApplied)                                                                             \
+    X(SanctionLifted)                                                                              \
+    X(SettlementReleased)                                                                          \
+    X(StoreClosed)                                                                                 \
+    X(StoreOpened)                                                                                 \
+    X(StoreReopened)                                                                               \
+    X(TermAllowed)                                                                                 \
+    X(TermProhibited)                                                                              \
+    X(VoucherIssued)                                                                               \
+    X(VoucherRedeemed)                                                                             \
+    X(VoucherRestored)
+/* clang-format on */
 
 #define PJ_TYPE_ENUM_(n) PJ_T_##n,
 typedef enum pj_type { PJ_T_UNKNOWN = -1, PJ_TYPES(PJ_TYPE_ENUM_) PJ_T_COUNT_ } pj_type_t;
@@ -64,9 +115,9 @@ typedef struct pj_field {
     const char *key;
     uint32_t klen;
     pj_vkind_t kind;
-    const char *s;          /* PJ_V_STR: borrowed from the event data */
+    const char *s; /* PJ_V_STR: borrowed from the event data */
     uint32_t slen;
-    int64_t i;              /* PJ_V_INT, PJ_V_BOOL (0/1) */
+    int64_t i; /* PJ_V_INT, PJ_V_BOOL (0/1) */
 } pj_field_t;
 
 typedef struct pj_fields {
@@ -80,7 +131,7 @@ int md__pj_fields_parse(pj_fields_t *fs, const void *data, size_t len);
 struct md_proj {
     md_store_t *store;
     MDB_dbi dbi[PJ_DB_COUNT_];
-    md_buf_t rec;            /* scratch for packed records (writer only) */
+    md_buf_t rec; /* scratch for packed records (writer only) */
     /* Replays (rebuild, verify, replay, catch-up) run in bulk mode: nothing
      * reaches LMDB while the events are applied. Puts and deletes go to a
      * log until the apply code first reads the database, then to a
@@ -89,29 +140,29 @@ struct md_proj {
      * key, appended where the keys follow the database's last key (see
      * "bulk mode" in bulk.c). */
     bool bulk;
-    bool complete[PJ_DB_COUNT_];     /* empty in LMDB and not written since:
+    bool complete[PJ_DB_COUNT_]; /* empty in LMDB and not written since:
                                       * a key the cache lacks is absent */
-    bool cached[PJ_DB_COUNT_];       /* read by the apply code: in the cache */
-    bool spilled[PJ_DB_COUNT_];      /* has entries in the spill */
-    struct pj_cache *cache;          /* (db, key) -> value or tombstone */
-    struct pj_sort *sort;            /* scratch of the sorted writes */
-    size_t bulk_max;                 /* bytes of cache and log: beyond, written */
-    size_t spill_max;                /* bytes of spill: beyond, written */
-    md_buf_t spill;                  /* db(1) klen(2) vlen(4) key val, ... */
-    md_buf_t log;                    /* the same; vlen 0xffffffff: a delete */
-    struct pj_batch *own;            /* the batch of this handle's writes */
+    bool cached[PJ_DB_COUNT_];   /* read by the apply code: in the cache */
+    bool spilled[PJ_DB_COUNT_];  /* has entries in the spill */
+    struct pj_cache *cache;      /* (db, key) -> value or tombstone */
+    struct pj_sort *sort;        /* scratch of the sorted writes */
+    size_t bulk_max;             /* bytes of cache and log: beyond, written */
+    size_t spill_max;            /* bytes of spill: beyond, written */
+    md_buf_t spill;              /* db(1) klen(2) vlen(4) key val, ... */
+    md_buf_t log;                /* the same; vlen 0xffffffff: a delete */
+    struct pj_batch *own;        /* the batch of this handle's writes */
     /* Parallel replays (rebuild.c): a helper's handle applies some of the
      * projections (lanes) and hands its sorted writes to the writer, which
      * writes them in its transaction and hands the batches back for reuse. */
-    unsigned lanes;                  /* bit (1 << md_proj_id_t): applied */
+    unsigned lanes; /* bit (1 << md_proj_id_t): applied */
     md_err_t (*emit)(void *ctx, struct pj_batch *b, md_error_t *err);
     struct pj_batch *(*spare)(void *ctx); /* a written batch, or NULL */
     void *emit_ctx;
     /* The engine's batches (md_proj_batch_begin/end): the batch's events are
      * applied in bulk mode and written sorted at its end, with the seq. */
-    bool batch;                      /* between md_proj_batch_begin and end */
-    uint64_t batch_seq;              /* the last seq applied in the batch */
-    uint64_t batch_meta;             /* meta "seq" when the batch began */
+    bool batch;                             /* between md_proj_batch_begin and end */
+    uint64_t batch_seq;                     /* the last seq applied in the batch */
+    uint64_t batch_meta;                    /* meta "seq" when the batch began */
     size_t saved_bulk_max, saved_spill_max; /* the bounds outside the batch */
 };
 
@@ -119,9 +170,9 @@ struct md_proj {
 typedef struct pj_batch {
     md_buf_t data;
     struct pj_cache *cache;
-    md_buf_t items;                  /* sorted, grouped by database */
-    size_t at[PJ_DB_COUNT_ + 1];     /* database i: items [at[i], at[i + 1]) */
-    struct pj_batch *next;           /* (queues of rebuild.c) */
+    md_buf_t items;              /* sorted, grouped by database */
+    size_t at[PJ_DB_COUNT_ + 1]; /* database i: items [at[i], at[i + 1]) */
+    struct pj_batch *next;       /* (queues of rebuild.c) */
 } pj_batch_t;
 
 /* What a handler sees: one event, decoded. */
@@ -185,25 +236,25 @@ typedef struct pj_str_desc {
 } pj_str_desc_t;
 
 typedef struct pj_layout {
-    int64_t fmt;            /* first int64_t of every record */
-    size_t fixed;           /* bytes of the numeric prefix (offset of 1st string) */
-    size_t size;            /* sizeof the in-memory struct */
+    int64_t fmt;  /* first int64_t of every record */
+    size_t fixed; /* bytes of the numeric prefix (offset of 1st string) */
+    size_t size;  /* sizeof the in-memory struct */
     size_t nstr;
     const pj_str_desc_t *str;
 } pj_layout_t;
 
 /* Loads key -> *rec (zeroed when absent: *found = false). MD_ECORRUPT on a
  * value of another layout. */
-md_err_t md__pj_load(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen,
-                     const pj_layout_t *l, void *rec, bool *found);
+md_err_t md__pj_load(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const pj_layout_t *l,
+                     void *rec, bool *found);
 /* The same for readers of any transaction. */
-md_err_t md__pj_read(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
-                     const pj_layout_t *l, void *rec, bool *found, md_error_t *err);
+md_err_t md__pj_read(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const pj_layout_t *l,
+                     void *rec, bool *found, md_error_t *err);
 int md__pj_unpack(const pj_layout_t *l, const void *val, size_t len, void *rec);
 /* Packs @p rec into @p out (reset first): the format of md__pj_pack in core.c. */
 void md__pj_pack(const pj_layout_t *l, const void *rec, md_buf_t *out);
-md_err_t md__pj_save(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen,
-                     const pj_layout_t *l, const void *rec);
+md_err_t md__pj_save(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const pj_layout_t *l,
+                     const void *rec);
 md_err_t md__pj_put(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, const void *val,
                     size_t vlen);
 /* Puts a key that is never read, updated or deleted later by the apply
@@ -217,13 +268,13 @@ md_err_t md__pj_put_new(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, c
  * (any other cadence is correct, only slower: keys at or before a database's
  * last key are put in place). */
 #define PJ_SPILL_EVENTS 65536
-#define PJ_BULK_MAX ((size_t)256 << 20)  /* default p->bulk_max */
+#define PJ_BULK_MAX ((size_t)256 << 20) /* default p->bulk_max */
 /* The bounds of an engine batch (md_proj_batch_begin): beyond them, what is
  * held is written early (still sorted), so the daemon's memory stays bounded
  * whatever the batch size (docs/performance.md, memory). */
 #define PJ_LIVE_BULK_MAX ((size_t)8 << 20)
 #define PJ_LIVE_SPILL_MAX ((size_t)1 << 20)
-#define PJ_SPILL_MAX ((size_t)64 << 20)  /* default p->spill_max */
+#define PJ_SPILL_MAX ((size_t)64 << 20) /* default p->spill_max */
 
 /* Enters bulk mode for a replay in @p txn (the databases that are empty now
  * need no look-ups on a cache miss). */
@@ -266,8 +317,8 @@ void md__pj_day(int64_t ms, char out[PJ_DAY]);
 
 /* ---- JSON helpers (queries) ---------------------------------------------- */
 
-json_t *md__pj_time(int64_t ms);         /* null for PJ_NONE, else ms */
-json_t *md__pj_strj(const char *s);      /* null for "" */
+json_t *md__pj_time(int64_t ms);                                     /* null for PJ_NONE, else ms */
+json_t *md__pj_strj(const char *s);                                  /* null for "" */
 json_t *md__pj_enumj(const char *const *names, size_t n, int64_t i); /* null when out of range */
 
 /* A list scan over one database: keys with @p prefix, from the cursor. */
@@ -307,15 +358,14 @@ md_err_t md__pj_records_apply(pj_ctx_t *c);
 
 md_err_t md__pj_order_get(md_proj_t *p, MDB_txn *txn, const char *id, json_t **out,
                           md_error_t *err);
-md_err_t md__pj_account_get(md_proj_t *p, MDB_txn *txn, const char *id, int64_t as_of,
-                            json_t **out, md_error_t *err);
-md_err_t md__pj_record_get(md_proj_t *p, MDB_txn *txn, char kind, const char *id,
-                           int64_t as_of, json_t **out, md_error_t *err);
+md_err_t md__pj_account_get(md_proj_t *p, MDB_txn *txn, const char *id, int64_t as_of, json_t **out,
+                            md_error_t *err);
+md_err_t md__pj_record_get(md_proj_t *p, MDB_txn *txn, char kind, const char *id, int64_t as_of,
+                           json_t **out, md_error_t *err);
 
 /* Shared vocabularies (static tables in records.c). */
 extern const char *const md__pj_measures[];
 extern const size_t md__pj_nmeasures;
-bool md__pj_in_effect(int64_t applied_at, int64_t expires_at, int64_t lifted_at,
-                      int64_t as_of);
+bool md__pj_in_effect(int64_t applied_at, int64_t expires_at, int64_t lifted_at, int64_t as_of);
 
 #endif

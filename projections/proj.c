@@ -9,8 +9,8 @@
 #include "pj.h"
 
 static const char *const db_names[PJ_DB_COUNT_] = {
-    "p_orders", "p_order_idx", "p_accounts", "p_account_idx", "p_audit",
-    "p_audit_actor", "p_sales", "p_records", "p_rejections", "p_meta",
+    "p_orders",      "p_order_idx", "p_accounts", "p_account_idx", "p_audit",
+    "p_audit_actor", "p_sales",     "p_records",  "p_rejections",  "p_meta",
 };
 
 /* Which databases make up each projection (digest and stats order). */
@@ -29,7 +29,7 @@ static const char *const proj_names[MD_PROJ_COUNT_] = {
 /* Every projection sees every event, in this order. */
 static const pj_fn appliers[MD_PROJ_COUNT_] = {
     md__pj_orders_apply, md__pj_accounts_apply, md__pj_audit_apply,
-    md__pj_sales_apply, md__pj_records_apply,
+    md__pj_sales_apply,  md__pj_records_apply,
 };
 
 const char *md_proj_name(md_proj_id_t id)
@@ -53,8 +53,7 @@ const char *md__pj_db_name(pj_db_t db)
 
 /* ---- meta: the last applied seq and the format --------------------------------- */
 
-static md_err_t meta_get(MDB_txn *txn, md_proj_t *p, const char *name, uint64_t *v,
-                         md_error_t *err)
+static md_err_t meta_get(MDB_txn *txn, md_proj_t *p, const char *name, uint64_t *v, md_error_t *err)
 {
     MDB_val k = {strlen(name), (void *)name}, val;
     int rc = mdb_get(txn, p->dbi[PJ_DB_META], &k, &val);
@@ -70,15 +69,13 @@ static md_err_t meta_get(MDB_txn *txn, md_proj_t *p, const char *name, uint64_t 
     return MD_OK;
 }
 
-static md_err_t meta_put(MDB_txn *txn, md_proj_t *p, const char *name, uint64_t v,
-                         md_error_t *err)
+static md_err_t meta_put(MDB_txn *txn, md_proj_t *p, const char *name, uint64_t v, md_error_t *err)
 {
     unsigned char b[8];
     for (int i = 7; i >= 0; i--, v >>= 8)
         b[i] = (unsigned char)v;
     MDB_val k = {strlen(name), (void *)name}, val = {8, b};
-    return md_store_err(mdb_put(txn, p->dbi[PJ_DB_META], &k, &val, 0), err,
-                        "put projection meta");
+    return md_store_err(mdb_put(txn, p->dbi[PJ_DB_META], &k, &val, 0), err, "put projection meta");
 }
 
 md_err_t md__pj_meta_set(md_proj_t *p, md_txn_t *t, uint64_t seq, md_error_t *err)
@@ -117,8 +114,7 @@ md_err_t md__pj_apply_one(md_proj_t *p, md_txn_t *t, const md_event_t *ev, md_er
 }
 
 /* Applies the events the projections missed (appended without the hook). */
-static md_err_t fill_gap(md_proj_t *p, md_txn_t *t, uint64_t from, uint64_t to,
-                         md_error_t *err)
+static md_err_t fill_gap(md_proj_t *p, md_txn_t *t, uint64_t from, uint64_t to, md_error_t *err)
 {
     for (uint64_t s = from; s <= to; s++) {
         md_event_t ev;
@@ -269,16 +265,16 @@ void md_proj_free(md_proj_t *p)
 
 typedef struct get_kind {
     const char *name;
-    char rec;               /* p_records prefix; 0: its own database */
+    char rec; /* p_records prefix; 0: its own database */
 } get_kind_t;
 
 static const get_kind_t get_kinds[] = {
-    {"order", 0},       {"account", 0},     {"store", 'S'},   {"product", 'P'},
-    {"complaint", 'C'}, {"sanction", 'X'},  {"voucher", 'V'},
+    {"order", 0},       {"account", 0},    {"store", 'S'},   {"product", 'P'},
+    {"complaint", 'C'}, {"sanction", 'X'}, {"voucher", 'V'},
 };
 
-md_err_t md_proj_get(md_proj_t *p, md_txn_t *t, const char *kind, const char *id,
-                     int64_t as_of_ms, json_t **out, md_error_t *err)
+md_err_t md_proj_get(md_proj_t *p, md_txn_t *t, const char *kind, const char *id, int64_t as_of_ms,
+                     json_t **out, md_error_t *err)
 {
     if (p == NULL || t == NULL || kind == NULL || id == NULL || *id == '\0' || out == NULL)
         return md_error_set(err, MD_EINVAL, "md_proj_get: missing argument");
@@ -321,9 +317,9 @@ md_err_t md_proj_stats(md_proj_t *p, md_txn_t *t, json_t **out, md_error_t *err)
             bytes += (uint64_t)(st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) *
                      st.ms_psize;
         }
-        md_json_set(projs, proj_names[i],
-                    json_pack("{s:I, s:I}", "entries", (json_int_t)entries, "bytes",
-                              (json_int_t)bytes));
+        md_json_set(
+            projs, proj_names[i],
+            json_pack("{s:I, s:I}", "entries", (json_int_t)entries, "bytes", (json_int_t)bytes));
     }
     *out = json_pack("{s:I, s:I, s:o}", "seq", (json_int_t)seq, "format", (json_int_t)fmt,
                      "projections", projs);

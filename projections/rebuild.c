@@ -20,13 +20,13 @@
 /* A replay of events from @p src into the projections of @p p over @p dst. */
 typedef struct walk {
     md_proj_t *p;
-    md_txn_t *src;            /* where the events are read */
-    md_txn_t *dst;            /* the write transaction being filled */
-    bool copy;                /* also append each event to dst (replay) */
+    md_txn_t *src; /* where the events are read */
+    md_txn_t *dst; /* the write transaction being filled */
+    bool copy;     /* also append each event to dst (replay) */
     uint64_t from, until, n, total;
-    size_t need_pages;        /* free pages the map must offer first (0: no check) */
-    bool parallel;            /* may run a helper thread (see "lanes") */
-    bool serial_retry;        /* the helper gave up: run again without one */
+    size_t need_pages; /* free pages the map must offer first (0: no check) */
+    bool parallel;     /* may run a helper thread (see "lanes") */
+    bool serial_retry; /* the helper gave up: run again without one */
     struct lane *lane;
     md_progress_fn progress;
     void *pctx;
@@ -121,23 +121,23 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
  * writes), gives up, and the replay runs again in one thread. */
 
 #define LANE_WRITER (1u << MD_PROJ_ORDERS)
-#define LANE_QUEUE 2               /* batches waiting for the writer, at most */
+#define LANE_QUEUE 2 /* batches waiting for the writer, at most */
 #define LANE_MIN_EVENTS 50000
-#define LANE_DRAIN_EVERY 1023      /* the writer looks for batches every 1,024 events */
+#define LANE_DRAIN_EVERY 1023 /* the writer looks for batches every 1,024 events */
 
 typedef struct lane {
-    md_proj_t hp;                  /* the helper's handle */
-    md_store_t *store;             /* where it reads the events */
+    md_proj_t hp;      /* the helper's handle */
+    md_store_t *store; /* where it reads the events */
     uint64_t from, count;
-    md_txn_t *t;                   /* its read transaction */
+    md_txn_t *t; /* its read transaction */
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pj_batch_t *head, *tail;       /* queued for the writer */
-    pj_batch_t *spare;             /* written, for reuse */
+    pj_batch_t *head, *tail; /* queued for the writer */
+    pj_batch_t *spare;       /* written, for reuse */
     size_t queued;
     bool done, stop;
-    bool gave_up;                  /* could not read, or outgrew its bound: run serially */
+    bool gave_up; /* could not read, or outgrew its bound: run serially */
     atomic_bool stopping;
     md_err_t rc;
     md_error_t err;
@@ -547,7 +547,8 @@ static bool first_diff(MDB_txn *ta, MDB_dbi da, MDB_txn *tb, MDB_dbi db, char *o
     MDB_cursor *ca = NULL, *cb = NULL;
     MDB_val ka, va, kb, vb;
     bool found = false;
-    if (mdb_cursor_open(ta, da, &ca) != MDB_SUCCESS || mdb_cursor_open(tb, db, &cb) != MDB_SUCCESS) {
+    if (mdb_cursor_open(ta, da, &ca) != MDB_SUCCESS ||
+        mdb_cursor_open(tb, db, &cb) != MDB_SUCCESS) {
         mdb_cursor_close(ca);
         return false;
     }
@@ -644,8 +645,8 @@ static md_err_t verify_in(md_proj_t *p, md_txn_t *t, const char *dir, walk_t *w,
 {
     /* a map with room for the projections from the start (see room_pages) */
     MDB_stat st;
-    size_t psize = mdb_env_stat(mdb_txn_env(md_txn_mdb(t)), &st) == MDB_SUCCESS ? st.ms_psize
-                                                                                : 4096;
+    size_t psize =
+        mdb_env_stat(mdb_txn_env(md_txn_mdb(t)), &st) == MDB_SUCCESS ? st.ms_psize : 4096;
     md_store_opts_t so = {.nosync = true,
                           .map_size = (with_slack(proj_pages(p, md_txn_mdb(t))) + 16384) * psize};
     md_store_t *tmp = NULL;
@@ -710,15 +711,21 @@ static md_err_t mark_replay(md_txn_t *t, void *ctx, md_error_t *err)
 }
 
 
-md_err_t md_proj_replay(md_txn_t *src, uint64_t until, const char *out_dir,
-                        md_progress_fn progress, void *pctx, uint64_t *events, md_error_t *err)
+md_err_t md_proj_replay(md_txn_t *src, uint64_t until, const char *out_dir, md_progress_fn progress,
+                        void *pctx, uint64_t *events, md_error_t *err)
 {
     md_store_t *out = NULL;
     md_proj_t *p = NULL;
     md_txn_t *t = NULL;
     uint64_t head = 0, out_head = 0;
-    walk_t w = {.src = src, .copy = true, .from = 1, .until = until, .total = until,
-                .parallel = true, .progress = progress, .pctx = pctx};
+    walk_t w = {.src = src,
+                .copy = true,
+                .from = 1,
+                .until = until,
+                .total = until,
+                .parallel = true,
+                .progress = progress,
+                .pctx = pctx};
     md_err_t rc = md_txn_head(src, &head, NULL, err);
     if (rc != MD_OK)
         return rc;
@@ -732,8 +739,9 @@ md_err_t md_proj_replay(md_txn_t *src, uint64_t until, const char *out_dir,
     md_store_opts_t so = {0};
     if (mdb_env_info(mdb_txn_env(md_txn_mdb(src)), &info) == MDB_SUCCESS &&
         mdb_env_stat(mdb_txn_env(md_txn_mdb(src)), &st) == MDB_SUCCESS)
-        so.map_size = (with_slack((size_t)((double)(info.me_last_pgno + 1) * until / head)) +
-                       16384) * st.ms_psize;
+        so.map_size =
+            (with_slack((size_t)((double)(info.me_last_pgno + 1) * until / head)) + 16384) *
+            st.ms_psize;
     if ((rc = md_store_open(out_dir, &so, &out, err)) == MD_OK &&
         (rc = md_store_read(out, &t, err)) == MD_OK)
         rc = md_txn_head(t, &out_head, NULL, err);

@@ -11,13 +11,23 @@
 #include "pj.h"
 
 const char *const md__pj_measures[] = {
-    "notice", "remove_content", "mute", "restrict_ordering", "close_order",
-    "freeze_balance", "delist_product", "close_store", "suspend_account", "close_account",
+    "notice",         "remove_content", "mute",        "restrict_ordering", "close_order",
+    "freeze_balance", "delist_product", "close_store", "suspend_account",   "close_account",
 };
 const size_t md__pj_nmeasures = sizeof md__pj_measures / sizeof md__pj_measures[0];
 
-enum { M_NOTICE, M_REMOVE, M_MUTE, M_RESTRICT, M_CLOSE_ORDER, M_FREEZE, M_DELIST, M_CLOSE_STORE,
-       M_SUSPEND, M_CLOSE_ACCOUNT };
+enum {
+    M_NOTICE,
+    M_REMOVE,
+    M_MUTE,
+    M_RESTRICT,
+    M_CLOSE_ORDER,
+    M_FREEZE,
+    M_DELIST,
+    M_CLOSE_STORE,
+    M_SUSPEND,
+    M_CLOSE_ACCOUNT
+};
 
 bool md__pj_in_effect(int64_t applied_at, int64_t expires_at, int64_t lifted_at, int64_t as_of)
 {
@@ -26,7 +36,10 @@ bool md__pj_in_effect(int64_t applied_at, int64_t expires_at, int64_t lifted_at,
 }
 
 #define N_(a) (sizeof a / sizeof a[0])
-#define S_(T, f) {offsetof(T, f), sizeof(((T *)0)->f)}
+#define S_(T, f)                                                                                   \
+    {                                                                                              \
+        offsetof(T, f), sizeof(((T *)0)->f)                                                        \
+    }
 
 /* ---- layouts ------------------------------------------------------------------ */
 
@@ -35,17 +48,17 @@ typedef struct pj_store {
     int64_t sanctioned, sanction_at, sanction_expires, products, orders;
     char owner[PJ_ID], name[PJ_NAME], sanction_id[PJ_ID];
 } pj_store_t;
-static const pj_str_desc_t store_strs[] = {
-    S_(pj_store_t, owner), S_(pj_store_t, name), S_(pj_store_t, sanction_id)};
+static const pj_str_desc_t store_strs[] = {S_(pj_store_t, owner), S_(pj_store_t, name),
+                                           S_(pj_store_t, sanction_id)};
 
 typedef struct pj_product {
     int64_t fmt, published_seq, updated_seq, published_at, kind, status, price, orders, units;
     int64_t reviews, rating_sum, delisted_by_sanction, sanction_expires;
     char store_id[PJ_ID], owner[PJ_ID], category_id[PJ_ID], title[PJ_NAME], sanction_id[PJ_ID];
 } pj_product_t;
-static const pj_str_desc_t product_strs[] = {
-    S_(pj_product_t, store_id), S_(pj_product_t, owner), S_(pj_product_t, category_id),
-    S_(pj_product_t, title), S_(pj_product_t, sanction_id)};
+static const pj_str_desc_t product_strs[] = {S_(pj_product_t, store_id), S_(pj_product_t, owner),
+                                             S_(pj_product_t, category_id), S_(pj_product_t, title),
+                                             S_(pj_product_t, sanction_id)};
 
 typedef struct pj_complaint {
     int64_t fmt, filed_seq, updated_seq, filed_at, status, arbitration_at, defense_at;
@@ -53,8 +66,8 @@ typedef struct pj_complaint {
     char order_id[PJ_ID], complainant[PJ_ID], respondent[PJ_ID], sanction_id[PJ_ID];
 } pj_complaint_t;
 static const pj_str_desc_t complaint_strs[] = {
-    S_(pj_complaint_t, order_id), S_(pj_complaint_t, complainant),
-    S_(pj_complaint_t, respondent), S_(pj_complaint_t, sanction_id)};
+    S_(pj_complaint_t, order_id), S_(pj_complaint_t, complainant), S_(pj_complaint_t, respondent),
+    S_(pj_complaint_t, sanction_id)};
 
 typedef struct pj_sanction {
     int64_t fmt, applied_seq, updated_seq, applied_at, measure, target_type, expires_at;
@@ -63,17 +76,16 @@ typedef struct pj_sanction {
     char appellant[PJ_ID], buyer[PJ_ID], provider[PJ_ID], owner[PJ_ID], complaint_id[PJ_ID];
 } pj_sanction_t;
 static const pj_str_desc_t sanction_strs[] = {
-    S_(pj_sanction_t, target_id), S_(pj_sanction_t, clause), S_(pj_sanction_t, reason),
+    S_(pj_sanction_t, target_id),   S_(pj_sanction_t, clause),    S_(pj_sanction_t, reason),
     S_(pj_sanction_t, lift_reason), S_(pj_sanction_t, appellant), S_(pj_sanction_t, buyer),
-    S_(pj_sanction_t, provider), S_(pj_sanction_t, owner), S_(pj_sanction_t, complaint_id)};
+    S_(pj_sanction_t, provider),    S_(pj_sanction_t, owner),     S_(pj_sanction_t, complaint_id)};
 
 typedef struct pj_voucher {
     int64_t fmt, issued_seq, updated_seq, issued_at, value, expires_at, promo, redeemed;
     int64_t discount, redeemed_at, restored_at;
     char holder[PJ_ID], order_id[PJ_ID];
 } pj_voucher_t;
-static const pj_str_desc_t voucher_strs[] = {
-    S_(pj_voucher_t, holder), S_(pj_voucher_t, order_id)};
+static const pj_str_desc_t voucher_strs[] = {S_(pj_voucher_t, holder), S_(pj_voucher_t, order_id)};
 
 /* run_row stamps updated_seq through the union: it is the third field of each. */
 _Static_assert(offsetof(pj_store_t, updated_seq) == 16, "updated_seq");
@@ -82,14 +94,14 @@ _Static_assert(offsetof(pj_complaint_t, updated_seq) == 16, "updated_seq");
 _Static_assert(offsetof(pj_sanction_t, updated_seq) == 16, "updated_seq");
 _Static_assert(offsetof(pj_voucher_t, updated_seq) == 16, "updated_seq");
 
-#define LAYOUT_(T, c, first, strs) \
-    {((int64_t)(c) << 8) | PJ_FORMAT, offsetof(T, first), sizeof(T), N_(strs), strs}
+#define LAYOUT_(T, c, first, strs)                                                                 \
+    {                                                                                              \
+        ((int64_t)(c) << 8) | PJ_FORMAT, offsetof(T, first), sizeof(T), N_(strs), strs             \
+    }
 static const pj_layout_t store_layout = LAYOUT_(pj_store_t, 'S', owner, store_strs);
 static const pj_layout_t product_layout = LAYOUT_(pj_product_t, 'P', store_id, product_strs);
-static const pj_layout_t complaint_layout =
-    LAYOUT_(pj_complaint_t, 'C', order_id, complaint_strs);
-static const pj_layout_t sanction_layout =
-    LAYOUT_(pj_sanction_t, 'X', target_id, sanction_strs);
+static const pj_layout_t complaint_layout = LAYOUT_(pj_complaint_t, 'C', order_id, complaint_strs);
+static const pj_layout_t sanction_layout = LAYOUT_(pj_sanction_t, 'X', target_id, sanction_strs);
 static const pj_layout_t voucher_layout = LAYOUT_(pj_voucher_t, 'V', holder, voucher_strs);
 
 static const char *const product_kinds[] = {"software", "image", "service"};
@@ -316,9 +328,9 @@ static void voucher_use(rec_op_t *o)
 
 typedef struct row {
     pj_type_t type;
-    char kind;                  /* record kind byte */
-    const char *field;          /* data field holding the record id */
-    const char *target;         /* NULL, or the target_type required */
+    char kind;          /* record kind byte */
+    const char *field;  /* data field holding the record id */
+    const char *target; /* NULL, or the target_type required */
     bool creates;
     void (*fn)(rec_op_t *o);
 } row_t;
@@ -369,8 +381,7 @@ static const pj_layout_t *layout_of(char kind)
 static bool target_is(pj_ctx_t *c, const char *want)
 {
     const pj_field_t *f = md__pj_field(c, "target_type");
-    return f && f->kind == PJ_V_STR && f->slen == strlen(want) &&
-           memcmp(f->s, want, f->slen) == 0;
+    return f && f->kind == PJ_V_STR && f->slen == strlen(want) && memcmp(f->s, want, f->slen) == 0;
 }
 
 static md_err_t run_row(pj_ctx_t *c, const row_t *r)
@@ -411,14 +422,13 @@ md_err_t md__pj_records_apply(pj_ctx_t *c)
 
 static json_t *store_json(const pj_store_t *s, int64_t as_of)
 {
-    bool sanctioned = s->sanctioned && md__pj_in_effect(s->sanction_at, s->sanction_expires,
-                                                        PJ_NONE, as_of);
-    return json_pack("{s:s, s:o, s:s, s:o, s:b, s:b, s:o, s:o, s:o, s:I, s:I, s:I, s:I}",
-                     "status", !s->owner_closed && !sanctioned ? "open" : "closed", "owner",
-                     md__pj_strj(s->owner), "name", s->name, "opened_at",
-                     md__pj_time(s->opened_at), "closed_by_owner", (int)s->owner_closed,
-                     "closed_by_sanction", (int)sanctioned, "owner_closed_at",
-                     md__pj_time(s->owner_closed_at), "sanction_id",
+    bool sanctioned =
+        s->sanctioned && md__pj_in_effect(s->sanction_at, s->sanction_expires, PJ_NONE, as_of);
+    return json_pack("{s:s, s:o, s:s, s:o, s:b, s:b, s:o, s:o, s:o, s:I, s:I, s:I, s:I}", "status",
+                     !s->owner_closed && !sanctioned ? "open" : "closed", "owner",
+                     md__pj_strj(s->owner), "name", s->name, "opened_at", md__pj_time(s->opened_at),
+                     "closed_by_owner", (int)s->owner_closed, "closed_by_sanction", (int)sanctioned,
+                     "owner_closed_at", md__pj_time(s->owner_closed_at), "sanction_id",
                      md__pj_strj(s->sanction_id), "sanction_expires_at",
                      md__pj_time(s->sanctioned ? s->sanction_expires : PJ_NONE), "products",
                      (json_int_t)s->products, "orders", (json_int_t)s->orders, "opened_seq",
@@ -427,21 +437,20 @@ static json_t *store_json(const pj_store_t *s, int64_t as_of)
 
 static json_t *product_json(const pj_product_t *p, int64_t as_of)
 {
-    bool delisted = p->delisted_by_sanction &&
-                    md__pj_in_effect(0, p->sanction_expires, PJ_NONE, as_of);
+    bool delisted =
+        p->delisted_by_sanction && md__pj_in_effect(0, p->sanction_expires, PJ_NONE, as_of);
     json_t *j = json_pack(
         "{s:o, s:o, s:o, s:o, s:o, s:s, s:I, s:I, s:I, s:I, s:b, s:o, s:o, s:I, s:I}", "status",
         md__pj_enumj(product_status, N_(product_status), p->status), "store_id",
         md__pj_strj(p->store_id), "owner", md__pj_strj(p->owner), "category_id",
-        md__pj_strj(p->category_id), "kind", md__pj_enumj(product_kinds, N_(product_kinds), p->kind),
-        "title", p->title, "price", (json_int_t)p->price, "orders", (json_int_t)p->orders,
-        "units", (json_int_t)p->units, "reviews", (json_int_t)p->reviews, "delisted_by_sanction",
-        (int)delisted, "sanction_id", md__pj_strj(p->sanction_id), "published_at",
-        md__pj_time(p->published_at), "published_seq", (json_int_t)p->published_seq,
-        "updated_seq", (json_int_t)p->updated_seq);
+        md__pj_strj(p->category_id), "kind",
+        md__pj_enumj(product_kinds, N_(product_kinds), p->kind), "title", p->title, "price",
+        (json_int_t)p->price, "orders", (json_int_t)p->orders, "units", (json_int_t)p->units,
+        "reviews", (json_int_t)p->reviews, "delisted_by_sanction", (int)delisted, "sanction_id",
+        md__pj_strj(p->sanction_id), "published_at", md__pj_time(p->published_at), "published_seq",
+        (json_int_t)p->published_seq, "updated_seq", (json_int_t)p->updated_seq);
     md_json_set(j, "rating_avg",
-                p->reviews ? json_real((double)p->rating_sum / (double)p->reviews)
-                           : json_null());
+                p->reviews ? json_real((double)p->rating_sum / (double)p->reviews) : json_null());
     return j;
 }
 
@@ -454,12 +463,11 @@ static json_t *complaint_json(const pj_complaint_t *q)
                      q->respondent, "filed_at", md__pj_time(q->filed_at), "arbitration_at",
                      md__pj_time(q->arbitration_at), "defense_at", md__pj_time(q->defense_at),
                      "withdrawn_at", md__pj_time(q->withdrawn_at), "ruled_at",
-                     md__pj_time(q->ruled_at), "closed_at", md__pj_time(q->closed_at),
-                     "decision", md__pj_enumj(decisions, N_(decisions), q->decision),
-                     "refund_amount", (json_int_t)q->refund_amount, "released",
-                     (json_int_t)q->released, "closed_by_sanction", md__pj_strj(q->sanction_id),
-                     "filed_seq", (json_int_t)q->filed_seq, "updated_seq",
-                     (json_int_t)q->updated_seq);
+                     md__pj_time(q->ruled_at), "closed_at", md__pj_time(q->closed_at), "decision",
+                     md__pj_enumj(decisions, N_(decisions), q->decision), "refund_amount",
+                     (json_int_t)q->refund_amount, "released", (json_int_t)q->released,
+                     "closed_by_sanction", md__pj_strj(q->sanction_id), "filed_seq",
+                     (json_int_t)q->filed_seq, "updated_seq", (json_int_t)q->updated_seq);
 }
 
 static json_t *sanction_json(const pj_sanction_t *x, int64_t as_of)
@@ -492,7 +500,7 @@ static json_t *sanction_json(const pj_sanction_t *x, int64_t as_of)
 
 static json_t *voucher_json(const pj_voucher_t *v, int64_t as_of)
 {
-    const char *st = v->redeemed ? "redeemed"
+    const char *st = v->redeemed                                          ? "redeemed"
                      : v->expires_at != PJ_NONE && as_of >= v->expires_at ? "expired"
                                                                           : "available";
     return json_pack("{s:s, s:s, s:I, s:o, s:b, s:o, s:I, s:o, s:o, s:o, s:I, s:I}", "status", st,
@@ -516,8 +524,8 @@ static const char *kind_word(char kind)
     }
 }
 
-md_err_t md__pj_record_get(md_proj_t *p, MDB_txn *txn, char kind, const char *id,
-                           int64_t as_of, json_t **out, md_error_t *err)
+md_err_t md__pj_record_get(md_proj_t *p, MDB_txn *txn, char kind, const char *id, int64_t as_of,
+                           json_t **out, md_error_t *err)
 {
     pj_key_t k;
     bool found;
@@ -531,8 +539,8 @@ md_err_t md__pj_record_get(md_proj_t *p, MDB_txn *txn, char kind, const char *id
     md__pj_key_init(&k);
     md__pj_key_byte(&k, (unsigned char)kind);
     md__pj_key_str(&k, id);
-    md_err_t rc = md__pj_read(txn, p->dbi[PJ_DB_RECORDS], k.b, k.n - 1, layout_of(kind), &r,
-                              &found, err);
+    md_err_t rc =
+        md__pj_read(txn, p->dbi[PJ_DB_RECORDS], k.b, k.n - 1, layout_of(kind), &r, &found, err);
     if (rc != MD_OK)
         return rc;
     if (!found)

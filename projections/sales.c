@@ -60,7 +60,7 @@ static void on_sanction(pj_ctx_t *c, pj_sales_t *s)
 typedef void (*sales_fn)(pj_ctx_t *c, pj_sales_t *s);
 
 static const sales_fn sales_fns[PJ_T_COUNT_] = {
-    [PJ_T_OrderPlaced] = on_placed,     [PJ_T_OrderCompleted] = on_completed,
+    [PJ_T_OrderPlaced] = on_placed,       [PJ_T_OrderCompleted] = on_completed,
     [PJ_T_OrderCancelled] = on_cancelled, [PJ_T_DisputeRuled] = on_ruled,
     [PJ_T_SanctionApplied] = on_sanction, /* close_order only, see below */
 };
@@ -130,8 +130,7 @@ typedef struct query {
     void *ctx;
 } query_t;
 
-static md_err_t visit(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitted,
-                      md_error_t *err)
+static md_err_t visit(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitted, md_error_t *err)
 {
     query_t *q = ctx;
     pj_sales_t s;
@@ -189,8 +188,8 @@ static md_err_t visit_rejection(const MDB_val *k, const MDB_val *v, void *ctx, b
     if ((r->from && strcmp(kb, r->from) < 0) || (r->to && strcmp(kb, r->to) > 0))
         return MD_OK;
     *emitted = true;
-    json_t *j = json_pack("{s:s, s:s%, s:I}", "day", kb, "code", kb + PJ_DAY,
-                          k->mv_size - PJ_DAY, "count", (json_int_t)rec.count);
+    json_t *j = json_pack("{s:s, s:s%, s:I}", "day", kb, "code", kb + PJ_DAY, k->mv_size - PJ_DAY,
+                          "count", (json_int_t)rec.count);
     md_err_t rc = r->fn(j, r->ctx, err);
     json_decref(j);
     return rc;
@@ -204,4 +203,3 @@ md_err_t md__pj_rejections(md_proj_t *p, md_txn_t *t, const char *from, const ch
     return md__pj_scan(md_txn_mdb(t), p->dbi[PJ_DB_REJECTIONS], "", 0, &page, visit_rejection, &r,
                        err);
 }
-

@@ -51,7 +51,7 @@ static bool day_ms(const char *s, int64_t *ms)
 
 typedef struct agg {
     const md_proj_summary_q_t *q;
-    json_t *groups;   /* group key -> row */
+    json_t *groups; /* group key -> row */
 } agg_t;
 
 static json_int_t num(json_t *o, const char *k)
@@ -138,18 +138,26 @@ static int by_key(const void *a, const void *b)
 static int by_revenue(const void *a, const void *b)
 {
     json_int_t x = num(*(json_t *const *)a, "revenue"), y = num(*(json_t *const *)b, "revenue");
-    return x < y ? 1 : x > y ? -1 : strcmp(str(*(json_t *const *)a, "product_id"),
-                                           str(*(json_t *const *)b, "product_id"));
+    return x < y   ? 1
+           : x > y ? -1
+                   : strcmp(str(*(json_t *const *)a, "product_id"),
+                            str(*(json_t *const *)b, "product_id"));
 }
 
 /* Rates as fractions with 4 decimals (0 when there is no order). */
 static void add_rates(json_t *row)
 {
     double n = (double)num(row, "orders");
-    md_json_set(row, "refund_rate",
-                json_real(n > 0 ? (double)(long long)(10000.0 * (double)num(row, "refunded") / n + 0.5) / 10000.0 : 0));
-    md_json_set(row, "dispute_rate",
-                json_real(n > 0 ? (double)(long long)(10000.0 * (double)num(row, "disputed") / n + 0.5) / 10000.0 : 0));
+    md_json_set(
+        row, "refund_rate",
+        json_real(n > 0 ? (double)(long long)(10000.0 * (double)num(row, "refunded") / n + 0.5) /
+                              10000.0
+                        : 0));
+    md_json_set(
+        row, "dispute_rate",
+        json_real(n > 0 ? (double)(long long)(10000.0 * (double)num(row, "disputed") / n + 0.5) /
+                              10000.0
+                        : 0));
 }
 
 /* The groups in key order (top-products: by revenue, at most q->top). */
@@ -160,7 +168,7 @@ static md_err_t emit_groups(agg_t *g, md_proj_row_fn fn, void *ctx, md_error_t *
     const char **keys = md_calloc(n ? n : 1, sizeof *keys);
     const char *k;
     json_t *v;
-    json_object_foreach(g->groups, k, v)
+    json_object_foreach (g->groups, k, v)
         keys[i++] = k;
     qsort(keys, n, sizeof *keys, by_key);
     for (i = 0; i < n; i++)
@@ -186,7 +194,8 @@ static md_err_t order_summary(md_proj_t *p, md_txn_t *t, const md_proj_summary_q
 {
     int64_t from, to;
     if (!day_ms(q->from_day, &from) || !day_ms(q->to_day, &to) || to < from)
-        return md_error_set(err, MD_EINVAL, "a summary of orders needs from <= to, days YYYY-MM-DD");
+        return md_error_set(err, MD_EINVAL,
+                            "a summary of orders needs from <= to, days YYYY-MM-DD");
     if ((to - from) / DAY_MS >= SUMMARY_MAX_DAYS)
         return md_error_set(err, MD_EINVAL, "a summary covers at most %d days", SUMMARY_MAX_DAYS);
     agg_t g = {q, json_object()};
@@ -204,8 +213,8 @@ static md_err_t order_summary(md_proj_t *p, md_txn_t *t, const md_proj_summary_q
     return rc;
 }
 
-md_err_t md_proj_summary(md_proj_t *p, md_txn_t *t, const md_proj_summary_q_t *q,
-                         md_proj_row_fn fn, void *ctx, md_error_t *err)
+md_err_t md_proj_summary(md_proj_t *p, md_txn_t *t, const md_proj_summary_q_t *q, md_proj_row_fn fn,
+                         void *ctx, md_error_t *err)
 {
     if (q->kind == MD_SUMMARY_REJECTIONS)
         return md__pj_rejections(p, t, q->from_day, q->to_day, fn, ctx, err);

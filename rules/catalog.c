@@ -219,8 +219,7 @@ md_err_t md__evolve_StoreReopened(md__ev_t *e)
     return store_closed_by_owner(e, 0);
 }
 
-static md_err_t read_vocab(md__ev_t *e, const char *key, const char *const *list,
-                           uint8_t *out)
+static md_err_t read_vocab(md__ev_t *e, const char *key, const char *const *list, uint8_t *out)
 {
     char s[32];
     md_err_t rc = md__ev_str(e, key, s, sizeof s);

@@ -15,9 +15,8 @@
 #include "decode.h"
 
 /* Envelope keys, in envelope order (the order in which errors are reported). */
-static const char *const envelope_keys[] = {"command_id", "type", "actor", "issued_at",
-                                            "expected_version", "correlation_id", "data",
-                                            NULL};
+static const char *const envelope_keys[] = {
+    "command_id", "type", "actor", "issued_at", "expected_version", "correlation_id", "data", NULL};
 
 void md__sha256(const void *buf, size_t len, unsigned char out[32])
 {
@@ -58,7 +57,7 @@ static md_decode_status_t reject(md_command_t *c, const char *code, const char *
 void md__arena_put(md_command_t *c, md_cval_t *v, const char *s, size_t len)
 {
     if (c->arena_len + len + 1 > sizeof c->arena)
-        len = 0;   /* unreachable with the schema's limits */
+        len = 0; /* unreachable with the schema's limits */
     v->off = (uint16_t)c->arena_len;
     v->len = (uint16_t)len;
     memcpy(c->arena + c->arena_len, s, len);
@@ -97,8 +96,7 @@ static bool take_hex(const char *s, size_t n, char *out, char *why, size_t cap)
     return false;
 }
 
-static bool take_enum(const md_fspec_t *f, const char *s, md_cval_t *v, char *why,
-                      size_t cap)
+static bool take_enum(const md_fspec_t *f, const char *s, md_cval_t *v, char *why, size_t cap)
 {
     for (int i = 0; f->enums[i] != NULL; i++) {
         if (strcmp(f->enums[i], s) == 0) {
@@ -113,8 +111,8 @@ static bool take_enum(const md_fspec_t *f, const char *s, md_cval_t *v, char *wh
 }
 
 /* A string-typed field (ID, TEXT, HEX64, TIME, ENUM) into v. */
-static bool take_string(const md_fspec_t *f, json_t *j, md_command_t *c, md_cval_t *v,
-                        char *why, size_t cap)
+static bool take_string(const md_fspec_t *f, json_t *j, md_command_t *c, md_cval_t *v, char *why,
+                        size_t cap)
 {
     const char *s = json_string_value(j);
     size_t n = json_string_length(j);
@@ -143,8 +141,7 @@ static bool take_string(const md_fspec_t *f, json_t *j, md_command_t *c, md_cval
         if (!take_enum(f, s, v, why, cap))
             return false;
         break;
-    default:
-        return false;
+    default: return false;
     }
     md__arena_put(c, v, s, n);
     return true;
@@ -152,8 +149,7 @@ static bool take_string(const md_fspec_t *f, json_t *j, md_command_t *c, md_cval
 
 static bool take_int(const md_fspec_t *f, json_t *j, md_cval_t *v, char *why, size_t cap)
 {
-    if (!json_is_integer(j) || json_integer_value(j) < f->min ||
-        json_integer_value(j) > f->max) {
+    if (!json_is_integer(j) || json_integer_value(j) < f->min || json_integer_value(j) > f->max) {
         snprintf(why, cap, "expected an integer in %lld..%lld", (long long)f->min,
                  (long long)f->max);
         return false;
@@ -164,13 +160,13 @@ static bool take_int(const md_fspec_t *f, json_t *j, md_cval_t *v, char *why, si
 
 static const char *type_word(md_ftype_t t)
 {
-    static const char *const words[] = {"an id", "a text", "an integer", "a boolean",
-                                        "64 hex digits", "a time", "a string", "an array"};
+    static const char *const words[] = {"an id",         "a text", "an integer", "a boolean",
+                                        "64 hex digits", "a time", "a string",   "an array"};
     return words[t];
 }
 
-static bool take_field(const md_fspec_t *f, json_t *j, md_command_t *c, md_cval_t *v,
-                    char *why, size_t cap)
+static bool take_field(const md_fspec_t *f, json_t *j, md_command_t *c, md_cval_t *v, char *why,
+                       size_t cap)
 {
     v->present = true;
     if (f->type == MD_FT_INT)
@@ -227,7 +223,7 @@ static md_decode_status_t decode_data(json_t *data, md_command_t *c)
     }
     const char *key;
     json_t *val;
-    json_object_foreach(data, key, val) {
+    json_object_foreach (data, key, val) {
         if (!spec_has(s, key)) {
             snprintf(msg, sizeof msg, "data.%.64s: unknown field", key);
             return reject(c, "INVALID_FIELD", msg);
@@ -321,8 +317,8 @@ static bool env_required(const char *name, const md_decode_opts_t *o)
  * when the command is rejected) and writes the first error, in envelope
  * order, into msg. Returns whether the envelope is valid.
  */
-static bool decode_envelope(json_t *root, const md_decode_opts_t *o, md_command_t *c,
-                            char *msg, size_t cap)
+static bool decode_envelope(json_t *root, const md_decode_opts_t *o, md_command_t *c, char *msg,
+                            size_t cap)
 {
     bool ok = true;
     for (size_t i = 0; i < sizeof env_fields / sizeof env_fields[0]; i++) {
@@ -335,7 +331,7 @@ static bool decode_envelope(json_t *root, const md_decode_opts_t *o, md_command_
     }
     const char *key;
     json_t *val;
-    json_object_foreach(root, key, val) {
+    json_object_foreach (root, key, val) {
         bool known = false;
         for (size_t i = 0; envelope_keys[i] != NULL; i++)
             known = known || strcmp(envelope_keys[i], key) == 0;
@@ -365,8 +361,7 @@ static void unknown_type(md_command_t *c, json_t *type)
     reject(c, "UNKNOWN_COMMAND", msg);
 }
 
-md_decode_status_t md__decode_root(json_t *root, const md_decode_opts_t *o,
-                                   md_command_t *c)
+md_decode_status_t md__decode_root(json_t *root, const md_decode_opts_t *o, md_command_t *c)
 {
     char msg[240];
     if (!json_is_object(root))
@@ -375,8 +370,7 @@ md_decode_status_t md__decode_root(json_t *root, const md_decode_opts_t *o,
     size_t n = json_string_length(id);
     if (!json_is_string(id) || n < 1 || n > MD_COMMAND_ID_MAX)
         return malformed(c, "command_id: not a string of 1..128 bytes");
-    if (strncmp(json_string_value(id), MD_TIMER_CMDID_PREFIX,
-                strlen(MD_TIMER_CMDID_PREFIX)) == 0)
+    if (strncmp(json_string_value(id), MD_TIMER_CMDID_PREFIX, strlen(MD_TIMER_CMDID_PREFIX)) == 0)
         return malformed(c, "command_id: the prefix timer: is reserved for timers");
     memcpy(c->command_id, json_string_value(id), n + 1);
     json_t *type = json_object_get(root, "type");
@@ -392,15 +386,15 @@ md_decode_status_t md__decode_root(json_t *root, const md_decode_opts_t *o,
     return decode_data(json_object_get(root, "data"), c);
 }
 
-md_decode_status_t md_command_decode_json(const void *buf, size_t len,
-                                          const md_decode_opts_t *opts, md_command_t *out)
+md_decode_status_t md_command_decode_json(const void *buf, size_t len, const md_decode_opts_t *opts,
+                                          md_command_t *out)
 {
     json_error_t jerr;
     memset(out, 0, offsetof(md_command_t, arena));
     out->arena_len = 0;
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    md_decode_status_t st = root == NULL ? malformed(out, jerr.text)
-                                         : md__decode_root(root, opts, out);
+    md_decode_status_t st =
+        root == NULL ? malformed(out, jerr.text) : md__decode_root(root, opts, out);
     json_decref(root);
     if (st == MD_DECODE_MALFORMED)
         md__sha256(buf, len, out->sha256);

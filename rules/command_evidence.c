@@ -64,7 +64,7 @@ static bool take_item(json_t *o, size_t i, item_t *it, char *why, size_t cap)
                    bytes ? "expected an integer in 1..10000000000" : "required");
     const char *key;
     json_t *val;
-    json_object_foreach(o, key, val) {
+    json_object_foreach (o, key, val) {
         if (strcmp(key, "sha256") && strcmp(key, "name") && strcmp(key, "bytes"))
             return bad(why, cap, i, key, "unknown field");
     }

@@ -132,27 +132,27 @@ static bool complete_value(const unsigned char *p, size_t len)
         size_t w = 0;
         owed--;
         if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
-            ;                                              /* fixint, nil, bool */
+            ; /* fixint, nil, bool */
         else if (c <= 0x8f)
-            items = 2 * (uint64_t)(c & 0x0f);              /* fixmap */
+            items = 2 * (uint64_t)(c & 0x0f); /* fixmap */
         else if (c <= 0x9f)
-            items = c & 0x0f;                              /* fixarray */
+            items = c & 0x0f; /* fixarray */
         else if (c <= 0xbf)
-            skip = c & 0x1f;                               /* fixstr */
+            skip = c & 0x1f; /* fixstr */
         else if (c == 0xca || c == 0xcb)
-            skip = c == 0xca ? 4 : 8;                      /* float32/64 */
+            skip = c == 0xca ? 4 : 8; /* float32/64 */
         else if (c >= 0xcc && c <= 0xd3)
-            skip = (uint64_t)1 << ((c - 0xcc) & 3);        /* (u)int8..64 */
+            skip = (uint64_t)1 << ((c - 0xcc) & 3); /* (u)int8..64 */
         else if (c >= 0xd4 && c <= 0xd8)
-            skip = 1 + ((uint64_t)1 << (c - 0xd4));        /* fixext */
+            skip = 1 + ((uint64_t)1 << (c - 0xd4)); /* fixext */
         else if (c >= 0xc4 && c <= 0xc9)
-            w = (size_t)1 << ((c - 0xc4) % 3);             /* bin, ext 8/16/32 */
+            w = (size_t)1 << ((c - 0xc4) % 3); /* bin, ext 8/16/32 */
         else if (c >= 0xd9 && c <= 0xdb)
-            w = (size_t)1 << (c - 0xd9);                   /* str 8/16/32 */
+            w = (size_t)1 << (c - 0xd9); /* str 8/16/32 */
         else if (c >= 0xdc && c <= 0xdf)
-            w = c & 1 ? 4 : 2;                             /* array, map 16/32 */
+            w = c & 1 ? 4 : 2; /* array, map 16/32 */
         else
-            return false;                                  /* 0xc1: never used */
+            return false; /* 0xc1: never used */
         if (w) {
             if ((size_t)(end - p) < w)
                 return false;
@@ -198,8 +198,7 @@ json_t *md__msgpack_to_json(const void *buf, size_t len, char *why, size_t cap)
 }
 
 md_decode_status_t md_command_decode_msgpack(const void *buf, size_t len,
-                                             const md_decode_opts_t *opts,
-                                             md_command_t *out)
+                                             const md_decode_opts_t *opts, md_command_t *out)
 {
     char why[160] = "msgpack value has no JSON equivalent"; /* never an empty reason */
     memset(out, 0, offsetof(md_command_t, arena));

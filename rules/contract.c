@@ -12,13 +12,21 @@
 #include "internal.h"
 
 typedef struct contract_row {
-    const md_code_t *codes;       /* step 7, MD_CODE_NONE-terminated */
-    const char *const *events;    /* NULL-terminated, in the order appended */
-    const char *note;             /* for docs/commands.md, or NULL */
+    const md_code_t *codes;    /* step 7, MD_CODE_NONE-terminated */
+    const char *const *events; /* NULL-terminated, in the order appended */
+    const char *note;          /* for docs/commands.md, or NULL */
 } contract_row_t;
 
-#define C(...) (const md_code_t[]){__VA_ARGS__, MD_CODE_NONE}
-#define E(...) (const char *const[]){__VA_ARGS__, NULL}
+#define C(...)                                                                                     \
+    (const md_code_t[])                                                                            \
+    {                                                                                              \
+        __VA_ARGS__, MD_CODE_NONE                                                                  \
+    }
+#define E(...)                                                                                     \
+    (const char *const[])                                                                          \
+    {                                                                                              \
+        __VA_ARGS__, NULL                                                                          \
+    }
 #define NO_CODES C(MD_CODE_NONE)
 #define NO_EVENTS E(NULL)
 #define K(t, codes, events) [MD_CMD_##t] = {codes, events, NULL}
@@ -32,14 +40,12 @@ static const contract_row_t contract[MD_CMD_COUNT_] = {
     K(REGISTER_MEMBER, NO_CODES, E("MemberRegistered")),
     K(PUBLISH_AGREEMENT, C(X_(AGREEMENT_VERSION)), E("AgreementPublished")),
     K(ACCEPT_AGREEMENT, C(X_(AGREEMENT_VERSION), X_(ALREADY_ACCEPTED)), E("AgreementAccepted")),
-    K(DECLINE_AGREEMENT, C(X_(AGREEMENT_VERSION), X_(ALREADY_ACCEPTED)),
-      E("AgreementDeclined")),
+    K(DECLINE_AGREEMENT, C(X_(AGREEMENT_VERSION), X_(ALREADY_ACCEPTED)), E("AgreementDeclined")),
     KN(TRANSFER_ACCOUNT, C(X_(ACCOUNT_NOT_TRANSFERABLE)), NO_EVENTS,
        "always rejected: an account is not transferable (4.2.5)"),
     K(GRANT_OPERATOR, C(X_(ALREADY_OPERATOR)), E("OperatorGranted")),
     K(REVOKE_OPERATOR, C(X_(NOT_OPERATOR), X_(LAST_OPERATOR)), E("OperatorRevoked")),
-    K(APPLY_AS_PROVIDER, C(X_(ALREADY_PROVIDER), X_(APPLICATION_PENDING)),
-      E("ProviderApplied")),
+    K(APPLY_AS_PROVIDER, C(X_(ALREADY_PROVIDER), X_(APPLICATION_PENDING)), E("ProviderApplied")),
     K(APPROVE_PROVIDER, C(X_(APPLICATION_NOT_PENDING)), E("ProviderApproved")),
     K(REJECT_PROVIDER, C(X_(APPLICATION_NOT_PENDING)), E("ProviderRejected")),
     K(DEFINE_CATEGORY, NO_CODES, E("CategoryDefined")),
@@ -98,8 +104,7 @@ static const contract_row_t contract[MD_CMD_COUNT_] = {
     K(RULE_ON_APPEAL, C(X_(APPEAL_STATE)), E("AppealRuled", "SanctionLifted")),
     K(GRANT_CONSENT, NO_CODES, E("ConsentGranted")),
     K(REVOKE_CONSENT, C(X_(CONSENT_STATE)), E("ConsentRevoked")),
-    K(DISCLOSE_RECORDS, C(X_(CONSENT_REQUIRED), X_(NO_VIOLATION_ON_RECORD)),
-      E("RecordsDisclosed")),
+    K(DISCLOSE_RECORDS, C(X_(CONSENT_REQUIRED), X_(NO_VIOLATION_ON_RECORD)), E("RecordsDisclosed")),
     K(SCHEDULE_MAINTENANCE, NO_CODES, E("MaintenanceScheduled")),
     K(CANCEL_MAINTENANCE, NO_CODES, E("MaintenanceCancelled")),
     K(SET_POLICY, NO_CODES, E("PolicySet")),

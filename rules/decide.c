@@ -19,8 +19,8 @@ static int step_actor(md__ctx_t *c, const md__row_t *row)
     if (!c->actor_found) {
         if (row->flags & MD__F_UNREGISTERED)
             return MD_OK;
-        return md__reject(c, MD_CODE_MEMBER_NOT_REGISTERED,
-                          "actor '%s' is not a registered member", c->cmd->actor);
+        return md__reject(c, MD_CODE_MEMBER_NOT_REGISTERED, "actor '%s' is not a registered member",
+                          c->cmd->actor);
     }
     if (c->actor.closed && !(row->flags & MD__F_WHILE_CLOSED))
         return md__reject(c, MD_CODE_ACCOUNT_CLOSED, "the account of '%s' is closed",
@@ -47,16 +47,14 @@ static int step_maintenance(md__ctx_t *c)
     md__winlist_t hdr;
     memcpy(&hdr, val, sizeof hdr);
     const unsigned char *p = (const unsigned char *)val + sizeof hdr;
-    for (uint32_t i = 0; i < hdr.n && sizeof hdr + (i + 1) * sizeof(md__winent_t) <= len;
-         i++) {
+    for (uint32_t i = 0; i < hdr.n && sizeof hdr + (i + 1) * sizeof(md__winent_t) <= len; i++) {
         md__winent_t w;
         memcpy(&w, p + i * sizeof w, sizeof w);
         if (w.starts_at <= c->now && c->now < w.ends_at) {
             char until[25];
             md_format_time(w.ends_at, until);
             return md__reject(c, MD_CODE_SERVICE_UNAVAILABLE,
-                              "maintenance window '%s' until %s; retry later", w.window_id,
-                              until);
+                              "maintenance window '%s' until %s; retry later", w.window_id, until);
         }
     }
     return MD_OK;
@@ -128,16 +126,21 @@ static bool authorized(const md__ctx_t *c, md__auth_t a)
     return false;
 }
 
-static const char *const auth_words[] = {
-    [MD__A_MEMBER] = "a member", [MD__A_SELF] = "the member being registered",
-    [MD__A_OPERATOR] = "an operator", [MD__A_STORE_OWNER] = "the store's owner",
-    [MD__A_PRODUCT_OWNER] = "the product's owner", [MD__A_BUYER] = "the order's buyer",
-    [MD__A_PROVIDER] = "the order's provider",
-    [MD__A_PARTY] = "the order's buyer or provider",
-    [MD__A_COMPLAINANT] = "the complainant", [MD__A_RESPONDENT] = "the respondent",
-    [MD__A_COMPLAINT_PARTY] = "the complainant or the respondent",
-    [MD__A_HOLDER] = "the voucher's holder", [MD__A_CONSENT_OWNER] = "the consent's owner",
-    [MD__A_SANCTIONED] = "the sanctioned member"};
+static const char *const auth_words[] = {[MD__A_MEMBER] = "a member",
+                                         [MD__A_SELF] = "the member being registered",
+                                         [MD__A_OPERATOR] = "an operator",
+                                         [MD__A_STORE_OWNER] = "the store's owner",
+                                         [MD__A_PRODUCT_OWNER] = "the product's owner",
+                                         [MD__A_BUYER] = "the order's buyer",
+                                         [MD__A_PROVIDER] = "the order's provider",
+                                         [MD__A_PARTY] = "the order's buyer or provider",
+                                         [MD__A_COMPLAINANT] = "the complainant",
+                                         [MD__A_RESPONDENT] = "the respondent",
+                                         [MD__A_COMPLAINT_PARTY] =
+                                             "the complainant or the respondent",
+                                         [MD__A_HOLDER] = "the voucher's holder",
+                                         [MD__A_CONSENT_OWNER] = "the consent's owner",
+                                         [MD__A_SANCTIONED] = "the sanctioned member"};
 
 const char *md__auth_word(md__auth_t a)
 {
@@ -176,8 +179,8 @@ static int step_version(md__ctx_t *c)
 static void implicit_acceptance(md__ctx_t *c, const md__row_t *row)
 {
     int64_t cur = c->plat.agreement_version;
-    if (!c->actor_found || c->actor.is_operator || (row->flags & MD__F_NO_IMPLICIT) ||
-        cur < 1 || c->actor.accepted_version >= cur)
+    if (!c->actor_found || c->actor.is_operator || (row->flags & MD__F_NO_IMPLICIT) || cur < 1 ||
+        c->actor.accepted_version >= cur)
         return;
     bool earlier = c->actor.accepted_version > 0 || c->actor.declined_version == cur;
     md_data_t *d = md__emit(c, "AgreementAccepted", "member", c->cmd->actor);

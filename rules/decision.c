@@ -75,7 +75,7 @@ static const char *static_name(md__ctx_t *c, const char *field)
         if (strcmp(s->fields[i].name, field) == 0)
             return s->fields[i].name;
     }
-    abort();   /* a rule named a field its command does not have */
+    abort(); /* a rule named a field its command does not have */
 }
 
 void md__put_str(md__ctx_t *c, md_data_t *data, const char *field)
@@ -93,8 +93,7 @@ void md__put_int(md__ctx_t *c, md_data_t *data, const char *field)
         md_data_nil(data, key);
 }
 
-int md__load(md__ctx_t *c, const char *prefix, const char *id, void *rec, size_t size,
-             bool *found)
+int md__load(md__ctx_t *c, const char *prefix, const char *id, void *rec, size_t size, bool *found)
 {
     char key[MD__KEY_MAX];
     size_t klen = md__key(key, prefix, id);

@@ -29,13 +29,13 @@
 
 typedef struct kv_ent {
     uint64_t hash;
-    unsigned char *blob;           /* NULL: an empty slot */
+    unsigned char *blob; /* NULL: an empty slot */
     uint32_t klen, vlen, vcap;
 } kv_ent_t;
 
 typedef struct kv {
     kv_ent_t *slots;
-    size_t cap, n;                 /* cap: a power of two */
+    size_t cap, n; /* cap: a power of two */
 } kv_t;
 
 static uint64_t kv_hash(const void *key, size_t n)
@@ -51,8 +51,7 @@ static kv_ent_t *kv_slot(const kv_t *m, uint64_t h, const void *key, size_t klen
 {
     for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         kv_ent_t *e = &m->slots[i];
-        if (e->blob == NULL ||
-            (e->hash == h && e->klen == klen && memcmp(e->blob, key, klen) == 0))
+        if (e->blob == NULL || (e->hash == h && e->klen == klen && memcmp(e->blob, key, klen) == 0))
             return e;
     }
 }
@@ -197,8 +196,8 @@ typedef struct derive {
     kv_t db[MD_DERIVED_COUNT_];
     md_state_t st;
     uint64_t n, total;
-    char last_id[MD_CMDID_MAX + 1];  /* the outcome put last (a command's events follow */
-    char last[MD_OUTCOME_MAX];       /* each other: most of them repeat it) */
+    char last_id[MD_CMDID_MAX + 1]; /* the outcome put last (a command's events follow */
+    char last[MD_OUTCOME_MAX];      /* each other: most of them repeat it) */
     size_t last_len;
     md_progress_fn progress;
     void *pctx;
@@ -213,8 +212,8 @@ static md_err_t derive_event(const md_event_t *ev, const void *body, size_t len,
     md_err_t rc = md_rules_evolve(&d->st, ev, err);
     if (rc != MD_OK)
         return md_error_set(err, rc == MD_ESTORE ? rc : MD_ECORRUPT,
-                            "the rules cannot evolve event %llu (%s)",
-                            (unsigned long long)ev->seq, ev->type);
+                            "the rules cannot evolve event %llu (%s)", (unsigned long long)ev->seq,
+                            ev->type);
     size_t n = md_outcome_of_event(ev, out);
     if (n && !(n == d->last_len && memcmp(out, d->last, n) == 0 &&
                strcmp(ev->command_id, d->last_id) == 0)) {
@@ -358,8 +357,7 @@ static EVP_MD_CTX *sha_new(void)
     return h;
 }
 
-static md_err_t compare_all(md_txn_t *t, derive_t *d, md_derived_report_t *rep,
-                            md_error_t *err)
+static md_err_t compare_all(md_txn_t *t, derive_t *d, md_derived_report_t *rep, md_error_t *err)
 {
     md_err_t rc = MD_OK;
     for (int i = 0; i < MD_DERIVED_COUNT_ && rc == MD_OK; i++) {
@@ -427,15 +425,16 @@ md_err_t md_derived_verify(md_txn_t *t, md_progress_fn progress, void *pctx,
     uint64_t head = 0;
     memset(rep, 0, sizeof *rep);
     rep->bad = -1;
-    d->st = (md_state_t){&d->db[MD_DERIVED_STATE], state_get, state_put, state_version,
-                         state_seek, state_del};
+    d->st = (md_state_t){
+        &d->db[MD_DERIVED_STATE], state_get, state_put, state_version, state_seek, state_del};
     d->progress = progress;
     d->pctx = pctx;
     md_err_t rc = md_txn_head(t, &head, NULL, err);
     d->total = head;
     if (rc == MD_OK && head && db_empty(t, MD_DB_STATE) && db_empty(t, MD_DB_OUTCOMES))
-        rc = md_error_set(err, MD_ENOTFOUND, "the store has events but no rules' state and "
-                                             "no outcomes (a replay's output)");
+        rc = md_error_set(err, MD_ENOTFOUND,
+                          "the store has events but no rules' state and "
+                          "no outcomes (a replay's output)");
     if (rc == MD_OK && head)
         rc = md_txn_scan(t, 1, head, derive_event, d, err);
     rep->events = d->n;

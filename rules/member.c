@@ -111,8 +111,7 @@ int md__rule_revoke_operator(md__ctx_t *c)
 int md__rule_apply_as_provider(md__ctx_t *c)
 {
     if (c->actor.provider == MD__PROV_APPROVED)
-        return md__reject(c, MD_CODE_ALREADY_PROVIDER, "'%s' is already a provider",
-                          c->cmd->actor);
+        return md__reject(c, MD_CODE_ALREADY_PROVIDER, "'%s' is already a provider", c->cmd->actor);
     if (c->actor.provider == MD__PROV_PENDING)
         return md__reject(c, MD_CODE_APPLICATION_PENDING,
                           "the application of '%s' is pending review", c->cmd->actor);
@@ -187,8 +186,8 @@ int md__dup_license(md__ctx_t *c)
     int rc = license_held(c, &held);
     if (rc == MD_OK && held)
         return md__reject(c, MD_CODE_ALREADY_EXISTS,
-                          "'%s' already holds a licence for category '%s'",
-                          md__str(c, "member_id"), md__str(c, "category_id"));
+                          "'%s' already holds a licence for category '%s'", md__str(c, "member_id"),
+                          md__str(c, "category_id"));
     return rc;
 }
 
@@ -240,7 +239,7 @@ static int next_indexed(md__ctx_t *c, char *key, size_t *kn, size_t pn, char *pi
     pid[kl - pn] = '\0';
     memcpy(key, k, kl);
     key[kl] = '\0';
-    *kn = kl + 1;                 /* the next key after this one */
+    *kn = kl + 1; /* the next key after this one */
     *more = true;
     return MD_OK;
 }
@@ -264,7 +263,8 @@ static int delist_unlicensed(md__ctx_t *c)
         if (rc != MD_OK || (p.status != MD__PS_LISTED && p.status != MD__PS_PENDING))
             continue;
         if (c->d->n_events == MD_DECISION_EVENTS_MAX)
-            return md__reject(c, MD_CODE_INVALID_FIELD, "data.category_id: more than %d "
+            return md__reject(c, MD_CODE_INVALID_FIELD,
+                              "data.category_id: more than %d "
                               "products to delist at once; delist some first",
                               MD_DECISION_EVENTS_MAX - 1);
         const char *id = md__keep(c->d, pid);
@@ -395,12 +395,33 @@ static md_err_t update_member(md__ev_t *e, const char *int_key, member_fn fn)
     return md__ev_save(e, "m:", id, &m, sizeof m);
 }
 
-static void set_accepted(md__member_t *m, int64_t v) { m->accepted_version = v; }
-static void set_declined(md__member_t *m, int64_t v) { m->declined_version = v; }
-static void set_applied(md__member_t *m, int64_t v) { (void)v; m->provider = MD__PROV_PENDING; }
-static void set_approved(md__member_t *m, int64_t v) { (void)v; m->provider = MD__PROV_APPROVED; }
-static void set_rejected(md__member_t *m, int64_t v) { (void)v; m->provider = MD__PROV_REJECTED; }
-static void set_operator(md__member_t *m, int64_t v) { m->is_operator = (uint8_t)v; }
+static void set_accepted(md__member_t *m, int64_t v)
+{
+    m->accepted_version = v;
+}
+static void set_declined(md__member_t *m, int64_t v)
+{
+    m->declined_version = v;
+}
+static void set_applied(md__member_t *m, int64_t v)
+{
+    (void)v;
+    m->provider = MD__PROV_PENDING;
+}
+static void set_approved(md__member_t *m, int64_t v)
+{
+    (void)v;
+    m->provider = MD__PROV_APPROVED;
+}
+static void set_rejected(md__member_t *m, int64_t v)
+{
+    (void)v;
+    m->provider = MD__PROV_REJECTED;
+}
+static void set_operator(md__member_t *m, int64_t v)
+{
+    m->is_operator = (uint8_t)v;
+}
 
 md_err_t md__evolve_AgreementAccepted(md__ev_t *e)
 {
@@ -464,11 +485,11 @@ md_err_t md__evolve_CategoryDefined(md__ev_t *e)
     bool restricted = false, review = false;
     memset(&cat, 0, sizeof cat);
     md_err_t rc = md__ev_str(e, "category_id", id, sizeof id);
-    if (rc == MD_OK && md_data_get_bool(e->ev->data, e->ev->data_len, "restricted",
-                                        &restricted) != MD_OK)
+    if (rc == MD_OK &&
+        md_data_get_bool(e->ev->data, e->ev->data_len, "restricted", &restricted) != MD_OK)
         rc = md_error_set(e->err, MD_ECORRUPT, "CategoryDefined lacks 'restricted'");
-    if (rc == MD_OK && md_data_get_bool(e->ev->data, e->ev->data_len, "requires_review",
-                                        &review) != MD_OK)
+    if (rc == MD_OK &&
+        md_data_get_bool(e->ev->data, e->ev->data_len, "requires_review", &review) != MD_OK)
         rc = md_error_set(e->err, MD_ECORRUPT, "CategoryDefined lacks 'requires_review'");
     if (rc != MD_OK)
         return rc;

@@ -39,8 +39,10 @@ static int can_pay(md__ctx_t *c, int64_t amount)
 {
     const md__slot_t *f = &c->actor.slot[MD__SLOT_FREEZE];
     if (md__slot_active(f, c->now))
-        return md__reject(c, MD_CODE_BALANCE_FROZEN, "the balance of '%s' is frozen by "
-                          "sanction '%s'", c->cmd->actor, f->sanction_id);
+        return md__reject(c, MD_CODE_BALANCE_FROZEN,
+                          "the balance of '%s' is frozen by "
+                          "sanction '%s'",
+                          c->cmd->actor, f->sanction_id);
     if (c->actor.balance < amount)
         return md__reject(c, MD_CODE_INSUFFICIENT_FUNDS, "balance %lld < amount %lld",
                           (long long)c->actor.balance, (long long)amount);
@@ -77,12 +79,15 @@ static int orderable(md__ctx_t *c)
         return rc;
     if (c->actor.identity_hash[0] != '\0' &&
         strcmp(c->actor.identity_hash, prov.identity_hash) == 0)
-        return md__reject(c, MD_CODE_SELF_DEALING, "'%s' has the identity of '%s', who owns "
-                          "the store of product '%s'", c->cmd->actor, p->owner, pid);
+        return md__reject(c, MD_CODE_SELF_DEALING,
+                          "'%s' has the identity of '%s', who owns "
+                          "the store of product '%s'",
+                          c->cmd->actor, p->owner, pid);
     if (md__slot_active(&c->actor.slot[MD__SLOT_RESTRICT], c->now))
-        return md__reject(c, MD_CODE_ORDERING_RESTRICTED, "ordering by '%s' is restricted by "
-                          "sanction '%s'", c->cmd->actor,
-                          c->actor.slot[MD__SLOT_RESTRICT].sanction_id);
+        return md__reject(c, MD_CODE_ORDERING_RESTRICTED,
+                          "ordering by '%s' is restricted by "
+                          "sanction '%s'",
+                          c->cmd->actor, c->actor.slot[MD__SLOT_RESTRICT].sanction_id);
     if (p->status != MD__PS_LISTED)
         return md__reject(c, MD_CODE_PRODUCT_UNAVAILABLE, "product '%s' is %s, not listed", pid,
                           md__product_statuses[p->status]);
@@ -162,8 +167,7 @@ int md__rule_place_order(md__ctx_t *c)
     if (rc != MD_OK)
         return rc;
     int64_t subtotal = c->product.price * md__int(c, "quantity");
-    int64_t discount = vid == NULL ? 0
-                       : c->voucher.value < subtotal ? c->voucher.value : subtotal;
+    int64_t discount = vid == NULL ? 0 : c->voucher.value < subtotal ? c->voucher.value : subtotal;
     emit_order_placed(c, discount, subtotal - discount);
     if (vid != NULL)
         emit_redeemed(c, vid, discount);
@@ -175,8 +179,8 @@ int md__rule_place_order(md__ctx_t *c)
 
 static int order_state(md__ctx_t *c, const char *want)
 {
-    return md__reject(c, MD_CODE_ORDER_STATE, "order '%s' is %s, not %s",
-                      md__str(c, "order_id"), md__order_statuses[c->order.status], want);
+    return md__reject(c, MD_CODE_ORDER_STATE, "order '%s' is %s, not %s", md__str(c, "order_id"),
+                      md__order_statuses[c->order.status], want);
 }
 
 static int not_in_dispute(md__ctx_t *c)
@@ -260,7 +264,8 @@ int md__rule_issue_voucher(md__ctx_t *c)
     if (md__int(c, "new_member_promo") && m->identity_hash[0] != '\0')
         rc = md__load(c, "promo:", m->identity_hash, &claimed, sizeof claimed, &found);
     if (rc == MD_OK && found)
-        return md__reject(c, MD_CODE_PROMO_ALREADY_CLAIMED, "a new-member promotion was already "
+        return md__reject(c, MD_CODE_PROMO_ALREADY_CLAIMED,
+                          "a new-member promotion was already "
                           "issued to a member with the identity of '%s'",
                           md__str(c, "member_id"));
     if (rc != MD_OK)
@@ -277,8 +282,8 @@ int md__rule_issue_voucher(md__ctx_t *c)
 int md__rule_transfer_voucher(md__ctx_t *c)
 {
     return md__reject(c, MD_CODE_VOUCHER_NOT_TRANSFERABLE,
-                      "voucher '%s' cannot be transferred (to '%s')",
-                      md__str(c, "voucher_id"), md__str(c, "to"));
+                      "voucher '%s' cannot be transferred (to '%s')", md__str(c, "voucher_id"),
+                      md__str(c, "to"));
 }
 
 /* ---- evolve ------------------------------------------------------------------------ */
@@ -314,15 +319,24 @@ md_err_t md__evolve_OrderPlaced(md__ev_t *e)
     char id[MD_ID_MAX + 1];
     memset(&o, 0, sizeof o);
     md_err_t rc = md__ev_str(e, "order_id", id, sizeof id);
-    if (rc == MD_OK) rc = md__ev_str(e, "buyer", o.buyer, sizeof o.buyer);
-    if (rc == MD_OK) rc = md__ev_str(e, "provider", o.provider, sizeof o.provider);
-    if (rc == MD_OK) rc = md__ev_str(e, "store_id", o.store_id, sizeof o.store_id);
-    if (rc == MD_OK) rc = md__ev_str(e, "product_id", o.product_id, sizeof o.product_id);
-    if (rc == MD_OK) rc = md__ev_str_opt(e, "voucher_id", o.voucher_id, sizeof o.voucher_id);
-    if (rc == MD_OK) rc = md__ev_int(e, "unit_price", &o.unit_price);
-    if (rc == MD_OK) rc = md__ev_int(e, "quantity", &o.quantity);
-    if (rc == MD_OK) rc = md__ev_int(e, "discount", &o.discount);
-    if (rc == MD_OK) rc = md__ev_int(e, "amount", &o.amount);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "buyer", o.buyer, sizeof o.buyer);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "provider", o.provider, sizeof o.provider);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "store_id", o.store_id, sizeof o.store_id);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "product_id", o.product_id, sizeof o.product_id);
+    if (rc == MD_OK)
+        rc = md__ev_str_opt(e, "voucher_id", o.voucher_id, sizeof o.voucher_id);
+    if (rc == MD_OK)
+        rc = md__ev_int(e, "unit_price", &o.unit_price);
+    if (rc == MD_OK)
+        rc = md__ev_int(e, "quantity", &o.quantity);
+    if (rc == MD_OK)
+        rc = md__ev_int(e, "discount", &o.discount);
+    if (rc == MD_OK)
+        rc = md__ev_int(e, "amount", &o.amount);
     return rc == MD_OK ? md__ev_save(e, "o:", id, &o, sizeof o) : rc;
 }
 
@@ -357,8 +371,7 @@ md_err_t md__evolve_VoucherRestored(md__ev_t *e)
  * amount goes from the buyer into escrow (to_escrow) or out of escrow to
  * `to` (the buyer or the provider). Sets the order's new status.
  */
-static md_err_t order_money(md__ev_t *e, const char *key, bool to_escrow, bool to_buyer,
-                            int status)
+static md_err_t order_money(md__ev_t *e, const char *key, bool to_escrow, bool to_buyer, int status)
 {
     md__order_t o;
     char id[MD_ID_MAX + 1];
@@ -393,9 +406,12 @@ md_err_t md__evolve_OrderDelivered(md__ev_t *e)
     if (rc != MD_OK || !md__ev_has(e, "auto_confirm_at"))
         return rc;
     rc = md__ev_str(e, "order_id", id, sizeof id);
-    if (rc == MD_OK) rc = md__ev_int(e, "auto_confirm_at", &at);
-    if (rc == MD_OK) rc = md__ev_load(e, "o:", id, &o, sizeof o);
-    if (rc == MD_OK) rc = md__arm(e, MD__TK_AUTO_CONFIRM, id, at, &o.ac_at, &o.ac_seq);
+    if (rc == MD_OK)
+        rc = md__ev_int(e, "auto_confirm_at", &at);
+    if (rc == MD_OK)
+        rc = md__ev_load(e, "o:", id, &o, sizeof o);
+    if (rc == MD_OK)
+        rc = md__arm(e, MD__TK_AUTO_CONFIRM, id, at, &o.ac_at, &o.ac_seq);
     return rc == MD_OK ? md__ev_save(e, "o:", id, &o, sizeof o) : rc;
 }
 
@@ -405,8 +421,10 @@ md_err_t md__evolve_OrderCompleted(md__ev_t *e)
     char id[MD_ID_MAX + 1];
     int64_t released = 0;
     md_err_t rc = md__ev_str(e, "order_id", id, sizeof id);
-    if (rc == MD_OK) rc = md__ev_int(e, "released", &released);
-    if (rc == MD_OK) rc = md__ev_load(e, "o:", id, &o, sizeof o);
+    if (rc == MD_OK)
+        rc = md__ev_int(e, "released", &released);
+    if (rc == MD_OK)
+        rc = md__ev_load(e, "o:", id, &o, sizeof o);
     if (rc != MD_OK)
         return rc;
     o.escrow -= released;
@@ -429,10 +447,14 @@ md_err_t md__evolve_VoucherIssued(md__ev_t *e)
     bool promo = false;
     memset(&v, 0, sizeof v);
     md_err_t rc = md__ev_str(e, "voucher_id", id, sizeof id);
-    if (rc == MD_OK) rc = md__ev_str(e, "member_id", v.holder, sizeof v.holder);
-    if (rc == MD_OK) rc = md__ev_int(e, "value", &v.value);
-    if (rc == MD_OK) rc = md__ev_int(e, "expires_at", &v.expires_at);
-    if (rc == MD_OK) rc = md__ev_load(e, "m:", v.holder, &m, sizeof m);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "member_id", v.holder, sizeof v.holder);
+    if (rc == MD_OK)
+        rc = md__ev_int(e, "value", &v.value);
+    if (rc == MD_OK)
+        rc = md__ev_int(e, "expires_at", &v.expires_at);
+    if (rc == MD_OK)
+        rc = md__ev_load(e, "m:", v.holder, &m, sizeof m);
     if (rc != MD_OK)
         return rc;
     if (md_data_get_bool(e->ev->data, e->ev->data_len, "new_member_promo", &promo) != MD_OK)
@@ -460,8 +482,7 @@ void md__put_release(md__ctx_t *c, md_data_t *d, int64_t released, bool complete
         md_data_int(d, "after_sales_until", md__deadline(c->now, c->plat.after_sales_days));
 }
 
-void md__emit_completed(md__ctx_t *c, const md__order_t *o, const char *order_id,
-                        const char *mode)
+void md__emit_completed(md__ctx_t *c, const md__order_t *o, const char *order_id, const char *mode)
 {
     const char *id = md__keep(c->d, order_id);
     md_data_t *d = md__emit(c, "OrderCompleted", "order", id);
@@ -501,10 +522,14 @@ md_err_t md__evolve_SettlementReleased(md__ev_t *e)
     char id[MD_ID_MAX + 1];
     int64_t amount;
     md_err_t rc = md__ev_str(e, "order_id", id, sizeof id);
-    if (rc == MD_OK) rc = md__ev_int(e, "amount", &amount);
-    if (rc == MD_OK) rc = md__ev_load(e, "o:", id, &o, sizeof o);
-    if (rc == MD_OK) rc = md__ev_hold(e, o.provider, -amount);
-    if (rc == MD_OK) rc = md__ev_credit(e, o.provider, amount);
+    if (rc == MD_OK)
+        rc = md__ev_int(e, "amount", &amount);
+    if (rc == MD_OK)
+        rc = md__ev_load(e, "o:", id, &o, sizeof o);
+    if (rc == MD_OK)
+        rc = md__ev_hold(e, o.provider, -amount);
+    if (rc == MD_OK)
+        rc = md__ev_credit(e, o.provider, amount);
     if (rc != MD_OK)
         return rc;
     o.held = 0;

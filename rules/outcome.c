@@ -11,8 +11,7 @@
 #include "md_rules.h"
 
 /* "A", or "R" followed by the code name. */
-static size_t encode(bool accepted, const char *code, size_t code_len,
-                     char out[MD_OUTCOME_MAX])
+static size_t encode(bool accepted, const char *code, size_t code_len, char out[MD_OUTCOME_MAX])
 {
     out[0] = accepted ? 'A' : 'R';
     if (accepted)

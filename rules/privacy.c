@@ -44,8 +44,8 @@ static int consent_count(md__ctx_t *c, int scope, int64_t *n)
     char key[MD__KEY_MAX];
     md__count_t cnt;
     bool found;
-    size_t len = md__key3(key, "K:", md__str(c, "subject"), md__scopes[scope],
-                          md__str(c, "recipient"));
+    size_t len =
+        md__key3(key, "K:", md__str(c, "subject"), md__scopes[scope], md__str(c, "recipient"));
     int rc = md__get(c->st, key, len, &cnt, sizeof cnt, &found, c->err);
     *n = found ? cnt.n : 0;
     return rc;
@@ -69,8 +69,8 @@ static int consent_on_record(md__ctx_t *c)
 /* The clause each legal basis of a disclosure rests on (docs/rules-reference.md,
  * §6.2, §3.3.4). */
 static const char *const basis_clause[] = {
-    [MD__B_CONSENT] = "6.2.1", [MD__B_LAW] = "6.2.2", [MD__B_AUTHORITY] = "3.3.4",
-    [MD__B_VIOLATION] = "6.2.3", [MD__B_SERVICE] = "6.2.4", [MD__B_POLICY] = "6.2.5",
+    [MD__B_CONSENT] = "6.2.1",        [MD__B_LAW] = "6.2.2",     [MD__B_AUTHORITY] = "3.3.4",
+    [MD__B_VIOLATION] = "6.2.3",      [MD__B_SERVICE] = "6.2.4", [MD__B_POLICY] = "6.2.5",
     [MD__B_IP_INFRINGEMENT] = "3.3.4"};
 
 int md__rule_disclose_records(md__ctx_t *c)
@@ -80,8 +80,8 @@ int md__rule_disclose_records(md__ctx_t *c)
     if (rc != MD_OK)
         return rc;
     if (basis == MD__B_VIOLATION && c->member.sanctions == 0)
-        return md__reject(c, MD_CODE_NO_VIOLATION_ON_RECORD,
-                          "no sanction was ever applied to '%s'", md__str(c, "subject"));
+        return md__reject(c, MD_CODE_NO_VIOLATION_ON_RECORD, "no sanction was ever applied to '%s'",
+                          md__str(c, "subject"));
     md_data_t *d = md__emit(c, "RecordsDisclosed", "disclosure", md__str(c, "disclosure_id"));
     md__put_str(c, d, "disclosure_id");
     md__put_str(c, d, "subject");
@@ -140,9 +140,12 @@ md_err_t md__evolve_ConsentGranted(md__ev_t *e)
     char id[MD_ID_MAX + 1], scope[16];
     memset(&k, 0, sizeof k);
     md_err_t rc = md__ev_str(e, "consent_id", id, sizeof id);
-    if (rc == MD_OK) rc = md__ev_str(e, "subject", k.subject, sizeof k.subject);
-    if (rc == MD_OK) rc = md__ev_str(e, "recipient", k.recipient, sizeof k.recipient);
-    if (rc == MD_OK) rc = md__ev_str(e, "scope", scope, sizeof scope);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "subject", k.subject, sizeof k.subject);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "recipient", k.recipient, sizeof k.recipient);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "scope", scope, sizeof scope);
     if (rc != MD_OK)
         return rc;
     int s = md__vocab_index(md__scopes, scope);
@@ -216,9 +219,12 @@ md_err_t md__evolve_MaintenanceScheduled(md__ev_t *e)
     memset(&w, 0, sizeof w);
     memset(&ent, 0, sizeof ent);
     md_err_t rc = md__ev_str(e, "window_id", ent.window_id, sizeof ent.window_id);
-    if (rc == MD_OK) rc = md__ev_int(e, "starts_at", &w.starts_at);
-    if (rc == MD_OK) rc = md__ev_int(e, "ends_at", &w.ends_at);
-    if (rc == MD_OK) rc = md__ev_save(e, "w:", ent.window_id, &w, sizeof w);
+    if (rc == MD_OK)
+        rc = md__ev_int(e, "starts_at", &w.starts_at);
+    if (rc == MD_OK)
+        rc = md__ev_int(e, "ends_at", &w.ends_at);
+    if (rc == MD_OK)
+        rc = md__ev_save(e, "w:", ent.window_id, &w, sizeof w);
     if (rc != MD_OK)
         return rc;
     ent.starts_at = w.starts_at;

@@ -9,10 +9,11 @@
 
 #include "internal.h"
 
-static const md__ref_kind_t target_ref[] = {
-    [MD__T_MEMBER] = MD__R_MEMBER, [MD__T_REVIEW] = MD__R_REVIEW,
-    [MD__T_PRODUCT] = MD__R_PRODUCT, [MD__T_ORDER] = MD__R_ORDER,
-    [MD__T_STORE] = MD__R_STORE};
+static const md__ref_kind_t target_ref[] = {[MD__T_MEMBER] = MD__R_MEMBER,
+                                            [MD__T_REVIEW] = MD__R_REVIEW,
+                                            [MD__T_PRODUCT] = MD__R_PRODUCT,
+                                            [MD__T_ORDER] = MD__R_ORDER,
+                                            [MD__T_STORE] = MD__R_STORE};
 
 int md__find_sanction_target(md__ctx_t *c)
 {
@@ -30,8 +31,7 @@ int md__find_sanction_target(md__ctx_t *c)
 
 static bool order_open(const md__order_t *o)
 {
-    return o->status == MD__OS_PLACED || o->status == MD__OS_PAID ||
-           o->status == MD__OS_DELIVERED;
+    return o->status == MD__OS_PLACED || o->status == MD__OS_PAID || o->status == MD__OS_DELIVERED;
 }
 
 /* Whether the measure is already in effect on the loaded target. */
@@ -48,7 +48,7 @@ static bool measure_active(const md__ctx_t *c, int m)
                    : c->product.status == MD__PS_REMOVED;
     case MD__M_DELIST_PRODUCT: return md__slot_active(&c->product.delisted, c->now);
     case MD__M_CLOSE_STORE: return md__slot_active(&c->store.closed, c->now);
-    default: return false;   /* notice may repeat; close_order: ORDER_STATE */
+    default: return false; /* notice may repeat; close_order: ORDER_STATE */
     }
 }
 
@@ -73,7 +73,7 @@ static void applied_consequences(md__ctx_t *c, md_data_t *d, int m, int t)
                     c->order.complaint[0] ? md__keep(dec, c->order.complaint) : NULL);
         md_data_str(d, "order_status", "closed");
     } else if (t == MD__T_PRODUCT) {
-        int st = m == MD__M_REMOVE_CONTENT ? MD__PS_REMOVED
+        int st = m == MD__M_REMOVE_CONTENT            ? MD__PS_REMOVED
                  : c->product.status == MD__PS_LISTED ? MD__PS_DELISTED
                                                       : c->product.status;
         md_data_str(d, "owner", md__keep(dec, c->product.owner));
@@ -114,8 +114,10 @@ int md__rule_lift_sanction(md__ctx_t *c)
     const md__sanction_t *s = &c->sanction;
     const char *id = md__str(c, "sanction_id");
     if (!md__measure_info[s->measure].reversible)
-        return md__reject(c, MD_CODE_SANCTION_IRREVERSIBLE, "sanction '%s' (%s) cannot be "
-                          "lifted", id, md__measures[s->measure]);
+        return md__reject(c, MD_CODE_SANCTION_IRREVERSIBLE,
+                          "sanction '%s' (%s) cannot be "
+                          "lifted",
+                          id, md__measures[s->measure]);
     if (s->lifted || (s->has_exp && c->now >= s->expires_at))
         return md__reject(c, MD_CODE_SANCTION_NOT_ACTIVE, "sanction '%s' is %s", id,
                           s->lifted ? "already lifted" : "expired");
@@ -132,8 +134,10 @@ int md__rule_appeal_sanction(md__ctx_t *c)
     if (s->appeal_until != 0 && c->now >= s->appeal_until) {
         char until[25];
         md_format_time(s->appeal_until, until);
-        return md__reject(c, MD_CODE_APPEAL_WINDOW_CLOSED, "the appeal window of sanction "
-                          "'%s' closed at %s", md__str(c, "sanction_id"), until);
+        return md__reject(c, MD_CODE_APPEAL_WINDOW_CLOSED,
+                          "the appeal window of sanction "
+                          "'%s' closed at %s",
+                          md__str(c, "sanction_id"), until);
     }
     md_data_t *d = emit_sanction(c, "SanctionAppealed");
     md_data_str(d, "appellant", c->cmd->actor);
@@ -179,9 +183,12 @@ static md_err_t read_sanction(md__ev_t *e, char *id, md__sanction_t *s)
 {
     char measure[24], type[16];
     md_err_t rc = md__ev_str(e, "sanction_id", id, MD_ID_MAX + 1);
-    if (rc == MD_OK) rc = md__ev_str(e, "measure", measure, sizeof measure);
-    if (rc == MD_OK) rc = md__ev_str(e, "target_type", type, sizeof type);
-    if (rc == MD_OK) rc = md__ev_str(e, "target_id", s->target_id, sizeof s->target_id);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "measure", measure, sizeof measure);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "target_type", type, sizeof type);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "target_id", s->target_id, sizeof s->target_id);
     if (rc != MD_OK)
         return rc;
     int m = md__vocab_index(md__measures, measure), t = md__vocab_index(md__target_types, type);
@@ -189,8 +196,8 @@ static md_err_t read_sanction(md__ev_t *e, char *id, md__sanction_t *s)
         return md_error_set(e->err, MD_ECORRUPT, "sanction '%s': bad measure or target", id);
     s->measure = (uint8_t)m;
     s->target_type = (uint8_t)t;
-    s->has_exp = md_data_get_int(e->ev->data, e->ev->data_len, "expires_at",
-                                 &s->expires_at) == MD_OK;
+    s->has_exp =
+        md_data_get_int(e->ev->data, e->ev->data_len, "expires_at", &s->expires_at) == MD_OK;
     return MD_OK;
 }
 
@@ -307,9 +314,11 @@ static md_err_t on_order(md__ev_t *e, const char *id, md__sanction_t *s, bool li
 
 typedef md_err_t (*target_fn)(md__ev_t *e, const char *id, md__sanction_t *s, bool lift);
 
-static const target_fn on_target[] = {
-    [MD__T_MEMBER] = on_member, [MD__T_REVIEW] = on_review, [MD__T_PRODUCT] = on_product,
-    [MD__T_ORDER] = on_order, [MD__T_STORE] = on_store};
+static const target_fn on_target[] = {[MD__T_MEMBER] = on_member,
+                                      [MD__T_REVIEW] = on_review,
+                                      [MD__T_PRODUCT] = on_product,
+                                      [MD__T_ORDER] = on_order,
+                                      [MD__T_STORE] = on_store};
 
 md_err_t md__evolve_SanctionApplied(md__ev_t *e)
 {

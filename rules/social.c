@@ -11,8 +11,8 @@ static int not_muted(md__ctx_t *c)
     const md__slot_t *s = &c->actor.slot[MD__SLOT_MUTE];
     if (!md__slot_active(s, c->now))
         return MD_OK;
-    return md__reject(c, MD_CODE_MEMBER_MUTED, "'%s' is muted by sanction '%s'",
-                      c->cmd->actor, s->sanction_id);
+    return md__reject(c, MD_CODE_MEMBER_MUTED, "'%s' is muted by sanction '%s'", c->cmd->actor,
+                      s->sanction_id);
 }
 
 /* ---- reviews and messages ---------------------------------------------------- */
@@ -119,8 +119,8 @@ static int complaint_in(md__ctx_t *c, unsigned mask, const char *want)
     if (mask & (1u << c->complaint.status))
         return MD_OK;
     return md__reject(c, MD_CODE_COMPLAINT_STATE, "complaint '%s' is %s, not %s",
-                      md__str(c, "complaint_id"),
-                      md__complaint_statuses[c->complaint.status], want);
+                      md__str(c, "complaint_id"), md__complaint_statuses[c->complaint.status],
+                      want);
 }
 
 #define ACTIVE ((1u << MD__CS_OPEN) | (1u << MD__CS_ARBITRATION))
@@ -169,9 +169,7 @@ int md__rule_withdraw_complaint(md__ctx_t *c)
 static void ruling_split(int64_t decision, int64_t funds, int64_t asked, bool after_sales,
                          int64_t *refund, int64_t *release)
 {
-    *refund = decision == MD__RULE_REFUND_BUYER ? funds
-              : decision == MD__RULE_SPLIT      ? asked
-                                                : 0;
+    *refund = decision == MD__RULE_REFUND_BUYER ? funds : decision == MD__RULE_SPLIT ? asked : 0;
     *release = after_sales ? 0 : funds - *refund;
 }
 
@@ -220,10 +218,14 @@ md_err_t md__evolve_ReviewPosted(md__ev_t *e)
     char id[MD_ID_MAX + 1];
     memset(&r, 0, sizeof r);
     md_err_t rc = md__ev_str(e, "review_id", id, sizeof id);
-    if (rc == MD_OK) rc = md__ev_str(e, "order_id", r.order_id, sizeof r.order_id);
-    if (rc == MD_OK) rc = md__ev_str(e, "author", r.author, sizeof r.author);
-    if (rc == MD_OK) rc = md__ev_load(e, "o:", r.order_id, &o, sizeof o);
-    if (rc == MD_OK) rc = md__ev_save(e, "r:", id, &r, sizeof r);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "order_id", r.order_id, sizeof r.order_id);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "author", r.author, sizeof r.author);
+    if (rc == MD_OK)
+        rc = md__ev_load(e, "o:", r.order_id, &o, sizeof o);
+    if (rc == MD_OK)
+        rc = md__ev_save(e, "r:", id, &r, sizeof r);
     if (rc != MD_OK)
         return rc;
     o.has_review = 1;
@@ -258,10 +260,14 @@ md_err_t md__evolve_ComplaintFiled(md__ev_t *e)
     bool as = false;
     memset(&q, 0, sizeof q);
     md_err_t rc = md__ev_str(e, "complaint_id", id, sizeof id);
-    if (rc == MD_OK) rc = md__ev_str(e, "order_id", q.order_id, sizeof q.order_id);
-    if (rc == MD_OK) rc = md__ev_str(e, "complainant", q.complainant, sizeof q.complainant);
-    if (rc == MD_OK) rc = md__ev_str(e, "respondent", q.respondent, sizeof q.respondent);
-    if (rc == MD_OK) rc = md__ev_platform(e, &p);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "order_id", q.order_id, sizeof q.order_id);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "complainant", q.complainant, sizeof q.complainant);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "respondent", q.respondent, sizeof q.respondent);
+    if (rc == MD_OK)
+        rc = md__ev_platform(e, &p);
     if (rc != MD_OK)
         return rc;
     if (md_data_get_bool(e->ev->data, e->ev->data_len, "after_sales", &as) != MD_OK)
@@ -270,7 +276,8 @@ md_err_t md__evolve_ComplaintFiled(md__ev_t *e)
     if (p.defense_days > 0)
         rc = md__arm(e, MD__TK_DEFENSE, id, md__deadline(e->ev->recorded_at, p.defense_days),
                      &q.df_at, &q.df_seq);
-    if (rc == MD_OK) rc = md__ev_save(e, "q:", id, &q, sizeof q);
+    if (rc == MD_OK)
+        rc = md__ev_save(e, "q:", id, &q, sizeof q);
     return rc == MD_OK ? order_complaint(e, q.order_id, id) : rc;
 }
 
@@ -346,8 +353,10 @@ static md_err_t ruling_money(md__ev_t *e, md__order_t *o, const char *order_id)
     int64_t refund, release;
     bool as = false;
     md_err_t rc = md__ev_int(e, "refund_amount", &refund);
-    if (rc == MD_OK) rc = md__ev_int(e, "released", &release);
-    if (rc == MD_OK) rc = md__ev_credit(e, o->buyer, refund);
+    if (rc == MD_OK)
+        rc = md__ev_int(e, "released", &release);
+    if (rc == MD_OK)
+        rc = md__ev_credit(e, o->buyer, refund);
     if (rc != MD_OK)
         return rc;
     if (md_data_get_bool(e->ev->data, e->ev->data_len, "after_sales", &as) != MD_OK)
@@ -366,10 +375,14 @@ md_err_t md__evolve_DisputeRuled(md__ev_t *e)
     md__order_t o;
     char id[MD_ID_MAX + 1], status[24];
     md_err_t rc = md__ev_str(e, "complaint_id", id, sizeof id);
-    if (rc == MD_OK) rc = md__ev_str(e, "order_status", status, sizeof status);
-    if (rc == MD_OK) rc = md__ev_load(e, "q:", id, &q, sizeof q);
-    if (rc == MD_OK) rc = md__ev_load(e, "o:", q.order_id, &o, sizeof o);
-    if (rc == MD_OK) rc = ruling_money(e, &o, q.order_id);
+    if (rc == MD_OK)
+        rc = md__ev_str(e, "order_status", status, sizeof status);
+    if (rc == MD_OK)
+        rc = md__ev_load(e, "q:", id, &q, sizeof q);
+    if (rc == MD_OK)
+        rc = md__ev_load(e, "o:", q.order_id, &o, sizeof o);
+    if (rc == MD_OK)
+        rc = ruling_money(e, &o, q.order_id);
     if (rc != MD_OK)
         return rc;
     int st = md__vocab_index(md__order_statuses, status);

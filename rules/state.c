@@ -7,13 +7,13 @@
 
 #include "state.h"
 
-const char *const md__product_statuses[] = {"listed", "pending_review", "denied", "delisted",
-                                            "removed", NULL};
-const char *const md__order_statuses[] = {"placed", "paid", "delivered", "completed",
-                                          "cancelled", "closed", "refunded",
-                                          "partially_refunded", NULL};
-const char *const md__complaint_statuses[] = {"open", "arbitration", "withdrawn", "ruled",
-                                              "closed", NULL};
+const char *const md__product_statuses[] = {"listed",   "pending_review", "denied",
+                                            "delisted", "removed",        NULL};
+const char *const md__order_statuses[] = {"placed",    "paid",   "delivered", "completed",
+                                          "cancelled", "closed", "refunded",  "partially_refunded",
+                                          NULL};
+const char *const md__complaint_statuses[] = {"open",  "arbitration", "withdrawn",
+                                              "ruled", "closed",      NULL};
 
 /* Appends s to key at *n; keys are bounded by the id and text limits, so an
  * overflow is a programming error. */
@@ -62,17 +62,17 @@ md_err_t md__get_raw(const md_state_t *st, const char *key, const void **val, si
 
 /* ---- the compact record form (see state.h) ----------------------------------- */
 
-#define ZMIN 3                            /* shortest zero run cut out of a literal run */
-#define ZCAP (MD__REC_MAX + 16)           /* encoder scratch: a record needs <= size + 2 */
-#define VARINT_MAX 3                      /* 21 bits, enough for any offset < MD__REC_MAX */
+#define ZMIN 3                  /* shortest zero run cut out of a literal run */
+#define ZCAP (MD__REC_MAX + 16) /* encoder scratch: a record needs <= size + 2 */
+#define VARINT_MAX 3            /* 21 bits, enough for any offset < MD__REC_MAX */
 
 _Static_assert(MD__REC_MAX < (1u << 16), "the size field is 2 bytes");
 _Static_assert(MD__REC_MAX < (1u << (7 * VARINT_MAX)), "runs fit in a varint");
 _Static_assert(sizeof(md__member_t) <= MD__REC_MAX && sizeof(md__order_t) <= MD__REC_MAX &&
                    sizeof(md__product_t) <= MD__REC_MAX && sizeof(md__consent_t) <= MD__REC_MAX &&
-                   sizeof(md__sanction_t) <= MD__REC_MAX && sizeof(md__complaint_t) <= MD__REC_MAX &&
-                   sizeof(md__store_t) <= MD__REC_MAX && sizeof(md__voucher_t) <= MD__REC_MAX &&
-                   sizeof(md__review_t) <= MD__REC_MAX,
+                   sizeof(md__sanction_t) <= MD__REC_MAX &&
+                   sizeof(md__complaint_t) <= MD__REC_MAX && sizeof(md__store_t) <= MD__REC_MAX &&
+                   sizeof(md__voucher_t) <= MD__REC_MAX && sizeof(md__review_t) <= MD__REC_MAX,
                "every record fits the compact form");
 
 /* A bounded writer: w moves on, or stays put once something did not fit. */
@@ -93,7 +93,7 @@ static void z_bytes(zout_t *o, const unsigned char *p, size_t n)
 
 static void z_varint(zout_t *o, size_t v)
 {
-    unsigned char b[10];                  /* any size_t up to 64 bits */
+    unsigned char b[10]; /* any size_t up to 64 bits */
     size_t n = 0;
     do {
         b[n] = (unsigned char)(v & 0x7f);
@@ -174,8 +174,7 @@ size_t md__rec_encode(const void *rec, size_t size, unsigned char *out, size_t c
 }
 
 /* A minimal LEB128 varint of at most VARINT_MAX bytes, no more than max. */
-static int z_get_varint(const unsigned char **p, const unsigned char *end, size_t max,
-                        size_t *v)
+static int z_get_varint(const unsigned char **p, const unsigned char *end, size_t max, size_t *v)
 {
     size_t x = 0;
     for (int n = 0; n < VARINT_MAX; n++) {
@@ -185,7 +184,7 @@ static int z_get_varint(const unsigned char **p, const unsigned char *end, size_
         x |= (size_t)(b & 0x7f) << (7 * n);
         if (!(b & 0x80)) {
             if (b == 0 && n > 0)
-                return -1;                /* overlong */
+                return -1; /* overlong */
             *v = x;
             return x <= max ? 0 : -1;
         }
@@ -205,9 +204,9 @@ static int rec_decode_body(const unsigned char *p, const unsigned char *end, uns
         p += lit;
         at += lit;
         if (p == end)
-            return lit == 0 ? -1 : 0;     /* "" then nothing: the empty body says that */
+            return lit == 0 ? -1 : 0; /* "" then nothing: the empty body says that */
         if (z_get_varint(&p, end, size - at, &zeros) || zeros == 0 || p == end)
-            return -1;                    /* a trailing zero run is implied, never written */
+            return -1; /* a trailing zero run is implied, never written */
         at += zeros;
     }
     return 0;
@@ -287,8 +286,8 @@ md_err_t md__get(const md_state_t *st, const char *key, size_t klen, void *rec, 
     return MD_OK;
 }
 
-md_err_t md__get_must(const md_state_t *st, const char *key, size_t klen, void *rec,
-                      size_t size, md_error_t *err)
+md_err_t md__get_must(const md_state_t *st, const char *key, size_t klen, void *rec, size_t size,
+                      md_error_t *err)
 {
     bool found;
     md_err_t rc = md__get(st, key, klen, rec, size, &found, err);

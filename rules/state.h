@@ -57,9 +57,9 @@
 #include "md_rules.h"
 
 #define MD__REC_FMT 1u
-#define MD__REC_ZMARK0 0xFEu    /* first two bytes of a compact record */
-#define MD__REC_ZMARK1 0x7Au    /* 'z' */
-#define MD__REC_MAX 1024        /* the largest record md__put compacts (state.c checks) */
+#define MD__REC_ZMARK0 0xFEu /* first two bytes of a compact record */
+#define MD__REC_ZMARK1 0x7Au /* 'z' */
+#define MD__REC_MAX 1024     /* the largest record md__put compacts (state.c checks) */
 #define MD__KEY_MAX 512
 
 typedef char md__id_t[MD_ID_MAX + 1];
@@ -78,8 +78,8 @@ enum md__provider { MD__PROV_NONE, MD__PROV_PENDING, MD__PROV_APPROVED, MD__PROV
 
 typedef struct md__platform {
     uint32_t fmt;
-    int64_t agreement_version;    /* current published, 0 = none */
-    int64_t operators;            /* members holding the operator role */
+    int64_t agreement_version; /* current published, 0 = none */
+    int64_t operators;         /* members holding the operator role */
     /* The policy (SetPolicy), all 0 until set: days of each limit. */
     int64_t after_sales_days, auto_confirm_days, defense_days, settlement_hold_days, appeal_days;
 } md__platform_t;
@@ -89,10 +89,10 @@ typedef struct md__member {
     uint8_t kind, is_operator, provider, closed;
     int64_t accepted_version, declined_version;
     int64_t balance;
-    int64_t sanctions;            /* sanctions ever applied to this member */
+    int64_t sanctions; /* sanctions ever applied to this member */
     char identity_hash[65];
     md__slot_t slot[MD__SLOT_COUNT_];
-    int64_t held;                 /* released to this provider, still held (settlement) */
+    int64_t held; /* released to this provider, still held (settlement) */
 } md__member_t;
 
 /* Explicit padding members: an initialiser zeroes them, so no stack garbage
@@ -118,11 +118,15 @@ typedef struct md__store {
     uint32_t fmt;
     uint8_t closed_by_owner;
     md__id_t owner;
-    md__slot_t closed;            /* close_store sanction */
+    md__slot_t closed; /* close_store sanction */
 } md__store_t;
 
 enum md__product_status {
-    MD__PS_LISTED, MD__PS_PENDING, MD__PS_DENIED, MD__PS_DELISTED, MD__PS_REMOVED
+    MD__PS_LISTED,
+    MD__PS_PENDING,
+    MD__PS_DENIED,
+    MD__PS_DELISTED,
+    MD__PS_REMOVED
 };
 extern const char *const md__product_statuses[];
 
@@ -131,13 +135,19 @@ typedef struct md__product {
     uint8_t status, kind;
     md__id_t store_id, owner, category_id;
     int64_t price;
-    md__slot_t delisted;          /* delist_product sanction */
-    uint8_t delisted_pending;     /* delisted while pending_review: relists to it */
+    md__slot_t delisted;      /* delist_product sanction */
+    uint8_t delisted_pending; /* delisted while pending_review: relists to it */
 } md__product_t;
 
 enum md__order_status {
-    MD__OS_PLACED, MD__OS_PAID, MD__OS_DELIVERED, MD__OS_COMPLETED, MD__OS_CANCELLED,
-    MD__OS_CLOSED, MD__OS_REFUNDED, MD__OS_PARTIALLY_REFUNDED
+    MD__OS_PLACED,
+    MD__OS_PAID,
+    MD__OS_DELIVERED,
+    MD__OS_COMPLETED,
+    MD__OS_CANCELLED,
+    MD__OS_CLOSED,
+    MD__OS_REFUNDED,
+    MD__OS_PARTIALLY_REFUNDED
 };
 extern const char *const md__order_statuses[];
 
@@ -145,21 +155,21 @@ typedef struct md__order {
     uint32_t fmt;
     uint8_t status, has_review;
     md__id_t buyer, provider, store_id, product_id, voucher_id;
-    md__id_t complaint;           /* active complaint, "" when none */
+    md__id_t complaint; /* active complaint, "" when none */
     int64_t unit_price, quantity, discount, amount;
-    int64_t escrow;               /* paid and not yet released or refunded */
+    int64_t escrow; /* paid and not yet released or refunded */
     /* Timers and windows (0: none). ac: auto_confirm, st: settlement; *_seq: the
      * seq of the arming event (the timer index key). */
     int64_t ac_at, ac_seq, st_at, st_seq;
-    int64_t after_sales_until;    /* the after-sales window closes */
-    int64_t held;                 /* still held for the provider while hold_open */
+    int64_t after_sales_until; /* the after-sales window closes */
+    int64_t held;              /* still held for the provider while hold_open */
     uint8_t hold_open;
 } md__order_t;
 
 typedef struct md__voucher {
     uint32_t fmt;
     uint8_t promo;
-    md__id_t holder, used_by;     /* used_by: order that redeemed it, or "" */
+    md__id_t holder, used_by; /* used_by: order that redeemed it, or "" */
     int64_t value, expires_at;
 } md__voucher_t;
 
@@ -170,7 +180,11 @@ typedef struct md__review {
 } md__review_t;
 
 enum md__complaint_status {
-    MD__CS_OPEN, MD__CS_ARBITRATION, MD__CS_WITHDRAWN, MD__CS_RULED, MD__CS_CLOSED
+    MD__CS_OPEN,
+    MD__CS_ARBITRATION,
+    MD__CS_WITHDRAWN,
+    MD__CS_RULED,
+    MD__CS_CLOSED
 };
 extern const char *const md__complaint_statuses[];
 
@@ -178,7 +192,7 @@ typedef struct md__complaint {
     uint32_t fmt;
     uint8_t status;
     md__id_t order_id, complainant, respondent;
-    int64_t df_at, df_seq;        /* the defense timer (0: none) */
+    int64_t df_at, df_seq; /* the defense timer (0: none) */
     uint8_t after_sales, defended;
 } md__complaint_t;
 
@@ -186,9 +200,9 @@ typedef struct md__sanction {
     uint32_t fmt;
     uint8_t measure, target_type, has_exp, lifted, appealed;
     md__id_t target_id;
-    md__id_t party_a, party_b;    /* members who may appeal */
+    md__id_t party_a, party_b; /* members who may appeal */
     int64_t expires_at;
-    int64_t appeal_until;         /* 0: no appeal window */
+    int64_t appeal_until; /* 0: no appeal window */
     uint8_t appeal_ruled;
 } md__sanction_t;
 
@@ -212,7 +226,7 @@ typedef struct md__winent {
 
 typedef struct md__winlist {
     uint32_t fmt;
-    uint32_t n;                   /* followed by n md__winent_t */
+    uint32_t n; /* followed by n md__winent_t */
 } md__winlist_t;
 
 /* ---- access ------------------------------------------------------------- */
@@ -220,8 +234,7 @@ typedef struct md__winlist {
 /* Key "<prefix><id>" into key[MD__KEY_MAX]; returns its length. */
 size_t md__key(char *key, const char *prefix, const char *id);
 /* Key "<prefix><a>/<b>" (or "<prefix><a>/<b>/<c>" when c is not NULL). */
-size_t md__key3(char *key, const char *prefix, const char *a, const char *b,
-                const char *c);
+size_t md__key3(char *key, const char *prefix, const char *a, const char *b, const char *c);
 
 /*
  * Reads a fixed-size record into rec (zeroed first), compact or raw (see the
@@ -231,8 +244,8 @@ size_t md__key3(char *key, const char *prefix, const char *a, const char *b,
 md_err_t md__get(const md_state_t *st, const char *key, size_t klen, void *rec, size_t size,
                  bool *found, md_error_t *err);
 /* Like md__get, but a missing record is MD_ECORRUPT (evolve's references). */
-md_err_t md__get_must(const md_state_t *st, const char *key, size_t klen, void *rec,
-                      size_t size, md_error_t *err);
+md_err_t md__get_must(const md_state_t *st, const char *key, size_t klen, void *rec, size_t size,
+                      md_error_t *err);
 /* Stores a fixed-size record in the compact form (sets fmt). */
 md_err_t md__put(const md_state_t *st, const char *key, size_t klen, void *rec, size_t size,
                  md_error_t *err);

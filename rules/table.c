@@ -51,10 +51,17 @@ const char *md__ref_word(md__ref_kind_t kind)
 /* Shorthands for the table. */
 #define OP MD__A_OPERATOR
 #define ANY MD__A_MEMBER
-#define NEW(f, k) {f, MD__R_##k, true}
-#define REF(f, k) {f, MD__R_##k, false}
-#define ROW(t, fl, au, rule, ...) [MD_CMD_##t] = {MD_CMD_##t, fl, au, {__VA_ARGS__}, NULL, NULL, md__rule_##rule}
-#define ROWH(t, fl, au, fi, du, rule, ...) \
+#define NEW(f, k)                                                                                  \
+    {                                                                                              \
+        f, MD__R_##k, true                                                                         \
+    }
+#define REF(f, k)                                                                                  \
+    {                                                                                              \
+        f, MD__R_##k, false                                                                        \
+    }
+#define ROW(t, fl, au, rule, ...)                                                                  \
+    [MD_CMD_##t] = {MD_CMD_##t, fl, au, {__VA_ARGS__}, NULL, NULL, md__rule_##rule}
+#define ROWH(t, fl, au, fi, du, rule, ...)                                                         \
     [MD_CMD_##t] = {MD_CMD_##t, fl, au, {__VA_ARGS__}, fi, du, md__rule_##rule}
 
 static const md__row_t rows[MD_CMD_COUNT_] = {
@@ -71,10 +78,10 @@ static const md__row_t rows[MD_CMD_COUNT_] = {
     ROW(REJECT_PROVIDER, 0, OP, reject_provider, REF("member_id", MEMBER)),
     ROW(DEFINE_CATEGORY, 0, OP, define_category, NEW("category_id", CATEGORY)),
     ROW(RETIRE_CATEGORY, 0, OP, retire_category, REF("category_id", CATEGORY)),
-    ROWH(GRANT_LICENSE, 0, OP, NULL, md__dup_license, grant_license,
-         REF("member_id", MEMBER), REF("category_id", CATEGORY)),
-    ROWH(REVOKE_LICENSE, 0, OP, md__find_license, NULL, revoke_license,
-         REF("member_id", MEMBER), REF("category_id", CATEGORY)),
+    ROWH(GRANT_LICENSE, 0, OP, NULL, md__dup_license, grant_license, REF("member_id", MEMBER),
+         REF("category_id", CATEGORY)),
+    ROWH(REVOKE_LICENSE, 0, OP, md__find_license, NULL, revoke_license, REF("member_id", MEMBER),
+         REF("category_id", CATEGORY)),
     ROWH(PROHIBIT_TERM, 0, OP, NULL, md__dup_term, prohibit_term, {0}),
     ROWH(ALLOW_TERM, 0, OP, md__find_term, NULL, allow_term, {0}),
     ROW(OPEN_STORE, 0, ANY, open_store, NEW("store_id", STORE)),
@@ -94,12 +101,10 @@ static const md__row_t rows[MD_CMD_COUNT_] = {
     ROW(DELIVER_ORDER, 0, MD__A_PROVIDER, deliver_order, REF("order_id", ORDER)),
     ROW(CONFIRM_ORDER, 0, MD__A_BUYER, confirm_order, REF("order_id", ORDER)),
     ROW(CANCEL_ORDER, 0, MD__A_PARTY, cancel_order, REF("order_id", ORDER)),
-    ROW(ISSUE_VOUCHER, 0, OP, issue_voucher, NEW("voucher_id", VOUCHER),
-        REF("member_id", MEMBER)),
+    ROW(ISSUE_VOUCHER, 0, OP, issue_voucher, NEW("voucher_id", VOUCHER), REF("member_id", MEMBER)),
     ROW(TRANSFER_VOUCHER, 0, MD__A_HOLDER, transfer_voucher, REF("voucher_id", VOUCHER),
         REF("to", MEMBER)),
-    ROW(POST_REVIEW, 0, MD__A_BUYER, post_review, NEW("review_id", REVIEW),
-        REF("order_id", ORDER)),
+    ROW(POST_REVIEW, 0, MD__A_BUYER, post_review, NEW("review_id", REVIEW), REF("order_id", ORDER)),
     ROW(SEND_MESSAGE, 0, ANY, send_message, NEW("message_id", MESSAGE), REF("to", MEMBER),
         REF("order_id", ORDER)),
     ROW(FILE_COMPLAINT, 0, MD__A_PARTY, file_complaint, NEW("complaint_id", COMPLAINT),

@@ -124,13 +124,13 @@ bool md__has_contact(const char *text)
 static char folded(const unsigned char *s)
 {
     if (s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80)
-        return ' ';                                   /* U+3000 */
+        return ' '; /* U+3000 */
     if (s[0] != 0xEF)
         return 0;
     if (s[1] == 0xBC && s[2] >= 0x81 && s[2] <= 0xBF)
-        return (char)(s[2] - 0x60);                   /* U+FF01..U+FF3F */
+        return (char)(s[2] - 0x60); /* U+FF01..U+FF3F */
     if (s[1] == 0xBD && s[2] >= 0x80 && s[2] <= 0x9E)
-        return (char)(s[2] - 0x20);                   /* U+FF40..U+FF5E */
+        return (char)(s[2] - 0x20); /* U+FF40..U+FF5E */
     return 0;
 }
 

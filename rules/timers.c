@@ -36,7 +36,7 @@ static const struct {
     char kind;
     const char *name;
     const char *what;
-    const char *const *events;   /* NULL-terminated */
+    const char *const *events; /* NULL-terminated */
 } kinds[] = {
     {MD__TK_AUTO_CONFIRM, "auto_confirm",
      "armed by OrderDelivered when `auto_confirm_days` > 0; at the deadline, a delivered "
@@ -52,8 +52,7 @@ static const struct {
      (const char *const[]){"ArbitrationRequested", NULL}},
 };
 
-bool md_rules_timer_kind(size_t i, const char **name, const char **what,
-                         const char *const **events)
+bool md_rules_timer_kind(size_t i, const char **name, const char **what, const char *const **events)
 {
     if (i >= sizeof kinds / sizeof kinds[0])
         return false;
@@ -86,8 +85,7 @@ static uint64_t get_be64(const unsigned char *p)
     return v;
 }
 
-static size_t timer_key(unsigned char *key, int kind, const char *id, int64_t deadline,
-                        int64_t seq)
+static size_t timer_key(unsigned char *key, int kind, const char *id, int64_t deadline, int64_t seq)
 {
     size_t n = strlen(id);
     key[0] = '~', key[1] = 'T';
@@ -120,8 +118,7 @@ static bool defense_holds(const md__complaint_t *q)
 
 /* Makes the key of timer (kind, id) at (at, seq) present iff want (none when
  * at is 0: never armed). */
-static md_err_t index_key(md__ev_t *e, int kind, const char *id, int64_t at, int64_t seq,
-                          bool want)
+static md_err_t index_key(md__ev_t *e, int kind, const char *id, int64_t at, int64_t seq, bool want)
 {
     unsigned char key[TKEY_FIXED + MD_ID_MAX];
     const void *v;
@@ -135,19 +132,17 @@ static md_err_t index_key(md__ev_t *e, int kind, const char *id, int64_t at, int
     else if (!want)
         rc = e->st->del(e->st->ctx, key, kl);
     if (rc != MD_OK)
-        return md_error_set(e->err, rc, "timer %s:%s: state write failed", kind_name(kind),
-                            id);
+        return md_error_set(e->err, rc, "timer %s:%s: state write failed", kind_name(kind), id);
     return MD_OK;
 }
 
 static md_err_t index_order(md__ev_t *e, const char *id, const void *rec)
 {
     const md__order_t *o = rec;
-    md_err_t rc = index_key(e, MD__TK_AUTO_CONFIRM, id, o->ac_at, o->ac_seq,
-                            auto_confirm_holds(o));
-    return rc == MD_OK ? index_key(e, MD__TK_SETTLEMENT, id, o->st_at, o->st_seq,
-                                   settlement_holds(o))
-                       : rc;
+    md_err_t rc = index_key(e, MD__TK_AUTO_CONFIRM, id, o->ac_at, o->ac_seq, auto_confirm_holds(o));
+    return rc == MD_OK
+               ? index_key(e, MD__TK_SETTLEMENT, id, o->st_at, o->st_seq, settlement_holds(o))
+               : rc;
 }
 
 static md_err_t index_complaint(md__ev_t *e, const char *id, const void *rec)
@@ -173,8 +168,7 @@ md_err_t md__timers_index(md__ev_t *e, const char *prefix, const char *id, const
     return MD_OK;
 }
 
-md_err_t md__arm(md__ev_t *e, int kind, const char *id, int64_t deadline, int64_t *at,
-                 int64_t *seq)
+md_err_t md__arm(md__ev_t *e, int kind, const char *id, int64_t deadline, int64_t *at, int64_t *seq)
 {
     md_err_t rc = index_key(e, kind, id, *at, *seq, false);
     if (rc != MD_OK)
@@ -192,9 +186,8 @@ md_err_t md__ev_platform(md__ev_t *e, md__platform_t *p)
 
 /* ---- SetPolicy and Tick --------------------------------------------------------- */
 
-static const char *const policy_fields[] = {"after_sales_days", "auto_confirm_days",
-                                            "defense_days", "settlement_hold_days",
-                                            "appeal_days"};
+static const char *const policy_fields[] = {"after_sales_days", "auto_confirm_days", "defense_days",
+                                            "settlement_hold_days", "appeal_days"};
 #define NPOLICY (sizeof policy_fields / sizeof policy_fields[0])
 
 static int64_t *policy_slot(md__platform_t *p, size_t i)
@@ -329,8 +322,7 @@ md_err_t md_rules_timer_fire(const md_state_t *st, const md_timer_t *t, md_decis
         return (md_err_t)r;
     /* Defensive: only a state written before the index followed the conditions
      * (an older version left moot timers armed) gets here; such a timer is gone. */
-    md_err_t rc = st->del(st->ctx, key, timer_key(key, kind, t->id, t->deadline,
-                                                  (int64_t)t->seq));
-    return rc == MD_OK ? MD_OK : md_error_set(err, rc, "timer %s: state delete failed",
-                                              t->command_id);
+    md_err_t rc = st->del(st->ctx, key, timer_key(key, kind, t->id, t->deadline, (int64_t)t->seq));
+    return rc == MD_OK ? MD_OK
+                       : md_error_set(err, rc, "timer %s: state delete failed", t->command_id);
 }

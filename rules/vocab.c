@@ -12,15 +12,21 @@ const char *const md__member_kinds[] = {"individual", "organization", NULL};
 const char *const md__product_kinds[] = {"software", "image", "service", NULL};
 const char *const md__rulings[] = {"refund_buyer", "release_provider", "split", NULL};
 const char *const md__appeal_rulings[] = {"upheld", "overturned", NULL};
-const char *const md__measures[] = {
-    "notice", "remove_content", "mute", "restrict_ordering", "close_order",
-    "freeze_balance", "delist_product", "close_store", "suspend_account",
-    "close_account", NULL};
-const char *const md__target_types[] = {"member", "review", "product", "order", "store",
-                                        NULL};
+const char *const md__measures[] = {"notice",
+                                    "remove_content",
+                                    "mute",
+                                    "restrict_ordering",
+                                    "close_order",
+                                    "freeze_balance",
+                                    "delist_product",
+                                    "close_store",
+                                    "suspend_account",
+                                    "close_account",
+                                    NULL};
+const char *const md__target_types[] = {"member", "review", "product", "order", "store", NULL};
 const char *const md__scopes[] = {"identity", "transactions", "all", NULL};
-const char *const md__bases[] = {"consent", "law", "authority", "violation", "service",
-                                 "policy", "ip_infringement", NULL};
+const char *const md__bases[] = {"consent", "law",    "authority",       "violation",
+                                 "service", "policy", "ip_infringement", NULL};
 
 #define T(t) (1u << (t))
 

@@ -30,8 +30,7 @@ void md_test_rmdir(char *path)
     free(path);
 }
 
-void md_test_event(md_event_t *ev, md_buf_t *buf, const char *stream, const char *type,
-                   int64_t i)
+void md_test_event(md_event_t *ev, md_buf_t *buf, const char *stream, const char *type, int64_t i)
 {
     md_data_t d;
     memset(ev, 0, sizeof *ev);

@@ -15,7 +15,6 @@ char *md_test_tmpdir(void);
 void md_test_rmdir(char *path);
 /* Fills @p ev for appending to @p stream with a data map {n: i, note: "..."};
  * @p buf receives the packed data and must outlive the append. */
-void md_test_event(md_event_t *ev, md_buf_t *buf, const char *stream, const char *type,
-                   int64_t i);
+void md_test_event(md_event_t *ev, md_buf_t *buf, const char *stream, const char *type, int64_t i);
 
 #endif

@@ -30,7 +30,8 @@ proj_fx_t *proj_fx_new(bool attach)
         must(md_proj_open(f->store, &f->proj, &err), &err, "projections");
         must(md_engine_add_hook(f->eng, md_proj_event_hook, f->proj, &err), &err, "attach");
         must(md_engine_add_batch_hooks(f->eng, md_proj_batch_begin, md_proj_batch_end, f->proj,
-                                       &err), &err, "attach batches");
+                                       &err),
+             &err, "attach batches");
     }
     return f;
 }

@@ -71,8 +71,7 @@ static int keycmp(const void *a, size_t al, const void *b, size_t bl)
     return c != 0 ? c : (al > bl) - (al < bl);
 }
 
-static md_err_t mem_get(void *ctx, const void *key, size_t klen, const void **val,
-                        size_t *vlen)
+static md_err_t mem_get(void *ctx, const void *key, size_t klen, const void **val, size_t *vlen)
 {
     kv_t *e = find(ctx, key, klen);
     if (e == NULL)
@@ -131,8 +130,7 @@ static md_err_t mem_version(void *ctx, const char *s, uint64_t *version)
 }
 
 /* The smallest key >= key (bytewise, shorter first on a common prefix). */
-static md_err_t mem_seek(void *ctx, const void *key, size_t klen, const void **okey,
-                         size_t *oklen)
+static md_err_t mem_seek(void *ctx, const void *key, size_t klen, const void **okey, size_t *oklen)
 {
     rules_mem_t *m = ctx;
     const kv_t *best = NULL;
@@ -205,8 +203,8 @@ static md_err_t apply_as(rules_mem_t *m, const char *cid, const char *actor, md_
     return MD_OK;
 }
 
-md_err_t rules_mem_apply(rules_mem_t *m, const md_command_t *cmd, md_decision_t *d,
-                         int64_t now, md_error_t *err)
+md_err_t rules_mem_apply(rules_mem_t *m, const md_command_t *cmd, md_decision_t *d, int64_t now,
+                         md_error_t *err)
 {
     if (cmd == NULL)
         return apply_as(m, "bootstrap", "bootstrap", d, now, err);
@@ -390,20 +388,28 @@ void fx_ok(fx_t *w, const char *actor, const char *type, const char *data)
 fx_t *fx_world(void)
 {
     fx_t *w = fx_new();
-    fx_ok(w, "alice", "RegisterMember", "'member_id':'alice','kind':'individual','name':'Alice','identity_hash':'" HEX_A "'");
-    fx_ok(w, "bob", "RegisterMember", "'member_id':'bob','kind':'organization','name':'Bob Soft','identity_hash':'" HEX_B "'");
-    fx_ok(w, "carol", "RegisterMember", "'member_id':'carol','kind':'individual','name':'Carol','identity_hash':'" HEX_A "'");
-    fx_ok(w, "dave", "RegisterMember", "'member_id':'dave','kind':'individual','name':'Dave','identity_hash':'" HEX_C "'");
+    fx_ok(w, "alice", "RegisterMember",
+          "'member_id':'alice','kind':'individual','name':'Alice','identity_hash':'" HEX_A "'");
+    fx_ok(w, "bob", "RegisterMember",
+          "'member_id':'bob','kind':'organization','name':'Bob Soft','identity_hash':'" HEX_B "'");
+    fx_ok(w, "carol", "RegisterMember",
+          "'member_id':'carol','kind':'individual','name':'Carol','identity_hash':'" HEX_A "'");
+    fx_ok(w, "dave", "RegisterMember",
+          "'member_id':'dave','kind':'individual','name':'Dave','identity_hash':'" HEX_C "'");
     fx_ok(w, "op", "PublishAgreement", "'version':1,'title':'Terms','digest':'" HEX_C "'");
     fx_ok(w, "bob", "ApplyAsProvider", "'business_name':'Bob Soft Ltd'");
     fx_ok(w, "op", "ApproveProvider", "'member_id':'bob'");
     fx_ok(w, "op", "DefineCategory", "'category_id':'cat','name':'Tools'");
     fx_ok(w, "op", "DefineCategory", "'category_id':'rcat','name':'Security','restricted':true");
-    fx_ok(w, "op", "DefineCategory", "'category_id':'revcat','name':'Images','requires_review':true");
+    fx_ok(w, "op", "DefineCategory",
+          "'category_id':'revcat','name':'Images','requires_review':true");
     fx_ok(w, "bob", "OpenStore", "'store_id':'st1','name':'Bob Store'");
-    fx_ok(w, "bob", "PublishProduct", "'product_id':'p1','store_id':'st1','category_id':'cat','kind':'software','title':'Editor','price':1000");
+    fx_ok(w, "bob", "PublishProduct",
+          "'product_id':'p1','store_id':'st1','category_id':'cat','kind':'software','title':'"
+          "Editor','price':1000");
     fx_ok(w, "alice", "DepositFunds", "'amount':100000,'payment_ref':'pay-1'");
-    fx_ok(w, "op", "IssueVoucher", "'voucher_id':'v1','member_id':'alice','value':300,'expires_at':'2027-01-01T00:00:00Z'");
+    fx_ok(w, "op", "IssueVoucher",
+          "'voucher_id':'v1','member_id':'alice','value':300,'expires_at':'2027-01-01T00:00:00Z'");
     fx_ok(w, "alice", "PlaceOrder", "'order_id':'o-placed','product_id':'p1'");
     fx_ok(w, "alice", "PlaceOrder", "'order_id':'o-paid','product_id':'p1'");
     fx_ok(w, "alice", "PayOrder", "'order_id':'o-paid'");

@@ -11,15 +11,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "md_event.h"
 #include "md_command.h"
+#include "md_event.h"
 #include "md_rules.h"
 
 typedef struct rules_mem rules_mem_t;
 
 /* One appended event, as the engine would store it (data packed). */
 typedef struct rules_mem_event {
-    md_event_t ev;              /* ev.data points into data.p */
+    md_event_t ev; /* ev.data points into data.p */
     md_buf_t data;
 } rules_mem_event_t;
 
@@ -35,8 +35,8 @@ md_state_t rules_mem_state(rules_mem_t *m);
  * "bootstrap" when cmd is NULL), evolving the state after each.
  * @returns MD_OK or evolve's error.
  */
-md_err_t rules_mem_apply(rules_mem_t *m, const md_command_t *cmd, md_decision_t *d,
-                         int64_t now, md_error_t *err);
+md_err_t rules_mem_apply(rules_mem_t *m, const md_command_t *cmd, md_decision_t *d, int64_t now,
+                         md_error_t *err);
 
 /**
  * @brief Fires the timers due at @p now as the engine does (events with
@@ -74,8 +74,8 @@ typedef struct fx {
     rules_mem_t *m;
     md_state_t st;
     int64_t now;
-    int n;                       /* commands run, for command ids */
-    md_command_t cmd;            /* the last command and its decision */
+    int n;            /* commands run, for command ids */
+    md_command_t cmd; /* the last command and its decision */
     md_decision_t d;
 } fx_t;
 

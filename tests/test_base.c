@@ -34,18 +34,18 @@ static void test_base_utf8_accepts_valid_rejects_invalid(void **state)
         bool ok;
     } cases[] = {
         {"plain ascii", 11, true},
-        {"caf\xc3\xa9", 5, true},                 /* 2 bytes */
-        {"\xe2\x82\xac", 3, true},                /* euro, 3 bytes */
-        {"\xf0\x9f\x98\x80", 4, true},            /* U+1F600 */
-        {"\xf4\x8f\xbf\xbf", 4, true},            /* U+10FFFF */
+        {"caf\xc3\xa9", 5, true},      /* 2 bytes */
+        {"\xe2\x82\xac", 3, true},     /* euro, 3 bytes */
+        {"\xf0\x9f\x98\x80", 4, true}, /* U+1F600 */
+        {"\xf4\x8f\xbf\xbf", 4, true}, /* U+10FFFF */
         {"", 0, true},
-        {"a\0b", 3, false},                       /* NUL */
-        {"\xc0\xaf", 2, false},                   /* overlong */
-        {"\xe0\x80\xaf", 3, false},               /* overlong */
-        {"\xed\xa0\x80", 3, false},               /* surrogate */
-        {"\xf4\x90\x80\x80", 4, false},           /* above U+10FFFF */
-        {"\xe2\x82", 2, false},                   /* truncated */
-        {"\x80", 1, false},                       /* lone continuation */
+        {"a\0b", 3, false},             /* NUL */
+        {"\xc0\xaf", 2, false},         /* overlong */
+        {"\xe0\x80\xaf", 3, false},     /* overlong */
+        {"\xed\xa0\x80", 3, false},     /* surrogate */
+        {"\xf4\x90\x80\x80", 4, false}, /* above U+10FFFF */
+        {"\xe2\x82", 2, false},         /* truncated */
+        {"\x80", 1, false},             /* lone continuation */
         {"\xff", 1, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -58,8 +58,9 @@ static void test_base_utf8_accepts_valid_rejects_invalid(void **state)
 static void test_base_json_to_msgpack_reads_back(void **state)
 {
     (void)state;
-    json_t *j = json_loads("{\"z\":1,\"a\":[true,null,-5,\"x\"],\"r\":1.5,\"big\":9007199254740993}",
-                           JSON_REJECT_DUPLICATES, NULL);
+    json_t *j =
+        json_loads("{\"z\":1,\"a\":[true,null,-5,\"x\"],\"r\":1.5,\"big\":9007199254740993}",
+                   JSON_REJECT_DUPLICATES, NULL);
     assert_non_null(j);
     md_buf_t b;
     md_buf_init(&b);
@@ -92,10 +93,10 @@ static void test_base_json_to_msgpack_reads_back(void **state)
     assert_int_equal(len, 1);
     assert_int_equal(md__mp_str(&m, &s, &len), 0);
     assert_memory_equal(s, "r", 1);
-    assert_int_equal(md__mp_peek(&m), MD_MP_FLOAT);   /* reals stay floats */
+    assert_int_equal(md__mp_peek(&m), MD_MP_FLOAT); /* reals stay floats */
     assert_int_equal(md__mp_double(&m, &d), 0);
     assert_true(d == 1.5);
-    assert_int_equal(md__mp_find(&m, "x"), -1);       /* not at a map */
+    assert_int_equal(md__mp_find(&m, "x"), -1); /* not at a map */
     assert_int_equal(md__mp_str(&m, &s, &len), 0);
     assert_int_equal(md__mp_int(&m, &v), 0);
     assert_int_equal(v, 9007199254740993);
@@ -107,13 +108,13 @@ static void test_base_json_to_msgpack_reads_back(void **state)
 static void test_base_mp_reader_refuses_truncation(void **state)
 {
     (void)state;
-    const unsigned char trunc[] = {0xa5, 'a', 'b'};  /* str of 5, 2 bytes there */
+    const unsigned char trunc[] = {0xa5, 'a', 'b'}; /* str of 5, 2 bytes there */
     md_mp_t m;
     const char *s;
     uint32_t len;
     md__mp_init(&m, trunc, sizeof trunc);
     assert_int_equal(md__mp_str(&m, &s, &len), -1);
-    assert_ptr_equal(m.p, trunc);                     /* cursor unchanged */
+    assert_ptr_equal(m.p, trunc); /* cursor unchanged */
     assert_int_equal(md__mp_skip(&m), -1);
 }
 
@@ -122,7 +123,7 @@ static void test_base_json_set_leaves_refused_values_out(void **state)
     (void)state;
     json_t *o = json_object(), *a = json_array();
     assert_true(md_json_set(o, "ok", json_string("x")));
-    assert_false(md_json_set(o, "bad", json_string("\xff")));  /* not UTF-8: NULL */
+    assert_false(md_json_set(o, "bad", json_string("\xff"))); /* not UTF-8: NULL */
     assert_int_equal(json_object_size(o), 1);
     assert_null(json_object_get(o, "bad"));
     assert_true(md_json_append(a, json_integer(1)));
@@ -140,7 +141,7 @@ static void test_base_clocks_move_forward(void **state)
     assert_true(a > 0 && s > 0);
     assert_true(md_mono_ns() >= a);
     assert_true(md_mono_ms() >= a / 1000000);
-    assert_true(w > 1700000000000);                   /* after 2023 */
+    assert_true(w > 1700000000000); /* after 2023 */
 }
 
 int main(void)

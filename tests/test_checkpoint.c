@@ -149,10 +149,12 @@ static void test_json_round_trip_and_signature(void **state)
     md_buf_release(&j);
 }
 
-#define SIG_F "\"signature\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" \
-              "AAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\""
-#define HASH_F "\"hash\":\"" \
-               "0000000000000000000000000000000000000000000000000000000000000000\""
+#define SIG_F                                                                                      \
+    "\"signature\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"                    \
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\""
+#define HASH_F                                                                                     \
+    "\"hash\":\""                                                                                  \
+    "0000000000000000000000000000000000000000000000000000000000000000\""
 
 static void test_parser_is_strict(void **state)
 {
@@ -163,15 +165,23 @@ static void test_parser_is_strict(void **state)
     assert_int_equal(md_checkpoint_from_json(good, strlen(good), &cp, NULL), MD_OK);
     md_checkpoint_release(&cp);
     const char *bad[] = {
-        "{\"version\":2,\"replica\":\"r1\",\"seq\":3," HASH_F ",\"recorded_at\":5,\"offsets\":[]," SIG_F "}",
-        "{\"version\":1,\"replica\":\"r 1\",\"seq\":3," HASH_F ",\"recorded_at\":5,\"offsets\":[]," SIG_F "}",
-        "{\"version\":1,\"replica\":\"r1\",\"seq\":0," HASH_F ",\"recorded_at\":5,\"offsets\":[]," SIG_F "}",
-        "{\"version\":1,\"replica\":\"r1\",\"seq\":3," HASH_F ",\"recorded_at\":5,\"offsets\":[]," SIG_F ",\"x\":1}",
-        "{\"version\":1,\"replica\":\"r1\",\"seq\":3," HASH_F ",\"recorded_at\":\"5\",\"offsets\":[]," SIG_F "}",
-        "{\"version\":1,\"replica\":\"r1\",\"seq\":3," HASH_F ",\"recorded_at\":5,\"offsets\":[{\"topic\":"
-        "\"b\",\"partition\":0,\"next\":1},{\"topic\":\"a\",\"partition\":0,\"next\":1}]," SIG_F "}",
+        "{\"version\":2,\"replica\":\"r1\",\"seq\":3," HASH_F
+        ",\"recorded_at\":5,\"offsets\":[]," SIG_F "}",
+        "{\"version\":1,\"replica\":\"r 1\",\"seq\":3," HASH_F
+        ",\"recorded_at\":5,\"offsets\":[]," SIG_F "}",
+        "{\"version\":1,\"replica\":\"r1\",\"seq\":0," HASH_F
+        ",\"recorded_at\":5,\"offsets\":[]," SIG_F "}",
+        "{\"version\":1,\"replica\":\"r1\",\"seq\":3," HASH_F
+        ",\"recorded_at\":5,\"offsets\":[]," SIG_F ",\"x\":1}",
+        "{\"version\":1,\"replica\":\"r1\",\"seq\":3," HASH_F
+        ",\"recorded_at\":\"5\",\"offsets\":[]," SIG_F "}",
+        "{\"version\":1,\"replica\":\"r1\",\"seq\":3," HASH_F
+        ",\"recorded_at\":5,\"offsets\":[{\"topic\":"
+        "\"b\",\"partition\":0,\"next\":1},{\"topic\":\"a\",\"partition\":0,\"next\":1}]," SIG_F
+        "}",
         /* upper-case hex; a short signature */
-        "{\"version\":1,\"replica\":\"r1\",\"seq\":3,\"hash\":\"00000000000000000000000000000000000000"
+        "{\"version\":1,\"replica\":\"r1\",\"seq\":3,\"hash\":"
+        "\"00000000000000000000000000000000000000"
         "000000000000000000000000AA\",\"recorded_at\":5,\"offsets\":[]," SIG_F "}",
         "{\"version\":1,\"replica\":\"r1\",\"seq\":3," HASH_F ",\"recorded_at\":5,\"offsets\":[],"
         "\"signature\":\"AAAA\"}",
@@ -219,10 +229,14 @@ static void test_version_2_adds_the_published_line(void **state)
     md_checkpoint_release(&back);
     const char *bad[] = {
         /* v2 without "published"; v1 with it; a negative one; version 3 */
-        "{\"version\":2,\"replica\":\"r1\",\"seq\":3," HASH_F ",\"recorded_at\":5,\"offsets\":[]," SIG_F "}",
-        "{\"version\":1,\"replica\":\"r1\",\"seq\":3," HASH_F ",\"recorded_at\":5,\"published\":2,\"offsets\":[]," SIG_F "}",
-        "{\"version\":2,\"replica\":\"r1\",\"seq\":3," HASH_F ",\"recorded_at\":5,\"published\":-1,\"offsets\":[]," SIG_F "}",
-        "{\"version\":3,\"replica\":\"r1\",\"seq\":3," HASH_F ",\"recorded_at\":5,\"published\":2,\"offsets\":[]," SIG_F "}",
+        "{\"version\":2,\"replica\":\"r1\",\"seq\":3," HASH_F
+        ",\"recorded_at\":5,\"offsets\":[]," SIG_F "}",
+        "{\"version\":1,\"replica\":\"r1\",\"seq\":3," HASH_F
+        ",\"recorded_at\":5,\"published\":2,\"offsets\":[]," SIG_F "}",
+        "{\"version\":2,\"replica\":\"r1\",\"seq\":3," HASH_F
+        ",\"recorded_at\":5,\"published\":-1,\"offsets\":[]," SIG_F "}",
+        "{\"version\":3,\"replica\":\"r1\",\"seq\":3," HASH_F
+        ",\"recorded_at\":5,\"published\":2,\"offsets\":[]," SIG_F "}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(md_checkpoint_from_json(bad[i], strlen(bad[i]), &back, NULL), MD_EINVAL);
@@ -231,8 +245,7 @@ static void test_version_2_adds_the_published_line(void **state)
     md_checkpoint_release(&cp);
 }
 /* A chain of three hashes: hash i has every byte = i. */
-static md_err_t hash_at(uint64_t seq, unsigned char hash[MD_HASH_LEN], void *ctx,
-                        md_error_t *err)
+static md_err_t hash_at(uint64_t seq, unsigned char hash[MD_HASH_LEN], void *ctx, md_error_t *err)
 {
     (void)ctx, (void)err;
     memset(hash, (int)seq, MD_HASH_LEN);
@@ -317,8 +330,11 @@ static void test_checkpointer_in_the_batch_transaction(void **state)
     char *store_dir = md_test_tmpdir(), *key = path_in(f->dir, "r1.key");
     md_store_t *s = NULL;
     md_store_opts_t so = {.nosync = true};
-    md_checkpointer_opts_t o = {.replica_id = "r1", .key_file = key, .topic = "heads",
-                                .interval_events = 5, .interval_ms = 3600000};
+    md_checkpointer_opts_t o = {.replica_id = "r1",
+                                .key_file = key,
+                                .topic = "heads",
+                                .interval_events = 5,
+                                .interval_ms = 3600000};
     cp_ctx_t x = {0};
     md_buf_t last;
     int n;
@@ -368,8 +384,11 @@ static void test_checkpointer_announces_and_signs_the_published_seq(void **state
     char *store_dir = md_test_tmpdir(), *key = path_in(f->dir, "r1.key");
     md_store_t *s = NULL;
     md_store_opts_t so = {.nosync = true};
-    md_checkpointer_opts_t o = {.replica_id = "r1", .key_file = key, .topic = "heads",
-                                .interval_events = 1000, .interval_ms = 3600000};
+    md_checkpointer_opts_t o = {.replica_id = "r1",
+                                .key_file = key,
+                                .topic = "heads",
+                                .interval_events = 1000,
+                                .interval_ms = 3600000};
     cp_ctx_t x = {0};
     md_buf_t last;
     md_checkpoint_t cp = {0};

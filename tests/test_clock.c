@@ -17,10 +17,14 @@
 #include "md_engine.h"
 #include "md_offline.h"
 
-#define AGREE "{\"command_id\":\"a1\",\"type\":\"PublishAgreement\",\"actor\":\"op\"," \
-              "\"issued_at\":\"2026-11-26T09:00:00Z\",\"data\":{\"version\":1,\"title\":\"A\"," \
-              "\"digest\":\"" "0000000000000000000000000000000000000000000000000000000000000000" "\"}}"
-#define DEP(id, ref) "{\"command_id\":\"" id "\",\"type\":\"DepositFunds\",\"actor\":\"op\"," \
+#define AGREE                                                                                      \
+    "{\"command_id\":\"a1\",\"type\":\"PublishAgreement\",\"actor\":\"op\","                       \
+    "\"issued_at\":\"2026-11-26T09:00:00Z\",\"data\":{\"version\":1,\"title\":\"A\","              \
+    "\"digest\":\""                                                                                \
+    "0000000000000000000000000000000000000000000000000000000000000000"                             \
+    "\"}}"
+#define DEP(id, ref)                                                                               \
+    "{\"command_id\":\"" id "\",\"type\":\"DepositFunds\",\"actor\":\"op\","                       \
     "\"issued_at\":\"2026-11-26T09:02:00Z\",\"data\":{\"amount\":5,\"payment_ref\":\"" ref "\"}}"
 
 typedef struct msg {
@@ -29,8 +33,8 @@ typedef struct msg {
 } msg_t;
 
 static const msg_t msgs[] = {
-    {AGREE, 1000}, {DEP("d1", "p1"), 3000}, {DEP("d2", "p2"), 2000}, {"not json", 4000},
-    {DEP("d3", "p3"), 0}, {DEP("d4", "p4"), 5000},
+    {AGREE, 1000},      {DEP("d1", "p1"), 3000}, {DEP("d2", "p2"), 2000},
+    {"not json", 4000}, {DEP("d3", "p3"), 0},    {DEP("d4", "p4"), 5000},
 };
 #define NMSGS (sizeof msgs / sizeof msgs[0])
 
@@ -52,8 +56,10 @@ static void feed(const char *dir, md_clock_t clock, size_t from, size_t to)
     md_input_t in[NMSGS];
     assert_int_equal(md_engine_new(s, &o, &e, NULL), MD_OK);
     for (size_t i = from; i < to; i++)
-        in[i - from] = (md_input_t){.bytes = msgs[i].text, .len = strlen(msgs[i].text),
-                                    .partition = 0, .offset = (int64_t)i,
+        in[i - from] = (md_input_t){.bytes = msgs[i].text,
+                                    .len = strlen(msgs[i].text),
+                                    .partition = 0,
+                                    .offset = (int64_t)i,
                                     .timestamp_ms = msgs[i].ts};
     /* The wall clock given must not matter with clock = log or command. */
     assert_int_equal(md_engine_process(e, in, to - from, 999999999 + (int64_t)from, NULL, NULL),
@@ -138,8 +144,8 @@ static void test_offline_refuses_the_log_clock(void **state)
     (void)state;
     char *dir = md_test_tmpdir();
     md_error_t err = {0};
-    md_offline_opts_t o = {.input = "/dev/null", .data_dir = dir, .quiet = true,
-                           .engine = {.clock = MD_CLOCK_LOG}};
+    md_offline_opts_t o = {
+        .input = "/dev/null", .data_dir = dir, .quiet = true, .engine = {.clock = MD_CLOCK_LOG}};
     assert_int_equal(md_offline_run(&o, &err), MD_ECONFIG);
     assert_non_null(strstr(err.msg, "clock = log"));
     md_test_rmdir(dir);

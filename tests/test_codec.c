@@ -120,7 +120,8 @@ static void test_state_zero_runs(void **state)
         size_t size = 4 + rnd_next(&seed) % (MD__REC_MAX - 3);
         uint32_t density = rnd_next(&seed) % 100;
         for (size_t j = 0; j < size; j++)
-            rec[j] = rnd_next(&seed) % 100 < density ? (unsigned char)(1 + rnd_next(&seed) % 255) : 0;
+            rec[j] =
+                rnd_next(&seed) % 100 < density ? (unsigned char)(1 + rnd_next(&seed) % 255) : 0;
         state_round_trip(rec, size);
     }
 }
@@ -345,8 +346,9 @@ static void test_pj_round_trip(void **state)
     free(val);
 
     /* every value of the int64 extremes in every field position, empty strings */
-    static const int64_t vals[] = {PJ_NONE, INT64_MIN + 1, INT64_MIN + 2, -2, -1, 0, 1, 63, 64,
-                                   -64, -65, 127, 128, INT64_MAX - 1, INT64_MAX};
+    static const int64_t vals[] = {
+        PJ_NONE, INT64_MIN + 1, INT64_MIN + 2, -2,       -1, 0, 1, 63, 64, -64, -65,
+        127,     128,           INT64_MAX - 1, INT64_MAX};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         memset(&r, 0, sizeof r);
         r.fmt = t_layout.fmt;

@@ -34,8 +34,8 @@ static md_decode_status_t dec(const char *line, bool require_issued_at)
 static md_decode_status_t dec_data(const char *type, const char *data)
 {
     char line[8192];
-    snprintf(line, sizeof line, "{'command_id':'c1','type':'%s','actor':'alice','data':{%s}}",
-             type, data);
+    snprintf(line, sizeof line, "{'command_id':'c1','type':'%s','actor':'alice','data':{%s}}", type,
+             data);
     return dec(line, false);
 }
 
@@ -52,23 +52,32 @@ static void test_command_field_types(void **state)
 {
     (void)state;
     int64_t v;
-    assert_int_equal(dec_data("RegisterMember", "'member_id':'a.b_c:d-1','kind':'organization','name':'名字','identity_hash':'" H64 "'"), MD_DECODE_OK);
-    assert_string_equal(md_cmd_str(&C, "identity_hash"), "abcdefabcdef0123456789abcdefabcdef0123456789abcdefabcdef01234567");
+    assert_int_equal(
+        dec_data("RegisterMember",
+                 "'member_id':'a.b_c:d-1','kind':'organization','name':'名字','identity_hash':'" H64
+                 "'"),
+        MD_DECODE_OK);
+    assert_string_equal(md_cmd_str(&C, "identity_hash"),
+                        "abcdefabcdef0123456789abcdefabcdef0123456789abcdefabcdef01234567");
     assert_string_equal(md_cmd_str(&C, "kind"), "organization");
     assert_true(md_cmd_int(&C, "kind", &v) && v == 1);
     assert_null(md_cmd_str(&C, "email"));
     assert_false(md_cmd_has(&C, "email"));
     assert_int_equal(dec_data("PlaceOrder", "'order_id':'o1','product_id':'p1'"), MD_DECODE_OK);
-    assert_true(md_cmd_int(&C, "quantity", &v) && v == 1);     /* default */
-    assert_int_equal(dec_data("DefineCategory", "'category_id':'c','name':'n','restricted':true"), MD_DECODE_OK);
+    assert_true(md_cmd_int(&C, "quantity", &v) && v == 1); /* default */
+    assert_int_equal(dec_data("DefineCategory", "'category_id':'c','name':'n','restricted':true"),
+                     MD_DECODE_OK);
     assert_true(md_cmd_int(&C, "restricted", &v) && v == 1);
     assert_true(md_cmd_int(&C, "requires_review", &v) && v == 0);
-    assert_int_equal(dec_data("IssueVoucher", "'voucher_id':'v','member_id':'m','value':5,'expires_at':'1970-01-01T00:00:01.23456789Z'"), MD_DECODE_OK);
+    assert_int_equal(dec_data("IssueVoucher", "'voucher_id':'v','member_id':'m','value':5,'expires_"
+                                              "at':'1970-01-01T00:00:01.23456789Z'"),
+                     MD_DECODE_OK);
     assert_true(md_cmd_int(&C, "expires_at", &v) && v == 1234);
     char stream[100];
     assert_true(md_cmd_target_stream(&C, stream, sizeof stream));
     assert_string_equal(stream, "voucher:v");
-    assert_int_equal(dec_data("DepositFunds", "'amount':1000000000000,'payment_ref':'r'"), MD_DECODE_OK);
+    assert_int_equal(dec_data("DepositFunds", "'amount':1000000000000,'payment_ref':'r'"),
+                     MD_DECODE_OK);
     assert_true(md_cmd_target_stream(&C, stream, sizeof stream));
     assert_string_equal(stream, "member:alice");
     assert_int_equal(dec_data("ProhibitTerm", "'term':'x'"), MD_DECODE_OK);
@@ -88,18 +97,42 @@ static void test_command_invalid_fields(void **state)
     expect_invalid("DepositFunds", "'amount':1,'payment_ref':'r','extra':1", "data.extra");
     expect_invalid("DepositFunds", "'amount':1", "data.payment_ref");
     expect_invalid("PlaceOrder", "'order_id':'o 1','product_id':'p'", "data.order_id");
-    expect_invalid("PlaceOrder", "'order_id':'o','product_id':'p','voucher_id':null", "data.voucher_id");
-    expect_invalid("PlaceOrder", "'order_id':'o','product_id':'p','quantity':1001", "data.quantity");
-    expect_invalid("RegisterMember", "'member_id':'m','kind':'robot','name':'n','identity_hash':'" H64 "'", "data.kind");
-    expect_invalid("RegisterMember", "'member_id':'m','kind':'individual','name':'n','identity_hash':'abc'", "data.identity_hash");
-    expect_invalid("RegisterMember", "'member_id':'m','kind':'individual','name':'n','identity_hash':'" H64 "','phone':'123456789012345678901234567890123'", "data.phone");
-    expect_invalid("DefineCategory", "'category_id':'c','name':'n','restricted':1", "data.restricted");
-    expect_invalid("ApplySanction", "'sanction_id':'s','measure':'mute','target_type':'member','target_id':'m','reason':'r','clause':'4.02'", "data.clause");
-    expect_invalid("ApplySanction", "'sanction_id':'s','measure':'mute','target_type':'store','target_id':'m','reason':'r','clause':'4.2'", "data.measure");
-    expect_invalid("ApplySanction", "'sanction_id':'s','measure':'close_account','target_type':'member','target_id':'m','reason':'r','clause':'4','expires_at':'2027-01-01T00:00:00Z'", "data.expires_at");
+    expect_invalid("PlaceOrder", "'order_id':'o','product_id':'p','voucher_id':null",
+                   "data.voucher_id");
+    expect_invalid("PlaceOrder", "'order_id':'o','product_id':'p','quantity':1001",
+                   "data.quantity");
+    expect_invalid("RegisterMember",
+                   "'member_id':'m','kind':'robot','name':'n','identity_hash':'" H64 "'",
+                   "data.kind");
+    expect_invalid("RegisterMember",
+                   "'member_id':'m','kind':'individual','name':'n','identity_hash':'abc'",
+                   "data.identity_hash");
+    expect_invalid("RegisterMember",
+                   "'member_id':'m','kind':'individual','name':'n','identity_hash':'" H64
+                   "','phone':'123456789012345678901234567890123'",
+                   "data.phone");
+    expect_invalid("DefineCategory", "'category_id':'c','name':'n','restricted':1",
+                   "data.restricted");
+    expect_invalid("ApplySanction",
+                   "'sanction_id':'s','measure':'mute','target_type':'member','target_id':'m','"
+                   "reason':'r','clause':'4.02'",
+                   "data.clause");
+    expect_invalid("ApplySanction",
+                   "'sanction_id':'s','measure':'mute','target_type':'store','target_id':'m','"
+                   "reason':'r','clause':'4.2'",
+                   "data.measure");
+    expect_invalid("ApplySanction",
+                   "'sanction_id':'s','measure':'close_account','target_type':'member','target_id':"
+                   "'m','reason':'r','clause':'4','expires_at':'2027-01-01T00:00:00Z'",
+                   "data.expires_at");
     expect_invalid("RuleOnDispute", "'complaint_id':'q','decision':'split'", "data.refund_amount");
-    expect_invalid("RuleOnDispute", "'complaint_id':'q','decision':'release_provider','refund_amount':5", "data.refund_amount");
-    expect_invalid("ScheduleMaintenance", "'window_id':'w','starts_at':'2026-01-01T00:00:00Z','ends_at':'2026-01-01T00:00:00Z'", "data.ends_at");
+    expect_invalid("RuleOnDispute",
+                   "'complaint_id':'q','decision':'release_provider','refund_amount':5",
+                   "data.refund_amount");
+    expect_invalid(
+        "ScheduleMaintenance",
+        "'window_id':'w','starts_at':'2026-01-01T00:00:00Z','ends_at':'2026-01-01T00:00:00Z'",
+        "data.ends_at");
     /* first bad field in data declaration order, not input order */
     expect_invalid("DepositFunds", "'payment_ref':'','amount':'x'", "data.amount");
 }
@@ -109,25 +142,41 @@ static void test_command_envelope(void **state)
     (void)state;
     assert_int_equal(dec("{'command_id':'c','actor':'a','data':{}}", false), MD_DECODE_REJECTED);
     assert_string_equal(C.reject_code, "UNKNOWN_COMMAND");
-    assert_int_equal(dec("{'command_id':'c','type':null,'actor':'a','data':{}}", false), MD_DECODE_REJECTED);
+    assert_int_equal(dec("{'command_id':'c','type':null,'actor':'a','data':{}}", false),
+                     MD_DECODE_REJECTED);
     assert_string_equal(C.reject_code, "UNKNOWN_COMMAND");
-    assert_int_equal(dec("{'command_id':'c','type':'Fly','actor':'a','data':{}}", false), MD_DECODE_REJECTED);
+    assert_int_equal(dec("{'command_id':'c','type':'Fly','actor':'a','data':{}}", false),
+                     MD_DECODE_REJECTED);
     assert_string_equal(C.reject_code, "UNKNOWN_COMMAND");
     assert_true(C.has_actor);
-    assert_int_equal(dec("{'command_id':'c','type':'PayOrder','actor':'a','data':{'order_id':'o'},'x':1}", false), MD_DECODE_REJECTED);
+    assert_int_equal(
+        dec("{'command_id':'c','type':'PayOrder','actor':'a','data':{'order_id':'o'},'x':1}",
+            false),
+        MD_DECODE_REJECTED);
     assert_string_equal(C.reject_code, "INVALID_FIELD");
     assert_non_null(strstr(C.reject_msg, "x"));
-    assert_int_equal(dec("{'command_id':'c','type':'PayOrder','data':{'order_id':'o'}}", false), MD_DECODE_REJECTED);
+    assert_int_equal(dec("{'command_id':'c','type':'PayOrder','data':{'order_id':'o'}}", false),
+                     MD_DECODE_REJECTED);
     assert_non_null(strstr(C.reject_msg, "actor"));
-    assert_int_equal(dec("{'command_id':'c','type':'PayOrder','actor':'a','data':{'order_id':'o'}}", true), MD_DECODE_REJECTED);
+    assert_int_equal(
+        dec("{'command_id':'c','type':'PayOrder','actor':'a','data':{'order_id':'o'}}", true),
+        MD_DECODE_REJECTED);
     assert_non_null(strstr(C.reject_msg, "issued_at"));
-    assert_int_equal(dec("{'command_id':'c','type':'PayOrder','actor':'a','issued_at':'2026-11-26T10:00:00Z','expected_version':3,'correlation_id':'k','data':{'order_id':'o'}}", true), MD_DECODE_OK);
+    assert_int_equal(
+        dec("{'command_id':'c','type':'PayOrder','actor':'a','issued_at':'2026-11-26T10:00:00Z','"
+            "expected_version':3,'correlation_id':'k','data':{'order_id':'o'}}",
+            true),
+        MD_DECODE_OK);
     assert_int_equal(C.issued_at, 1795687200000LL);
     assert_true(C.has_expected_version && C.expected_version == 3);
     assert_string_equal(C.correlation_id, "k");
-    assert_int_equal(dec("{'command_id':'c','type':'PayOrder','actor':'a','expected_version':-1,'data':{'order_id':'o'}}", false), MD_DECODE_REJECTED);
+    assert_int_equal(dec("{'command_id':'c','type':'PayOrder','actor':'a','expected_version':-1,'"
+                         "data':{'order_id':'o'}}",
+                         false),
+                     MD_DECODE_REJECTED);
     assert_non_null(strstr(C.reject_msg, "expected_version"));
-    assert_int_equal(dec("{'command_id':'c','type':'PayOrder','actor':'a','data':[]}", false), MD_DECODE_REJECTED);
+    assert_int_equal(dec("{'command_id':'c','type':'PayOrder','actor':'a','data':[]}", false),
+                     MD_DECODE_REJECTED);
     assert_non_null(strstr(C.reject_msg, "data"));
 }
 
@@ -135,11 +184,21 @@ static void test_command_malformed(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "", "nope", "[]", "3", "{'command_id':''}", "{'command_id':5}", "{'command_id':null}",
-        "{'type':'PayOrder'}", "{'command_id':'a','command_id':'b'}",
-        "{'command_id':'a','data':{'x':1,'x':2}}", "{'command_id':'a\\u0000'}",
-        "{'command_id':'a','x':NaN}", "{'command_id':'a','n':99999999999999999999}",
-        "{'command_id':'a'} trailing", "{'command_id':'\xff'}",
+        "",
+        "nope",
+        "[]",
+        "3",
+        "{'command_id':''}",
+        "{'command_id':5}",
+        "{'command_id':null}",
+        "{'type':'PayOrder'}",
+        "{'command_id':'a','command_id':'b'}",
+        "{'command_id':'a','data':{'x':1,'x':2}}",
+        "{'command_id':'a\\u0000'}",
+        "{'command_id':'a','x':NaN}",
+        "{'command_id':'a','n':99999999999999999999}",
+        "{'command_id':'a'} trailing",
+        "{'command_id':'\xff'}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (dec(bad[i], false) != MD_DECODE_MALFORMED)
@@ -162,10 +221,12 @@ static void test_command_times(void **state)
     (void)state;
     int64_t ms;
     static const char *const bad[] = {
-        "2026-11-26t10:00:00Z", "2026-11-26T10:00:00z", "2026-11-26T10:00:00",
-        "2026-11-26T10:00:60Z", "2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z",
-        "2026-11-26T10:00:00.Z", "2026-11-26T10:00:00.1234567890Z",
-        "2026-11-26T10:00:00+00:00", "2026-11-26 10:00:00Z", "26-11-26T10:00:00Z"};
+        "2026-11-26t10:00:00Z",      "2026-11-26T10:00:00z",
+        "2026-11-26T10:00:00",       "2026-11-26T10:00:60Z",
+        "2026-02-29T00:00:00Z",      "2026-13-01T00:00:00Z",
+        "2026-11-26T10:00:00.Z",     "2026-11-26T10:00:00.1234567890Z",
+        "2026-11-26T10:00:00+00:00", "2026-11-26 10:00:00Z",
+        "26-11-26T10:00:00Z"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (md_parse_time(bad[i], strlen(bad[i]), &ms))
             fail_msg("'%s' parsed", bad[i]);
@@ -219,15 +280,20 @@ static void pack_order(msgpack_sbuffer *sb, int qty_kind, bool dup_key, bool int
     msgpack_sbuffer_init(sb);
     msgpack_packer_init(&pk, sb, buf_write);
     msgpack_pack_map(&pk, dup_key ? 5 : 4);
-    pk_str(&pk, "command_id"); pk_str(&pk, "c1");
-    pk_str(&pk, "type"); pk_str(&pk, "PlaceOrder");
-    pk_str(&pk, "actor"); pk_str(&pk, "alice");
+    pk_str(&pk, "command_id");
+    pk_str(&pk, "c1");
+    pk_str(&pk, "type");
+    pk_str(&pk, "PlaceOrder");
+    pk_str(&pk, "actor");
+    pk_str(&pk, "alice");
     if (dup_key) {
-        pk_str(&pk, "actor"); pk_str(&pk, "bob");
+        pk_str(&pk, "actor");
+        pk_str(&pk, "bob");
     }
     pk_str(&pk, "data");
     msgpack_pack_map(&pk, 3);
-    pk_str(&pk, "order_id"); pk_str(&pk, "o1");
+    pk_str(&pk, "order_id");
+    pk_str(&pk, "o1");
     if (int_key)
         msgpack_pack_int(&pk, 7);
     else
@@ -255,28 +321,37 @@ static void test_command_msgpack(void **state)
     assert_memory_equal(&C, &j, offsetof(md_command_t, arena) + j.arena_len);
     msgpack_sbuffer_destroy(&sb);
 
-    pack_order(&sb, 1, false, false);           /* float where an integer is expected */
+    pack_order(&sb, 1, false, false); /* float where an integer is expected */
     assert_int_equal(md_command_decode_msgpack(sb.data, sb.size, NULL, &C), MD_DECODE_REJECTED);
     assert_string_equal(C.reject_code, "INVALID_FIELD");
     msgpack_sbuffer_destroy(&sb);
-    pack_order(&sb, 2, false, false);           /* beyond int64 */
+    pack_order(&sb, 2, false, false); /* beyond int64 */
     assert_int_equal(md_command_decode_msgpack(sb.data, sb.size, NULL, &C), MD_DECODE_MALFORMED);
     msgpack_sbuffer_destroy(&sb);
-    pack_order(&sb, 0, true, false);            /* duplicate key */
+    pack_order(&sb, 0, true, false); /* duplicate key */
     assert_int_equal(md_command_decode_msgpack(sb.data, sb.size, NULL, &C), MD_DECODE_MALFORMED);
     msgpack_sbuffer_destroy(&sb);
-    pack_order(&sb, 0, false, true);            /* non-string key */
+    pack_order(&sb, 0, false, true); /* non-string key */
     assert_int_equal(md_command_decode_msgpack(sb.data, sb.size, NULL, &C), MD_DECODE_MALFORMED);
     msgpack_sbuffer_destroy(&sb);
 
-    pack_order(&sb, 0, false, false);           /* trailing bytes, truncation */
+    pack_order(&sb, 0, false, false); /* trailing bytes, truncation */
     msgpack_sbuffer_write(&sb, "\xc0", 1);
     assert_int_equal(md_command_decode_msgpack(sb.data, sb.size, NULL, &C), MD_DECODE_MALFORMED);
-    assert_int_equal(md_command_decode_msgpack(sb.data, sb.size - 4, NULL, &C), MD_DECODE_MALFORMED);
+    assert_int_equal(md_command_decode_msgpack(sb.data, sb.size - 4, NULL, &C),
+                     MD_DECODE_MALFORMED);
     msgpack_sbuffer_destroy(&sb);
     /* invalid UTF-8 and bin values */
-    assert_int_equal(md_command_decode_msgpack("\x81\xaa" "command_id" "\xa1\xff", 14, NULL, &C), MD_DECODE_MALFORMED);
-    assert_int_equal(md_command_decode_msgpack("\x81\xaa" "command_id" "\xc4\x01x", 15, NULL, &C), MD_DECODE_MALFORMED);
+    assert_int_equal(md_command_decode_msgpack("\x81\xaa"
+                                               "command_id"
+                                               "\xa1\xff",
+                                               14, NULL, &C),
+                     MD_DECODE_MALFORMED);
+    assert_int_equal(md_command_decode_msgpack("\x81\xaa"
+                                               "command_id"
+                                               "\xc4\x01x",
+                                               15, NULL, &C),
+                     MD_DECODE_MALFORMED);
     assert_int_equal(md_command_decode_msgpack("\x91\x01", 2, NULL, &C), MD_DECODE_MALFORMED);
 }
 
@@ -292,10 +367,14 @@ static void test_command_msgpack_timer_prefix(void **state)
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, buf_write);
         msgpack_pack_map(&pk, 4);
-        pk_str(&pk, "command_id"); pk_str(&pk, ids[i]);
-        pk_str(&pk, "type"); pk_str(&pk, "Tick");
-        pk_str(&pk, "actor"); pk_str(&pk, "op");
-        pk_str(&pk, "data"); msgpack_pack_map(&pk, 0);
+        pk_str(&pk, "command_id");
+        pk_str(&pk, ids[i]);
+        pk_str(&pk, "type");
+        pk_str(&pk, "Tick");
+        pk_str(&pk, "actor");
+        pk_str(&pk, "op");
+        pk_str(&pk, "data");
+        msgpack_pack_map(&pk, 0);
         assert_int_equal(md_command_decode_msgpack(sb.data, sb.size, NULL, &C), want[i]);
         if (want[i] == MD_DECODE_MALFORMED)
             assert_non_null(strstr(C.detail, "reserved for timers"));

@@ -50,7 +50,7 @@ static md_err_t verify(proj_fx_t *f, md_derived_report_t *rep)
 typedef struct tamper {
     md_db_t db;
     const char *key;
-    const char *val;     /* NULL: delete */
+    const char *val; /* NULL: delete */
 } tamper_t;
 
 static md_err_t tamper_fn(md_txn_t *t, void *ctx, md_error_t *err)
@@ -138,8 +138,7 @@ static int marketctl_verify(proj_fx_t *f, const char *needle, bool *found)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static void expect_difference(proj_fx_t *f, md_derived_db_t db, const char *key,
-                              const char *diff)
+static void expect_difference(proj_fx_t *f, md_derived_db_t db, const char *key, const char *diff)
 {
     md_derived_report_t rep;
     char needle[512];
@@ -316,18 +315,14 @@ static void test_derived_offsets_moved(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_derived_clean_store_verifies, demo_setup,
-                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_derived_clean_store_verifies, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_derived_deleted_outcome, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_derived_unlogged_outcome, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_derived_wiped_store_is_not_a_replay, demo_setup,
                                         fx_teardown),
-        cmocka_unit_test_setup_teardown(test_derived_rewritten_outcome, demo_setup,
-                                        fx_teardown),
-        cmocka_unit_test_setup_teardown(test_derived_invented_outcome, demo_setup,
-                                        fx_teardown),
-        cmocka_unit_test_setup_teardown(test_derived_deleted_payment_ref, demo_setup,
-                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_derived_rewritten_outcome, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_derived_invented_outcome, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_derived_deleted_payment_ref, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_derived_offsets_moved, demo_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,15 +18,20 @@
 #include "md_engine.h"
 
 #define OP "op-1"
-#define AGREE "{\"command_id\":\"a1\",\"type\":\"PublishAgreement\",\"actor\":\"" OP "\"," \
-              "\"issued_at\":\"2026-11-26T09:00:00Z\",\"data\":{\"version\":1,\"title\":\"A\"," \
-              "\"digest\":\"" "0000000000000000000000000000000000000000000000000000000000000000" "\"}}"
-#define REG(id, who, at) "{\"command_id\":\"" id "\",\"type\":\"RegisterMember\",\"actor\":\"" who \
-    "\",\"issued_at\":\"" at "\",\"data\":{\"member_id\":\"" who "\",\"kind\":\"individual\"," \
-    "\"name\":\"N\",\"identity_hash\":\"" \
+#define AGREE                                                                                      \
+    "{\"command_id\":\"a1\",\"type\":\"PublishAgreement\",\"actor\":\"" OP "\","                   \
+    "\"issued_at\":\"2026-11-26T09:00:00Z\",\"data\":{\"version\":1,\"title\":\"A\","              \
+    "\"digest\":\""                                                                                \
+    "0000000000000000000000000000000000000000000000000000000000000000"                             \
+    "\"}}"
+#define REG(id, who, at)                                                                           \
+    "{\"command_id\":\"" id "\",\"type\":\"RegisterMember\",\"actor\":\"" who                      \
+    "\",\"issued_at\":\"" at "\",\"data\":{\"member_id\":\"" who "\",\"kind\":\"individual\","     \
+    "\"name\":\"N\",\"identity_hash\":\""                                                          \
     "1111111111111111111111111111111111111111111111111111111111111111\"}}"
-#define DEP(id, who, amt, ref, at) "{\"command_id\":\"" id "\",\"type\":\"DepositFunds\",\"actor\":\"" \
-    who "\",\"issued_at\":\"" at "\",\"data\":{\"amount\":" amt ",\"payment_ref\":\"" ref "\"}}"
+#define DEP(id, who, amt, ref, at)                                                                 \
+    "{\"command_id\":\"" id "\",\"type\":\"DepositFunds\",\"actor\":\"" who                        \
+    "\",\"issued_at\":\"" at "\",\"data\":{\"amount\":" amt ",\"payment_ref\":\"" ref "\"}}"
 
 typedef struct fx {
     char *dir;
@@ -37,8 +42,11 @@ typedef struct fx {
 
 static md_engine_opts_t kafka_opts(void)
 {
-    md_engine_opts_t o = {.operator_id = OP, .clock = MD_CLOCK_COMMAND,
-                          .results_topic = "r", .events_topic = "e", .commands_topic = "c",
+    md_engine_opts_t o = {.operator_id = OP,
+                          .clock = MD_CLOCK_COMMAND,
+                          .results_topic = "r",
+                          .events_topic = "e",
+                          .commands_topic = "c",
                           .deadletter_topic = "dl"};
     return o;
 }
@@ -79,8 +87,12 @@ static json_t *run(fx_t *f, const char *const *lines)
     md_input_t in[64];
     size_t n = 0;
     for (; lines[n]; n++)
-        in[n] = (md_input_t){.bytes = lines[n], .len = strlen(lines[n]), .partition = 0,
-                             .offset = 100 + (int64_t)n, .key = "k", .key_len = 1};
+        in[n] = (md_input_t){.bytes = lines[n],
+                             .len = strlen(lines[n]),
+                             .partition = 0,
+                             .offset = 100 + (int64_t)n,
+                             .key = "k",
+                             .key_len = 1};
     md_buf_reset(&f->out);
     assert_int_equal(md_engine_process(f->e, in, n, 1795687200000, &f->out, NULL), MD_OK);
     json_t *arr = json_array();
@@ -181,7 +193,7 @@ static void test_engine_malformed_is_recorded_and_dead_lettered(void **state)
 
 typedef struct outbox_count {
     int results, events, dead;
-    uint64_t event_seqs;          /* sum of the events' references */
+    uint64_t event_seqs; /* sum of the events' references */
     bool dead_has_reason, events_are_refs;
 } outbox_count_t;
 
@@ -196,8 +208,7 @@ static md_err_t count_outbox(const md_outbox_msg_t *m, void *ctx, md_error_t *er
                              m->value_len == 0 && m->key_len > 0;
         c->events++;
         c->event_seqs += m->event_seq;
-    }
-    else if (strcmp(m->topic, "dl") == 0) {
+    } else if (strcmp(m->topic, "dl") == 0) {
         c->dead++;
         c->dead_has_reason = m->headers_len > 7 && memcmp(m->headers, "reason", 7) == 0 &&
                              m->value_len == 8 && memcmp(m->value, "not json", 8) == 0;
@@ -220,7 +231,7 @@ static void test_engine_outbox_and_offsets(void **state)
     assert_true(c.dead_has_reason);
     /* bootstrap 2 + agreement 1 + malformed 1 + registration 1 (+ none implicit) */
     assert_int_equal(c.events, 5);
-    assert_true(c.events_are_refs);   /* rendered by the publisher, not copied */
+    assert_true(c.events_are_refs); /* rendered by the publisher, not copied */
     assert_int_equal(c.event_seqs, 1 + 2 + 3 + 4 + 5);
     assert_int_equal(md_txn_offset_get(t, "c", 0, &next, NULL), MD_OK);
     assert_true(next == 103);
@@ -256,7 +267,7 @@ static void test_engine_map_growth_keeps_results(void **state)
 
 typedef struct trace {
     char log[256];
-    int fail_at;      /* the event (1-based, in this trace) whose hook fails; 0: none */
+    int fail_at; /* the event (1-based, in this trace) whose hook fails; 0: none */
     int events;
 } trace_t;
 
@@ -331,8 +342,7 @@ static void test_engine_batch_hooks_order(void **state)
 static void run_lines(const char *dir, char **lines, size_t n, size_t batch, md_buf_t *out)
 {
     md_store_opts_t so = {.nosync = true};
-    md_engine_opts_t o = {.operator_id = OP, .clock = MD_CLOCK_COMMAND,
-                          .max_message_bytes = 600};
+    md_engine_opts_t o = {.operator_id = OP, .clock = MD_CLOCK_COMMAND, .max_message_bytes = 600};
     md_store_t *s = NULL;
     md_engine_t *e = NULL;
     md_input_t *in = md_calloc(n, sizeof *in);
@@ -361,14 +371,18 @@ static void test_engine_decode_ahead_same_results(void **state)
         else if (i == 150)
             snprintf(line, sizeof line, "{\"command_id\":\"big\",\"pad\":\"%0700d\"}", 0);
         else if (i % 3 == 0)
-            snprintf(line, sizeof line, "{\"command_id\":\"r%zu\",\"type\":\"RegisterMember\","
+            snprintf(line, sizeof line,
+                     "{\"command_id\":\"r%zu\",\"type\":\"RegisterMember\","
                      "\"actor\":\"m%zu\",\"issued_at\":\"2026-11-26T09:00:00Z\",\"data\":{"
                      "\"member_id\":\"m%zu\",\"kind\":\"individual\",\"name\":\"N\","
-                     "\"identity_hash\":\"%064zu\"}}", i, i, i, i);
+                     "\"identity_hash\":\"%064zu\"}}",
+                     i, i, i, i);
         else
-            snprintf(line, sizeof line, "{\"command_id\":\"d%zu\",\"type\":\"DepositFunds\","
+            snprintf(line, sizeof line,
+                     "{\"command_id\":\"d%zu\",\"type\":\"DepositFunds\","
                      "\"actor\":\"m%zu\",\"issued_at\":\"2026-11-26T09:01:00Z\",\"data\":{"
-                     "\"amount\":%zu,\"payment_ref\":\"p%zu\"}}", i, i - i % 3, 100 + i, i);
+                     "\"amount\":%zu,\"payment_ref\":\"p%zu\"}}",
+                     i, i - i % 3, 100 + i, i);
         lines[i] = md_strdup(line);
     }
     md_buf_init(&a);
@@ -392,8 +406,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_engine_results_and_duplicates, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_engine_bootstrap_once_with_first_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_engine_malformed_is_recorded_and_dead_lettered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_bootstrap_once_with_first_batch, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_engine_malformed_is_recorded_and_dead_lettered, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_engine_outbox_and_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_map_growth_keeps_results, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_batch_hooks_order, setup, teardown),

@@ -27,9 +27,9 @@ static void test_event_data_keys_sorted_bytewise(void **state)
     md_data_nil(&d, "a");
     md_data_pack(&d, &b);
     /* {"Beta": true, "a": nil, "alpha": "x", "zeta": 1} in msgpack. */
-    static const unsigned char want[] = {0x84, 0xa4, 'B', 'e', 't', 'a', 0xc3, 0xa1, 'a', 0xc0,
-                                         0xa5, 'a', 'l', 'p', 'h', 'a', 0xa1, 'x',
-                                         0xa4, 'z', 'e', 't', 'a', 0x01};
+    static const unsigned char want[] = {0x84, 0xa4, 'B',  'e', 't', 'a', 0xc3, 0xa1,
+                                         'a',  0xc0, 0xa5, 'a', 'l', 'p', 'h',  'a',
+                                         0xa1, 'x',  0xa4, 'z', 'e', 't', 'a',  0x01};
     assert_int_equal(b.len, sizeof want);
     assert_memory_equal(b.p, want, sizeof want);
     md_buf_release(&b);

@@ -23,19 +23,20 @@
 #include "md_command.h"
 #include "md_engine.h"
 
-#define ENV(id, type, data) "{\"command_id\":\"" id "\",\"type\":\"" type "\",\"actor\":\"bob\"," \
+#define ENV(id, type, data)                                                                        \
+    "{\"command_id\":\"" id "\",\"type\":\"" type "\",\"actor\":\"bob\","                          \
     "\"issued_at\":\"2026-11-26T20:00:00Z\",\"data\":" data "}"
 
 /* ---- decoder cases ------------------------------------------------------------ */
 
 typedef struct hcase {
     const char *name;
-    const char *bytes;       /* NULL: built by the test */
-    size_t len;              /* 0: strlen(bytes) */
+    const char *bytes; /* NULL: built by the test */
+    size_t len;        /* 0: strlen(bytes) */
     bool msgpack;
     md_decode_status_t want;
-    const char *code;        /* REJECTED: the code */
-    const char *text;        /* a substring of detail / reject_msg */
+    const char *code; /* REJECTED: the code */
+    const char *text; /* a substring of detail / reject_msg */
 } hcase_t;
 
 static const hcase_t cases[] = {
@@ -43,45 +44,74 @@ static const hcase_t cases[] = {
     {"empty msgpack", "", 0, true, MD_DECODE_MALFORMED, NULL, "not a complete msgpack value"},
     {"blank json", " \t ", 0, false, MD_DECODE_MALFORMED, NULL, "end of file"},
     {"not an object", "[1,2,3]", 0, false, MD_DECODE_MALFORMED, NULL, "not an object"},
-    {"invalid utf-8 json", ENV("u-1", "DepositFunds", "{\"amount\":1,\"payment_ref\":\"\xff\xfe\"}"),
-     0, false, MD_DECODE_MALFORMED, NULL, "unable to decode byte 0xff"},
+    {"invalid utf-8 json",
+     ENV("u-1", "DepositFunds", "{\"amount\":1,\"payment_ref\":\"\xff\xfe\"}"), 0, false,
+     MD_DECODE_MALFORMED, NULL, "unable to decode byte 0xff"},
     {"overlong utf-8 json", "{\"command_id\":\"\xc0\xaf\"}", 0, false, MD_DECODE_MALFORMED, NULL,
      "unable to decode byte 0xc0"},
-    {"invalid utf-8 msgpack", "\x81\xaa" "command_id" "\xa2\xff\xfe", 0, true,
-     MD_DECODE_MALFORMED, NULL, "not valid UTF-8"},
-    {"NUL in json string", ENV("n-1", "DepositFunds", "{\"amount\":1,\"payment_ref\":\"a\\u0000b\"}"),
-     0, false, MD_DECODE_MALFORMED, NULL, "\\u0000"},
-    {"2^63 json", ENV("b-1", "DepositFunds", "{\"amount\":9223372036854775808,\"payment_ref\":\"r\"}"),
-     0, false, MD_DECODE_MALFORMED, NULL, "too big integer"},
-    {"-2^63-1 json", ENV("b-2", "DepositFunds", "{\"amount\":-9223372036854775809,\"payment_ref\":\"r\"}"),
-     0, false, MD_DECODE_MALFORMED, NULL, "too big"},
-    {"2^64 msgpack", "\x81\xaa" "command_id" "\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 0, true,
-     MD_DECODE_MALFORMED, NULL, "beyond 64-bit"},
-    {"1e400 json", ENV("b-3", "DepositFunds", "{\"amount\":1e400,\"payment_ref\":\"r\"}"),
-     0, false, MD_DECODE_MALFORMED, NULL, "real number overflow"},
-    {"NaN json", ENV("nan-1", "DepositFunds", "{\"amount\":NaN,\"payment_ref\":\"r\"}"), 0,
-     false, MD_DECODE_MALFORMED, NULL, "invalid token"},
-    {"NaN msgpack", "\x81\xaa" "command_id" "\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00", 21, true,
-     MD_DECODE_MALFORMED, NULL, "NaN"},
+    {"invalid utf-8 msgpack",
+     "\x81\xaa"
+     "command_id"
+     "\xa2\xff\xfe",
+     0, true, MD_DECODE_MALFORMED, NULL, "not valid UTF-8"},
+    {"NUL in json string",
+     ENV("n-1", "DepositFunds", "{\"amount\":1,\"payment_ref\":\"a\\u0000b\"}"), 0, false,
+     MD_DECODE_MALFORMED, NULL, "\\u0000"},
+    {"2^63 json",
+     ENV("b-1", "DepositFunds", "{\"amount\":9223372036854775808,\"payment_ref\":\"r\"}"), 0, false,
+     MD_DECODE_MALFORMED, NULL, "too big integer"},
+    {"-2^63-1 json",
+     ENV("b-2", "DepositFunds", "{\"amount\":-9223372036854775809,\"payment_ref\":\"r\"}"), 0,
+     false, MD_DECODE_MALFORMED, NULL, "too big"},
+    {"2^64 msgpack",
+     "\x81\xaa"
+     "command_id"
+     "\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
+     0, true, MD_DECODE_MALFORMED, NULL, "beyond 64-bit"},
+    {"1e400 json", ENV("b-3", "DepositFunds", "{\"amount\":1e400,\"payment_ref\":\"r\"}"), 0, false,
+     MD_DECODE_MALFORMED, NULL, "real number overflow"},
+    {"NaN json", ENV("nan-1", "DepositFunds", "{\"amount\":NaN,\"payment_ref\":\"r\"}"), 0, false,
+     MD_DECODE_MALFORMED, NULL, "invalid token"},
+    {"NaN msgpack",
+     "\x81\xaa"
+     "command_id"
+     "\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00",
+     21, true, MD_DECODE_MALFORMED, NULL, "NaN"},
     {"duplicate key json", "{\"command_id\":\"d-1\",\"command_id\":\"d-2\"}", 0, false,
      MD_DECODE_MALFORMED, NULL, "duplicate object key"},
-    {"duplicate key in data", ENV("d-3", "DepositFunds", "{\"amount\":1,\"amount\":2,\"payment_ref\":\"r\"}"),
-     0, false, MD_DECODE_MALFORMED, NULL, "duplicate object key"},
-    {"duplicate key msgpack", "\x82\xaa" "command_id" "\xa1x\xaa" "command_id" "\xa1y", 0, true,
-     MD_DECODE_MALFORMED, NULL, "duplicate map key"},
-    {"control char in actor", "{\"command_id\":\"c-1\",\"type\":\"DepositFunds\",\"actor\":\"bo\\u0001b\","
-     "\"data\":{\"amount\":1,\"payment_ref\":\"r\"}}", 0, false, MD_DECODE_REJECTED, "INVALID_FIELD",
-     "actor: expected a member id"},
-    {"newline in order_id", ENV("c-2", "PlaceOrder", "{\"order_id\":\"o\\n1\",\"product_id\":\"p-pgsql\"}"),
-     0, false, MD_DECODE_REJECTED, "INVALID_FIELD", "data.order_id: expected an id"},
-    {"escape in command type", "{\"command_id\":\"c-3\",\"type\":\"Place\\u001bOrder\",\"actor\":\"bob\","
-     "\"data\":{}}", 0, false, MD_DECODE_REJECTED, "UNKNOWN_COMMAND", "unknown command type 'Place?Order'"},
-    {"price 2^63-1", ENV("o-1", "ChangePrice", "{\"product_id\":\"p-pgsql\",\"price\":9223372036854775807}"),
-     0, false, MD_DECODE_REJECTED, "INVALID_FIELD", "data.price: expected an integer in 1..1000000000000"},
-    {"quantity 10^18", ENV("o-2", "PlaceOrder", "{\"order_id\":\"o-9\",\"product_id\":\"p-pgsql\",\"quantity\":1000000000000000000}"),
-     0, false, MD_DECODE_REJECTED, "INVALID_FIELD", "data.quantity: expected an integer in 1..1000"},
-    {"negative amount", ENV("o-3", "DepositFunds", "{\"amount\":-9223372036854775808,\"payment_ref\":\"r\"}"),
-     0, false, MD_DECODE_REJECTED, "INVALID_FIELD", "data.amount: expected an integer"},
+    {"duplicate key in data",
+     ENV("d-3", "DepositFunds", "{\"amount\":1,\"amount\":2,\"payment_ref\":\"r\"}"), 0, false,
+     MD_DECODE_MALFORMED, NULL, "duplicate object key"},
+    {"duplicate key msgpack",
+     "\x82\xaa"
+     "command_id"
+     "\xa1x\xaa"
+     "command_id"
+     "\xa1y",
+     0, true, MD_DECODE_MALFORMED, NULL, "duplicate map key"},
+    {"control char in actor",
+     "{\"command_id\":\"c-1\",\"type\":\"DepositFunds\",\"actor\":\"bo\\u0001b\","
+     "\"data\":{\"amount\":1,\"payment_ref\":\"r\"}}",
+     0, false, MD_DECODE_REJECTED, "INVALID_FIELD", "actor: expected a member id"},
+    {"newline in order_id",
+     ENV("c-2", "PlaceOrder", "{\"order_id\":\"o\\n1\",\"product_id\":\"p-pgsql\"}"), 0, false,
+     MD_DECODE_REJECTED, "INVALID_FIELD", "data.order_id: expected an id"},
+    {"escape in command type",
+     "{\"command_id\":\"c-3\",\"type\":\"Place\\u001bOrder\",\"actor\":\"bob\","
+     "\"data\":{}}",
+     0, false, MD_DECODE_REJECTED, "UNKNOWN_COMMAND", "unknown command type 'Place?Order'"},
+    {"price 2^63-1",
+     ENV("o-1", "ChangePrice", "{\"product_id\":\"p-pgsql\",\"price\":9223372036854775807}"), 0,
+     false, MD_DECODE_REJECTED, "INVALID_FIELD",
+     "data.price: expected an integer in 1..1000000000000"},
+    {"quantity 10^18",
+     ENV("o-2", "PlaceOrder",
+         "{\"order_id\":\"o-9\",\"product_id\":\"p-pgsql\",\"quantity\":1000000000000000000}"),
+     0, false, MD_DECODE_REJECTED, "INVALID_FIELD",
+     "data.quantity: expected an integer in 1..1000"},
+    {"negative amount",
+     ENV("o-3", "DepositFunds", "{\"amount\":-9223372036854775808,\"payment_ref\":\"r\"}"), 0,
+     false, MD_DECODE_REJECTED, "INVALID_FIELD", "data.amount: expected an integer"},
     {"float amount", ENV("o-4", "DepositFunds", "{\"amount\":1.0,\"payment_ref\":\"r\"}"), 0, false,
      MD_DECODE_REJECTED, "INVALID_FIELD", "data.amount: expected an integer"},
     /* 5 bytes claiming 2^32 elements made msgpack-c ask for 96 GiB (fuzz finding). */
@@ -90,12 +120,32 @@ static const hcase_t cases[] = {
     {"map32 claiming 2^32 pairs", "\xdf\xff\xff\xff\xff\xc0", 6, true, MD_DECODE_MALFORMED, NULL,
      "not a complete msgpack value"},
     /* An empty string in msgpack was MALFORMED with no reason (fuzz finding). */
-    {"empty string msgpack", "\x84\xaa" "command_id" "\xa3" "e-1" "\xa4" "type" "\xac" "DepositFunds"
-     "\xa5" "actor" "\xa3" "bob" "\xa4" "data" "\x82\xa6" "amount" "\x01\xab" "payment_ref" "\xa0", 0,
-     true, MD_DECODE_REJECTED, "INVALID_FIELD", "data.payment_ref"},
-    {"oversized command_id", "{\"command_id\":\"" "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}", 0, false,
-     MD_DECODE_MALFORMED, NULL, "command_id: not a string of 1..128 bytes"},
+    {"empty string msgpack",
+     "\x84\xaa"
+     "command_id"
+     "\xa3"
+     "e-1"
+     "\xa4"
+     "type"
+     "\xac"
+     "DepositFunds"
+     "\xa5"
+     "actor"
+     "\xa3"
+     "bob"
+     "\xa4"
+     "data"
+     "\x82\xa6"
+     "amount"
+     "\x01\xab"
+     "payment_ref"
+     "\xa0",
+     0, true, MD_DECODE_REJECTED, "INVALID_FIELD", "data.payment_ref"},
+    {"oversized command_id",
+     "{\"command_id\":\""
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+     0, false, MD_DECODE_MALFORMED, NULL, "command_id: not a string of 1..128 bytes"},
 };
 
 static void check_case(const hcase_t *h, const char *bytes, size_t len, md_command_t *c)
@@ -107,9 +157,10 @@ static void check_case(const hcase_t *h, const char *bytes, size_t len, md_comma
         md_command_decode_json(bytes, len, &o, c);
     const char *text = c->status == MD_DECODE_REJECTED ? c->reject_msg : c->detail;
     if (getenv("HOSTILE_SHOW"))
-        printf("%-32s %d %-15s %s\n", h->name, c->status, c->reject_code ? c->reject_code : "-", text);
+        printf("%-32s %d %-15s %s\n", h->name, c->status, c->reject_code ? c->reject_code : "-",
+               text);
     else if (c->status != h->want || (h->code && strcmp(c->reject_code, h->code) != 0) ||
-        strstr(text, h->text) == NULL)
+             strstr(text, h->text) == NULL)
         fail_msg("%s: status %d code %s message '%s' (want %d %s '%s')", h->name, c->status,
                  c->reject_code ? c->reject_code : "-", text, h->want, h->code ? h->code : "-",
                  h->text);
@@ -133,7 +184,8 @@ static void test_hostile_nesting_10000(void **state)
     enum { DEPTH = 10000 };
     md_command_t *c = md_malloc(sizeof *c);
     char *j = md_malloc(6 * DEPTH + 200), *p = j;
-    p += sprintf(p, "{\"command_id\":\"deep-1\",\"type\":\"DepositFunds\",\"actor\":\"bob\",\"data\":");
+    p += sprintf(
+        p, "{\"command_id\":\"deep-1\",\"type\":\"DepositFunds\",\"actor\":\"bob\",\"data\":");
     for (int i = 0; i < DEPTH; i++)
         *p++ = '[';
     for (int i = 0; i < DEPTH; i++)
@@ -145,12 +197,15 @@ static void test_hostile_nesting_10000(void **state)
     p = j;
     for (int i = 0; i < DEPTH; i++)
         p += sprintf(p, "{\"a\":");
-    hcase_t h2 = {"json objects 10000 deep, cut", NULL, 0, false, MD_DECODE_MALFORMED, NULL,
-                  "depth"};
+    hcase_t h2 = {
+        "json objects 10000 deep, cut", NULL, 0, false, MD_DECODE_MALFORMED, NULL, "depth"};
     check_case(&h2, j, (size_t)(p - j), c);
     /* msgpack: a map whose command_id value is an array nested 10,000 deep. */
     unsigned char *m = md_malloc(DEPTH + 32), *q = m;
-    memcpy(q, "\x81\xaa" "command_id", 12);
+    memcpy(q,
+           "\x81\xaa"
+           "command_id",
+           12);
     q += 12;
     memset(q, 0x91, DEPTH);
     q += DEPTH;
@@ -175,9 +230,13 @@ static int setup_engine(void **state)
 {
     efx_t *f = md_calloc(1, sizeof *f);
     md_store_opts_t so = {.nosync = true};
-    md_engine_opts_t eo = {.operator_id = "operator", .clock = MD_CLOCK_COMMAND,
-                           .max_message_bytes = 4096, .results_topic = "r",
-                           .events_topic = "e", .commands_topic = "c", .deadletter_topic = "dl"};
+    md_engine_opts_t eo = {.operator_id = "operator",
+                           .clock = MD_CLOCK_COMMAND,
+                           .max_message_bytes = 4096,
+                           .results_topic = "r",
+                           .events_topic = "e",
+                           .commands_topic = "c",
+                           .deadletter_topic = "dl"};
     f->dir = md_test_tmpdir();
     *state = f;
     if (md_store_open(f->dir, &so, &f->s, NULL) != MD_OK ||
@@ -193,8 +252,8 @@ static int setup_engine(void **state)
         return -1;
     while (n < 128 && (len = getline(&line, &cap, in)) > 1) {
         lines[n] = md_strndup(line, (size_t)len - 1);
-        inp[n] = (md_input_t){.bytes = lines[n], .len = (size_t)len - 1, .partition = 0,
-                              .offset = (int64_t)n};
+        inp[n] = (md_input_t){
+            .bytes = lines[n], .len = (size_t)len - 1, .partition = 0, .offset = (int64_t)n};
         n++;
     }
     fclose(in);
@@ -218,8 +277,8 @@ static int teardown_engine(void **state)
 /* Processes one message; returns its result (caller decrefs). */
 static json_t *one(efx_t *f, const void *bytes, size_t len, int64_t offset)
 {
-    md_input_t in = {.bytes = bytes, .len = len, .key = "k", .key_len = 1, .partition = 0,
-                     .offset = offset};
+    md_input_t in = {
+        .bytes = bytes, .len = len, .key = "k", .key_len = 1, .partition = 0, .offset = offset};
     md_buf_t out;
     md_error_t err = {0};
     md_buf_init(&out);
@@ -247,7 +306,11 @@ static void test_hostile_engine_malformed(void **state)
     char big[5000];
     memset(big, ' ', sizeof big);
     memcpy(big, "{\"command_id\":\"big-1\"}", 22);
-    const struct { const char *bytes; size_t len; const char *msg; } m[] = {
+    const struct {
+        const char *bytes;
+        size_t len;
+        const char *msg;
+    } m[] = {
         {"", 0, "malformed input"},
         {big, sizeof big, "exceeds the limit of 4096"},
         {"\xff\xfe{}", 4, "malformed input"},

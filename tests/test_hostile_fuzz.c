@@ -86,10 +86,8 @@ static void test_hostile_fuzz_engine(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hostile_fuzz_json),
-        cmocka_unit_test(test_hostile_fuzz_record),
-        cmocka_unit_test(test_hostile_fuzz_msgpack),
-        cmocka_unit_test(test_hostile_fuzz_event),
+        cmocka_unit_test(test_hostile_fuzz_json),    cmocka_unit_test(test_hostile_fuzz_record),
+        cmocka_unit_test(test_hostile_fuzz_msgpack), cmocka_unit_test(test_hostile_fuzz_event),
         cmocka_unit_test(test_hostile_fuzz_engine),
     };
     return cmocka_run_group_tests_name("hostile_fuzz", tests, NULL, NULL);

@@ -63,13 +63,11 @@ static md_err_t load_text(const fx_t *f, const char *text, md_tokens_t **t, md_e
     return md_tokens_load(f->path, t, err);
 }
 
-static const char good_file[] = "# read API tokens\n"
-                                "\n"
-                                AUDITOR " auditor\n"
-                                "   " ANALYST "\tanalyst   \n"
-                                BOB " member:bob\r\n"
-                                "# a comment line with two words\n"
-                                CAROL " member:carol"; /* no final newline */
+static const char good_file[] =
+    "# read API tokens\n"
+    "\n" AUDITOR " auditor\n"
+    "   " ANALYST "\tanalyst   \n" BOB " member:bob\r\n"
+    "# a comment line with two words\n" CAROL " member:carol"; /* no final newline */
 
 static void test_http_tokens_roles(void **state)
 {
@@ -101,12 +99,12 @@ static void test_http_tokens_unknown_is_false(void **state)
     md_principal_t who = {.role = MD_ROLE_NONE, .member = "untouched"};
     const char *wrong[] = {"",
                            "x",
-                           "audit-0123456789abcde",   /* a prefix */
-                           AUDITOR "0",               /* an extension */
-                           "AUDIT-0123456789ABCDEF",  /* another case */
-                           " " AUDITOR,               /* white space is part of a token */
+                           "audit-0123456789abcde",  /* a prefix */
+                           AUDITOR "0",              /* an extension */
+                           "AUDIT-0123456789ABCDEF", /* another case */
+                           " " AUDITOR,              /* white space is part of a token */
                            AUDITOR " ",
-                           "auditor",                 /* the role is not a token */
+                           "auditor", /* the role is not a token */
                            "member:bob",
                            "# read API tokens"};
     assert_int_equal(load_text(f, good_file, &t, &err), MD_OK);
@@ -133,14 +131,16 @@ static void test_http_tokens_file_errors_name_the_line(void **state)
     static const bad_case_t bad[] = {
         {"# only a comment\n\n", 0},
         {"", 0},
-        {AUDITOR "\n", 1},                                  /* no role */
-        {"# c\n" AUDITOR " superuser\n", 2},               /* unknown role */
-        {AUDITOR " auditor\n" "short-token analyst\n", 2}, /* under 16 characters */
-        {AUDITOR " auditor extra\n", 1},                   /* three fields */
-        {AUDITOR " member:\n", 1},                         /* no member id */
-        {AUDITOR " member:bad id\n", 1},                   /* becomes three fields */
-        {AUDITOR " member:b@d\n", 1},                      /* not a member id */
-        {AUDITOR " Auditor\n", 1},                         /* roles are lower case */
+        {AUDITOR "\n", 1},                   /* no role */
+        {"# c\n" AUDITOR " superuser\n", 2}, /* unknown role */
+        {AUDITOR " auditor\n"
+                 "short-token analyst\n",
+         2},                             /* under 16 characters */
+        {AUDITOR " auditor extra\n", 1}, /* three fields */
+        {AUDITOR " member:\n", 1},       /* no member id */
+        {AUDITOR " member:bad id\n", 1}, /* becomes three fields */
+        {AUDITOR " member:b@d\n", 1},    /* not a member id */
+        {AUDITOR " Auditor\n", 1},       /* roles are lower case */
         {AUDITOR " auditor\n" ANALYST " analyst\n" AUDITOR " analyst\n", 3}, /* twice */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -31,8 +31,10 @@ static int setup(void **state)
     md_error_t err = {0};
     f->dir = md_test_tmpdir();
     md_store_opts_t so = {.nosync = true};
-    md_engine_opts_t eo = {.clock = MD_CLOCK_COMMAND, .results_topic = "r",
-                           .commands_topic = "c", .deadletter_topic = "dl"};
+    md_engine_opts_t eo = {.clock = MD_CLOCK_COMMAND,
+                           .results_topic = "r",
+                           .commands_topic = "c",
+                           .deadletter_topic = "dl"};
     assert_int_equal(md_store_open(f->dir, &so, &f->store, &err), MD_OK);
     assert_int_equal(md_engine_new(f->store, &eo, &f->engine, &err), MD_OK);
     *state = f;

@@ -91,7 +91,7 @@ static void test_proj_demo_orders(void **state)
     assert_int_equal(proj_fx_int(f, "order", "o-1009", "settled_at"), 1797868140000LL);
     assert_int_equal(proj_fx_int(f, "order", "o-1009", "held"), 0);
     json_t *o1 = proj_fx_get(f, "order", "o-1001");
-    assert_true(json_is_null(json_object_get(o1, "held")));   /* before the policy: no hold */
+    assert_true(json_is_null(json_object_get(o1, "held"))); /* before the policy: no hold */
     assert_true(json_is_null(json_object_get(o1, "auto_confirm_at")));
     json_decref(o1);
     assert_null(proj_fx_get(f, "order", "o-nope"));
@@ -156,7 +156,7 @@ static void test_proj_demo_audit(void **state)
     md_proj_audit_filter_t rej = {.subject = "rejections"};
     assert_int_equal(proj_fx_audit(f, &rej, "rejected:", NULL), 19);
     md_proj_audit_filter_t o9 = {.subject = "order:o-1009"};
-    assert_int_equal(proj_fx_audit(f, &o9, "OrderCompleted", "stream"), 1);   /* the timer's */
+    assert_int_equal(proj_fx_audit(f, &o9, "OrderCompleted", "stream"), 1); /* the timer's */
     assert_int_equal(proj_fx_audit(f, &o9, "SettlementReleased", "stream"), 1);
     md_proj_audit_filter_t carol = {.subject = "carol"};
     assert_int_equal(proj_fx_audit(f, &carol, "SettlementReleased", "provider"), 1);
@@ -207,8 +207,8 @@ static void test_proj_demo_sales_records(void **state)
     md_txn_t *t = NULL;
     json_t *row = NULL;
     md_proj_page_t page = {0};
-    md_proj_sales_filter_t q = {.provider = "carol", .from_day = "2026-11-26",
-                                .to_day = "2026-11-26"};
+    md_proj_sales_filter_t q = {
+        .provider = "carol", .from_day = "2026-11-26", .to_day = "2026-11-26"};
     assert_int_equal(md_store_read(f->store, &t, NULL), MD_OK);
     assert_int_equal(md_proj_sales(f->proj, t, &q, &page, first_row, &row, NULL), MD_OK);
     md_txn_end(t);
@@ -238,11 +238,11 @@ typedef struct crafted {
 /* Entries put straight into the audit databases: the scan follows the epoch in
  * the key, whatever seq the entry points at, so the demo's events serve. */
 static const crafted_t crafted[] = {
-    {PJ_DB_AUDIT, 0, "zed", 3},      {PJ_DB_AUDIT, 1, "zed", 4},
-    {PJ_DB_AUDIT, 1, "zed", 5},      {PJ_DB_AUDIT, 3, "zed", 6},
-    {PJ_DB_AUDIT, 9, "zed", 7},      {PJ_DB_AUDIT, 2, "zea", 8},
-    {PJ_DB_AUDIT, 3, "zz", 9},       {PJ_DB_AUDIT, 4, "a", 10},
-    {PJ_DB_AUDIT, 9, "zf", 11},      {PJ_DB_AUDIT, 11, "zd", 12},
+    {PJ_DB_AUDIT, 0, "zed", 3},        {PJ_DB_AUDIT, 1, "zed", 4},
+    {PJ_DB_AUDIT, 1, "zed", 5},        {PJ_DB_AUDIT, 3, "zed", 6},
+    {PJ_DB_AUDIT, 9, "zed", 7},        {PJ_DB_AUDIT, 2, "zea", 8},
+    {PJ_DB_AUDIT, 3, "zz", 9},         {PJ_DB_AUDIT, 4, "a", 10},
+    {PJ_DB_AUDIT, 9, "zf", 11},        {PJ_DB_AUDIT, 11, "zd", 12},
     {PJ_DB_AUDIT_ACTOR, 5, "zed", 13}, {PJ_DB_AUDIT_ACTOR, 6, "zed", 14},
     {PJ_DB_AUDIT_ACTOR, 6, "zf", 15},
 };
@@ -284,8 +284,7 @@ static md_err_t seq_row(json_t *row, void *ctx, md_error_t *err)
 }
 
 /* The seqs listed for @p flt, @p limit rows per page (0: one page). */
-static void audit_seqs(proj_fx_t *f, const md_proj_audit_filter_t *flt, uint64_t limit,
-                       seqs_t *out)
+static void audit_seqs(proj_fx_t *f, const md_proj_audit_filter_t *flt, uint64_t limit, seqs_t *out)
 {
     char cursor[MD_PROJ_CURSOR_MAX] = "";
     md_txn_t *t = NULL;
@@ -334,7 +333,10 @@ static void test_proj_audit_epochs(void **state)
 static md_err_t put_buyer_entries(md_txn_t *t, void *ctx, md_error_t *err)
 {
     md_proj_t *p = ctx;
-    static const struct { uint32_t epoch; const char *buyer; } e[] = {
+    static const struct {
+        uint32_t epoch;
+        const char *buyer;
+    } e[] = {
         {2, "bob"}, {7, "bob"}, {3, "bo"}, {7, "bobby"}, {9, "alice"},
     };
     for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
@@ -599,9 +601,15 @@ static void test_proj_rules_world(void **state)
     fx_ok(w, "alice", "FileComplaint", "'complaint_id':'q1','order_id':'o-del','reason':'broken'");
     fx_ok(w, "alice", "ApplyArbitration", "'complaint_id':'q1'");
     fx_ok(w, "op", "RuleOnDispute", "'complaint_id':'q1','decision':'refund_buyer'");
-    fx_ok(w, "op", "ApplySanction", "'sanction_id':'x1','measure':'close_order','target_type':'order','target_id':'o-paid','reason':'fraud','clause':'3.3.3'");
-    fx_ok(w, "op", "ApplySanction", "'sanction_id':'x2','measure':'close_store','target_type':'store','target_id':'st1','reason':'abuse','clause':'3.3.3'");
-    fx_ok(w, "op", "ApplySanction", "'sanction_id':'x3','measure':'freeze_balance','target_type':'member','target_id':'alice','reason':'check','clause':'3.3.3'");
+    fx_ok(w, "op", "ApplySanction",
+          "'sanction_id':'x1','measure':'close_order','target_type':'order','target_id':'o-paid','"
+          "reason':'fraud','clause':'3.3.3'");
+    fx_ok(w, "op", "ApplySanction",
+          "'sanction_id':'x2','measure':'close_store','target_type':'store','target_id':'st1','"
+          "reason':'abuse','clause':'3.3.3'");
+    fx_ok(w, "op", "ApplySanction",
+          "'sanction_id':'x3','measure':'freeze_balance','target_type':'member','target_id':'alice'"
+          ",'reason':'check','clause':'3.3.3'");
     fx_ok(w, "op", "LiftSanction", "'sanction_id':'x2','reason':'fixed'");
     copy_t c = {w->m, f->proj};
     assert_int_equal(md_store_write(f->store, copy_fn, &c, NULL), MD_OK);
@@ -635,8 +643,8 @@ typedef struct trec {
 } trec_t;
 
 static const pj_str_desc_t trec_strs[] = {{offsetof(trec_t, s), 40}};
-static const pj_layout_t trec_layout = {('T' << 8) | PJ_FORMAT, offsetof(trec_t, s),
-                                        sizeof(trec_t), 1, trec_strs};
+static const pj_layout_t trec_layout = {('T' << 8) | PJ_FORMAT, offsetof(trec_t, s), sizeof(trec_t),
+                                        1, trec_strs};
 
 typedef enum { OP_LOAD, OP_SAVE, OP_PUT, OP_DEL, OP_NEW, OP_EVENT } op_kind_t;
 
@@ -684,13 +692,12 @@ static size_t rnd_key(uint64_t *s, unsigned char *k, int pool)
         for (int i = 7; i >= 0; i--)
             k[n++] = (unsigned char)(seq >> (8 * i));
         return n;
-    case 1: /* an id */
-        return (size_t)snprintf((char *)k, 24, "o-%llu", (unsigned long long)id);
+    case 1: /* an id */ return (size_t)snprintf((char *)k, 24, "o-%llu", (unsigned long long)id);
     case 2: /* 15 shared bytes, then one that differs */
         memcpy(k, "same-fifteen-by", 15);
         k[15] = (unsigned char)(id * 37);
         return 16 + id % 2; /* (and a 17th byte, 0 or not) */
-    case 3: /* 16 shared bytes, then differing tails of several lengths */
+    case 3:                 /* 16 shared bytes, then differing tails of several lengths */
         memcpy(k, "sixteen-shared-b", 16);
         n = 16 + id % 11;
         for (size_t i = 16; i < n; i++)
@@ -760,7 +767,7 @@ static void ops_gen(ops_t *o, uint64_t seed, size_t count, bool audit)
 typedef struct run {
     md_proj_t *p;
     ops_t *o;
-    int which;          /* 0 live, 1 bulk */
+    int which; /* 0 live, 1 bulk */
     bool bulk;
     size_t bulk_max, spill_max;
 } run_t;
@@ -797,12 +804,9 @@ static md_err_t run_op(pj_ctx_t *c, const op_t *x, run_t *r, size_t *load, md_er
             return rc;
         }
         return md__pj_put(c, x->db, x->key, x->klen, x->val, x->vlen);
-    case OP_DEL:
-        return md__pj_del(c, x->db, x->key, x->klen);
-    case OP_NEW:
-        return md__pj_put_new(c, x->db, x->key, x->klen, x->val, x->vlen);
-    case OP_EVENT:
-        return MD_OK;
+    case OP_DEL: return md__pj_del(c, x->db, x->key, x->klen);
+    case OP_NEW: return md__pj_put_new(c, x->db, x->key, x->klen, x->val, x->vlen);
+    case OP_EVENT: return MD_OK;
     }
     (void)err;
     return rc;
@@ -843,7 +847,8 @@ static void assert_same_dbs(md_store_t *sa, md_proj_t *a, md_store_t *sb, md_pro
         MDB_val ka, va, kb, vb;
         assert_int_equal(mdb_cursor_open(md_txn_mdb(ta), a->dbi[db], &ca), MDB_SUCCESS);
         assert_int_equal(mdb_cursor_open(md_txn_mdb(tb), b->dbi[db], &cb), MDB_SUCCESS);
-        int ra = mdb_cursor_get(ca, &ka, &va, MDB_FIRST), rb = mdb_cursor_get(cb, &kb, &vb, MDB_FIRST);
+        int ra = mdb_cursor_get(ca, &ka, &va, MDB_FIRST),
+            rb = mdb_cursor_get(cb, &kb, &vb, MDB_FIRST);
         size_t n = 0;
         for (; ra == MDB_SUCCESS && rb == MDB_SUCCESS; n++) {
             assert_int_equal(ka.mv_size, kb.mv_size);
@@ -874,9 +879,8 @@ static void test_proj_bulk_matches_live(void **state)
         size_t ops, bulk_max, spill_max;
         bool prefill;
     } cases[] = {
-        {1, 6000, 0, 0, false},        {2, 6000, 0, 0, true},
-        {3, 6000, 2048, 512, false},   {4, 6000, 2048, 512, true},
-        {5, 20000, 65536, 4096, true}, {6, 3000, 1, 1, true},
+        {1, 6000, 0, 0, false},     {2, 6000, 0, 0, true},         {3, 6000, 2048, 512, false},
+        {4, 6000, 2048, 512, true}, {5, 20000, 65536, 4096, true}, {6, 3000, 1, 1, true},
     };
     (void)state;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
@@ -896,7 +900,11 @@ static void test_proj_bulk_matches_live(void **state)
         }
         ops_gen(&o, cases[ci].seed, cases[ci].ops, true);
         run_t ra = {pa, &o, 0, false, 0, 0};
-        run_t rb = {pb, &o, 1, true, cases[ci].bulk_max ? cases[ci].bulk_max : PJ_BULK_MAX,
+        run_t rb = {pb,
+                    &o,
+                    1,
+                    true,
+                    cases[ci].bulk_max ? cases[ci].bulk_max : PJ_BULK_MAX,
                     cases[ci].spill_max ? cases[ci].spill_max : PJ_SPILL_MAX};
         assert_int_equal(md_store_write(sa, run_fn, &ra, NULL), MD_OK);
         assert_int_equal(md_store_write(sb, run_fn, &rb, NULL), MD_OK);

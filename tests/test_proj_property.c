@@ -42,15 +42,15 @@ enum { B_PLACED, B_PAID, B_DELIVERED, B_DISPUTED, B_ARBITRATION, B_DONE };
 
 typedef struct order_ref {
     int buyer, provider, belief, complaint;
-    int back;                      /* the belief a withdrawn complaint returns to */
+    int back; /* the belief a withdrawn complaint returns to */
 } order_ref_t;
 
 typedef struct gen {
     uint64_t rng;
     int64_t now;
-    int cmd;                       /* command ids c-<n> */
+    int cmd; /* command ids c-<n> */
     int norders, ncomplaints, nsanctions, nvouchers, nrefs;
-    bool dups;                     /* repeat earlier command ids now and then */
+    bool dups; /* repeat earlier command ids now and then */
     order_ref_t orders[COMMANDS];
     int complaint_order[COMMANDS];
     char lines[64][1024];
@@ -108,15 +108,18 @@ static void setup_world(gen_t *g)
     emit(g, "operator", "PublishAgreement",
          "\"version\":1,\"title\":\"Terms\",\"digest\":\"" /* 64 hex */
          "0000000000000000000000000000000000000000000000000000000000000001\"");
-    emit(g, "operator", "SetPolicy", "\"after_sales_days\":1,\"auto_confirm_days\":1,"
+    emit(g, "operator", "SetPolicy",
+         "\"after_sales_days\":1,\"auto_confirm_days\":1,"
          "\"defense_days\":1,\"settlement_hold_days\":2,\"appeal_days\":1");
     for (int i = 0; i < NMEMBERS; i++) {
         char hex[65];
         memset(hex, "0123456789abcdef"[i], 64);
         hex[64] = '\0';
         member(i, a);
-        snprintf(d, sizeof d, "\"member_id\":\"%s\",\"kind\":\"individual\",\"name\":\"M %d\","
-                 "\"identity_hash\":\"%s\"", a, i, hex);
+        snprintf(d, sizeof d,
+                 "\"member_id\":\"%s\",\"kind\":\"individual\",\"name\":\"M %d\","
+                 "\"identity_hash\":\"%s\"",
+                 a, i, hex);
         emit(g, a, "RegisterMember", d);
         snprintf(d, sizeof d, "\"amount\":50000,\"payment_ref\":\"init-%d\"", i);
         emit(g, a, "DepositFunds", d);
@@ -132,7 +135,8 @@ static void setup_world(gen_t *g)
     }
     for (int p = 0; p < NPRODUCTS; p++) {
         member(p % NPROVIDERS, a);
-        snprintf(d, sizeof d, "\"product_id\":\"p%d\",\"store_id\":\"s%d\",\"category_id\":\"c0\","
+        snprintf(d, sizeof d,
+                 "\"product_id\":\"p%d\",\"store_id\":\"s%d\",\"category_id\":\"c0\","
                  "\"kind\":\"software\",\"title\":\"Tool %d\",\"price\":%d",
                  p, p % NPROVIDERS, p, 100 + 700 * p);
         emit(g, a, "PublishProduct", d);
@@ -238,8 +242,8 @@ static const char *g_advance(gen_t *g, char *a, char *d)
         static const char *const decisions[] = {"refund_buyer", "release_provider", "split"};
         int k = pick(g, 3);
         member(-1, a);
-        int n = sprintf(d, "\"complaint_id\":\"q%d\",\"decision\":\"%s\"", r->complaint,
-                        decisions[k]);
+        int n =
+            sprintf(d, "\"complaint_id\":\"q%d\",\"decision\":\"%s\"", r->complaint, decisions[k]);
         if (k == 2)
             sprintf(d + n, ",\"refund_amount\":%d", 1 + pick(g, 3000));
         r->belief = B_DONE;
@@ -277,15 +281,19 @@ static void g_sanction(gen_t *g, char *a, char *d)
     rfc3339(g->now + 60000LL * (1 + pick(g, 240)), until);
     int n = sprintf(d, "\"sanction_id\":\"x%d\",\"reason\":\"r\",\"clause\":\"3.3.3\",", s);
     if (k <= 0) /* half of them: close_order */
-        sprintf(d + n, "\"measure\":\"close_order\",\"target_type\":\"order\",\"target_id\":\"o%d\"",
+        sprintf(d + n,
+                "\"measure\":\"close_order\",\"target_type\":\"order\",\"target_id\":\"o%d\"",
                 recent(g));
     else if (k == 1)
-        sprintf(d + n, "\"measure\":\"close_store\",\"target_type\":\"store\",\"target_id\":\"s%d\","
-                "\"expires_at\":\"%s\"", pick(g, NPROVIDERS), until);
+        sprintf(d + n,
+                "\"measure\":\"close_store\",\"target_type\":\"store\",\"target_id\":\"s%d\","
+                "\"expires_at\":\"%s\"",
+                pick(g, NPROVIDERS), until);
     else if (k == 2)
         sprintf(d + n,
                 "\"measure\":\"delist_product\",\"target_type\":\"product\",\"target_id\":\"p%d\","
-                "\"expires_at\":\"%s\"", pick(g, NPRODUCTS), until);
+                "\"expires_at\":\"%s\"",
+                pick(g, NPRODUCTS), until);
     else
         sprintf(d + n, "\"measure\":\"%s\",\"target_type\":\"member\",\"target_id\":\"m%d\"%s%s%s",
                 member_measures[m], pick(g, NMEMBERS), m == 4 ? "" : ",\"expires_at\":\"",
@@ -302,7 +310,8 @@ static void g_lift(gen_t *g, char *a, char *d)
 static void g_voucher(gen_t *g, char *a, char *d)
 {
     member(-1, a);
-    sprintf(d, "\"voucher_id\":\"v%d\",\"member_id\":\"m%d\",\"value\":%d,"
+    sprintf(d,
+            "\"voucher_id\":\"v%d\",\"member_id\":\"m%d\",\"value\":%d,"
             "\"expires_at\":\"2030-01-01T00:00:00Z\"",
             g->nvouchers++, pick(g, NMEMBERS), 1 + pick(g, 900));
 }
@@ -313,7 +322,8 @@ static void g_policy(gen_t *g, char *a, char *d)
 {
     int as = pick(g, 3);
     member(-1, a);
-    sprintf(d, "\"after_sales_days\":%d,\"auto_confirm_days\":%d,\"defense_days\":%d,"
+    sprintf(d,
+            "\"after_sales_days\":%d,\"auto_confirm_days\":%d,\"defense_days\":%d,"
             "\"settlement_hold_days\":%d,\"appeal_days\":%d",
             as, pick(g, 3), pick(g, 3), as + pick(g, 2), pick(g, 3));
 }
@@ -348,12 +358,18 @@ typedef struct kind {
 } kind_t;
 
 static const kind_t kinds[] = {
-    {"DepositFunds", g_deposit, 6, false},      {"WithdrawFunds", g_withdraw, 3, false},
-    {"PlaceOrder", g_place, 14, false},         {NULL, NULL, 40, true}, /* g_advance */
-    {"ApplySanction", g_sanction, 3, true},     {"LiftSanction", g_lift, 2, false},
-    {"IssueVoucher", g_voucher, 2, false},      {"PostReview", g_review, 2, true},
-    {"CloseStore", g_store, 1, false},          {"ReopenStore", g_store, 4, false},
-    {"RelistProduct", g_product, 3, false},     {"SetPolicy", g_policy, 1, false},
+    {"DepositFunds", g_deposit, 6, false},
+    {"WithdrawFunds", g_withdraw, 3, false},
+    {"PlaceOrder", g_place, 14, false},
+    {NULL, NULL, 40, true}, /* g_advance */
+    {"ApplySanction", g_sanction, 3, true},
+    {"LiftSanction", g_lift, 2, false},
+    {"IssueVoucher", g_voucher, 2, false},
+    {"PostReview", g_review, 2, true},
+    {"CloseStore", g_store, 1, false},
+    {"ReopenStore", g_store, 4, false},
+    {"RelistProduct", g_product, 3, false},
+    {"SetPolicy", g_policy, 1, false},
     {"Tick", g_tick, 1, false},
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
@@ -488,8 +504,8 @@ static md_err_t tally_one(const md_event_t *ev, const void *body, size_t len, vo
     const char *m;
     size_t mn;
     t->closed += strcmp(ev->type, "SanctionApplied") == 0 &&
-                 md_data_get_str(ev->data, ev->data_len, "measure", &m, &mn) == MD_OK &&
-                 mn == 11 && memcmp(m, "close_order", 11) == 0;
+                 md_data_get_str(ev->data, ev->data_len, "measure", &m, &mn) == MD_OK && mn == 11 &&
+                 memcmp(m, "close_order", 11) == 0;
     t->cancelled += strcmp(ev->type, "OrderCancelled") == 0;
     t->completed += strcmp(ev->type, "OrderCompleted") == 0;
     t->rejected += strcmp(ev->type, "CommandRejected") == 0;
@@ -519,14 +535,16 @@ static void check_coverage(proj_fx_t *f)
     assert_int_equal(md_store_read(f->store, &t, NULL), MD_OK);
     assert_int_equal(md_txn_scan(t, 1, 0, tally_one, &n, NULL), MD_OK);
     md_txn_end(t);
-    fprintf(stderr, "property: %d events: %d paid, %d completed, %d cancelled, %d rulings, "
-            "%d close_order, %d rejections\n", n.total, n.accepted_money, n.completed,
-            n.cancelled, n.rulings, n.closed, n.rejected);
+    fprintf(stderr,
+            "property: %d events: %d paid, %d completed, %d cancelled, %d rulings, "
+            "%d close_order, %d rejections\n",
+            n.total, n.accepted_money, n.completed, n.cancelled, n.rulings, n.closed, n.rejected);
     assert_true(n.accepted_money > 50 && n.completed > 10 && n.cancelled > 10);
     assert_true(n.rulings > 0 && n.closed > 0 && n.rejected > 300);
-    fprintf(stderr, "property: timers: %d auto-confirmed, %d settled, %d escalated; %d "
-            "after-sales complaints, %d defences\n", n.auto_confirmed, n.settled, n.escalated,
-            n.after_sales, n.defended);
+    fprintf(stderr,
+            "property: timers: %d auto-confirmed, %d settled, %d escalated; %d "
+            "after-sales complaints, %d defences\n",
+            n.auto_confirmed, n.settled, n.escalated, n.after_sales, n.defended);
     assert_true(n.auto_confirmed > 5 && n.settled > 10 && n.escalated + n.after_sales > 0);
     assert_true(n.defended > 0);
 }

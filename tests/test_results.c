@@ -78,8 +78,8 @@ static const char *str(json_t *j, const char *path1, const char *path2)
     return json_string_value(v);
 }
 
-#define DEPOSIT(id, extra)                                                                      \
-    "{\"command_id\":\"" id "\"," extra "\"type\":\"DepositFunds\",\"actor\":\"operator\","     \
+#define DEPOSIT(id, extra)                                                                         \
+    "{\"command_id\":\"" id "\"," extra "\"type\":\"DepositFunds\",\"actor\":\"operator\","        \
     "\"issued_at\":\"2026-11-26T10:00:00Z\",\"data\":{\"amount\":5,\"payment_ref\":\"r\"}}"
 
 static void test_results_malformed_carries_digest_and_position(void **state)
@@ -140,9 +140,9 @@ static void test_results_duplicate_carries_original(void **state)
     char *carried = json_dumps(json_object_get(again, "original"), JSON_COMPACT);
     assert_non_null(carried);
     assert_string_equal(carried, orig);
-    assert_non_null(json_object_get(json_object_get(again, "original"), "events") ?
-                    json_object_get(json_object_get(again, "original"), "events") :
-                    json_object_get(json_object_get(again, "original"), "error"));
+    assert_non_null(json_object_get(json_object_get(again, "original"), "events")
+                        ? json_object_get(json_object_get(again, "original"), "events")
+                        : json_object_get(json_object_get(again, "original"), "error"));
     free(orig);
     free(carried);
     json_decref(first);

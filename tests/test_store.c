@@ -6,8 +6,8 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -201,8 +201,12 @@ static md_err_t outbox_put3(md_txn_t *t, void *ctx, md_error_t *err)
     for (int i = 0; i < 3 && rc == MD_OK; i++) {
         char key[8];
         snprintf(key, sizeof key, "k%d", i);
-        md_outbox_msg_t m = {.topic = "market.results", .key = key, .key_len = strlen(key),
-                             .headers = "reason\0x\0", .headers_len = 9, .value = "{}",
+        md_outbox_msg_t m = {.topic = "market.results",
+                             .key = key,
+                             .key_len = strlen(key),
+                             .headers = "reason\0x\0",
+                             .headers_len = 9,
+                             .value = "{}",
                              .value_len = 2};
         rc = md_txn_outbox_put(t, &m, &o->ids[o->n++], err);
     }
@@ -741,8 +745,7 @@ static md_err_t drop_format(md_txn_t *t, void *ctx, md_error_t *err)
 {
     (void)ctx;
     MDB_val k = {6, (void *)"format"};
-    return md_store_err(mdb_del(md_txn_mdb(t), md_txn_dbi(t, MD_DB_META), &k, NULL), err,
-                        "del");
+    return md_store_err(mdb_del(md_txn_mdb(t), md_txn_dbi(t, MD_DB_META), &k, NULL), err, "del");
 }
 
 static void test_store_without_format_is_refused(void **state)

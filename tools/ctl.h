@@ -40,27 +40,31 @@ typedef enum ctl_kind {
 #define CTL_MAX_ARGS 3
 
 typedef struct ctl_opt {
-    const char *name;     /* without the leading "--" */
+    const char *name; /* without the leading "--" */
     ctl_kind_t kind;
-    const char *metavar;  /* e.g. "DAY"; NULL for a flag */
+    const char *metavar; /* e.g. "DAY"; NULL for a flag */
     const char *help;
 } ctl_opt_t;
 
 typedef struct ctl ctl_t;
 
 /* What a subcommand needs opened. */
-enum { CTL_NEEDS_PROJ = 1, CTL_PROJ_OPTIONAL = 2, CTL_WRITES = 4,
-       CTL_NO_STORE = 8 /* no --data-dir: nothing is opened */ };
+enum {
+    CTL_NEEDS_PROJ = 1,
+    CTL_PROJ_OPTIONAL = 2,
+    CTL_WRITES = 4,
+    CTL_NO_STORE = 8 /* no --data-dir: nothing is opened */
+};
 
 typedef struct ctl_sub {
     const char *name;
-    int (*run)(ctl_t *c);       /* exit status: 0, 1 (failed/missing), 2 (misuse) */
+    int (*run)(ctl_t *c); /* exit status: 0, 1 (failed/missing), 2 (misuse) */
     int needs;
-    const char *args;           /* positional synopsis ("KIND ID"), or NULL */
+    const char *args; /* positional synopsis ("KIND ID"), or NULL */
     int min_args, max_args;
     const char *summary;
-    const ctl_opt_t *opts;      /* ends with {NULL}; may be NULL */
-    const char *const *money;   /* columns in fen, shown in yuan by --format table */
+    const ctl_opt_t *opts;    /* ends with {NULL}; may be NULL */
+    const char *const *money; /* columns in fen, shown in yuan by --format table */
 } ctl_sub_t;
 
 struct ctl {
@@ -69,7 +73,7 @@ struct ctl {
     md_store_t *store;
     md_txn_t *txn;
     md_proj_t *proj;
-    const char *args[CTL_MAX_ARGS];   /* positional arguments after the subcommand */
+    const char *args[CTL_MAX_ARGS]; /* positional arguments after the subcommand */
     int nargs;
     /* parsed options, by index in sub->opts */
     bool set[CTL_MAX_OPTS];

@@ -96,9 +96,9 @@ int ctl_backup(md_store_t *store, const char *out_dir, bool fresh_id, md_error_t
         return 1;
     if (copy_head(out_dir, &head, hex, &bytes, id, err) != MD_OK)
         return 1;
-    json_t *j = json_pack("{s:b, s:s, s:I, s:s, s:I, s:s}", "ok", 1, "out", out_dir, "events",
-                          (json_int_t)head, "head", hex, "bytes", (json_int_t)bytes, "store_id",
-                          id);
+    json_t *j =
+        json_pack("{s:b, s:s, s:I, s:s, s:I, s:s}", "ok", 1, "out", out_dir, "events",
+                  (json_int_t)head, "head", hex, "bytes", (json_int_t)bytes, "store_id", id);
     int rc = j ? json_dumpf(j, stdout, JSON_COMPACT) : -1;
     json_decref(j);
     if (rc != 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0) {

@@ -26,11 +26,12 @@ typedef struct opts {
 
 static int fail_usage(const char *msg)
 {
-    fprintf(stderr, "marketctl: %s\nusage:\n"
-                    "  marketctl keygen --id ID --out DIR\n"
-                    "  marketctl checkpoints --bootstrap HOST:PORT [--topic market.heads]\n"
-                    "  marketctl verify-export FILE --checkpoints CPS.jsonl --keys DIR\n"
-                    "  marketctl --data-dir DIR verify --checkpoints CPS.jsonl --keys DIR\n",
+    fprintf(stderr,
+            "marketctl: %s\nusage:\n"
+            "  marketctl keygen --id ID --out DIR\n"
+            "  marketctl checkpoints --bootstrap HOST:PORT [--topic market.heads]\n"
+            "  marketctl verify-export FILE --checkpoints CPS.jsonl --keys DIR\n"
+            "  marketctl --data-dir DIR verify --checkpoints CPS.jsonl --keys DIR\n",
             msg);
     return 2;
 }
@@ -70,8 +71,8 @@ static int cmd_keygen(const opts_t *o)
     char priv[4096], pub[4096];
     snprintf(priv, sizeof priv, "%s/%s.key", o->out, o->id);
     snprintf(pub, sizeof pub, "%s/%s.pub", o->out, o->id);
-    print_json(json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "replica", o->id, "key", priv,
-                         "pub", pub));
+    print_json(
+        json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "replica", o->id, "key", priv, "pub", pub));
     return 0;
 }
 
@@ -79,9 +80,17 @@ static int cmd_keygen(const opts_t *o)
 
 static rd_kafka_t *consumer(const char *bootstrap)
 {
-    const char *kv[] = {"bootstrap.servers", bootstrap, "group.id", "marketctl-checkpoints",
-                        "enable.auto.commit", "false", "enable.partition.eof", "true",
-                        "log_level", "3", NULL};
+    const char *kv[] = {"bootstrap.servers",
+                        bootstrap,
+                        "group.id",
+                        "marketctl-checkpoints",
+                        "enable.auto.commit",
+                        "false",
+                        "enable.partition.eof",
+                        "true",
+                        "log_level",
+                        "3",
+                        NULL};
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     for (const char **p = kv; *p; p += 2) {
@@ -286,10 +295,10 @@ int ctl_verify_store_checkpoints(md_txn_t *t, const char *checkpoints, const cha
 /* A partial export (marketctl export --from/--since) starts at seq first > 1:
  * it is anchored on its first line's prev_hash, the hash at seq first - 1. */
 typedef struct export_chain {
-    unsigned char (*hashes)[MD_HASH_LEN];   /* hashes[seq - first] */
+    unsigned char (*hashes)[MD_HASH_LEN]; /* hashes[seq - first] */
     uint64_t n, cap;
-    uint64_t first;                          /* the first line's seq (0: none yet) */
-    unsigned char anchor[MD_HASH_LEN];       /* its prev_hash */
+    uint64_t first;                    /* the first line's seq (0: none yet) */
+    unsigned char anchor[MD_HASH_LEN]; /* its prev_hash */
 } export_chain_t;
 
 static bool hex_to(const char *s, unsigned char *out, size_t n)
@@ -333,7 +342,10 @@ static md_err_t check_line(const export_chain_t *c, json_t *j, uint64_t want,
         !hex_to(json_string_value(json_object_get(j, "hash")), hash, MD_HASH_LEN)) {
         rc = md_error_set(err, MD_ECORRUPT, "line %" PRIu64 ": not the export line of seq %" PRIu64,
                           want, want);
-    } else if (memcmp(prev, want == 1 ? zero : c->first == 0 ? prev : c->hashes[want - c->first - 1],
+    } else if (memcmp(prev,
+                      want == 1       ? zero
+                      : c->first == 0 ? prev
+                                      : c->hashes[want - c->first - 1],
                       MD_HASH_LEN) != 0) {
         rc = md_error_set(err, MD_ECORRUPT, "seq %" PRIu64 ": broken link", want);
     } else {
@@ -475,9 +487,12 @@ bool ctl_checkpoint_is_sub(const char *name)
 int ctl_checkpoint_main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"id", required_argument, NULL, 'i'},        {"out", required_argument, NULL, 'o'},
-        {"bootstrap", required_argument, NULL, 'b'}, {"topic", required_argument, NULL, 't'},
-        {"checkpoints", required_argument, NULL, 'c'}, {"keys", required_argument, NULL, 'k'},
+        {"id", required_argument, NULL, 'i'},
+        {"out", required_argument, NULL, 'o'},
+        {"bootstrap", required_argument, NULL, 'b'},
+        {"topic", required_argument, NULL, 't'},
+        {"checkpoints", required_argument, NULL, 'c'},
+        {"keys", required_argument, NULL, 'k'},
         {NULL, 0, NULL, 0},
     };
     const sub_t *sub = find(argv[0]);
@@ -485,9 +500,13 @@ int ctl_checkpoint_main(int argc, char **argv)
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-        const char **slot = c == 'i' ? &o.id : c == 'o' ? &o.out : c == 'b' ? &o.bootstrap
-                          : c == 't' ? &o.topic : c == 'c' ? &o.checkpoints
-                          : c == 'k' ? &o.keys : NULL;
+        const char **slot = c == 'i'   ? &o.id
+                            : c == 'o' ? &o.out
+                            : c == 'b' ? &o.bootstrap
+                            : c == 't' ? &o.topic
+                            : c == 'c' ? &o.checkpoints
+                            : c == 'k' ? &o.keys
+                                       : NULL;
         if (slot == NULL)
             return fail_usage("unknown option");
         *slot = optarg;

@@ -13,9 +13,9 @@ static md_err_t print_parked(const md_outbox_msg_t *m, const char *reason, void 
                              md_error_t *err)
 {
     (void)ctx;
-    json_t *j = json_pack("{s:I, s:s, s:s%, s:s, s:I}", "id", (json_int_t)m->id, "topic",
-                          m->topic, "key", m->key_len ? (const char *)m->key : "", m->key_len,
-                          "reason", reason, "value_bytes", (json_int_t)m->value_len);
+    json_t *j = json_pack("{s:I, s:s, s:s%, s:s, s:I}", "id", (json_int_t)m->id, "topic", m->topic,
+                          "key", m->key_len ? (const char *)m->key : "", m->key_len, "reason",
+                          reason, "value_bytes", (json_int_t)m->value_len);
     if (j && m->event_seq)
         json_object_set_new(j, "event_seq", json_integer((json_int_t)m->event_seq));
     return ctl_print_json(j, err);
@@ -62,6 +62,13 @@ static const ctl_opt_t outbox_opts[] = {
 };
 
 const ctl_sub_t ctl_sub_outbox = {
-    "outbox", cmd_outbox, CTL_WRITES, "list|retry", 1, 1,
-    "entries the broker refused for good (parked); retry queues them again", outbox_opts, NULL,
+    "outbox",
+    cmd_outbox,
+    CTL_WRITES,
+    "list|retry",
+    1,
+    1,
+    "entries the broker refused for good (parked); retry queues them again",
+    outbox_opts,
+    NULL,
 };

@@ -49,9 +49,9 @@ static json_t *digests_json(const md_derived_report_t *rep)
     char hex[2 * MD_HASH_LEN + 1];
     for (int i = 0; i < MD_DERIVED_COUNT_; i++) {
         md_hex(rep->live[i], MD_HASH_LEN, hex);
-        json_object_set_new(j, md_derived_name((md_derived_db_t)i),
-                            json_pack("{s:s, s:I}", "sha256", hex, "entries",
-                                      (json_int_t)rep->live_entries[i]));
+        json_object_set_new(
+            j, md_derived_name((md_derived_db_t)i),
+            json_pack("{s:s, s:I}", "sha256", hex, "entries", (json_int_t)rep->live_entries[i]));
     }
     json_object_set_new(json_object_get(j, md_derived_name(MD_DERIVED_OUTCOMES)), "unlogged",
                         json_integer((json_int_t)rep->unlogged));
@@ -78,13 +78,12 @@ static int print_line(json_t *j)
 static int report_difference(const ctl_derived_t *d)
 {
     const md_derived_report_t *rep = &d->rep;
-    json_t *j = rep->bad >= 0
-                    ? json_pack("{s:b, s:s, s:s, s:s, s:s, s:s}", "ok", 0, "check", "derived",
-                                "db", md_derived_name((md_derived_db_t)rep->bad),
-                                "first_differing_key", rep->key, "difference", rep->diff,
-                                "error", d->err.msg)
-                    : json_pack("{s:b, s:s, s:s}", "ok", 0, "check", "derived", "error",
-                                d->err.msg);
+    json_t *j =
+        rep->bad >= 0
+            ? json_pack("{s:b, s:s, s:s, s:s, s:s, s:s}", "ok", 0, "check", "derived", "db",
+                        md_derived_name((md_derived_db_t)rep->bad), "first_differing_key", rep->key,
+                        "difference", rep->diff, "error", d->err.msg)
+            : json_pack("{s:b, s:s, s:s}", "ok", 0, "check", "derived", "error", d->err.msg);
     print_line(j);
     fprintf(stderr, "marketctl: verify failed: %s\n", d->err.msg);
     return 1;
@@ -123,8 +122,10 @@ static int check_intake(md_txn_t *t, json_t *ok, md_error_t *err)
                                   "observed_resets", (json_int_t)r.resets, "checkpoint_marks",
                                   (json_int_t)r.marks, "first_seq", (json_int_t)r.first_seq));
     if (r.uncovered)
-        fprintf(stderr, "marketctl: verify: %llu stored offsets of topics without intake records "
-                        "are not checked\n", (unsigned long long)r.uncovered);
+        fprintf(stderr,
+                "marketctl: verify: %llu stored offsets of topics without intake records "
+                "are not checked\n",
+                (unsigned long long)r.uncovered);
     return 0;
 }
 

@@ -84,9 +84,17 @@ static bool load_parse_seconds(const char *s, double *out)
 }
 
 enum {
-    LOAD_OPT_BOOTSTRAP = 256, LOAD_OPT_INPUT, LOAD_OPT_TOPIC, LOAD_OPT_RESULTS_TOPIC,
-    LOAD_OPT_WAIT, LOAD_OPT_TIMEOUT, LOAD_OPT_RATE, LOAD_OPT_MSGPACK,
-    LOAD_OPT_RESULTS_OUT, LOAD_OPT_LATENCY_OUT, LOAD_OPT_QUIET
+    LOAD_OPT_BOOTSTRAP = 256,
+    LOAD_OPT_INPUT,
+    LOAD_OPT_TOPIC,
+    LOAD_OPT_RESULTS_TOPIC,
+    LOAD_OPT_WAIT,
+    LOAD_OPT_TIMEOUT,
+    LOAD_OPT_RATE,
+    LOAD_OPT_MSGPACK,
+    LOAD_OPT_RESULTS_OUT,
+    LOAD_OPT_LATENCY_OUT,
+    LOAD_OPT_QUIET
 };
 
 static const struct option load_long_opts[] = {
@@ -134,8 +142,7 @@ static bool load_apply_opt(load_opts_t *o, int c, const char *arg)
         }
         fprintf(stderr, "market-load: -X '%s': expected PROP=VALUE\n", arg);
         return false;
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -156,8 +163,8 @@ static bool load_check_opts(const load_opts_t *o)
 /* Returns 0 to run, 2 on bad usage, -1 after --help. */
 int load_parse_args(int argc, char **argv, load_opts_t *o)
 {
-    *o = (load_opts_t){.topic = "market.commands", .results_topic = "market.results",
-                       .timeout_s = 60};
+    *o = (load_opts_t){
+        .topic = "market.commands", .results_topic = "market.results", .timeout_s = 60};
     /* At most one -X per argument pair, so argc bounds their number. */
     o->props = md_calloc((size_t)argc + 1, sizeof *o->props);
     int c;

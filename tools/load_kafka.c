@@ -36,8 +36,7 @@ static md_err_t load_conf_user(rd_kafka_conf_t *conf, const load_opts_t *o, md_e
         char name[256];
         size_t n = (size_t)(eq - o->props[i]);
         if (n >= sizeof name)
-            return md_error_set(err, MD_ECONFIG, "property name '%.40s...' too long",
-                                o->props[i]);
+            return md_error_set(err, MD_ECONFIG, "property name '%.40s...' too long", o->props[i]);
         memcpy(name, o->props[i], n);
         name[n] = '\0';
         md_err_t rc = load_conf_set(conf, name, eq + 1, err);
@@ -204,8 +203,7 @@ static rd_kafka_resp_err_t load_results_parts(load_t *l, int timeout_ms, int32_t
     *nparts = 0;
     if (md->topic_cnt == 1) {
         const struct rd_kafka_metadata_topic *t = &md->topics[0];
-        e = t->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? RD_KAFKA_RESP_ERR_NO_ERROR
-                                                              : t->err;
+        e = t->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? RD_KAFKA_RESP_ERR_NO_ERROR : t->err;
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR && t->err == RD_KAFKA_RESP_ERR_NO_ERROR)
             *nparts = t->partition_cnt;
         for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < t->partition_cnt; i++)
@@ -222,8 +220,8 @@ static rd_kafka_resp_err_t load_results_ends(load_t *l, int32_t nparts, int time
 {
     for (int32_t p = 0; p < nparts; p++) {
         int64_t lo, hi;
-        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
-            l->cons, l->o.results_topic, p, &lo, &hi, timeout_ms);
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(l->cons, l->o.results_topic, p, &lo, &hi, timeout_ms);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
             return e;
         rd_kafka_topic_partition_list_add(list, l->o.results_topic, p)->offset = hi;
@@ -267,8 +265,7 @@ md_err_t load_results_start(load_t *l)
         if (load_interrupted)
             return md_error_set(&l->err, MD_ESTOP, "interrupted");
         if (md_mono_ns() >= deadline)
-            return md_error_set(&l->err, MD_EKAFKA,
-                                "results topic '%s': no answer within %g s: %s",
+            return md_error_set(&l->err, MD_EKAFKA, "results topic '%s': no answer within %g s: %s",
                                 l->o.results_topic, l->o.timeout_s, rd_kafka_err2str(e));
         load_consume(l, LOAD_RETRY_MS); /* serves error_cb while waiting */
     }
@@ -297,6 +294,5 @@ void load_results_refresh(load_t *l)
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
         l->res_parts = nparts;
     else
-        fprintf(stderr, "market-load: assign '%s': %s\n", l->o.results_topic,
-                rd_kafka_err2str(e));
+        fprintf(stderr, "market-load: assign '%s': %s\n", l->o.results_topic, rd_kafka_err2str(e));
 }

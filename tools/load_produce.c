@@ -150,8 +150,7 @@ static void load_pace(load_t *l)
         return;
     }
     int64_t due = l->t_start + (int64_t)((double)l->produced * 1e9 / (double)l->o.rate);
-    for (int64_t now = md_mono_ns(); now < due && !l->halt && !load_interrupted;
-         now = md_mono_ns())
+    for (int64_t now = md_mono_ns(); now < due && !l->halt && !load_interrupted; now = md_mono_ns())
         load_service(l, (int)((due - now + 999999) / 1000000));
 }
 
@@ -215,8 +214,8 @@ static void load_purge(load_t *l)
         snprintf(l->first_failure, sizeof l->first_failure, "not delivered: %s",
                  l->fatal ? "fatal error" : "interrupted");
     else if (l->first_failure[0] == '\0')
-        snprintf(l->first_failure, sizeof l->first_failure,
-                 "not delivered within the %g s timeout", l->o.timeout_s);
+        snprintf(l->first_failure, sizeof l->first_failure, "not delivered within the %g s timeout",
+                 l->o.timeout_s);
     rd_kafka_resp_err_t e =
         rd_kafka_purge(l->prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)

@@ -133,8 +133,7 @@ static void load_print_latency(load_t *l)
     if (l->nlat == 0)
         return;
     qsort(l->lat, l->nlat, sizeof *l->lat, load_cmp_i64);
-    fprintf(stderr,
-            " latency_ms p50=%.3f p90=%.3f p99=%.3f p999=%.3f max=%.3f",
+    fprintf(stderr, " latency_ms p50=%.3f p90=%.3f p99=%.3f p999=%.3f max=%.3f",
             load_pct_ms(l->lat, l->nlat, 5000), load_pct_ms(l->lat, l->nlat, 9000),
             load_pct_ms(l->lat, l->nlat, 9900), load_pct_ms(l->lat, l->nlat, 9990),
             (double)l->lat[l->nlat - 1] / 1e6);
@@ -148,8 +147,7 @@ void load_summary(load_t *l)
             l->produced, l->delivered, l->failed);
     if (l->cons)
         fprintf(stderr,
-                " results=%" PRIu64 " duplicates=%" PRIu64 " other=%" PRIu64
-                " missing=%" PRIu64,
+                " results=%" PRIu64 " duplicates=%" PRIu64 " other=%" PRIu64 " missing=%" PRIu64,
                 l->results, l->duplicates, l->other, l->outstanding);
     fprintf(stderr, " seconds=%.3f commands_per_s=%.0f", secs,
             secs > 0 ? (double)done / secs : 0.0);
@@ -170,8 +168,8 @@ int load_verdict(load_t *l)
         fprintf(stderr, "market-load: %" PRIu64 " messages without a delivery report\n",
                 unreported);
     if (l->cons && l->outstanding > 0 && l->failed == 0 && !load_interrupted)
-        fprintf(stderr, "market-load: %" PRIu64 " of %" PRIu64
-                        " results missing after waiting %g s\n",
+        fprintf(stderr,
+                "market-load: %" PRIu64 " of %" PRIu64 " results missing after waiting %g s\n",
                 l->outstanding, l->produced, l->o.timeout_s);
     bool ok = !load_interrupted && !l->fatal && l->failed == 0 && unreported == 0 &&
               (l->cons == NULL || l->outstanding == 0);

@@ -25,9 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "md_command.h"
 #include "ctl.h"
 #include "md_base.h"
+#include "md_command.h"
 #include "md_version.h"
 
 /* ---- progress (stderr, only when it is a terminal) ------------------------------- */
@@ -44,9 +44,8 @@ static void progress(uint64_t done, uint64_t total, void *ctx)
     for (int i = 0; i < width; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[width] = '\0';
-    fprintf(stderr, "\r[%s] %llu/%llu events  %.0f/s  %.0fs left ", bar,
-            (unsigned long long)done, (unsigned long long)total, rate,
-            rate > 0 ? (double)(total - done) / rate : 0.0);
+    fprintf(stderr, "\r[%s] %llu/%llu events  %.0f/s  %.0fs left ", bar, (unsigned long long)done,
+            (unsigned long long)total, rate, rate > 0 ? (double)(total - done) / rate : 0.0);
 }
 
 static void progress_end(ctl_t *c, const char *what)
@@ -133,17 +132,25 @@ static md_err_t export_event(const md_event_t *ev, const void *body, size_t len,
 typedef struct slice {
     ctl_t *c;
     const char *stream;
-    uint64_t from, to, limit, n, last;   /* to, limit: 0 = none; last: the last seq seen */
+    uint64_t from, to, limit, n, last; /* to, limit: 0 = none; last: the last seq seen */
     int64_t since, until;
-    bool contiguous;                     /* export: stop at the first event past until */
+    bool contiguous; /* export: stop at the first event past until */
     md_event_fn fn;
 } slice_t;
 
 static slice_t slice_of(ctl_t *c, md_event_fn fn, bool contiguous)
 {
-    return (slice_t){c, ctl_str(c, "stream"), ctl_u64(c, "from", 1), ctl_u64(c, "to", 0),
-                     ctl_u64(c, "limit", 0), 0, 0, ctl_time(c, "since", INT64_MIN),
-                     ctl_time(c, "until", INT64_MAX), contiguous, fn};
+    return (slice_t){c,
+                     ctl_str(c, "stream"),
+                     ctl_u64(c, "from", 1),
+                     ctl_u64(c, "to", 0),
+                     ctl_u64(c, "limit", 0),
+                     0,
+                     0,
+                     ctl_time(c, "since", INT64_MIN),
+                     ctl_time(c, "until", INT64_MAX),
+                     contiguous,
+                     fn};
 }
 
 static md_err_t slice_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
@@ -285,8 +292,7 @@ static json_t *digest_json(const md_proj_digest_t *d)
     for (int i = 0; i < MD_PROJ_COUNT_; i++) {
         md_hex(d->sha[i], MD_HASH_LEN, hex);
         md_json_set(j, md_proj_name((md_proj_id_t)i),
-                    json_pack("{s:s, s:I}", "sha256", hex, "entries",
-                              (json_int_t)d->entries[i]));
+                    json_pack("{s:s, s:I}", "sha256", hex, "entries", (json_int_t)d->entries[i]));
     }
     return j;
 }
@@ -302,9 +308,8 @@ static int verify_projections(ctl_t *c, uint64_t n, const char *head, ctl_derive
     progress_end(c, "verify");
     if (rc == MD_ECORRUPT) {
         json_t *j = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s}", "ok", 0, "check", "projections",
-                              "projection", rep->bad >= 0 ? md_proj_name(rep->bad) : "all",
-                              "db", rep->db, "first_differing_key", rep->key, "error",
-                              c->err.msg);
+                              "projection", rep->bad >= 0 ? md_proj_name(rep->bad) : "all", "db",
+                              rep->db, "first_differing_key", rep->key, "error", c->err.msg);
         ctl_print_json(j, NULL);
         fprintf(stderr, "marketctl: verify failed: %s\n", c->err.msg);
         c->err.code = MD_OK;
@@ -312,9 +317,9 @@ static int verify_projections(ctl_t *c, uint64_t n, const char *head, ctl_derive
     } else if (rc != MD_OK) {
         status = 1;
     } else {
-        status = ctl_derived_end(dv, json_pack("{s:b, s:I, s:s, s:o}", "ok", 1, "events",
-                                               (json_int_t)n, "head", head, "projections",
-                                               digest_json(&rep->live)),
+        status = ctl_derived_end(dv,
+                                 json_pack("{s:b, s:I, s:s, s:o}", "ok", 1, "events", (json_int_t)n,
+                                           "head", head, "projections", digest_json(&rep->live)),
                                  &c->err);
         dv = NULL;
     }
@@ -358,9 +363,9 @@ static int cmd_verify(ctl_t *c)
     if (c->proj == NULL) {
         progress_end(c, "verify");
         fprintf(stderr, "marketctl: verify: store has no projections; chain checked only\n");
-        return ctl_derived_end(dv, json_pack("{s:b, s:I, s:s, s:s}", "ok", 1, "events",
-                                             (json_int_t)n, "head", hex, "projections",
-                                             "absent"),
+        return ctl_derived_end(dv,
+                               json_pack("{s:b, s:I, s:s, s:s}", "ok", 1, "events", (json_int_t)n,
+                                         "head", hex, "projections", "absent"),
                                &c->err);
     }
     return verify_projections(c, n, hex, dv);
@@ -379,13 +384,14 @@ static json_t *offsets_json(md_txn_t *t)
         const unsigned char *p = k.mv_data, *nul = memchr(p, 0, k.mv_size);
         if (nul == NULL || k.mv_size - (size_t)(nul - p) != 5 || v.mv_size != 8)
             continue;
-        uint32_t part = (uint32_t)nul[1] << 24 | (uint32_t)nul[2] << 16 | (uint32_t)nul[3] << 8 | nul[4];
+        uint32_t part =
+            (uint32_t)nul[1] << 24 | (uint32_t)nul[2] << 16 | (uint32_t)nul[3] << 8 | nul[4];
         int64_t next = 0;
         for (int i = 0; i < 8; i++)
             next = (int64_t)((uint64_t)next << 8 | ((const unsigned char *)v.mv_data)[i]);
-        md_json_append(arr, json_pack("{s:s%, s:i, s:I}", "topic", (const char *)p,
-                                      (size_t)(nul - p), "partition", (int)part,
-                                      "next", (json_int_t)next));
+        md_json_append(arr,
+                       json_pack("{s:s%, s:i, s:I}", "topic", (const char *)p, (size_t)(nul - p),
+                                 "partition", (int)part, "next", (json_int_t)next));
     }
     mdb_cursor_close(cur);
     return arr;
@@ -407,13 +413,12 @@ static int cmd_stats(ctl_t *c)
         md_store_usage(c->store, &used, &map, &c->err) != MD_OK)
         return 1;
     md_hex(hash, MD_HASH_LEN, hex);
-    json_t *j = json_pack("{s:I, s:s, s:I, s:I, s:I, s:f, s:I, s:o}", "events", (json_int_t)head,
-                          "head", hex, "commands_decided",
-                          (json_int_t)db_entries(c->txn, MD_DB_OUTCOMES), "store_bytes",
-                          (json_int_t)used, "map_bytes", (json_int_t)map, "bytes_per_event",
-                          head ? (double)used / (double)head : 0.0, "outbox_depth",
-                          (json_int_t)db_entries(c->txn, MD_DB_OUTBOX), "offsets",
-                          offsets_json(c->txn));
+    json_t *j =
+        json_pack("{s:I, s:s, s:I, s:I, s:I, s:f, s:I, s:o}", "events", (json_int_t)head, "head",
+                  hex, "commands_decided", (json_int_t)db_entries(c->txn, MD_DB_OUTCOMES),
+                  "store_bytes", (json_int_t)used, "map_bytes", (json_int_t)map, "bytes_per_event",
+                  head ? (double)used / (double)head : 0.0, "outbox_depth",
+                  (json_int_t)db_entries(c->txn, MD_DB_OUTBOX), "offsets", offsets_json(c->txn));
     uint64_t queued, parked;
     if (md_txn_outbox_counts(c->txn, &queued, &parked, &c->err) != MD_OK) {
         json_decref(j);
@@ -461,8 +466,8 @@ static int cmd_get(ctl_t *c)
 
 static int cmd_orders(ctl_t *c)
 {
-    md_proj_order_filter_t f = {ctl_str(c, "buyer"), ctl_str(c, "provider"),
-                                ctl_str(c, "status"), ctl_str(c, "day")};
+    md_proj_order_filter_t f = {ctl_str(c, "buyer"), ctl_str(c, "provider"), ctl_str(c, "status"),
+                                ctl_str(c, "day")};
     md_proj_page_t page = {.limit = ctl_u64(c, "limit", 0), .cursor = ctl_str(c, "cursor")};
     return list_end(c, md_proj_orders(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
 }
@@ -550,7 +555,8 @@ static int cmd_rebuild(ctl_t *c)
     progress_end(c, "rebuild");
     if (rc != MD_OK)
         return 1;
-    return ctl_print_json(json_pack("{s:b, s:I}", "ok", 1, "events", (json_int_t)n), &c->err) == MD_OK
+    return ctl_print_json(json_pack("{s:b, s:I}", "ok", 1, "events", (json_int_t)n), &c->err) ==
+                   MD_OK
                ? 0
                : 1;
 }
@@ -572,7 +578,8 @@ static int cmd_replay(ctl_t *c)
     uint64_t n = 0, until = ctl_u64(c, "until", 0);
     const char *out = ctl_str(c, "out");
     if ((until == 0) == (ctl_str(c, "as-of") == NULL) || out == NULL) {
-        md_error_set(&c->err, MD_EINVAL, "replay needs one of --until SEQ, --as-of TIME, and --out DIR");
+        md_error_set(&c->err, MD_EINVAL,
+                     "replay needs one of --until SEQ, --as-of TIME, and --out DIR");
         return 2;
     }
     if (until == 0) {
@@ -591,9 +598,9 @@ static int cmd_replay(ctl_t *c)
     progress_end(c, "replay");
     if (rc != MD_OK)
         return 1;
-    return ctl_print_json(json_pack("{s:b, s:I, s:s}", "ok", 1, "events", (json_int_t)n, "out",
-                                out),
-                      &c->err) == MD_OK
+    return ctl_print_json(
+               json_pack("{s:b, s:I, s:s}", "ok", 1, "events", (json_int_t)n, "out", out),
+               &c->err) == MD_OK
                ? 0
                : 1;
 }
@@ -626,26 +633,29 @@ static int cmd_storeless(ctl_t *c)
 
 /* ---- the subcommands and their options ------------------------------------------------ */
 
-#define FORMAT_OPT                                                                       \
-    {"format", CTL_FORMAT, "json|csv|table",                                            \
-     "JSON lines (default), CSV with a header row, or an aligned table (money in yuan)"}
-#define LIST_OPTS                                                                        \
-    {"limit", CTL_LIMIT, "N", "at most N rows (1..1000000; default: all)"},           \
-    {"cursor", CTL_STR, "C", "continue after the page that printed next_cursor: C"},  \
-    FORMAT_OPT
+#define FORMAT_OPT                                                                                 \
+    {                                                                                              \
+        "format", CTL_FORMAT, "json|csv|table",                                                    \
+            "JSON lines (default), CSV with a header row, or an aligned table (money in yuan)"     \
+    }
+#define LIST_OPTS                                                                                  \
+    {"limit", CTL_LIMIT, "N", "at most N rows (1..1000000; default: all)"},                        \
+        {"cursor", CTL_STR, "C", "continue after the page that printed next_cursor: C"},           \
+        FORMAT_OPT
 
 /* Columns in fen (--format table shows them in yuan). */
-static const char *const order_money[] = {"unit_price", "discount", "amount", "escrow", "paid",
-                                          "refunded", "released", "held", "balance", "escrow_held",
-                                          "deposited", "withdrawn", "spent", "earned", "refunds",
-                                          NULL};
+static const char *const order_money[] = {
+    "unit_price", "discount",    "amount",    "escrow",    "paid",  "refunded", "released", "held",
+    "balance",    "escrow_held", "deposited", "withdrawn", "spent", "earned",   "refunds",  NULL};
 static const char *const sales_money[] = {"gross", "net", "refunded_amount", "revenue", NULL};
 
-#define SLICE_OPTS                                                                       \
-    {"to", CTL_SEQ, "SEQ", "last seq"},                                                 \
-    {"since", CTL_TIME, "T", "events recorded at or after T (ms or YYYY-MM-DDTHH:MM:SSZ)"}, \
-    {"until", CTL_TIME, "T", "events recorded at or before T"},                         \
-    {"limit", CTL_LIMIT, "N", "at most N events (1..1000000; default: all)"}
+#define SLICE_OPTS                                                                                 \
+    {"to", CTL_SEQ, "SEQ", "last seq"},                                                            \
+        {"since", CTL_TIME, "T", "events recorded at or after T (ms or YYYY-MM-DDTHH:MM:SSZ)"},    \
+        {"until", CTL_TIME, "T", "events recorded at or before T"},                                \
+    {                                                                                              \
+        "limit", CTL_LIMIT, "N", "at most N events (1..1000000; default: all)"                     \
+    }
 
 static const ctl_opt_t events_opts[] = {
     {"stream", CTL_STR, "S", "one stream's events (e.g. order:o-1); alone, --from is its version"},
@@ -662,7 +672,8 @@ static const ctl_opt_t export_opts[] = {
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t get_opts[] = {
-    {"as-of", CTL_TIME, "T", "judge expiring sanctions at T (ms or YYYY-MM-DDTHH:MM:SSZ; default now)"},
+    {"as-of", CTL_TIME, "T",
+     "judge expiring sanctions at T (ms or YYYY-MM-DDTHH:MM:SSZ; default now)"},
     FORMAT_OPT,
     {NULL, 0, NULL, NULL},
 };
@@ -697,7 +708,8 @@ static const ctl_opt_t summary_opts[] = {
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t verify_opts[] = {
-    {"checkpoints", CTL_STR, "CPS.jsonl", "signed checkpoints (marketctl checkpoints) to verify the "
+    {"checkpoints", CTL_STR, "CPS.jsonl",
+     "signed checkpoints (marketctl checkpoints) to verify the "
      "store against; with --keys"},
     {"keys", CTL_STR, "DIR", "the replicas' public keys (REPLICA.pub)"},
     {NULL, 0, NULL, NULL},
@@ -719,21 +731,23 @@ static const ctl_opt_t verify_export_opts[] = {
 };
 static const ctl_opt_t backup_opts[] = {
     {"out", CTL_STR, "DIR", "a new or empty directory for the copy (required)"},
-    {"new-identity", CTL_FLAG, "", "give the copy a store identity of its own (to seed a "
+    {"new-identity", CTL_FLAG, "",
+     "give the copy a store identity of its own (to seed a "
      "replica, docs/replication.md)"},
     {NULL, 0, NULL, NULL},
 };
 static const ctl_opt_t replay_opts[] = {
     {"until", CTL_SEQ, "SEQ", "the last event to replay (or --as-of)"},
-    {"as-of", CTL_TIME, "T", "replay the events recorded at or before T (ms or YYYY-MM-DDTHH:MM:SSZ)"},
+    {"as-of", CTL_TIME, "T",
+     "replay the events recorded at or before T (ms or YYYY-MM-DDTHH:MM:SSZ)"},
     {"out", CTL_STR, "DIR", "a new store for the projections as of SEQ (required)"},
     {NULL, 0, NULL, NULL},
 };
 
 /* Every subcommand; one entry each (their code may live in tools/ctl_NAME.c). */
 static const ctl_sub_t *const subcommands[] = {
-    &(const ctl_sub_t){"events", cmd_events, 0, NULL, 0, 0, "events as JSON lines",
-                       events_opts, NULL},
+    &(const ctl_sub_t){"events", cmd_events, 0, NULL, 0, 0, "events as JSON lines", events_opts,
+                       NULL},
     &(const ctl_sub_t){"export", cmd_export, 0, NULL, 0, 0,
                        "events with body, prev_hash and hash (scripts/audit-export.sh checks it)",
                        export_opts, NULL},
@@ -742,7 +756,8 @@ static const ctl_sub_t *const subcommands[] = {
                        "consumed offsets; exit 1 naming the first failure",
                        verify_opts, NULL},
     &(const ctl_sub_t){"stats", cmd_stats, CTL_PROJ_OPTIONAL, NULL, 0, 0,
-                       "events, head, store size, outbox depth and parked entries, offsets", NULL, NULL},
+                       "events, head, store size, outbox depth and parked entries, offsets", NULL,
+                       NULL},
     &(const ctl_sub_t){"get", cmd_get, CTL_NEEDS_PROJ,
                        "order|account|store|product|complaint|sanction|voucher ID", 2, 2,
                        "one object", get_opts, order_money},
@@ -750,16 +765,16 @@ static const ctl_sub_t *const subcommands[] = {
                        orders_opts, order_money},
     &(const ctl_sub_t){"audit", cmd_audit, CTL_NEEDS_PROJ, NULL, 0, 0,
                        "the audit trail of a subject or an actor", audit_opts, NULL},
-    &(const ctl_sub_t){"sales", cmd_sales, CTL_NEEDS_PROJ, NULL, 0, 0,
-                       "sales per provider and day", sales_opts, sales_money},
+    &(const ctl_sub_t){"sales", cmd_sales, CTL_NEEDS_PROJ, NULL, 0, 0, "sales per provider and day",
+                       sales_opts, sales_money},
     &(const ctl_sub_t){"summary", cmd_summary, CTL_NEEDS_PROJ,
-                       "order-status|products|categories|top-products|provider-rates|rejections",
-                       1, 1, "what analysts ask for: counts, sales, rates, rejections", summary_opts,
+                       "order-status|products|categories|top-products|provider-rates|rejections", 1,
+                       1, "what analysts ask for: counts, sales, rates, rejections", summary_opts,
                        sales_money},
     &(const ctl_sub_t){"rebuild", cmd_rebuild, CTL_NEEDS_PROJ | CTL_WRITES, NULL, 0, 0,
                        "recompute every projection", NULL, NULL},
-    &(const ctl_sub_t){"replay", cmd_replay, 0, NULL, 0, 0, "projections as of a seq, in a new store",
-                       replay_opts, NULL},
+    &(const ctl_sub_t){"replay", cmd_replay, 0, NULL, 0, 0,
+                       "projections as of a seq, in a new store", replay_opts, NULL},
     &(const ctl_sub_t){"backup", cmd_backup, 0, NULL, 0, 0,
                        "a consistent hot copy, compacted (--out DIR)", backup_opts, NULL},
     &ctl_sub_outbox,
@@ -767,7 +782,8 @@ static const ctl_sub_t *const subcommands[] = {
                        "an Ed25519 key pair for a replica's signed checkpoints (docs/audit.md)",
                        keygen_opts, NULL},
     &(const ctl_sub_t){"checkpoints", cmd_storeless, CTL_NO_STORE, NULL, 0, 0,
-                       "the signed checkpoints of the heads topic, as JSON lines", checkpoints_opts, NULL},
+                       "the signed checkpoints of the heads topic, as JSON lines", checkpoints_opts,
+                       NULL},
     &(const ctl_sub_t){"verify-export", cmd_storeless, CTL_NO_STORE, "FILE", 1, 1,
                        "an export (marketctl export) against signed checkpoints",
                        verify_export_opts, NULL},
@@ -802,15 +818,15 @@ static void usage(FILE *f)
     fputs("       marketctl SUBCOMMAND --help   (its options)\n"
           "       marketctl --version\n"
           "lists: when more rows may follow, stderr ends with `next_cursor: C`\n"
-          "exit status: 0 ok, 1 failed or not found, 2 usage error\n", f);
+          "exit status: 0 ok, 1 failed or not found, 2 usage error\n",
+          f);
 }
 
 static void sub_usage(FILE *f, const ctl_sub_t *sub)
 {
     fprintf(f, "usage: marketctl %s%s%s%s%s\n\n%s\n",
-            sub->needs & CTL_NO_STORE ? "" : "--data-dir DIR ", sub->name,
-            sub->args ? " " : "", sub->args ? sub->args : "", sub->opts ? " [options]" : "",
-            sub->summary);
+            sub->needs & CTL_NO_STORE ? "" : "--data-dir DIR ", sub->name, sub->args ? " " : "",
+            sub->args ? sub->args : "", sub->opts ? " [options]" : "", sub->summary);
     if (sub->opts)
         fputs("\noptions:\n", f);
     for (const ctl_opt_t *o = sub->opts; o && o->name; o++) {
@@ -822,7 +838,8 @@ static void sub_usage(FILE *f, const ctl_sub_t *sub)
 }
 
 /* A usage error: what was wrong, then where to look. Returns 2. */
-static int bad_usage(const ctl_sub_t *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad_usage(const ctl_sub_t *sub, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int bad_usage(const ctl_sub_t *sub, const char *fmt, ...)
 {
     va_list ap;

@@ -25,8 +25,8 @@
 #include "../../rules/state.h"
 #include "targets.h"
 
-#define FUZZ_MAX_LINES 64          /* messages per engine batch */
-#define FUZZ_MAX_MESSAGE 4096      /* engine limit, so the oversized path is reachable */
+#define FUZZ_MAX_LINES 64     /* messages per engine batch */
+#define FUZZ_MAX_MESSAGE 4096 /* engine limit, so the oversized path is reachable */
 
 static void fuzz_fail(const char *what, const char *detail)
 {
@@ -63,8 +63,7 @@ static void check_command(const md_command_t *c)
             fuzz_fail("arena overrun", c->command_id);
         break;
     }
-    default:
-        fuzz_fail("unknown decode status", NULL);
+    default: fuzz_fail("unknown decode status", NULL);
     }
     if (idn < 1 || idn > MD_COMMAND_ID_MAX)
         fuzz_fail("keyed command with a bad command_id length", NULL);
@@ -94,7 +93,7 @@ static void same_command(const md_command_t *a, const md_command_t *b)
 
 int md_fuzz_json(const uint8_t *data, size_t size)
 {
-    static md_command_t c, m;    /* 5 KiB each: keep them off the stack */
+    static md_command_t c, m; /* 5 KiB each: keep them off the stack */
     md_decode_opts_t strict = {.require_issued_at = true};
     const md_decode_opts_t *o = size && (data[0] & 1) ? &strict : NULL;
     md_command_decode_json(data, size, o, &c);
@@ -153,10 +152,9 @@ int md_fuzz_event(const uint8_t *data, size_t size)
         fuzz_fail("an accepted body does not encode again", err.msg);
     if (md_event_decode_body(b.p, b.len, &again, &err) != MD_OK)
         fuzz_fail("a re-encoded body does not decode", err.msg);
-    if (again.seq != ev.seq || again.version != ev.version ||
-        again.recorded_at != ev.recorded_at || strcmp(again.stream, ev.stream) != 0 ||
-        strcmp(again.type, ev.type) != 0 || again.data_len != ev.data_len ||
-        memcmp(again.data, ev.data, ev.data_len) != 0)
+    if (again.seq != ev.seq || again.version != ev.version || again.recorded_at != ev.recorded_at ||
+        strcmp(again.stream, ev.stream) != 0 || strcmp(again.type, ev.type) != 0 ||
+        again.data_len != ev.data_len || memcmp(again.data, ev.data, ev.data_len) != 0)
         fuzz_fail("a re-encoded body decodes differently", NULL);
     md_buf_release(&b);
     /* The readers the rules and projections use on event data. */
@@ -188,16 +186,19 @@ int md_fuzz_event(const uint8_t *data, size_t size)
 static struct {
     char dir[256];
     char file[300];
-    unsigned char *snap;        /* data.mdb right after the demo day */
+    unsigned char *snap; /* data.mdb right after the demo day */
     size_t snap_len;
     bool ready;
 } fz;
 
 static md_engine_opts_t engine_opts(void)
 {
-    md_engine_opts_t o = {.operator_id = "operator", .clock = MD_CLOCK_COMMAND,
-                          .max_message_bytes = FUZZ_MAX_MESSAGE, .results_topic = "r",
-                          .events_topic = "e", .commands_topic = "c",
+    md_engine_opts_t o = {.operator_id = "operator",
+                          .clock = MD_CLOCK_COMMAND,
+                          .max_message_bytes = FUZZ_MAX_MESSAGE,
+                          .results_topic = "r",
+                          .events_topic = "e",
+                          .commands_topic = "c",
                           .deadletter_topic = "dl"};
     return o;
 }
@@ -245,8 +246,12 @@ static size_t split_lines(const uint8_t *text, size_t size, md_input_t *in, size
         const uint8_t *p = text + start;
         size_t len = i - start;
         bool mp = len > 0 && p[0] == 0x01;
-        in[n] = (md_input_t){.bytes = mp ? p + 1 : p, .len = mp ? len - 1 : len, .msgpack = mp,
-                             .key = "k", .key_len = 1, .partition = 0,
+        in[n] = (md_input_t){.bytes = mp ? p + 1 : p,
+                             .len = mp ? len - 1 : len,
+                             .msgpack = mp,
+                             .key = "k",
+                             .key_len = 1,
+                             .partition = 0,
                              .offset = first_offset + (int64_t)n};
         n++;
         start = i + 1;
@@ -284,7 +289,7 @@ static void fuzz_setup(void)
             }
         size_t n = split_lines(text + at, chunk, in, FUZZ_MAX_LINES, off);
         if (n && in[n - 1].len == 0)
-            n--;    /* the empty "line" after the file's last newline */
+            n--; /* the empty "line" after the file's last newline */
         if (n && md_engine_process(e, in, n, 0, NULL, &err) != MD_OK)
             fuzz_fail("seeding the demo day", err.msg);
         off += (int64_t)n;

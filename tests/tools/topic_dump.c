@@ -57,8 +57,8 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *const *kv)
 
 static int produce(char **files, int n)
 {
-    static const char *const kv[] = {"enable.idempotence", "true", "message.max.bytes",
-                                     "10000000", NULL};
+    static const char *const kv[] = {"enable.idempotence", "true", "message.max.bytes", "10000000",
+                                     NULL};
     rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, kv);
     for (int i = 0; i < n; i++) {
         FILE *f = fopen(files[i], "rb");
@@ -136,9 +136,15 @@ static int dump(long count, long timeout_s)
 {
     char group[64];
     snprintf(group, sizeof group, "topic-dump-%ld-%d", (long)time(NULL), rand());
-    const char *const kv[] = {"group.id", group, "auto.offset.reset", "earliest",
-                              "enable.auto.commit", "false", "fetch.message.max.bytes",
-                              "10000000", NULL};
+    const char *const kv[] = {"group.id",
+                              group,
+                              "auto.offset.reset",
+                              "earliest",
+                              "enable.auto.commit",
+                              "false",
+                              "fetch.message.max.bytes",
+                              "10000000",
+                              NULL};
     rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, kv);
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -188,8 +194,8 @@ static int set_config(const char *nv)
         fprintf(stderr, "topic_dump: --set-config: %s\n", rd_kafka_event_error_string(ev));
     else {
         size_t n;
-        const rd_kafka_ConfigResource_t **res = rd_kafka_AlterConfigs_result_resources(
-            rd_kafka_event_AlterConfigs_result(ev), &n);
+        const rd_kafka_ConfigResource_t **res =
+            rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
         rc = n == 1 && rd_kafka_ConfigResource_error(res[0]) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : 1;
         if (rc)
             fprintf(stderr, "topic_dump: --set-config: %s\n",
