@@ -113,6 +113,29 @@ md_err_t ctl_emit(ctl_t *c, const json_t *row, md_error_t *err);
  *  @returns MD_OK or MD_EIO. */
 md_err_t ctl_emit_end(ctl_t *c, md_error_t *err);
 
+/* Progress on stderr when it is a terminal (md_progress_fn; ctx is the ctl_t),
+ * and its closing summary line naming @p what. */
+void ctl_progress(uint64_t done, uint64_t total, void *ctx);
+void ctl_progress_end(ctl_t *c, const char *what);
+
+/* Follow mode (tools/ctl_history.c): SIGINT/SIGTERM end it and SIGPIPE is
+ * ignored; wait sleeps one poll interval and says whether to go on (false:
+ * stopped, or *rc set); end turns the outcome into the exit status. */
+void ctl_follow_signals(void);
+bool ctl_follow_wait(ctl_t *c, md_err_t *rc);
+int ctl_follow_end(ctl_t *c, md_err_t rc);
+
+/* The log and projection subcommands (tools/ctl_history.c, tools/ctl_query.c):
+ * each returns the exit status (0, 1 on a failed check or a missing object, 2
+ * on misuse) after printing its output; errors are in c->err. */
+int ctl_cmd_events(ctl_t *c);
+int ctl_cmd_export(ctl_t *c);
+int ctl_cmd_get(ctl_t *c);
+int ctl_cmd_orders(ctl_t *c);
+int ctl_cmd_audit(ctl_t *c);
+int ctl_cmd_sales(ctl_t *c);
+int ctl_cmd_summary(ctl_t *c);
+
 /* Subcommands living in tools/ctl_*.c. */
 extern const ctl_sub_t ctl_sub_outbox;
 

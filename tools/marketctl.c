@@ -32,7 +32,7 @@
 
 /* ---- progress (stderr, only when it is a terminal) ------------------------------- */
 
-static void progress(uint64_t done, uint64_t total, void *ctx)
+void ctl_progress(uint64_t done, uint64_t total, void *ctx)
 {
     ctl_t *c = ctx;
     c->done = done;
@@ -48,7 +48,7 @@ static void progress(uint64_t done, uint64_t total, void *ctx)
             (unsigned long long)total, rate, rate > 0 ? (double)(total - done) / rate : 0.0);
 }
 
-static void progress_end(ctl_t *c, const char *what)
+void ctl_progress_end(ctl_t *c, const char *what)
 {
     double el = md_mono_s() - c->t0;
     if (c->tty)
@@ -103,182 +103,6 @@ md_err_t ctl_emit_end(ctl_t *c, md_error_t *err)
     return rc;
 }
 
-static md_err_t print_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
-                            md_error_t *err)
-{
-    (void)body, (void)len;
-    json_t *j = md_event_to_json(ev, NULL, 0);
-    if (j == NULL)
-        return md_error_set(err, MD_ECODEC, "value is not representable as JSON");
-    md_err_t rc = ctl_emit(ctx, j, err);
-    json_decref(j);
-    return rc;
-}
-
-static md_err_t export_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
-                             md_error_t *err)
-{
-    ctl_t *c = ctx;
-    md_err_t rc = ctl_print_json(md_event_to_json(ev, body, len), err);
-    if (rc == MD_OK && (++c->done & 0xffff) == 0)
-        progress(c->done, c->total, c);
-    return rc;
-}
-
-/* ---- subcommands ------------------------------------------------------------------- */
-
-/* ---- slices of the history (--stream, --from/--to seq, --since/--until time) -------- */
-
-typedef struct slice {
-    ctl_t *c;
-    const char *stream;
-    uint64_t from, to, limit, n, last; /* to, limit: 0 = none; last: the last seq seen */
-    int64_t since, until;
-    bool contiguous; /* export: stop at the first event past until */
-    md_event_fn fn;
-} slice_t;
-
-static slice_t slice_of(ctl_t *c, md_event_fn fn, bool contiguous)
-{
-    return (slice_t){c,
-                     ctl_str(c, "stream"),
-                     ctl_u64(c, "from", 1),
-                     ctl_u64(c, "to", 0),
-                     ctl_u64(c, "limit", 0),
-                     0,
-                     0,
-                     ctl_time(c, "since", INT64_MIN),
-                     ctl_time(c, "until", INT64_MAX),
-                     contiguous,
-                     fn};
-}
-
-static md_err_t slice_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
-                            md_error_t *err)
-{
-    slice_t *s = ctx;
-    s->last = ev->seq;
-    if ((s->to && ev->seq > s->to) || (s->limit && s->n >= s->limit) ||
-        (s->contiguous && ev->recorded_at > s->until))
-        return MD_ESTOP;
-    if (s->stream && strcmp(ev->stream, s->stream) != 0)
-        return MD_OK;
-    if (ev->recorded_at < s->since || ev->recorded_at > s->until)
-        return MD_OK;
-    s->n++;
-    return s->fn(ev, body, len, s->c, err);
-}
-
-/* The events of the slice from seq @p from in @p t: a stream alone is read
- * through its index (--from is then its version); otherwise by seq. */
-static md_err_t slice_scan(md_txn_t *t, slice_t *s, uint64_t from, md_error_t *err)
-{
-    if (s->stream && !ctl_str(s->c, "to") && s->since == INT64_MIN && s->until == INT64_MAX)
-        return md_txn_scan_stream(t, s->stream, from, s->limit, s->fn, s->c, err);
-    return md_txn_scan(t, from, 0, slice_event, s, err);
-}
-
-/* ---- follow mode: poll the head with short read transactions ------------------------- */
-
-#define FOLLOW_POLL_MS 200
-
-static volatile sig_atomic_t follow_stop;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    follow_stop = 1;
-}
-
-/* SIGINT/SIGTERM end the loop; SIGPIPE is ignored so that a closed reader
- * shows as EPIPE on write, a clean end too. */
-static void follow_signals(void)
-{
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
-
-/* Ends the read transaction, flushes, sleeps, starts a new one: no snapshot
- * is held while sleeping, so the daemon's pages are reused. Returns false
- * when following should stop (a signal, a closed stdout, a store error). */
-static bool follow_wait(ctl_t *c, md_err_t *rc)
-{
-    md_txn_end(c->txn);
-    c->txn = NULL;
-    if (*rc == MD_OK && fflush(stdout) != 0)
-        *rc = md_error_set(&c->err, MD_EIO, "write to stdout failed");
-    if (*rc != MD_OK || follow_stop)
-        return false;
-    struct timespec ts = {0, FOLLOW_POLL_MS * 1000000L};
-    nanosleep(&ts, NULL); /* a signal cuts it short */
-    if (follow_stop)
-        return false;
-    *rc = md_store_read(c->store, &c->txn, &c->err);
-    return *rc == MD_OK;
-}
-
-/* The status of a follow that ended: a signal or a reader gone is a clean end. */
-static int follow_end(ctl_t *c, md_err_t rc)
-{
-    if (rc == MD_EIO && errno == EPIPE) {
-        c->err.code = MD_OK;
-        return 0;
-    }
-    return rc == MD_OK ? 0 : 1;
-}
-
-static int events_follow(ctl_t *c, slice_t *s)
-{
-    md_err_t rc;
-    follow_signals();
-    do {
-        rc = md_txn_scan(c->txn, s->last + 1 > s->from ? s->last + 1 : s->from, 0, slice_event, s,
-                         &c->err);
-        if (rc == MD_OK)
-            rc = ctl_emit_end(c, &c->err);
-    } while (!(s->to && s->last >= s->to) && follow_wait(c, &rc));
-    return follow_end(c, rc);
-}
-
-/* events --stream S --from V: V is the stream version; without --stream, a seq. */
-static int cmd_events(ctl_t *c)
-{
-    slice_t s = slice_of(c, print_event, false);
-    if (ctl_str(c, "follow")) {
-        md_rowfmt_kind_t k = MD_ROWFMT_JSON;
-        if (ctl_str(c, "format") && md_rowfmt_parse(ctl_str(c, "format"), &k) &&
-            k == MD_ROWFMT_TABLE) {
-            md_error_set(&c->err, MD_EINVAL, "--follow prints json or csv, not a table");
-            return 2;
-        }
-        s.limit = 0;
-        return events_follow(c, &s);
-    }
-    md_err_t rc = slice_scan(c->txn, &s, s.from, &c->err);
-    if (rc == MD_OK)
-        rc = ctl_emit_end(c, &c->err);
-    return rc == MD_OK ? 0 : 1;
-}
-
-static int cmd_export(ctl_t *c)
-{
-    uint64_t head;
-    if (md_txn_head(c->txn, &head, NULL, &c->err) != MD_OK)
-        return 1;
-    c->total = head;
-    slice_t s = slice_of(c, export_event, true);
-    md_err_t rc = md_txn_scan(c->txn, s.from, 0, slice_event, &s, &c->err);
-    if (fflush(stdout) != 0)
-        rc = md_error_set(&c->err, MD_EIO, "write to stdout failed");
-    progress_end(c, "export");
-    return rc == MD_OK ? 0 : 1;
-}
-
-/* Progress of a phase that knows its total (verify's second walk restarts the bar). */
 static void progress_phase(ctl_t *c, uint64_t total)
 {
     c->total = total;
@@ -303,9 +127,9 @@ static int verify_projections(ctl_t *c, uint64_t n, const char *head, ctl_derive
     md_proj_report_t *rep = md_calloc(1, sizeof *rep);
     int status = 0;
     progress_phase(c, n);
-    md_err_t rc = md_proj_verify(c->proj, c->txn, progress, c, rep, &c->err);
+    md_err_t rc = md_proj_verify(c->proj, c->txn, ctl_progress, c, rep, &c->err);
     c->done = n;
-    progress_end(c, "verify");
+    ctl_progress_end(c, "verify");
     if (rc == MD_ECORRUPT) {
         json_t *j = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s}", "ok", 0, "check", "projections",
                               "projection", rep->bad >= 0 ? md_proj_name(rep->bad) : "all", "db",
@@ -338,9 +162,9 @@ static int cmd_verify(ctl_t *c)
         return 1;
     ctl_derived_t *dv = ctl_derived_start(c->store); /* rules' state and outcomes, beside */
     progress_phase(c, head);
-    md_err_t rc = md_txn_verify_chain(c->txn, &n, &bad, progress, c, &c->err);
+    md_err_t rc = md_txn_verify_chain(c->txn, &n, &bad, ctl_progress, c, &c->err);
     if (rc == MD_ECORRUPT) {
-        progress_end(c, "verify");
+        ctl_progress_end(c, "verify");
         json_t *j = json_pack("{s:b, s:s, s:I, s:s}", "ok", 0, "check", "chain", "first_bad_seq",
                               (json_int_t)bad, "error", c->err.msg);
         ctl_print_json(j, NULL);
@@ -361,7 +185,7 @@ static int cmd_verify(ctl_t *c)
     }
     md_hex(hash, MD_HASH_LEN, hex);
     if (c->proj == NULL) {
-        progress_end(c, "verify");
+        ctl_progress_end(c, "verify");
         fprintf(stderr, "marketctl: verify: store has no projections; chain checked only\n");
         return ctl_derived_end(dv,
                                json_pack("{s:b, s:I, s:s, s:s}", "ok", 1, "events", (json_int_t)n,
@@ -434,109 +258,6 @@ static int cmd_stats(ctl_t *c)
     return ctl_print_json(j, &c->err) == MD_OK ? 0 : 1;
 }
 
-/* ---- projection queries ------------------------------------------------------------ */
-
-static md_err_t print_row(json_t *row, void *ctx, md_error_t *err)
-{
-    return ctl_emit(ctx, row, err);
-}
-
-/* Ends a list: the table, a flush of stdout, and the next cursor on stderr. */
-static int list_end(ctl_t *c, md_err_t rc, const md_proj_page_t *page)
-{
-    if (rc == MD_OK)
-        rc = ctl_emit_end(c, &c->err);
-    if (rc == MD_OK && page->next[0])
-        fprintf(stderr, "next_cursor: %s\n", page->next);
-    return rc == MD_OK ? 0 : 1;
-}
-
-static int cmd_get(ctl_t *c)
-{
-    json_t *j = NULL;
-    if (md_proj_get(c->proj, c->txn, c->args[0], c->args[1], ctl_time(c, "as-of", md_wall_ms()), &j,
-                    &c->err) != MD_OK)
-        return c->err.code == MD_EINVAL ? 2 : 1;
-    md_err_t rc = ctl_emit(c, j, &c->err);
-    json_decref(j);
-    if (rc == MD_OK)
-        rc = ctl_emit_end(c, &c->err);
-    return rc == MD_OK ? 0 : 1;
-}
-
-static int cmd_orders(ctl_t *c)
-{
-    md_proj_order_filter_t f = {ctl_str(c, "buyer"), ctl_str(c, "provider"), ctl_str(c, "status"),
-                                ctl_str(c, "day")};
-    md_proj_page_t page = {.limit = ctl_u64(c, "limit", 0), .cursor = ctl_str(c, "cursor")};
-    return list_end(c, md_proj_orders(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
-}
-
-/* audit --follow: entries above the last seq printed, polled. */
-typedef struct audit_follow {
-    ctl_t *c;
-    json_int_t seen, last; /* seen: the last seq of the polls before this one */
-} audit_follow_t;
-
-static md_err_t print_new_entry(json_t *row, void *ctx, md_error_t *err)
-{
-    audit_follow_t *a = ctx;
-    json_int_t seq = json_integer_value(json_object_get(row, "seq"));
-    if (seq <= a->seen) /* a seq's entries commit together: all in one poll */
-        return MD_OK;
-    a->last = seq > a->last ? seq : a->last;
-    return ctl_emit(a->c, row, err);
-}
-
-static int audit_follow(ctl_t *c, const md_proj_audit_filter_t *f)
-{
-    audit_follow_t a = {c, 0, 0};
-    md_err_t rc;
-    follow_signals();
-    do {
-        md_proj_page_t page = {0};
-        a.seen = a.last;
-        rc = md_proj_audit(c->proj, c->txn, f, &page, print_new_entry, &a, &c->err);
-        if (rc == MD_OK)
-            rc = ctl_emit_end(c, &c->err);
-    } while (follow_wait(c, &rc));
-    return follow_end(c, rc);
-}
-
-static int cmd_audit(ctl_t *c)
-{
-    md_proj_audit_filter_t f = {ctl_str(c, "subject"), ctl_str(c, "actor")};
-    md_proj_page_t page = {.limit = ctl_u64(c, "limit", 0), .cursor = ctl_str(c, "cursor")};
-    if (ctl_str(c, "follow"))
-        return audit_follow(c, &f);
-    return list_end(c, md_proj_audit(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
-}
-
-static int cmd_sales(ctl_t *c)
-{
-    md_proj_sales_filter_t f = {ctl_str(c, "provider"), ctl_str(c, "from"), ctl_str(c, "to")};
-    md_proj_page_t page = {.limit = ctl_u64(c, "limit", 0), .cursor = ctl_str(c, "cursor")};
-    return list_end(c, md_proj_sales(c->proj, c->txn, &f, &page, print_row, c, &c->err), &page);
-}
-
-/* summary KIND: md_proj_summary (docs/projections.md "Summaries"). */
-static int cmd_summary(ctl_t *c)
-{
-    md_proj_summary_q_t q = {0};
-    if (!md_proj_summary_kind(c->args[0], &q.kind)) {
-        md_error_set(&c->err, MD_EINVAL, "unknown summary '%s'", c->args[0]);
-        return 2;
-    }
-    q.provider = ctl_str(c, "provider");
-    q.from_day = ctl_str(c, "from");
-    q.to_day = ctl_str(c, "to");
-    q.top = ctl_u64(c, "top", 10);
-    md_err_t rc = md_proj_summary(c->proj, c->txn, &q, print_row, c, &c->err);
-    if (rc == MD_OK)
-        rc = ctl_emit_end(c, &c->err);
-    return rc == MD_OK ? 0 : rc == MD_EINVAL ? 2 : 1;
-}
-
 /* ---- rebuild and replay ------------------------------------------------------------------ */
 
 static int cmd_rebuild(ctl_t *c)
@@ -550,9 +271,9 @@ static int cmd_rebuild(ctl_t *c)
         head = 0; /* the progress total only: the rebuild below reports the store's error */
     md_txn_end(t);
     progress_phase(c, head);
-    md_err_t rc = md_proj_rebuild(c->proj, progress, c, &n, &c->err);
+    md_err_t rc = md_proj_rebuild(c->proj, ctl_progress, c, &n, &c->err);
     c->done = n;
-    progress_end(c, "rebuild");
+    ctl_progress_end(c, "rebuild");
     if (rc != MD_OK)
         return 1;
     return ctl_print_json(json_pack("{s:b, s:I}", "ok", 1, "events", (json_int_t)n), &c->err) ==
@@ -593,9 +314,9 @@ static int cmd_replay(ctl_t *c)
         until = v[1];
     }
     progress_phase(c, until);
-    md_err_t rc = md_proj_replay(c->txn, until, out, progress, c, &n, &c->err);
+    md_err_t rc = md_proj_replay(c->txn, until, out, ctl_progress, c, &n, &c->err);
     c->done = n;
-    progress_end(c, "replay");
+    ctl_progress_end(c, "replay");
     if (rc != MD_OK)
         return 1;
     return ctl_print_json(
@@ -746,9 +467,9 @@ static const ctl_opt_t replay_opts[] = {
 
 /* Every subcommand; one entry each (their code may live in tools/ctl_NAME.c). */
 static const ctl_sub_t *const subcommands[] = {
-    &(const ctl_sub_t){"events", cmd_events, 0, NULL, 0, 0, "events as JSON lines", events_opts,
+    &(const ctl_sub_t){"events", ctl_cmd_events, 0, NULL, 0, 0, "events as JSON lines", events_opts,
                        NULL},
-    &(const ctl_sub_t){"export", cmd_export, 0, NULL, 0, 0,
+    &(const ctl_sub_t){"export", ctl_cmd_export, 0, NULL, 0, 0,
                        "events with body, prev_hash and hash (scripts/audit-export.sh checks it)",
                        export_opts, NULL},
     &(const ctl_sub_t){"verify", cmd_verify, CTL_PROJ_OPTIONAL, NULL, 0, 0,
@@ -758,16 +479,16 @@ static const ctl_sub_t *const subcommands[] = {
     &(const ctl_sub_t){"stats", cmd_stats, CTL_PROJ_OPTIONAL, NULL, 0, 0,
                        "events, head, store size, outbox depth and parked entries, offsets", NULL,
                        NULL},
-    &(const ctl_sub_t){"get", cmd_get, CTL_NEEDS_PROJ,
+    &(const ctl_sub_t){"get", ctl_cmd_get, CTL_NEEDS_PROJ,
                        "order|account|store|product|complaint|sanction|voucher ID", 2, 2,
                        "one object", get_opts, order_money},
-    &(const ctl_sub_t){"orders", cmd_orders, CTL_NEEDS_PROJ, NULL, 0, 0, "orders, by filter",
+    &(const ctl_sub_t){"orders", ctl_cmd_orders, CTL_NEEDS_PROJ, NULL, 0, 0, "orders, by filter",
                        orders_opts, order_money},
-    &(const ctl_sub_t){"audit", cmd_audit, CTL_NEEDS_PROJ, NULL, 0, 0,
+    &(const ctl_sub_t){"audit", ctl_cmd_audit, CTL_NEEDS_PROJ, NULL, 0, 0,
                        "the audit trail of a subject or an actor", audit_opts, NULL},
-    &(const ctl_sub_t){"sales", cmd_sales, CTL_NEEDS_PROJ, NULL, 0, 0, "sales per provider and day",
-                       sales_opts, sales_money},
-    &(const ctl_sub_t){"summary", cmd_summary, CTL_NEEDS_PROJ,
+    &(const ctl_sub_t){"sales", ctl_cmd_sales, CTL_NEEDS_PROJ, NULL, 0, 0,
+                       "sales per provider and day", sales_opts, sales_money},
+    &(const ctl_sub_t){"summary", ctl_cmd_summary, CTL_NEEDS_PROJ,
                        "order-status|products|categories|top-products|provider-rates|rejections", 1,
                        1, "what analysts ask for: counts, sales, rates, rejections", summary_opts,
                        sales_money},
