@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +119,15 @@ void ctl_follow_signals(void)
 /* Ends the read transaction, flushes, sleeps, starts a new one: no snapshot
  * is held while sleeping, so the daemon's pages are reused. Returns false
  * when following should stop (a signal, a closed stdout, a store error). */
+/* Waits up to @p ms and says whether stdout's reader went away (a pipe whose
+ * read end closed reports POLLERR, a hung-up terminal POLLHUP): a follower
+ * that prints nothing new would otherwise never learn it (no write, no EPIPE). */
+static bool stdout_closed(int ms)
+{
+    struct pollfd p = {.fd = STDOUT_FILENO, .events = 0};
+    return poll(&p, 1, ms) > 0 && (p.revents & (POLLERR | POLLHUP)) != 0;
+}
+
 bool ctl_follow_wait(ctl_t *c, md_err_t *rc)
 {
     md_txn_end(c->txn);
@@ -126,8 +136,8 @@ bool ctl_follow_wait(ctl_t *c, md_err_t *rc)
         *rc = md_error_set(&c->err, MD_EIO, "write to stdout failed");
     if (*rc != MD_OK || follow_stop)
         return false;
-    struct timespec ts = {0, FOLLOW_POLL_MS * 1000000L};
-    nanosleep(&ts, NULL); /* a signal cuts it short */
+    if (stdout_closed(FOLLOW_POLL_MS)) /* a signal cuts the wait short */
+        return false;                  /* the reader is gone: a clean end */
     if (follow_stop)
         return false;
     *rc = md_store_read(c->store, &c->txn, &c->err);

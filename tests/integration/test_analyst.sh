@@ -92,6 +92,10 @@ check "audit --follow exits 0 on SIGINT" [ "$st" = 0 ]
 ctl audit --subject bob --format csv >"$work/audit.csv"
 check "audit --follow printed the subject's entries" cmp -s "$work/follow_audit.csv" "$work/audit.csv"
 for ((i = 0; i < 100; i++)); do [ -s "$work/head.status" ] && break; sleep 0.1; done
+# A follower that outlived its reader is a failure, never a hang of the test.
+if pkill -KILL -f "marketctl --data-dir $work/data events --follow"; then
+    bad "a follower kept running after its reader closed the pipe"
+fi
 wait "$hpid" || true
 check "a closed pipe ends the follower cleanly (status $(cat "$work/head.status" 2>/dev/null))" \
     [ "$(cat "$work/head.status" 2>/dev/null)" = 0 ]
