@@ -24,7 +24,7 @@ FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -std=c11 \
                 $(shell pkg-config --cflags lmdb jansson msgpack libcrypto 2>/dev/null)
 FUZZ_LIBS    := $(shell pkg-config --libs lmdb jansson msgpack libcrypto 2>/dev/null) -lpthread -lm
 # The decoders, the rules, the engine and the projections' record codec: no Kafka.
-FUZZ_SRCS    := $(wildcard base/*.c events/*.c rules/*.c projections/*.c) daemon/engine.c \
+FUZZ_SRCS    := $(wildcard base/*.c events/*.c rules/*.c projections/*.c) $(wildcard daemon/engine*.c) \
                 $(wildcard daemon/metrics.c) \
                 daemon/log.c tests/fuzz/targets.c
 FUZZ_OBJS    := $(FUZZ_SRCS:%.c=$(FUZZ_DIR)/%.o)
