@@ -75,6 +75,18 @@ static md_err_t start_http(daemon_t *d, md_error_t *err)
     return md_http_start(&o, d->store, d->proj, &d->http, err);
 }
 
+/* Logs what the projections' catch-up at open applied: the events committed
+ * to the log before a stop or a crash that the projector had not applied
+ * (tests/integration/test_crash_loop.sh counts these lines). */
+static void note_catch_up(md_proj_t *p)
+{
+    uint64_t from = 0, to = md_proj_caught_up(p, &from);
+    if (to > from)
+        md_log_info("projections caught up at start", "from=%llu to=%llu events=%llu",
+                    (unsigned long long)from, (unsigned long long)to,
+                    (unsigned long long)(to - from));
+}
+
 /* The store, the engine, the projections in their own environment and the
  * projector, woken after each of the engine's commits. */
 static md_err_t open_ledger(daemon_t *d, md_error_t *err)
@@ -94,6 +106,8 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
         rc = md_engine_new(d->store, &eo, &d->engine, err);
     if (rc == MD_OK)
         rc = md_proj_open_dir(d->store, d->cfg->data_dir, &so, &d->proj, err);
+    if (rc == MD_OK)
+        note_catch_up(d->proj);
     if (rc == MD_OK)
         rc = md_projector_start(d->proj, 0, &d->projector, err);
     if (rc == MD_OK) {

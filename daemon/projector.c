@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "md_base.h"
@@ -19,6 +20,7 @@
 struct md_projector {
     md_proj_t *proj;
     uint64_t max_events;
+    long delay_ms; /* MARKETD_TEST_PROJECTOR_DELAY_MS: tests widen the window between commits */
     pthread_t thread;
     bool started;
     pthread_mutex_t mu; /* guards everything below */
@@ -89,6 +91,10 @@ static bool step(md_projector_t *pr)
     for (;;) {
         uint64_t seq = 0, head = 0, below = 0, before = md_projector_seq(pr);
         md_error_t err = {0};
+        if (pr->delay_ms > 0) {
+            struct timespec d = {pr->delay_ms / 1000, (pr->delay_ms % 1000) * 1000000L};
+            nanosleep(&d, NULL);
+        }
         md_err_t rc = md_proj_advance(pr->proj, pr->max_events, &seq, &head, &below, &err);
         if (rc != MD_OK) {
             atomic_fetch_add_explicit(&md_metrics.proj_failures, 1, memory_order_relaxed);
@@ -111,6 +117,7 @@ static void *projector_main(void *arg)
 {
     md_projector_t *pr = arg;
     bool ok = true;
+    (void)prctl(PR_SET_NAME, "md-projector", 0, 0, 0); /* per-thread profiles name it */
     for (;;) {
         struct timespec ts;
         deadline_in(&ts, IDLE_MS);
@@ -138,6 +145,8 @@ md_err_t md_projector_start(md_proj_t *proj, uint64_t max_events, md_projector_t
     md_projector_t *pr = md_calloc(1, sizeof *pr);
     pr->proj = proj;
     pr->max_events = max_events ? max_events : MD_PROJECTOR_MAX_EVENTS;
+    const char *delay = getenv("MARKETD_TEST_PROJECTOR_DELAY_MS");
+    pr->delay_ms = delay ? strtol(delay, NULL, 10) : 0;
     pthread_mutex_init(&pr->mu, NULL);
     pthread_cond_init(&pr->cv, NULL);
     uint64_t seq = 0, head = 0, below = 0;

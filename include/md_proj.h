@@ -112,6 +112,12 @@ md_store_t *md_proj_store(md_proj_t *p);
 /** @brief True when the projections have an environment of their own. */
 bool md_proj_split(const md_proj_t *p);
 
+/** @brief What the open's catch-up applied: returns the seq it caught up to
+ * (0: the projections were up to date) and sets *from_seq (may be NULL) to
+ * the watermark it started from (0 also for a rebuild). After a crash between
+ * the log's commit and the projections', from_seq < the returned seq. */
+uint64_t md_proj_caught_up(const md_proj_t *p, uint64_t *from_seq);
+
 /**
  * @brief Begins a read snapshot of the projections that later queries given
  * a transaction of the log read (until md_proj_free). Begin the log's

@@ -21,6 +21,10 @@
  * Errors: a failed step is logged, counted (marketd_projection_failures_total)
  * and tried again after 100 ms; the watermark does not move meanwhile.
  *
+ * Tests: MARKETD_TEST_PROJECTOR_DELAY_MS=N makes each step sleep N ms first,
+ * so that kills land between the log's commit and the projections'
+ * (tests/integration/test_crash_loop.sh). Never set it in production.
+ *
  * Threads: start/stop/free on the main thread; md_projector_kick on the
  * writer (any thread; never blocks for long); md_projector_wait and
  * md_projector_seq from any thread.

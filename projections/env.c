@@ -24,6 +24,13 @@ bool md_proj_split(const md_proj_t *p)
     return p->evlog != p->store;
 }
 
+uint64_t md_proj_caught_up(const md_proj_t *p, uint64_t *from_seq)
+{
+    if (from_seq)
+        *from_seq = p->caught_up_from;
+    return p->caught_up_to;
+}
+
 md_err_t md__pj_snapshot(md_proj_t *p, md_txn_t **t, md_txn_t **own, md_txn_t **events,
                          md_error_t *err)
 {

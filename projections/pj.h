@@ -136,6 +136,7 @@ struct md_proj {
     md_store_t *evlog;
     md_store_t *own_env; /* the projections' environment when this handle opened it */
     md_txn_t *pinned;    /* md_proj_pin: the snapshot queries read */
+    uint64_t caught_up_from, caught_up_to; /* what the open's catch-up applied */
     MDB_dbi dbi[PJ_DB_COUNT_];
     md_buf_t rec; /* scratch for packed records (writer only) */
     /* Replays (rebuild, verify, replay, catch-up) run in bulk mode: nothing

@@ -485,6 +485,10 @@ static md_err_t catch_up_from(md_proj_t *p, md_txn_t *lt, md_err_t rc, uint64_t 
     rc = md_store_write(p->store, walk_fn, &w, &e);
     if (rc == MD_EINVAL) /* read-only store */
         return MD_OK;
+    if (rc == MD_OK) {
+        p->caught_up_from = w.from - 1;
+        p->caught_up_to = head;
+    }
     return rc == MD_OK ? MD_OK : md_error_set(err, rc, "projection catch-up: %s", e.msg);
 }
 
