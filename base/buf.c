@@ -35,10 +35,10 @@ unsigned char *md_buf_reserve(md_buf_t *b, size_t n)
     return b->p + b->len;
 }
 
-void md_buf_append(md_buf_t *b, const void *p, size_t n)
+size_t md_str_copy(char *dst, size_t cap, const char *src)
 {
-    md_buf_reserve(b, n);
-    if (n)
-        memcpy(b->p + b->len, p, n);
-    b->len += n;
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
 }

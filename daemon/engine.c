@@ -273,10 +273,6 @@ static md_err_t answer_duplicate(md_engine_t *e, md_txn_t *t, const md_command_t
 
 /* ---- appending a decision ------------------------------------------------------------- */
 
-static void copy_str(char *dst, size_t cap, const char *src)
-{
-    snprintf(dst, cap, "%s", src);
-}
 
 static md_err_t run_hooks(md_engine_t *e, md_txn_t *t, const md_event_t *ev, md_error_t *err)
 {
@@ -309,15 +305,15 @@ static md_err_t append_one(md_engine_t *e, md_txn_t *t, const char *command_id, 
 {
     md_state_t st = md__eng_txn_state(&e->sctx);
     memset(ev, 0, sizeof *ev);
-    copy_str(ev->stream, sizeof ev->stream, ne->stream);
-    copy_str(ev->type, sizeof ev->type, ne->type);
+    md_str_copy(ev->stream, sizeof ev->stream, ne->stream);
+    md_str_copy(ev->type, sizeof ev->type, ne->type);
     ev->recorded_at = now;
     ev->has_command_id = command_id != NULL;
     if (ev->has_command_id)
-        copy_str(ev->command_id, sizeof ev->command_id, command_id);
+        md_str_copy(ev->command_id, sizeof ev->command_id, command_id);
     ev->has_actor = ev->has_command_id && actor != NULL;
     if (ev->has_actor)
-        copy_str(ev->actor, sizeof ev->actor, actor);
+        md_str_copy(ev->actor, sizeof ev->actor, actor);
     md_buf_reset(&e->data);
     md_data_pack(&ne->data, &e->data);
     ev->data = e->data.p;

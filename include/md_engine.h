@@ -14,7 +14,7 @@
  *
  * Threads: an engine is used by one thread at a time (the writer). From its
  * first batch of 32 commands or more it runs one helper thread of its own that
- * decodes the batch's next commands while the writer decides (a ring of 32;
+ * decodes the batch's next commands while the writer decides (a ring of 128;
  * decoding is pure, so results are those of decoding inline); md_engine_free
  * joins it.
  */

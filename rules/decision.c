@@ -46,10 +46,13 @@ md_data_t *md__emit(md__ctx_t *c, const char *type, const char *prefix, const ch
         abort();
     }
     md_new_event_t *e = &d->events[d->n_events++];
-    if (id != NULL)
-        snprintf(e->stream, sizeof e->stream, "%s:%s", prefix, id);
-    else
-        snprintf(e->stream, sizeof e->stream, "%s", prefix);
+    /* "prefix:id" cut to the field as snprintf would cut it (snprintf was
+     * ~1.4% of the writer's instructions). */
+    size_t n = md_str_copy(e->stream, sizeof e->stream, prefix);
+    if (id != NULL && n + 1 < sizeof e->stream) {
+        e->stream[n++] = ':';
+        md_str_copy(e->stream + n, sizeof e->stream - n, id);
+    }
     e->type = type;
     md_data_init(&e->data);
     return &e->data;

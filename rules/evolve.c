@@ -9,10 +9,11 @@
 
 typedef struct evolve_row {
     const char *type;
+    size_t len; /* strlen(type): most rows are told apart without a strcmp */
     md__evolve_fn fn;
 } evolve_row_t;
 
-#define EV_ROW(n) {#n, md__evolve_##n},
+#define EV_ROW(n) {#n, sizeof #n - 1, md__evolve_##n},
 
 /* Event types that change state; all others (CommandRejected,
  * PersonalDataDisclosed, DefenseSubmitted) are recorded only. */
@@ -21,8 +22,9 @@ static const evolve_row_t evolve_rows[] = {MD__EVENTS(EV_ROW)};
 md_err_t md_rules_evolve(const md_state_t *st, const md_event_t *ev, md_error_t *err)
 {
     md__ev_t e = {st, ev, err};
+    size_t len = strnlen(ev->type, sizeof ev->type);
     for (size_t i = 0; i < sizeof evolve_rows / sizeof evolve_rows[0]; i++) {
-        if (strcmp(evolve_rows[i].type, ev->type) == 0)
+        if (evolve_rows[i].len == len && memcmp(evolve_rows[i].type, ev->type, len) == 0)
             return evolve_rows[i].fn(&e);
     }
     return MD_OK;

@@ -239,6 +239,76 @@ static void test_state_malformed(void **state)
 
 /* Every truncation and every single-byte change of real encodings: never a
  * read past the value, and a truncation inside a run is always refused. */
+/* The body decoder without any canonical check: literal, zero run, literal...
+ * with varints of at most 3 bytes (the reference for the test below). */
+static int lenient_decode(const unsigned char *p, size_t len, unsigned char *r, size_t size)
+{
+    const unsigned char *end = p + len;
+    memset(r, 0, size);
+    if (len < 4 || p[0] != MD__REC_ZMARK0 || p[1] != MD__REC_ZMARK1 ||
+        ((size_t)p[2] | (size_t)p[3] << 8) != size)
+        return -1;
+    p += 4;
+    size_t at = 4;
+    for (int lit = 1; p < end; lit = !lit) {
+        size_t v = 0;
+        int n = 0;
+        while (n < 3 && p < end && (p[0] & 0x80))
+            v |= (size_t)(*p++ & 0x7f) << (7 * n++);
+        if (n == 3 || p == end)
+            return -1;
+        v |= (size_t)(*p++ & 0x7f) << (7 * n);
+        if (v > size - at || (lit && (size_t)(end - p) < v))
+            return -1;
+        if (lit)
+            memcpy(r + at, p, v), p += v;
+        at += v;
+    }
+    return 0;
+}
+
+/* md__rec_decode checks the canonical form run by run (it used to re-encode
+ * and compare): it must accept exactly the values that decode and re-encode to
+ * themselves, and give the same record. Values are built from random runs of
+ * zeros and non-zeros, with random varints, so that most are near-canonical. */
+static void test_state_canonical_against_reencode(void **state)
+{
+    (void)state;
+    enum { SIZE = 40 };
+    uint32_t seed = 12345;
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < 200000; i++) {
+        unsigned char v[ZBUF], back[SIZE], ref[SIZE], enc[ZBUF];
+        size_t n = 4;
+        v[0] = MD__REC_ZMARK0, v[1] = MD__REC_ZMARK1, v[2] = SIZE, v[3] = 0;
+        int runs = (int)(rnd_next(&seed) % 6);
+        for (int k = 0; k < runs && n < 60; k++) {
+            size_t cnt = rnd_next(&seed) % 7;
+            bool overlong = rnd_next(&seed) % 40 == 0;
+            v[n++] = (unsigned char)(cnt | (overlong ? 0x80 : 0));
+            if (overlong)
+                v[n++] = 0;
+            if (k % 2 == 0) /* a literal: bytes, zero one time in three */
+                for (size_t j = 0; j < cnt && n < 60; j++)
+                    v[n++] =
+                        rnd_next(&seed) % 3 == 0 ? 0 : (unsigned char)(1 + rnd_next(&seed) % 9);
+        }
+        int want = lenient_decode(v, n, ref, SIZE);
+        if (want == 0) {
+            uint32_t fmt = MD__REC_FMT;
+            memcpy(ref, &fmt, sizeof fmt);
+            size_t m = md__rec_encode(ref, SIZE, enc, sizeof enc);
+            want = m == n && memcmp(enc, v, n) == 0 ? 0 : -1;
+        }
+        int got = decode_exact(v, n, back, SIZE);
+        assert_int_equal(got, want);
+        if (got == 0)
+            assert_memory_equal(back, ref, SIZE);
+        got == 0 ? accepted++ : refused++;
+    }
+    assert_true(accepted > 1000 && refused > 1000); /* both sides were exercised */
+}
+
 static void test_state_mutations(void **state)
 {
     (void)state;
@@ -518,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_state_get_put_and_raw),
         cmocka_unit_test(test_state_malformed),
         cmocka_unit_test(test_state_mutations),
+        cmocka_unit_test(test_state_canonical_against_reencode),
         cmocka_unit_test(test_pj_round_trip),
         cmocka_unit_test(test_pj_odd_prefix),
         cmocka_unit_test(test_pj_malformed),
