@@ -128,6 +128,8 @@ md_err_t md__pj_load(pj_ctx_t *c, pj_db_t db, const void *key, size_t klen, cons
             return MD_OK;
         }
     }
+    if (p->cmp) /* compared, not written: LMDB does not hold what was flushed */
+        md__pj_cmp_unsure(p->cmp);
     return md__pj_read(c->txn, p->dbi[db], key, klen, l, rec, found, c->err);
 }
 

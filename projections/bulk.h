@@ -121,4 +121,29 @@ void md__pj_cache_sort(md_proj_t *p, const struct pj_cache *c, md_buf_t *items, 
 /* Frees the scratch memory of the sorts (NULL: nothing). */
 void md__pj_sort_free(struct pj_sort *s);
 
+/* ---- verify's comparison (bulk_sort.c) ----
+ * A handle whose p->cmp is set writes nothing to LMDB: md__pj_batch_write
+ * compares each database's sorted writes, as they come, with the same database
+ * of the live projections (a read transaction), entry by entry. That proves
+ * the rebuild equal to the live projections only when each database is
+ * written in key order (each write's keys follow those of the writes before
+ * it) and never read back from LMDB; otherwise the comparison is unsure
+ * (md__pj_cmp_unsure) and the caller rebuilds into LMDB and compares the
+ * databases there. Single-threaded: the writer's handle. */
+typedef struct pj_cmp pj_cmp_t;
+
+/* A comparison with the databases @p dbi of @p live (borrowed; both must
+ * outlive it). */
+pj_cmp_t *md__pj_cmp_new(MDB_txn *live, const MDB_dbi *dbi);
+/* The rebuild read a database from LMDB, or wrote out of key order. */
+void md__pj_cmp_unsure(pj_cmp_t *c);
+/* After the last write: *equal when every database matched to its end and
+ * the comparison is sure. MD_ESTORE on an LMDB error of the live side. */
+md_err_t md__pj_cmp_end(pj_cmp_t *c, bool *equal, md_error_t *err);
+/* Whether it stopped, unsure or on a difference: md__pj_batch_write fails
+ * with MD_ESTOP then, and the caller compares in LMDB (which names it). */
+bool md__pj_cmp_is_unsure(const pj_cmp_t *c);
+/* Frees it (NULL: nothing). */
+void md__pj_cmp_free(pj_cmp_t *c);
+
 #endif

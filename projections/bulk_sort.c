@@ -310,8 +310,114 @@ static pj_item_t *items_reserve(md_buf_t *items, size_t n)
     return v;
 }
 
+/* ---- verify's comparison (bulk.h) ---- */
+
+typedef struct pj_cmp_db {
+    MDB_cursor *cur;                /* over the live database, on the next entry to match */
+    int mrc;                        /* of its last move: MDB_SUCCESS while on an entry */
+    MDB_val k, v;                   /* that entry */
+    unsigned char last[PJ_KEY_MAX]; /* the last key compared (written) */
+    size_t last_len;
+} pj_cmp_db_t;
+
+struct pj_cmp {
+    MDB_txn *live;
+    const MDB_dbi *dbi;
+    pj_cmp_db_t db[PJ_DB_COUNT_];
+    bool differs; /* an entry differs (the slow path names it) */
+    bool unsure;  /* written out of order or read back: compare in LMDB */
+};
+
+pj_cmp_t *md__pj_cmp_new(MDB_txn *live, const MDB_dbi *dbi)
+{
+    pj_cmp_t *c = md_calloc(1, sizeof *c);
+    c->live = live;
+    c->dbi = dbi;
+    return c;
+}
+
+void md__pj_cmp_unsure(pj_cmp_t *c)
+{
+    c->unsure = true;
+}
+
+bool md__pj_cmp_is_unsure(const pj_cmp_t *c)
+{
+    return c->unsure || c->differs;
+}
+
+void md__pj_cmp_free(pj_cmp_t *c)
+{
+    if (c == NULL)
+        return;
+    for (int i = 0; i < PJ_DB_COUNT_; i++)
+        if (c->db[i].cur)
+            mdb_cursor_close(c->db[i].cur);
+    free(c);
+}
+
+/* Puts the live cursor of @p db on its first entry (once). */
+static int cmp_open(pj_cmp_t *c, pj_db_t db)
+{
+    pj_cmp_db_t *d = &c->db[db];
+    if (d->cur)
+        return MDB_SUCCESS;
+    int mrc = mdb_cursor_open(c->live, c->dbi[db], &d->cur);
+    if (mrc != MDB_SUCCESS)
+        return mrc;
+    d->mrc = mdb_cursor_get(d->cur, &d->k, &d->v, MDB_FIRST);
+    return d->mrc == MDB_NOTFOUND ? MDB_SUCCESS : d->mrc;
+}
+
+/* Whether the live cursor of @p d is on key @p k with value @p val. */
+static bool cmp_same(const pj_cmp_db_t *d, const unsigned char *k, size_t klen,
+                     const unsigned char *val, size_t vlen)
+{
+    return d->mrc == MDB_SUCCESS && d->k.mv_size == klen && d->v.mv_size == vlen &&
+           memcmp(d->k.mv_data, k, klen) == 0 && memcmp(d->v.mv_data, val, vlen) == 0;
+}
+
+/* The comparison's side of write_sorted: the same items, the same last
+ * operation per key, matched with the live entries in order. */
+static md_err_t compare_sorted(pj_cmp_t *c, pj_db_t db, const pj_item_t *v, size_t n,
+                               md_error_t *err)
+{
+    pj_cmp_db_t *d = &c->db[db];
+    if (db == PJ_DB_META || (d->cur && raw_cmp(v[0].k, v[0].klen, d->last, d->last_len) <= 0))
+        c->unsure = true; /* not an append: the order of the whole is unknown */
+    if (c->unsure)
+        return md_error_set(err, MD_ESTOP, "verify: the rebuild compares in LMDB");
+    int mrc = cmp_open(c, db);
+    for (size_t i = 0; i < n && mrc == MDB_SUCCESS && !c->differs; i++) {
+        if ((i + 1 < n && same_key(&v[i], &v[i + 1])) || v[i].vlen == PJ_TOMB)
+            continue; /* a later operation counts; a delete after the last key: absent */
+        if (!cmp_same(d, v[i].k, v[i].klen, v[i].k + v[i].klen, v[i].vlen)) {
+            c->differs = true;
+            break;
+        }
+        d->mrc = mdb_cursor_get(d->cur, &d->k, &d->v, MDB_NEXT);
+        mrc = d->mrc == MDB_NOTFOUND ? MDB_SUCCESS : d->mrc;
+    }
+    memcpy(d->last, v[n - 1].k, v[n - 1].klen);
+    d->last_len = v[n - 1].klen;
+    if (mrc == MDB_SUCCESS && c->differs) /* the slow path names it: stop here */
+        return md_error_set(err, MD_ESTOP, "verify: the rebuild differs");
+    return md_store_err(mrc, err, "verify: live projection scan");
+}
+
+md_err_t md__pj_cmp_end(pj_cmp_t *c, bool *equal, md_error_t *err)
+{
+    int mrc = MDB_SUCCESS;
+    for (int db = 0; db < PJ_DB_META && mrc == MDB_SUCCESS && !c->differs; db++) {
+        mrc = cmp_open(c, (pj_db_t)db);
+        c->differs = mrc == MDB_SUCCESS && c->db[db].mrc == MDB_SUCCESS; /* live has more */
+    }
+    *equal = mrc == MDB_SUCCESS && !c->differs && !c->unsure;
+    return md_store_err(mrc, err, "verify: live projection scan");
+}
+
 /* Writes the sorted items of each database (those of database i are
- * [at[i], at[i + 1])). */
+ * [at[i], at[i + 1])), or compares them (p->cmp). */
 static md_err_t write_dbs(md_proj_t *p, MDB_txn *txn, const pj_item_t *v, const size_t *at,
                           md_error_t *err)
 {
@@ -319,7 +425,9 @@ static md_err_t write_dbs(md_proj_t *p, MDB_txn *txn, const pj_item_t *v, const 
     for (int db = 0; db < PJ_DB_COUNT_ && rc == MD_OK; db++) {
         if (at[db + 1] == at[db])
             continue;
-        rc = write_sorted(p, txn, (pj_db_t)db, v + at[db], at[db + 1] - at[db], err);
+        size_t n = at[db + 1] - at[db];
+        rc = p->cmp ? compare_sorted(p->cmp, (pj_db_t)db, v + at[db], n, err)
+                    : write_sorted(p, txn, (pj_db_t)db, v + at[db], n, err);
         p->complete[db] = false;
     }
     return rc;

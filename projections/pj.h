@@ -164,6 +164,9 @@ struct md_proj {
     uint64_t batch_seq;                     /* the last seq applied in the batch */
     uint64_t batch_meta;                    /* meta "seq" when the batch began */
     size_t saved_bulk_max, saved_spill_max; /* the bounds outside the batch */
+    /* Verify (rebuild.c): set, the sorted writes are compared with the live
+     * projections instead of written (bulk.h, "comparison"). */
+    struct pj_cmp *cmp;
 };
 
 /* Sorted writes: items point into data (a log or spill) or cache. */

@@ -1,7 +1,8 @@
 /*
  * rebuild.c - replaying the event log into projections: catch-up at open,
  * `rebuild` (drop and recompute in place), digests, `verify` (live versus a
- * rebuild in a temporary environment) and point-in-time `replay`.
+ * rebuild compared as it is made, or made in a temporary environment) and
+ * point-in-time `replay`.
  */
 #include <errno.h>
 #include <openssl/evp.h>
@@ -13,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pj.h"
+#include "bulk.h"
 
 #define PROGRESS_EVERY 0xffff
 
@@ -639,7 +640,96 @@ static md_err_t digest_both(md_proj_t *p, md_txn_t *t, md_proj_t *tp, md_txn_t *
     return rc;
 }
 
-/* Rebuilds from @p t into a fresh temporary store and compares. */
+/* The slow path: rebuilds into the temporary store and compares the
+ * databases there, naming the first difference. */
+static md_err_t verify_written(md_proj_t *p, md_txn_t *t, md_store_t *tmp, md_proj_t *tp, walk_t *w,
+                               md_proj_report_t *rep, md_error_t *err)
+{
+    md_txn_t *rt = NULL;
+    md_err_t rc = walk_write(tmp, w, err);
+    if (rc == MD_OK)
+        rc = md_store_read(tmp, &rt, err);
+    if (rc == MD_OK)
+        rc = digest_both(p, t, tp, rt, rep, err);
+    if (rc == MD_OK)
+        rc = report_diff(p, t, tp, rt, rep, err);
+    md_txn_end(rt);
+    return rc;
+}
+
+/* The live digests of the fast path, on a thread of its own over a second
+ * read transaction when it sees the same snapshot as @p t (a transaction is
+ * used by one thread at a time); else after the rebuild, over @p t. */
+typedef struct live_digest {
+    digest_job_t j;
+    pthread_t th;
+    bool threaded;
+} live_digest_t;
+
+static void live_digest_start(live_digest_t *ld, md_proj_t *p, md_txn_t *t, md_proj_report_t *rep)
+{
+    const char *env = getenv("MARKETD_REPLAY_THREADS");
+    md_txn_t *t2 = NULL;
+    md_error_t e = {0};
+    *ld = (live_digest_t){.j = {.p = p, .t = t, .out = &rep->live}};
+    if ((env && strcmp(env, "1") == 0) || md_store_read(p->store, &t2, &e) != MD_OK)
+        return;
+    if (mdb_txn_id(md_txn_mdb(t2)) == mdb_txn_id(md_txn_mdb(t))) {
+        ld->j.t = t2;
+        ld->threaded = pthread_create(&ld->th, NULL, digest_main, &ld->j) == 0;
+    }
+    if (!ld->threaded) {
+        md_txn_end(t2);
+        ld->j.t = t;
+    }
+}
+
+static md_err_t live_digest_end(live_digest_t *ld, md_error_t *err)
+{
+    if (ld->threaded) {
+        pthread_join(ld->th, NULL);
+        md_txn_end(ld->j.t);
+    } else {
+        digest_main(&ld->j);
+    }
+    return ld->j.rc == MD_OK ? MD_OK : md_error_set(err, ld->j.rc, "%s", ld->j.err.msg);
+}
+
+/* The fast path: the rebuild's sorted writes are compared with the live
+ * projections as they are made (bulk.h, "comparison"), nothing is written,
+ * and the live digests are taken beside. *equal when the comparison proved
+ * them equal; false when it could not or found a difference (the slow path
+ * then names it). */
+static md_err_t verify_compared(md_proj_t *p, md_txn_t *t, md_store_t *tmp, md_proj_t *tp,
+                                walk_t *w, md_proj_report_t *rep, bool *equal, md_error_t *err)
+{
+    live_digest_t ld;
+    *equal = false;
+    if (w->from != 1 || w->until || w->copy)
+        return MD_OK;
+    live_digest_start(&ld, p, t, rep);
+    tp->cmp = md__pj_cmp_new(md_txn_mdb(t), p->dbi);
+    md_err_t rc = walk_write(tmp, w, err);
+    if (md__pj_cmp_is_unsure(tp->cmp)) {
+        md_error_clear(err);
+        rc = MD_OK;
+    } else if (rc == MD_OK) {
+        rc = md__pj_cmp_end(tp->cmp, equal, err);
+        *equal = *equal && w->n == w->total;
+    }
+    md__pj_cmp_free(tp->cmp);
+    tp->cmp = NULL;
+    md_err_t drc = live_digest_end(&ld, rc == MD_OK ? err : &(md_error_t){0});
+    if (rc == MD_OK)
+        rc = drc;
+    if (rc == MD_OK && *equal) {
+        memcpy(&rep->rebuilt, &rep->live, sizeof rep->rebuilt);
+    }
+    return rc;
+}
+
+/* Rebuilds from @p t and compares: compared as it is made, or (unsure or
+ * different) into a fresh temporary store and compared there. */
 static md_err_t verify_in(md_proj_t *p, md_txn_t *t, const char *dir, walk_t *w,
                           md_proj_report_t *rep, md_error_t *err)
 {
@@ -651,22 +741,21 @@ static md_err_t verify_in(md_proj_t *p, md_txn_t *t, const char *dir, walk_t *w,
                           .map_size = (with_slack(proj_pages(p, md_txn_mdb(t))) + 16384) * psize};
     md_store_t *tmp = NULL;
     md_proj_t *tp = NULL;
-    md_txn_t *rt = NULL;
+    bool equal = false;
     md_err_t rc = md_store_open(dir, &so, &tmp, err);
     if (rc == MD_OK)
         rc = md_proj_open(tmp, &tp, err);
     if (rc == MD_OK) {
+        tp->bulk_max = p->bulk_max; /* the live handle's bounds (tests set them tight) */
+        tp->spill_max = p->spill_max;
         w->p = tp;
-        rc = walk_write(tmp, w, err);
+        rc = verify_compared(p, t, tmp, tp, w, rep, &equal, err);
     }
-    if (rc == MD_OK)
-        rc = md_store_read(tmp, &rt, err);
-    if (rc == MD_OK)
-        rc = digest_both(p, t, tp, rt, rep, err);
-    if (rc == MD_OK)
-        rc = report_diff(p, t, tp, rt, rep, err);
+    if (rc == MD_OK && !equal) {
+        memset(&rep->live, 0, sizeof rep->live);
+        rc = verify_written(p, t, tmp, tp, w, rep, err);
+    }
     rep->events = w->n;
-    md_txn_end(rt);
     md_proj_free(tp);
     md_store_free(tmp);
     return rc;
