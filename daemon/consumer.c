@@ -32,6 +32,8 @@ struct md_consumer {
     rd_kafka_t *rk;
     /* the batch being collected */
     rd_kafka_message_t **msgs;
+    int64_t *fetched_us;  /* per message: when it was taken from librdkafka (wall µs) */
+    int64_t *appended_us; /* per message: its LogAppendTime in µs (0: CreateTime) */
     size_t nmsgs;
     md_input_t *in;
     /* delivered outbox ids to delete in the next batch transaction */
@@ -49,6 +51,10 @@ struct md_consumer {
     long last_write_ms;
     long last_command_ms; /* when the last command came (timers.tick_ms) */
     bool warned_create_time;
+    /* stage times for the results (md_publisher_note_batch): the outbox ids
+     * of the batch in hand start at stage_lo (UINT64_MAX: unknown) and end
+     * at stage_hi, read in its transaction */
+    uint64_t stage_lo, stage_hi;
 };
 
 
@@ -96,6 +102,10 @@ static void note_consumed(md_consumer_t *d)
 static md_err_t delete_delivered(md_txn_t *t, void *ctx, md_error_t *err)
 {
     md_consumer_t *d = ctx;
+    /* Before anything below can queue entries of its own (checkpoints). */
+    md_err_t nrc = md_txn_outbox_next(t, &d->stage_hi, err);
+    if (nrc != MD_OK)
+        return nrc;
     for (size_t i = 0; i < d->ndel; i++) {
         md_err_t rc = md_txn_outbox_del(t, d->del[i], err);
         if (rc != MD_OK)
@@ -235,6 +245,27 @@ static void drop_batch(md_consumer_t *d)
     d->nmsgs = 0;
 }
 
+/* Hands the committed batch's stage times to the publisher (before its wake-up). */
+static void note_stages(md_consumer_t *d, int64_t batch_us, int64_t commit_us)
+{
+    if (d->nmsgs && d->stage_lo != UINT64_MAX) {
+        for (size_t i = 0; i < d->nmsgs; i++) {
+            rd_kafka_timestamp_type_t type;
+            int64_t ts = rd_kafka_message_timestamp(d->msgs[i], &type);
+            d->appended_us[i] = type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? ts * 1000 : 0;
+        }
+        md_stage_batch_t b = {.lo = d->stage_lo,
+                              .hi = d->stage_hi,
+                              .fetched_us = d->fetched_us,
+                              .appended_us = d->appended_us,
+                              .n = d->nmsgs,
+                              .batch_us = batch_us,
+                              .commit_us = commit_us};
+        md_publisher_note_batch(d->pub, &b);
+    }
+    d->stage_lo = d->stage_hi;
+}
+
 long md_retry_next_ms(long pause_ms)
 {
     return pause_ms >= MD_RETRY_MAX_MS / 2 ? MD_RETRY_MAX_MS : pause_ms * 2;
@@ -254,10 +285,13 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
     if (d->nmsgs == 0 && d->ndel == 0 && d->npark == 0 && !md_checkpointer_due(d->cp, d->final))
         return MD_OK;
     fill_inputs(d);
+    int64_t batch_us;
     for (;;) {
         md_error_t e = {0};
         md_buf_reset(&d->results);
-        md_err_t rc = md_engine_process(d->engine, d->in, d->nmsgs, md_wall_ms(), &d->results, &e);
+        batch_us = md_wall_us();
+        md_err_t rc =
+            md_engine_process(d->engine, d->in, d->nmsgs, batch_us / 1000, &d->results, &e);
         if (rc == MD_OK)
             break;
         atomic_fetch_add(&md_metrics.batch_failures, 1);
@@ -269,6 +303,7 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
         nanosleep(&ts, NULL);
         pause = md_retry_next_ms(pause);
     }
+    note_stages(d, batch_us, md_wall_us());
     d->ndel = d->npark = 0;
     d->last_write_ms = md_mono_ms();
     if (d->nmsgs)
@@ -452,6 +487,7 @@ static void take_message(md_consumer_t *d, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m);
         return;
     }
+    d->fetched_us[d->nmsgs] = md_wall_us();
     d->msgs[d->nmsgs++] = m;
 }
 
@@ -534,6 +570,19 @@ static md_err_t consume_loop(md_consumer_t *d, md_error_t *err)
 
 /* ---- the handle -------------------------------------------------------------------------- */
 
+/* The id of the next outbox entry: the first batch's results come after it
+ * (UINT64_MAX when it cannot be read: that batch's results get no stage header). */
+static uint64_t first_outbox_id(md_store_t *s)
+{
+    md_txn_t *t = NULL;
+    md_error_t err = {0};
+    uint64_t next = UINT64_MAX;
+    if (md_store_read(s, &t, &err) != MD_OK || md_txn_outbox_next(t, &next, &err) != MD_OK)
+        next = UINT64_MAX;
+    md_txn_end(t);
+    return next;
+}
+
 md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_error_t *err)
 {
     md_consumer_t *d = md_calloc(1, sizeof *d);
@@ -549,6 +598,9 @@ md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_er
                          .replica_ctx = o->replica_ctx};
     d->msgs = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->msgs);
     d->in = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->in);
+    d->fetched_us = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->fetched_us);
+    d->appended_us = md_malloc((size_t)o->cfg->batch_max_commands * sizeof *d->appended_us);
+    d->stage_lo = first_outbox_id(d->store);
     md_buf_init(&d->results);
     md_engine_set_batch_hook(d->engine, delete_delivered, d);
     md_err_t rc = start_consumer(d, err);
@@ -646,6 +698,8 @@ void md_consumer_free(md_consumer_t *c)
     drop_batch(c);
     md_engine_set_batch_hook(c->engine, NULL, NULL);
     free(c->msgs);
+    free(c->fetched_us);
+    free(c->appended_us);
     free(c->in);
     free(c->del);
     free(c->expect);

@@ -10,6 +10,14 @@
  * when its main queue (delivery reports, errors) becomes non-empty
  * (rd_kafka_queue_io_event_enable). A commit is published at once, not at the
  * end of a sleep.
+ *
+ * Stage times: the writer notes each committed batch's times
+ * (md_publisher_note_batch: the outbox ids of its results, when each command
+ * was taken from librdkafka, when the transaction began and when the commit
+ * returned); a result of a noted batch is sent with them and the time it was
+ * handed to the producer in the MD_STAGE_HEADER header, so that a client can
+ * tell where its latency went. The k-th result entry of a batch's id range is
+ * the k-th command's (one result per command, in order).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +36,17 @@
 #include "md_publisher.h"
 
 #define SCAN_LIMIT 1000
+
+/* One noted batch (md_publisher_note_batch), in the ring of MD_STAGE_BATCHES. */
+typedef struct stage_rec {
+    uint64_t lo, hi; /* outbox ids of its entries */
+    int64_t batch_us, commit_us;
+    uint32_t *ago;    /* per command, 2 each: µs from its fetch, from its append
+                       * by the broker (UINT32_MAX: unknown), to batch_us */
+    size_t n, cap;    /* commands; ago's capacity */
+    size_t seen;      /* results sent so far */
+    uint64_t last_id; /* the last of them */
+} stage_rec_t;
 
 struct md_publisher {
     md_store_t *store;
@@ -55,8 +74,12 @@ struct md_publisher {
     rd_kafka_queue_t *mainq;
     md_publisher_gate_fn gate; /* NULL: every entry is sent (md_publisher_start_gated) */
     void *gate_ctx;
-    atomic_bool rescan;    /* md_publisher_rescan: start again from the first entry */
-    uint64_t rescan_below; /* entries below this id sent after a rescan are counted */
+    atomic_bool rescan;        /* md_publisher_rescan: start again from the first entry */
+    uint64_t rescan_below;     /* entries below this id sent after a rescan are counted */
+    char *results_topic;       /* whose entries get the stage header */
+    rd_kafka_topic_t *warm[2]; /* results and events: their metadata looked up at start */
+    stage_rec_t stages[MD_STAGE_BATCHES]; /* lock held; oldest at stage_head */
+    size_t stage_head, nstages;
 };
 
 /* Errors that sending the same record again cannot cure: the entry is parked. */
@@ -147,6 +170,80 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                     (unsigned long long)id, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
 }
 
+/* ---- stage times -------------------------------------------------------------- */
+
+/* µs from @p t to @p batch_us, clamped to 0 .. UINT32_MAX - 1 (UINT32_MAX: unknown). */
+static uint32_t ago_us(int64_t batch_us, int64_t t)
+{
+    int64_t d = batch_us - t;
+    return d < 0 ? 0 : d >= (int64_t)UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)d;
+}
+
+void md_publisher_note_batch(md_publisher_t *p, const md_stage_batch_t *b)
+{
+    if (b->n == 0 || b->hi <= b->lo)
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (p->nstages == MD_STAGE_BATCHES) { /* the publisher is far behind: forget the oldest */
+        p->stage_head = (p->stage_head + 1) % MD_STAGE_BATCHES;
+        p->nstages--;
+    }
+    stage_rec_t *r = &p->stages[(p->stage_head + p->nstages++) % MD_STAGE_BATCHES];
+    if (r->cap < b->n) {
+        r->ago = md_realloc(r->ago, 2 * b->n * sizeof *r->ago);
+        r->cap = b->n;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        r->ago[2 * i] = ago_us(b->batch_us, b->fetched_us[i]);
+        r->ago[2 * i + 1] =
+            b->appended_us[i] > 0 ? ago_us(b->batch_us, b->appended_us[i]) : UINT32_MAX;
+    }
+    r->lo = b->lo;
+    r->hi = b->hi;
+    r->n = b->n;
+    r->batch_us = b->batch_us;
+    r->commit_us = b->commit_us;
+    r->seen = 0;
+    r->last_id = 0;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The stage times (appended, fetched, batch, commit) of result entry @p id, lock held.
+ * Entries come in id order, so batches that end before @p id are done with;
+ * false when its batch is unknown or the entry is sent a second time. */
+static bool stage_of(md_publisher_t *p, uint64_t id, int64_t t[4])
+{
+    while (p->nstages && p->stages[p->stage_head].hi <= id) {
+        p->stage_head = (p->stage_head + 1) % MD_STAGE_BATCHES;
+        p->nstages--;
+    }
+    stage_rec_t *r = &p->stages[p->stage_head];
+    if (p->nstages == 0 || id < r->lo || (r->seen && id <= r->last_id) || r->seen >= r->n)
+        return false;
+    uint32_t fetched = r->ago[2 * r->seen], appended = r->ago[2 * r->seen + 1];
+    r->seen++;
+    t[0] = appended == UINT32_MAX ? 0 : r->batch_us - appended;
+    t[1] = r->batch_us - fetched;
+    t[2] = r->batch_us;
+    t[3] = r->commit_us;
+    r->last_id = id;
+    return true;
+}
+
+/* Adds the MD_STAGE_HEADER header: @p t and now, the time it goes to the producer. */
+static rd_kafka_headers_t *add_stage_header(rd_kafka_headers_t *h, const int64_t t[4])
+{
+    char v[112];
+    int n = snprintf(v, sizeof v, "%lld %lld %lld %lld %lld", (long long)t[0], (long long)t[1],
+                     (long long)t[2], (long long)t[3], (long long)md_wall_us());
+    if (n <= 0 || (size_t)n >= sizeof v)
+        return h;
+    if (h == NULL)
+        h = rd_kafka_headers_new(1);
+    rd_kafka_header_add(h, MD_STAGE_HEADER, -1, v, n);
+    return h;
+}
+
 /* Builds the Kafka headers from name '\0' value '\0' pairs. */
 static rd_kafka_headers_t *make_headers(const md_outbox_msg_t *m)
 {
@@ -188,8 +285,11 @@ static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *e
     md_publisher_t *p = ctx;
     md_outbox_msg_t copy = *msg;
     const md_outbox_msg_t *m = &copy;
+    int64_t stage[4];
+    bool result = p->results_topic && strcmp(m->topic, p->results_topic) == 0;
     pthread_mutex_lock(&p->lock);
     bool skip = skipped(p, msg->id);
+    bool staged = !skip && result && stage_of(p, msg->id, stage);
     pthread_mutex_unlock(&p->lock);
     if (skip) {
         p->next_id = msg->id + 1;
@@ -209,6 +309,8 @@ static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *e
     }
     for (;;) {
         rd_kafka_headers_t *h = make_headers(m);
+        if (staged)
+            h = add_stage_header(h, stage);
         rd_kafka_resp_err_t rc = rd_kafka_producev(
             p->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(m->key_len ? m->key : NULL, m->key_len),
@@ -347,6 +449,17 @@ static void close_pipes(md_publisher_t *p)
     }
 }
 
+/* Topic handles made at start have librdkafka look up their metadata then:
+ * made at the first produce, the first results of a run waited 0.7-1 s for
+ * it (measured with the stage header: publish -> results append). */
+static void warm_topics(md_publisher_t *p, const md_config_t *cfg)
+{
+    const char *names[2] = {cfg->topic_results, cfg->topic_events};
+    for (int i = 0; i < 2; i++)
+        if (names[i] && *names[i])
+            p->warm[i] = rd_kafka_topic_new(p->rk, names[i], NULL); /* NULL: no warm-up */
+}
+
 md_err_t md_publisher_start(const md_config_t *cfg, md_store_t *store, md_publisher_t **out,
                             md_error_t *err)
 {
@@ -367,6 +480,7 @@ md_err_t md_publisher_start_gated(const md_config_t *cfg, md_store_t *store,
     p->store = store;
     p->gate = gate;
     p->gate_ctx = gate_ctx;
+    p->results_topic = cfg->topic_results ? md_strdup(cfg->topic_results) : NULL;
     md_buf_init(&p->json);
     p->wake[0] = p->wake[1] = p->reports[0] = p->reports[1] = -1;
     pthread_mutex_init(&p->lock, NULL);
@@ -378,6 +492,7 @@ md_err_t md_publisher_start_gated(const md_config_t *cfg, md_store_t *store,
         md_publisher_free(p);
         return md_error_set(err, MD_EKAFKA, "create producer: %s", errstr);
     }
+    warm_topics(p, cfg);
     if (open_pipes(p) != 0) {
         md_error_set(err, MD_EIO, "publisher wake-up pipes: %s", strerror(errno));
         md_publisher_free(p);
@@ -466,6 +581,9 @@ void md_publisher_free(md_publisher_t *p)
     if (p->started)
         md_publisher_stop(p, 0);
     close_pipes(p);
+    for (int i = 0; i < 2; i++)
+        if (p->warm[i])
+            rd_kafka_topic_destroy(p->warm[i]);
     if (p->rk)
         rd_kafka_destroy(p->rk);
     pthread_mutex_destroy(&p->lock);
@@ -473,5 +591,8 @@ void md_publisher_free(md_publisher_t *p)
     free(p->delivered);
     free(p->park);
     free(p->skip);
+    for (size_t i = 0; i < MD_STAGE_BATCHES; i++)
+        free(p->stages[i].ago);
+    free(p->results_topic);
     free(p);
 }

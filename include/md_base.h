@@ -73,6 +73,9 @@ int64_t md_mono_ms(void);
 double md_mono_s(void);
 /* Wall-clock time (CLOCK_REALTIME) in ms since the Unix epoch, UTC. */
 int64_t md_wall_ms(void);
+/* Wall-clock time in µs since the Unix epoch: transport timestamps that other
+ * processes compare with theirs (the results' stage header, market-load). */
+int64_t md_wall_us(void);
 
 /* ---- UTF-8 ---------------------------------------------------------------------- */
 

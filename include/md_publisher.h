@@ -58,6 +58,36 @@ md_err_t md_publisher_start_gated(const md_config_t *cfg, md_store_t *store,
  *  (marketd_replica_takeover_resent_total). Any thread. */
 void md_publisher_rescan(md_publisher_t *p);
 
+/* The header of a result that says when its command passed each stage of
+ * the daemon: "APPENDED FETCHED BATCH COMMIT PUBLISH", wall-clock
+ * microseconds since the epoch in decimal, space-separated: the broker
+ * appended the command (its LogAppendTime, ms resolution; 0 when the
+ * commands topic is CreateTime), the consumer took it from librdkafka, its
+ * batch's transaction began, the commit returned, the publisher handed the
+ * result to the producer. Transport timing only: the result's value is the
+ * same with or without it (docs/commands.md). */
+#define MD_STAGE_HEADER "marketd-stage-us"
+
+#define MD_STAGE_BATCHES 64 /* batches whose stage times the publisher keeps */
+
+/* A committed batch's stage times (md_publisher_note_batch). */
+typedef struct md_stage_batch {
+    uint64_t lo, hi;            /* its results are the results-topic entries with ids in [lo, hi) */
+    const int64_t *fetched_us;  /* per command, in order: taken from librdkafka */
+    const int64_t *appended_us; /* per command: its LogAppendTime (0: unknown) */
+    size_t n;                   /* commands, i.e. results */
+    int64_t batch_us, commit_us;
+} md_stage_batch_t;
+
+/**
+ * @brief Notes the stage times of a committed batch, so that each of its
+ * results is sent with the MD_STAGE_HEADER header. Everything is copied.
+ * The publisher keeps the last MD_STAGE_BATCHES batches noted; a result of
+ * a batch not noted, forgotten, or sent a second time carries no header.
+ * Any thread (the writer, before md_publisher_wake).
+ */
+void md_publisher_note_batch(md_publisher_t *p, const md_stage_batch_t *b);
+
 /** @brief Tells the thread that new entries were committed. Any thread. */
 void md_publisher_wake(md_publisher_t *p);
 

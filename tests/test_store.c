@@ -371,6 +371,50 @@ static void test_store_failed_batch_appends_nothing(void **state)
     assert_int_equal(count_events(f->s), 0);
 }
 
+/* Versions asked for inside a write transaction (which keeps them: store_events.c)
+ * follow the appends of that transaction, and a failed batch leaves nothing of
+ * its versions to the next one. */
+static md_err_t versions_in_txn(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    bool *fail = ctx;
+    md_buf_t buf;
+    md_event_t ev;
+    uint64_t v = 0, w = 0;
+    md_buf_init(&buf);
+    md_err_t rc = md_txn_stream_version(t, "member:a", &v, err);
+    for (int i = 0; rc == MD_OK && i < 3; i++) {
+        md_test_event(&ev, &buf, i == 1 ? "member:ab" : "member:a", "Tested", i);
+        rc = md_txn_append(t, &ev, err);
+        if (rc == MD_OK)
+            rc = md_txn_stream_version(t, "member:a", &w, err);
+        assert_int_equal(w, v + (i == 2 ? 2 : 1));
+    }
+    md_buf_release(&buf);
+    return rc == MD_OK && *fail ? md_error_set(err, MD_EINVAL, "failed on purpose") : rc;
+}
+
+static void test_store_versions_within_and_across_batches(void **state)
+{
+    fx_t *f = *state;
+    md_error_t err = {0};
+    md_txn_t *t = NULL;
+    uint64_t v;
+    bool fail = false;
+    append_n(f->s, two_streams, 2, 0, 5); /* member:a at 3, member:ab at 2 */
+    assert_int_equal(md_store_write(f->s, versions_in_txn, &fail, &err), MD_OK);
+    fail = true;
+    assert_int_equal(md_store_write(f->s, versions_in_txn, &fail, &err), MD_EINVAL);
+    md_error_clear(&err);
+    fail = false;
+    assert_int_equal(md_store_write(f->s, versions_in_txn, &fail, &err), MD_OK);
+    assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_stream_version(t, "member:a", &v, NULL), MD_OK);
+    assert_int_equal(v, 7);
+    assert_int_equal(md_txn_stream_version(t, "member:ab", &v, NULL), MD_OK);
+    assert_int_equal(v, 4);
+    md_txn_end(t);
+}
+
 /* Rewrites the stored record of @p seq with one byte of its body flipped. */
 static md_err_t tamper_record(md_txn_t *t, void *ctx, md_error_t *err)
 {
@@ -799,6 +843,7 @@ int main(int argc, char **argv)
         T(test_store_map_grows_when_full),
         T(test_store_reader_sees_snapshot_during_writes),
         T(test_store_failed_batch_appends_nothing),
+        T(test_store_versions_within_and_across_batches),
         T(test_store_verify_names_first_altered_seq),
         T(test_store_verify_detects_flipped_byte_on_disk),
         T(test_store_read_only_open),

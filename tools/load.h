@@ -48,6 +48,7 @@ typedef struct load_opts {
     bool wait, msgpack, quiet;
     double timeout_s;
     uint64_t rate;      /* messages per second; 0 = unpaced */
+    int create_topics;  /* > 0: create both topics with that many partitions */
     const char **props; /* -X NAME=VALUE, in order */
     size_t nprops;
 } load_opts_t;
@@ -57,6 +58,7 @@ typedef struct load_opts {
 typedef struct load_ent {
     char *id;          /* NUL-terminated, in the arena; NULL = empty */
     int64_t sent_ns;   /* monotonic time of the first produce call */
+    uint32_t seq;      /* the line number (from 0) of that call: l->stg[seq] */
     uint32_t hash;     /* kept so that growing never rehashes strings */
     uint32_t expected; /* lines produced with this id */
     uint32_t matched;  /* results counted against them */
@@ -78,6 +80,20 @@ typedef struct load_set {
 } load_set_t;
 
 /* ---- the run ------------------------------------------------------------- */
+
+/* Where one command's time went (--latency-out): wall-clock µs since the
+ * epoch, 0 when unknown. The broker's append times have ms resolution. */
+typedef struct load_stage {
+    int64_t produce;    /* the produce call */
+    int64_t ack;        /* its delivery report seen */
+    int64_t daemon[5];  /* marketd's header: the command's LogAppendTime, fetched,
+                         * batch start, commit, publish */
+    int64_t res_append; /* the results topic's LogAppendTime */
+    int64_t consumed;   /* the result seen */
+    int64_t lat_us;     /* produce call to result seen, monotonic; 0: no result */
+} load_stage_t;
+
+#define LOAD_STAGE_HEADER "marketd-stage-us" /* MD_STAGE_HEADER, md_publisher.h */
 
 typedef struct load {
     load_opts_t o;
@@ -103,6 +119,8 @@ typedef struct load {
     int64_t t_start, t_last; /* produce start; last delivery or result */
     int64_t *lat;            /* ns, first result of each command */
     size_t nlat, lat_cap;
+    load_stage_t *stg; /* --latency-out: per line produced, in order */
+    size_t stg_cap;
 
     rd_kafka_resp_err_t last_err; /* to quiet repeated transient errors */
     int64_t last_err_ns;
@@ -145,6 +163,9 @@ md_err_t load_producer_new(load_t *l);
 md_err_t load_consumer_new(load_t *l);
 /* Milliseconds until @p deadline (monotonic ns), clamped to 0..1000. */
 int load_ms_left(int64_t deadline);
+/* --create-topics: creates both topics (LogAppendTime) unless they exist
+ * (load_producer_new calls it). */
+md_err_t load_create_topics(load_t *l);
 /* Assigns the results partitions at their end (before the first line). */
 md_err_t load_results_start(load_t *l);
 /* Assigns a results topic that appeared after start-up, from its beginning. */
@@ -164,6 +185,8 @@ void load_consume(load_t *l, int timeout_ms);
 /* Serves delivery reports and errors, and with --wait reads results. */
 void load_service(load_t *l, int timeout_ms);
 void load_summary(load_t *l);
+/* Writes --latency-out: one line per command answered, in the order produced. */
+void load_write_latency(load_t *l);
 /* 0 when all went through, else 1 with the reasons on stderr. */
 int load_verdict(load_t *l);
 

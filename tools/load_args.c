@@ -38,8 +38,20 @@ static void load_usage(FILE *f)
           "                         sent as it is)\n"
           "  --results-out FILE     write every result value received, one per line,\n"
           "                         duplicates included (needs --wait)\n"
-          "  --latency-out FILE     write each command's latency in microseconds, one\n"
-          "                         per line (needs --wait)\n"
+          "  --latency-out FILE     write one line per command answered, in the order\n"
+          "                         produced (needs --wait): its latency (produce call\n"
+          "                         to result seen) in microseconds, then when it passed\n"
+          "                         each stage, wall-clock microseconds since the epoch\n"
+          "                         (0: unknown): produce call, delivery report seen,\n"
+          "                         then from marketd's marketd-stage-us header: the\n"
+          "                         command appended by the broker (LogAppendTime\n"
+          "                         topics), fetched, batch start, commit, publish;\n"
+          "                         then the result appended by the broker\n"
+          "                         (LogAppendTime topics), result seen\n"
+          "  --create-topics N      create the commands and results topics with N\n"
+          "                         partitions and message.timestamp.type=\n"
+          "                         LogAppendTime (replication factor 1) unless they\n"
+          "                         exist, before producing\n"
           "  --quiet                no summary line, no librdkafka warnings\n"
           "  -X PROP=VALUE          librdkafka property for producer and consumer\n"
           "                         (repeatable; defaults: enable.idempotence=true,\n"
@@ -94,7 +106,8 @@ enum {
     LOAD_OPT_MSGPACK,
     LOAD_OPT_RESULTS_OUT,
     LOAD_OPT_LATENCY_OUT,
-    LOAD_OPT_QUIET
+    LOAD_OPT_QUIET,
+    LOAD_OPT_CREATE_TOPICS
 };
 
 static const struct option load_long_opts[] = {
@@ -109,6 +122,7 @@ static const struct option load_long_opts[] = {
     {"results-out", required_argument, NULL, LOAD_OPT_RESULTS_OUT},
     {"latency-out", required_argument, NULL, LOAD_OPT_LATENCY_OUT},
     {"quiet", no_argument, NULL, LOAD_OPT_QUIET},
+    {"create-topics", required_argument, NULL, LOAD_OPT_CREATE_TOPICS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -135,6 +149,15 @@ static bool load_apply_opt(load_opts_t *o, int c, const char *arg)
             return true;
         fprintf(stderr, "market-load: --rate '%s': expected 1..100000000\n", arg);
         return false;
+    case LOAD_OPT_CREATE_TOPICS: {
+        uint64_t n;
+        if (load_parse_u64(arg, &n) && n > 0 && n <= 10000) {
+            o->create_topics = (int)n;
+            return true;
+        }
+        fprintf(stderr, "market-load: --create-topics '%s': expected 1..10000\n", arg);
+        return false;
+    }
     case 'X':
         if (strchr(arg, '=') != NULL && arg[0] != '=') {
             o->props[o->nprops++] = arg;

@@ -79,12 +79,23 @@ static void load_on_error(rd_kafka_t *rk, int code, const char *reason, void *op
 /* Delivery report, served by rd_kafka_poll() on the main thread. A failed
  * delivery stops production: the run has failed already, and with the
  * broker gone every further line would only wait out message.timeout.ms. */
+/* --latency-out: when the delivery report was seen. (librdkafka 2.0's
+ * reports carry the producer's CreateTime even on a LogAppendTime topic: the
+ * broker's append time comes back in marketd's header instead.) */
+static void load_stage_ack(load_t *l, const rd_kafka_message_t *m)
+{
+    uintptr_t seq = (uintptr_t)m->_private; /* line number + 1 (load_produce) */
+    if (l->stg != NULL && seq > 0 && seq <= l->produced)
+        l->stg[seq - 1].ack = md_wall_us();
+}
+
 static void load_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     load_t *l = opaque;
     (void)rk;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         l->delivered++;
+        load_stage_ack(l, m);
         if (!l->o.wait)
             l->t_last = md_mono_ns();
         return;
@@ -142,6 +153,10 @@ md_err_t load_producer_new(load_t *l)
     }
     rd_kafka_conf_set_dr_msg_cb(conf, load_on_delivery);
     rc = load_new_client(l, RD_KAFKA_PRODUCER, conf, &l->prod);
+    /* Before the topic handle: its metadata request would have the broker
+     * auto-create the commands topic with the default (CreateTime). */
+    if (rc == MD_OK && l->o.create_topics > 0)
+        rc = load_create_topics(l);
     if (rc != MD_OK)
         return rc;
     l->rkt = rd_kafka_topic_new(l->prod, l->o.topic, NULL);
@@ -188,6 +203,67 @@ md_err_t load_consumer_new(load_t *l)
         return md_error_set(&l->err, MD_EKAFKA, "topic '%s': %s", l->o.results_topic,
                             rd_kafka_err2str(rd_kafka_last_error()));
     return MD_OK;
+}
+
+/* ---- topics ----------------------------------------------------------------- */
+
+/* The answer to a CreateTopics request: false (with l->err) on an error
+ * other than "already exists". */
+static bool load_topics_created(load_t *l, rd_kafka_event_t *ev)
+{
+    if (ev == NULL) {
+        md_error_set(&l->err, MD_EKAFKA, "create topics: no answer within %g s", l->o.timeout_s);
+        return false;
+    }
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        md_error_set(&l->err, MD_EKAFKA, "create topics: %s", rd_kafka_event_error_string(ev));
+        return false;
+    }
+    size_t n;
+    const rd_kafka_topic_result_t **r =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(r[i]);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            md_error_set(&l->err, MD_EKAFKA, "create topic '%s': %s",
+                         rd_kafka_topic_result_name(r[i]), rd_kafka_err2str(e));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Both topics stamped by the broker (LogAppendTime), so that the delivery
+ * reports and the results carry the broker's append times (--latency-out);
+ * replication factor 1: this is for bench and test brokers. */
+md_err_t load_create_topics(load_t *l)
+{
+    char errstr[256];
+    const char *names[2] = {l->o.topic, l->o.results_topic};
+    rd_kafka_NewTopic_t *nt[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        nt[i] = rd_kafka_NewTopic_new(names[i], l->o.create_topics, 1, errstr, sizeof errstr);
+        if (nt[i] == NULL ||
+            rd_kafka_NewTopic_set_config(nt[i], "message.timestamp.type", "LogAppendTime")) {
+            rd_kafka_NewTopic_destroy_array(nt, 2);
+            return md_error_set(&l->err, MD_EKAFKA, "topic '%s': %s", names[i], errstr);
+        }
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(l->prod);
+    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(l->prod, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    int ms = (int)(l->o.timeout_s * 1000);
+    if (rd_kafka_AdminOptions_set_request_timeout(o, ms, errstr, sizeof errstr) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        fprintf(stderr, "market-load: create topics: %s\n", errstr);
+    rd_kafka_CreateTopics(l->prod, nt, 2, o, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms + 1000);
+    bool ok = load_topics_created(l, ev);
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy_array(nt, 2);
+    return ok ? MD_OK : l->err.code;
 }
 
 /* ---- results topic: start at the end ------------------------------------- */

@@ -92,6 +92,10 @@ static size_t load_build_vu(load_t *l, const load_msg_t *m, rd_kafka_vu_t *vu)
         vu[n].u.mem.ptr = (void *)(uintptr_t)m->key;
         vu[n++].u.mem.size = m->keylen;
     }
+    if (l->latency_out) { /* the delivery report finds the line's stages */
+        vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+        vu[n++].u.ptr = (void *)(uintptr_t)(l->produced + 1);
+    }
     if (m->is_msgpack) {
         vu[n].vtype = RD_KAFKA_VTYPE_HEADER;
         vu[n].u.header.name = "content-type";
@@ -106,7 +110,7 @@ static size_t load_build_vu(load_t *l, const load_msg_t *m, rd_kafka_vu_t *vu)
  * to stop while waiting, MD_EKAFKA (counted as a failure) otherwise. */
 static md_err_t load_produce(load_t *l, const load_msg_t *m, int64_t *sent_ns)
 {
-    rd_kafka_vu_t vu[5];
+    rd_kafka_vu_t vu[6];
     size_t n = load_build_vu(l, m, vu);
     for (;;) {
         *sent_ns = md_mono_ns();
@@ -125,6 +129,18 @@ static md_err_t load_produce(load_t *l, const load_msg_t *m, int64_t *sent_ns)
     }
 }
 
+/* --latency-out: the stages of line l->produced, its produce call at @p wall_us. */
+static void load_stage_begin(load_t *l, int64_t wall_us)
+{
+    if (l->latency_out == NULL)
+        return;
+    if (l->produced == l->stg_cap) {
+        l->stg_cap = l->stg_cap ? 2 * l->stg_cap : 4096;
+        l->stg = md_realloc(l->stg, l->stg_cap * sizeof *l->stg);
+    }
+    l->stg[l->produced] = (load_stage_t){.produce = wall_us};
+}
+
 /* Remembers what a produced line will be answered with. */
 static void load_expect(load_t *l, const load_msg_t *m, int64_t sent_ns)
 {
@@ -134,8 +150,10 @@ static void load_expect(load_t *l, const load_msg_t *m, int64_t sent_ns)
         return;
     }
     load_ent_t *e = load_set_add(&l->set, m->id, strlen(m->id));
-    if (e->expected++ == 0)
+    if (e->expected++ == 0) {
         e->sent_ns = sent_ns;
+        e->seq = (uint32_t)l->produced;
+    }
 }
 
 /* Waits until line number l->produced is due under --rate. The schedule is
@@ -164,9 +182,11 @@ static void load_send_line(load_t *l, const char *line, size_t len)
         return;
     if (load_produce(l, &m, &sent_ns) != MD_OK)
         return;
-    l->produced++;
+    /* The wall-clock time of the same instant as sent_ns (the call's start). */
+    load_stage_begin(l, md_wall_us() - (md_mono_ns() - sent_ns) / 1000);
     if (l->cons)
         load_expect(l, &m, sent_ns);
+    l->produced++;
 }
 
 md_err_t load_produce_all(load_t *l)

@@ -25,12 +25,41 @@ static void load_record_latency(load_t *l, int64_t ns)
         l->lat = md_realloc(l->lat, l->lat_cap * sizeof *l->lat);
     }
     l->lat[l->nlat++] = ns;
-    if (l->latency_out)
-        fprintf(l->latency_out, "%" PRId64 "\n", ns / 1000);
+}
+
+/* --latency-out: the result's side of the stages of line @p seq: marketd's
+ * header (five numbers, MD_STAGE_HEADER), the broker's append time, now. */
+static void load_stage_result(load_t *l, uint32_t seq, const rd_kafka_message_t *m, int64_t now,
+                              int64_t lat)
+{
+    if (l->stg == NULL || seq >= l->produced)
+        return;
+    load_stage_t *st = &l->stg[seq];
+    rd_kafka_headers_t *h = NULL;
+    rd_kafka_timestamp_type_t type;
+    const void *v;
+    size_t len;
+    char buf[128];
+    st->consumed = md_wall_us() - (md_mono_ns() - now) / 1000; /* the instant of now */
+    st->lat_us = lat / 1000;
+    int64_t ts = rd_kafka_message_timestamp(m, &type);
+    if (type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME && ts > 0)
+        st->res_append = ts * 1000;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(h, LOAD_STAGE_HEADER, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        v == NULL || len >= sizeof buf)
+        return;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    long long t[5];
+    if (sscanf(buf, "%lld %lld %lld %lld %lld", &t[0], &t[1], &t[2], &t[3], &t[4]) == 5)
+        for (int i = 0; i < 5; i++)
+            st->daemon[i] = t[i];
 }
 
 /* Counts one result for command_id id (NULL: a null command_id). */
-static void load_match(load_t *l, const char *id, size_t n, int64_t now)
+static void load_match(load_t *l, const char *id, size_t n, const rd_kafka_message_t *m,
+                       int64_t now)
 {
     if (id == NULL) {
         /* MALFORMED lines have no id to tell them apart: only their number. */
@@ -51,8 +80,10 @@ static void load_match(load_t *l, const char *id, size_t n, int64_t now)
             l->duplicates++;
             return;
         }
-        if (e->matched++ == 0)
+        if (e->matched++ == 0) {
             load_record_latency(l, now - e->sent_ns);
+            load_stage_result(l, e->seq, m, now, now - e->sent_ns);
+        }
     }
     l->outstanding--;
     l->t_last = now;
@@ -70,9 +101,9 @@ static void load_on_result(load_t *l, const rd_kafka_message_t *m, int64_t now)
     json_t *j = m->payload ? json_loadb(m->payload, m->len, 0, &jerr) : NULL;
     json_t *id = json_object_get(j, "command_id"); /* NULL-safe */
     if (json_is_string(id))
-        load_match(l, json_string_value(id), json_string_length(id), now);
+        load_match(l, json_string_value(id), json_string_length(id), m, now);
     else if (json_is_null(id))
-        load_match(l, NULL, 0, now);
+        load_match(l, NULL, 0, m, now);
     else
         l->other++; /* not a result at all */
     json_decref(j);
@@ -153,6 +184,22 @@ void load_summary(load_t *l)
             secs > 0 ? (double)done / secs : 0.0);
     load_print_latency(l);
     fputc('\n', stderr);
+}
+
+void load_write_latency(load_t *l)
+{
+    if (l->latency_out == NULL || l->stg == NULL)
+        return;
+    for (size_t i = 0; i < l->produced; i++) {
+        const load_stage_t *s = &l->stg[i];
+        if (s->consumed == 0)
+            continue; /* no result (or a MALFORMED line's, which has no id) */
+        fprintf(l->latency_out,
+                "%" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
+                " %" PRId64 " %" PRId64 " %" PRId64 "\n",
+                s->lat_us, s->produce, s->ack, s->daemon[0], s->daemon[1], s->daemon[2],
+                s->daemon[3], s->daemon[4], s->res_append, s->consumed);
+    }
 }
 
 /* The verdict: 0 when all went through, else 1 with the reasons on stderr. */

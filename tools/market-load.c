@@ -4,7 +4,7 @@
  *   market-load --bootstrap HOST:PORT --input FILE|- [--topic market.commands]
  *               [--results-topic market.results] [--wait] [--timeout SECONDS]
  *               [--rate N] [--msgpack] [--results-out FILE] [--latency-out FILE]
- *               [--quiet] [-X librdkafka.prop=value ...]
+ *               [--create-topics N] [--quiet] [-X librdkafka.prop=value ...]
  *
  * Each non-blank input line (blank exactly as in `marketd --input`) becomes one
  * message on the commands topic, keyed by the command's target stream (the
@@ -119,6 +119,7 @@ static void load_release(load_t *l)
     load_set_release(&l->set);
     md_buf_release(&l->mp);
     free(l->lat);
+    free(l->stg);
     free(l->o.props);
 }
 
@@ -147,6 +148,7 @@ static int load_run(load_t *l)
     }
     rc = load_produce_all(l);
     load_drain(l);
+    load_write_latency(l);
     if (!l->o.quiet)
         load_summary(l);
     md_err_t crc = load_close_files(l);

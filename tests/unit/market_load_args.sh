@@ -35,6 +35,7 @@ check out_needs_wait 2 "need --wait" -- "$bin" --bootstrap "$dead" --input "$tmp
 check bad_prop 2 "PROP=VALUE" -- "$bin" --bootstrap "$dead" --input "$tmp/one.jsonl" -X linger.ms
 check unknown_opt 2 "usage:" -- "$bin" --bootstrap "$dead" --input "$tmp/one.jsonl" --bogus
 check extra_arg 2 "unexpected argument" -- "$bin" --bootstrap "$dead" --input "$tmp/one.jsonl" extra
+check bad_create_topics 2 "--create-topics '0'" -- "$bin" --bootstrap "$dead" --input "$tmp/one.jsonl" --create-topics 0
 check no_input 1 "open '$tmp/none'" -- "$bin" --bootstrap "$dead" --input "$tmp/none"
 check unknown_prop 1 "no.such.property" -- "$bin" --bootstrap "$dead" --input "$tmp/one.jsonl" \
     -X no.such.property=1
