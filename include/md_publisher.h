@@ -68,7 +68,7 @@ void md_publisher_rescan(md_publisher_t *p);
  * same with or without it (docs/commands.md). */
 #define MD_STAGE_HEADER "marketd-stage-us"
 
-#define MD_STAGE_BATCHES 64 /* batches whose stage times the publisher keeps */
+#define MD_STAGE_BATCHES 16 /* batches whose stage times the publisher keeps */
 
 /* A committed batch's stage times (md_publisher_note_batch). */
 typedef struct md_stage_batch {
