@@ -632,7 +632,9 @@ static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
     md_engine_t *e = ctx;
     int64_t saved_now = e->last_now;
     md__eng_cache_reset(&e->cache);
-    e->sctx = (state_ctx_t){t, &e->cache};
+    e->sctx.t = t;
+    e->sctx.cache = &e->cache;
+    e->sctx.seek.valid = false; /* a re-run batch seeks afresh */
     md_buf_reset(&e->out);
     memset(&e->pending, 0, sizeof e->pending);
     md_err_t rc = run_batch_hooks(e, t, false, err);

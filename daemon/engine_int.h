@@ -65,9 +65,24 @@ typedef struct state_cache {
     cache_block_t *blocks; /* newest first */
 } state_cache_t;
 
+/*
+ * The last seek of the state and its answer, kept while no put or del falls
+ * between the key sought and the key found (which could change the answer):
+ * the timers seek their index once per command, and it changes only when a
+ * timer is armed or disarmed (engine_state.c).
+ */
+#define SEEK_KEY_MAX 512 /* LMDB's largest key is 511 bytes */
+
+typedef struct seek_memo {
+    bool valid, found;
+    size_t klen, olen;
+    unsigned char key[SEEK_KEY_MAX], out[SEEK_KEY_MAX];
+} seek_memo_t;
+
 typedef struct state_ctx {
     md_txn_t *t;
     state_cache_t *cache;
+    seek_memo_t seek; /* emptied with the ctx when a batch transaction starts */
 } state_ctx_t;
 
 struct md_engine {

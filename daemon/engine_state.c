@@ -98,6 +98,32 @@ static const unsigned char *cache_set(state_cache_t *c, const void *key, size_t 
     return e->val;
 }
 
+/* LMDB's default order of keys: bytewise, a prefix first. */
+static int key_cmp(const void *a, size_t an, const void *b, size_t bn)
+{
+    int c = memcmp(a, b, an < bn ? an : bn);
+    return c ? c : (an > bn) - (an < bn);
+}
+
+/* A put or del of @p key forgets the memo when the key lies between the key
+ * sought and the key found (or after the key sought when none was found). */
+static void seek_memo_touch(seek_memo_t *m, const void *key, size_t klen)
+{
+    if (m->valid && key_cmp(key, klen, m->key, m->klen) >= 0 &&
+        (!m->found || key_cmp(key, klen, m->out, m->olen) <= 0))
+        m->valid = false;
+}
+
+/* Answers from the memo: the same key sought with nothing written in between. */
+static md_err_t seek_memo_answer(seek_memo_t *m, const void **okey, size_t *oklen)
+{
+    if (!m->found)
+        return MD_ENOTFOUND;
+    *okey = m->out;
+    *oklen = m->olen;
+    return MD_OK;
+}
+
 static md_err_t state_get(void *ctx, const void *key, size_t klen, const void **val, size_t *vlen)
 {
     state_ctx_t *s = ctx;
@@ -126,6 +152,7 @@ static md_err_t state_put(void *ctx, const void *key, size_t klen, const void *v
 {
     state_ctx_t *s = ctx;
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    seek_memo_touch(&s->seek, key, klen);
     md_err_t rc = md_store_err(mdb_put(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, &v, 0),
                                NULL, "put state");
     if (rc == MD_OK)
@@ -138,11 +165,17 @@ static md_err_t state_version(void *ctx, const char *stream, uint64_t *version)
     return md_txn_stream_version(((state_ctx_t *)ctx)->t, stream, version, NULL);
 }
 
-/* Reads LMDB (writes go there at once, so it is up to date); the cache is not used. */
+/* Reads LMDB (writes go there at once, so it is up to date); the cache is not
+ * used, the memo of the last seek is. The key found is a copy, valid until
+ * the next seek, put or del. */
 static md_err_t state_seek(void *ctx, const void *key, size_t klen, const void **okey,
                            size_t *oklen)
 {
     state_ctx_t *s = ctx;
+    seek_memo_t *m = &s->seek;
+    if (m->valid && m->klen == klen && memcmp(m->key, key, klen) == 0)
+        return seek_memo_answer(m, okey, oklen);
+    m->valid = false;
     MDB_cursor *cur;
     MDB_val k = {klen, (void *)key}, v;
     int rc = mdb_cursor_open(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &cur);
@@ -150,19 +183,25 @@ static md_err_t state_seek(void *ctx, const void *key, size_t klen, const void *
         return md_store_err(rc, NULL, "seek state");
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND)
-        return MD_ENOTFOUND;
-    if (rc != MDB_SUCCESS)
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
         return md_store_err(rc, NULL, "seek state");
-    *okey = k.mv_data;
-    *oklen = k.mv_size;
-    return MD_OK;
+    if (klen > SEEK_KEY_MAX || (rc == MDB_SUCCESS && k.mv_size > SEEK_KEY_MAX))
+        return md_error_set(NULL, MD_EINVAL, "state key of more than %d bytes", SEEK_KEY_MAX);
+    memmove(m->key, key, klen); /* key may be the memo's last answer */
+    m->klen = klen;
+    m->found = rc == MDB_SUCCESS;
+    m->olen = m->found ? k.mv_size : 0;
+    if (m->found)
+        memcpy(m->out, k.mv_data, k.mv_size);
+    m->valid = true;
+    return seek_memo_answer(m, okey, oklen);
 }
 
 static md_err_t state_del(void *ctx, const void *key, size_t klen)
 {
     state_ctx_t *s = ctx;
     MDB_val k = {klen, (void *)key};
+    seek_memo_touch(&s->seek, key, klen);
     int rc = mdb_del(md_txn_mdb(s->t), md_txn_dbi(s->t, MD_DB_STATE), &k, NULL);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
         return md_store_err(rc, NULL, "delete state");

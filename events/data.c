@@ -18,8 +18,8 @@ void md_data_init(md_data_t *d)
 
 static md_field_t *data_add(md_data_t *d, const char *key, md_val_kind_t kind)
 {
-    for (size_t i = 0; i < d->n; i++) {
-        if (strcmp(d->f[i].key, key) == 0) {
+    for (size_t i = 0; i < d->n; i++) { /* the first byte tells most keys apart */
+        if (d->f[i].key[0] == key[0] && strcmp(d->f[i].key, key) == 0) {
             fprintf(stderr, "marketd: event data key '%s' added twice\n", key);
             abort();
         }
@@ -72,10 +72,18 @@ void md_data_raw(md_data_t *d, const char *key, const void *msgpack, size_t len)
     f->len = len;
 }
 
-/* strcmp compares as unsigned char, which is the bytewise order of keys. */
-static int field_cmp(const void *a, const void *b)
+/* Sorts the fields by key, bytewise (strcmp compares as unsigned char). Keys
+ * are distinct (data_add), so any sort gives the same order; an insertion sort
+ * of a dozen fields is several times cheaper than qsort's calls. */
+static void sort_fields(md_field_t *f, size_t n)
 {
-    return strcmp(((const md_field_t *)a)->key, ((const md_field_t *)b)->key);
+    for (size_t i = 1; i < n; i++) {
+        md_field_t x = f[i];
+        size_t j = i;
+        for (; j > 0 && strcmp(f[j - 1].key, x.key) > 0; j--)
+            f[j] = f[j - 1];
+        f[j] = x;
+    }
 }
 
 static void pack_field(msgpack_packer *pk, md_buf_t *out, const md_field_t *f)
@@ -94,7 +102,7 @@ void md_data_pack(md_data_t *d, md_buf_t *out)
 {
     msgpack_packer pk;
     md__pack_init(&pk, out);
-    qsort(d->f, d->n, sizeof d->f[0], field_cmp);
+    sort_fields(d->f, d->n);
     msgpack_pack_map(&pk, d->n);
     for (size_t i = 0; i < d->n; i++)
         pack_field(&pk, out, &d->f[i]);

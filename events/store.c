@@ -280,6 +280,7 @@ md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t 
     s->wtxn = md_calloc(1, sizeof *s->wtxn);
     s->wtxn->s = s;
     md_buf_init(&s->wtxn->rec);
+    md_buf_init(&s->wtxn->sv_names);
     *out = s;
     return MD_OK;
 fail:
@@ -293,6 +294,7 @@ void md_store_free(md_store_t *s)
         return;
     if (s->wtxn) {
         md_buf_release(&s->wtxn->rec);
+        md__sv_free(s->wtxn);
         free(s->wtxn);
     }
     if (s->env)
@@ -357,6 +359,7 @@ static void wtxn_reset(md_txn_t *t, MDB_txn *txn)
     t->head_dirty = false;
     t->outbox_dirty = false;
     t->streams = NULL; /* LMDB frees a write txn's cursors when it ends */
+    md__sv_reset(t);
 }
 
 static md_err_t flush_meta(md_txn_t *t, md_error_t *err);

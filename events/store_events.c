@@ -13,6 +13,7 @@
  *     transaction and flushed to meta 'head' before it commits (store.c).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_int.h"
@@ -62,12 +63,111 @@ static size_t stream_key(unsigned char *k, const char *stream, uint64_t version)
     return n + 9;
 }
 
+/*
+ * The write transaction's stream versions: a stream's version is found by a
+ * cursor seek and a step back in the index (two B-tree operations), and is
+ * asked again for every event appended to it and by decide; the answers of
+ * this transaction are kept here, updated by each append (the only writer of
+ * the index in a write transaction), and forgotten when a write transaction
+ * begins (a re-run batch starts empty). Bounded: at most SV_MAX names are
+ * kept, later ones are looked up in LMDB each time.
+ */
+#define SV_MIN 256
+#define SV_MAX ((size_t)1 << 16)
+
+typedef struct sv_ent {
+    uint64_t hash, version;
+    uint32_t off, len; /* the name in sv_names; len 0: an empty slot */
+} sv_ent_t;
+
+static uint64_t sv_hash(const char *s, size_t n)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+static sv_ent_t *sv_slot(sv_ent_t *tab, size_t cap, const md_buf_t *names, uint64_t h,
+                         const char *s, size_t n)
+{
+    for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        sv_ent_t *e = &tab[i];
+        if (e->len == 0 || (e->hash == h && e->len == n && memcmp(names->p + e->off, s, n) == 0))
+            return e;
+    }
+}
+
+void md__sv_reset(md_txn_t *t)
+{
+    if (t->sv_n)
+        memset(t->sv, 0, t->sv_cap * sizeof *t->sv);
+    t->sv_n = 0;
+    md_buf_reset(&t->sv_names);
+}
+
+void md__sv_free(md_txn_t *t)
+{
+    free(t->sv);
+    t->sv = NULL;
+    t->sv_cap = t->sv_n = 0;
+    md_buf_release(&t->sv_names);
+}
+
+/* Doubles the table (or makes the first); false when it is at SV_MAX. */
+static bool sv_grow(md_txn_t *t)
+{
+    size_t cap = t->sv_cap ? 2 * t->sv_cap : SV_MIN;
+    if (cap > SV_MAX)
+        return false;
+    sv_ent_t *tab = md_calloc(cap, sizeof *tab);
+    for (size_t i = 0; i < t->sv_cap; i++)
+        if (t->sv[i].len)
+            *sv_slot(tab, cap, &t->sv_names, t->sv[i].hash,
+                     (const char *)t->sv_names.p + t->sv[i].off, t->sv[i].len) = t->sv[i];
+    free(t->sv);
+    t->sv = tab;
+    t->sv_cap = cap;
+    return true;
+}
+
+/* The kept version of @p stream (n bytes), or NULL. */
+static const sv_ent_t *sv_find(md_txn_t *t, const char *stream, size_t n)
+{
+    if (t->sv_n == 0)
+        return NULL;
+    const sv_ent_t *e = sv_slot(t->sv, t->sv_cap, &t->sv_names, sv_hash(stream, n), stream, n);
+    return e->len ? e : NULL;
+}
+
+/* Keeps @p version as @p stream's (when there is room). */
+static void sv_set(md_txn_t *t, const char *stream, size_t n, uint64_t version)
+{
+    if (2 * (t->sv_n + 1) > t->sv_cap && !sv_grow(t))
+        return;
+    uint64_t h = sv_hash(stream, n);
+    sv_ent_t *e = sv_slot(t->sv, t->sv_cap, &t->sv_names, h, stream, n);
+    if (e->len == 0) {
+        e->hash = h;
+        e->off = (uint32_t)t->sv_names.len;
+        e->len = (uint32_t)n;
+        md_buf_append(&t->sv_names, stream, n);
+        t->sv_n++;
+    }
+    e->version = version;
+}
+
 md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version, md_error_t *err)
 {
     unsigned char k[MD_STREAM_MAX + 9];
     size_t n = strlen(stream);
     if (n == 0 || n > MD_STREAM_MAX)
         return md_error_set(err, MD_EINVAL, "stream name of %zu bytes", n);
+    const sv_ent_t *kept = t->write ? sv_find(t, stream, n) : NULL;
+    if (kept) {
+        *version = kept->version;
+        return MD_OK;
+    }
     /* The writer keeps one cursor for the whole transaction (an open and a
      * close per append showed in profiles); readers open their own. */
     MDB_cursor *c = t->write ? t->streams : NULL;
@@ -84,7 +184,11 @@ md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *versio
         *version = get_be64((const unsigned char *)key.mv_data + n + 1);
     if (!t->write)
         mdb_cursor_close(c);
-    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, err, "streams");
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return md_store_err(rc, err, "streams");
+    if (t->write)
+        sv_set(t, stream, n, *version);
+    return MD_OK;
 }
 
 /* ---- append ------------------------------------------------------------------------ */
@@ -114,6 +218,7 @@ static md_err_t put_record(md_txn_t *t, md_event_t *ev, md_error_t *err)
                  MDB_NOOVERWRITE);
     if (rc != MDB_SUCCESS)
         return md_store_err(rc, err, "index stream");
+    sv_set(t, ev->stream, strlen(ev->stream), ev->version);
     t->head_dirty = true;
     t->head_seq = ev->seq;
     memcpy(t->head_hash, ev->hash, MD_HASH_LEN);

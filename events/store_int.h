@@ -73,7 +73,16 @@ struct md_txn {
     bool head_dirty, outbox_dirty;
     MDB_cursor *streams; /* the write txn's cursor on streams, opened once */
     md_buf_t rec;        /* scratch: record = prev_hash | hash | body */
+    /* The write txn's stream versions, as read or appended in it (a hash
+     * table over names kept in sv_names; emptied when a write txn begins). */
+    struct sv_ent *sv;
+    size_t sv_cap, sv_n;
+    md_buf_t sv_names;
 };
+
+/* Empties the write txn's stream versions (store_events.c); _free releases them. */
+void md__sv_reset(md_txn_t *t);
+void md__sv_free(md_txn_t *t);
 
 /* ---- byte order (keys and records are big-endian) -------------------------- */
 

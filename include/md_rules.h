@@ -199,7 +199,7 @@ typedef struct md_state {
     md_err_t (*put)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen);
     md_err_t (*stream_version)(void *ctx, const char *stream, uint64_t *version);
     /* seek: the first key >= key (bytewise) in *okey, *oklen (borrowed until the
-     *       next put or del), or MD_ENOTFOUND when there is none.
+     *       next put, del or seek), or MD_ENOTFOUND when there is none.
      * del:  removes key; a missing key is MD_OK. */
     md_err_t (*seek)(void *ctx, const void *key, size_t klen, const void **okey, size_t *oklen);
     md_err_t (*del)(void *ctx, const void *key, size_t klen);

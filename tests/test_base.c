@@ -118,6 +118,86 @@ static void test_base_mp_reader_refuses_truncation(void **state)
     assert_int_equal(md__mp_skip(&m), -1);
 }
 
+/* Every scalar form is skipped whole (md__mp_skip sizes scalars from their
+ * first bytes), and every cut of it is refused with the cursor unchanged. */
+static void test_base_mp_skip_sizes_every_scalar(void **state)
+{
+    (void)state;
+    static const struct {
+        unsigned char b[12];
+        size_t n;
+    } forms[] = {
+        {{0x05}, 1},                                                 /* positive fixint */
+        {{0xff}, 1},                                                 /* negative fixint */
+        {{0xc0}, 1},                                                 /* nil */
+        {{0xc3}, 1},                                                 /* true */
+        {{0xa3, 'a', 'b', 'c'}, 4},                                  /* fixstr */
+        {{0xa0}, 1},                                                 /* empty fixstr */
+        {{0xd9, 2, 'x', 'y'}, 4},                                    /* str8 */
+        {{0xda, 0, 1, 'z'}, 4},                                      /* str16 */
+        {{0xdb, 0, 0, 0, 2, 'p', 'q'}, 7},                           /* str32 */
+        {{0xc4, 1, 9}, 3},                                           /* bin8 */
+        {{0xc5, 0, 1, 9}, 4},                                        /* bin16 */
+        {{0xc6, 0, 0, 0, 1, 9}, 6},                                  /* bin32 */
+        {{0xcc, 200}, 2},                                            /* uint8 */
+        {{0xcd, 1, 2}, 3},                                           /* uint16 */
+        {{0xce, 1, 2, 3, 4}, 5},                                     /* uint32 */
+        {{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 9}, /* uint64 > INT64_MAX */
+        {{0xd0, 0x80}, 2},                                           /* int8 */
+        {{0xd1, 0x80, 0}, 3},                                        /* int16 */
+        {{0xd2, 0x80, 0, 0, 0}, 5},                                  /* int32 */
+        {{0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0}, 9},                      /* int64 */
+        {{0xca, 0x3f, 0xc0, 0, 0}, 5},                               /* float32 */
+        {{0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0}, 9},                   /* float64 */
+        {{0x92, 0x01, 0xa1, 'k'}, 4},                                /* array of 2 */
+        {{0x81, 0xa1, 'k', 0xc2}, 4},                                /* map of 1 */
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        unsigned char buf[16];
+        memcpy(buf, forms[i].b, forms[i].n);
+        buf[forms[i].n] = 0x07; /* what follows stays unread */
+        md_mp_t m;
+        md__mp_init(&m, buf, forms[i].n + 1);
+        assert_int_equal(md__mp_skip(&m), 0);
+        assert_ptr_equal(m.p, buf + forms[i].n);
+        for (size_t cut = 0; cut < forms[i].n; cut++) {
+            md__mp_init(&m, buf, cut);
+            assert_int_equal(md__mp_skip(&m), -1);
+            assert_ptr_equal(m.p, buf);
+        }
+    }
+    const unsigned char ext[] = {0xd4, 1, 2}, bad[] = {0xc1};
+    md_mp_t m;
+    md__mp_init(&m, ext, sizeof ext);
+    assert_int_equal(md__mp_skip(&m), -1);
+    md__mp_init(&m, bad, sizeof bad);
+    assert_int_equal(md__mp_skip(&m), -1);
+}
+
+/* md__mp_find reads fixstr keys itself: keys of every length and form, a key
+ * cut short, a missing key. */
+static void test_base_mp_find_keys(void **state)
+{
+    (void)state;
+    const unsigned char map[] = {0x83, 0xa1, 'a',  0x01, 0xd9, 2,   'b',
+                                 'b',  0x02, 0xa2, 'c',  'c',  0x03};
+    md_mp_t m;
+    int64_t v;
+    const char *keys[] = {"a", "bb", "cc"};
+    for (int i = 0; i < 3; i++) {
+        md__mp_init(&m, map, sizeof map);
+        assert_int_equal(md__mp_find(&m, keys[i]), 0);
+        assert_int_equal(md__mp_int(&m, &v), 0);
+        assert_int_equal(v, i + 1);
+    }
+    md__mp_init(&m, map, sizeof map);
+    assert_int_equal(md__mp_find(&m, "c"), 1); /* absent (a prefix of "cc") */
+    md__mp_init(&m, map, 11);                  /* the last key cut short */
+    assert_int_equal(md__mp_find(&m, "cc"), -1);
+    md__mp_init(&m, map, 10);
+    assert_int_equal(md__mp_find(&m, "cc"), -1);
+}
+
 static void test_base_json_set_leaves_refused_values_out(void **state)
 {
     (void)state;
@@ -151,6 +231,8 @@ int main(void)
         cmocka_unit_test(test_base_utf8_accepts_valid_rejects_invalid),
         cmocka_unit_test(test_base_json_to_msgpack_reads_back),
         cmocka_unit_test(test_base_mp_reader_refuses_truncation),
+        cmocka_unit_test(test_base_mp_skip_sizes_every_scalar),
+        cmocka_unit_test(test_base_mp_find_keys),
         cmocka_unit_test(test_base_json_set_leaves_refused_values_out),
         cmocka_unit_test(test_base_clocks_move_forward),
     };
