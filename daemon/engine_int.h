@@ -94,6 +94,8 @@ struct md_engine {
     char *operator_id, *results_topic, *events_topic, *commands_topic, *deadletter_topic;
     md_batch_hook_fn batch_hook;
     void *batch_ctx;
+    md_commit_hook_fn commit_hook; /* after each committed write (md_engine_set_commit_hook) */
+    void *commit_ctx;
     hook_t hooks[MAX_HOOKS];
     int nhooks;
     batch_hooks_t bhooks[MAX_HOOKS];

@@ -22,7 +22,8 @@
  * them for a check against signed checkpoints' offsets.
  *
  * Memory: the recomputed records are held in memory (about the state's and
- * the outcomes' size: ~120 MB for 1M commands).
+ * the outcomes' size: ~120 MB for 1M commands), in tables sized at the start
+ * for the live databases' entries (at most one per event).
  *
  * Threads: a call uses only its read transaction and its own memory; run it
  * on any one thread (e.g. beside md_proj_verify, with another transaction).

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "md_derived.h"
 #include "md_rules.h"
@@ -25,7 +26,13 @@
 
 /* ---- an in-memory table of records ---------------------------------------------------
  * Open addressing (linear probing); an entry is one allocation holding the key
- * and then the value, with room for the largest value it has held. */
+ * and then the value, with room for the largest value it has held. The slots
+ * are sized at the start for the live database's entries (no rehash as it
+ * fills) and, from 2 MiB, 2 MiB-aligned and in transparent huge pages where
+ * the kernel offers them on madvise: a look-up lands anywhere in tens of
+ * megabytes, so each one is a cache miss, and without huge pages a TLB miss
+ * too. Look-ups that can be known ahead (an event's outcome, the live records
+ * walked in the comparison) prefetch their slot first (kv_prefetch). */
 
 typedef struct kv_ent {
     uint64_t hash;
@@ -33,18 +40,87 @@ typedef struct kv_ent {
     uint32_t klen, vlen, vcap;
 } kv_ent_t;
 
+/* Entries of up to ARENA_BIG bytes live in chunks, in classes of 16 bytes
+ * with a free list each (an entry that outgrows its room moves to a larger
+ * class); larger ones are malloc'd. Freeing the table frees the chunks: a
+ * replay makes millions of entries, and freeing them one by one took a tenth
+ * of the recompute. */
+#define ARENA_CHUNK ((size_t)1 << 20)
+#define ARENA_BIG 1024
+
+typedef struct kv_arena {
+    unsigned char **chunk;
+    size_t nchunk, chunk_cap;
+    unsigned char *cur; /* free room of the last chunk */
+    size_t left;
+    unsigned char *freel[ARENA_BIG / 16 + 1]; /* a freed entry's first 8 bytes: the next */
+} kv_arena_t;
+
 typedef struct kv {
     kv_ent_t *slots;
     size_t cap, n; /* cap: a power of two */
+    kv_arena_t a;
 } kv_t;
 
+/* The room of an entry of @p n bytes: its class times 16, or n when big. */
+static size_t blob_room(size_t n)
+{
+    return n > ARENA_BIG ? n : (n + 15) & ~(size_t)15;
+}
+
+static unsigned char *blob_alloc(kv_arena_t *a, size_t n)
+{
+    size_t room = blob_room(n);
+    unsigned char *b;
+    if (room > ARENA_BIG)
+        return md_malloc(room);
+    if ((b = a->freel[room / 16]) != NULL) {
+        memcpy(&a->freel[room / 16], b, sizeof b);
+        return b;
+    }
+    if (a->left < room) {
+        if (a->nchunk == a->chunk_cap) {
+            a->chunk_cap = a->chunk_cap ? 2 * a->chunk_cap : 64;
+            a->chunk = md_realloc(a->chunk, a->chunk_cap * sizeof *a->chunk);
+        }
+        a->cur = a->chunk[a->nchunk++] = md_malloc(ARENA_CHUNK);
+        a->left = ARENA_CHUNK;
+    }
+    b = a->cur;
+    a->cur += room;
+    a->left -= room;
+    return b;
+}
+
+static void blob_free(kv_arena_t *a, unsigned char *b, size_t n)
+{
+    size_t room = blob_room(n);
+    if (room > ARENA_BIG) {
+        free(b);
+        return;
+    }
+    memcpy(b, &a->freel[room / 16], sizeof b);
+    a->freel[room / 16] = b;
+}
+
+/* A word at a time (keys are ids of 10-60 bytes), mixed so that the low bits
+ * (the home slot) depend on every byte. */
 static uint64_t kv_hash(const void *key, size_t n)
 {
-    const unsigned char *p = key;
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h;
+    const unsigned char *k = key;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+    for (; n >= 8; n -= 8, k += 8) {
+        memcpy(&w, k, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    w = 0;
+    if (n)
+        memcpy(&w, k, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ h >> 32;
 }
 
 static kv_ent_t *kv_slot(const kv_t *m, uint64_t h, const void *key, size_t klen)
@@ -56,16 +132,63 @@ static kv_ent_t *kv_slot(const kv_t *m, uint64_t h, const void *key, size_t klen
     }
 }
 
-static void kv_grow(kv_t *m)
+static kv_ent_t *slots_alloc(size_t cap)
+{
+    size_t bytes = cap * sizeof(kv_ent_t);
+    void *m = NULL;
+    if (bytes < ((size_t)2 << 20) || posix_memalign(&m, (size_t)2 << 20, bytes) != 0)
+        return md_calloc(cap, sizeof(kv_ent_t));
+#ifdef MADV_HUGEPAGE
+    madvise(m, bytes, MADV_HUGEPAGE);
+#endif
+    memset(m, 0, bytes);
+    return m;
+}
+
+/* Room for @p n entries at a load of at most one half. */
+static void kv_resize(kv_t *m, size_t n)
 {
     kv_ent_t *old = m->slots;
-    size_t oldcap = m->cap;
-    m->cap = oldcap ? 2 * oldcap : 1024;
-    m->slots = md_calloc(m->cap, sizeof *m->slots);
+    size_t oldcap = m->cap, cap = 1024;
+    while (cap < 2 * (n + 1))
+        cap *= 2;
+    if (cap <= oldcap)
+        return;
+    m->cap = cap;
+    m->slots = slots_alloc(cap);
     for (size_t i = 0; i < oldcap; i++)
         if (old[i].blob)
             *kv_slot(m, old[i].hash, old[i].blob, old[i].klen) = old[i];
     free(old);
+}
+
+static void kv_grow(kv_t *m)
+{
+    kv_resize(m, m->n + 1);
+}
+
+/* Starts fetching the entry in the home slot of hash @p h (its slot fetched
+ * first, by kv_prefetch, some look-ups before). */
+static inline void kv_prefetch_blob(const kv_t *m, uint64_t h)
+{
+#if defined(__GNUC__)
+    const kv_ent_t *e = m->cap ? &m->slots[h & (m->cap - 1)] : NULL;
+    if (e && e->blob)
+        __builtin_prefetch(e->blob);
+#else
+    (void)m, (void)h;
+#endif
+}
+
+/* Starts fetching the home slot of hash @p h. */
+static inline void kv_prefetch(const kv_t *m, uint64_t h)
+{
+#if defined(__GNUC__)
+    if (m->cap)
+        __builtin_prefetch(&m->slots[h & (m->cap - 1)]);
+#else
+    (void)m, (void)h;
+#endif
 }
 
 static const kv_ent_t *kv_get(const kv_t *m, const void *key, size_t klen)
@@ -76,24 +199,34 @@ static const kv_ent_t *kv_get(const kv_t *m, const void *key, size_t klen)
     return e->blob ? e : NULL;
 }
 
-static void kv_put(kv_t *m, const void *key, size_t klen, const void *val, size_t vlen)
+/* kv_put of a key whose kv_hash is @p h. */
+static void kv_put_h(kv_t *m, uint64_t h, const void *key, size_t klen, const void *val,
+                     size_t vlen)
 {
     if (2 * (m->n + 1) > m->cap)
         kv_grow(m);
-    uint64_t h = kv_hash(key, klen);
     kv_ent_t *e = kv_slot(m, h, key, klen);
     if (e->blob == NULL) {
-        e->blob = md_malloc(klen + vlen + 1);
+        e->blob = blob_alloc(&m->a, klen + vlen + 1);
         memcpy(e->blob, key, klen);
-        e->hash = h, e->klen = (uint32_t)klen, e->vcap = (uint32_t)vlen;
+        e->hash = h, e->klen = (uint32_t)klen,
+        e->vcap = (uint32_t)(blob_room(klen + vlen + 1) - klen - 1);
         m->n++;
     } else if (vlen > e->vcap) {
-        e->blob = md_realloc(e->blob, klen + vlen + 1);
-        e->vcap = (uint32_t)vlen;
+        unsigned char *b = blob_alloc(&m->a, klen + vlen + 1);
+        memcpy(b, e->blob, klen);
+        blob_free(&m->a, e->blob, klen + e->vcap + 1);
+        e->blob = b;
+        e->vcap = (uint32_t)(blob_room(klen + vlen + 1) - klen - 1);
     }
     if (vlen)
         memcpy(e->blob + klen, val, vlen);
     e->vlen = (uint32_t)vlen;
+}
+
+static void kv_put(kv_t *m, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    kv_put_h(m, kv_hash(key, klen), key, klen, val, vlen);
 }
 
 /* Removes @p key (backward-shift deletion: the probe runs stay unbroken). */
@@ -104,7 +237,7 @@ static void kv_del(kv_t *m, const void *key, size_t klen)
     kv_ent_t *e = kv_slot(m, kv_hash(key, klen), key, klen);
     if (e->blob == NULL)
         return;
-    free(e->blob);
+    blob_free(&m->a, e->blob, e->klen + e->vcap + 1);
     size_t mask = m->cap - 1, i = (size_t)(e - m->slots), j = i;
     for (;;) {
         j = (j + 1) & mask;
@@ -124,7 +257,11 @@ static void kv_del(kv_t *m, const void *key, size_t klen)
 static void kv_free(kv_t *m)
 {
     for (size_t i = 0; i < m->cap; i++)
-        free(m->slots[i].blob);
+        if (m->slots[i].blob && m->slots[i].klen + m->slots[i].vcap + 1 > ARENA_BIG)
+            free(m->slots[i].blob);
+    for (size_t i = 0; i < m->a.nchunk; i++)
+        free(m->a.chunk[i]);
+    free(m->a.chunk);
     free(m->slots);
     memset(m, 0, sizeof *m);
 }
@@ -209,6 +346,9 @@ static md_err_t derive_event(const md_event_t *ev, const void *body, size_t len,
     derive_t *d = ctx;
     char out[MD_OUTCOME_MAX];
     (void)body, (void)len;
+    size_t idlen = strlen(ev->command_id);
+    uint64_t h = kv_hash(ev->command_id, idlen);
+    kv_prefetch(&d->db[MD_DERIVED_OUTCOMES], h); /* arrives while the event evolves */
     md_err_t rc = md_rules_evolve(&d->st, ev, err);
     if (rc != MD_OK)
         return md_error_set(err, rc == MD_ESTORE ? rc : MD_ECORRUPT,
@@ -217,7 +357,7 @@ static md_err_t derive_event(const md_event_t *ev, const void *body, size_t len,
     size_t n = md_outcome_of_event(ev, out);
     if (n && !(n == d->last_len && memcmp(out, d->last, n) == 0 &&
                strcmp(ev->command_id, d->last_id) == 0)) {
-        kv_put(&d->db[MD_DERIVED_OUTCOMES], ev->command_id, strlen(ev->command_id), out, n);
+        kv_put_h(&d->db[MD_DERIVED_OUTCOMES], h, ev->command_id, idlen, out, n);
         memcpy(d->last, out, n);
         d->last_len = n;
         memcpy(d->last_id, ev->command_id, sizeof d->last_id);
@@ -318,6 +458,31 @@ static md_err_t compare_db(md_txn_t *t, md_derived_db_t which, const kv_t *m, si
     return rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, err, "derived: scan");
 }
 
+/* The live records of compare_fast, read ahead of their look-ups so that
+ * the look-ups' slots are fetched in parallel (LMDB's pointers stay valid for
+ * the read transaction). */
+#define AHEAD 16
+
+typedef struct ahead {
+    MDB_val k[AHEAD], v[AHEAD];
+    uint64_t h[AHEAD];
+    size_t head, n; /* the oldest, how many are held */
+    int rc;         /* of the cursor's last move */
+} ahead_t;
+
+static void ahead_fill(ahead_t *a, MDB_cursor *cur, const kv_t *m)
+{
+    while (a->n < AHEAD && a->rc == MDB_SUCCESS) {
+        size_t i = (a->head + a->n) % AHEAD;
+        a->rc = mdb_cursor_get(cur, &a->k[i], &a->v[i], MDB_NEXT);
+        if (a->rc != MDB_SUCCESS)
+            break;
+        a->h[i] = kv_hash(a->k[i].mv_data, a->k[i].mv_size);
+        kv_prefetch(m, a->h[i]);
+        a->n++;
+    }
+}
+
 /* The usual case without sorting the recomputed records: each live record is
  * looked up. Equal when every live record is found with the same value and
  * there are as many; then the derived digest is the live one. */
@@ -326,20 +491,34 @@ static md_err_t compare_fast(md_txn_t *t, md_derived_db_t which, const kv_t *m, 
 {
     md_db_t db = which == MD_DERIVED_STATE ? MD_DB_STATE : MD_DB_OUTCOMES;
     MDB_cursor *cur = NULL;
-    MDB_val k, v;
+    ahead_t *a = md_calloc(1, sizeof *a);
     uint64_t n = 0;
     *equal = true;
     int rc = mdb_cursor_open(md_txn_mdb(t), md_txn_dbi(t, db), &cur);
-    if (rc != MDB_SUCCESS)
+    if (rc != MDB_SUCCESS) {
+        free(a);
         return md_store_err(rc, err, "derived: cursor");
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && *equal;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const kv_ent_t *e = kv_get(m, k.mv_data, k.mv_size);
-        *equal = e && e->vlen == v.mv_size && memcmp(e->blob + e->klen, v.mv_data, e->vlen) == 0;
-        digest_pair(h->live, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
-        n++;
     }
+    a->rc = mdb_cursor_get(cur, &a->k[0], &a->v[0], MDB_FIRST);
+    if (a->rc == MDB_SUCCESS) {
+        a->h[0] = kv_hash(a->k[0].mv_data, a->k[0].mv_size);
+        a->n = 1;
+    }
+    for (ahead_fill(a, cur, m); a->n && *equal; ahead_fill(a, cur, m)) {
+        if (a->n > AHEAD / 2)
+            kv_prefetch_blob(m, a->h[(a->head + AHEAD / 2) % AHEAD]);
+        const MDB_val *k = &a->k[a->head], *v = &a->v[a->head];
+        const kv_ent_t *e = m->cap ? kv_slot(m, a->h[a->head], k->mv_data, k->mv_size) : NULL;
+        *equal = e && e->blob && e->vlen == v->mv_size &&
+                 memcmp(e->blob + e->klen, v->mv_data, e->vlen) == 0;
+        digest_pair(h->live, k->mv_data, k->mv_size, v->mv_data, v->mv_size);
+        n++;
+        a->head = (a->head + 1) % AHEAD;
+        a->n--;
+    }
+    rc = a->rc;
     mdb_cursor_close(cur);
+    free(a);
     if (rc != MDB_NOTFOUND && rc != MDB_SUCCESS)
         return md_store_err(rc, err, "derived: scan");
     *equal = *equal && n == m->n;
@@ -413,6 +592,18 @@ static bool db_empty(md_txn_t *t, md_db_t db)
     return mdb_stat(md_txn_mdb(t), md_txn_dbi(t, db), &st) == MDB_SUCCESS && st.ms_entries == 0;
 }
 
+/* The entries of the live database of @p which: the recompute's expected size,
+ * bounded by the events (a record or an outcome comes from an event, but for
+ * unlogged outcomes, which only make the table grow as it fills). */
+static size_t live_entries(md_txn_t *t, md_derived_db_t which, uint64_t head)
+{
+    MDB_stat st;
+    md_db_t db = which == MD_DERIVED_STATE ? MD_DB_STATE : MD_DB_OUTCOMES;
+    if (mdb_stat(md_txn_mdb(t), md_txn_dbi(t, db), &st) != MDB_SUCCESS)
+        return 0;
+    return st.ms_entries < head ? st.ms_entries : (size_t)head;
+}
+
 const char *md_derived_name(md_derived_db_t db)
 {
     return db == MD_DERIVED_STATE ? "state" : db == MD_DERIVED_OUTCOMES ? "outcomes" : "";
@@ -435,6 +626,8 @@ md_err_t md_derived_verify(md_txn_t *t, md_progress_fn progress, void *pctx,
         rc = md_error_set(err, MD_ENOTFOUND,
                           "the store has events but no rules' state and "
                           "no outcomes (a replay's output)");
+    for (int i = 0; i < MD_DERIVED_COUNT_ && rc == MD_OK; i++)
+        kv_resize(&d->db[i], live_entries(t, (md_derived_db_t)i, head));
     if (rc == MD_OK && head)
         rc = md_txn_scan(t, 1, head, derive_event, d, err);
     rep->events = d->n;

@@ -450,6 +450,81 @@ static void test_store_verify_names_first_altered_seq(void **state)
     md_txn_end(t);
 }
 
+/* Changes the stream index: op 0 deletes the entry of event seq's stream
+ * and version, 1 points it at seq + 1, 2 gives it a 4-byte value, 3 adds an
+ * entry of another key ("a", sorted first) pointing at seq, 4 does both 0 and 3. */
+typedef struct index_tamper {
+    uint64_t seq;
+    int op;
+} index_tamper_t;
+
+static md_err_t tamper_index(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    index_tamper_t *x = ctx;
+    md_event_t ev;
+    unsigned char k[MD_STREAM_MAX + 9], v[8];
+    md_err_t rc = md_txn_event(t, x->seq, &ev, NULL, NULL, err);
+    if (rc == MD_OK && x->op == 4) {
+        index_tamper_t del = {x->seq, 0}, add = {x->seq, 3};
+        rc = tamper_index(t, &del, err);
+        return rc == MD_OK ? tamper_index(t, &add, err) : rc;
+    }
+    if (rc != MD_OK)
+        return rc;
+    size_t n = x->op == 3 ? 1 : strlen(ev.stream);
+    memcpy(k, x->op == 3 ? "a" : ev.stream, n);
+    k[n] = '\0';
+    for (int i = 0; i < 8; i++) {
+        k[n + 1 + i] = (unsigned char)(ev.version >> (56 - 8 * i));
+        v[i] = (unsigned char)((x->seq + (x->op == 1)) >> (56 - 8 * i));
+    }
+    MDB_val key = {n + 9, k}, val = {x->op == 2 ? 4 : 8, v};
+    MDB_dbi dbi = md_txn_dbi(t, MD_DB_STREAMS);
+    int mrc = x->op == 0 ? mdb_del(md_txn_mdb(t), dbi, &key, NULL)
+                         : mdb_put(md_txn_mdb(t), dbi, &key, &val, 0);
+    return md_store_err(mrc, err, "tamper index");
+}
+
+/* The chain walk checks every event's stream index entry (from the index's
+ * side first, then by look-up): a missing, moved or malformed entry names the
+ * first event it breaks; an extra entry pointing at an event breaks nothing. */
+static void test_store_verify_checks_stream_index(void **state)
+{
+    static const struct {
+        int op;
+        uint64_t seq;
+        const char *msg; /* NULL: verify passes */
+    } cases[] = {
+        {0, 7, "seq 7: stream index entry missing"}, {1, 7, "seq 7: stream index points elsewhere"},
+        {2, 5, "seq 5: stream index entry missing"}, {3, 3, NULL},
+        {4, 9, "seq 9: stream index entry missing"}, {0, 20, "seq 20: stream index entry missing"}};
+    (void)state;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        char *dir = md_test_tmpdir();
+        md_store_t *s = NULL;
+        md_txn_t *t = NULL;
+        uint64_t bad = 0, n = 0;
+        md_error_t err = {0};
+        index_tamper_t x = {cases[ci].seq, cases[ci].op};
+        assert_int_equal(md_store_open(dir, NULL, &s, NULL), MD_OK);
+        append_n(s, two_streams, 2, 0, 20);
+        assert_int_equal(md_store_write(s, tamper_index, &x, NULL), MD_OK);
+        assert_int_equal(md_store_read(s, &t, NULL), MD_OK);
+        md_err_t rc = md_txn_verify_chain(t, &n, &bad, NULL, NULL, &err);
+        if (cases[ci].msg == NULL) {
+            assert_int_equal(rc, MD_OK);
+            assert_int_equal(n, 20);
+        } else {
+            assert_int_equal(rc, MD_ECORRUPT);
+            assert_int_equal(bad, cases[ci].seq);
+            assert_string_equal(err.msg, cases[ci].msg);
+        }
+        md_txn_end(t);
+        md_store_free(s);
+        md_test_rmdir(dir);
+    }
+}
+
 /* Flips one byte of the data file itself, where the body of one event lies. */
 static void flip_in_file(const char *dir, const char *needle)
 {
@@ -844,6 +919,7 @@ int main(int argc, char **argv)
         T(test_store_reader_sees_snapshot_during_writes),
         T(test_store_failed_batch_appends_nothing),
         T(test_store_versions_within_and_across_batches),
+        T(test_store_verify_checks_stream_index),
         T(test_store_verify_names_first_altered_seq),
         T(test_store_verify_detects_flipped_byte_on_disk),
         T(test_store_read_only_open),
