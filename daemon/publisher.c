@@ -291,7 +291,6 @@ static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *e
     bool result = p->results_topic && strcmp(m->topic, p->results_topic) == 0;
     pthread_mutex_lock(&p->lock);
     bool skip = skipped(p, msg->id);
-    bool staged = !skip && result && stage_of(p, msg->id, stage);
     pthread_mutex_unlock(&p->lock);
     if (skip) {
         p->next_id = msg->id + 1;
@@ -299,6 +298,13 @@ static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *e
     }
     if (msg->id >= p->scan_hold)
         return MD_ESTOP; /* the projections do not show it yet (md_publisher_hold) */
+    /* Taken once the entry is sure to be sent (a held entry comes again). */
+    bool staged = false;
+    if (result) {
+        pthread_mutex_lock(&p->lock);
+        staged = stage_of(p, msg->id, stage);
+        pthread_mutex_unlock(&p->lock);
+    }
     if (p->gate && !p->gate(m->topic, p->gate_ctx)) {
         p->next_id = m->id + 1; /* not this publisher's to send now: kept in the outbox */
         note_progress();        /* nothing waits on this publisher for it */

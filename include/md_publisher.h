@@ -76,7 +76,7 @@ void md_publisher_hold(md_publisher_t *p, uint64_t below_id);
  * same with or without it (docs/commands.md). */
 #define MD_STAGE_HEADER "marketd-stage-us"
 
-#define MD_STAGE_BATCHES 64 /* batches whose stage times the publisher keeps */
+#define MD_STAGE_BATCHES 16 /* batches whose stage times the publisher keeps */
 
 /* A committed batch's stage times (md_publisher_note_batch). */
 typedef struct md_stage_batch {
