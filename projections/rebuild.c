@@ -149,9 +149,10 @@ typedef struct lane {
      * there instead of reading and decoding them again. Their data points into
      * the helper's read transaction, which stays open until lane_stop. */
     md_event_t *ring;
-    uint64_t produced, consumed; /* events published, and applied by the writer */
-    uint64_t fill;               /* the helper's: events copied, not yet published */
-    bool fed_all;                /* the helper read its last event (or failed: feed_rc) */
+    uint64_t produced;         /* events published (under mu) */
+    _Atomic uint64_t consumed; /* applied by the writer: their slots are free */
+    uint64_t fill;             /* the helper's: events copied, not yet published */
+    bool fed_all;              /* the helper read its last event (or failed: feed_rc) */
     md_err_t feed_rc;
     md_error_t feed_err;
     unsigned emitted; /* the helper's unsorted batches (see lane_emit) */
@@ -209,11 +210,12 @@ static void ring_publish(lane_t *ln)
  * the replay stops. */
 static bool ring_put(lane_t *ln, const md_event_t *ev)
 {
-    if (ln->fill - ln->consumed >= LANE_RING) { /* (a stale consumed only waits more) */
+    if (ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire) >= LANE_RING) {
         pthread_mutex_lock(&ln->mu);
         ln->produced = ln->fill;
         pthread_cond_broadcast(&ln->cv);
-        while (ln->fill - ln->consumed >= LANE_RING && !ln->stop)
+        while (ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire) >= LANE_RING &&
+               !ln->stop)
             pthread_cond_wait(&ln->cv, &ln->mu);
         bool stop = ln->stop;
         pthread_mutex_unlock(&ln->mu);
@@ -287,7 +289,7 @@ static md_err_t lane_walk(struct walk *w, md_error_t *err)
     uint64_t at = 0;
     for (;;) {
         pthread_mutex_lock(&ln->mu);
-        ln->consumed = at;
+        atomic_store_explicit(&ln->consumed, at, memory_order_release);
         pthread_cond_broadcast(&ln->cv);
         while (ln->produced == at && !ln->fed_all && ln->head == NULL)
             pthread_cond_wait(&ln->cv, &ln->mu);
@@ -418,6 +420,7 @@ static lane_t *lane_start(walk_t *w, md_error_t *err)
     ln->ring = md_malloc(LANE_RING * sizeof *ln->ring);
     md__pj_bulk_follow(&ln->hp, p);
     atomic_init(&ln->stopping, false);
+    atomic_init(&ln->consumed, 0);
     pthread_mutex_init(&ln->mu, NULL);
     pthread_cond_init(&ln->cv, NULL);
     if (pthread_create(&ln->th, NULL, lane_main, ln) != 0) {
