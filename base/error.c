@@ -28,6 +28,7 @@ static const struct {
     {MD_EEXIST, "already exists"},
     {MD_ESTOP, "stopped"},
     {MD_EVERSION, "incompatible store format"},
+    {MD_ETIMEDOUT, "timed out"},
 };
 
 const char *md_strerror(md_err_t code)

@@ -67,13 +67,15 @@ now() { date +%s.%N; }
 # field KEY FILE: the value of the last "KEY=value" in FILE.
 field() { grep -o "$1=[0-9.]*" "$2" | tail -1 | cut -d= -f2; }
 
-# rss_watch PID FILE: samples /proc/PID/status every 50 ms until PID exits and
-# writes "peak_RssAnon_KiB peak_VmHWM_KiB wchar" to FILE. RssAnon excludes the
+# rss_watch PID FILE: samples /proc/PID/status every 20 ms until PID exits and
+# writes "peak_RssAnon_KiB peak_VmHWM_KiB wchar cpu_ticks" to FILE. RssAnon excludes the
 # LMDB map (file pages, which the kernel can drop or write back at will); VmHWM
 # includes it. wchar (from /proc/PID/io, last sample) is the bytes the process
 # handed to write/pwrite/writev, i.e. the store pages LMDB wrote plus the results.
+# cpu_ticks (from /proc/PID/stat, last sample) is its user + system time, in
+# clock ticks (getconf CLK_TCK), all threads.
 rss_watch() {
-    local pid=$1 f=$2 a=0 h=0 wc=0 x y z
+    local pid=$1 f=$2 a=0 h=0 wc=0 cpu=0 x y z
     while kill -0 "$pid" 2>/dev/null; do
         if read -r x y < <(awk '/^RssAnon/{a=$2} /^VmHWM/{h=$2} END{print a+0, h+0}' \
             "/proc/$pid/status" 2>/dev/null); then
@@ -82,9 +84,11 @@ rss_watch() {
         fi
         z=$(awk '/^wchar/{print $2}' "/proc/$pid/io" 2>/dev/null || true)
         [ -n "$z" ] && wc=$z
+        z=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || true)
+        [ -n "$z" ] && cpu=$z
         sleep 0.02
     done
-    echo "$a $h $wc" >"$f"
+    echo "$a $h $wc $cpu" >"$f"
 }
 
 # run_watched LOG RSSFILE CMD...: runs CMD with stderr+stdout in LOG, watching its memory.
@@ -149,7 +153,7 @@ for ((i = 1; i <= RUNS; i++)); do
     rm -rf "$work/dj"
     run_watched "$work/j.log" "$work/j.rss" offline "$work/dj" "$work/j.res" "$work/cmds.jsonl"
     field commands_per_s "$work/j.log" >>"$work/json.f"
-    read -r a h w <"$work/j.rss"; echo "$a" >>"$work/rss.f"; echo "$h" >>"$work/hwm.f"
+    read -r a h w c <"$work/j.rss"; echo "$a" >>"$work/rss.f"; echo "$h" >>"$work/hwm.f"
     echo $(((w - $(stat -c %s "$work/j.res")) / N)) >>"$work/wpc.f"
     "$build/bench/bench-json-limit" "$work/cmds.jsonl" >"$work/jl.txt"
     field per_s "$work/jl.txt" >>"$work/json.l"
@@ -165,7 +169,7 @@ for ((i = 1; i <= RUNS; i++)); do
     run_watched "$work/m.log" "$work/m.rss" offline "$work/dm" "$work/m.res" "$work/cmds.mpf" \
         --input-format msgpack
     field commands_per_s "$work/m.log" >>"$work/mp.f"
-    read -r a h w <"$work/m.rss"; echo "$a" >>"$work/rss.f"; echo "$h" >>"$work/hwm.f"
+    read -r a h w c <"$work/m.rss"; echo "$a" >>"$work/rss.f"; echo "$h" >>"$work/hwm.f"
     run_watched "$work/ll.txt" "$work/ll.rss" "$build/bench/bench-lmdb-limit" "$work/dm" \
         "$work/dl" "$BATCH"
     field wchar "$work/ll.txt" | awk -v n="$N" '{print int($1 / n)}' >>"$work/wpc.l"
@@ -272,6 +276,17 @@ broker_flags() {
     echo "not started by scripts/kafka.sh (settings unknown)"
 }
 broker_jvm="127.0.0.1:$PORT, JVM $(broker_flags)"
+# broker_cpu: the broker's user + system clock ticks so far (0 when unknown).
+broker_cpu() {
+    local pid
+    for pid in $(pgrep -x java 2>/dev/null || true); do
+        if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "marketd-kafka-$PORT/server.properties"; then
+            awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0
+            return
+        fi
+    done
+    echo 0
+}
 
 daemon_start() { # daemon_start NAME DATA PREFIX: marketd on the broker, one partition
     local name=$1 data=$2 prefix=$3
@@ -311,6 +326,8 @@ load() { # load PREFIX FILE [options]
 if [ "$broker" = 1 ]; then
     : >"$work/e2e.f"; : >"$work/e2e.l"; : >"$work/p50.f"; : >"$work/p99.f"; : >"$work/p999.f"
     : >"$work/drss.f"; : >"$work/dhwm.f"; : >"$work/p99w.f"; : >"$work/e2e.o"
+    : >"$work/cpu_daemon.f"; : >"$work/cpu_off.f"; : >"$work/cpu_load.f"; : >"$work/cpu_broker.f"
+    : >"$work/lat_load.txt"
     lat_n=$((RATE * LAT_S))
     lat_files=()
     : >"$work/blr.f"; : >"$work/blrss.f"
@@ -321,14 +338,25 @@ if [ "$broker" = 1 ]; then
         prefix=bench$$r$i$RANDOM
         rm -rf "$work/de"
         daemon_start e2e "$work/de" "$prefix"
-        load "$prefix" "$work/broker.jsonl" >"$work/e2e.out" 2>&1 ||
-            { cat "$work/e2e.out" >&2; die "market-load failed"; }
+        # CPU time of each party (daemon, broker, client): the wall-clock
+        # figure depends on who else shares the cores, the CPU seconds do not.
+        bcpu0=$(broker_cpu)
+        load "$prefix" "$work/broker.jsonl" >"$work/e2e.out" 2>&1 &
+        lpid=$!
+        rss_watch "$lpid" "$work/ml.rss" &
+        lwpid=$!
+        wait "$lpid" || { cat "$work/e2e.out" >&2; die "market-load failed"; }
+        wait "$lwpid"
+        echo "$(($(broker_cpu) - bcpu0))" >>"$work/cpu_broker.f"
         field commands_per_s "$work/e2e.out" >>"$work/e2e.f"
         daemon_stop
         rm -rf "$work/dbo"
-        (offline "$work/dbo" /dev/null "$work/broker.jsonl") >"$work/bo.log" 2>&1
+        run_watched "$work/bo.log" "$work/bo.rss" offline "$work/dbo" /dev/null "$work/broker.jsonl"
         field commands_per_s "$work/bo.log" >>"$work/e2e.o"
-        read -r a h w <"$work/e2e.rss"; echo "$a" >>"$work/drss.f"; echo "$h" >>"$work/dhwm.f"
+        read -r a h w c <"$work/bo.rss"; echo "$c" >>"$work/cpu_off.f"
+        read -r a h w c <"$work/ml.rss"; echo "$c" >>"$work/cpu_load.f"
+        read -r a h w c <"$work/e2e.rss"; echo "$a" >>"$work/drss.f"; echo "$h" >>"$work/dhwm.f"
+        echo "$c" >>"$work/cpu_daemon.f"
         "$build/bench/bench-kafka-limit" "127.0.0.1:$PORT" "$prefix.commands" "$BN" >"$work/kl.txt"
         field per_s "$work/kl.txt" >>"$work/e2e.l"
 
@@ -341,12 +369,14 @@ if [ "$broker" = 1 ]; then
             --results-topic "$prefix.results" --input /dev/null --create-topics 1 --quiet ||
             die "market-load --create-topics failed"
         daemon_start lat "$work/dlat" "$prefix"
+        la0=$(cut -d' ' -f1 /proc/loadavg)
         # linger.ms=0: the client sends each command at once (market-load's
         # default, 5 ms, trades latency for batching on the way in).
         load "$prefix" "$work/lat.jsonl" --rate "$RATE" --latency-out "$work/lat$i.us" -X linger.ms=0 \
             >"$work/lat.out" 2>&1 || { cat "$work/lat.out" >&2; die "market-load failed"; }
         daemon_stop
-        read -r a h w <"$work/lat.rss"; echo "$a" >>"$work/drss.f"; echo "$h" >>"$work/dhwm.f"
+        echo "run $i: load average $la0 at its start, $(cut -d' ' -f1 /proc/loadavg) at its end" >>"$work/lat_load.txt"
+        read -r a h w c <"$work/lat.rss"; echo "$a" >>"$work/drss.f"; echo "$h" >>"$work/dhwm.f"
         # The first second is warm-up (market-load's producer and consumer and
         # the daemon's first fetch start together); results arrive in about the
         # order they were sent, so its lines are the first RATE ones. The
@@ -377,7 +407,7 @@ if [ "$broker" = 1 ]; then
         done
         awk -v a="$t0" -v b="$(now)" -v n="$BACKLOG_N" 'BEGIN{print n/(b-a)}' >>"$work/blr.f"
         daemon_stop
-        read -r a h w <"$work/backlog.rss"; echo "$a" >>"$work/blrss.f"
+        read -r a h w c <"$work/backlog.rss"; echo "$a" >>"$work/blrss.f"
     done
     # The goal's reference: offline mode on the same file, in the same runs.
     ref=$(stats "$work/e2e.o" | awk '{print $1}')
@@ -435,6 +465,19 @@ row "store bytes per event (marketctl stats)" "B" "$work/bpe.f" "$work/bpe.l" \
         echo "market-load --latency-out and marketd's marketd-stage-us header; bench/legs.sh):"
         echo
         bash bench/legs.sh --skip "$warm" "${lat_files[@]}"
+        echo
+        echo "Latency runs (1-minute load average, 2 cores): $(paste -sd';' "$work/lat_load.txt" | sed 's/;/; /g')."
+        echo
+        echo "CPU seconds per 100,000 commands in the end-to-end runs (user + system, all threads;"
+        echo "median of runs; /proc/PID/stat), against offline on the same file:"
+        echo
+        echo "| process | CPU s per 100k (median) | min–max |"
+        echo "|---|---|---|"
+        for pc in "marketd on Kafka:cpu_daemon" "broker (JVM):cpu_broker" "market-load (producing, collecting):cpu_load" "marketd offline, same file:cpu_off"; do
+            awk -v t="$(getconf CLK_TCK)" -v n="$BN" '{print $1 / t * 100000 / n}' "$work/${pc##*:}.f" >"$work/${pc##*:}.s"
+            read -r cm cmin cmax < <(stats "$work/${pc##*:}.s")
+            printf '| %s | %.2f | %.2f–%.2f |\n' "${pc%%:*}" "$cm" "$cmin" "$cmax"
+        done
     fi
 } >"$out/table.md"
 cat "$out/table.md"

@@ -17,11 +17,11 @@ _marketctl_options()
         export) echo "--stream --from --to --since --until --limit" ;;
         verify) echo "--checkpoints --keys" ;;
         stats | rebuild) echo "" ;;
-        get) echo "--as-of --format" ;;
-        orders) echo "--buyer --provider --status --day --limit --cursor --format" ;;
-        audit) echo "--subject --actor --follow --limit --cursor --format" ;;
-        sales) echo "--provider --from --to --limit --cursor --format" ;;
-        summary) echo "--from --to --provider --top --format" ;;
+        get) echo "--as-of --min-seq --wait-ms --format" ;;
+        orders) echo "--buyer --provider --status --day --limit --cursor --min-seq --wait-ms --format" ;;
+        audit) echo "--subject --actor --follow --limit --cursor --min-seq --wait-ms --format" ;;
+        sales) echo "--provider --from --to --limit --cursor --min-seq --wait-ms --format" ;;
+        summary) echo "--from --to --provider --top --min-seq --wait-ms --format" ;;
         replay) echo "--until --as-of --out" ;;
         backup) echo "--out --new-identity" ;;
         outbox) echo "--id" ;;
@@ -55,7 +55,8 @@ _marketctl()
             return 0
             ;;
         --stream | --from | --to | --limit | --cursor | --buyer | --provider | --day | \
-            --subject | --actor | --until | --as-of | --id | --bootstrap | --topic | --since | --top)
+            --subject | --actor | --until | --as-of | --id | --bootstrap | --topic | --since | --top | \
+            --min-seq | --wait-ms)
             return 0 # a value: nothing to offer
             ;;
     esac
@@ -67,7 +68,8 @@ _marketctl()
         case ${COMP_WORDS[i]} in
             --data-dir | --stream | --from | --to | --limit | --cursor | --buyer | --provider | \
                 --day | --subject | --actor | --until | --as-of | --out | --status | \
-                --checkpoints | --keys | --id | --bootstrap | --topic | --since | --top | --format)
+                --checkpoints | --keys | --id | --bootstrap | --topic | --since | --top | --format | \
+                --min-seq | --wait-ms)
                 ((i++)) ;;
             -*) ;;
             *)

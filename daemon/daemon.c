@@ -2,15 +2,21 @@
  * daemon.c - the whole wiring of `marketd` on Kafka, in start order (redis's
  * order: config, store, Kafka handles, loop) and the reverse for the stop:
  *
- *   store ─▶ engine ─▶ projections (an engine hook) ─▶ HTTP read API
+ *   store ─▶ engine ─▶ projections (their own environment, <data_dir>/proj)
+ *        ─▶ projector (md_projector.h: a thread, woken by the engine's
+ *           commit hook) ─▶ HTTP read API
  *        ─▶ topics ─▶ outbox publisher (md_publisher.h)
  *        ─▶ checkpointer (md_checkpointer.h), when replica.key_file is set
  *        ─▶ replica (md_replica.h), when replica.mode = replicated: the
  *           publisher's gate, the leader group, the peers' checkpoints
  *        ─▶ consumer (md_consumer.h): batches decided by the engine
  *
+ * The publisher is gated on the projector (md_projector_set_sink ->
+ * md_publisher_hold): a result leaves once the projections show its events.
+ *
  * Stop: the consumer finishes its batch and leaves the group, the publisher
- * flushes the outbox (bounded), then everything is closed in reverse order.
+ * flushes the outbox (bounded; the projector still runs, so the gate still
+ * opens), the gate is detached, then everything is closed in reverse order.
  */
 #include <stdlib.h>
 
@@ -20,6 +26,7 @@
 #include "md_kafka.h"
 #include "md_log.h"
 #include "md_proj.h"
+#include "md_projector.h"
 #include "md_publisher.h"
 #include "md_replica.h"
 
@@ -29,6 +36,7 @@ typedef struct daemon {
     md_store_t *store;
     md_engine_t *engine;
     md_proj_t *proj;
+    md_projector_t *projector;
     md_http_t *http;
     md_publisher_t *pub;
     md_checkpointer_t *checkpointer;
@@ -67,7 +75,20 @@ static md_err_t start_http(daemon_t *d, md_error_t *err)
     return md_http_start(&o, d->store, d->proj, &d->http, err);
 }
 
-/* The store, the engine, and the projections registered as the engine's hook. */
+/* Logs what the projections' catch-up at open applied: the events committed
+ * to the log before a stop or a crash that the projector had not applied
+ * (tests/integration/test_crash_loop.sh counts these lines). */
+static void note_catch_up(md_proj_t *p)
+{
+    uint64_t from = 0, to = md_proj_caught_up(p, &from);
+    if (to > from)
+        md_log_info("projections caught up at start", "from=%llu to=%llu events=%llu",
+                    (unsigned long long)from, (unsigned long long)to,
+                    (unsigned long long)(to - from));
+}
+
+/* The store, the engine, the projections in their own environment and the
+ * projector, woken after each of the engine's commits. */
 static md_err_t open_ledger(daemon_t *d, md_error_t *err)
 {
     md_store_opts_t so = {.nosync = d->cfg->store_nosync,
@@ -84,14 +105,15 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
     if (rc == MD_OK)
         rc = md_engine_new(d->store, &eo, &d->engine, err);
     if (rc == MD_OK)
-        rc = md_proj_open(d->store, &d->proj, err);
+        rc = md_proj_open_dir(d->store, d->cfg->data_dir, &so, &d->proj, err);
     if (rc == MD_OK)
-        rc = md_engine_add_hook(d->engine, md_proj_event_hook, d->proj, err);
-    if (rc == MD_OK) /* projections written sorted at each batch's end */
-        rc = md_engine_add_batch_hooks(d->engine, md_proj_batch_begin, md_proj_batch_end, d->proj,
-                                       err);
+        note_catch_up(d->proj);
     if (rc == MD_OK)
+        rc = md_projector_start(d->proj, 0, &d->projector, err);
+    if (rc == MD_OK) {
+        md_engine_set_commit_hook(d->engine, md_projector_kick, d->projector);
         md_log_info("store opened", "data_dir=%s", d->cfg->data_dir);
+    }
     return rc;
 }
 
@@ -112,6 +134,12 @@ static md_err_t start_publisher(daemon_t *d, md_error_t *err)
     return rc;
 }
 
+/* The gate: outbox entries from @p below_id on wait for the projections. */
+static void hold_results(uint64_t below_id, void *pub)
+{
+    md_publisher_hold(pub, below_id);
+}
+
 static md_err_t start_kafka(daemon_t *d, md_error_t *err)
 {
     md_err_t rc = md_config_replicated(d->cfg) ? md_replica_check_config(d->cfg, err) : MD_OK;
@@ -121,6 +149,8 @@ static md_err_t start_kafka(daemon_t *d, md_error_t *err)
         rc = start_checkpoints(d, err);
     if (rc == MD_OK)
         rc = start_publisher(d, err);
+    if (rc == MD_OK)
+        md_projector_set_sink(d->projector, hold_results, d->pub);
     if (rc == MD_OK) {
         md_consumer_opts_t co = {.cfg = d->cfg,
                                  .stop = d->stop,
@@ -143,12 +173,15 @@ static void close_all(daemon_t *d)
         md_consumer_finish_outbox(d->consumer, d->cfg->outbox_flush_timeout_ms);
     else
         (void)md_publisher_stop(d->pub, d->cfg->outbox_flush_timeout_ms);
+    if (d->projector)
+        md_projector_set_sink(d->projector, NULL, NULL); /* the publisher goes below */
     md_replica_free(d->replica); /* leaves the leader group after the last publication */
     md_consumer_free(d->consumer);
     md_checkpointer_free(d->checkpointer);
     md_publisher_free(d->pub);
     md_http_free(d->http);
     md_engine_free(d->engine);
+    md_projector_free(d->projector);
     md_proj_free(d->proj);
     md_store_free(d->store);
 }

@@ -649,6 +649,8 @@ static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
     for (size_t i = 0; i < e->n && rc == MD_OK; i++)
         rc = process_one(e, t, i, err);
     md__eng_dec_end(e);
+    if (rc == MD_OK) /* the rules' state writes of the batch, once per key */
+        rc = md__eng_state_flush(&e->sctx, err);
     if (rc == MD_OK)
         rc = put_offsets(e, t, err);
     if (rc == MD_OK && e->n)
@@ -675,6 +677,20 @@ static void add_stats(md_engine_stats_t *a, const md_engine_stats_t *b)
         a->by_code[i] += b->by_code[i];
 }
 
+/* ---- post-commit notification (md_engine_set_commit_hook) ------------------------------- */
+
+void md_engine_set_commit_hook(md_engine_t *e, md_commit_hook_fn fn, void *ctx)
+{
+    e->commit_hook = fn;
+    e->commit_ctx = ctx;
+}
+
+static void notify_commit(md_engine_t *e)
+{
+    if (e->commit_hook)
+        e->commit_hook(e->commit_ctx);
+}
+
 md_err_t md_engine_process(md_engine_t *e, const md_input_t *in, size_t n, int64_t now_ms,
                            md_buf_t *results, md_error_t *err)
 {
@@ -685,6 +701,7 @@ md_err_t md_engine_process(md_engine_t *e, const md_input_t *in, size_t n, int64
     md_err_t rc = md_store_write(e->store, batch_fn, e, err);
     if (rc != MD_OK)
         return rc;
+    notify_commit(e);
     add_stats(&e->stats, &e->pending);
     md_metrics_add_batch(&e->pending, md_mono_s() - t0);
     if (results)
@@ -700,6 +717,8 @@ md_err_t md_engine_bootstrap(md_engine_t *e, int64_t now_ms, md_error_t *err)
     e->force_bootstrap = true;
     md_err_t rc = md_store_write(e->store, batch_fn, e, err);
     e->force_bootstrap = false;
+    if (rc == MD_OK)
+        notify_commit(e);
     return rc;
 }
 
@@ -732,5 +751,8 @@ md_err_t md_engine_tick(md_engine_t *e, int64_t now_ms, md_error_t *err)
     tick_ctx_t k = {e, now_ms};
     if (e->commands_topic == NULL)
         return md_error_set(err, MD_EINVAL, "no commands topic to tick");
-    return md_store_write(e->store, tick_fn, &k, err);
+    md_err_t rc = md_store_write(e->store, tick_fn, &k, err);
+    if (rc == MD_OK)
+        notify_commit(e);
+    return rc;
 }

@@ -21,6 +21,8 @@
 
 #define DEFAULT_LIMIT 100
 #define MAX_LIMIT 1000
+#define DEFAULT_WAIT_MS 2000 /* min_seq: how long a request waits for the projections */
+#define MAX_WAIT_MS 30000
 
 struct md_http {
     struct MHD_Daemon *d;
@@ -54,6 +56,8 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, cons
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"marketd\"");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) /* not yet (min_seq, /readyz): try again */
+        MHD_add_response_header(resp, "Retry-After", "1");
     enum MHD_Result rc = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -142,6 +146,53 @@ static bool arg_limit(req_t *r, uint64_t *limit)
         return false;
     *limit = n;
     return true;
+}
+
+/* A number parameter in 1..@p max, or @p dflt when absent; false when malformed. */
+static bool arg_u64(req_t *r, const char *name, uint64_t dflt, uint64_t max, uint64_t *out)
+{
+    const char *v = arg(r, name);
+    char *end;
+    if (v == NULL) {
+        *out = dflt;
+        return true;
+    }
+    unsigned long long n = strtoull(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end != '\0' || n == 0 || n > max)
+        return false;
+    *out = n;
+    return true;
+}
+
+/*
+ * min_seq (read-your-writes; docs/api.md): the projections live in their own
+ * environment, applied shortly after each commit of the log. A request naming
+ * the seq of its write waits, at most wait_ms, until the projections show it;
+ * then 503 with Retry-After. Before the request's transactions are begun: a
+ * waiting reader holds no snapshot. Returns 0 or the status to answer.
+ */
+static unsigned wait_min_seq(req_t *r, json_t **body)
+{
+    uint64_t seq = 0, ms = 0, reached = 0;
+    if (!arg_u64(r, "min_seq", 0, UINT64_MAX, &seq) ||
+        !arg_u64(r, "wait_ms", DEFAULT_WAIT_MS, MAX_WAIT_MS, &ms)) {
+        *body = json_pack("{s:s}", "error", "min_seq must be a seq (>= 1), wait_ms 1..30000");
+        return 400;
+    }
+    if (seq == 0)
+        return 0;
+    md_err_t rc = md_proj_wait(r->h->proj, seq, (long)ms, &reached, &r->err);
+    if (rc == MD_OK)
+        return 0;
+    if (rc != MD_ETIMEDOUT) {
+        *body = json_pack("{s:s}", "error", "store unavailable");
+        return 503;
+    }
+    *body = json_pack("{s:s, s:I, s:I, s:I}", "error",
+                      "the projections do not show min_seq yet; retry (Retry-After)", "min_seq",
+                      (json_int_t)seq, "projections_seq", (json_int_t)reached, "waited_ms",
+                      (json_int_t)ms);
+    return 503;
 }
 
 static bool is_me(const req_t *r, const char *member)
@@ -496,13 +547,13 @@ typedef struct route {
 /* Each endpoint takes exactly its own parameters: any other is a 400 naming
  * it (a filter silently ignored would answer a question nobody asked). */
 static const route_t routes[] = {
-    {"/v1/orders/", h_order, ""},
-    {"/v1/orders", h_orders, "buyer provider status day from to limit cursor"},
-    {"/v1/accounts/", h_account, ""},
-    {"/v1/audit", h_audit, "subject actor limit cursor"},
-    {"/v1/sales", h_sales, "provider from to limit cursor"},
+    {"/v1/orders/", h_order, "min_seq wait_ms"},
+    {"/v1/orders", h_orders, "buyer provider status day from to limit cursor min_seq wait_ms"},
+    {"/v1/accounts/", h_account, "min_seq wait_ms"},
+    {"/v1/audit", h_audit, "subject actor limit cursor min_seq wait_ms"},
+    {"/v1/sales", h_sales, "provider from to limit cursor min_seq wait_ms"},
     {"/v1/events", h_events, "from limit"},
-    {"/v1/summaries/", h_summary, "provider from to top"},
+    {"/v1/summaries/", h_summary, "provider from to top min_seq wait_ms"},
 };
 
 /* True when @p name is a word of the space-separated list @p list. */
@@ -623,6 +674,8 @@ static enum MHD_Result serve_api(md_http_t *h, struct MHD_Connection *c, const c
     if (rt == NULL)
         return send_json(c, 404, json_pack("{s:s}", "error", "no such endpoint"));
     unsigned status = check_params(c, rt, &body);
+    if (status == 0)
+        status = wait_min_seq(&r, &body);
     if (status)
         return send_json(c, status, body);
     if (md_store_read(h->store, &r.txn, &r.err) != MD_OK)

@@ -173,6 +173,42 @@ static bool replica_ready(void)
            lag <= atomic_load_explicit(&r->ready_max_lag, RELAXED);
 }
 
+static long mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The projector: its watermark and how far behind the committed log it is. */
+static void render_projection(md_buf_t *out, uint64_t events_total)
+{
+    md_metrics_t *m = &md_metrics;
+    if (!atomic_load_explicit(&m->proj_on, RELAXED))
+        return;
+    uint64_t seq = get(&m->proj_seq), head = get(&m->proj_head);
+    long since = atomic_load_explicit(&m->proj_behind_since_ms, RELAXED);
+    if (events_total > head)
+        head = events_total;
+    put(out,
+        "# HELP marketd_projection_seq The projections' watermark: the last seq applied.\n"
+        "# TYPE marketd_projection_seq gauge\nmarketd_projection_seq %llu\n"
+        "# HELP marketd_projection_lag_events Committed events the projections do not show "
+        "yet.\n# TYPE marketd_projection_lag_events gauge\nmarketd_projection_lag_events %llu\n",
+        (unsigned long long)seq, (unsigned long long)(head > seq ? head - seq : 0));
+    put(out,
+        "# HELP marketd_projection_lag_seconds How long the projections have been behind a "
+        "committed batch (0: caught up).\n# TYPE marketd_projection_lag_seconds gauge\n"
+        "marketd_projection_lag_seconds %.3f\n"
+        "# HELP marketd_projection_commits_total Projection transactions committed.\n"
+        "# TYPE marketd_projection_commits_total counter\nmarketd_projection_commits_total "
+        "%llu\n# HELP marketd_projection_failures_total Projection transactions that "
+        "failed (retried).\n# TYPE marketd_projection_failures_total counter\n"
+        "marketd_projection_failures_total %llu\n",
+        since > 0 && head > seq ? (double)(mono_now() - since) / 1000.0 : 0.0,
+        (unsigned long long)get(&m->proj_commits), (unsigned long long)get(&m->proj_failures));
+}
+
 /* The version and formats (dashboards show them), and readiness as a gauge
  * (alerts on a daemon that stays unready). */
 static void render_build(md_buf_t *out)
@@ -188,12 +224,6 @@ static void render_build(md_buf_t *out)
         md_metrics_ready() ? 1 : 0);
 }
 
-static long mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool outbox_stalled(long now_ms)
 {
@@ -223,6 +253,7 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t outbox_par
     render_hist(out, "marketd_commit_seconds", "Write transaction time including fsync.",
                 &m->commit_seconds);
     render_lag(out);
+    render_projection(out, events_total);
     render_replica(out);
     put(out,
         "# HELP marketd_partitions_fenced Assigned partitions not decided here: another "

@@ -12,6 +12,7 @@
 #include "md_log.h"
 #include "md_offline.h"
 #include "md_proj.h"
+#include "md_projector.h"
 
 #define DEFAULT_BATCH 1000
 
@@ -152,12 +153,25 @@ static void summary(const md_engine_stats_t *s, double secs)
                 (unsigned long long)s->batches, secs, secs > 0 ? (double)s->commands / secs : 0.0);
 }
 
+/* Waits for the projector to apply the log up to its head. */
+static md_err_t wait_projections(md_store_t *store, md_projector_t *pr, md_error_t *err)
+{
+    md_txn_t *t = NULL;
+    uint64_t head = 0;
+    md_err_t rc = md_store_read(store, &t, err);
+    if (rc == MD_OK)
+        rc = md_txn_head(t, &head, NULL, err);
+    md_txn_end(t);
+    return rc == MD_OK ? md_projector_wait(pr, head, -1, err) : rc;
+}
+
 md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
 {
     md_store_opts_t so = {.nosync = o->nosync, .lock = true}; /* one writer per directory */
     md_store_t *store = NULL;
     md_engine_t *eng = NULL;
     md_proj_t *proj = NULL;
+    md_projector_t *projector = NULL;
     FILE *in = NULL, *out = NULL;
     const char *res = o->results ? o->results : "-";
     double t0 = md_mono_s();
@@ -166,14 +180,13 @@ md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
     md_err_t rc = md_store_open(o->data_dir, &so, &store, err);
     if (rc == MD_OK)
         rc = md_engine_new(store, &o->engine, &eng, err);
+    if (rc == MD_OK) /* their own environment, applied by the projector thread */
+        rc = md_proj_open_dir(store, o->data_dir, &so, &proj, err);
     if (rc == MD_OK)
-        rc = md_proj_open(store, &proj, err);
-    if (rc == MD_OK) /* projections in each batch transaction */
-        rc = md_engine_add_hook(eng, md_proj_event_hook, proj, err);
-    if (rc == MD_OK) /* ... written sorted at each batch's end */
-        rc = md_engine_add_batch_hooks(eng, md_proj_batch_begin, md_proj_batch_end, proj, err);
+        rc = md_projector_start(proj, 0, &projector, err);
     if (rc != MD_OK)
         goto done;
+    md_engine_set_commit_hook(eng, md_projector_kick, projector);
     in = strcmp(o->input, "-") == 0 ? stdin : fopen(o->input, "r");
     out = strcmp(res, "-") == 0 ? stdout : fopen(res, "w");
     if (in == NULL || out == NULL) {
@@ -181,6 +194,8 @@ md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
         goto done;
     }
     rc = run_input(eng, in, out, o->batch_max ? o->batch_max : DEFAULT_BATCH, o->msgpack, err);
+    if (rc == MD_OK) /* the projections show every event before the exit */
+        rc = wait_projections(store, projector, err);
     if (rc == MD_OK && !o->quiet)
         summary(md_engine_stats(eng), md_mono_s() - t0);
 done:
@@ -189,6 +204,7 @@ done:
     if (out && out != stdout && fclose(out) != 0 && rc == MD_OK)
         rc = md_error_set(err, MD_EIO, "close '%s': %s", res, strerror(errno));
     md_engine_free(eng);
+    md_projector_free(projector);
     md_proj_free(proj);
     md_store_free(store);
     return rc;

@@ -76,6 +76,8 @@ struct md_publisher {
     void *gate_ctx;
     atomic_bool rescan;        /* md_publisher_rescan: start again from the first entry */
     uint64_t rescan_below;     /* entries below this id sent after a rescan are counted */
+    _Atomic uint64_t hold;     /* md_publisher_hold: entries from this id on wait */
+    uint64_t scan_hold;        /* its value for the scan in progress */
     char *results_topic;       /* whose entries get the stage header */
     rd_kafka_topic_t *warm[2]; /* results and events: their metadata looked up at start */
     stage_rec_t stages[MD_STAGE_BATCHES]; /* lock held; oldest at stage_head */
@@ -289,11 +291,19 @@ static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *e
     bool result = p->results_topic && strcmp(m->topic, p->results_topic) == 0;
     pthread_mutex_lock(&p->lock);
     bool skip = skipped(p, msg->id);
-    bool staged = !skip && result && stage_of(p, msg->id, stage);
     pthread_mutex_unlock(&p->lock);
     if (skip) {
         p->next_id = msg->id + 1;
         return MD_OK;
+    }
+    if (msg->id >= p->scan_hold)
+        return MD_ESTOP; /* the projections do not show it yet (md_publisher_hold) */
+    /* Taken once the entry is sure to be sent (a held entry comes again). */
+    bool staged = false;
+    if (result) {
+        pthread_mutex_lock(&p->lock);
+        staged = stage_of(p, msg->id, stage);
+        pthread_mutex_unlock(&p->lock);
     }
     if (p->gate && !p->gate(m->topic, p->gate_ctx)) {
         p->next_id = m->id + 1; /* not this publisher's to send now: kept in the outbox */
@@ -360,6 +370,7 @@ static uint64_t publish_some(md_publisher_t *p)
     }
     pthread_mutex_unlock(&p->lock);
     p->blocked = false;
+    p->scan_hold = atomic_load(&p->hold);
     if (md_store_read(p->store, &t, &err) == MD_OK) {
         p->scan = t;
         if (md_txn_outbox_scan(t, p->next_id, SCAN_LIMIT, produce_one, p, &err) != MD_OK) {
@@ -479,6 +490,7 @@ md_err_t md_publisher_start_gated(const md_config_t *cfg, md_store_t *store,
     md_publisher_t *p = md_calloc(1, sizeof *p);
     p->store = store;
     p->gate = gate;
+    atomic_init(&p->hold, UINT64_MAX);
     p->gate_ctx = gate_ctx;
     p->results_topic = cfg->topic_results ? md_strdup(cfg->topic_results) : NULL;
     md_buf_init(&p->json);
@@ -512,6 +524,12 @@ md_err_t md_publisher_start_gated(const md_config_t *cfg, md_store_t *store,
 void md_publisher_rescan(md_publisher_t *p)
 {
     atomic_store(&p->rescan, true);
+    md_publisher_wake(p);
+}
+
+void md_publisher_hold(md_publisher_t *p, uint64_t below_id)
+{
+    atomic_store(&p->hold, below_id);
     md_publisher_wake(p);
 }
 

@@ -143,6 +143,15 @@ md_err_t md_engine_add_batch_hooks(md_engine_t *e, md_batch_hook_fn begin, md_ba
 /** @brief Sets the batch hook (one; NULL removes it). */
 void md_engine_set_batch_hook(md_engine_t *e, md_batch_hook_fn fn, void *ctx);
 
+/* Called on the writer's thread after each write transaction of the engine
+ * (a batch, the bootstrap, a tick) committed and was synced; it must not
+ * block (e.g. wake the projector, md_projector_kick). */
+typedef void (*md_commit_hook_fn)(void *ctx);
+
+/** @brief Sets the post-commit hook (one; NULL removes it); call before the
+ * first batch. @p ctx is borrowed and must outlive the engine. */
+void md_engine_set_commit_hook(md_engine_t *e, md_commit_hook_fn fn, void *ctx);
+
 /**
  * @brief Decides a batch of messages in one durable write transaction.
  * @param results receives one JSON result line per input, each ending in

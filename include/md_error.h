@@ -43,7 +43,8 @@ typedef enum md_err {
     MD_ECONFIG = -10,  /* configuration is invalid */
     MD_EEXIST = -11,   /* the key or object exists already */
     MD_ESTOP = -12,    /* the operation was stopped on request */
-    MD_EVERSION = -13  /* the store was written by an incompatible format */
+    MD_EVERSION = -13, /* the store was written by an incompatible format */
+    MD_ETIMEDOUT = -14 /* a bounded wait ended before its condition held */
 } md_err_t;
 
 /* Detail of a failure: the code and a lowercase message naming the subject. */

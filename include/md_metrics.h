@@ -69,6 +69,12 @@ typedef struct md_metrics {
     _Atomic uint64_t fencings;     /* partitions fenced since the start */
     _Atomic bool outbox_draining;  /* the publisher runs */
     md_replica_metrics_t replica;  /* replicated mode (md_replica.h) */
+    /* The projector (md_projector.h): the projections' watermark, the log's
+     * head it last read, since when (monotonic ms) the projections have been
+     * behind a committed batch (0: caught up), its commits and failures. */
+    _Atomic bool proj_on;
+    _Atomic uint64_t proj_seq, proj_head, proj_commits, proj_failures;
+    _Atomic long proj_behind_since_ms;
 } md_metrics_t;
 
 extern md_metrics_t md_metrics;

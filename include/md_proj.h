@@ -13,11 +13,29 @@
  *   records   p_records (stores, products, complaints, sanctions, vouchers)
  * plus p_meta (the last applied seq and the layout format), outside any digest.
  *
- * Consistency: the engine calls md_proj_apply for every appended event inside
- * the batch's write transaction (md_proj_event_hook), so a reader never sees an
- * event without its projections. A rebuild replays the event log into empty
- * databases; md_proj_verify compares the live databases with a rebuild by a
- * SHA-256 digest per projection.
+ * Environments (docs/projections.md, "Their own environment"): a data
+ * directory keeps its projections in an LMDB environment of their own,
+ * <data_dir>/proj (md_proj_open_dir), applied after the event log's commit by
+ * the daemon's projector thread (md_proj_advance), from read snapshots of the
+ * committed log, in log order: p_meta "seq" (the watermark) is committed with
+ * the records and is never ahead of the log. A reader may see the log ahead of
+ * the projections; md_proj_wait waits, bounded, for a seq. A store written
+ * before (layout format 6, projections inside the log's environment) is
+ * migrated on its first writable open: rebuilt into <data_dir>/proj from the
+ * log, then its old p_* databases are dropped. A replay's output
+ * (md_proj_replay) and verify's temporary store keep both in one environment
+ * (md_proj_open), which every function here also accepts.
+ *
+ * Consistency inside one environment (md_proj_open): the engine may call
+ * md_proj_apply for every appended event inside the batch's write
+ * transaction (md_proj_event_hook). A rebuild replays the event log into
+ * empty databases; md_proj_verify compares the live databases with a rebuild
+ * by a SHA-256 digest per projection.
+ *
+ * Transactions: a query takes @p t of either environment. Given a
+ * transaction of the log, it reads a snapshot of the projections begun in
+ * the call (or the one md_proj_pin holds); audit rows whose event the log
+ * snapshot does not hold yet are left out.
  *
  * Values are compact fixed-layout C records (native byte order, as the rules'
  * state); JSON is produced only by the query functions.
@@ -69,7 +87,77 @@ const char *md_proj_name(md_proj_id_t id);
 MD_MUST_CHECK
 md_err_t md_proj_open(md_store_t *store, md_proj_t **out, md_error_t *err);
 
-/** @brief Frees the handle (the databases stay); NULL does nothing. */
+/**
+ * @brief Opens the projections of the data directory @p data_dir whose event
+ * log is @p log: the environment <data_dir>/proj (created, with its catch-up
+ * from the watermark or a rebuild, unless @p log is read-only), migrating a
+ * store of the old layout (see the top of this file). A read-only @p log
+ * without <data_dir>/proj falls back to md_proj_open(log) (a replay's output,
+ * a store not yet migrated).
+ * @param so the options @p log was opened with (read_only, nosync; lock and
+ *        map_size are not used: the data directory's lock covers both).
+ * @param out receives a new handle owned by the caller (md_proj_free, which
+ *        closes the environment it opened).
+ * @locality at start-up, before other threads run transactions.
+ * @returns as md_proj_open, and MD_EIO (the directory).
+ */
+MD_MUST_CHECK
+md_err_t md_proj_open_dir(md_store_t *log, const char *data_dir, const md_store_opts_t *so,
+                          md_proj_t **out, md_error_t *err);
+
+/** @brief The projections' environment (borrowed): the log's own store when
+ * both are one environment. Any thread. */
+md_store_t *md_proj_store(md_proj_t *p);
+
+/** @brief True when the projections have an environment of their own. */
+bool md_proj_split(const md_proj_t *p);
+
+/** @brief What the open's catch-up applied: returns the seq it caught up to
+ * (0: the projections were up to date) and sets *from_seq (may be NULL) to
+ * the watermark it started from (0 also for a rebuild). After a crash between
+ * the log's commit and the projections', from_seq < the returned seq. */
+uint64_t md_proj_caught_up(const md_proj_t *p, uint64_t *from_seq);
+
+/**
+ * @brief Begins a read snapshot of the projections that later queries given
+ * a transaction of the log read (until md_proj_free). Begin the log's
+ * transaction after it: the log's snapshot then holds every event the
+ * projections' does. For single-threaded tools (marketctl).
+ * @returns MD_OK (also with one environment: nothing to pin), MD_ESTORE.
+ */
+MD_MUST_CHECK
+md_err_t md_proj_pin(md_proj_t *p, md_error_t *err);
+
+/**
+ * @brief Applies committed events beyond the watermark, at most
+ * @p max_events (0: no bound), in one write transaction of the
+ * projections' environment (bulk mode: records written once, sorted, with
+ * meta "seq"). Reads the events from a read snapshot of the log.
+ * @param seq receives the watermark after the call; @p head the log's head
+ *        and @p outbox_next its next outbox id in the snapshot that was read
+ *        (any may be NULL).
+ * @locality one thread at a time (the projector); it must hold no read
+ *           transaction of the projections' environment.
+ * @returns MD_OK, MD_EINVAL (one environment, or read-only), MD_ECORRUPT,
+ *          MD_EMAPFULL, MD_ESTORE.
+ */
+MD_MUST_CHECK
+md_err_t md_proj_advance(md_proj_t *p, uint64_t max_events, uint64_t *seq, uint64_t *head,
+                         uint64_t *outbox_next, md_error_t *err);
+
+/**
+ * @brief Waits until the projections' watermark reaches @p seq, at most
+ * @p timeout_ms (polls meta "seq" every few ms; works from another process).
+ * @param reached receives the last watermark seen (may be NULL).
+ * @locality any thread holding no read transaction of the projections.
+ * @returns MD_OK, MD_ETIMEDOUT, MD_ESTORE, MD_ECORRUPT.
+ */
+MD_MUST_CHECK
+md_err_t md_proj_wait(md_proj_t *p, uint64_t seq, long timeout_ms, uint64_t *reached,
+                      md_error_t *err);
+
+/** @brief Frees the handle (the databases stay; an environment it opened is
+ * closed, a pinned snapshot ended); NULL does nothing. */
 void md_proj_free(md_proj_t *p);
 
 /**
@@ -267,6 +355,7 @@ md_err_t md_proj_digest(md_proj_t *p, md_txn_t *t, md_proj_digest_t *out, md_err
 /* What md_proj_verify found. */
 typedef struct md_proj_report {
     uint64_t events; /* events replayed */
+    uint64_t seq;    /* the live projections' watermark (rebuilt up to it) */
     md_proj_digest_t live, rebuilt;
     int bad;                      /* -1, or the first projection that differs */
     char db[16];                  /* its database */
@@ -275,8 +364,11 @@ typedef struct md_proj_report {
 
 /**
  * @brief Rebuilds the projections from the events of @p t into a temporary
- * LMDB environment (under $TMPDIR, removed afterwards) and compares digests
- * with the live ones in @p t; also checks the applied seq against the head.
+ * LMDB environment (under $TMPDIR, removed afterwards) up to the live
+ * projections' watermark and compares digests with the live ones. With one
+ * environment the watermark must equal the head of @p t; with their own
+ * (md_proj_open_dir) it must not be beyond it (MD_ECORRUPT) and may be
+ * behind (the projector's lag): rep->seq receives it.
  * @param progress called every 65536 events (may be NULL).
  * @returns MD_OK when equal; MD_ECORRUPT naming the projection, database and
  *          first differing key (also in @p rep); MD_EIO, MD_ESTORE.

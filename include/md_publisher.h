@@ -58,6 +58,14 @@ md_err_t md_publisher_start_gated(const md_config_t *cfg, md_store_t *store,
  *  (marketd_replica_takeover_resent_total). Any thread. */
 void md_publisher_rescan(md_publisher_t *p);
 
+/**
+ * @brief Holds back entries whose id is @p below_id or more (UINT64_MAX, the
+ * start value: none): the projector's gate, so that a result leaves only once
+ * the projections show its events (md_projector.h). The entries wait in the
+ * outbox; a higher value sends them. Wakes the thread. Any thread.
+ */
+void md_publisher_hold(md_publisher_t *p, uint64_t below_id);
+
 /* The header of a result that says when its command passed each stage of
  * the daemon: "APPENDED FETCHED BATCH COMMIT PUBLISH", wall-clock
  * microseconds since the epoch in decimal, space-separated: the broker
@@ -68,7 +76,7 @@ void md_publisher_rescan(md_publisher_t *p);
  * same with or without it (docs/commands.md). */
 #define MD_STAGE_HEADER "marketd-stage-us"
 
-#define MD_STAGE_BATCHES 64 /* batches whose stage times the publisher keeps */
+#define MD_STAGE_BATCHES 16 /* batches whose stage times the publisher keeps */
 
 /* A committed batch's stage times (md_publisher_note_batch). */
 typedef struct md_stage_batch {

@@ -254,7 +254,8 @@ md_err_t md__pj_audit_apply(pj_ctx_t *c)
 /* ---- queries ------------------------------------------------------------------------ */
 
 typedef struct query {
-    md_txn_t *t;
+    md_txn_t *t;       /* where the events are read */
+    uint64_t head;     /* entries of later events are not shown yet (see md_proj_audit) */
     int kind;          /* -1: any */
     const char *actor; /* filter on subject scans */
     bool by_actor;
@@ -326,7 +327,7 @@ static md_err_t visit(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitt
                             k->mv_size);
     uint64_t seq = md__pj_get_be64(kb + 4 + q->idn);
     int kind = q->by_actor ? -1 : kb[want - 1];
-    if (q->kind >= 0 && kind != q->kind)
+    if ((q->kind >= 0 && kind != q->kind) || seq > q->head)
         return MD_OK;
     md_err_t rc = load_event(q->t, seq, &ev, &c, err);
     if (rc != MD_OK)
@@ -352,10 +353,11 @@ static md_err_t visit(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitt
     return rc;
 }
 
-md_err_t md_proj_audit(md_proj_t *p, md_txn_t *t, const md_proj_audit_filter_t *f,
-                       md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err)
+static md_err_t audit_in(md_proj_t *p, md_txn_t *t, md_txn_t *events, bool clip,
+                         const md_proj_audit_filter_t *f, md_proj_page_t *page, md_proj_row_fn fn,
+                         void *ctx, md_error_t *err)
 {
-    query_t q = {t, -1, NULL, false, NULL, 0, fn, ctx};
+    query_t q = {events, UINT64_MAX, -1, NULL, false, NULL, 0, fn, ctx};
     if (f == NULL || (f->subject == NULL && f->actor == NULL))
         return md_error_set(err, MD_EINVAL, "audit needs a subject or an actor");
     if (f->subject) {
@@ -371,6 +373,33 @@ md_err_t md_proj_audit(md_proj_t *p, md_txn_t *t, const md_proj_audit_filter_t *
     q.idn = strlen(q.id) + 1;
     if (q.idn >= PJ_ID)
         return md_error_set(err, MD_EINVAL, "audit id of %zu bytes is too long", q.idn - 1);
+    if (clip) { /* the log's snapshot may be older than the projections' */
+        md_err_t rc = md_txn_head(events, &q.head, NULL, err);
+        if (rc != MD_OK)
+            return rc;
+    }
     return md__pj_epoch_scan(md_txn_mdb(t), p->dbi[q.by_actor ? PJ_DB_AUDIT_ACTOR : PJ_DB_AUDIT],
                              NULL, 0, q.id, page, visit, &q, err);
+}
+
+/*
+ * With the projections in their own environment, the events come from the
+ * caller's transaction of the log when it passed one (the log snapshot may be
+ * older than the projections' one begun after it: entries of events beyond
+ * its head are left out, so the listing is as of that snapshot), else from a
+ * snapshot of the log begun after the projections' (it holds every event the
+ * projections do).
+ */
+md_err_t md_proj_audit(md_proj_t *p, md_txn_t *t, const md_proj_audit_filter_t *f,
+                       md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err)
+{
+    md_txn_t *own = NULL, *events = NULL, *own_events = NULL;
+    md_err_t rc = md__pj_snapshot(p, &t, &own, &events, err);
+    if (rc == MD_OK && events == NULL && (rc = md_store_read(p->evlog, &own_events, err)) == MD_OK)
+        events = own_events;
+    if (rc == MD_OK)
+        rc = audit_in(p, t, events, events != t && own_events == NULL, f, page, fn, ctx, err);
+    md_txn_end(own_events);
+    md_txn_end(own);
+    return rc;
 }

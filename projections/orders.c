@@ -445,8 +445,8 @@ static md_err_t visit(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitt
     return rc;
 }
 
-md_err_t md_proj_orders(md_proj_t *p, md_txn_t *t, const md_proj_order_filter_t *f,
-                        md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err)
+static md_err_t orders_in(md_proj_t *p, md_txn_t *t, const md_proj_order_filter_t *f,
+                          md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err)
 {
     static const md_proj_order_filter_t none = {0};
     list_t l = {p, md_txn_mdb(t), f ? f : &none, false, fn, ctx};
@@ -470,4 +470,16 @@ md_err_t md_proj_orders(md_proj_t *p, md_txn_t *t, const md_proj_order_filter_t 
     md__pj_key_byte(&k, (unsigned char)kind);
     md__pj_key_str(&k, value);
     return md__pj_scan(l.txn, p->dbi[PJ_DB_ORDER_IDX], k.b, k.n, page, visit, &l, err);
+}
+
+/* The projections' snapshot for @p t (a transaction of either environment). */
+md_err_t md_proj_orders(md_proj_t *p, md_txn_t *t, const md_proj_order_filter_t *f,
+                        md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err)
+{
+    md_txn_t *own = NULL, *events = NULL;
+    md_err_t rc = md__pj_snapshot(p, &t, &own, &events, err);
+    if (rc == MD_OK)
+        rc = orders_in(p, t, f, page, fn, ctx, err);
+    md_txn_end(own);
+    return rc;
 }

@@ -129,7 +129,14 @@ typedef struct pj_fields {
 int md__pj_fields_parse(pj_fields_t *fs, const void *data, size_t len);
 
 struct md_proj {
-    md_store_t *store;
+    md_store_t *store; /* the projections' environment */
+    /* The event log: store itself (one environment: a replay's output, a
+     * store of the old layout opened read-only), or the data directory's
+     * environment beside the projections' own (<data_dir>/proj, env.c). */
+    md_store_t *evlog;
+    md_store_t *own_env; /* the projections' environment when this handle opened it */
+    md_txn_t *pinned;    /* md_proj_pin: the snapshot queries read */
+    uint64_t caught_up_from, caught_up_to; /* what the open's catch-up applied */
     MDB_dbi dbi[PJ_DB_COUNT_];
     md_buf_t rec; /* scratch for packed records (writer only) */
     /* Replays (rebuild, verify, replay, catch-up) run in bulk mode: nothing
@@ -348,6 +355,18 @@ md_err_t md__pj_meta_set(md_proj_t *p, md_txn_t *t, uint64_t seq, md_error_t *er
 md_err_t md__pj_apply_one(md_proj_t *p, md_txn_t *t, const md_event_t *ev, md_error_t *err);
 /* At open on a writable store: applies missed events or rebuilds (format). */
 md_err_t md__pj_catch_up(md_proj_t *p, md_error_t *err);
+
+/* A handle over the projections of @p env whose events are in @p log (the
+ * same store for one environment), caught up with the log (proj.c). */
+md_err_t md__pj_open(md_store_t *log, md_store_t *env, md_proj_t **out, md_error_t *err);
+
+/* The projections' snapshot for a query handed @p *t (env.c): @p *t itself
+ * when it is of the projections' environment, the pinned snapshot, or one
+ * begun here (*own, to end with md_txn_end). *events receives the transaction
+ * to read events from: the caller's when it is of the log, else NULL (begin
+ * one on p->log when needed). */
+md_err_t md__pj_snapshot(md_proj_t *p, md_txn_t **t, md_txn_t **own, md_txn_t **events,
+                         md_error_t *err);
 
 /* ---- the projections ----------------------------------------------------- */
 

@@ -86,8 +86,12 @@ md_err_t md__pj_meta_set(md_proj_t *p, md_txn_t *t, uint64_t seq, md_error_t *er
 
 md_err_t md_proj_seq(md_proj_t *p, md_txn_t *t, uint64_t *seq, md_error_t *err)
 {
-    md_err_t rc = meta_get(md_txn_mdb(t), p, "seq", seq, err);
-    return rc == MD_ENOTFOUND ? MD_OK : rc;
+    md_txn_t *own = NULL, *events = NULL;
+    md_err_t rc = md__pj_snapshot(p, &t, &own, &events, err);
+    if (rc == MD_OK && (rc = meta_get(md_txn_mdb(t), p, "seq", seq, err)) == MD_ENOTFOUND)
+        rc = MD_OK;
+    md_txn_end(own);
+    return rc;
 }
 
 /* ---- applying one event ---------------------------------------------------------- */
@@ -232,10 +236,16 @@ static md_err_t open_dbs(md_proj_t *p, md_error_t *err)
 
 md_err_t md_proj_open(md_store_t *store, md_proj_t **out, md_error_t *err)
 {
-    if (store == NULL || out == NULL)
+    return md__pj_open(store, store, out, err);
+}
+
+md_err_t md__pj_open(md_store_t *log, md_store_t *store, md_proj_t **out, md_error_t *err)
+{
+    if (store == NULL || log == NULL || out == NULL)
         return md_error_set(err, MD_EINVAL, "md_proj_open: no store");
     md_proj_t *p = md_calloc(1, sizeof *p);
     p->store = store;
+    p->evlog = log;
     md_buf_init(&p->rec);
     md_buf_init(&p->spill);
     md_buf_init(&p->log);
@@ -255,8 +265,10 @@ void md_proj_free(md_proj_t *p)
 {
     if (p == NULL)
         return;
+    md_txn_end(p->pinned);
     md_buf_release(&p->rec);
     md__pj_bulk_release(p);
+    md_store_free(p->own_env);
     free(p);
 }
 
@@ -273,15 +285,29 @@ static const get_kind_t get_kinds[] = {
     {"complaint", 'C'}, {"sanction", 'X'}, {"voucher", 'V'},
 };
 
+static md_err_t get_in(md_proj_t *p, MDB_txn *txn, const char *kind, const char *id,
+                       int64_t as_of_ms, json_t **out, md_error_t *err);
+
 md_err_t md_proj_get(md_proj_t *p, md_txn_t *t, const char *kind, const char *id, int64_t as_of_ms,
                      json_t **out, md_error_t *err)
 {
+    md_txn_t *own = NULL, *events = NULL;
     if (p == NULL || t == NULL || kind == NULL || id == NULL || *id == '\0' || out == NULL)
         return md_error_set(err, MD_EINVAL, "md_proj_get: missing argument");
     if (strlen(id) >= PJ_ID)
         return md_error_set(err, MD_ENOTFOUND, "%s '%.64s...' not found (ids are 1..64 bytes)",
                             kind, id);
-    MDB_txn *txn = md_txn_mdb(t);
+    md_err_t rc = md__pj_snapshot(p, &t, &own, &events, err);
+    if (rc == MD_OK)
+        rc = get_in(p, md_txn_mdb(t), kind, id, as_of_ms, out, err);
+    md_txn_end(own);
+    return rc;
+}
+
+/* md_proj_get in the projections' snapshot @p txn. */
+static md_err_t get_in(md_proj_t *p, MDB_txn *txn, const char *kind, const char *id,
+                       int64_t as_of_ms, json_t **out, md_error_t *err)
+{
     if (strcmp(kind, "order") == 0)
         return md__pj_order_get(p, txn, id, out, err);
     if (strcmp(kind, "account") == 0)
@@ -292,7 +318,20 @@ md_err_t md_proj_get(md_proj_t *p, md_txn_t *t, const char *kind, const char *id
     return md_error_set(err, MD_EINVAL, "unknown object kind '%s'", kind);
 }
 
+static md_err_t stats_in(md_proj_t *p, md_txn_t *t, json_t **out, md_error_t *err);
+
 md_err_t md_proj_stats(md_proj_t *p, md_txn_t *t, json_t **out, md_error_t *err)
+{
+    md_txn_t *own = NULL, *events = NULL;
+    md_err_t rc = md__pj_snapshot(p, &t, &own, &events, err);
+    if (rc == MD_OK)
+        rc = stats_in(p, t, out, err);
+    md_txn_end(own);
+    return rc;
+}
+
+/* md_proj_stats in the projections' snapshot @p t. */
+static md_err_t stats_in(md_proj_t *p, md_txn_t *t, json_t **out, md_error_t *err)
 {
     uint64_t seq = 0, fmt = 0;
     MDB_txn *txn = md_txn_mdb(t);
@@ -321,8 +360,8 @@ md_err_t md_proj_stats(md_proj_t *p, md_txn_t *t, json_t **out, md_error_t *err)
             projs, proj_names[i],
             json_pack("{s:I, s:I}", "entries", (json_int_t)entries, "bytes", (json_int_t)bytes));
     }
-    *out = json_pack("{s:I, s:I, s:o}", "seq", (json_int_t)seq, "format", (json_int_t)fmt,
-                     "projections", projs);
+    *out = json_pack("{s:I, s:I, s:s, s:o}", "seq", (json_int_t)seq, "format", (json_int_t)fmt,
+                     "environment", p->evlog == p->store ? "log" : "proj", "projections", projs);
     return MD_OK;
 }
 

@@ -519,36 +519,58 @@ static md_err_t walk_write(md_store_t *s, walk_t *w, md_error_t *err)
 md_err_t md_proj_rebuild(md_proj_t *p, md_progress_fn progress, void *pctx, uint64_t *events,
                          md_error_t *err)
 {
-    md_txn_t *t = NULL;
+    md_txn_t *t = NULL, *lt = NULL;
     walk_t w = {.p = p, .from = 1, .parallel = true, .progress = progress, .pctx = pctx};
     md_err_t rc = md_store_read(p->store, &t, err);
     if (rc == MD_OK)
-        rc = md_txn_head(t, &w.total, NULL, err);
-    if (rc == MD_OK)
         w.need_pages = with_slack(proj_pages(p, md_txn_mdb(t)));
+    if (rc == MD_OK && p->evlog == p->store)
+        rc = md_txn_head(t, &w.total, NULL, err);
     md_txn_end(t); /* a writer must not hold a read transaction (map growth) */
+    if (rc == MD_OK && p->evlog != p->store && (rc = md_store_read(p->evlog, &lt, err)) == MD_OK) {
+        w.src = lt; /* the projections' own environment: events from the log */
+        rc = md_txn_head(lt, &w.total, NULL, err);
+    }
     if (rc == MD_OK)
         rc = walk_write(p->store, &w, err);
+    md_txn_end(lt);
     if (rc == MD_OK && events)
         *events = w.n;
     return rc;
 }
 
+static md_err_t catch_up_from(md_proj_t *p, md_txn_t *lt, md_err_t rc, uint64_t head, uint64_t seq,
+                              uint64_t fmt, md_error_t *err);
+
 md_err_t md__pj_catch_up(md_proj_t *p, md_error_t *err)
 {
-    md_txn_t *t = NULL;
+    md_txn_t *t = NULL, *lt = NULL;
     uint64_t head = 0, seq = 0, fmt = 0;
     MDB_val k = {6, (void *)"format"}, v;
     md_err_t rc = md_store_read(p->store, &t, err);
     if (rc != MD_OK)
         return rc;
-    rc = md_txn_head(t, &head, NULL, err);
+    rc = p->evlog == p->store ? md_txn_head(t, &head, NULL, err) : MD_OK;
     if (rc == MD_OK)
         rc = md_proj_seq(p, t, &seq, err);
     int mrc = mdb_get(md_txn_mdb(t), p->dbi[PJ_DB_META], &k, &v);
     if (mrc == MDB_SUCCESS && v.mv_size == 8)
         fmt = md__pj_get_be64(v.mv_data);
     md_txn_end(t);
+    /* Their own environment: the events come from a snapshot of the log,
+     * held through the catch-up (the walk's source). */
+    if (rc == MD_OK && p->evlog != p->store && (rc = md_store_read(p->evlog, &lt, err)) == MD_OK)
+        rc = md_txn_head(lt, &head, NULL, err);
+    rc = catch_up_from(p, lt, rc, head, seq, fmt, err);
+    md_txn_end(lt);
+    return rc;
+}
+
+/* The catch-up proper: what the projections (at @p seq, layout @p fmt) miss
+ * of the log (at @p head; its events in @p lt, or NULL: in the same store). */
+static md_err_t catch_up_from(md_proj_t *p, md_txn_t *lt, md_err_t rc, uint64_t head, uint64_t seq,
+                              uint64_t fmt, md_error_t *err)
+{
     if (rc == MD_OK && fmt > PJ_FORMAT) /* never rebuild a newer layout in an older one */
         return md_error_set(err, MD_EVERSION,
                             "projections were written in layout format %llu by a newer marketd; "
@@ -557,11 +579,16 @@ md_err_t md__pj_catch_up(md_proj_t *p, md_error_t *err)
     if (rc != MD_OK || (seq == head && (fmt == PJ_FORMAT || head == 0)))
         return rc; /* up to date (another layout format is rebuilt below) */
     /* Read-only: report lagging projections but let readers use what is there. */
-    walk_t w = {.p = p, .from = fmt == PJ_FORMAT && seq < head ? seq + 1 : 1, .total = head};
+    walk_t w = {
+        .p = p, .src = lt, .from = fmt == PJ_FORMAT && seq < head ? seq + 1 : 1, .total = head};
     md_error_t e = {0};
     rc = md_store_write(p->store, walk_fn, &w, &e);
     if (rc == MD_EINVAL) /* read-only store */
         return MD_OK;
+    if (rc == MD_OK) {
+        p->caught_up_from = w.from - 1;
+        p->caught_up_to = head;
+    }
     return rc == MD_OK ? MD_OK : md_error_set(err, rc, "projection catch-up: %s", e.msg);
 }
 
@@ -596,7 +623,20 @@ static md_err_t digest_db(MDB_txn *txn, MDB_dbi dbi, EVP_MD_CTX *h, uint64_t *en
     return rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, err, "digest scan");
 }
 
+static md_err_t digest_in(md_proj_t *p, md_txn_t *t, md_proj_digest_t *out, md_error_t *err);
+
 md_err_t md_proj_digest(md_proj_t *p, md_txn_t *t, md_proj_digest_t *out, md_error_t *err)
+{
+    md_txn_t *own = NULL, *events = NULL;
+    md_err_t rc = md__pj_snapshot(p, &t, &own, &events, err);
+    if (rc == MD_OK)
+        rc = digest_in(p, t, out, err);
+    md_txn_end(own);
+    return rc;
+}
+
+/* md_proj_digest in the projections' snapshot @p t. */
+static md_err_t digest_in(md_proj_t *p, md_txn_t *t, md_proj_digest_t *out, md_error_t *err)
 {
     EVP_MD_CTX *h = EVP_MD_CTX_new();
     md_err_t rc = MD_OK;
@@ -804,7 +844,7 @@ static md_err_t verify_compared(md_proj_t *p, md_txn_t *t, md_store_t *tmp, md_p
 {
     live_digest_t ld;
     *equal = false;
-    if (w->from != 1 || w->until || w->copy)
+    if (w->from != 1 || w->copy) /* (an until bound: the live projections' watermark) */
         return MD_OK;
     live_digest_start(&ld, p, t, rep);
     tp->cmp = md__pj_cmp_new(md_txn_mdb(t), p->dbi);
@@ -860,32 +900,56 @@ static md_err_t verify_in(md_proj_t *p, md_txn_t *t, const char *dir, walk_t *w,
     return rc;
 }
 
+static md_err_t verify_at(md_proj_t *p, md_txn_t *pt, md_txn_t *t, md_progress_fn progress,
+                          void *pctx, md_proj_report_t *rep, md_error_t *err);
+
 md_err_t md_proj_verify(md_proj_t *p, md_txn_t *t, md_progress_fn progress, void *pctx,
                         md_proj_report_t *rep, md_error_t *err)
+{
+    md_txn_t *pt = t, *own = NULL, *events = NULL;
+    memset(rep, 0, sizeof *rep);
+    rep->bad = -1;
+    md_err_t rc = md__pj_snapshot(p, &pt, &own, &events, err);
+    if (rc == MD_OK && events == NULL)
+        rc = md_error_set(err, MD_EINVAL, "md_proj_verify: needs a transaction of the event log");
+    if (rc == MD_OK)
+        rc = verify_at(p, pt, events, progress, pctx, rep, err);
+    md_txn_end(own);
+    return rc;
+}
+
+/* Verify with the live projections in @p pt and the events in @p t: a rebuild
+ * up to the projections' watermark. With one environment the watermark must
+ * be the head; with their own it may be behind it (the projector's lag), never
+ * beyond. */
+static md_err_t verify_at(md_proj_t *p, md_txn_t *pt, md_txn_t *t, md_progress_fn progress,
+                          void *pctx, md_proj_report_t *rep, md_error_t *err)
 {
     uint64_t head = 0, seq = 0;
     char dir[512];
     const char *base = getenv("TMPDIR");
     walk_t w = {.src = t, .from = 1, .parallel = true, .progress = progress, .pctx = pctx};
-    memset(rep, 0, sizeof *rep);
-    rep->bad = -1;
     md_err_t rc = md_txn_head(t, &head, NULL, err);
     if (rc == MD_OK)
-        rc = md_proj_seq(p, t, &seq, err);
+        rc = md_proj_seq(p, pt, &seq, err);
     if (rc != MD_OK)
         return rc;
-    if (seq != head) {
+    rep->seq = seq;
+    if (p->evlog == p->store ? seq != head : seq > head) {
         snprintf(rep->db, sizeof rep->db, "p_meta");
         snprintf(rep->key, sizeof rep->key, "seq");
         return md_error_set(err, MD_ECORRUPT,
                             "projections are at seq %llu but the event log at %llu",
                             (unsigned long long)seq, (unsigned long long)head);
     }
-    w.total = head;
+    w.total = seq;
+    w.until = seq < head ? seq : 0; /* lagging: the rebuild stops at the watermark */
+    if (seq == 0)
+        w.from = head + 1; /* nothing applied yet: compare with empty projections */
     snprintf(dir, sizeof dir, "%s/marketd-verify-XXXXXX", base && *base ? base : "/tmp");
     if (mkdtemp(dir) == NULL)
         return md_error_set(err, MD_EIO, "mkdtemp '%s': %s", dir, strerror(errno));
-    rc = verify_in(p, t, dir, &w, rep, err);
+    rc = verify_in(p, pt, dir, &w, rep, err);
     remove_env(dir);
     return rc;
 }

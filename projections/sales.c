@@ -156,8 +156,8 @@ static md_err_t visit(const MDB_val *k, const MDB_val *v, void *ctx, bool *emitt
     return rc;
 }
 
-md_err_t md_proj_sales(md_proj_t *p, md_txn_t *t, const md_proj_sales_filter_t *f,
-                       md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err)
+static md_err_t sales_in(md_proj_t *p, md_txn_t *t, const md_proj_sales_filter_t *f,
+                         md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err)
 {
     static const md_proj_sales_filter_t none = {0};
     query_t q = {f ? f : &none, fn, ctx};
@@ -202,4 +202,16 @@ md_err_t md__pj_rejections(md_proj_t *p, md_txn_t *t, const char *from, const ch
     md_proj_page_t page = {0};
     return md__pj_scan(md_txn_mdb(t), p->dbi[PJ_DB_REJECTIONS], "", 0, &page, visit_rejection, &r,
                        err);
+}
+
+/* The projections' snapshot for @p t (a transaction of either environment). */
+md_err_t md_proj_sales(md_proj_t *p, md_txn_t *t, const md_proj_sales_filter_t *f,
+                       md_proj_page_t *page, md_proj_row_fn fn, void *ctx, md_error_t *err)
+{
+    md_txn_t *own = NULL, *events = NULL;
+    md_err_t rc = md__pj_snapshot(p, &t, &own, &events, err);
+    if (rc == MD_OK)
+        rc = sales_in(p, t, f, page, fn, ctx, err);
+    md_txn_end(own);
+    return rc;
 }

@@ -213,12 +213,24 @@ static md_err_t order_summary(md_proj_t *p, md_txn_t *t, const md_proj_summary_q
     return rc;
 }
 
-md_err_t md_proj_summary(md_proj_t *p, md_txn_t *t, const md_proj_summary_q_t *q, md_proj_row_fn fn,
-                         void *ctx, md_error_t *err)
+static md_err_t summary_in(md_proj_t *p, md_txn_t *t, const md_proj_summary_q_t *q,
+                           md_proj_row_fn fn, void *ctx, md_error_t *err)
 {
     if (q->kind == MD_SUMMARY_REJECTIONS)
         return md__pj_rejections(p, t, q->from_day, q->to_day, fn, ctx, err);
     if (q->kind < 0 || q->kind >= MD_SUMMARY_COUNT_)
         return md_error_set(err, MD_EINVAL, "unknown summary");
     return order_summary(p, t, q, fn, ctx, err);
+}
+
+/* The projections' snapshot for @p t (a transaction of either environment). */
+md_err_t md_proj_summary(md_proj_t *p, md_txn_t *t, const md_proj_summary_q_t *q, md_proj_row_fn fn,
+                         void *ctx, md_error_t *err)
+{
+    md_txn_t *own = NULL, *events = NULL;
+    md_err_t rc = md__pj_snapshot(p, &t, &own, &events, err);
+    if (rc == MD_OK)
+        rc = summary_in(p, t, q, fn, ctx, err);
+    md_txn_end(own);
+    return rc;
 }

@@ -168,13 +168,15 @@ int ctl_derived_end(ctl_derived_t *d, json_t *ok, md_error_t *err);
 /**
  * @brief A consistent hot copy of @p store into the new or empty directory
  * @p out_dir (mdb_env_copy2 with MDB_CP_COMPACT: one read snapshot, free pages
- * left out), safe beside a running daemon; prints {ok, out, events, head,
- * bytes, store_id}. With @p new_identity the copy gets a store identity of its
+ * left out), safe beside a running daemon; the projections' environment of
+ * @p data_dir (proj/) first, so the copied log is never behind the copied
+ * projections; prints {ok, out, events, head, bytes, store_id, projections_seq}. With @p new_identity the copy gets a store identity of its
  * own (a replica seeded from it, docs/replication.md): a copy that keeps the
  * original's identity is, for the fencing of md_consumer.h, the same store.
  * @returns 0, 1 (@p err set), 2 (no --out).
  */
-int ctl_backup(md_store_t *store, const char *out_dir, bool new_identity, md_error_t *err);
+int ctl_backup(md_store_t *store, const char *data_dir, const char *out_dir, bool new_identity,
+               md_error_t *err);
 
 /* ---- signed checkpoints (ctl_checkpoint.c; docs/audit.md) --------------------------------
  *

@@ -5,6 +5,11 @@
  * events, state, outcomes, offsets, outbox and projections of one committed
  * transaction, whatever the daemon writes meanwhile; a daemon started on the
  * copy continues from its stored offsets (docs/reliability.md, "Backup").
+ *
+ * The projections' own environment (<data_dir>/proj) is copied FIRST, into
+ * <out>/proj, then the log's: the copied log is never behind the copied
+ * projections (their watermark is at most its head), and a daemon started on
+ * the copy catches the projections up from their watermark.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -78,8 +83,44 @@ static md_err_t copy_head(const char *dir, uint64_t *head, char hex[2 * MD_HASH_
     return rc;
 }
 
-int ctl_backup(md_store_t *store, const char *out_dir, bool fresh_id, md_error_t *err)
+/* Copies <data_dir>/proj, when there is one, to <out_dir>/proj; *seq gets
+ * the copied watermark (0 when none). */
+static md_err_t copy_projections(const char *data_dir, const char *out_dir, uint64_t *seq,
+                                 md_error_t *err)
 {
+    char src[4096], dst[4096];
+    md_store_opts_t so = {.read_only = true};
+    md_store_t *s = NULL;
+    md_proj_t *p = NULL;
+    md_txn_t *t = NULL;
+    *seq = 0;
+    if ((size_t)snprintf(src, sizeof src, "%s/proj/data.mdb", data_dir) >= sizeof src ||
+        (size_t)snprintf(dst, sizeof dst, "%s/proj", out_dir) >= sizeof dst)
+        return md_error_set(err, MD_EINVAL, "--out or --data-dir path too long");
+    if (access(src, F_OK) != 0)
+        return MD_OK; /* the projections live in the log's environment */
+    snprintf(src, sizeof src, "%s/proj", data_dir);
+    if (mkdir(dst, 0750) != 0 && errno != EEXIST)
+        return md_error_set(err, MD_EIO, "mkdir '%s': %s", dst, strerror(errno));
+    md_err_t rc = md_store_open(src, &so, &s, err);
+    if (rc == MD_OK)
+        rc = md_store_err(mdb_env_copy2(md_store_env(s), dst, MDB_CP_COMPACT), err,
+                          "mdb_env_copy2 (projections)");
+    md_store_free(s);
+    s = NULL;
+    if (rc == MD_OK && (rc = md_store_open(dst, &so, &s, err)) == MD_OK &&
+        (rc = md_proj_open(s, &p, err)) == MD_OK && (rc = md_store_read(s, &t, err)) == MD_OK)
+        rc = md_proj_seq(p, t, seq, err);
+    md_txn_end(t);
+    md_proj_free(p);
+    md_store_free(s);
+    return rc;
+}
+
+int ctl_backup(md_store_t *store, const char *data_dir, const char *out_dir, bool fresh_id,
+               md_error_t *err)
+{
+    uint64_t pseq = 0;
     uint64_t head = 0;
     size_t bytes = 0;
     char hex[2 * MD_HASH_LEN + 1], id[MD_STORE_ID_LEN + 1] = "";
@@ -87,7 +128,8 @@ int ctl_backup(md_store_t *store, const char *out_dir, bool fresh_id, md_error_t
         md_error_set(err, MD_EINVAL, "usage: backup --out DIR");
         return 2;
     }
-    if (prepare_dir(out_dir, err) != MD_OK)
+    if (prepare_dir(out_dir, err) != MD_OK ||
+        copy_projections(data_dir, out_dir, &pseq, err) != MD_OK)
         return 1;
     int mrc = mdb_env_copy2(md_store_env(store), out_dir, MDB_CP_COMPACT);
     if (mrc != MDB_SUCCESS)
@@ -96,9 +138,9 @@ int ctl_backup(md_store_t *store, const char *out_dir, bool fresh_id, md_error_t
         return 1;
     if (copy_head(out_dir, &head, hex, &bytes, id, err) != MD_OK)
         return 1;
-    json_t *j =
-        json_pack("{s:b, s:s, s:I, s:s, s:I, s:s}", "ok", 1, "out", out_dir, "events",
-                  (json_int_t)head, "head", hex, "bytes", (json_int_t)bytes, "store_id", id);
+    json_t *j = json_pack("{s:b, s:s, s:I, s:s, s:I, s:s, s:I}", "ok", 1, "out", out_dir, "events",
+                          (json_int_t)head, "head", hex, "bytes", (json_int_t)bytes, "store_id", id,
+                          "projections_seq", (json_int_t)pseq);
     int rc = j ? json_dumpf(j, stdout, JSON_COMPACT) : -1;
     json_decref(j);
     if (rc != 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0) {

@@ -140,7 +140,10 @@ bool ctl_follow_wait(ctl_t *c, md_err_t *rc)
         return false;                  /* the reader is gone: a clean end */
     if (follow_stop)
         return false;
-    *rc = md_store_read(c->store, &c->txn, &c->err);
+    if (c->proj) /* the projections first: the log's snapshot holds all they show */
+        *rc = md_proj_pin(c->proj, &c->err);
+    if (*rc == MD_OK)
+        *rc = md_store_read(c->store, &c->txn, &c->err);
     return *rc == MD_OK;
 }
 

@@ -141,10 +141,12 @@ static int verify_projections(ctl_t *c, uint64_t n, const char *head, ctl_derive
     } else if (rc != MD_OK) {
         status = 1;
     } else {
-        status = ctl_derived_end(dv,
-                                 json_pack("{s:b, s:I, s:s, s:o}", "ok", 1, "events", (json_int_t)n,
-                                           "head", head, "projections", digest_json(&rep->live)),
-                                 &c->err);
+        status =
+            ctl_derived_end(dv,
+                            json_pack("{s:b, s:I, s:s, s:I, s:o}", "ok", 1, "events", (json_int_t)n,
+                                      "head", head, "projections_seq", (json_int_t)rep->seq,
+                                      "projections", digest_json(&rep->live)),
+                            &c->err);
         dv = NULL;
     }
     if (dv)
@@ -328,7 +330,7 @@ static int cmd_replay(ctl_t *c)
 
 static int cmd_backup(ctl_t *c)
 {
-    return ctl_backup(c->store, ctl_str(c, "out"), ctl_given(c, "new-identity"), &c->err);
+    return ctl_backup(c->store, c->dir, ctl_str(c, "out"), ctl_given(c, "new-identity"), &c->err);
 }
 
 /* The subcommands without a store (keygen, checkpoints, verify-export;
@@ -359,10 +361,16 @@ static int cmd_storeless(ctl_t *c)
         "format", CTL_FORMAT, "json|csv|table",                                                    \
             "JSON lines (default), CSV with a header row, or an aligned table (money in yuan)"     \
     }
+#define MIN_SEQ_OPTS                                                                               \
+    {"min-seq", CTL_SEQ, "SEQ",                                                                    \
+     "read-your-writes: wait until the projections show seq SEQ (bounded by --wait-ms)"},          \
+    {                                                                                              \
+        "wait-ms", CTL_U64, "MS", "how long --min-seq waits at most (default 5000), then fails"    \
+    }
 #define LIST_OPTS                                                                                  \
     {"limit", CTL_LIMIT, "N", "at most N rows (1..1000000; default: all)"},                        \
         {"cursor", CTL_STR, "C", "continue after the page that printed next_cursor: C"},           \
-        FORMAT_OPT
+        MIN_SEQ_OPTS, FORMAT_OPT
 
 /* Columns in fen (--format table shows them in yuan). */
 static const char *const order_money[] = {
@@ -395,6 +403,7 @@ static const ctl_opt_t export_opts[] = {
 static const ctl_opt_t get_opts[] = {
     {"as-of", CTL_TIME, "T",
      "judge expiring sanctions at T (ms or YYYY-MM-DDTHH:MM:SSZ; default now)"},
+    MIN_SEQ_OPTS,
     FORMAT_OPT,
     {NULL, 0, NULL, NULL},
 };
@@ -425,6 +434,7 @@ static const ctl_opt_t summary_opts[] = {
     {"to", CTL_DAY, "DAY", "last day (inclusive; at most 366 days after --from)"},
     {"provider", CTL_STR, "M", "one provider's orders"},
     {"top", CTL_LIMIT, "N", "top-products: the N best by revenue (default 10)"},
+    MIN_SEQ_OPTS,
     FORMAT_OPT,
     {NULL, 0, NULL, NULL},
 };
@@ -742,7 +752,31 @@ static int parse_args(ctl_t *c, int argc, char **argv)
     return 0;
 }
 
-/* Opens the store (read-only unless the subcommand writes) and the projections. */
+#define MIN_SEQ_WAIT_MS 5000
+
+/* --min-seq: waits, bounded, until the projections show that seq. */
+static int wait_min_seq(ctl_t *c)
+{
+    uint64_t seq = ctl_u64(c, "min-seq", 0), reached = 0;
+    if (seq == 0 || c->proj == NULL)
+        return 0;
+    long ms = (long)ctl_u64(c, "wait-ms", MIN_SEQ_WAIT_MS);
+    md_error_t e = {0};
+    md_err_t rc = md_proj_wait(c->proj, seq, ms, &reached, &e);
+    if (rc == MD_ETIMEDOUT)
+        md_error_set(&c->err, rc,
+                     "--min-seq %llu: the projections are at seq %llu after %ld ms (the "
+                     "projector is behind the log); retry later or raise --wait-ms",
+                     (unsigned long long)seq, (unsigned long long)reached, ms);
+    else if (rc != MD_OK)
+        md_error_set(&c->err, rc, "%s", e.msg);
+    return rc == MD_OK ? 0 : -1;
+}
+
+/* Opens the store (read-only unless the subcommand writes) and the
+ * projections (their own environment when the data directory has one); the
+ * projections' snapshot is pinned before the log's is begun, so the log's
+ * holds every event the projections show. */
 static int open_all(ctl_t *c, const ctl_sub_t *sub)
 {
     md_store_opts_t so = {.read_only = !(sub->needs & CTL_WRITES)};
@@ -750,11 +784,15 @@ static int open_all(ctl_t *c, const ctl_sub_t *sub)
         return -1;
     if (sub->needs & (CTL_NEEDS_PROJ | CTL_PROJ_OPTIONAL)) {
         md_error_t e = {0};
-        md_err_t rc = md_proj_open(c->store, &c->proj, &e);
+        md_err_t rc = md_proj_open_dir(c->store, c->dir, &so, &c->proj, &e);
         if (rc != MD_OK && (rc != MD_ENOTFOUND || (sub->needs & CTL_NEEDS_PROJ))) {
             md_error_set(&c->err, rc, "%s", e.msg);
             return -1;
         }
+        if (wait_min_seq(c) != 0)
+            return -1;
+        if (c->proj && !(sub->needs & CTL_WRITES) && md_proj_pin(c->proj, &c->err) != MD_OK)
+            return -1;
     }
     return md_store_read(c->store, &c->txn, &c->err) == MD_OK ? 0 : -1;
 }

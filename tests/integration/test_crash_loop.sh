@@ -12,7 +12,12 @@
 #   - the results equal those of an uninterrupted offline run of the same input,
 #   - the chain head equals the offline run's and `marketctl verify` passes,
 #   - the duplicates on the results topic (at-least-once publication) are counted,
-#   - no marketctl beside the daemon died of a signal or failed.
+#   - no marketctl beside the daemon died of a signal or failed,
+#   - kills landed between the log's commit and the projections' commit (the
+#     projector is slowed by MARKETD_TEST_PROJECTOR_DELAY_MS, default 20 ms,
+#     to widen that window): the restarts that caught the projections up are
+#     counted from the log ("projections caught up at start"), at least
+#     CRASH_PROJ_HITS (default 3).
 # Bounded: the loop stops killing after CRASH_SECONDS (default 240) even if
 # fewer kills were reached, and then fails.
 source "$(dirname "$0")/lib.sh"
@@ -42,6 +47,7 @@ timer_tail "${CRASH_TIMER_LINES:-600}" >>"$work/in.jsonl"
 total_cmds=$(grep -c . "$work/in.jsonl")
 offline "$work/in.jsonl" "$work/off" "$work/off.results"
 
+export MARKETD_TEST_PROJECTOR_DELAY_MS=${MARKETD_TEST_PROJECTOR_DELAY_MS:-20}
 start_k() {
     marketd_start k "$work/k" --set topic.partitions=1 --clock command --batch-max 50 \
         --set store.map_mib=1
@@ -113,6 +119,12 @@ multi=$(awk '$2 != 1' "$work/k.dec" | wc -l)
 diff "$work/off.dec" "$work/k.dec" >/dev/null || fail "decided commands differ from the offline run"
 diff <(sort -u "$work/off.results") <(sort -u "$work/k.results") >"$work/res.diff" ||
     fail "results differ from the offline run: $(head -3 "$work/res.diff")"
+cat "$work/k.log" >>"$work/k.all.log"
+proj_hits=$(grep -c 'msg="projections caught up at start"' "$work/k.all.log" || true)
+proj_events=$(grep 'msg="projections caught up at start"' "$work/k.all.log" |
+    sed -n 's/.* events=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+((proj_hits >= ${CRASH_PROJ_HITS:-3})) ||
+    fail "only $proj_hits kills landed between the log's commit and the projections'"
 timers=$("$build/marketctl" --data-dir "$work/k" events | grep -c '"command_id":"timer:' || true)
 [ "$timers" -gt 20 ] || fail "only $timers timer events"
 results=$(grep -c . "$work/k.results")
@@ -121,6 +133,7 @@ unique=$(sort -u "$work/k.results" | wc -l)
 log "crash loop figures: crashes survived $done_kills (SIGKILL, seed $seed), commands $total_cmds," \
     "each decided once; results on the topic $results, duplicates $((results - unique));" \
     "timer events $timers (as offline);" \
+    "$proj_hits restarts found the projections behind the log ($proj_events events caught up);" \
     "beside it $rebuilds marketctl rebuild and $verifies verify, none failed;" \
     "map grown from 1 MiB (data file $map_mib MiB); $(($(date +%s) - t0)) s"
 echo "crash loop: 1 passed, 0 failed"

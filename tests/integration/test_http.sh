@@ -344,6 +344,26 @@ done
 metrics_eq marketd_outbox_depth 0
 log "metrics: $n_acc accepted, $n_rej rejected, $n_dup duplicate, $head_seq events appended"
 
+# ---- projections in their own environment: lag metrics, min_seq (read-your-writes) -----------
+for ((i = 0; i < 100; i++)); do # idle: the projector is at the log's head
+    curl -sS -o "$work/metrics" "$base/metrics"
+    [ "$(metric marketd_projection_seq)" = "$head_seq" ] && break
+    sleep 0.1
+done
+metrics_eq marketd_projection_seq "$head_seq"
+metrics_eq marketd_projection_lag_events 0
+metrics_eq marketd_projection_lag_seconds 0.000
+[ "$(metric marketd_projection_commits_total)" -ge 1 ] 2>/dev/null && ok || bad "no projection commit"
+t auditor 200 "/v1/orders/o-1001?min_seq=$head_seq" '.order_id == "o-1001"'
+t auditor 200 "/v1/orders?buyer=bob&min_seq=1&wait_ms=10" '.items | length >= 1'
+t auditor 400 "/v1/orders/o-1001?min_seq=x"
+t auditor 400 "/v1/events?min_seq=1"
+req auditor "/v1/orders/o-1001?min_seq=$((head_seq + 1000000))&wait_ms=200" -D "$work/ms.h"
+[ "$code" = 503 ] && grep -qi '^Retry-After: 1' "$work/ms.h" &&
+    [ "$(jq .projections_seq <<<"$body")" = "$head_seq" ] && ok ||
+    bad "min_seq beyond the log: $code $(cat "$work/ms.h" | tr -d '\r' | tr '\n' ' ') $body"
+log "projections at $head_seq, lag 0; min_seq waits and answers 503 + Retry-After beyond them"
+
 # ---- 1000 concurrent reads of mixed endpoints and roles during a write load -----------------
 # Every line: ROLE EXPECTED_STATUS PATH; statuses that cannot change under the load.
 cases=(

@@ -69,7 +69,8 @@ if "$ROOT/$B/marketctl" --data-dir "$T/d" replay --until 999 --out "$T/r2" 2>/de
 ctl export >/dev/null 2>&1 && ctl events --limit 1 | jq -e .seq >/dev/null || fail "events/export"; ok
 
 # alter one byte of bob's account record: verify names the projection and key.
-mdb_dump -s p_accounts "$T/d" >"$T/dump"
+# the projections live in their own environment, <data_dir>/proj
+mdb_dump -s p_accounts "$T/d/proj" >"$T/dump"
 # bob's value is the line after his key; change one hex digit of his balance
 # (the 14th 8-byte field of the record, hex offset 208).
 awk 'prev == " 626f62" { d = substr($1, 209, 1); $0 = " " substr($1, 1, 208) (d == "0" ? "1" : "0") substr($1, 210) }
@@ -77,7 +78,7 @@ awk 'prev == " 626f62" { d = substr($1, 209, 1); $0 = " " substr($1, 1, 208) (d 
     "$T/dump" >"$T/dump2"
 # The line after bob's key is his value; make sure the edit changed it.
 ! cmp -s "$T/dump" "$T/dump2" || fail "tamper edit did nothing"
-mdb_load -s p_accounts -f "$T/dump2" "$T/d" 2>"$T/load.err" || fail "mdb_load: $(cat "$T/load.err")"
+mdb_load -s p_accounts -f "$T/dump2" "$T/d/proj" 2>"$T/load.err" || fail "mdb_load: $(cat "$T/load.err")"
 if ctl verify >"$T/v2" 2>"$T/ve2"; then fail "verify passed a tampered projection"; fi
 [ "$(jq -r .projection "$T/v2")" = accounts ] && [ "$(jq -r .first_differing_key "$T/v2")" = bob ] \
     || fail "verify report: $(cat "$T/v2")"

@@ -1,0 +1,240 @@
+/*
+ * projector.c - the projector thread (md_projector.h): applies the committed
+ * log to the projections' own environment and opens the publisher's gate as
+ * the watermark moves.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "md_base.h"
+#include "md_log.h"
+#include "md_metrics.h"
+#include "md_projector.h"
+
+#define IDLE_MS 100 /* a look at the log without a kick; also the retry delay */
+
+struct md_projector {
+    md_proj_t *proj;
+    uint64_t max_events;
+    long delay_ms; /* MARKETD_TEST_PROJECTOR_DELAY_MS: tests widen the window between commits */
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cv;  /* kicked, stop, or the watermark moved */
+    bool kicked, stop;
+    uint64_t seq;          /* the watermark */
+    uint64_t below;        /* the gate: outbox ids below it may leave */
+    bool target_set;       /* a snapshot whose head the watermark has not reached */
+    uint64_t target_head;  /* ... its head */
+    uint64_t target_below; /* ... and its next outbox id */
+    md_projector_sink_fn sink;
+    void *sink_ctx;
+};
+
+static void deadline_in(struct timespec *ts, long ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Opens the gate to @p below (lock held). */
+static void open_gate(md_projector_t *pr, uint64_t below)
+{
+    if (below <= pr->below)
+        return;
+    pr->below = below;
+    if (pr->sink)
+        pr->sink(below, pr->sink_ctx);
+}
+
+/*
+ * Records a step's outcome (lock held): the watermark, and the gate. A
+ * snapshot's outbox bound may open the gate once the watermark reaches that
+ * snapshot's head; when a step was capped (the watermark short of its
+ * snapshot's head), the first such snapshot stays the target, so the gate
+ * keeps moving while the projector works through a backlog.
+ */
+static void note_step(md_projector_t *pr, uint64_t seq, uint64_t head, uint64_t below)
+{
+    pr->seq = seq;
+    if (pr->target_set && seq >= pr->target_head) {
+        open_gate(pr, pr->target_below);
+        pr->target_set = false;
+    }
+    if (seq >= head)
+        open_gate(pr, below);
+    else if (!pr->target_set) {
+        pr->target_set = true;
+        pr->target_head = head;
+        pr->target_below = below;
+    }
+    atomic_store_explicit(&md_metrics.proj_seq, seq, memory_order_relaxed);
+    atomic_store_explicit(&md_metrics.proj_head, head, memory_order_relaxed);
+    if (seq >= head && !pr->kicked)
+        atomic_store_explicit(&md_metrics.proj_behind_since_ms, 0, memory_order_relaxed);
+    pthread_cond_broadcast(&pr->cv);
+}
+
+/* Applies what the log holds beyond the watermark, a transaction at a time.
+ * Returns false after a failure (the caller waits before the next try). */
+static bool step(md_projector_t *pr)
+{
+    for (;;) {
+        uint64_t seq = 0, head = 0, below = 0, before = md_projector_seq(pr);
+        md_error_t err = {0};
+        if (pr->delay_ms > 0) {
+            struct timespec d = {pr->delay_ms / 1000, (pr->delay_ms % 1000) * 1000000L};
+            nanosleep(&d, NULL);
+        }
+        md_err_t rc = md_proj_advance(pr->proj, pr->max_events, &seq, &head, &below, &err);
+        if (rc != MD_OK) {
+            atomic_fetch_add_explicit(&md_metrics.proj_failures, 1, memory_order_relaxed);
+            md_log_error("projection step failed, will retry", "seq=%llu error=\"%s\"",
+                         (unsigned long long)before, err.msg);
+            return false;
+        }
+        if (seq > before)
+            atomic_fetch_add_explicit(&md_metrics.proj_commits, 1, memory_order_relaxed);
+        pthread_mutex_lock(&pr->mu);
+        note_step(pr, seq, head, below);
+        bool more = seq < head && !pr->stop;
+        pthread_mutex_unlock(&pr->mu);
+        if (!more)
+            return true;
+    }
+}
+
+static void *projector_main(void *arg)
+{
+    md_projector_t *pr = arg;
+    bool ok = true;
+    (void)prctl(PR_SET_NAME, "md-projector", 0, 0, 0); /* per-thread profiles name it */
+    for (;;) {
+        struct timespec ts;
+        deadline_in(&ts, IDLE_MS);
+        pthread_mutex_lock(&pr->mu);
+        while (!pr->stop && (!pr->kicked || !ok))
+            if (pthread_cond_timedwait(&pr->cv, &pr->mu, &ts) == ETIMEDOUT)
+                break;
+        bool stop = pr->stop;
+        pr->kicked = false;
+        pthread_mutex_unlock(&pr->mu);
+        if (stop)
+            break;
+        ok = step(pr);
+    }
+    return NULL;
+}
+
+md_err_t md_projector_start(md_proj_t *proj, uint64_t max_events, md_projector_t **out,
+                            md_error_t *err)
+{
+    if (proj == NULL || !md_proj_split(proj))
+        return md_error_set(err, MD_EINVAL,
+                            "projector: projections without their own "
+                            "environment");
+    md_projector_t *pr = md_calloc(1, sizeof *pr);
+    pr->proj = proj;
+    pr->max_events = max_events ? max_events : MD_PROJECTOR_MAX_EVENTS;
+    const char *delay = getenv("MARKETD_TEST_PROJECTOR_DELAY_MS");
+    pr->delay_ms = delay ? strtol(delay, NULL, 10) : 0;
+    pthread_mutex_init(&pr->mu, NULL);
+    pthread_cond_init(&pr->cv, NULL);
+    uint64_t seq = 0, head = 0, below = 0;
+    md_err_t rc = md_proj_advance(proj, 0, &seq, &head, &below, err); /* caught up at open */
+    if (rc == MD_OK) {
+        note_step(pr, seq, head, below);
+        atomic_store_explicit(&md_metrics.proj_on, true, memory_order_relaxed);
+        if (pthread_create(&pr->thread, NULL, projector_main, pr) != 0)
+            rc = md_error_set(err, MD_EIO, "projector thread: %s", strerror(errno));
+        else
+            pr->started = true;
+    }
+    if (rc != MD_OK) {
+        md_projector_free(pr);
+        return rc;
+    }
+    md_log_info("projector started", "seq=%llu max_events=%llu", (unsigned long long)seq,
+                (unsigned long long)pr->max_events);
+    *out = pr;
+    return MD_OK;
+}
+
+void md_projector_kick(void *projector)
+{
+    md_projector_t *pr = projector;
+    long now = (long)md_mono_ms();
+    pthread_mutex_lock(&pr->mu);
+    pr->kicked = true;
+    long zero = 0;
+    atomic_compare_exchange_strong(&md_metrics.proj_behind_since_ms, &zero, now);
+    pthread_cond_broadcast(&pr->cv);
+    pthread_mutex_unlock(&pr->mu);
+}
+
+void md_projector_set_sink(md_projector_t *pr, md_projector_sink_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&pr->mu);
+    pr->sink = fn;
+    pr->sink_ctx = ctx;
+    if (fn)
+        fn(pr->below, ctx);
+    pthread_mutex_unlock(&pr->mu);
+}
+
+uint64_t md_projector_seq(md_projector_t *pr)
+{
+    pthread_mutex_lock(&pr->mu);
+    uint64_t s = pr->seq;
+    pthread_mutex_unlock(&pr->mu);
+    return s;
+}
+
+md_err_t md_projector_wait(md_projector_t *pr, uint64_t seq, long timeout_ms, md_error_t *err)
+{
+    struct timespec ts;
+    md_err_t rc = MD_OK;
+    md_projector_kick(pr);
+    deadline_in(&ts, timeout_ms < 0 ? 0 : timeout_ms);
+    pthread_mutex_lock(&pr->mu);
+    while (pr->seq < seq && rc == MD_OK) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&pr->cv, &pr->mu);
+        else if (pthread_cond_timedwait(&pr->cv, &pr->mu, &ts) == ETIMEDOUT && pr->seq < seq)
+            rc = md_error_set(err, MD_ETIMEDOUT, "projections at seq %llu, not yet at %llu",
+                              (unsigned long long)pr->seq, (unsigned long long)seq);
+    }
+    pthread_mutex_unlock(&pr->mu);
+    return rc;
+}
+
+void md_projector_stop(md_projector_t *pr)
+{
+    if (pr == NULL || !pr->started)
+        return;
+    pthread_mutex_lock(&pr->mu);
+    pr->stop = true;
+    pthread_cond_broadcast(&pr->cv);
+    pthread_mutex_unlock(&pr->mu);
+    pthread_join(pr->thread, NULL);
+    pr->started = false;
+}
+
+void md_projector_free(md_projector_t *pr)
+{
+    if (pr == NULL)
+        return;
+    md_projector_stop(pr);
+    pthread_mutex_destroy(&pr->mu);
+    pthread_cond_destroy(&pr->cv);
+    free(pr);
+}

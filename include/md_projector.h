@@ -1,0 +1,86 @@
+/*
+ * md_projector.h - the projector: a thread that applies the committed event
+ * log to the projections in their own environment (md_proj_open_dir), off the
+ * writer's transaction, in log order (docs/projections.md, "Their own
+ * environment"; docs/operations.md, "Projection lag").
+ *
+ * Each step reads a snapshot of the committed log and applies the events past
+ * the watermark, at most max_events in one projection transaction (bulk mode:
+ * records written once, sorted; meta "seq" committed with them), so it merges
+ * several writer batches when behind, with bounded memory. It never reads
+ * beyond the committed log, so the watermark is never ahead of it. The writer
+ * wakes it after each commit (md_projector_kick, an engine commit hook); it
+ * also looks every 100 ms (writes that do not go through the engine).
+ *
+ * The gate (md_projector_set_sink): once the watermark covers a snapshot of
+ * the log, every outbox entry committed by then (ids below that snapshot's
+ * next outbox id) may leave: the sink receives that bound (the daemon passes
+ * it to md_publisher_hold), so a result is published only once the
+ * projections show its events.
+ *
+ * Errors: a failed step is logged, counted (marketd_projection_failures_total)
+ * and tried again after 100 ms; the watermark does not move meanwhile.
+ *
+ * Tests: MARKETD_TEST_PROJECTOR_DELAY_MS=N makes each step sleep N ms first,
+ * so that kills land between the log's commit and the projections'
+ * (tests/integration/test_crash_loop.sh). Never set it in production.
+ *
+ * Threads: start/stop/free on the main thread; md_projector_kick on the
+ * writer (any thread; never blocks for long); md_projector_wait and
+ * md_projector_seq from any thread.
+ */
+#ifndef MD_PROJECTOR_H
+#define MD_PROJECTOR_H
+
+#include <stdint.h>
+
+#include "md_error.h"
+#include "md_proj.h"
+
+typedef struct md_projector md_projector_t;
+
+/* Events per projection transaction at most (the memory bound: the
+ * projections' dirty pages and bulk cache of one transaction). */
+#define MD_PROJECTOR_MAX_EVENTS 8192
+
+/* Receives the first outbox id that may not leave yet (see the gate above). */
+typedef void (*md_projector_sink_fn)(uint64_t below_id, void *ctx);
+
+/**
+ * @brief Starts the projector over @p proj (borrowed; opened with
+ * md_proj_open_dir and caught up; must outlive the projector).
+ * @param max_events events per projection transaction at most; 0:
+ *        MD_PROJECTOR_MAX_EVENTS.
+ * @param out receives a new handle (md_projector_free).
+ * @returns MD_OK, MD_EINVAL (projections without their own environment),
+ *          MD_ESTORE (the first read), MD_EIO (thread).
+ */
+MD_MUST_CHECK
+md_err_t md_projector_start(md_proj_t *proj, uint64_t max_events, md_projector_t **out,
+                            md_error_t *err);
+
+/** @brief A commit happened: step now. In the shape of md_commit_hook_fn.
+ *  Any thread. */
+void md_projector_kick(void *projector);
+
+/** @brief Sets the gate's sink (NULL: none) and calls it at once with the
+ *  current bound. @p ctx is borrowed. Main thread, before the consumer runs. */
+void md_projector_set_sink(md_projector_t *pr, md_projector_sink_fn fn, void *ctx);
+
+/** @brief The watermark (the last seq the projections show). Any thread. */
+uint64_t md_projector_seq(md_projector_t *pr);
+
+/**
+ * @brief Waits until the watermark reaches @p seq, at most @p timeout_ms
+ * (< 0: no bound). Any thread but the projector's.
+ * @returns MD_OK, MD_ETIMEDOUT.
+ */
+MD_MUST_CHECK
+md_err_t md_projector_wait(md_projector_t *pr, uint64_t seq, long timeout_ms, md_error_t *err);
+
+/** @brief Stops the thread after its step in progress; NULL does nothing. */
+void md_projector_stop(md_projector_t *pr);
+/** @brief Stops and frees; NULL does nothing. Main thread. */
+void md_projector_free(md_projector_t *pr);
+
+#endif
