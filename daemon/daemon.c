@@ -109,7 +109,7 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
     if (rc == MD_OK)
         note_catch_up(d->proj);
     if (rc == MD_OK)
-        rc = md_projector_start(d->proj, 0, &d->projector, err);
+        rc = md_projector_start(d->proj, (uint64_t)d->cfg->proj_max_events, &d->projector, err);
     if (rc == MD_OK) {
         md_engine_set_commit_hook(d->engine, md_projector_kick, d->projector);
         md_log_info("store opened", "data_dir=%s", d->cfg->data_dir);
@@ -149,7 +149,7 @@ static md_err_t start_kafka(daemon_t *d, md_error_t *err)
         rc = start_checkpoints(d, err);
     if (rc == MD_OK)
         rc = start_publisher(d, err);
-    if (rc == MD_OK)
+    if (rc == MD_OK && d->cfg->proj_gate_results) /* projections.gate_results */
         md_projector_set_sink(d->projector, hold_results, d->pub);
     if (rc == MD_OK) {
         md_consumer_opts_t co = {.cfg = d->cfg,

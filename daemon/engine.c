@@ -649,6 +649,8 @@ static md_err_t batch_fn(md_txn_t *t, void *ctx, md_error_t *err)
     for (size_t i = 0; i < e->n && rc == MD_OK; i++)
         rc = process_one(e, t, i, err);
     md__eng_dec_end(e);
+    if (rc == MD_OK) /* the rules' state writes of the batch, once per key */
+        rc = md__eng_state_flush(&e->sctx, err);
     if (rc == MD_OK)
         rc = put_offsets(e, t, err);
     if (rc == MD_OK && e->n)

@@ -41,16 +41,18 @@ typedef struct batch_hooks {
  * per command): each read is otherwise a B-tree descent. Entries are copies
  * (LMDB's pointers into dirty pages move when the transaction writes), kept in
  * an arena of blocks that lives for one transaction, so a pointer handed out
- * stays valid until the batch ends. Writes go to LMDB and replace the entry.
- * "Not found" is cached too. The cache is emptied when a batch transaction
+ * stays valid until the batch ends. Writes replace the entry and reach LMDB
+ * later, sorted by key, once per key (md__eng_state_flush: at the batch's end,
+ * and before a seek that LMDB must answer). "Not found" is cached too. The cache is emptied when a batch transaction
  * starts (a batch re-run after MDB_MAP_FULL starts empty as well).
  */
 #define CACHE_BLOCK ((size_t)64 << 10)
 
 typedef struct cache_ent {
-    uint64_t hash;
     const unsigned char *key, *val; /* key NULL: an empty slot; val NULL: not found */
+    uint32_t hash;                  /* the low half of the key's hash */
     uint32_t klen, vlen;
+    uint32_t dirty; /* written (or deleted) in the batch and not yet in LMDB */
 } cache_ent_t;
 
 typedef struct cache_block {
@@ -63,6 +65,7 @@ typedef struct state_cache {
     cache_ent_t *slots;
     size_t cap, n;         /* cap: a power of two */
     cache_block_t *blocks; /* newest first */
+    md_buf_t dirty;        /* dirty_ref_t of the entries written since the last flush */
 } state_cache_t;
 
 /*
@@ -119,6 +122,7 @@ struct md_engine {
 
 /* engine_state.c */
 void md__eng_cache_reset(state_cache_t *c);
+md_err_t md__eng_state_flush(state_ctx_t *s, md_error_t *err);
 void md__eng_cache_free(state_cache_t *c);
 md_state_t md__eng_txn_state(state_ctx_t *s);
 

@@ -42,11 +42,13 @@ typedef struct md_config {
     char *group_id;
     long outbox_flush_timeout_ms;
     bool store_nosync;
-    long store_map_mib;  /* initial LMDB map, MiB (doubled when full) */
-    char *http_listen;   /* "" = no HTTP read API */
-    char *http_tokens;   /* token file for the read API */
-    long http_threads;   /* worker threads of the read API */
-    long timers_tick_ms; /* idle this long: a Tick to the commands topic (0 = off) */
+    long proj_max_events;   /* projections.max_events: events per projection transaction */
+    bool proj_gate_results; /* projections.gate_results: results wait for the projections */
+    long store_map_mib;     /* initial LMDB map, MiB (doubled when full) */
+    char *http_listen;      /* "" = no HTTP read API */
+    char *http_tokens;      /* token file for the read API */
+    long http_threads;      /* worker threads of the read API */
+    long timers_tick_ms;    /* idle this long: a Tick to the commands topic (0 = off) */
     /* replicated mode (docs/replication.md) */
     char *replica_mode;       /* "single" or "replicated" */
     char *replica_peers_keys; /* directory of the replicas' public keys (*.pub) */

@@ -192,6 +192,7 @@ void md__pj_batch_clear(pj_batch_t *b)
 {
     md__pj_cache_free(b->cache);
     b->cache = NULL;
+    b->unsorted = false;
     md_buf_reset(&b->data);
     md_buf_reset(&b->items);
 }
@@ -237,7 +238,9 @@ static md_err_t buf_flush(md_proj_t *p, MDB_txn *txn, md_buf_t *src, md_error_t 
     b->data = *src;
     *src = t;
     md_buf_reset(src);
-    md__pj_log_sort(p, &b->data, &b->items, b->at);
+    b->unsorted = p->emit != NULL; /* a helper's: sorted by the writer, which has less to do */
+    if (!b->unsorted)
+        md__pj_log_sort(p, &b->data, &b->items, b->at);
     return batch_done(p, txn, b, err);
 }
 

@@ -619,7 +619,11 @@ void md__pj_cache_sort(md_proj_t *p, const struct pj_cache *c, md_buf_t *items, 
 }
 
 
-md_err_t md__pj_batch_write(md_proj_t *p, MDB_txn *txn, const pj_batch_t *b, md_error_t *err)
+md_err_t md__pj_batch_write(md_proj_t *p, MDB_txn *txn, pj_batch_t *b, md_error_t *err)
 {
+    if (b->unsorted) { /* a helper's log or spill, sorted with the writer's scratch */
+        md__pj_log_sort(p, &b->data, &b->items, b->at);
+        b->unsorted = false;
+    }
     return write_dbs(p, txn, (const pj_item_t *)(const void *)b->items.p, b->at, err);
 }

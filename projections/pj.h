@@ -183,6 +183,7 @@ typedef struct pj_batch {
     md_buf_t items;              /* sorted, grouped by database */
     size_t at[PJ_DB_COUNT_ + 1]; /* database i: items [at[i], at[i + 1]) */
     struct pj_batch *next;       /* (queues of rebuild.c) */
+    bool unsorted;               /* a helper's log or spill: the writer sorts it */
 } pj_batch_t;
 
 /* What a handler sees: one event, decoded. */
@@ -298,9 +299,10 @@ md_err_t md__pj_bulk_end(md_proj_t *p, MDB_txn *txn, bool write, md_error_t *err
 void md__pj_bulk_release(md_proj_t *p);
 /* Enters bulk mode for a helper @p hp of writer @p p (the same databases empty). */
 void md__pj_bulk_follow(md_proj_t *hp, const md_proj_t *p);
-/* The writer's side of a helper's batch: writes it in @p txn; clear empties it
+/* The writer's side of a helper's batch: writes it in @p txn (sorting it first
+ * when the helper left it unsorted: a log or a spill); clear empties it
  * for reuse, free frees it. */
-md_err_t md__pj_batch_write(md_proj_t *p, MDB_txn *txn, const pj_batch_t *b, md_error_t *err);
+md_err_t md__pj_batch_write(md_proj_t *p, MDB_txn *txn, pj_batch_t *b, md_error_t *err);
 void md__pj_batch_clear(pj_batch_t *b);
 void md__pj_batch_free(pj_batch_t *b);
 /* Deletes a key; a missing key is not an error. */

@@ -125,6 +125,8 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
 #define LANE_QUEUE 2 /* batches waiting for the writer, at most */
 #define LANE_MIN_EVENTS 50000
 #define LANE_DRAIN_EVERY 1023 /* the writer looks for batches every 1,024 events */
+#define LANE_RING 2048        /* decoded events in flight to the writer (~0.9 MB) */
+#define LANE_BLOCK 256        /* published to the writer this many at a time */
 
 typedef struct lane {
     md_proj_t hp;      /* the helper's handle */
@@ -142,11 +144,27 @@ typedef struct lane {
     atomic_bool stopping;
     md_err_t rc;
     md_error_t err;
+    /* The events, decoded once: the helper copies each one it reads into the
+     * ring (published a block at a time) and the writer applies them from
+     * there instead of reading and decoding them again. Their data points into
+     * the helper's read transaction, which stays open until lane_stop. */
+    md_event_t *ring;
+    uint64_t produced;         /* events published (under mu) */
+    _Atomic uint64_t consumed; /* applied by the writer: their slots are free */
+    uint64_t fill;             /* the helper's: events copied, not yet published */
+    bool fed_all;              /* the helper read its last event (or failed: feed_rc) */
+    md_err_t feed_rc;
+    md_error_t feed_err;
+    unsigned emitted; /* the helper's unsorted batches (see lane_emit) */
 } lane_t;
 
 static md_err_t lane_emit(void *ctx, pj_batch_t *b, md_error_t *err)
 {
     lane_t *ln = ctx;
+    if (b->unsorted && ++ln->emitted % 3 == 0) { /* a third sorted here: the lanes even out */
+        md__pj_log_sort(&ln->hp, &b->data, &b->items, b->at);
+        b->unsorted = false;
+    }
     pthread_mutex_lock(&ln->mu);
     while (ln->queued >= LANE_QUEUE && !ln->stop)
         pthread_cond_wait(&ln->cv, &ln->mu);
@@ -179,6 +197,37 @@ static pj_batch_t *lane_spare(void *ctx)
     return b;
 }
 
+/* Publishes the events copied so far to the writer. */
+static void ring_publish(lane_t *ln)
+{
+    pthread_mutex_lock(&ln->mu);
+    ln->produced = ln->fill;
+    pthread_cond_broadcast(&ln->cv);
+    pthread_mutex_unlock(&ln->mu);
+}
+
+/* Copies @p ev into the ring for the writer, waiting for room; false when
+ * the replay stops. */
+static bool ring_put(lane_t *ln, const md_event_t *ev)
+{
+    if (ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire) >= LANE_RING) {
+        pthread_mutex_lock(&ln->mu);
+        ln->produced = ln->fill;
+        pthread_cond_broadcast(&ln->cv);
+        while (ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire) >= LANE_RING &&
+               !ln->stop)
+            pthread_cond_wait(&ln->cv, &ln->mu);
+        bool stop = ln->stop;
+        pthread_mutex_unlock(&ln->mu);
+        if (stop)
+            return false;
+    }
+    ln->ring[ln->fill % LANE_RING] = *ev;
+    if (++ln->fill % LANE_BLOCK == 0)
+        ring_publish(ln);
+    return true;
+}
+
 static md_err_t lane_event(const md_event_t *ev, const void *body, size_t len, void *ctx,
                            md_error_t *err)
 {
@@ -186,6 +235,8 @@ static md_err_t lane_event(const md_event_t *ev, const void *body, size_t len, v
     (void)body, (void)len;
     if (atomic_load_explicit(&ln->stopping, memory_order_relaxed))
         return MD_ESTOP; /* (md_txn_scan stops quietly) */
+    if (ln->ring && !ring_put(ln, ev))
+        return MD_ESTOP;
     md_err_t rc = md__pj_apply_one(&ln->hp, ln->t, ev, err);
     return rc == MD_OK ? md__pj_bulk_step(&ln->hp, NULL, ev->seq, err) : rc;
 }
@@ -201,19 +252,63 @@ static void *lane_main(void *arg)
     gave_up = gave_up || rc == MD_ENOMEM;
     if (rc == MD_OK && atomic_load(&ln->stopping))
         rc = md_error_set(&err, MD_ESTOP, "replay stopped");
+    pthread_mutex_lock(&ln->mu);
+    ln->produced = ln->fill;
+    ln->fed_all = true;
+    ln->feed_rc = rc;
+    ln->feed_err = err;
+    ln->gave_up = gave_up;
+    pthread_cond_broadcast(&ln->cv);
+    pthread_mutex_unlock(&ln->mu);
     md_err_t end = md__pj_bulk_end(&ln->hp, NULL, rc == MD_OK, &err); /* hands the rest over */
     if (rc == MD_OK)
         rc = end;
-    md_txn_end(ln->t);
-    ln->t = NULL;
     pthread_mutex_lock(&ln->mu);
     ln->rc = rc;
     ln->err = err;
-    ln->gave_up = gave_up;
     ln->done = true;
     pthread_cond_broadcast(&ln->cv);
+    while (!ln->stop) /* the writer may still read the ring's events */
+        pthread_cond_wait(&ln->cv, &ln->mu);
     pthread_mutex_unlock(&ln->mu);
+    md_txn_end(ln->t);
+    ln->t = NULL;
     return NULL;
+}
+
+static md_err_t walk_one(const md_event_t *ev, const void *body, size_t len, void *ctx,
+                         md_error_t *err);
+static md_err_t lane_drain(lane_t *ln, md_proj_t *p, MDB_txn *txn, bool wait, md_error_t *err);
+
+/* The writer's walk over the helper's decoded events (instead of md_txn_scan):
+ * writes the helper's batches while it waits for events. Fails with the
+ * helper's error once the events before it are applied. */
+static md_err_t lane_walk(struct walk *w, md_error_t *err)
+{
+    lane_t *ln = w->lane;
+    uint64_t at = 0;
+    for (;;) {
+        pthread_mutex_lock(&ln->mu);
+        atomic_store_explicit(&ln->consumed, at, memory_order_release);
+        pthread_cond_broadcast(&ln->cv);
+        while (ln->produced == at && !ln->fed_all && ln->head == NULL)
+            pthread_cond_wait(&ln->cv, &ln->mu);
+        uint64_t upto = ln->produced;
+        bool all = ln->fed_all, batches = ln->head != NULL;
+        md_err_t hrc = ln->feed_rc;
+        pthread_mutex_unlock(&ln->mu);
+        md_err_t rc = MD_OK;
+        if (batches)
+            rc = lane_drain(ln, w->p, md_txn_mdb(w->dst), false, err);
+        for (; at < upto && rc == MD_OK; at++)
+            rc = walk_one(&ln->ring[at % LANE_RING], NULL, 0, w, err);
+        if (rc == MD_ESTOP)
+            return MD_OK; /* as md_txn_scan: a quiet stop */
+        if (rc != MD_OK)
+            return rc;
+        if (all && at == upto)
+            return hrc == MD_OK ? MD_OK : md_error_set(err, hrc, "%s", ln->feed_err.msg);
+    }
 }
 
 /* Writes the helper's queued batches; with @p wait, all of them until it is
@@ -285,6 +380,7 @@ static void lane_end(lane_t *ln, md_proj_t *p)
     md_buf_release(&ln->hp.rec);
     pthread_mutex_destroy(&ln->mu);
     pthread_cond_destroy(&ln->cv);
+    free(ln->ring);
     free(ln);
     p->lanes = ~0u;
 }
@@ -321,11 +417,14 @@ static lane_t *lane_start(walk_t *w, md_error_t *err)
     ln->hp.emit = lane_emit;
     ln->hp.spare = lane_spare;
     ln->hp.emit_ctx = ln;
+    ln->ring = md_malloc(LANE_RING * sizeof *ln->ring);
     md__pj_bulk_follow(&ln->hp, p);
     atomic_init(&ln->stopping, false);
+    atomic_init(&ln->consumed, 0);
     pthread_mutex_init(&ln->mu, NULL);
     pthread_cond_init(&ln->cv, NULL);
     if (pthread_create(&ln->th, NULL, lane_main, ln) != 0) {
+        free(ln->ring);
         md__pj_bulk_release(&ln->hp);
         md_buf_release(&ln->hp.rec);
         pthread_mutex_destroy(&ln->mu);
@@ -384,7 +483,7 @@ static md_err_t walk_fn(md_txn_t *t, void *ctx, md_error_t *err)
         rc = md__pj_bulk_begin(w->p, md_txn_mdb(t), err);
     w->lane = rc == MD_OK ? lane_start(w, err) : NULL;
     if (rc == MD_OK)
-        rc = md_txn_scan(w->src, w->from, 0, walk_one, w, err);
+        rc = w->lane ? lane_walk(w, err) : md_txn_scan(w->src, w->from, 0, walk_one, w, err);
     md_err_t end = md__pj_bulk_end(w->p, md_txn_mdb(t), rc == MD_OK, err);
     if (rc == MD_OK)
         rc = end;
