@@ -31,6 +31,10 @@ bool md_valid_utf8(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
+        if (p[i] != 0 && p[i] < 0x80) { /* ASCII: md_utf8_len would say 1 */
+            i++;
+            continue;
+        }
         size_t n = md_utf8_len(p + i, len - i);
         if (n == 0)
             return false;

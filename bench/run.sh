@@ -318,7 +318,8 @@ daemon_stop() {
 load() { # load PREFIX FILE [options]
     local prefix=$1 f=$2
     shift 2
-    "$build/market-load" --bootstrap "127.0.0.1:$PORT" --topic "$prefix.commands" \
+    # exec: in the background (the end-to-end runs), $! is market-load itself.
+    exec "$build/market-load" --bootstrap "127.0.0.1:$PORT" --topic "$prefix.commands" \
         --results-topic "$prefix.results" --input "$f" --wait --timeout 300 "$@"
 }
 
@@ -341,7 +342,7 @@ if [ "$broker" = 1 ]; then
         # CPU time of each party (daemon, broker, client): the wall-clock
         # figure depends on who else shares the cores, the CPU seconds do not.
         bcpu0=$(broker_cpu)
-        load "$prefix" "$work/broker.jsonl" >"$work/e2e.out" 2>&1 &
+        (load "$prefix" "$work/broker.jsonl") >"$work/e2e.out" 2>&1 &
         lpid=$!
         rss_watch "$lpid" "$work/ml.rss" &
         lwpid=$!
@@ -372,7 +373,7 @@ if [ "$broker" = 1 ]; then
         la0=$(cut -d' ' -f1 /proc/loadavg)
         # linger.ms=0: the client sends each command at once (market-load's
         # default, 5 ms, trades latency for batching on the way in).
-        load "$prefix" "$work/lat.jsonl" --rate "$RATE" --latency-out "$work/lat$i.us" -X linger.ms=0 \
+        (load "$prefix" "$work/lat.jsonl" --rate "$RATE" --latency-out "$work/lat$i.us" -X linger.ms=0) \
             >"$work/lat.out" 2>&1 || { cat "$work/lat.out" >&2; die "market-load failed"; }
         daemon_stop
         echo "run $i: load average $la0 at its start, $(cut -d' ' -f1 /proc/loadavg) at its end" >>"$work/lat_load.txt"

@@ -67,8 +67,8 @@ void md__eng_decode_one(md_engine_t *e, size_t i, md_command_t *c)
  */
 #define DECODE_RING 128
 #define DECODE_MIN 32
-#define DECODE_CHUNK 16   /* commands decoded between two looks at the lock */
-#define DECODE_PUBLISH 32 /* the writer says how far it is every so many commands */
+#define DECODE_CHUNK 32   /* commands decoded between two looks at the lock */
+#define DECODE_PUBLISH 64 /* the writer says how far it is every so many commands */
 
 typedef struct decoder {
     pthread_t th;

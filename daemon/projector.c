@@ -33,7 +33,12 @@ struct md_projector {
     uint64_t target_below; /* ... and its next outbox id */
     md_projector_sink_fn sink;
     void *sink_ctx;
+    unsigned fails;      /* failed steps in a row */
+    md_error_t last_err; /* the last one's error */
 };
+
+/* A waiter gives up after this many failed steps in a row (~1 s of retries). */
+#define WAIT_MAX_FAILS 10
 
 static void deadline_in(struct timespec *ts, long ms)
 {
@@ -97,6 +102,11 @@ static bool step(md_projector_t *pr)
         }
         md_err_t rc = md_proj_advance(pr->proj, pr->max_events, &seq, &head, &below, &err);
         if (rc != MD_OK) {
+            pthread_mutex_lock(&pr->mu);
+            pr->fails++;
+            pr->last_err = err;
+            pthread_cond_broadcast(&pr->cv);
+            pthread_mutex_unlock(&pr->mu);
             atomic_fetch_add_explicit(&md_metrics.proj_failures, 1, memory_order_relaxed);
             md_log_error("projection step failed, will retry", "seq=%llu error=\"%s\"",
                          (unsigned long long)before, err.msg);
@@ -105,6 +115,7 @@ static bool step(md_projector_t *pr)
         if (seq > before)
             atomic_fetch_add_explicit(&md_metrics.proj_commits, 1, memory_order_relaxed);
         pthread_mutex_lock(&pr->mu);
+        pr->fails = 0;
         note_step(pr, seq, head, below);
         bool more = seq < head && !pr->stop;
         pthread_mutex_unlock(&pr->mu);
@@ -207,6 +218,12 @@ md_err_t md_projector_wait(md_projector_t *pr, uint64_t seq, long timeout_ms, md
     deadline_in(&ts, timeout_ms < 0 ? 0 : timeout_ms);
     pthread_mutex_lock(&pr->mu);
     while (pr->seq < seq && rc == MD_OK) {
+        if (pr->fails >= WAIT_MAX_FAILS) {
+            rc = md_error_set(err, pr->last_err.code ? pr->last_err.code : MD_ESTORE,
+                              "projections stuck at seq %llu: %s", (unsigned long long)pr->seq,
+                              pr->last_err.msg);
+            break;
+        }
         if (timeout_ms < 0)
             pthread_cond_wait(&pr->cv, &pr->mu);
         else if (pthread_cond_timedwait(&pr->cv, &pr->mu, &ts) == ETIMEDOUT && pr->seq < seq)

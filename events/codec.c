@@ -381,10 +381,15 @@ int md_json_put_str(md_buf_t *o, const char *s, size_t n)
     unsigned char *w = md_buf_reserve(o, 6 * n + 2), *start = w;
     *w++ = '"';
     for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *w++ = c; /* printable ASCII, the usual: as is (md_utf8_len says 1) */
+            i++;
+            continue;
+        }
         size_t k = md_utf8_len(p + i, n - i);
         if (k == 0)
             return -1;
-        unsigned char c = p[i];
         if (k > 1 || (c >= 0x20 && c != '"' && c != '\\')) {
             memcpy(w, p + i, k);
             w += k;

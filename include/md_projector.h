@@ -72,8 +72,9 @@ uint64_t md_projector_seq(md_projector_t *pr);
 
 /**
  * @brief Waits until the watermark reaches @p seq, at most @p timeout_ms
- * (< 0: no bound). Any thread but the projector's.
- * @returns MD_OK, MD_ETIMEDOUT.
+ * (< 0: no bound). Any thread but the projector's. It gives up when the
+ * projector's steps keep failing (10 in a row), with their error.
+ * @returns MD_OK, MD_ETIMEDOUT, the failing step's error (MD_ESTORE, ...).
  */
 MD_MUST_CHECK
 md_err_t md_projector_wait(md_projector_t *pr, uint64_t seq, long timeout_ms, md_error_t *err);

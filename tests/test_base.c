@@ -198,6 +198,29 @@ static void test_base_mp_find_keys(void **state)
     assert_int_equal(md__mp_find(&m, "cc"), -1);
 }
 
+/* md_buf_append copies short lengths its own way (1..3, 4..7, 8..16 bytes):
+ * every length from 0 to 40, at every offset a growing buffer passes through. */
+static void test_base_buf_append_every_length(void **state)
+{
+    (void)state;
+    unsigned char src[64], want[4096];
+    size_t wn = 0;
+    md_buf_t b;
+    md_buf_init(&b);
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (unsigned char)(i * 7 + 1);
+    for (size_t round = 0; round < 3; round++) {
+        for (size_t n = 0; n <= 40; n++) {
+            md_buf_append(&b, n ? src + round : NULL, n);
+            memcpy(want + wn, src + round, n);
+            wn += n;
+            assert_int_equal(b.len, wn);
+            assert_memory_equal(b.p, want, wn);
+        }
+    }
+    md_buf_release(&b);
+}
+
 static void test_base_json_set_leaves_refused_values_out(void **state)
 {
     (void)state;
@@ -233,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_base_mp_reader_refuses_truncation),
         cmocka_unit_test(test_base_mp_skip_sizes_every_scalar),
         cmocka_unit_test(test_base_mp_find_keys),
+        cmocka_unit_test(test_base_buf_append_every_length),
         cmocka_unit_test(test_base_json_set_leaves_refused_values_out),
         cmocka_unit_test(test_base_clocks_move_forward),
     };

@@ -561,6 +561,48 @@ static void test_proj_catch_up(void **state)
     proj_fx_free(f);
 }
 
+/* Projections in their own environment (<dir>/proj), applied by
+ * md_proj_advance at most max_events per transaction: the watermark moves by
+ * at most that much, never past the log's head; verify passes at every
+ * watermark (behind the head), md_proj_wait times out beyond it, and the end
+ * equals the projections applied inside the engine's batches (*state). */
+static void test_proj_env_advance_bounded(void **state)
+{
+    proj_fx_t *f = proj_fx_new(false);
+    md_store_opts_t so = {.nosync = true};
+    md_proj_digest_t a, b;
+    md_proj_report_t *rep = md_calloc(1, sizeof *rep);
+    md_error_t err = {0};
+    uint64_t ha, hb, seq = 0, prev = 0, head = 0, onext = 0, steps = 0;
+    assert_int_equal(md_proj_open_dir(f->store, f->dir, &so, &f->proj, &err), MD_OK);
+    assert_true(md_proj_split(f->proj));
+    assert_true(proj_fx_run_file(f, proj_fx_demo_path(), 1000, 0) > 0);
+    do {
+        assert_int_equal(md_proj_advance(f->proj, 7, &seq, &head, &onext, &err), MD_OK);
+        assert_true(seq > prev && seq - prev <= 7 && seq <= head);
+        assert_true(onext > 0);
+        if (seq < head && steps % 3 == 0) { /* lagging: verified at the watermark */
+            assert_int_equal(proj_fx_verify(f, rep), MD_OK);
+            assert_int_equal(rep->seq, seq);
+        }
+        prev = seq;
+        steps++;
+    } while (seq < head);
+    assert_true(steps >= head / 7);
+    assert_int_equal(md_proj_advance(f->proj, 7, &seq, &head, NULL, &err), MD_OK);
+    assert_int_equal(seq, head); /* nothing left: no transaction, same watermark */
+    assert_int_equal(md_proj_wait(f->proj, head, 10, NULL, &err), MD_OK);
+    assert_int_equal(md_proj_wait(f->proj, head + 1, 30, NULL, &err), MD_ETIMEDOUT);
+    proj_fx_digest(f, &a, &ha);
+    proj_fx_digest(*state, &b, &hb);
+    assert_int_equal(ha, hb);
+    assert_memory_equal(&a, &b, sizeof a);
+    assert_int_equal(proj_fx_verify(f, rep), MD_OK);
+    assert_int_equal(rep->seq, head);
+    free(rep);
+    proj_fx_free(f);
+}
+
 /* An older layout format, projections caught up: format 2 and an order record of
  * another layout in p_orders. Opening rebuilds them instead of failing on the record. */
 static md_err_t age_layout(md_txn_t *t, void *ctx, md_error_t *err)
@@ -1190,6 +1232,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proj_replay_matches_live, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_batching_independent, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_catch_up, demo_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_env_advance_bounded, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_old_format_rebuilt, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_newer_format_refused, demo_setup, fx_teardown),
         cmocka_unit_test(test_proj_absent_read_only),

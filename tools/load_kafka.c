@@ -100,7 +100,16 @@ static void load_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *
             l->t_last = md_mono_ns();
         return;
     }
-    load_fail(l, "delivery failed", rd_kafka_err2str(m->err));
+    if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) {
+        /* message.timeout.ms is the --timeout: say so, as load_purge does
+         * when the timeout ends first (which of the two comes first is a race). */
+        l->failed++;
+        if (l->first_failure[0] == '\0')
+            snprintf(l->first_failure, sizeof l->first_failure,
+                     "not delivered within the %g s timeout", l->o.timeout_s);
+    } else {
+        load_fail(l, "delivery failed", rd_kafka_err2str(m->err));
+    }
     l->halt = true;
 }
 
