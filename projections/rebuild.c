@@ -105,13 +105,15 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
 
 /* ---- lanes: a helper thread --------------------------------------------------------
  * A replay from the first event (rebuild, verify, replay) runs the projections
- * in two lanes. The writer (the thread holding the write transaction) reads
- * the events and applies orders; a helper thread reads the same events
- * through a read transaction of its own and applies accounts, audit, sales
- * and records to a handle of its own, in bulk mode (bulk.c): their databases
- * are empty at the start, so nothing is read back from LMDB, and its sorted
- * writes (pj_batch_t) are handed to the writer, which writes them between its
- * own events and hands the batches back for reuse. A projection reads and
+ * in two lanes. A helper thread reads and decodes the events through a read
+ * transaction of its own, copies each decoded event into a ring for the
+ * writer (the thread holding the write transaction), which applies orders to
+ * them, and applies accounts, audit, sales and records to a handle of its
+ * own, in bulk mode (bulk.c): their databases are empty at the start, so
+ * nothing is read back from LMDB, and its writes (pj_batch_t; two of three of
+ * its logs and spills unsorted, for the writer to sort: the lanes even out)
+ * are handed to the writer, which writes them between its own events and
+ * hands the batches back for reuse. A projection reads and
  * writes only its own databases, so the result is the one of a single lane:
  * the same keys and values, written in the same order per database.
  *

@@ -176,6 +176,10 @@ size_t md__rec_encode(const void *rec, size_t size, unsigned char *out, size_t c
 /* A minimal LEB128 varint of at most VARINT_MAX bytes, no more than max. */
 static int z_get_varint(const unsigned char **p, const unsigned char *end, size_t max, size_t *v)
 {
+    if (*p < end && **p < 0x80) { /* one byte, the usual (runs under 128) */
+        *v = *(*p)++;
+        return *v <= max ? 0 : -1;
+    }
     size_t x = 0;
     for (int n = 0; n < VARINT_MAX; n++) {
         if (*p == end)
@@ -289,9 +293,10 @@ md_err_t md__get(const md_state_t *st, const char *key, size_t klen, void *rec, 
 {
     const void *val = NULL;
     size_t len = 0;
-    memset(rec, 0, size);
     md_err_t rc = st->get(st->ctx, key, klen, &val, &len);
     *found = rc == MD_OK;
+    if (rc != MD_OK) /* decoding zeroes rec itself */
+        memset(rec, 0, size);
     if (rc == MD_ENOTFOUND)
         return MD_OK;
     if (rc != MD_OK)
