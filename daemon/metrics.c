@@ -196,17 +196,22 @@ static void render_projection(md_buf_t *out, uint64_t events_total)
         "# HELP marketd_projection_lag_events Committed events the projections do not show "
         "yet.\n# TYPE marketd_projection_lag_events gauge\nmarketd_projection_lag_events %llu\n",
         (unsigned long long)seq, (unsigned long long)(head > seq ? head - seq : 0));
+    /* (put's lines are at most 511 bytes: one metric per call) */
     put(out,
         "# HELP marketd_projection_lag_seconds How long the projections have been behind a "
         "committed batch (0: caught up).\n# TYPE marketd_projection_lag_seconds gauge\n"
-        "marketd_projection_lag_seconds %.3f\n"
+        "marketd_projection_lag_seconds %.3f\n",
+        since > 0 && head > seq ? (double)(mono_now() - since) / 1000.0 : 0.0);
+    put(out,
         "# HELP marketd_projection_commits_total Projection transactions committed.\n"
         "# TYPE marketd_projection_commits_total counter\nmarketd_projection_commits_total "
-        "%llu\n# HELP marketd_projection_failures_total Projection transactions that "
-        "failed (retried).\n# TYPE marketd_projection_failures_total counter\n"
+        "%llu\n",
+        (unsigned long long)get(&m->proj_commits));
+    put(out,
+        "# HELP marketd_projection_failures_total Projection transactions that failed "
+        "(retried).\n# TYPE marketd_projection_failures_total counter\n"
         "marketd_projection_failures_total %llu\n",
-        since > 0 && head > seq ? (double)(mono_now() - since) / 1000.0 : 0.0,
-        (unsigned long long)get(&m->proj_commits), (unsigned long long)get(&m->proj_failures));
+        (unsigned long long)get(&m->proj_failures));
 }
 
 /* The version and formats (dashboards show them), and readiness as a gauge

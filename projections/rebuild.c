@@ -105,13 +105,15 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
 
 /* ---- lanes: a helper thread --------------------------------------------------------
  * A replay from the first event (rebuild, verify, replay) runs the projections
- * in two lanes. The writer (the thread holding the write transaction) reads
- * the events and applies orders; a helper thread reads the same events
- * through a read transaction of its own and applies accounts, audit, sales
- * and records to a handle of its own, in bulk mode (bulk.c): their databases
- * are empty at the start, so nothing is read back from LMDB, and its sorted
- * writes (pj_batch_t) are handed to the writer, which writes them between its
- * own events and hands the batches back for reuse. A projection reads and
+ * in two lanes. A helper thread reads and decodes the events through a read
+ * transaction of its own, copies each decoded event into a ring for the
+ * writer (the thread holding the write transaction), which applies orders to
+ * them, and applies accounts, audit, sales and records to a handle of its
+ * own, in bulk mode (bulk.c): their databases are empty at the start, so
+ * nothing is read back from LMDB, and its writes (pj_batch_t; two of three of
+ * its logs and spills unsorted, for the writer to sort: the lanes even out)
+ * are handed to the writer, which writes them between its own events and
+ * hands the batches back for reuse. A projection reads and
  * writes only its own databases, so the result is the one of a single lane:
  * the same keys and values, written in the same order per database.
  *
@@ -834,6 +836,26 @@ static md_err_t live_digest_end(live_digest_t *ld, md_error_t *err)
     return ld->j.rc == MD_OK ? MD_OK : md_error_set(err, ld->j.rc, "%s", ld->j.err.msg);
 }
 
+/* Whether the fast path can hold the rebuilt records until the end: a
+ * handle writes early once its records outgrow its bound (bulk_max), and a
+ * database written early is read back from LMDB, where the comparison left
+ * nothing (unsure: the work so far is lost). The records it holds take
+ * about the pages of the live databases but for the audit's (spilled in key
+ * order as it goes): with more than 3/4 of the bound, verify goes the slow
+ * way at once (logs of ~2.5M commands and more, at the default bound). */
+static bool compare_fits(md_proj_t *p, md_txn_t *t, size_t bulk_max)
+{
+    size_t bytes = 0;
+    for (int i = 0; i < PJ_DB_COUNT_; i++) {
+        MDB_stat st;
+        if (i == PJ_DB_AUDIT || i == PJ_DB_AUDIT_ACTOR ||
+            mdb_stat(md_txn_mdb(t), p->dbi[i], &st) != MDB_SUCCESS)
+            continue;
+        bytes += (st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) * st.ms_psize;
+    }
+    return bytes <= (bulk_max ? bulk_max : PJ_BULK_MAX) / 4 * 3;
+}
+
 /* The fast path: the rebuild's sorted writes are compared with the live
  * projections as they are made (bulk.h, "comparison"), nothing is written,
  * and the live digests are taken beside. *equal when the comparison proved
@@ -844,8 +866,8 @@ static md_err_t verify_compared(md_proj_t *p, md_txn_t *t, md_store_t *tmp, md_p
 {
     live_digest_t ld;
     *equal = false;
-    if (w->from != 1 || w->copy) /* (an until bound: the live projections' watermark) */
-        return MD_OK;
+    if (w->from != 1 || w->copy || !compare_fits(p, t, tp->bulk_max))
+        return MD_OK; /* (an until bound, the live projections' watermark, is fine) */
     live_digest_start(&ld, p, t, rep);
     tp->cmp = md__pj_cmp_new(md_txn_mdb(t), p->dbi);
     md_err_t rc = walk_write(tmp, w, err);

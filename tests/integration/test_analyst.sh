@@ -83,6 +83,15 @@ ctl events >"$work/all.jsonl"
 check "events --follow printed every committed event once, in order ($(wc -l <"$work/follow.jsonl") of $want)" \
     cmp -s "$work/follow.jsonl" "$work/all.jsonl"
 check "events --follow saw events appended after it started" [ "$want" -gt 3 ]
+# The audit follower polls every 200 ms and stops at SIGINT without a last
+# poll, and the projections may trail the log by a projector step: wait until
+# they show the last event, then until it printed as many lines as they hold.
+ctl audit --subject bob --format csv --min-seq "$want" >"$work/audit.csv" 2>/dev/null ||
+    bad "audit --min-seq $want"
+for ((i = 0; i < 100; i++)); do
+    [ "$(wc -l <"$work/follow_audit.csv")" -ge "$(wc -l <"$work/audit.csv")" ] && break
+    sleep 0.1
+done
 kill -INT "$apid"
 st=0
 for ((i = 0; i < 50; i++)); do kill -0 "$apid" 2>/dev/null || break; sleep 0.1; done

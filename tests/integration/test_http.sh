@@ -353,6 +353,7 @@ done
 metrics_eq marketd_projection_seq "$head_seq"
 metrics_eq marketd_projection_lag_events 0
 metrics_eq marketd_projection_lag_seconds 0.000
+metrics_eq marketd_projection_failures_total 0 # the last projection metric: the exposition is whole
 [ "$(metric marketd_projection_commits_total)" -ge 1 ] 2>/dev/null && ok || bad "no projection commit"
 t auditor 200 "/v1/orders/o-1001?min_seq=$head_seq" '.order_id == "o-1001"'
 t auditor 200 "/v1/orders?buyer=bob&min_seq=1&wait_ms=10" '.items | length >= 1'
