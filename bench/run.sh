@@ -9,7 +9,7 @@
 #   BENCH_BROKER_N   commands for the end-to-end rows (default 100000; smoke 2000)
 #   BENCH_RUNS       runs per row, the median is reported (default 3, at least 3)
 #   BENCH_BATCH      batch.max_commands of the measured rows (default: the
-#                    shipped config, 4000)
+#                    shipped config/marketd.conf's, 8000)
 #   BENCH_SWEEP      batch sizes of the throughput picture ("250 1000 4000 10000")
 #   BENCH_SWEEP_N    commands per sweep point (default 100000)
 #   BENCH_RATE       offered rate of the latency row (5000 commands/s)
@@ -40,7 +40,8 @@ else
 fi
 RUNS=${BENCH_RUNS:-3}
 [ "$RUNS" -ge 3 ] || RUNS=3
-BATCH=${BENCH_BATCH:-4000}
+BATCH=${BENCH_BATCH:-$(awk '$1 == "batch.max_commands" {print $3}' "$(dirname "$0")/../config/marketd.conf")}
+[ -n "$BATCH" ] || { echo "bench: no batch.max_commands in config/marketd.conf" >&2; exit 1; }
 RATE=${BENCH_RATE:-5000}
 SEED=${BENCH_SEED:-42}
 PORT=${KAFKA_PORT:-19098}

@@ -19,7 +19,7 @@ static void test_config_defaults(void **state)
     md_config_t c;
     md_config_init(&c);
     assert_string_equal(c.topic_commands, "market.commands");
-    assert_int_equal(c.batch_max_commands, 4000);
+    assert_int_equal(c.batch_max_commands, 8000);
     assert_int_equal(c.clock, MD_CLOCK_WALL);
     assert_string_equal(md_config_kafka(&c, "bootstrap.servers"), "127.0.0.1:9092");
     md_config_release(&c);
