@@ -109,7 +109,8 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
     if (rc == MD_OK)
         note_catch_up(d->proj);
     if (rc == MD_OK)
-        rc = md_projector_start(d->proj, (uint64_t)d->cfg->proj_max_events, &d->projector, err);
+        rc = md_projector_start(d->proj, (uint64_t)d->cfg->proj_max_events, d->cfg->proj_sync_ms,
+                                &d->projector, err);
     if (rc == MD_OK) {
         md_engine_set_commit_hook(d->engine, md_projector_kick, d->projector);
         md_log_info("store opened", "data_dir=%s", d->cfg->data_dir);

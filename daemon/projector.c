@@ -20,7 +20,9 @@
 struct md_projector {
     md_proj_t *proj;
     uint64_t max_events;
-    long delay_ms; /* MARKETD_TEST_PROJECTOR_DELAY_MS: tests widen the window between commits */
+    long delay_ms;    /* MARKETD_TEST_PROJECTOR_DELAY_MS: tests widen the window between commits */
+    long sync_ms;     /* lazy sync: un-synced commits are flushed after this long; 0: none */
+    int64_t dirty_ms; /* when the first commit since the last flush happened; 0: none */
     pthread_t thread;
     bool started;
     pthread_mutex_t mu; /* guards everything below */
@@ -114,6 +116,8 @@ static bool step(md_projector_t *pr)
         }
         if (seq > before)
             atomic_fetch_add_explicit(&md_metrics.proj_commits, 1, memory_order_relaxed);
+        if (seq > before && pr->dirty_ms == 0 && md_proj_unsynced(pr->proj))
+            pr->dirty_ms = md_mono_ms();
         pthread_mutex_lock(&pr->mu);
         pr->fails = 0;
         note_step(pr, seq, head, below);
@@ -122,6 +126,23 @@ static bool step(md_projector_t *pr)
         if (!more)
             return true;
     }
+}
+
+/* Lazy sync: the commits are flushed (and the marker removed) once the first
+ * un-synced one is sync_ms old, or always with @p now (a clean stop). A
+ * failure is logged; the marker stays and the next look tries again. */
+static void maybe_flush(md_projector_t *pr, bool now)
+{
+    md_error_t err = {0};
+    if (!md_proj_unsynced(pr->proj))
+        return;
+    if (!now && (pr->dirty_ms == 0 || md_mono_ms() - pr->dirty_ms < pr->sync_ms))
+        return;
+    if (md_proj_flush(pr->proj, &err) != MD_OK) {
+        md_log_error("projection flush failed, will retry", "error=\"%s\"", err.msg);
+        return;
+    }
+    pr->dirty_ms = 0;
 }
 
 static void *projector_main(void *arg)
@@ -142,12 +163,14 @@ static void *projector_main(void *arg)
         if (stop)
             break;
         ok = step(pr);
+        maybe_flush(pr, false);
     }
+    maybe_flush(pr, true); /* a clean stop leaves nothing un-synced */
     return NULL;
 }
 
-md_err_t md_projector_start(md_proj_t *proj, uint64_t max_events, md_projector_t **out,
-                            md_error_t *err)
+md_err_t md_projector_start(md_proj_t *proj, uint64_t max_events, long sync_ms,
+                            md_projector_t **out, md_error_t *err)
 {
     if (proj == NULL || !md_proj_split(proj))
         return md_error_set(err, MD_EINVAL,
@@ -158,10 +181,15 @@ md_err_t md_projector_start(md_proj_t *proj, uint64_t max_events, md_projector_t
     pr->max_events = max_events ? max_events : MD_PROJECTOR_MAX_EVENTS;
     const char *delay = getenv("MARKETD_TEST_PROJECTOR_DELAY_MS");
     pr->delay_ms = delay ? strtol(delay, NULL, 10) : 0;
+    pr->sync_ms = sync_ms > 0 ? sync_ms : 0;
     pthread_mutex_init(&pr->mu, NULL);
     pthread_cond_init(&pr->cv, NULL);
     uint64_t seq = 0, head = 0, below = 0;
-    md_err_t rc = md_proj_advance(proj, 0, &seq, &head, &below, err); /* caught up at open */
+    md_err_t rc = pr->sync_ms ? md_proj_lazy_sync(proj, err) : MD_OK;
+    if (rc == MD_OK) /* caught up at open */
+        rc = md_proj_advance(proj, 0, &seq, &head, &below, err);
+    if (rc == MD_OK && md_proj_unsynced(proj))
+        pr->dirty_ms = md_mono_ms(); /* left by a process that died, or the catch-up */
     if (rc == MD_OK) {
         note_step(pr, seq, head, below);
         atomic_store_explicit(&md_metrics.proj_on, true, memory_order_relaxed);
@@ -174,8 +202,8 @@ md_err_t md_projector_start(md_proj_t *proj, uint64_t max_events, md_projector_t
         md_projector_free(pr);
         return rc;
     }
-    md_log_info("projector started", "seq=%llu max_events=%llu", (unsigned long long)seq,
-                (unsigned long long)pr->max_events);
+    md_log_info("projector started", "seq=%llu max_events=%llu sync_ms=%ld",
+                (unsigned long long)seq, (unsigned long long)pr->max_events, pr->sync_ms);
     *out = pr;
     return MD_OK;
 }

@@ -306,6 +306,22 @@ void md_store_free(md_store_t *s)
     free(s);
 }
 
+md_err_t md_store_sync(md_store_t *s, md_error_t *err)
+{
+    if (s == NULL || s->read_only)
+        return md_error_set(err, MD_EINVAL, "md_store_sync: no store, or read-only");
+    pthread_rwlock_rdlock(&s->grow_lock); /* the map stays while LMDB syncs */
+    if (atomic_load(&s->broken)) {
+        pthread_rwlock_unlock(&s->grow_lock);
+        return broken_err(s, err);
+    }
+    int mrc = mdb_env_sync(s->env, 1);
+    pthread_rwlock_unlock(&s->grow_lock);
+    if (mrc != MDB_SUCCESS)
+        return md_error_set(err, MD_ESTORE, "sync '%s': %s", s->path, mdb_strerror(mrc));
+    return MD_OK;
+}
+
 MDB_env *md_store_env(md_store_t *s)
 {
     return s->env;

@@ -98,12 +98,57 @@ md_err_t md_proj_open(md_store_t *store, md_proj_t **out, md_error_t *err);
  *        map_size are not used: the data directory's lock covers both).
  * @param out receives a new handle owned by the caller (md_proj_free, which
  *        closes the environment it opened).
+ * A marker of un-synced commits (see "Lazy sync" below) of another boot:
+ * discarded and rebuilt (writable), refused (read-only).
  * @locality at start-up, before other threads run transactions.
- * @returns as md_proj_open, and MD_EIO (the directory).
+ * @returns as md_proj_open, and MD_EIO (the directory, the marker),
+ *          MD_ECORRUPT (read-only: un-synced commits of another boot).
  */
 MD_MUST_CHECK
 md_err_t md_proj_open_dir(md_store_t *log, const char *data_dir, const md_store_opts_t *so,
                           md_proj_t **out, md_error_t *err);
+
+/*
+ * Lazy sync (the projector's mode; docs/projections.md, "Durability"): the
+ * projections are derived from the synced event log, so their commits need
+ * not wait for the disk. After md_proj_lazy_sync, md_proj_advance commits
+ * without fsync; md_proj_flush writes them to disk. Before the first such
+ * commit after a flush, the marker <data_dir>/proj/unsynced is written and
+ * synced (with its directory), holding the kernel's boot id
+ * (/proc/sys/kernel/random/boot_id); a successful flush removes it. At
+ * md_proj_open_dir, a marker of another boot means the machine stopped with
+ * commits that never reached the disk (LMDB may be torn, and has no
+ * checksums): a writable open discards the environment and rebuilds it from
+ * the log (saying so on stderr); a read-only open refuses it (MD_ECORRUPT:
+ * run marketd or `marketctl rebuild`). A marker of this boot means only the
+ * process died: the page cache holds every commit, the environment is kept
+ * and caught up from its watermark.
+ * Tests: MARKETD_TEST_BOOT_ID=ID replaces the kernel's boot id (read only
+ * when the marker is written or checked). Never set it in production.
+ */
+
+/**
+ * @brief Switches the projections' own environment to lazy sync (above).
+ * Does nothing with one environment, or when it was opened nosync (the log
+ * is nosync too: nothing is synced, nothing to mark).
+ * @locality the projector's thread (or before it starts), no transaction of
+ *           this process open in the projections' environment.
+ * @returns MD_OK, MD_EINVAL (read-only), MD_ESTORE.
+ */
+MD_MUST_CHECK
+md_err_t md_proj_lazy_sync(md_proj_t *p, md_error_t *err);
+
+/** @brief True while commits may not be on disk yet (the marker exists). */
+bool md_proj_unsynced(const md_proj_t *p);
+
+/**
+ * @brief Writes the un-synced commits to disk (md_store_sync), then removes
+ * the marker. Nothing to do (not lazy, or nothing since the last flush): MD_OK.
+ * @locality the thread that calls md_proj_advance.
+ * @returns MD_OK, MD_ESTORE (the marker stays), MD_EIO (the marker's removal).
+ */
+MD_MUST_CHECK
+md_err_t md_proj_flush(md_proj_t *p, md_error_t *err);
 
 /** @brief The projections' environment (borrowed): the log's own store when
  * both are one environment. Any thread. */

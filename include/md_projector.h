@@ -18,8 +18,15 @@
  * it to md_publisher_hold), so a result is published only once the
  * projections show its events.
  *
+ * Durability (lazy sync, md_proj.h): the projections are derived from the
+ * synced log, so a result waits for one fsync (the log's), not two: the
+ * projector commits without fsync and flushes its environment about every
+ * sync_ms of activity and at a clean stop, behind the marker of un-synced
+ * commits that makes a machine crash rebuild them at the next open.
+ *
  * Errors: a failed step is logged, counted (marketd_projection_failures_total)
- * and tried again after 100 ms; the watermark does not move meanwhile.
+ * and tried again after 100 ms; the watermark does not move meanwhile. A
+ * failed flush is logged and tried again at the next look.
  *
  * Tests: MARKETD_TEST_PROJECTOR_DELAY_MS=N makes each step sleep N ms first,
  * so that kills land between the log's commit and the projections'
@@ -46,6 +53,8 @@ typedef struct md_projector md_projector_t;
  * and ~40% more bytes written than 8192 (more commits of the same pages), off
  * the writer's core. */
 #define MD_PROJECTOR_MAX_EVENTS 4096
+/* Lazy sync: un-synced projection commits are flushed after this long (ms). */
+#define MD_PROJECTOR_SYNC_MS 1000
 
 /* Receives the first outbox id that may not leave yet (see the gate above). */
 typedef void (*md_projector_sink_fn)(uint64_t below_id, void *ctx);
@@ -55,13 +64,18 @@ typedef void (*md_projector_sink_fn)(uint64_t below_id, void *ctx);
  * md_proj_open_dir and caught up; must outlive the projector).
  * @param max_events events per projection transaction at most; 0:
  *        MD_PROJECTOR_MAX_EVENTS.
+ * @param sync_ms lazy sync (md_proj_lazy_sync; projections.sync_ms): the
+ *        projections commit without fsync and are flushed once the first
+ *        un-synced commit is this old (within IDLE_MS), and at a clean stop
+ *        (md_projector_stop); 0: every commit is synced
+ *        (MD_PROJECTOR_SYNC_MS is the default).
  * @param out receives a new handle (md_projector_free).
  * @returns MD_OK, MD_EINVAL (projections without their own environment),
  *          MD_ESTORE (the first read), MD_EIO (thread).
  */
 MD_MUST_CHECK
-md_err_t md_projector_start(md_proj_t *proj, uint64_t max_events, md_projector_t **out,
-                            md_error_t *err);
+md_err_t md_projector_start(md_proj_t *proj, uint64_t max_events, long sync_ms,
+                            md_projector_t **out, md_error_t *err);
 
 /** @brief A commit happened: step now. In the shape of md_commit_hook_fn.
  *  Any thread. */
@@ -83,7 +97,8 @@ uint64_t md_projector_seq(md_projector_t *pr);
 MD_MUST_CHECK
 md_err_t md_projector_wait(md_projector_t *pr, uint64_t seq, long timeout_ms, md_error_t *err);
 
-/** @brief Stops the thread after its step in progress; NULL does nothing. */
+/** @brief Stops the thread after its step in progress and flushes the
+ *  un-synced commits (lazy sync); NULL does nothing. */
 void md_projector_stop(md_projector_t *pr);
 /** @brief Stops and frees; NULL does nothing. Main thread. */
 void md_projector_free(md_projector_t *pr);

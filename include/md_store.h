@@ -36,7 +36,8 @@
  *
  * Durability: every committed write transaction is synced to disk before
  * md_store_write() returns (unless the store was opened with nosync, for
- * tests and benchmarks that say so).
+ * tests and benchmarks that say so, and for derived data that is flushed
+ * later with md_store_sync: the projections' environment).
  *
  * Errors (every md_err_t function; a function's own list adds to these):
  *   MD_ESTORE     LMDB reported an error (the message names the call);
@@ -122,6 +123,17 @@ const char *md_store_id(const md_store_t *s);
 /** @brief True once a failed map resize left LMDB without a map (see above):
  *  every transaction fails from then on; the process should stop. Any thread. */
 bool md_store_broken(md_store_t *s);
+
+/**
+ * @brief Flushes every committed write transaction to disk (mdb_env_sync,
+ * forced): for a store opened with nosync, whose commits reach the disk
+ * only through the page cache until this call. Any thread; it may run
+ * beside the writer (commits that race with it may or may not be covered).
+ * @returns MD_OK (what was committed before the call is on disk),
+ *          MD_EINVAL (read-only store), MD_ESTORE (LMDB, or broken).
+ */
+MD_MUST_CHECK
+md_err_t md_store_sync(md_store_t *s, md_error_t *err);
 
 /** @brief The LMDB environment (borrowed, valid until md_store_free), for
  * modules that keep their own dbs. Any thread. Never fails. */

@@ -1,11 +1,14 @@
 /*
  * env.c - the projections' own environment (<data_dir>/proj): opening it
  * beside the event log, migrating a store of the old layout, the projector's
- * step (md_proj_advance), bounded waits for a watermark, and the snapshot a
- * query reads when it is handed a transaction of the log.
+ * step (md_proj_advance), its lazy sync (the marker of un-synced commits),
+ * bounded waits for a watermark, and the snapshot a query reads when it is
+ * handed a transaction of the log.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -113,12 +116,171 @@ static md_err_t drop_old_layout(md_store_t *log, md_error_t *err)
     return rc;
 }
 
+/* ---- the marker of un-synced commits (md_proj.h, "Lazy sync") ------------------------ */
+
+#define BOOT_ID_MAX 64
+#define BOOT_ID_FILE "/proc/sys/kernel/random/boot_id"
+
+/* Reads the first line of @p path into @p out (at most BOOT_ID_MAX - 1
+ * bytes, without the newline). Returns false when it cannot be read. */
+static bool read_line(const char *path, char out[BOOT_ID_MAX])
+{
+    FILE *f = fopen(path, "r");
+    out[0] = '\0';
+    if (f == NULL)
+        return false;
+    bool ok = fgets(out, BOOT_ID_MAX, f) != NULL;
+    fclose(f);
+    out[strcspn(out, "\n")] = '\0';
+    return ok;
+}
+
+/* The kernel's boot id; MARKETD_TEST_BOOT_ID replaces it (tests only).
+ * An unreadable one is "unknown" (never equal to a marker's: rebuilt). */
+static void boot_id(char out[BOOT_ID_MAX])
+{
+    const char *test = getenv("MARKETD_TEST_BOOT_ID");
+    if (test && *test)
+        snprintf(out, BOOT_ID_MAX, "%s", test);
+    else if (!read_line(BOOT_ID_FILE, out) || out[0] == '\0')
+        snprintf(out, BOOT_ID_MAX, "unknown");
+}
+
+/* fsync of the directory holding @p path (a file created or renamed there). */
+static bool sync_parent(const char *path)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = fsync(fd) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Writes the marker (this boot's id) and syncs it and its directory. */
+static md_err_t write_marker(const char *path, md_error_t *err)
+{
+    char id[BOOT_ID_MAX], line[BOOT_ID_MAX + 1];
+    boot_id(id);
+    int n = snprintf(line, sizeof line, "%s\n", id);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    bool ok = fd >= 0 && write(fd, line, (size_t)n) == n;
+    ok = ok && fsync(fd) == 0;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (!ok || !sync_parent(path))
+        return md_error_set(err, MD_EIO, "write '%s': %s", path, strerror(errno));
+    return MD_OK;
+}
+
+/* The environment's data files, removed: it is rebuilt from the log. */
+static md_err_t discard_env(const char *dir, md_error_t *err)
+{
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    char path[4200];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return md_error_set(err, MD_EIO, "remove '%s': %s", path, strerror(errno));
+    }
+    return MD_OK;
+}
+
+/*
+ * Looks at the marker before the environment is opened. No marker: nothing.
+ * This boot's: *marked (a writable open keeps it until a flush). Another
+ * boot's: refused read-only; else the environment is discarded and the marker
+ * rewritten with this boot's id (the rebuild's own commits are un-synced too).
+ */
+static md_err_t check_marker(const char *dir, const char *marker, bool read_only, bool *marked,
+                             md_error_t *err)
+{
+    char was[BOOT_ID_MAX], now[BOOT_ID_MAX];
+    *marked = false;
+    if (access(marker, F_OK) != 0)
+        return MD_OK;
+    (void)read_line(marker, was); /* unreadable or empty: another boot's */
+    boot_id(now);
+    if (strcmp(was, now) == 0) {
+        *marked = !read_only;
+        return MD_OK;
+    }
+    if (read_only)
+        return md_error_set(err, MD_ECORRUPT,
+                            "projections in '%s' had commits not yet on disk when the machine "
+                            "stopped (boot %s, now %s): they may be torn; start marketd or run "
+                            "`marketctl rebuild` to rebuild them from the log",
+                            dir, was[0] ? was : "?", now);
+    fprintf(stderr,
+            "marketd: projections in '%s' had commits not yet on disk when the machine "
+            "stopped (boot %s, now %s): discarded, rebuilt from the event log\n",
+            dir, was[0] ? was : "?", now);
+    md_err_t rc = discard_env(dir, err);
+    if (rc == MD_OK)
+        rc = write_marker(marker, err);
+    *marked = rc == MD_OK;
+    return rc;
+}
+
+bool md_proj_unsynced(const md_proj_t *p)
+{
+    return p && p->marked;
+}
+
+md_err_t md_proj_lazy_sync(md_proj_t *p, md_error_t *err)
+{
+    unsigned flags = 0;
+    if (p == NULL || p->evlog == p->store || p->lazy)
+        return MD_OK;
+    MDB_env *env = md_store_env(p->store);
+    int mrc = mdb_env_get_flags(env, &flags);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "mdb_env_get_flags");
+    if (flags & MDB_RDONLY)
+        return md_error_set(err, MD_EINVAL, "md_proj_lazy_sync: read-only projections");
+    if (flags & MDB_NOSYNC)
+        return MD_OK; /* opened nosync: nothing is synced */
+    if ((mrc = mdb_env_set_flags(env, MDB_NOSYNC, 1)) != MDB_SUCCESS)
+        return md_store_err(mrc, err, "mdb_env_set_flags");
+    p->lazy = true;
+    return MD_OK;
+}
+
+md_err_t md_proj_flush(md_proj_t *p, md_error_t *err)
+{
+    if (p == NULL || !p->lazy || !p->marked)
+        return MD_OK;
+    md_err_t rc = md_store_sync(p->store, err);
+    if (rc != MD_OK)
+        return rc;
+    if (unlink(p->marker) != 0 && errno != ENOENT)
+        return md_error_set(err, MD_EIO, "remove '%s': %s", p->marker, strerror(errno));
+    p->marked = false; /* a lost removal (a crash now) costs a rebuild, never a torn read */
+    return MD_OK;
+}
+
+/* Before an un-synced commit: the marker, once per flush. */
+static md_err_t mark_unsynced(md_proj_t *p, md_error_t *err)
+{
+    if (!p->lazy || p->marked)
+        return MD_OK;
+    md_err_t rc = write_marker(p->marker, err);
+    p->marked = rc == MD_OK;
+    return rc;
+}
+
 /* ---- opening ------------------------------------------------------------------------ */
 
 md_err_t md_proj_open_dir(md_store_t *log, const char *data_dir, const md_store_opts_t *so,
                           md_proj_t **out, md_error_t *err)
 {
-    char dir[4096], file[4200];
+    char dir[4096], file[4200], marker[4200];
+    bool marked = false;
     md_store_opts_t o = {.nosync = so && so->nosync, .read_only = so && so->read_only};
     md_store_t *env = NULL;
     if (log == NULL || data_dir == NULL || out == NULL)
@@ -128,7 +290,10 @@ md_err_t md_proj_open_dir(md_store_t *log, const char *data_dir, const md_store_
     snprintf(file, sizeof file, "%s/data.mdb", dir);
     if (o.read_only && access(file, F_OK) != 0)
         return md_proj_open(log, out, err); /* one environment (or not migrated yet) */
-    md_err_t rc = md_store_open(dir, &o, &env, err);
+    snprintf(marker, sizeof marker, "%s/unsynced", dir);
+    md_err_t rc = check_marker(dir, marker, o.read_only, &marked, err);
+    if (rc == MD_OK)
+        rc = md_store_open(dir, &o, &env, err);
     if (rc == MD_OK)
         rc = md__pj_open(log, env, out, err);
     if (rc != MD_OK) {
@@ -136,6 +301,8 @@ md_err_t md_proj_open_dir(md_store_t *log, const char *data_dir, const md_store_
         return rc;
     }
     (*out)->own_env = env;
+    (*out)->marked = marked;
+    snprintf((*out)->marker, sizeof(*out)->marker, "%s", marker);
     if (!o.read_only && (rc = drop_old_layout(log, err)) != MD_OK) {
         md_proj_free(*out);
         *out = NULL;
@@ -200,6 +367,8 @@ md_err_t md_proj_advance(md_proj_t *p, uint64_t max_events, uint64_t *seq, uint6
         rc = md_txn_head(a.src, &a.head, NULL, err);
     if (rc == MD_OK)
         rc = md_txn_outbox_next(a.src, &onext, err);
+    if (rc == MD_OK && a.head > a.seq)
+        rc = mark_unsynced(p, err);
     if (rc == MD_OK && a.head > a.seq)
         rc = md_store_write(p->store, advance_fn, &a, err);
     md_txn_end(a.src);

@@ -174,6 +174,12 @@ struct md_proj {
     /* Verify (rebuild.c): set, the sorted writes are compared with the live
      * projections instead of written (bulk.h, "comparison"). */
     struct pj_cmp *cmp;
+    /* Lazy sync (env.c, md_proj_lazy_sync): commits without fsync, flushed
+     * by md_proj_flush; the marker <data_dir>/proj/unsynced exists while
+     * (possibly) un-synced commits do. */
+    bool lazy;         /* the environment commits with MDB_NOSYNC */
+    bool marked;       /* the marker file exists */
+    char marker[4200]; /* its path ("" with one environment) */
 };
 
 /* Sorted writes: items point into data (a log or spill) or cache. */

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <msgpack.h>
 
 #include "md_base.h"
 
@@ -221,6 +222,42 @@ static void test_base_buf_append_every_length(void **state)
     md_buf_release(&b);
 }
 
+static int buf_write_plain(void *data, const char *p, size_t n)
+{
+    md_buf_append(data, p, n);
+    return 0;
+}
+
+/* md__pack_str writes what msgpack-c's msgpack_pack_str and _str_body write,
+ * at every length where the form changes. */
+static void test_base_pack_str_as_msgpack_c(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {0,   1,   5,   30,    31,    32,    33,   254,
+                                  255, 256, 257, 65534, 65535, 65536, 70000};
+    char *src = malloc(70000);
+    assert_non_null(src);
+    for (size_t i = 0; i < 70000; i++)
+        src[i] = (char)('a' + i % 26);
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        md_buf_t mine, theirs;
+        msgpack_packer pk, ref;
+        md_buf_init(&mine);
+        md_buf_init(&theirs);
+        md_buf_append(&mine, "x", 1); /* not at the start of the buffer */
+        md_buf_append(&theirs, "x", 1);
+        md__pack_init(&pk, &mine);
+        md__pack_str(&pk, src, lens[i]);
+        msgpack_packer_init(&ref, &theirs, buf_write_plain);
+        md__pack_str(&ref, src, lens[i]); /* another callback: msgpack-c's path */
+        assert_int_equal(mine.len, theirs.len);
+        assert_memory_equal(mine.p, theirs.p, mine.len);
+        md_buf_release(&mine);
+        md_buf_release(&theirs);
+    }
+    free(src);
+}
+
 static void test_base_json_set_leaves_refused_values_out(void **state)
 {
     (void)state;
@@ -257,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_base_mp_skip_sizes_every_scalar),
         cmocka_unit_test(test_base_mp_find_keys),
         cmocka_unit_test(test_base_buf_append_every_length),
+        cmocka_unit_test(test_base_pack_str_as_msgpack_c),
         cmocka_unit_test(test_base_json_set_leaves_refused_values_out),
         cmocka_unit_test(test_base_clocks_move_forward),
     };
