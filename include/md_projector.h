@@ -52,8 +52,12 @@
 typedef struct md_projector md_projector_t;
 
 /* Events per projection transaction at most (the memory bound: the
- * projections' dirty pages and bulk cache of one transaction). */
-#define MD_PROJECTOR_MAX_EVENTS 8192
+ * projections' dirty pages and bulk cache of one transaction). Draining a
+ * backlog of 300,000 commands: peak RssAnon 48-49 MiB at 4096, 53-59 MiB at
+ * 8192, the same drain time; offline, 4096 costs the projector ~20% more CPU
+ * and ~40% more bytes written than 8192 (more commits of the same pages), off
+ * the writer's core. */
+#define MD_PROJECTOR_MAX_EVENTS 4096
 /* Lazy sync: un-synced projection commits are flushed after this long (ms). */
 #define MD_PROJECTOR_SYNC_MS 1000
 
