@@ -46,7 +46,7 @@ static const key_spec_t keys[] = {
     {"outbox.flush_timeout_ms", K_LONG, OFF(outbox_flush_timeout_ms), 0, 600000, "10000"},
     {"store.nosync", K_BOOL, OFF(store_nosync), 0, 0, "false"},
     {"store.map_mib", K_LONG, OFF(store_map_mib), 1, 1L << 22, "256"},
-    {"projections.max_events", K_LONG, OFF(proj_max_events), 1, 1000000, "8192"},
+    {"projections.max_events", K_LONG, OFF(proj_max_events), 1, 1000000, "4096"},
     {"projections.gate_results", K_BOOL, OFF(proj_gate_results), 0, 0, "true"},
     {"projections.sync_ms", K_LONG, OFF(proj_sync_ms), 0, 3600000, "1000"},
     {"http.listen", K_STR, OFF(http_listen), 0, 0, ""},

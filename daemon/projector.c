@@ -20,9 +20,10 @@
 struct md_projector {
     md_proj_t *proj;
     uint64_t max_events;
-    long delay_ms;    /* MARKETD_TEST_PROJECTOR_DELAY_MS: tests widen the window between commits */
-    long sync_ms;     /* lazy sync: un-synced commits are flushed after this long; 0: none */
-    int64_t dirty_ms; /* when the first commit since the last flush happened; 0: none */
+    long delay_ms;     /* MARKETD_TEST_PROJECTOR_DELAY_MS: tests widen the window between commits */
+    long sync_ms;      /* lazy sync: un-synced commits are flushed after this long; 0: none */
+    pthread_t flusher; /* lazy sync: md_proj_sync off the applying thread */
+    bool flusher_started;
     pthread_t thread;
     bool started;
     pthread_mutex_t mu; /* guards everything below */
@@ -37,6 +38,11 @@ struct md_projector {
     void *sink_ctx;
     unsigned fails;      /* failed steps in a row */
     md_error_t last_err; /* the last one's error */
+    /* Lazy sync: the marker is removed only after a sync begun while no step
+     * was in md_proj_advance and followed by none (begun == done, unchanged). */
+    uint64_t begun, done; /* md_proj_advance calls begun, and those that committed */
+    int64_t dirty_ms;     /* when the first un-synced commit happened; 0: none */
+    bool flusher_stop;
 };
 
 /* A waiter gives up after this many failed steps in a row (~1 s of retries). */
@@ -102,7 +108,18 @@ static bool step(md_projector_t *pr)
             struct timespec d = {pr->delay_ms / 1000, (pr->delay_ms % 1000) * 1000000L};
             nanosleep(&d, NULL);
         }
+        pthread_mutex_lock(&pr->mu);
+        pr->begun++;
+        pthread_mutex_unlock(&pr->mu);
         md_err_t rc = md_proj_advance(pr->proj, pr->max_events, &seq, &head, &below, &err);
+        pthread_mutex_lock(&pr->mu);
+        if (rc == MD_OK && seq > before)
+            pr->done++;
+        else
+            pr->begun--; /* nothing committed: no reason to keep the marker */
+        if (pr->dirty_ms == 0 && md_proj_unsynced(pr->proj))
+            pr->dirty_ms = md_mono_ms();
+        pthread_mutex_unlock(&pr->mu);
         if (rc != MD_OK) {
             pthread_mutex_lock(&pr->mu);
             pr->fails++;
@@ -116,8 +133,6 @@ static bool step(md_projector_t *pr)
         }
         if (seq > before)
             atomic_fetch_add_explicit(&md_metrics.proj_commits, 1, memory_order_relaxed);
-        if (seq > before && pr->dirty_ms == 0 && md_proj_unsynced(pr->proj))
-            pr->dirty_ms = md_mono_ms();
         pthread_mutex_lock(&pr->mu);
         pr->fails = 0;
         note_step(pr, seq, head, below);
@@ -128,21 +143,54 @@ static bool step(md_projector_t *pr)
     }
 }
 
-/* Lazy sync: the commits are flushed (and the marker removed) once the first
- * un-synced one is sync_ms old, or always with @p now (a clean stop). A
- * failure is logged; the marker stays and the next look tries again. */
-static void maybe_flush(md_projector_t *pr, bool now)
+/* Lazy sync, one flush (lock held on entry and exit, released during the
+ * sync): the commits are written to disk beside the applying thread; the
+ * marker goes only when no step ran during the sync nor was running at its
+ * start (under steady load it stays, and the next flush comes sync_ms later).
+ * A failure is logged; the marker stays and the next flush tries again. */
+static void flush_once(md_projector_t *pr)
 {
     md_error_t err = {0};
-    if (!md_proj_unsynced(pr->proj))
-        return;
-    if (!now && (pr->dirty_ms == 0 || md_mono_ms() - pr->dirty_ms < pr->sync_ms))
-        return;
-    if (md_proj_flush(pr->proj, &err) != MD_OK) {
+    uint64_t begun = pr->begun;
+    bool idle = pr->begun == pr->done;
+    pthread_mutex_unlock(&pr->mu);
+    md_err_t rc = md_proj_sync(pr->proj, &err);
+    pthread_mutex_lock(&pr->mu);
+    if (rc == MD_OK && idle && pr->begun == begun)
+        rc = md_proj_unmark(pr->proj, &err);
+    if (rc != MD_OK)
         md_log_error("projection flush failed, will retry", "error=\"%s\"", err.msg);
-        return;
+    pr->dirty_ms = md_proj_unsynced(pr->proj) ? md_mono_ms() : 0;
+}
+
+/* The flusher thread: a flush once the first un-synced commit is sync_ms
+ * old; looks every IDLE_MS at most. */
+static void *flusher_main(void *arg)
+{
+    md_projector_t *pr = arg;
+    (void)prctl(PR_SET_NAME, "md-proj-sync", 0, 0, 0);
+    pthread_mutex_lock(&pr->mu);
+    while (!pr->flusher_stop) {
+        int64_t now = md_mono_ms();
+        if (pr->dirty_ms != 0 && now - pr->dirty_ms >= pr->sync_ms) {
+            flush_once(pr);
+            continue;
+        }
+        long wait = pr->dirty_ms ? (long)(pr->dirty_ms + pr->sync_ms - now) : IDLE_MS;
+        struct timespec ts;
+        deadline_in(&ts, wait < IDLE_MS ? wait : IDLE_MS);
+        (void)pthread_cond_timedwait(&pr->cv, &pr->mu, &ts);
     }
-    pr->dirty_ms = 0;
+    pthread_mutex_unlock(&pr->mu);
+    return NULL;
+}
+
+/* At a clean stop, both threads joined: nothing un-synced stays. */
+static void final_flush(md_projector_t *pr)
+{
+    md_error_t err = {0};
+    if (md_proj_flush(pr->proj, &err) != MD_OK)
+        md_log_error("projection flush at stop failed", "error=\"%s\"", err.msg);
 }
 
 static void *projector_main(void *arg)
@@ -163,9 +211,7 @@ static void *projector_main(void *arg)
         if (stop)
             break;
         ok = step(pr);
-        maybe_flush(pr, false);
     }
-    maybe_flush(pr, true); /* a clean stop leaves nothing un-synced */
     return NULL;
 }
 
@@ -190,6 +236,12 @@ md_err_t md_projector_start(md_proj_t *proj, uint64_t max_events, long sync_ms,
         rc = md_proj_advance(proj, 0, &seq, &head, &below, err);
     if (rc == MD_OK && md_proj_unsynced(proj))
         pr->dirty_ms = md_mono_ms(); /* left by a process that died, or the catch-up */
+    if (rc == MD_OK && pr->sync_ms) {
+        if (pthread_create(&pr->flusher, NULL, flusher_main, pr) != 0)
+            rc = md_error_set(err, MD_EIO, "projection flusher thread: %s", strerror(errno));
+        else
+            pr->flusher_started = true;
+    }
     if (rc == MD_OK) {
         note_step(pr, seq, head, below);
         atomic_store_explicit(&md_metrics.proj_on, true, memory_order_relaxed);
@@ -264,14 +316,19 @@ md_err_t md_projector_wait(md_projector_t *pr, uint64_t seq, long timeout_ms, md
 
 void md_projector_stop(md_projector_t *pr)
 {
-    if (pr == NULL || !pr->started)
+    if (pr == NULL || (!pr->started && !pr->flusher_started))
         return;
     pthread_mutex_lock(&pr->mu);
     pr->stop = true;
+    pr->flusher_stop = true;
     pthread_cond_broadcast(&pr->cv);
     pthread_mutex_unlock(&pr->mu);
-    pthread_join(pr->thread, NULL);
-    pr->started = false;
+    if (pr->started)
+        pthread_join(pr->thread, NULL);
+    if (pr->flusher_started)
+        pthread_join(pr->flusher, NULL);
+    pr->started = pr->flusher_started = false;
+    final_flush(pr); /* a clean stop leaves nothing un-synced */
 }
 
 void md_projector_free(md_projector_t *pr)

@@ -109,10 +109,12 @@ md_err_t md_proj_open_dir(md_store_t *log, const char *data_dir, const md_store_
                           md_proj_t **out, md_error_t *err);
 
 /*
- * Lazy sync (the projector's mode; docs/projections.md, "Durability"): the
- * projections are derived from the synced event log, so their commits need
- * not wait for the disk. After md_proj_lazy_sync, md_proj_advance commits
- * without fsync; md_proj_flush writes them to disk. Before the first such
+ * Lazy sync (the projector's mode; docs/projections.md, "Their own
+ * environment", Durability): the projections are derived from the synced
+ * event log, so their commits need not wait for the disk. After
+ * md_proj_lazy_sync, md_proj_advance commits without fsync; md_proj_flush
+ * (or md_proj_sync and md_proj_unmark, on another thread) writes them to
+ * disk. Before the first such
  * commit after a flush, the marker <data_dir>/proj/unsynced is written and
  * synced (with its directory), holding the kernel's boot id
  * (/proc/sys/kernel/random/boot_id); a successful flush removes it. At
@@ -138,17 +140,33 @@ md_err_t md_proj_open_dir(md_store_t *log, const char *data_dir, const md_store_
 MD_MUST_CHECK
 md_err_t md_proj_lazy_sync(md_proj_t *p, md_error_t *err);
 
-/** @brief True while commits may not be on disk yet (the marker exists). */
+/** @brief True while commits may not be on disk yet (the marker exists).
+ *  Same threading as md_proj_unmark. */
 bool md_proj_unsynced(const md_proj_t *p);
 
 /**
- * @brief Writes the un-synced commits to disk (md_store_sync), then removes
- * the marker. Nothing to do (not lazy, or nothing since the last flush): MD_OK.
- * @locality the thread that calls md_proj_advance.
+ * @brief Writes the un-synced commits to disk (md_proj_sync), then removes
+ * the marker (md_proj_unmark). Nothing to do (not lazy, or nothing since the
+ * last flush): MD_OK.
+ * @locality the thread that calls md_proj_advance, between its calls.
  * @returns MD_OK, MD_ESTORE (the marker stays), MD_EIO (the marker's removal).
  */
 MD_MUST_CHECK
 md_err_t md_proj_flush(md_proj_t *p, md_error_t *err);
+
+/**
+ * @brief The two halves of md_proj_flush, for a flush off the applying
+ * thread: md_proj_sync writes what was committed before the call to disk
+ * (md_store_sync; any thread, also while md_proj_advance commits; nothing
+ * when not lazy). md_proj_unmark removes the marker; call it only when a
+ * md_proj_sync begun after the last commit ended succeeded, and never while
+ * md_proj_advance runs (the caller serialises them).
+ * @returns MD_OK, MD_ESTORE (sync), MD_EIO (the marker's removal).
+ */
+MD_MUST_CHECK
+md_err_t md_proj_sync(md_proj_t *p, md_error_t *err);
+MD_MUST_CHECK
+md_err_t md_proj_unmark(md_proj_t *p, md_error_t *err);
 
 /** @brief The projections' environment (borrowed): the log's own store when
  * both are one environment. Any thread. */

@@ -251,17 +251,29 @@ md_err_t md_proj_lazy_sync(md_proj_t *p, md_error_t *err)
     return MD_OK;
 }
 
-md_err_t md_proj_flush(md_proj_t *p, md_error_t *err)
+md_err_t md_proj_sync(md_proj_t *p, md_error_t *err)
 {
-    if (p == NULL || !p->lazy || !p->marked)
+    if (p == NULL || !p->lazy)
         return MD_OK;
-    md_err_t rc = md_store_sync(p->store, err);
-    if (rc != MD_OK)
-        return rc;
+    return md_store_sync(p->store, err);
+}
+
+md_err_t md_proj_unmark(md_proj_t *p, md_error_t *err)
+{
+    if (p == NULL || !p->marked)
+        return MD_OK;
     if (unlink(p->marker) != 0 && errno != ENOENT)
         return md_error_set(err, MD_EIO, "remove '%s': %s", p->marker, strerror(errno));
     p->marked = false; /* a lost removal (a crash now) costs a rebuild, never a torn read */
     return MD_OK;
+}
+
+md_err_t md_proj_flush(md_proj_t *p, md_error_t *err)
+{
+    if (p == NULL || !p->lazy || !p->marked)
+        return MD_OK;
+    md_err_t rc = md_proj_sync(p, err);
+    return rc == MD_OK ? md_proj_unmark(p, err) : rc;
 }
 
 /* Before an un-synced commit: the marker, once per flush. */
