@@ -140,12 +140,17 @@ static const sv_ent_t *sv_find(md_txn_t *t, const char *stream, size_t n)
     return e->len ? e : NULL;
 }
 
-/* Keeps @p version as @p stream's (when there is room). */
+/* Keeps @p version as @p stream's. A full table takes no new name, but a name
+ * it keeps must still follow every append (a stale version would be reused). */
 static void sv_set(md_txn_t *t, const char *stream, size_t n, uint64_t version)
 {
-    if (2 * (t->sv_n + 1) > t->sv_cap && !sv_grow(t))
-        return;
     uint64_t h = sv_hash(stream, n);
+    if (2 * (t->sv_n + 1) > t->sv_cap && !sv_grow(t)) {
+        sv_ent_t *kept = t->sv_cap ? sv_slot(t->sv, t->sv_cap, &t->sv_names, h, stream, n) : NULL;
+        if (kept && kept->len)
+            kept->version = version;
+        return;
+    }
     sv_ent_t *e = sv_slot(t->sv, t->sv_cap, &t->sv_names, h, stream, n);
     if (e->len == 0) {
         e->hash = h;

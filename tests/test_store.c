@@ -415,6 +415,46 @@ static void test_store_versions_within_and_across_batches(void **state)
     md_txn_end(t);
 }
 
+/* One write transaction touching more streams than the kept versions hold
+ * (SV_MAX / 2 = 32,768 names in store_events.c): a stream kept before the
+ * table filled up still gets the next version, not one it already has
+ * (marketctl replay of 180,000 events failed with MDB_KEYEXIST). */
+static md_err_t many_streams_txn(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    (void)ctx;
+    md_buf_t buf;
+    md_event_t ev;
+    char name[32];
+    md_err_t rc = MD_OK;
+    md_buf_init(&buf);
+    for (int i = 0; rc == MD_OK && i < 40000; i++) {
+        snprintf(name, sizeof name, "member:%d", i);
+        md_test_event(&ev, &buf, name, "Tested", i);
+        rc = md_txn_append(t, &ev, err);
+    }
+    for (int round = 0; rc == MD_OK && round < 3; round++) {
+        md_test_event(&ev, &buf, "member:7", "Tested", round);
+        rc = md_txn_append(t, &ev, err);
+        if (rc == MD_OK)
+            assert_int_equal(ev.version, 2 + (uint64_t)round);
+    }
+    md_buf_release(&buf);
+    return rc;
+}
+
+static void test_store_versions_past_the_kept_table(void **state)
+{
+    fx_t *f = *state;
+    md_error_t err = {0};
+    md_txn_t *t = NULL;
+    uint64_t v;
+    assert_int_equal(md_store_write(f->s, many_streams_txn, NULL, &err), MD_OK);
+    assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_stream_version(t, "member:7", &v, NULL), MD_OK);
+    assert_int_equal(v, 4);
+    md_txn_end(t);
+}
+
 /* Rewrites the stored record of @p seq with one byte of its body flipped. */
 static md_err_t tamper_record(md_txn_t *t, void *ctx, md_error_t *err)
 {
@@ -919,6 +959,7 @@ int main(int argc, char **argv)
         T(test_store_reader_sees_snapshot_during_writes),
         T(test_store_failed_batch_appends_nothing),
         T(test_store_versions_within_and_across_batches),
+        T(test_store_versions_past_the_kept_table),
         T(test_store_verify_checks_stream_index),
         T(test_store_verify_names_first_altered_seq),
         T(test_store_verify_detects_flipped_byte_on_disk),
