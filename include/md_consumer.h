@@ -33,6 +33,8 @@
 
 #include <signal.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "md_checkpointer.h"
 #include "md_config.h"
 #include "md_engine.h"
@@ -58,6 +60,15 @@ long md_retry_next_ms(long pause_ms);
  */
 bool md_consumer_fenced(const char *own_id, int64_t own_next, int64_t committed, const void *meta,
                         size_t meta_len);
+
+/**
+ * @brief Sets the consumer's fetch sizes (max.partition.fetch.bytes 8 MiB,
+ * fetch.max.bytes 16 MiB) on @p conf, except those the configuration sets
+ * itself (kafka.*): librdkafka's 1 MiB kept a backlog's drain at a third of
+ * offline speed (docs/performance.md, "End to end").
+ * @returns true; false with @p err set (MD_ECONFIG) when librdkafka refuses one.
+ */
+bool md_consumer_fetch_defaults(const md_config_t *cfg, rd_kafka_conf_t *conf, md_error_t *err);
 
 /** What the consumer works with; every pointer is borrowed and must outlive it. */
 typedef struct md_consumer_opts {

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "md_consumer.h"
 
 /* The documented cap is 5 s: 100, 200, ..., 3200, then 5000, never 6400. */
@@ -59,11 +61,47 @@ static void test_fenced_only_by_another_store_ahead(void **state)
     assert_true(fenced(0, 5, "store:" ME "00"));
 }
 
+static void conf_value(rd_kafka_conf_t *conf, const char *key, char *out, size_t cap)
+{
+    size_t n = cap;
+    assert_int_equal(rd_kafka_conf_get(conf, key, out, &n), RD_KAFKA_CONF_OK);
+}
+
+static void test_fetch_defaults_unless_configured(void **state)
+{
+    (void)state;
+    md_config_t cfg;
+    md_error_t err = {0};
+    char v[64];
+    md_config_init(&cfg);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_true(md_consumer_fetch_defaults(&cfg, conf, &err));
+    conf_value(conf, "max.partition.fetch.bytes", v, sizeof v);
+    assert_string_equal(v, "8388608");
+    conf_value(conf, "fetch.max.bytes", v, sizeof v);
+    assert_string_equal(v, "16777216");
+    rd_kafka_conf_destroy(conf);
+    /* a value the configuration sets is left to it */
+    assert_int_equal(md_config_set(&cfg, "kafka.max.partition.fetch.bytes", "1048576", &err),
+                     MD_OK);
+    conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "max.partition.fetch.bytes", "1048576", v, sizeof v),
+                     RD_KAFKA_CONF_OK);
+    assert_true(md_consumer_fetch_defaults(&cfg, conf, &err));
+    conf_value(conf, "max.partition.fetch.bytes", v, sizeof v);
+    assert_string_equal(v, "1048576");
+    conf_value(conf, "fetch.max.bytes", v, sizeof v);
+    assert_string_equal(v, "16777216");
+    rd_kafka_conf_destroy(conf);
+    md_config_release(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_backoff_is_capped_at_5s),
         cmocka_unit_test(test_fenced_only_by_another_store_ahead),
+        cmocka_unit_test(test_fetch_defaults_unless_configured),
     };
     return cmocka_run_group_tests_name("consumer", tests, NULL, NULL);
 }
