@@ -106,6 +106,8 @@ static md_err_t delete_delivered(md_txn_t *t, void *ctx, md_error_t *err)
     md_err_t nrc = md_txn_outbox_next(t, &d->stage_hi, err);
     if (nrc != MD_OK)
         return nrc;
+    if (d->nmsgs && d->stage_lo != UINT64_MAX)
+        md_publisher_expect_batch(d->pub, d->stage_lo, d->stage_hi);
     for (size_t i = 0; i < d->ndel; i++) {
         md_err_t rc = md_txn_outbox_del(t, d->del[i], err);
         if (rc != MD_OK)
@@ -262,7 +264,8 @@ static void note_stages(md_consumer_t *d, int64_t batch_us, int64_t commit_us)
                               .batch_us = batch_us,
                               .commit_us = commit_us};
         md_publisher_note_batch(d->pub, &b);
-    }
+    } else
+        md_publisher_expect_batch(d->pub, 0, 0);
     d->stage_lo = d->stage_hi;
 }
 

@@ -81,7 +81,10 @@ struct md_publisher {
     char *results_topic;       /* whose entries get the stage header */
     rd_kafka_topic_t *warm[2]; /* results and events: their metadata looked up at start */
     stage_rec_t stages[MD_STAGE_BATCHES]; /* lock held; oldest at stage_head */
+    uint64_t expect_lo, expect_hi;        /* results of a batch committing, not yet noted */
+    pthread_cond_t stage_cv;              /* signalled when a batch is noted */
     size_t stage_head, nstages;
+    size_t stage_cmds; /* commands of the noted batches (at most MD_STAGE_COMMANDS) */
 };
 
 /* Errors that sending the same record again cannot cure: the entry is parked. */
@@ -181,20 +184,43 @@ static uint32_t ago_us(int64_t batch_us, int64_t t)
     return d < 0 ? 0 : d >= (int64_t)UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)d;
 }
 
+/* Forgets the oldest noted batch and frees its times (lock held). */
+static void drop_oldest_stage(md_publisher_t *p)
+{
+    stage_rec_t *r = &p->stages[p->stage_head];
+    p->stage_cmds -= r->n;
+    free(r->ago);
+    r->ago = NULL;
+    r->cap = r->n = 0;
+    p->stage_head = (p->stage_head + 1) % MD_STAGE_BATCHES;
+    p->nstages--;
+}
+
+void md_publisher_expect_batch(md_publisher_t *p, uint64_t lo, uint64_t hi)
+{
+    pthread_mutex_lock(&p->lock);
+    p->expect_lo = lo;
+    p->expect_hi = hi;
+    if (hi <= lo)
+        pthread_cond_broadcast(&p->stage_cv);
+    pthread_mutex_unlock(&p->lock);
+}
+
 void md_publisher_note_batch(md_publisher_t *p, const md_stage_batch_t *b)
 {
-    if (b->n == 0 || b->hi <= b->lo)
+    if (b->n == 0 || b->hi <= b->lo) {
+        md_publisher_expect_batch(p, 0, 0); /* nothing waits for it */
         return;
+    }
     pthread_mutex_lock(&p->lock);
-    if (p->nstages == MD_STAGE_BATCHES) { /* the publisher is far behind: forget the oldest */
-        p->stage_head = (p->stage_head + 1) % MD_STAGE_BATCHES;
-        p->nstages--;
-    }
+    /* the publisher is far behind: forget the oldest */
+    while (p->nstages == MD_STAGE_BATCHES ||
+           (p->nstages && p->stage_cmds + b->n > MD_STAGE_COMMANDS))
+        drop_oldest_stage(p);
     stage_rec_t *r = &p->stages[(p->stage_head + p->nstages++) % MD_STAGE_BATCHES];
-    if (r->cap < b->n) {
-        r->ago = md_realloc(r->ago, 2 * b->n * sizeof *r->ago);
-        r->cap = b->n;
-    }
+    r->ago = md_malloc(2 * b->n * sizeof *r->ago);
+    r->cap = b->n;
+    p->stage_cmds += b->n;
     for (size_t i = 0; i < b->n; i++) {
         r->ago[2 * i] = ago_us(b->batch_us, b->fetched_us[i]);
         r->ago[2 * i + 1] =
@@ -207,18 +233,19 @@ void md_publisher_note_batch(md_publisher_t *p, const md_stage_batch_t *b)
     r->commit_us = b->commit_us;
     r->seen = 0;
     r->last_id = 0;
+    p->expect_lo = p->expect_hi = 0; /* noted in the same hold of the lock: a waiter finds it */
+    pthread_cond_broadcast(&p->stage_cv);
     pthread_mutex_unlock(&p->lock);
 }
+
 
 /* The stage times (appended, fetched, batch, commit) of result entry @p id, lock held.
  * Entries come in id order, so batches that end before @p id are done with;
  * false when its batch is unknown or the entry is sent a second time. */
 static bool stage_of(md_publisher_t *p, uint64_t id, int64_t t[4])
 {
-    while (p->nstages && p->stages[p->stage_head].hi <= id) {
-        p->stage_head = (p->stage_head + 1) % MD_STAGE_BATCHES;
-        p->nstages--;
-    }
+    while (p->nstages && p->stages[p->stage_head].hi <= id)
+        drop_oldest_stage(p);
     stage_rec_t *r = &p->stages[p->stage_head];
     if (p->nstages == 0 || id < r->lo || (r->seen && id <= r->last_id) || r->seen >= r->n)
         return false;
@@ -230,6 +257,28 @@ static bool stage_of(md_publisher_t *p, uint64_t id, int64_t t[4])
     t[3] = r->commit_us;
     r->last_id = id;
     return true;
+}
+
+/* A result of the batch being committed can be scanned before the writer notes
+ * its stage times (right after the commit returns): wait for them, at most
+ * STAGE_WAIT_MS (lock held). */
+#define STAGE_WAIT_MS 50
+
+static bool stage_of_waiting(md_publisher_t *p, uint64_t id, int64_t t[4])
+{
+    if (stage_of(p, id, t))
+        return true;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += STAGE_WAIT_MS * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (id >= p->expect_lo && id < p->expect_hi)
+        if (pthread_cond_timedwait(&p->stage_cv, &p->lock, &ts) == ETIMEDOUT)
+            return false;
+    return stage_of(p, id, t);
 }
 
 /* Adds the MD_STAGE_HEADER header: @p t and now, the time it goes to the producer. */
@@ -302,7 +351,7 @@ static md_err_t produce_one(const md_outbox_msg_t *msg, void *ctx, md_error_t *e
     bool staged = false;
     if (result) {
         pthread_mutex_lock(&p->lock);
-        staged = stage_of(p, msg->id, stage);
+        staged = stage_of_waiting(p, msg->id, stage);
         pthread_mutex_unlock(&p->lock);
     }
     if (p->gate && !p->gate(m->topic, p->gate_ctx)) {
@@ -496,6 +545,7 @@ md_err_t md_publisher_start_gated(const md_config_t *cfg, md_store_t *store,
     md_buf_init(&p->json);
     p->wake[0] = p->wake[1] = p->reports[0] = p->reports[1] = -1;
     pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->stage_cv, NULL);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, p);
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
@@ -605,6 +655,7 @@ void md_publisher_free(md_publisher_t *p)
     if (p->rk)
         rd_kafka_destroy(p->rk);
     pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->stage_cv);
     md_buf_release(&p->json);
     free(p->delivered);
     free(p->park);

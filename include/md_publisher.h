@@ -76,7 +76,8 @@ void md_publisher_hold(md_publisher_t *p, uint64_t below_id);
  * same with or without it (docs/commands.md). */
 #define MD_STAGE_HEADER "marketd-stage-us"
 
-#define MD_STAGE_BATCHES 16 /* batches whose stage times the publisher keeps */
+#define MD_STAGE_BATCHES 1024   /* batches whose stage times the publisher keeps ... */
+#define MD_STAGE_COMMANDS 65536 /* ... holding at most this many commands (512 KiB) */
 
 /* A committed batch's stage times (md_publisher_note_batch). */
 typedef struct md_stage_batch {
@@ -90,11 +91,21 @@ typedef struct md_stage_batch {
 /**
  * @brief Notes the stage times of a committed batch, so that each of its
  * results is sent with the MD_STAGE_HEADER header. Everything is copied.
- * The publisher keeps the last MD_STAGE_BATCHES batches noted; a result of
+ * The publisher keeps the last MD_STAGE_BATCHES batches noted (at most
+ * MD_STAGE_COMMANDS commands); a result of
  * a batch not noted, forgotten, or sent a second time carries no header.
  * Any thread (the writer, before md_publisher_wake).
  */
 void md_publisher_note_batch(md_publisher_t *p, const md_stage_batch_t *b);
+
+/**
+ * @brief Says that the results with outbox ids [@p lo, @p hi) belong to the
+ * batch being committed: a result among them that the publisher reaches before
+ * md_publisher_note_batch waits for its stage times (at most 50 ms) instead of
+ * leaving without them. md_publisher_note_batch, or an empty range, ends it.
+ * Any thread (the writer, in the batch's transaction).
+ */
+void md_publisher_expect_batch(md_publisher_t *p, uint64_t lo, uint64_t hi);
 
 /** @brief Tells the thread that new entries were committed. Any thread. */
 void md_publisher_wake(md_publisher_t *p);
