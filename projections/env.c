@@ -173,8 +173,11 @@ static md_err_t write_marker(const char *path, md_error_t *err)
     ok = ok && fsync(fd) == 0;
     if (fd >= 0 && close(fd) != 0)
         ok = false;
-    if (!ok || !sync_parent(path))
-        return md_error_set(err, MD_EIO, "write '%s': %s", path, strerror(errno));
+    if (!ok || !sync_parent(path)) {
+        int e = errno;
+        (void)unlink(path); /* a cut marker would read as another boot's (nothing un-synced yet) */
+        return md_error_set(err, MD_EIO, "write '%s': %s", path, strerror(e));
+    }
     return MD_OK;
 }
 
@@ -204,7 +207,13 @@ static md_err_t check_marker(const char *dir, const char *marker, bool read_only
     *marked = false;
     if (access(marker, F_OK) != 0)
         return MD_OK;
-    (void)read_line(marker, was); /* unreadable or empty: another boot's */
+    /* Empty or cut: its write failed (a full disk) before any un-synced commit,
+     * which waits for the marker to be whole: as if there were none. */
+    if (!read_line(marker, was) || was[0] == '\0') {
+        if (!read_only)
+            (void)unlink(marker);
+        return MD_OK;
+    }
     boot_id(now);
     if (strcmp(was, now) == 0) {
         *marked = !read_only;

@@ -203,6 +203,31 @@ static void test_marker_foreign_boot_rebuilt(void **state)
     assert_false(md_proj_unsynced(m->f->proj));
 }
 
+/* An empty marker (its write failed on a full disk, before any un-synced
+ * commit) is no marker: a reader opens the projections, a writer keeps them
+ * and removes it (test_faults.sh A: marketctl stats refused them). */
+static void test_marker_empty_is_none(void **state)
+{
+    mk_t *m = *state;
+    md_store_opts_t ro = {.read_only = true};
+    md_proj_t *p = NULL;
+    md_error_t err = {0};
+    uint64_t from = 1;
+    open_proj(m);
+    run_and_advance(m);
+    assert_int_equal(md_proj_flush(m->f->proj, &err), MD_OK);
+    md_proj_free(m->f->proj);
+    m->f->proj = NULL;
+    FILE *fp = fopen(m->marker, "w");
+    assert_non_null(fp);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(md_proj_open_dir(m->f->store, m->f->dir, &ro, &p, &err), MD_OK);
+    md_proj_free(p);
+    open_proj(m);
+    assert_int_equal(md_proj_caught_up(m->f->proj, &from), 0); /* kept, not rebuilt */
+    assert_int_not_equal(access(m->marker, F_OK), 0);
+}
+
 /* An environment opened nosync (the log is nosync too) is left as it is:
  * nothing synced, no marker. */
 static void test_marker_none_when_nosync(void **state)
@@ -262,6 +287,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_marker_same_boot_kept, mk_setup, mk_teardown),
         cmocka_unit_test_setup_teardown(test_marker_foreign_boot_rebuilt, mk_setup, mk_teardown),
         cmocka_unit_test_setup_teardown(test_marker_none_when_nosync, mk_setup, mk_teardown),
+        cmocka_unit_test_setup_teardown(test_marker_empty_is_none, mk_setup, mk_teardown),
         cmocka_unit_test_setup_teardown(test_projector_flushes, mk_setup, mk_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
