@@ -65,6 +65,7 @@ static inline void md_buf_append(md_buf_t *b, const void *p, size_t n)
         memcpy(d, s, n);
     } else if (n >= 8) {
         memcpy(d, s, 8);
+        // cppcheck-suppress pointerOutOfBoundsCond ; n <= 16: s + n - 8 + 8 ends at s + n
         memcpy(d + n - 8, s + n - 8, 8);
     } else if (n >= 4) {
         memcpy(d, s, 4);

@@ -75,7 +75,9 @@ static unsigned char *blob_alloc(kv_arena_t *a, size_t n)
     if (room > ARENA_BIG)
         return md_malloc(room);
     if ((b = a->freel[room / 16]) != NULL) {
-        memcpy(&a->freel[room / 16], b, sizeof b);
+        unsigned char *next;
+        memcpy(&next, b, sizeof next);
+        a->freel[room / 16] = next;
         return b;
     }
     if (a->left < room) {
@@ -99,7 +101,8 @@ static void blob_free(kv_arena_t *a, unsigned char *b, size_t n)
         free(b);
         return;
     }
-    memcpy(b, &a->freel[room / 16], sizeof b);
+    unsigned char *next = a->freel[room / 16]; /* the free list's link, kept in the block */
+    memcpy(b, &next, sizeof next);
     a->freel[room / 16] = b;
 }
 
