@@ -302,8 +302,7 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
                      d->nmsgs, e.msg, pause);
         if (*d->stop || md_store_broken(d->store))
             return md_error_set(err, rc, "%s", e.msg);
-        struct timespec ts = {pause / 1000, (pause % 1000) * 1000000};
-        nanosleep(&ts, NULL);
+        md_sleep_ms(pause);
         pause = md_retry_next_ms(pause);
     }
     note_stages(d, batch_us, md_wall_us());
@@ -336,8 +335,7 @@ static void seek_to_stored(md_consumer_t *d, rd_kafka_topic_partition_list_t *pa
                      pause);
         if (*d->stop)
             break;
-        struct timespec ts = {pause / 1000, (pause % 1000) * 1000000};
-        nanosleep(&ts, NULL);
+        md_sleep_ms(pause);
         pause = pause < 2000 ? pause * 2 : 2000;
         md_error_clear(&err);
         if (md_store_broken(d->store))

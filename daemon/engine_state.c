@@ -9,15 +9,6 @@
 
 /* ---- the rules' state over the write transaction ----------------------------- */
 
-static uint64_t cache_hash(const void *key, size_t n)
-{
-    const unsigned char *p = key;
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 /* A copy of @p n bytes in the arena (valid until cache_reset). */
 static const unsigned char *cache_copy(state_cache_t *c, const void *p, size_t n)
 {
@@ -95,7 +86,7 @@ static const unsigned char *cache_set(state_cache_t *c, const void *key, size_t 
 {
     if (2 * (c->n + 1) > c->cap)
         cache_grow(c);
-    uint64_t h = cache_hash(key, klen);
+    uint64_t h = md_hash64(key, klen);
     cache_ent_t *e = cache_slot(c, h, key, klen);
     if (e->key == NULL) {
         e->key = cache_copy(c, key, klen);
@@ -139,7 +130,7 @@ static dirty_ref_t *dirty_values(state_cache_t *c, size_t n)
     dirty_ref_t *r = (dirty_ref_t *)(void *)c->dirty.p;
     if (8 * n < c->cap) {
         for (size_t i = 0; i < n; i++) {
-            cache_ent_t *e = cache_slot(c, cache_hash(r[i].key, r[i].klen), r[i].key, r[i].klen);
+            cache_ent_t *e = cache_slot(c, md_hash64(r[i].key, r[i].klen), r[i].key, r[i].klen);
             r[i].val = e->val, r[i].vlen = e->vlen, e->dirty = 0;
         }
         return r;
@@ -207,7 +198,7 @@ static md_err_t state_get(void *ctx, const void *key, size_t klen, const void **
     state_ctx_t *s = ctx;
     state_cache_t *c = s->cache;
     if (c->cap) {
-        const cache_ent_t *e = cache_slot(c, cache_hash(key, klen), key, klen);
+        const cache_ent_t *e = cache_slot(c, md_hash64(key, klen), key, klen);
         if (e->key) {
             *val = e->val, *vlen = e->vlen;
             return e->val ? MD_OK : MD_ENOTFOUND;

@@ -48,17 +48,6 @@ struct md_projector {
 /* A waiter gives up after this many failed steps in a row (~1 s of retries). */
 #define WAIT_MAX_FAILS 10
 
-static void deadline_in(struct timespec *ts, long ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Opens the gate to @p below (lock held). */
 static void open_gate(md_projector_t *pr, uint64_t below)
 {
@@ -104,10 +93,8 @@ static bool step(md_projector_t *pr)
     for (;;) {
         uint64_t seq = 0, head = 0, below = 0, before = md_projector_seq(pr);
         md_error_t err = {0};
-        if (pr->delay_ms > 0) {
-            struct timespec d = {pr->delay_ms / 1000, (pr->delay_ms % 1000) * 1000000L};
-            nanosleep(&d, NULL);
-        }
+        if (pr->delay_ms > 0)
+            md_sleep_ms(pr->delay_ms);
         pthread_mutex_lock(&pr->mu);
         pr->begun++;
         pthread_mutex_unlock(&pr->mu);
@@ -178,7 +165,7 @@ static void *flusher_main(void *arg)
         }
         long wait = pr->dirty_ms ? (long)(pr->dirty_ms + pr->sync_ms - now) : IDLE_MS;
         struct timespec ts;
-        deadline_in(&ts, wait < IDLE_MS ? wait : IDLE_MS);
+        md_deadline_ms(&ts, wait < IDLE_MS ? wait : IDLE_MS);
         (void)pthread_cond_timedwait(&pr->cv, &pr->mu, &ts);
     }
     pthread_mutex_unlock(&pr->mu);
@@ -200,7 +187,7 @@ static void *projector_main(void *arg)
     (void)prctl(PR_SET_NAME, "md-projector", 0, 0, 0); /* per-thread profiles name it */
     for (;;) {
         struct timespec ts;
-        deadline_in(&ts, IDLE_MS);
+        md_deadline_ms(&ts, IDLE_MS);
         pthread_mutex_lock(&pr->mu);
         while (!pr->stop && (!pr->kicked || !ok))
             if (pthread_cond_timedwait(&pr->cv, &pr->mu, &ts) == ETIMEDOUT)
@@ -295,7 +282,7 @@ md_err_t md_projector_wait(md_projector_t *pr, uint64_t seq, long timeout_ms, md
     struct timespec ts;
     md_err_t rc = MD_OK;
     md_projector_kick(pr);
-    deadline_in(&ts, timeout_ms < 0 ? 0 : timeout_ms);
+    md_deadline_ms(&ts, timeout_ms < 0 ? 0 : timeout_ms);
     pthread_mutex_lock(&pr->mu);
     while (pr->seq < seq && rc == MD_OK) {
         if (pr->fails >= WAIT_MAX_FAILS) {

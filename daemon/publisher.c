@@ -269,12 +269,7 @@ static bool stage_of_waiting(md_publisher_t *p, uint64_t id, int64_t t[4])
     if (stage_of(p, id, t))
         return true;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += STAGE_WAIT_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    md_deadline_ms(&ts, STAGE_WAIT_MS);
     while (id >= p->expect_lo && id < p->expect_hi)
         if (pthread_cond_timedwait(&p->stage_cv, &p->lock, &ts) == ETIMEDOUT)
             return false;

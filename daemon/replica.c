@@ -169,8 +169,7 @@ static md_err_t check_partitions(const md_config_t *cfg, md_error_t *err)
                               cfg->topic_commands, parts);
             break;
         }
-        struct timespec ts = {0, 200 * 1000000L};
-        nanosleep(&ts, NULL);
+        md_sleep_ms(200);
     }
     if (rc == MD_EKAFKA)
         md_error_set(err, rc, "no metadata for the commands topic '%s'", cfg->topic_commands);

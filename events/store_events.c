@@ -80,14 +80,6 @@ typedef struct sv_ent {
     uint32_t off, len; /* the name in sv_names; len 0: an empty slot */
 } sv_ent_t;
 
-static uint64_t sv_hash(const char *s, size_t n)
-{
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
 static sv_ent_t *sv_slot(sv_ent_t *tab, size_t cap, const md_buf_t *names, uint64_t h,
                          const char *s, size_t n)
 {
@@ -136,7 +128,7 @@ static const sv_ent_t *sv_find(md_txn_t *t, const char *stream, size_t n)
 {
     if (t->sv_n == 0)
         return NULL;
-    const sv_ent_t *e = sv_slot(t->sv, t->sv_cap, &t->sv_names, sv_hash(stream, n), stream, n);
+    const sv_ent_t *e = sv_slot(t->sv, t->sv_cap, &t->sv_names, md_hash64(stream, n), stream, n);
     return e->len ? e : NULL;
 }
 
@@ -144,7 +136,7 @@ static const sv_ent_t *sv_find(md_txn_t *t, const char *stream, size_t n)
  * it keeps must still follow every append (a stale version would be reused). */
 static void sv_set(md_txn_t *t, const char *stream, size_t n, uint64_t version)
 {
-    uint64_t h = sv_hash(stream, n);
+    uint64_t h = md_hash64(stream, n);
     if (2 * (t->sv_n + 1) > t->sv_cap && !sv_grow(t)) {
         sv_ent_t *kept = t->sv_cap ? sv_slot(t->sv, t->sv_cap, &t->sv_names, h, stream, n) : NULL;
         if (kept && kept->len)

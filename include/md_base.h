@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "md_error.h"
 
@@ -94,6 +95,19 @@ int64_t md_wall_ms(void);
 /* Wall-clock time in µs since the Unix epoch: transport timestamps that other
  * processes compare with theirs (the results' stage header, market-load). */
 int64_t md_wall_us(void);
+/* Sleeps @p ms milliseconds; a signal may end it early (callers re-check their
+ * stop flag), so a stop is seen at once. */
+void md_sleep_ms(long ms);
+/* The CLOCK_REALTIME time @p ms from now in @p ts, the form
+ * pthread_cond_timedwait takes its deadline in. */
+void md_deadline_ms(struct timespec *ts, long ms);
+
+/* ---- hashing -------------------------------------------------------------------- */
+
+/* A 64-bit hash of @p n bytes for in-memory tables (a word at a time, mixed so
+ * that the low bits depend on every byte). Not stable across versions: never
+ * store it, never let an output's order depend on it. */
+uint64_t md_hash64(const void *p, size_t n);
 
 /* ---- UTF-8 ---------------------------------------------------------------------- */
 

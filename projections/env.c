@@ -406,13 +406,6 @@ md_err_t md_proj_advance(md_proj_t *p, uint64_t max_events, uint64_t *seq, uint6
 
 /* ---- waiting for a watermark ------------------------------------------------------------ */
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 md_err_t md_proj_wait(md_proj_t *p, uint64_t seq, long timeout_ms, uint64_t *reached,
                       md_error_t *err)
 {
@@ -428,6 +421,6 @@ md_err_t md_proj_wait(md_proj_t *p, uint64_t seq, long timeout_ms, uint64_t *rea
             return md_error_set(err, MD_ETIMEDOUT,
                                 "projections are at seq %llu, not yet at %llu (waited %ld ms)",
                                 (unsigned long long)w, (unsigned long long)seq, timeout_ms);
-        sleep_ms(WAIT_POLL_MS);
+        md_sleep_ms(WAIT_POLL_MS);
     }
 }

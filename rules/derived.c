@@ -106,26 +106,6 @@ static void blob_free(kv_arena_t *a, unsigned char *b, size_t n)
     a->freel[room / 16] = b;
 }
 
-/* A word at a time (keys are ids of 10-60 bytes), mixed so that the low bits
- * (the home slot) depend on every byte. */
-static uint64_t kv_hash(const void *key, size_t n)
-{
-    const unsigned char *k = key;
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
-    for (; n >= 8; n -= 8, k += 8) {
-        memcpy(&w, k, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    w = 0;
-    if (n)
-        memcpy(&w, k, n);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 29;
-    h *= 0xff51afd7ed558ccdull;
-    return h ^ h >> 32;
-}
-
 static kv_ent_t *kv_slot(const kv_t *m, uint64_t h, const void *key, size_t klen)
 {
     for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
@@ -198,11 +178,11 @@ static const kv_ent_t *kv_get(const kv_t *m, const void *key, size_t klen)
 {
     if (m->cap == 0)
         return NULL;
-    const kv_ent_t *e = kv_slot(m, kv_hash(key, klen), key, klen);
+    const kv_ent_t *e = kv_slot(m, md_hash64(key, klen), key, klen);
     return e->blob ? e : NULL;
 }
 
-/* kv_put of a key whose kv_hash is @p h. */
+/* kv_put of a key whose md_hash64 is @p h. */
 static void kv_put_h(kv_t *m, uint64_t h, const void *key, size_t klen, const void *val,
                      size_t vlen)
 {
@@ -229,7 +209,7 @@ static void kv_put_h(kv_t *m, uint64_t h, const void *key, size_t klen, const vo
 
 static void kv_put(kv_t *m, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    kv_put_h(m, kv_hash(key, klen), key, klen, val, vlen);
+    kv_put_h(m, md_hash64(key, klen), key, klen, val, vlen);
 }
 
 /* Removes @p key (backward-shift deletion: the probe runs stay unbroken). */
@@ -237,7 +217,7 @@ static void kv_del(kv_t *m, const void *key, size_t klen)
 {
     if (m->cap == 0)
         return;
-    kv_ent_t *e = kv_slot(m, kv_hash(key, klen), key, klen);
+    kv_ent_t *e = kv_slot(m, md_hash64(key, klen), key, klen);
     if (e->blob == NULL)
         return;
     blob_free(&m->a, e->blob, e->klen + e->vcap + 1);
@@ -350,7 +330,7 @@ static md_err_t derive_event(const md_event_t *ev, const void *body, size_t len,
     char out[MD_OUTCOME_MAX];
     (void)body, (void)len;
     size_t idlen = strlen(ev->command_id);
-    uint64_t h = kv_hash(ev->command_id, idlen);
+    uint64_t h = md_hash64(ev->command_id, idlen);
     kv_prefetch(&d->db[MD_DERIVED_OUTCOMES], h); /* arrives while the event evolves */
     md_err_t rc = md_rules_evolve(&d->st, ev, err);
     if (rc != MD_OK)
@@ -480,7 +460,7 @@ static void ahead_fill(ahead_t *a, MDB_cursor *cur, const kv_t *m)
         a->rc = mdb_cursor_get(cur, &a->k[i], &a->v[i], MDB_NEXT);
         if (a->rc != MDB_SUCCESS)
             break;
-        a->h[i] = kv_hash(a->k[i].mv_data, a->k[i].mv_size);
+        a->h[i] = md_hash64(a->k[i].mv_data, a->k[i].mv_size);
         kv_prefetch(m, a->h[i]);
         a->n++;
     }
@@ -504,7 +484,7 @@ static md_err_t compare_fast(md_txn_t *t, md_derived_db_t which, const kv_t *m, 
     }
     a->rc = mdb_cursor_get(cur, &a->k[0], &a->v[0], MDB_FIRST);
     if (a->rc == MDB_SUCCESS) {
-        a->h[0] = kv_hash(a->k[0].mv_data, a->k[0].mv_size);
+        a->h[0] = md_hash64(a->k[0].mv_data, a->k[0].mv_size);
         a->n = 1;
     }
     for (ahead_fill(a, cur, m); a->n && *equal; ahead_fill(a, cur, m)) {

@@ -13,19 +13,11 @@
 
 /* ---- id set -------------------------------------------------------------- */
 
-/* FNV-1a, then murmur3's finaliser: command ids often differ only in their
- * last digits, and linear probing needs those differences spread out. */
+/* Command ids often differ only in their last digits: md_hash64 mixes every
+ * byte into the low bits that linear probing uses. */
 static uint32_t load_hash(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return (uint32_t)h;
+    return (uint32_t)md_hash64(s, n);
 }
 
 static char *load_arena_copy(load_set_t *s, const char *id, size_t n)
