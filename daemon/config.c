@@ -49,6 +49,7 @@ static const key_spec_t keys[] = {
     {"projections.max_events", K_LONG, OFF(proj_max_events), 1, 1000000, "4096"},
     {"projections.gate_results", K_BOOL, OFF(proj_gate_results), 0, 0, "true"},
     {"projections.sync_ms", K_LONG, OFF(proj_sync_ms), 0, 3600000, "1000"},
+    {"projections.nice", K_LONG, OFF(proj_nice), 0, 19, "19"},
     {"http.listen", K_STR, OFF(http_listen), 0, 0, ""},
     {"http.tokens", K_STR, OFF(http_tokens), 0, 0, ""},
     {"http.threads", K_LONG, OFF(http_threads), 1, 64, "4"},

@@ -108,9 +108,11 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
         rc = md_proj_open_dir(d->store, d->cfg->data_dir, &so, &d->proj, err);
     if (rc == MD_OK)
         note_catch_up(d->proj);
+    md_projector_opts_t po = {.max_events = (uint64_t)d->cfg->proj_max_events,
+                              .sync_ms = d->cfg->proj_sync_ms,
+                              .nice = (int)d->cfg->proj_nice};
     if (rc == MD_OK)
-        rc = md_projector_start(d->proj, (uint64_t)d->cfg->proj_max_events, d->cfg->proj_sync_ms,
-                                &d->projector, err);
+        rc = md_projector_start(d->proj, &po, &d->projector, err);
     if (rc == MD_OK) {
         md_engine_set_commit_hook(d->engine, md_projector_kick, d->projector);
         md_log_info("store opened", "data_dir=%s", d->cfg->data_dir);

@@ -183,7 +183,7 @@ md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
     if (rc == MD_OK) /* their own environment, applied by the projector thread */
         rc = md_proj_open_dir(store, o->data_dir, &so, &proj, err);
     if (rc == MD_OK)
-        rc = md_projector_start(proj, 0, MD_PROJECTOR_SYNC_MS, &projector, err);
+        rc = md_projector_start(proj, &o->projector, &projector, err);
     if (rc != MD_OK)
         goto done;
     md_engine_set_commit_hook(eng, md_projector_kick, projector);

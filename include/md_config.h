@@ -45,6 +45,7 @@ typedef struct md_config {
     long proj_max_events;   /* projections.max_events: events per projection transaction */
     bool proj_gate_results; /* projections.gate_results: results wait for the projections */
     long proj_sync_ms;      /* projections.sync_ms: un-synced projection commits' flush; 0: each */
+    long proj_nice;         /* projections.nice: the projector thread's nice value above the process's */
     long store_map_mib;     /* initial LMDB map, MiB (doubled when full) */
     char *http_listen;      /* "" = no HTTP read API */
     char *http_tokens;      /* token file for the read API */

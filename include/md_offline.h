@@ -12,6 +12,7 @@
 
 #include "md_engine.h"
 #include "md_error.h"
+#include "md_projector.h"
 
 typedef struct md_offline_opts {
     const char *input;   /* path, or "-" for stdin */
@@ -19,6 +20,7 @@ typedef struct md_offline_opts {
     const char *data_dir;
     md_engine_opts_t engine; /* operator, clock, message limit */
     size_t batch_max;        /* commands per write transaction; 0 = 1000 */
+    md_projector_opts_t projector; /* projections.max_events, sync_ms, nice */
     bool nosync;             /* benchmarks that say so only */
     bool msgpack;            /* input is msgpack frames (4-byte big-endian length,
                                  then the message), not JSON lines */

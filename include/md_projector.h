@@ -61,26 +61,36 @@ typedef struct md_projector md_projector_t;
 /* Lazy sync: un-synced projection commits are flushed after this long (ms). */
 #define MD_PROJECTOR_SYNC_MS 1000
 
+/* md_projector_start's settings (zeroes: the defaults below, nice 0). */
+typedef struct md_projector_opts {
+    uint64_t max_events; /* events per projection transaction at most; 0: MD_PROJECTOR_MAX_EVENTS */
+    long sync_ms;        /* lazy sync (projections.sync_ms); 0: every commit synced */
+    int nice;            /* projections.nice: the projector thread runs this much nicer
+                            than the process (0..19; setpriority(2), Linux: per thread),
+                            so that the writer, whose commits results wait for, gets the
+                            cores first; the projector catches up when they are free */
+} md_projector_opts_t;
+
 /* Receives the first outbox id that may not leave yet (see the gate above). */
 typedef void (*md_projector_sink_fn)(uint64_t below_id, void *ctx);
 
 /**
  * @brief Starts the projector over @p proj (borrowed; opened with
  * md_proj_open_dir and caught up; must outlive the projector).
- * @param max_events events per projection transaction at most; 0:
- *        MD_PROJECTOR_MAX_EVENTS.
- * @param sync_ms lazy sync (md_proj_lazy_sync; projections.sync_ms): the
- *        projections commit without fsync and are flushed by a thread of
+ * @param o max_events, sync_ms, nice (md_projector_opts_t; NULL: the
+ *        defaults, every commit synced). Lazy sync (md_proj_lazy_sync;
+ *        o->sync_ms > 0): the projections commit without fsync and are flushed by a thread of
  *        their own once the first un-synced commit is this old, and at a
- *        clean stop (md_projector_stop); 0: every commit is synced
- *        (MD_PROJECTOR_SYNC_MS is the default).
+ *        clean stop (md_projector_stop); MD_PROJECTOR_SYNC_MS is the
+ *        configuration's default. A nice value the kernel refuses is
+ *        logged (a warning) and the projector runs at the process's.
  * @param out receives a new handle (md_projector_free).
  * @returns MD_OK, MD_EINVAL (projections without their own environment),
  *          MD_ESTORE (the first read), MD_EIO (thread).
  */
 MD_MUST_CHECK
-md_err_t md_projector_start(md_proj_t *proj, uint64_t max_events, long sync_ms,
-                            md_projector_t **out, md_error_t *err);
+md_err_t md_projector_start(md_proj_t *proj, const md_projector_opts_t *o, md_projector_t **out,
+                            md_error_t *err);
 
 /** @brief A commit happened: step now. In the shape of md_commit_hook_fn.
  *  Any thread. */

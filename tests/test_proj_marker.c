@@ -4,9 +4,12 @@
  * the first commit after a flush and removed by the flush; at open, a marker
  * of this boot keeps the environment (caught up from its watermark), one of
  * another boot discards it and rebuilds it from the log (read-only: refused).
- * The boot id comes from MARKETD_TEST_BOOT_ID here.
+ * The boot id comes from MARKETD_TEST_BOOT_ID here. The projector thread runs
+ * projections.nice nicer than the process.
  */
+#include <dirent.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -262,14 +265,14 @@ static void test_projector_flushes(void **state)
     md_error_t err = {0};
     uint64_t head = 0;
     open_proj(m);
-    assert_int_equal(md_projector_start(m->f->proj, 0, 3600000, &pr, &err), MD_OK);
+    assert_int_equal(md_projector_start(m->f->proj, &(md_projector_opts_t){.sync_ms = 3600000}, &pr, &err), MD_OK);
     run_part(m);
     head = log_head(m);
     assert_int_equal(md_projector_wait(pr, head, 10000, &err), MD_OK);
     assert_string_equal(marker_text(m), "boot-a"); /* an hour from its flush */
     md_projector_free(pr);
     assert_int_not_equal(access(m->marker, F_OK), 0); /* the clean stop flushed */
-    assert_int_equal(md_projector_start(m->f->proj, 0, 1, &pr, &err), MD_OK);
+    assert_int_equal(md_projector_start(m->f->proj, &(md_projector_opts_t){.sync_ms = 1}, &pr, &err), MD_OK);
     run_part(m);
     assert_true(log_head(m) > head);
     assert_int_equal(md_projector_wait(pr, log_head(m), 10000, &err), MD_OK); /* marked */
@@ -278,6 +281,75 @@ static void test_projector_flushes(void **state)
     assert_int_not_equal(access(m->marker, F_OK), 0); /* flushed while running */
     md_projector_free(pr);
     assert_int_equal(proj_fx_verify(m->f, NULL), MD_OK);
+}
+
+/* The nice value of this process's thread named @p comm (field 19 of its
+ * /proc stat), or 100 when none is. */
+static int thread_nice(const char *comm)
+{
+    char path[300], buf[512];
+    int nice = 100;
+    DIR *dir = opendir("/proc/self/task");
+    assert_non_null(dir);
+    struct dirent *de;
+    while (nice == 100 && (de = readdir(dir)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", de->d_name);
+        FILE *fp = fopen(path, "r");
+        if (fp == NULL)
+            continue; /* a thread that has just ended */
+        bool got = fgets(buf, sizeof buf, fp) != NULL;
+        fclose(fp);
+        const char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+        if (!got || open == NULL || close == NULL || (size_t)(close - open - 1) != strlen(comm) ||
+            strncmp(open + 1, comm, strlen(comm)) != 0)
+            continue;
+        /* after the name: state, then fields 4..18, then nice (19) */
+        assert_int_equal(sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+                                           "%*d %*d %*d %d",
+                                &nice),
+                         1);
+    }
+    closedir(dir);
+    return nice;
+}
+
+/* thread_nice(@p comm) once it is @p want, or after 2 s: a joined thread may
+ * still be listed for a moment after pthread_join returned. */
+static int wait_thread_nice(const char *comm, int want)
+{
+    int got = thread_nice(comm);
+    for (int i = 0; i < 200 && got != want; i++) {
+        usleep(10000);
+        got = thread_nice(comm);
+    }
+    return got;
+}
+
+/* projections.nice: the projector thread alone runs that much nicer than the
+ * process, at most 19; 0 leaves it as the process. */
+static void test_projector_nice(void **state)
+{
+    mk_t *m = *state;
+    md_projector_t *pr = NULL;
+    md_error_t err = {0};
+    open_proj(m);
+    int own = thread_nice("test_proj_marke"); /* the main thread (comm is 15 bytes) */
+    assert_true(own >= -20 && own <= 19);
+    assert_int_equal(md_projector_start(m->f->proj, &(md_projector_opts_t){.nice = 7}, &pr, &err),
+                     MD_OK);
+    run_part(m);
+    assert_int_equal(md_projector_wait(pr, log_head(m), 10000, &err), MD_OK);
+    assert_int_equal(wait_thread_nice("md-projector", own + 7 > 19 ? 19 : own + 7),
+                     own + 7 > 19 ? 19 : own + 7);
+    assert_int_equal(thread_nice("test_proj_marke"), own);
+    md_projector_free(pr);
+    assert_int_equal(md_projector_start(m->f->proj, &(md_projector_opts_t){.nice = 0}, &pr, &err),
+                     MD_OK);
+    assert_int_equal(md_projector_wait(pr, log_head(m), 10000, &err), MD_OK);
+    assert_int_equal(wait_thread_nice("md-projector", own), own);
+    md_projector_free(pr);
 }
 
 int main(void)
@@ -289,6 +361,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_marker_none_when_nosync, mk_setup, mk_teardown),
         cmocka_unit_test_setup_teardown(test_marker_empty_is_none, mk_setup, mk_teardown),
         cmocka_unit_test_setup_teardown(test_projector_flushes, mk_setup, mk_teardown),
+        cmocka_unit_test_setup_teardown(test_projector_nice, mk_setup, mk_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

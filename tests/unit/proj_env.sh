@@ -76,4 +76,15 @@ if mdb_stat -s p_meta "$T/old" >/dev/null 2>&1; then fail "old p_* databases lef
 [ "$(jq -c .projections "$T/ov1")" = "$(jq -c .projections "$T/ov2")" ] || fail "migration changed digests"
 ok "a store of the old layout is migrated: rebuilt in proj/, its p_* dropped, same digests"
 
+# Offline mode runs the projector with the configuration's projections.* keys
+# (before issue 17's third pass it used the built-in values whatever was set).
+"$ROOT/$B/marketd" --input "$ROOT/demo/demo-day.jsonl" --data-dir "$T/k" --clock command \
+    --results /dev/null --log-level info --set projections.max_events=7 \
+    --set projections.sync_ms=0 --set projections.nice=3 2>"$T/k.log" || fail "offline with projections.*"
+grep -q 'msg="projector started" seq=0 max_events=7 sync_ms=0 nice=3' "$T/k.log" ||
+    fail "offline ignored projections.*: $(grep projector "$T/k.log")"
+"$ROOT/$B/marketctl" --data-dir "$T/k" verify >"$T/kv" 2>/dev/null || fail "verify after 7-event steps"
+[ "$(jq -c .projections "$T/kv")" = "$(jq -c .projections "$T/v")" ] || fail "7-event steps changed digests"
+ok "offline mode takes projections.max_events, sync_ms and nice from the configuration"
+
 echo "proj_env: $n passed, 0 failed"
