@@ -184,9 +184,8 @@ static void final_flush(md_projector_t *pr)
 
 /* The calling thread runs @p nice steps nicer than the process (Linux: the
  * nice value is per thread, and who = 0 is the calling thread). Deferred work
- * yields the cores to the writer, whose commits every result waits for:
- * offline, 1M commands went from 69-71k to 78-80k/s at 10 and 83-92k/s at 19
- * (docs/performance.md). */
+ * yields the cores to the writer and the decoding helper: make bench's offline
+ * JSON row went from 77k to 86k/s at 19 (docs/performance.md). */
 static void lower_priority(int nice)
 {
     if (nice == 0)

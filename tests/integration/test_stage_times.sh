@@ -37,3 +37,34 @@ bash bench/legs.sh "$work/k.us" >"$work/legs.md" || fail "bench/legs.sh failed"
 grep -q '^| batch start → commit |' "$work/legs.md" || fail "no legs: $(cat "$work/legs.md")"
 log "ok: $n commands, every stage known and in order; results and chain head as offline"
 cat "$work/legs.md"
+
+# The projector's priority (projections.nice, docs/projections.md): with the
+# gate on (the default) every result waits for it, so it keeps the process's
+# priority; with projections.gate_results = false it runs projections.nice
+# nicer (19 by default), the results leave without it, and the projections
+# still catch up.
+grep -q 'msg="projector started".* nice=0$' "$work/k.log" ||
+    fail "gated projector not at the process's priority: $(grep 'projector started' "$work/k.log")"
+prefix=${prefix}g # topics and group of its own: another store may not decide these
+marketd_start g "$work/g" --set topic.partitions=1 --clock command \
+    --set projections.gate_results=false
+marketd_wait_running g
+grep -q 'msg="projector started".* nice=19$' "$work/g.log" ||
+    fail "ungated projector not at nice 19: $(grep 'projector started' "$work/g.log")"
+pid=$(marketd_pid g)
+pnice=
+for t in /proc/"$pid"/task/*; do
+    [ "$(cat "$t/comm" 2>/dev/null)" = md-projector ] && pnice=$(awk '{print $19}' "$t/stat")
+done
+own=$(awk '{print $19}' "/proc/$pid/stat")
+[ "$pnice" = $((own + 19 > 19 ? 19 : own + 19)) ] || fail "md-projector at nice '$pnice' (process $own)"
+gen_workload 60 | sed 's/"command_id":"/"command_id":"g-/' >"$work/g.jsonl"
+load "$work/g.jsonl" --wait --timeout 60 --quiet || fail "ungated: not every result arrived"
+caught=0
+for ((i = 0; i < 200 && caught == 0; i++)); do
+    "$build/marketctl" --data-dir "$work/g" stats >"$work/g.stats" 2>/dev/null &&
+        jq -e '.projections.seq == .events' "$work/g.stats" >/dev/null && caught=1 || sleep 0.1
+done
+[ "$caught" = 1 ] || fail "ungated: the projections did not catch up: $(jq -c '[.events, .projections.seq]' "$work/g.stats")"
+marketd_stop g
+log "ok: gated projector at the process's priority; ungated at nice 19, results without it, projections caught up"
