@@ -10,7 +10,7 @@
 #include "md_config.h"
 #include "md_log.h"
 
-typedef enum { K_STR, K_LONG, K_BOOL, K_CLOCK, K_LEVEL } kind_t;
+typedef enum { K_STR, K_LONG, K_BOOL, K_CLOCK, K_LEVEL, K_PRIO } kind_t;
 
 typedef struct key_spec {
     const char *name;
@@ -46,10 +46,10 @@ static const key_spec_t keys[] = {
     {"outbox.flush_timeout_ms", K_LONG, OFF(outbox_flush_timeout_ms), 0, 600000, "10000"},
     {"store.nosync", K_BOOL, OFF(store_nosync), 0, 0, "false"},
     {"store.map_mib", K_LONG, OFF(store_map_mib), 1, 1L << 22, "256"},
-    {"projections.max_events", K_LONG, OFF(proj_max_events), 1, 1000000, "4096"},
+    {"projections.max_events", K_LONG, OFF(proj_max_events), 0, 1000000, "0"},
     {"projections.gate_results", K_BOOL, OFF(proj_gate_results), 0, 0, "true"},
     {"projections.sync_ms", K_LONG, OFF(proj_sync_ms), 0, 3600000, "1000"},
-    {"projections.nice", K_LONG, OFF(proj_nice), 0, 19, "19"},
+    {"projections.priority", K_PRIO, OFF(proj_priority), 0, 0, "idle"},
     {"http.listen", K_STR, OFF(http_listen), 0, 0, ""},
     {"http.tokens", K_STR, OFF(http_tokens), 0, 0, ""},
     {"http.threads", K_LONG, OFF(http_threads), 1, 64, "4"},
@@ -123,6 +123,12 @@ static md_err_t set_known(md_config_t *c, const key_spec_t *k, const char *v, md
     case K_LONG: return set_long(c, k, v, err);
     case K_BOOL: return set_bool(c, k, v, err);
     case K_CLOCK: return set_clock(c, v, err);
+    case K_PRIO:
+        if ((lvl = md_priority_parse(v)) < 0)
+            return md_error_set(err, MD_ECONFIG,
+                                "'projections.priority' must be idle, low or normal, not '%s'", v);
+        c->proj_priority = (md_priority_t)lvl;
+        return MD_OK;
     case K_LEVEL:
         if ((lvl = md_log_parse_level(v)) < 0)
             return md_error_set(err, MD_ECONFIG, "'log.level' must be error, warn, info or debug");

@@ -109,11 +109,13 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
     if (rc == MD_OK)
         note_catch_up(d->proj);
     /* With the gate, every result waits for the projector: it keeps the
-     * process's priority (nice 19 there: commit -> publish p99 18 -> 62 ms at
-     * 5,000/s under make bench's load); projections.nice applies without. */
+     * process's priority (at nice 19 there, commit -> publish p99 went 18 -> 62
+     * ms at 5,000/s under make bench's load); projections.priority applies
+     * without. */
     md_projector_opts_t po = {.max_events = (uint64_t)d->cfg->proj_max_events,
                               .sync_ms = d->cfg->proj_sync_ms,
-                              .nice = d->cfg->proj_gate_results ? 0 : (int)d->cfg->proj_nice};
+                              .priority = d->cfg->proj_gate_results ? MD_PRIORITY_NORMAL
+                                                                   : d->cfg->proj_priority};
     if (rc == MD_OK)
         rc = md_projector_start(d->proj, &po, &d->projector, err);
     if (rc == MD_OK) {

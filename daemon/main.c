@@ -157,7 +157,7 @@ static md_err_t run_offline(cli_t *c, const md_config_t *cfg, md_error_t *err)
                            .batch_max = (size_t)cfg->batch_max_commands,
                            .projector = {.max_events = (uint64_t)cfg->proj_max_events,
                                          .sync_ms = cfg->proj_sync_ms,
-                                         .nice = (int)cfg->proj_nice},
+                                         .priority = cfg->proj_priority},
                            .nosync = cfg->store_nosync,
                            .msgpack = c->msgpack_input};
     return md_offline_run(&o, err);

@@ -165,6 +165,16 @@ static md_err_t wait_projections(md_store_t *store, md_projector_t *pr, md_error
     return rc == MD_OK ? md_projector_wait(pr, head, -1, err) : rc;
 }
 
+/* The projector with offline mode's transaction size unless one is set. */
+static md_err_t start_projector(md_proj_t *proj, const md_projector_opts_t *set,
+                                md_projector_t **out, md_error_t *err)
+{
+    md_projector_opts_t po = *set;
+    if (po.max_events == 0)
+        po.max_events = MD_OFFLINE_PROJ_MAX_EVENTS;
+    return md_projector_start(proj, &po, out, err);
+}
+
 md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
 {
     md_store_opts_t so = {.nosync = o->nosync, .lock = true}; /* one writer per directory */
@@ -183,7 +193,7 @@ md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
     if (rc == MD_OK) /* their own environment, applied by the projector thread */
         rc = md_proj_open_dir(store, o->data_dir, &so, &proj, err);
     if (rc == MD_OK)
-        rc = md_projector_start(proj, &o->projector, &projector, err);
+        rc = start_projector(proj, &o->projector, &projector, err);
     if (rc != MD_OK)
         goto done;
     md_engine_set_commit_hook(eng, md_projector_kick, projector);

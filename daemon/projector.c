@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -23,7 +24,7 @@ struct md_projector {
     uint64_t max_events;
     long delay_ms;     /* MARKETD_TEST_PROJECTOR_DELAY_MS: tests widen the window between commits */
     long sync_ms;      /* lazy sync: un-synced commits are flushed after this long; 0: none */
-    int nice;          /* the projector thread's nice value above the process's (0..19) */
+    md_priority_t priority; /* the projector thread's (md_projector_opts_t) */
     pthread_t flusher; /* lazy sync: md_proj_sync off the applying thread */
     bool flusher_started;
     pthread_t thread;
@@ -182,24 +183,25 @@ static void final_flush(md_projector_t *pr)
         md_log_error("projection flush at stop failed", "error=\"%s\"", err.msg);
 }
 
-/* The calling thread runs @p nice steps nicer than the process (Linux: the
- * nice value is per thread, and who = 0 is the calling thread). Deferred work
- * yields the cores to the writer and the decoding helper: make bench's offline
- * JSON row went from 77k to 86k/s at 19 (docs/performance.md). */
-static void lower_priority(int nice)
+/* The calling thread's scheduling (Linux: nice values and policies are per
+ * thread, and pid 0 is the calling thread). Deferred work yields the cores to
+ * the writer and the decoding helper: make bench's offline JSON row went from
+ * 77k to 86k/s at nice 19 and to ~93k/s with SCHED_IDLE, whose threads a waking
+ * writer preempts at once (docs/performance.md). */
+#ifndef SCHED_IDLE
+#define SCHED_IDLE 5 /* Linux's (<linux/sched.h>); glibc shows it only under _GNU_SOURCE */
+#endif
+
+static void lower_priority(md_priority_t prio)
 {
-    if (nice == 0)
-        return;
-    errno = 0;
-    int cur = getpriority(PRIO_PROCESS, 0);
-    if (cur == -1 && errno != 0) {
-        md_log_warn("projector priority unchanged", "error=\"getpriority: %s\"", strerror(errno));
-        return;
+    if (prio == MD_PRIORITY_IDLE) {
+        struct sched_param sp = {.sched_priority = 0};
+        if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+            md_log_warn("projector priority unchanged", "policy=idle error=\"%s\"",
+                        strerror(errno));
+    } else if (prio == MD_PRIORITY_LOW && setpriority(PRIO_PROCESS, 0, 19) != 0) {
+        md_log_warn("projector priority unchanged", "nice=19 error=\"%s\"", strerror(errno));
     }
-    int want = cur + nice > 19 ? 19 : cur + nice;
-    if (setpriority(PRIO_PROCESS, 0, want) != 0)
-        md_log_warn("projector priority unchanged", "nice=%d error=\"setpriority: %s\"", want,
-                    strerror(errno));
 }
 
 static void *projector_main(void *arg)
@@ -207,7 +209,7 @@ static void *projector_main(void *arg)
     md_projector_t *pr = arg;
     bool ok = true;
     (void)prctl(PR_SET_NAME, "md-projector", 0, 0, 0); /* per-thread profiles name it */
-    lower_priority(pr->nice);
+    lower_priority(pr->priority);
     for (;;) {
         struct timespec ts;
         md_deadline_ms(&ts, IDLE_MS);
@@ -238,7 +240,7 @@ md_err_t md_projector_start(md_proj_t *proj, const md_projector_opts_t *o, md_pr
     md_projector_t *pr = md_calloc(1, sizeof *pr);
     pr->proj = proj;
     pr->max_events = o->max_events ? o->max_events : MD_PROJECTOR_MAX_EVENTS;
-    pr->nice = o->nice < 0 ? 0 : o->nice > 19 ? 19 : o->nice;
+    pr->priority = o->priority;
     const char *delay = getenv("MARKETD_TEST_PROJECTOR_DELAY_MS");
     pr->delay_ms = delay ? strtol(delay, NULL, 10) : 0;
     pr->sync_ms = o->sync_ms > 0 ? o->sync_ms : 0;
@@ -268,10 +270,27 @@ md_err_t md_projector_start(md_proj_t *proj, const md_projector_opts_t *o, md_pr
         md_projector_free(pr);
         return rc;
     }
-    md_log_info("projector started", "seq=%llu max_events=%llu sync_ms=%ld nice=%d",
-                (unsigned long long)seq, (unsigned long long)pr->max_events, pr->sync_ms, pr->nice);
+    md_log_info("projector started", "seq=%llu max_events=%llu sync_ms=%ld priority=%s",
+                (unsigned long long)seq, (unsigned long long)pr->max_events, pr->sync_ms,
+                md_priority_name(pr->priority));
     *out = pr;
     return MD_OK;
+}
+
+const char *md_priority_name(md_priority_t p)
+{
+    static const char *const names[] = {[MD_PRIORITY_NORMAL] = "normal",
+                                        [MD_PRIORITY_LOW] = "low",
+                                        [MD_PRIORITY_IDLE] = "idle"};
+    return (unsigned)p < sizeof names / sizeof names[0] ? names[p] : "?";
+}
+
+int md_priority_parse(const char *s)
+{
+    for (int p = MD_PRIORITY_NORMAL; p <= MD_PRIORITY_IDLE; p++)
+        if (strcmp(s, md_priority_name((md_priority_t)p)) == 0)
+            return p;
+    return -1;
 }
 
 void md_projector_kick(void *projector)

@@ -18,6 +18,7 @@
 
 #include "md_engine.h"
 #include "md_error.h"
+#include "md_projector.h"
 
 typedef struct md_kv {
     char *key; /* without the "kafka." prefix */
@@ -42,10 +43,10 @@ typedef struct md_config {
     char *group_id;
     long outbox_flush_timeout_ms;
     bool store_nosync;
-    long proj_max_events;   /* projections.max_events: events per projection transaction */
+    long proj_max_events;   /* projections.max_events: events per projection transaction; 0: the mode's */
     bool proj_gate_results; /* projections.gate_results: results wait for the projections */
     long proj_sync_ms;      /* projections.sync_ms: un-synced projection commits' flush; 0: each */
-    long proj_nice;         /* projections.nice: the projector thread's nice value above the process's */
+    md_priority_t proj_priority; /* projections.priority: the projector thread's, when no result waits for it */
     long store_map_mib;     /* initial LMDB map, MiB (doubled when full) */
     char *http_listen;      /* "" = no HTTP read API */
     char *http_tokens;      /* token file for the read API */

@@ -61,14 +61,26 @@ typedef struct md_projector md_projector_t;
 /* Lazy sync: un-synced projection commits are flushed after this long (ms). */
 #define MD_PROJECTOR_SYNC_MS 1000
 
-/* md_projector_start's settings (zeroes: the defaults below, nice 0). */
+/* The projector thread's scheduling (projections.priority): */
+typedef enum md_priority {
+    MD_PRIORITY_NORMAL, /* the process's */
+    MD_PRIORITY_LOW,    /* nice 19 (setpriority(2); per thread on Linux) */
+    MD_PRIORITY_IDLE    /* SCHED_IDLE (sched(7)): it runs when no other thread of the
+                           machine wants the core, and a waking thread takes it at once */
+} md_priority_t;
+
+/** @brief "normal", "low" or "idle" (projections.priority). Any thread. */
+const char *md_priority_name(md_priority_t p);
+/** @brief The priority named @p s, or -1. Any thread. */
+int md_priority_parse(const char *s);
+
+/* md_projector_start's settings (zeroes: the defaults below, MD_PRIORITY_NORMAL). */
 typedef struct md_projector_opts {
-    uint64_t max_events; /* events per projection transaction at most; 0: MD_PROJECTOR_MAX_EVENTS */
-    long sync_ms;        /* lazy sync (projections.sync_ms); 0: every commit synced */
-    int nice;            /* projections.nice: the projector thread runs this much nicer
-                            than the process (0..19; setpriority(2), Linux: per thread),
-                            so that the writer, whose commits results wait for, gets the
-                            cores first; the projector catches up when they are free */
+    uint64_t max_events;    /* events per projection transaction at most; 0: MD_PROJECTOR_MAX_EVENTS */
+    long sync_ms;           /* lazy sync (projections.sync_ms); 0: every commit synced */
+    md_priority_t priority; /* below normal: the writer, whose commits every result waits
+                               for, and the decoding helper get the cores first; the
+                               projections catch up when a core is free */
 } md_projector_opts_t;
 
 /* Receives the first outbox id that may not leave yet (see the gate above). */
@@ -77,12 +89,12 @@ typedef void (*md_projector_sink_fn)(uint64_t below_id, void *ctx);
 /**
  * @brief Starts the projector over @p proj (borrowed; opened with
  * md_proj_open_dir and caught up; must outlive the projector).
- * @param o max_events, sync_ms, nice (md_projector_opts_t; NULL: the
+ * @param o max_events, sync_ms, priority (md_projector_opts_t; NULL: the
  *        defaults, every commit synced). Lazy sync (md_proj_lazy_sync;
  *        o->sync_ms > 0): the projections commit without fsync and are flushed by a thread of
  *        their own once the first un-synced commit is this old, and at a
  *        clean stop (md_projector_stop); MD_PROJECTOR_SYNC_MS is the
- *        configuration's default. A nice value the kernel refuses is
+ *        configuration's default. A priority the kernel refuses is
  *        logged (a warning) and the projector runs at the process's.
  * @param out receives a new handle (md_projector_free).
  * @returns MD_OK, MD_EINVAL (projections without their own environment),

@@ -77,6 +77,14 @@ static void test_config_errors_name_the_key(void **state)
     assert_int_equal(md_config_set(&c, "clock", "sundial", &err), MD_ECONFIG);
     md_error_clear(&err);
     assert_int_equal(md_config_set(&c, "store.nosync", "maybe", &err), MD_ECONFIG);
+    md_error_clear(&err);
+    assert_int_equal(c.proj_priority, MD_PRIORITY_IDLE); /* the default */
+    assert_int_equal(c.proj_max_events, 0);              /* the mode's */
+    assert_int_equal(md_config_set(&c, "projections.priority", "urgent", &err), MD_ECONFIG);
+    assert_non_null(strstr(err.msg, "projections.priority"));
+    assert_int_equal(c.proj_priority, MD_PRIORITY_IDLE); /* unchanged */
+    assert_int_equal(md_config_set(&c, "projections.priority", "low", &err), MD_OK);
+    assert_int_equal(c.proj_priority, MD_PRIORITY_LOW);
     md_config_release(&c);
 }
 

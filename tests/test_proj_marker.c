@@ -5,7 +5,7 @@
  * of this boot keeps the environment (caught up from its watermark), one of
  * another boot discards it and rebuilds it from the log (read-only: refused).
  * The boot id comes from MARKETD_TEST_BOOT_ID here. The projector thread runs
- * projections.nice nicer than the process.
+ * at projections.priority.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -283,16 +283,16 @@ static void test_projector_flushes(void **state)
     assert_int_equal(proj_fx_verify(m->f, NULL), MD_OK);
 }
 
-/* The nice value of this process's thread named @p comm (field 19 of its
- * /proc stat), or 100 when none is. */
-static int thread_nice(const char *comm)
+/* Field @p field (1-based, after the name: 3 is the state) of the /proc stat
+ * of this process's thread named @p comm, or -100 when none is. */
+static long thread_stat(const char *comm, int field)
 {
     char path[300], buf[512];
-    int nice = 100;
+    long value = -100;
     DIR *dir = opendir("/proc/self/task");
     assert_non_null(dir);
     struct dirent *de;
-    while (nice == 100 && (de = readdir(dir)) != NULL) {
+    while (value == -100 && (de = readdir(dir)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
         snprintf(path, sizeof path, "/proc/self/task/%s/stat", de->d_name);
@@ -305,51 +305,64 @@ static int thread_nice(const char *comm)
         if (!got || open == NULL || close == NULL || (size_t)(close - open - 1) != strlen(comm) ||
             strncmp(open + 1, comm, strlen(comm)) != 0)
             continue;
-        /* after the name: state, then fields 4..18, then nice (19) */
-        assert_int_equal(sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
-                                           "%*d %*d %*d %d",
-                                &nice),
-                         1);
+        const char *p = close + 2; /* field 3, the state */
+        for (int f = 3; f < field && p != NULL; f++)
+            if ((p = strchr(p, ' ')) != NULL)
+                p++;
+        assert_non_null(p);
+        value = strtol(p, NULL, 10);
     }
     closedir(dir);
-    return nice;
+    return value;
 }
 
-/* thread_nice(@p comm) once it is @p want, or after 2 s: a joined thread may
- * still be listed for a moment after pthread_join returned. */
-static int wait_thread_nice(const char *comm, int want)
+#define STAT_NICE 19
+#define STAT_POLICY 41
+
+/* thread_stat(@p comm, @p field) once it is @p want, or after 2 s: a joined
+ * thread may still be listed for a moment after pthread_join returned. */
+static long wait_thread_stat(const char *comm, int field, long want)
 {
-    int got = thread_nice(comm);
+    long got = thread_stat(comm, field);
     for (int i = 0; i < 200 && got != want; i++) {
         usleep(10000);
-        got = thread_nice(comm);
+        got = thread_stat(comm, field);
     }
     return got;
 }
 
-/* projections.nice: the projector thread alone runs that much nicer than the
- * process, at most 19; 0 leaves it as the process. */
-static void test_projector_nice(void **state)
+/* Starts a projector at @p prio over the next part of the day, checks the
+ * projector thread's nice value and policy, stops it. */
+static void check_priority(mk_t *m, md_priority_t prio, long nice, long policy)
 {
-    mk_t *m = *state;
     md_projector_t *pr = NULL;
     md_error_t err = {0};
-    open_proj(m);
-    int own = thread_nice("test_proj_marke"); /* the main thread (comm is 15 bytes) */
-    assert_true(own >= -20 && own <= 19);
-    assert_int_equal(md_projector_start(m->f->proj, &(md_projector_opts_t){.nice = 7}, &pr, &err),
+    assert_int_equal(md_projector_start(m->f->proj, &(md_projector_opts_t){.priority = prio}, &pr,
+                                        &err),
                      MD_OK);
     run_part(m);
-    assert_int_equal(md_projector_wait(pr, log_head(m), 10000, &err), MD_OK);
-    assert_int_equal(wait_thread_nice("md-projector", own + 7 > 19 ? 19 : own + 7),
-                     own + 7 > 19 ? 19 : own + 7);
-    assert_int_equal(thread_nice("test_proj_marke"), own);
+    assert_int_equal(md_projector_wait(pr, log_head(m), 10000, &err), MD_OK); /* it stepped */
+    long got_nice = wait_thread_stat("md-projector", STAT_NICE, nice);
+    long got_policy = wait_thread_stat("md-projector", STAT_POLICY, policy);
     md_projector_free(pr);
-    assert_int_equal(md_projector_start(m->f->proj, &(md_projector_opts_t){.nice = 0}, &pr, &err),
-                     MD_OK);
-    assert_int_equal(md_projector_wait(pr, log_head(m), 10000, &err), MD_OK);
-    assert_int_equal(wait_thread_nice("md-projector", own), own);
-    md_projector_free(pr);
+    assert_int_equal(got_nice, nice);
+    assert_int_equal(got_policy, policy);
+}
+
+/* projections.priority: low is nice 19, idle is SCHED_IDLE (5), normal is the
+ * process's; the other threads keep theirs. */
+static void test_projector_priority(void **state)
+{
+    mk_t *m = *state;
+    open_proj(m);
+    long own = thread_stat("test_proj_marke", STAT_NICE); /* the main thread (comm: 15 bytes) */
+    assert_true(own >= -20 && own <= 19);
+    assert_int_equal(thread_stat("test_proj_marke", STAT_POLICY), 0);
+    check_priority(m, MD_PRIORITY_LOW, 19, 0);
+    check_priority(m, MD_PRIORITY_IDLE, own, 5);
+    check_priority(m, MD_PRIORITY_NORMAL, own, 0);
+    assert_int_equal(thread_stat("test_proj_marke", STAT_NICE), own);
+    assert_int_equal(thread_stat("test_proj_marke", STAT_POLICY), 0);
 }
 
 int main(void)
@@ -361,7 +374,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_marker_none_when_nosync, mk_setup, mk_teardown),
         cmocka_unit_test_setup_teardown(test_marker_empty_is_none, mk_setup, mk_teardown),
         cmocka_unit_test_setup_teardown(test_projector_flushes, mk_setup, mk_teardown),
-        cmocka_unit_test_setup_teardown(test_projector_nice, mk_setup, mk_teardown),
+        cmocka_unit_test_setup_teardown(test_projector_priority, mk_setup, mk_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,11 +80,15 @@ ok "a store of the old layout is migrated: rebuilt in proj/, its p_* dropped, sa
 # (before issue 17's third pass it used the built-in values whatever was set).
 "$ROOT/$B/marketd" --input "$ROOT/demo/demo-day.jsonl" --data-dir "$T/k" --clock command \
     --results /dev/null --log-level info --set projections.max_events=7 \
-    --set projections.sync_ms=0 --set projections.nice=3 2>"$T/k.log" || fail "offline with projections.*"
-grep -q 'msg="projector started" seq=0 max_events=7 sync_ms=0 nice=3' "$T/k.log" ||
+    --set projections.sync_ms=0 --set projections.priority=low 2>"$T/k.log" || fail "offline with projections.*"
+grep -q 'msg="projector started" seq=0 max_events=7 sync_ms=0 priority=low' "$T/k.log" ||
     fail "offline ignored projections.*: $(grep projector "$T/k.log")"
 "$ROOT/$B/marketctl" --data-dir "$T/k" verify >"$T/kv" 2>/dev/null || fail "verify after 7-event steps"
 [ "$(jq -c .projections "$T/kv")" = "$(jq -c .projections "$T/v")" ] || fail "7-event steps changed digests"
-ok "offline mode takes projections.max_events, sync_ms and nice from the configuration"
+"$ROOT/$B/marketd" --input "$T/empty.jsonl" --data-dir "$T/k2" --results /dev/null \
+    --log-level info 2>"$T/k2.log" || fail "offline with the defaults"
+grep -q 'msg="projector started" seq=0 max_events=16384 sync_ms=1000 priority=idle' "$T/k2.log" ||
+    fail "offline's projector defaults: $(grep projector "$T/k2.log")"
+ok "offline mode takes projections.max_events, sync_ms and priority from the configuration (defaults 16384, 1000, idle)"
 
 echo "proj_env: $n passed, 0 failed"
