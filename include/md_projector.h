@@ -76,8 +76,8 @@ int md_priority_parse(const char *s);
 
 /* md_projector_start's settings (zeroes: the defaults below, MD_PRIORITY_NORMAL). */
 typedef struct md_projector_opts {
-    uint64_t max_events;    /* events per projection transaction at most; 0: MD_PROJECTOR_MAX_EVENTS */
-    long sync_ms;           /* lazy sync (projections.sync_ms); 0: every commit synced */
+    uint64_t max_events; /* events per projection transaction at most; 0: MD_PROJECTOR_MAX_EVENTS */
+    long sync_ms;        /* lazy sync (projections.sync_ms); 0: every commit synced */
     md_priority_t priority; /* below normal: the writer, whose commits every result waits
                                for, and the decoding helper get the cores first; the
                                projections catch up when a core is free */

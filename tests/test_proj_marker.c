@@ -9,8 +9,8 @@
  */
 #include <dirent.h>
 #include <setjmp.h>
-#include <stdbool.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -265,14 +265,17 @@ static void test_projector_flushes(void **state)
     md_error_t err = {0};
     uint64_t head = 0;
     open_proj(m);
-    assert_int_equal(md_projector_start(m->f->proj, &(md_projector_opts_t){.sync_ms = 3600000}, &pr, &err), MD_OK);
+    assert_int_equal(
+        md_projector_start(m->f->proj, &(md_projector_opts_t){.sync_ms = 3600000}, &pr, &err),
+        MD_OK);
     run_part(m);
     head = log_head(m);
     assert_int_equal(md_projector_wait(pr, head, 10000, &err), MD_OK);
     assert_string_equal(marker_text(m), "boot-a"); /* an hour from its flush */
     md_projector_free(pr);
     assert_int_not_equal(access(m->marker, F_OK), 0); /* the clean stop flushed */
-    assert_int_equal(md_projector_start(m->f->proj, &(md_projector_opts_t){.sync_ms = 1}, &pr, &err), MD_OK);
+    assert_int_equal(
+        md_projector_start(m->f->proj, &(md_projector_opts_t){.sync_ms = 1}, &pr, &err), MD_OK);
     run_part(m);
     assert_true(log_head(m) > head);
     assert_int_equal(md_projector_wait(pr, log_head(m), 10000, &err), MD_OK); /* marked */
@@ -337,9 +340,8 @@ static void check_priority(mk_t *m, md_priority_t prio, long nice, long policy)
 {
     md_projector_t *pr = NULL;
     md_error_t err = {0};
-    assert_int_equal(md_projector_start(m->f->proj, &(md_projector_opts_t){.priority = prio}, &pr,
-                                        &err),
-                     MD_OK);
+    assert_int_equal(
+        md_projector_start(m->f->proj, &(md_projector_opts_t){.priority = prio}, &pr, &err), MD_OK);
     run_part(m);
     assert_int_equal(md_projector_wait(pr, log_head(m), 10000, &err), MD_OK); /* it stepped */
     long got_nice = wait_thread_stat("md-projector", STAT_NICE, nice);
