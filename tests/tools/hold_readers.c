@@ -6,7 +6,8 @@
  *
  * Opens DIR read-only and begins read transactions until LMDB refuses one
  * (the store allows 256 readers), prints how many it holds and why the next
- * failed, waits SECONDS, then frees one slot just long enough to read the
+ * failed, waits SECONDS (taking back every slot a reader of the daemon frees
+ * meanwhile, within a millisecond), then frees one slot just long enough to read the
  * chain head and the stored offset of TOPIC partition 0 (what the daemon's
  * writer committed while every slot was taken), takes every slot again and
  * waits to be killed. SIGKILL leaves its slots behind as stale readers, which
@@ -47,7 +48,17 @@ int main(int argc, char **argv)
     int n = grab(0, &err);
     printf("holding %d read transactions; the next one failed: %s\n", n, err.msg);
     fflush(stdout);
-    sleep((unsigned)atoi(argv[3]));
+    /* The daemon's own readers (the projector's and publisher's snapshots)
+     * come and go: a slot one of them frees is taken at once, so that the
+     * table stays full for the whole wait. */
+    struct timespec ms = {0, 1000000}, now, end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += atol(argv[3]);
+    do {
+        n = grab(n, &err);
+        nanosleep(&ms, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec < end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec));
     /* One slot back for a moment (the publisher may win it: try a while). */
     md_txn_end(held[--n]);
     md_txn_t *t = NULL;
