@@ -43,12 +43,13 @@ typedef struct md_config {
     char *group_id;
     long outbox_flush_timeout_ms;
     bool store_nosync;
-    long
-        proj_max_events; /* projections.max_events: events per projection transaction; 0: the mode's */
-    bool proj_gate_results; /* projections.gate_results: results wait for the projections */
-    long proj_sync_ms;      /* projections.sync_ms: un-synced projection commits' flush; 0: each */
-    md_priority_t
-        proj_priority; /* projections.priority: the projector thread's, when no result waits for it */
+    /* projections.*: events per projector transaction (0: the mode's), results
+     * wait for the projections, flush of un-synced commits (0: each synced),
+     * the projector's priority when no result waits for it */
+    long proj_max_events;
+    bool proj_gate_results;
+    long proj_sync_ms;
+    md_priority_t proj_priority;
     long store_map_mib;  /* initial LMDB map, MiB (doubled when full) */
     char *http_listen;   /* "" = no HTTP read API */
     char *http_tokens;   /* token file for the read API */

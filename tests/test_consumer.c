@@ -67,32 +67,35 @@ static void conf_value(rd_kafka_conf_t *conf, const char *key, char *out, size_t
     assert_int_equal(rd_kafka_conf_get(conf, key, out, &n), RD_KAFKA_CONF_OK);
 }
 
+/* md_consumer_fetch_defaults on a fresh librdkafka configuration in which
+ * max.partition.fetch.bytes is @p preset (NULL: unset); checks both sizes after. */
+static void check_fetch(const md_config_t *cfg, const char *preset, const char *want_partition)
+{
+    md_error_t err = {0};
+    char v[64];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (preset)
+        assert_int_equal(rd_kafka_conf_set(conf, "max.partition.fetch.bytes", preset, v, sizeof v),
+                         RD_KAFKA_CONF_OK);
+    assert_true(md_consumer_fetch_defaults(cfg, conf, &err));
+    conf_value(conf, "max.partition.fetch.bytes", v, sizeof v);
+    assert_string_equal(v, want_partition);
+    conf_value(conf, "fetch.max.bytes", v, sizeof v);
+    assert_string_equal(v, "16777216");
+    rd_kafka_conf_destroy(conf);
+}
+
 static void test_fetch_defaults_unless_configured(void **state)
 {
     (void)state;
     md_config_t cfg;
     md_error_t err = {0};
-    char v[64];
     md_config_init(&cfg);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_true(md_consumer_fetch_defaults(&cfg, conf, &err));
-    conf_value(conf, "max.partition.fetch.bytes", v, sizeof v);
-    assert_string_equal(v, "8388608");
-    conf_value(conf, "fetch.max.bytes", v, sizeof v);
-    assert_string_equal(v, "16777216");
-    rd_kafka_conf_destroy(conf);
+    check_fetch(&cfg, NULL, "8388608");
     /* a value the configuration sets is left to it */
     assert_int_equal(md_config_set(&cfg, "kafka.max.partition.fetch.bytes", "1048576", &err),
                      MD_OK);
-    conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "max.partition.fetch.bytes", "1048576", v, sizeof v),
-                     RD_KAFKA_CONF_OK);
-    assert_true(md_consumer_fetch_defaults(&cfg, conf, &err));
-    conf_value(conf, "max.partition.fetch.bytes", v, sizeof v);
-    assert_string_equal(v, "1048576");
-    conf_value(conf, "fetch.max.bytes", v, sizeof v);
-    assert_string_equal(v, "16777216");
-    rd_kafka_conf_destroy(conf);
+    check_fetch(&cfg, "1048576", "1048576");
     md_config_release(&cfg);
 }
 
