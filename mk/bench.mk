@@ -6,7 +6,8 @@
 
 BENCH_BINS := $(BUILD)/bench/bench-gen $(BUILD)/bench/bench-json-limit \
               $(BUILD)/bench/bench-lmdb-limit $(BUILD)/bench/bench-jsonl2mp \
-              $(BUILD)/bench/bench-kafka-limit $(BUILD)/bench/bench-json-check
+              $(BUILD)/bench/bench-kafka-limit $(BUILD)/bench/bench-json-check \
+              $(BUILD)/bench/bench-kafka-echo
 
 .PHONY: bench bench-smoke bench-bins
 
@@ -28,6 +29,9 @@ $(BUILD)/bench/bench-kafka-limit: $(BUILD)/bench/kafka_limit.o $(LIB)
 	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 $(BUILD)/bench/bench-json-check: $(BUILD)/bench/json_check.o $(LIB)
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
+
+$(BUILD)/bench/bench-kafka-echo: $(BUILD)/bench/kafka_echo.o $(LIB)
 	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 bench: bench-bins

@@ -20,6 +20,12 @@ done
 # Rows that ran have a number, a min–max and a limit with a ratio.
 awk -F'|' '/^\| (engine|verify|store)/ { if ($3 !~ /[0-9]/ || $6 !~ /[0-9]/) { print; bad=1 } }
            END { exit bad }' "$t" || fail "a row without figures"
+# With a broker, the latency rows have their floor beside them (bench/kafka_echo.c).
+if grep -q '^| end to end, real broker (' "$t"; then
+    awk -F'|' '/^\| latency p99(\.9)? at [0-9]+\/s(, broker alone[^|]*)? \|/ {
+                   n++; if ($3 !~ /[0-9]/ || $5 !~ /[0-9]/) bad = 1 }
+               END { exit bad || n != 4 }' "$t" || fail "a latency row without its floor"
+fi
 # The outbox's JSON fast path writes what jansson writes, on the mix and the demo day.
 for f in demo/demo-day.jsonl "$out/mix.jsonl"; do
     [ "$f" = demo/demo-day.jsonl ] || "$build/bench/bench-gen" -n 3000 -s 7 >"$f"
