@@ -88,10 +88,20 @@ static rd_kafka_t *producer(const char *bootstrap, const char *linger)
  * fetch and prefetch settings (daemon/consumer.c). */
 static rd_kafka_t *consumer(const char *bootstrap, const char *group, const char *topic)
 {
-    const char *kv[] = {"group.id", group, "enable.auto.commit", "false",
-                        "enable.partition.eof", "false", "queued.min.messages", "20000",
-                        "queued.max.messages.kbytes", "16384", "max.partition.fetch.bytes",
-                        "8388608", "fetch.max.bytes", "16777216"};
+    const char *kv[] = {"group.id",
+                        group,
+                        "enable.auto.commit",
+                        "false",
+                        "enable.partition.eof",
+                        "false",
+                        "queued.min.messages",
+                        "20000",
+                        "queued.max.messages.kbytes",
+                        "16384",
+                        "max.partition.fetch.bytes",
+                        "8388608",
+                        "fetch.max.bytes",
+                        "16777216"};
     rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, bootstrap, kv, sizeof kv / sizeof *kv);
     if (rk == NULL)
         return NULL;
@@ -111,10 +121,9 @@ static rd_kafka_t *consumer(const char *bootstrap, const char *group, const char
 static bool produce(rd_kafka_t *p, const char *topic, const void *v, size_t n)
 {
     for (;;) {
-        rd_kafka_resp_err_t e =
-            rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
-                              RD_KAFKA_V_VALUE((void *)v, n), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE((void *)v, n),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             return true;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -268,7 +277,7 @@ static bool send_all(echo_t *e)
             ok = produce(p, topic, v, sizeof v);
         }
         rd_kafka_poll(p, 0);
-        struct timespec ts = {0, 100000};
+        struct timespec ts = {0, 1000000}; /* market-load's 1 ms bursts */
         nanosleep(&ts, NULL);
     }
     rd_kafka_flush(p, 30000);
