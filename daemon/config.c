@@ -43,6 +43,7 @@ static const key_spec_t keys[] = {
     {"topic.partitions", K_LONG, OFF(topic_partitions), 1, 1000, "3"},
     {"topic.replication_factor", K_LONG, OFF(topic_replication), 1, 16, "1"},
     {"group.id", K_STR, OFF(group_id), 0, 0, "marketd"},
+    {"offsets.kafka_commit_ms", K_LONG, OFF(kafka_commit_ms), 0, 60000, "100"},
     {"outbox.flush_timeout_ms", K_LONG, OFF(outbox_flush_timeout_ms), 0, 600000, "10000"},
     {"store.nosync", K_BOOL, OFF(store_nosync), 0, 0, "false"},
     {"store.map_mib", K_LONG, OFF(store_map_mib), 1, 1L << 22, "256"},

@@ -48,6 +48,9 @@ struct md_consumer {
     int64_t *expect;
     int32_t nexpect;
     md_intake_t intake;
+    /* offsets taken since the last commit to Kafka (offsets.kafka_commit_ms) */
+    rd_kafka_topic_partition_list_t *kpending;
+    long last_kcommit_ms;
     long last_write_ms;
     long last_command_ms; /* when the last command came (timers.tick_ms) */
     bool warned_create_time;
@@ -215,12 +218,35 @@ static size_t commit_metadata(const md_store_t *s, char *buf, size_t cap)
 }
 
 /* Kafka's committed offsets serve lag tools and fencing (each carries the
- * committing store's identity as metadata): LMDB holds the real ones. */
+ * committing store's identity as metadata): LMDB holds the real ones. They
+ * are sent (asynchronously, as before) at most every offsets.kafka_commit_ms,
+ * when the daemon goes idle and at a revoke, not after every batch: at
+ * 5,000 commands/s the daemon commits ~300 batches a second, and as many
+ * OffsetCommit requests (each an append to __consumer_offsets) cost the broker
+ * on the same cores a third of its CPU (docs/performance.md, "Latency"). */
+static void flush_kafka_offsets(md_consumer_t *d)
+{
+    rd_kafka_topic_partition_list_t *l = d->kpending;
+    if (l == NULL)
+        return;
+    d->kpending = NULL;
+    d->last_kcommit_ms = md_mono_ms();
+    atomic_fetch_add(&md_metrics.kafka_commits, 1);
+    rd_kafka_resp_err_t e = rd_kafka_commit(d->rk, l, 1);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        md_log_debug("kafka offset commit failed", "error=\"%s\"", rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Adds the committed batch's offsets to those waiting for Kafka, and sends
+ * them when offsets.kafka_commit_ms has passed since the last commit. */
 static void commit_to_kafka(md_consumer_t *d)
 {
     char meta[64];
     size_t mlen = commit_metadata(d->store, meta, sizeof meta);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    if (d->kpending == NULL)
+        d->kpending = rd_kafka_topic_partition_list_new(4);
+    rd_kafka_topic_partition_list_t *l = d->kpending;
     for (size_t i = 0; i < d->nmsgs; i++) {
         const rd_kafka_message_t *m = d->msgs[i];
         rd_kafka_topic_partition_t *tp =
@@ -234,10 +260,8 @@ static void commit_to_kafka(md_consumer_t *d)
         tp->offset = m->offset + 1;
     }
     record_lag(d, l);
-    rd_kafka_resp_err_t e = rd_kafka_commit(d->rk, l, 1);
-    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        md_log_debug("kafka offset commit failed", "error=\"%s\"", rd_kafka_err2str(e));
-    rd_kafka_topic_partition_list_destroy(l);
+    if (md_mono_ms() - d->last_kcommit_ms >= d->cfg->kafka_commit_ms)
+        flush_kafka_offsets(d);
 }
 
 static void drop_batch(md_consumer_t *d)
@@ -438,6 +462,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         md_log_error("batch lost at revoke; it will be consumed again", "error=\"%s\"", err.msg);
         drop_batch(d);
     }
+    flush_kafka_offsets(d); /* the next owner checks them (drop_fenced) */
     md_log_info("partitions revoked", "count=%d", parts ? parts->cnt : 0);
     for (int p = 0; p < MD_METRIC_PARTITIONS; p++)
         atomic_store(&md_metrics.assigned[p], false);
@@ -566,6 +591,7 @@ static md_err_t tidy_when_idle(md_consumer_t *d, md_error_t *err)
         return MD_OK;
     d->last_write_ms = md_mono_ms();
     refresh_lag(d);
+    flush_kafka_offsets(d);
     return process_batch(d, err);
 }
 
@@ -683,6 +709,7 @@ void md_consumer_close(md_consumer_t *c)
 {
     if (c == NULL || c->rk == NULL)
         return;
+    flush_kafka_offsets(c);
     md_log_info("leaving the consumer group", "timeout_ms=%d", CLOSE_TIMEOUT_MS);
     bool closed = close_bounded(c);
     if (!closed)
@@ -741,5 +768,7 @@ void md_consumer_free(md_consumer_t *c)
     md_intake_release(&c->intake);
     free(c->park);
     md_buf_release(&c->results);
+    if (c->kpending != NULL)
+        rd_kafka_topic_partition_list_destroy(c->kpending);
     free(c);
 }

@@ -269,6 +269,12 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t outbox_par
         atomic_load_explicit(&m->partitions_fenced, RELAXED),
         (unsigned long long)get(&m->fencings));
     put(out,
+        "# HELP marketd_kafka_offset_commits_total Offset commits sent to Kafka (for lag tools and "
+        "fencing; at most one per offsets.kafka_commit_ms while busy).\n"
+        "# TYPE marketd_kafka_offset_commits_total counter\nmarketd_kafka_offset_commits_total "
+        "%llu\n",
+        (unsigned long long)get(&m->kafka_commits));
+    put(out,
         "# HELP marketd_outbox_depth Messages waiting in the outbox.\n"
         "# TYPE marketd_outbox_depth gauge\nmarketd_outbox_depth %llu\n",
         (unsigned long long)outbox_depth);

@@ -50,11 +50,12 @@ typedef struct md_config {
     bool proj_gate_results;
     long proj_sync_ms;
     md_priority_t proj_priority;
-    long store_map_mib;  /* initial LMDB map, MiB (doubled when full) */
-    char *http_listen;   /* "" = no HTTP read API */
-    char *http_tokens;   /* token file for the read API */
-    long http_threads;   /* worker threads of the read API */
-    long timers_tick_ms; /* idle this long: a Tick to the commands topic (0 = off) */
+    long kafka_commit_ms; /* offsets.kafka_commit_ms: least time between offset commits to Kafka */
+    long store_map_mib;   /* initial LMDB map, MiB (doubled when full) */
+    char *http_listen;    /* "" = no HTTP read API */
+    char *http_tokens;    /* token file for the read API */
+    long http_threads;    /* worker threads of the read API */
+    long timers_tick_ms;  /* idle this long: a Tick to the commands topic (0 = off) */
     /* replicated mode (docs/replication.md) */
     char *replica_mode;       /* "single" or "replicated" */
     char *replica_peers_keys; /* directory of the replicas' public keys (*.pub) */

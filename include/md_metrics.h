@@ -65,10 +65,11 @@ typedef struct md_metrics {
     _Atomic int64_t lag[MD_METRIC_PARTITIONS];
     _Atomic bool assigned[MD_METRIC_PARTITIONS];
     _Atomic int partitions_assigned;
-    _Atomic int partitions_fenced; /* left to another store (md_consumer.h, fencing) */
-    _Atomic uint64_t fencings;     /* partitions fenced since the start */
-    _Atomic bool outbox_draining;  /* the publisher runs */
-    md_replica_metrics_t replica;  /* replicated mode (md_replica.h) */
+    _Atomic int partitions_fenced;  /* left to another store (md_consumer.h, fencing) */
+    _Atomic uint64_t fencings;      /* partitions fenced since the start */
+    _Atomic uint64_t kafka_commits; /* offset commits sent to Kafka (offsets.kafka_commit_ms) */
+    _Atomic bool outbox_draining;   /* the publisher runs */
+    md_replica_metrics_t replica;   /* replicated mode (md_replica.h) */
     /* The projector (md_projector.h): the projections' watermark, the log's
      * head it last read, since when (monotonic ms) the projections have been
      * behind a committed batch (0: caught up), its commits and failures. */

@@ -17,7 +17,13 @@ gen_workload 300 | sed -e 's/"w-/"x-/g' -e 's/"wo-/"xo-/g' -e 's/"wp-/"xp-/g' \
 ids=$(cat "$work/w1.jsonl" "$work/w2.jsonl" | jq -r '.command_id' | sort -u | wc -l)
 
 # ---- 1. one daemon per data directory -------------------------------------------------
-marketd_start a "$work/a" --set topic.partitions=3
+printf 'guard-test-token-0001 auditor\n' >"$work/tokens"
+chmod 600 "$work/tokens"
+# a sends its offsets to Kafka at most once a minute while busy: only its idle
+# and revoke commits can make b fence below (offsets.kafka_commit_ms).
+hpa=$((20000 + RANDOM % 20000))
+marketd_start a "$work/a" --set topic.partitions=3 --set offsets.kafka_commit_ms=60000 \
+    --set http.listen=127.0.0.1:$hpa --set http.tokens="$work/tokens"
 marketd_wait_running a 60
 a_pid=$(marketd_pid a)
 [ "$(cat "$work/a/marketd.lock")" = "$a_pid" ] || fail "lock file does not hold the pid $a_pid"
@@ -38,13 +44,19 @@ grep -q "in use by another marketd (pid $a_pid" "$work/offline.err" ||
     fail "offline refusal does not name pid $a_pid: $(tail -1 "$work/offline.err")"
 log "second daemon on the same directory refused: $(grep -o 'in use by another marketd (pid [0-9]*' "$work/twin.log")"
 
-load "$work/w1.jsonl" --wait --timeout 120 --results-out "$work/w1.results" ||
+# Paced: about one command per batch, and a is never idle for 200 ms until the end.
+load "$work/w1.jsonl" --rate 300 --wait --timeout 120 --results-out "$work/w1.results" ||
     fail "not every result of the first workload arrived"
+m=$(curl -s "http://127.0.0.1:$hpa/metrics") || fail "a's /metrics did not answer"
+batches=$(awk '$1 == "marketd_batch_size_count" { print $2 }' <<<"$m")
+kcommits=$(awk '$1 == "marketd_kafka_offset_commits_total" { print $2 }' <<<"$m")
+[ "${batches:-0}" -ge 100 ] || fail "the paced workload took ${batches:-?} batches (want >= 100)"
+[ "${kcommits:-99}" -le 5 ] ||
+    fail "${kcommits:-?} offset commits to Kafka for $batches batches with offsets.kafka_commit_ms=60000"
+log "a: $batches batches, $kcommits offset commits to Kafka"
 
 # ---- 2. fencing between stores of one group -----------------------------------------------
 hp=$((20000 + RANDOM % 20000))
-printf 'guard-test-token-0001 auditor\n' >"$work/tokens"
-chmod 600 "$work/tokens"
 marketd_start b "$work/b" --set topic.partitions=3 \
     --set http.listen=127.0.0.1:$hp --set http.tokens="$work/tokens"
 for ((i = 0; i < 600; i++)); do
