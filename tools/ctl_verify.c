@@ -184,3 +184,50 @@ int ctl_derived_end(ctl_derived_t *d, json_t *ok, md_error_t *err)
     free(d);
     return status;
 }
+
+/* ---- the hash chain beside the projections ------------------------------------------ */
+
+struct ctl_chain {
+    md_txn_t *t;
+    pthread_t th;
+    uint64_t count, bad;
+    md_err_t rc;
+    md_error_t err;
+};
+
+static void *chain_main(void *arg)
+{
+    ctl_chain_t *ch = arg;
+    ch->rc = md_txn_verify_chain(ch->t, &ch->count, &ch->bad, NULL, NULL, &ch->err);
+    return NULL;
+}
+
+ctl_chain_t *ctl_chain_start(md_store_t *store, uint64_t head)
+{
+    const char *env = getenv("MARKETD_REPLAY_THREADS");
+    if (env && strcmp(env, "1") == 0)
+        return NULL;
+    ctl_chain_t *ch = md_calloc(1, sizeof *ch);
+    uint64_t at = 0;
+    if (md_store_read(store, &ch->t, &ch->err) != MD_OK ||
+        md_txn_head(ch->t, &at, NULL, &ch->err) != MD_OK || at != head ||
+        pthread_create(&ch->th, NULL, chain_main, ch) != 0) {
+        md_txn_end(ch->t);
+        free(ch);
+        return NULL;
+    }
+    return ch;
+}
+
+md_err_t ctl_chain_end(ctl_chain_t *ch, uint64_t *count, uint64_t *bad_seq, md_error_t *err)
+{
+    pthread_join(ch->th, NULL);
+    md_err_t rc = ch->rc;
+    *count = ch->count;
+    *bad_seq = ch->bad;
+    if (rc != MD_OK)
+        md_error_set(err, rc, "%s", ch->err.msg);
+    md_txn_end(ch->t);
+    free(ch);
+    return rc;
+}
