@@ -46,7 +46,7 @@ typedef struct echo {
     int64_t *lat_ns; /* by message number; 0 until it came back */
     atomic_long back;
     atomic_bool stop;
-    int failed;
+    atomic_int failed; /* set by any thread */
 } echo_t;
 
 static int64_t now_ns(void)
