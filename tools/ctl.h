@@ -163,29 +163,6 @@ ctl_derived_t *ctl_derived_start(md_store_t *store);
  */
 int ctl_derived_end(ctl_derived_t *d, json_t *ok, md_error_t *err);
 
-/* ---- verify: the hash chain beside the projections (ctl_verify.c) ------------------- */
-
-typedef struct ctl_chain ctl_chain_t;
-
-/**
- * @brief Starts md_txn_verify_chain in a read transaction of its own, on a
- * thread of its own, so that the chain is checked while the projections are
- * rebuilt and compared (the rebuild leaves most of a core idle). Only when
- * that transaction sees the store at @p head, the head of the caller's
- * transaction (a daemon writing beside may have moved it since), and not
- * with MARKETD_REPLAY_THREADS=1.
- * @returns a handle for ctl_chain_end, or NULL: check the chain in the
- *          caller's transaction instead.
- */
-ctl_chain_t *ctl_chain_start(md_store_t *store, uint64_t head);
-
-/**
- * @brief Waits for the chain check and frees @p ch.
- * @returns md_txn_verify_chain's result, with @p count, @p bad_seq and
- *          @p err as it sets them.
- */
-md_err_t ctl_chain_end(ctl_chain_t *ch, uint64_t *count, uint64_t *bad_seq, md_error_t *err);
-
 /* ---- backup (ctl_backup.c) ---------------------------------------------------------- */
 
 /**

@@ -121,41 +121,14 @@ static json_t *digest_json(const md_proj_digest_t *d)
     return j;
 }
 
-/* A broken chain: what verify prints, first of any failure. */
-static int chain_failed(ctl_t *c, uint64_t bad, ctl_derived_t *dv)
-{
-    ctl_progress_end(c, "verify");
-    json_t *j = json_pack("{s:b, s:s, s:I, s:s}", "ok", 0, "check", "chain", "first_bad_seq",
-                          (json_int_t)bad, "error", c->err.msg);
-    ctl_print_json(j, NULL);
-    fprintf(stderr, "marketctl: verify failed at seq %llu: %s\n", (unsigned long long)bad,
-            c->err.msg);
-    c->err.code = MD_OK; /* reported already */
-    return ctl_derived_end(dv, NULL, &c->err);
-}
-
-/* The projection half of verify: live digests against a rebuild. With
- * @p chain (the chain being checked beside, ctl_chain_start), its result is
- * waited for first: a broken chain is reported instead of the projections'. */
-static int verify_projections(ctl_t *c, uint64_t n, const char *head, ctl_derived_t *dv,
-                              ctl_chain_t *chain)
+/* The projection half of verify: live digests against a rebuild. */
+static int verify_projections(ctl_t *c, uint64_t n, const char *head, ctl_derived_t *dv)
 {
     md_proj_report_t *rep = md_calloc(1, sizeof *rep);
     int status = 0;
     progress_phase(c, n);
-    md_error_t perr = {0};
-    md_err_t rc = md_proj_verify(c->proj, c->txn, ctl_progress, c, rep, &perr);
+    md_err_t rc = md_proj_verify(c->proj, c->txn, ctl_progress, c, rep, &c->err);
     c->done = n;
-    if (chain != NULL) {
-        uint64_t count = 0, bad = 0;
-        md_err_t crc = ctl_chain_end(chain, &count, &bad, &c->err);
-        if (crc != MD_OK) {
-            free(rep);
-            return crc == MD_ECORRUPT ? chain_failed(c, bad, dv)
-                                      : ctl_derived_end(dv, NULL, &c->err);
-        }
-    }
-    c->err = perr;
     ctl_progress_end(c, "verify");
     if (rc == MD_ECORRUPT) {
         json_t *j = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s}", "ok", 0, "check", "projections",
@@ -190,23 +163,21 @@ static int cmd_verify(ctl_t *c)
     if (md_txn_head(c->txn, &head, NULL, &c->err) != MD_OK)
         return 1;
     ctl_derived_t *dv = ctl_derived_start(c->store); /* rules' state and outcomes, beside */
-    const char *cps = ctl_str(c, "checkpoints"), *keys = ctl_str(c, "keys");
-    /* The chain beside the projections, when nothing is to be checked between them. */
-    ctl_chain_t *chain = c->proj && !cps && !keys ? ctl_chain_start(c->store, head) : NULL;
-    if (chain != NULL) {
-        if (md_txn_head(c->txn, &head, hash, &c->err) != MD_OK) {
-            (void)ctl_chain_end(chain, &n, &bad, &c->err);
-            return ctl_derived_end(dv, NULL, &c->err);
-        }
-        md_hex(hash, MD_HASH_LEN, hex);
-        return verify_projections(c, head, hex, dv, chain);
-    }
     progress_phase(c, head);
     md_err_t rc = md_txn_verify_chain(c->txn, &n, &bad, ctl_progress, c, &c->err);
-    if (rc == MD_ECORRUPT)
-        return chain_failed(c, bad, dv);
+    if (rc == MD_ECORRUPT) {
+        ctl_progress_end(c, "verify");
+        json_t *j = json_pack("{s:b, s:s, s:I, s:s}", "ok", 0, "check", "chain", "first_bad_seq",
+                              (json_int_t)bad, "error", c->err.msg);
+        ctl_print_json(j, NULL);
+        fprintf(stderr, "marketctl: verify failed at seq %llu: %s\n", (unsigned long long)bad,
+                c->err.msg);
+        c->err.code = MD_OK; /* reported already */
+        return ctl_derived_end(dv, NULL, &c->err);
+    }
     if (rc != MD_OK || md_txn_head(c->txn, &head, hash, &c->err) != MD_OK)
         return ctl_derived_end(dv, NULL, &c->err);
+    const char *cps = ctl_str(c, "checkpoints"), *keys = ctl_str(c, "keys");
     if (cps || keys) { /* signed checkpoints, external to the store */
         int st = ctl_verify_store_checkpoints(c->txn, cps, keys);
         if (st != 0) {
@@ -223,7 +194,7 @@ static int cmd_verify(ctl_t *c)
                                          "head", hex, "projections", "absent"),
                                &c->err);
     }
-    return verify_projections(c, n, hex, dv, NULL);
+    return verify_projections(c, n, hex, dv);
 }
 
 /* Every stored consumer offset as {topic, partition, next}. */
