@@ -300,7 +300,7 @@ static double pct_ms(const int64_t *s, long n, long q)
 
 static int report(const echo_t *e)
 {
-    long warm = e->count > 3 * e->rate ? e->rate : 0, n = 0;
+    long warm = e->count >= 3 * e->rate ? e->rate : 0, n = 0; /* as bench/run.sh: LAT_S >= 3 */
     int64_t *s = md_malloc((size_t)e->count * sizeof *s);
     for (long i = warm; i < e->count; i++)
         if (e->lat_ns[i] > 0)

@@ -48,8 +48,11 @@ struct md_consumer {
     int64_t *expect;
     int32_t nexpect;
     md_intake_t intake;
-    /* offsets taken since the last commit to Kafka (offsets.kafka_commit_ms) */
+    /* offsets taken since the last commit to Kafka (offsets.kafka_commit_ms),
+     * and per partition whether this store committed it since its assignment */
     rd_kafka_topic_partition_list_t *kpending;
+    bool *kcommitted;
+    int32_t nkcommitted;
     long last_kcommit_ms;
     long last_write_ms;
     long last_command_ms; /* when the last command came (timers.tick_ms) */
@@ -230,6 +233,11 @@ static void flush_kafka_offsets(md_consumer_t *d)
     if (l == NULL)
         return;
     d->kpending = NULL;
+    for (int i = 0; i < l->cnt; i++) {
+        int32_t p = l->elems[i].partition;
+        if (p >= 0 && p < d->nkcommitted)
+            d->kcommitted[p] = true;
+    }
     d->last_kcommit_ms = md_mono_ms();
     atomic_fetch_add(&md_metrics.kafka_commits, 1);
     rd_kafka_resp_err_t e = rd_kafka_commit(d->rk, l, 1);
@@ -238,8 +246,28 @@ static void flush_kafka_offsets(md_consumer_t *d)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* True when this store has committed @p partition to Kafka since it was
+ * assigned; grows the table to it. */
+static bool kafka_committed(md_consumer_t *d, int32_t partition)
+{
+    if (partition < 0)
+        return true;
+    if (partition >= d->nkcommitted) {
+        int32_t n = partition + 1;
+        d->kcommitted = md_realloc(d->kcommitted, (size_t)n * sizeof *d->kcommitted);
+        memset(d->kcommitted + d->nkcommitted, 0,
+               (size_t)(n - d->nkcommitted) * sizeof *d->kcommitted);
+        d->nkcommitted = n;
+    }
+    return d->kcommitted[partition];
+}
+
 /* Adds the committed batch's offsets to those waiting for Kafka, and sends
- * them when offsets.kafka_commit_ms has passed since the last commit. */
+ * them when offsets.kafka_commit_ms has passed since the last commit, or at
+ * once when a partition has not been committed by this store since it was
+ * assigned: until then Kafka holds the previous owner's offset, and a
+ * previous owner (another store in the group) that comes back is fenced
+ * only by this store's own commit (drop_fenced). */
 static void commit_to_kafka(md_consumer_t *d)
 {
     char meta[64];
@@ -247,6 +275,7 @@ static void commit_to_kafka(md_consumer_t *d)
     if (d->kpending == NULL)
         d->kpending = rd_kafka_topic_partition_list_new(4);
     rd_kafka_topic_partition_list_t *l = d->kpending;
+    bool first = false;
     for (size_t i = 0; i < d->nmsgs; i++) {
         const rd_kafka_message_t *m = d->msgs[i];
         rd_kafka_topic_partition_t *tp =
@@ -256,11 +285,12 @@ static void commit_to_kafka(md_consumer_t *d)
             tp->metadata = md_malloc(mlen + 1); /* freed with the list (librdkafka's free) */
             memcpy(tp->metadata, meta, mlen + 1);
             tp->metadata_size = mlen;
+            first = first || !kafka_committed(d, m->partition);
         }
         tp->offset = m->offset + 1;
     }
     record_lag(d, l);
-    if (md_mono_ms() - d->last_kcommit_ms >= d->cfg->kafka_commit_ms)
+    if (first || md_mono_ms() - d->last_kcommit_ms >= d->cfg->kafka_commit_ms)
         flush_kafka_offsets(d);
 }
 
@@ -326,6 +356,7 @@ static md_err_t process_batch(md_consumer_t *d, md_error_t *err)
                      d->nmsgs, e.msg, pause);
         if (*d->stop || md_store_broken(d->store))
             return md_error_set(err, rc, "%s", e.msg);
+        flush_kafka_offsets(d); /* what earlier batches committed, while this one waits */
         md_sleep_ms(pause);
         pause = md_retry_next_ms(pause);
     }
@@ -447,6 +478,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     md_consumer_t *d = opaque;
     md_error_t err = {0};
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (d->nkcommitted > 0)
+            memset(d->kcommitted, 0, (size_t)d->nkcommitted * sizeof *d->kcommitted);
         seek_to_stored(d, parts);
         rd_kafka_topic_partition_list_t *take = drop_fenced(d, parts);
         rd_kafka_resp_err_t ae = rd_kafka_assign(rk, take);
@@ -654,6 +687,7 @@ md_err_t md_consumer_new(const md_consumer_opts_t *o, md_consumer_t **out, md_er
                          .pub = o->pub,
                          .cp = o->checkpointer,
                          .last_command_ms = md_mono_ms(),
+                         .last_kcommit_ms = md_mono_ms(),
                          .replica_hook = o->replica_hook,
                          .may_tick = o->may_tick,
                          .replica_ctx = o->replica_ctx};
@@ -770,5 +804,6 @@ void md_consumer_free(md_consumer_t *c)
     md_buf_release(&c->results);
     if (c->kpending != NULL)
         rd_kafka_topic_partition_list_destroy(c->kpending);
+    free(c->kcommitted);
     free(c);
 }

@@ -45,18 +45,27 @@ grep -q "in use by another marketd (pid $a_pid" "$work/offline.err" ||
 log "second daemon on the same directory refused: $(grep -o 'in use by another marketd (pid [0-9]*' "$work/twin.log")"
 
 # Paced: about one command per batch, and a is never idle for 200 ms until the end.
-load "$work/w1.jsonl" --rate 300 --wait --timeout 120 --results-out "$work/w1.results" ||
-    fail "not every result of the first workload arrived"
+load "$work/w1.jsonl" --rate 300 --wait --timeout 120 --results-out "$work/w1.results" &
+lpid=$!
+# Mid-load, a partition's first offsets are in Kafka already (not 60 s later):
+# until then Kafka holds no offset of this store to fence a previous owner with.
+sleep 1.5
+mid=$(curl -s "http://127.0.0.1:$hpa/metrics" |
+    awk '$1 == "marketd_kafka_offset_commits_total" { print $2 }')
+wait "$lpid" || fail "not every result of the first workload arrived"
+[ "${mid:-0}" -ge 1 ] || fail "no offset commit to Kafka while the first batches were decided"
 m=$(curl -s "http://127.0.0.1:$hpa/metrics") || fail "a's /metrics did not answer"
 batches=$(awk '$1 == "marketd_batch_size_count" { print $2 }' <<<"$m")
 kcommits=$(awk '$1 == "marketd_kafka_offset_commits_total" { print $2 }' <<<"$m")
-[ "${batches:-0}" -ge 100 ] || fail "the paced workload took ${batches:-?} batches (want >= 100)"
-[ "${kcommits:-99}" -le 5 ] ||
+# At most: one per partition first taken, one when idle, one per stall of 200 ms.
+[ "${batches:-0}" -ge 30 ] || fail "the paced workload took ${batches:-?} batches (want >= 30)"
+[ "${kcommits:-99}" -le 8 ] ||
     fail "${kcommits:-?} offset commits to Kafka for $batches batches with offsets.kafka_commit_ms=60000"
-log "a: $batches batches, $kcommits offset commits to Kafka"
+log "a: $batches batches, $kcommits offset commits to Kafka ($mid during the load)"
 
 # ---- 2. fencing between stores of one group -----------------------------------------------
 hp=$((20000 + RANDOM % 20000))
+[ "$hp" != "$hpa" ] || hp=$((hp + 1))
 marketd_start b "$work/b" --set topic.partitions=3 \
     --set http.listen=127.0.0.1:$hp --set http.tokens="$work/tokens"
 for ((i = 0; i < 600; i++)); do
