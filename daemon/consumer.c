@@ -18,6 +18,12 @@
 #include "md_log.h"
 #include "md_metrics.h"
 
+/* What the consumer keeps per partition of the commands topic. */
+typedef struct part_state {
+    int64_t expect;  /* intake: the next offset expected (MD_INTAKE_NONE: none stored) */
+    bool kcommitted; /* this store committed it to Kafka since it was assigned */
+} part_state_t;
+
 struct md_consumer {
     const md_config_t *cfg;
     volatile sig_atomic_t *stop;
@@ -43,16 +49,13 @@ struct md_consumer {
     md_outbox_park_t *park;
     size_t npark, cappark;
     md_buf_t results;
-    /* intake records (md_store.h): the next offset expected per partition of the
-     * commands topic (MD_INTAKE_NONE: none stored), and the batch's record */
-    int64_t *expect;
-    int32_t nexpect;
+    /* per partition of the commands topic (part_state_t), and the batch's
+     * intake record (md_store.h) */
+    part_state_t *parts;
+    int32_t nparts;
     md_intake_t intake;
-    /* offsets taken since the last commit to Kafka (offsets.kafka_commit_ms),
-     * and per partition whether this store committed it since its assignment */
+    /* offsets taken since the last commit to Kafka (offsets.kafka_commit_ms) */
     rd_kafka_topic_partition_list_t *kpending;
-    bool *kcommitted;
-    int32_t nkcommitted;
     long last_kcommit_ms;
     long last_write_ms;
     long last_command_ms; /* when the last command came (timers.tick_ms) */
@@ -66,23 +69,28 @@ struct md_consumer {
 
 /* ---- batches -------------------------------------------------------------------- */
 
+/* The state of @p partition (>= 0), the table grown to it. */
+static part_state_t *part(md_consumer_t *d, int32_t partition)
+{
+    if (partition >= d->nparts) {
+        int32_t n = partition + 1;
+        d->parts = md_realloc(d->parts, (size_t)n * sizeof *d->parts);
+        for (int32_t i = d->nparts; i < n; i++)
+            d->parts[i] = (part_state_t){.expect = MD_INTAKE_NONE};
+        d->nparts = n;
+    }
+    return &d->parts[partition];
+}
+
 static int64_t expected(const md_consumer_t *d, int32_t partition)
 {
-    return partition >= 0 && partition < d->nexpect ? d->expect[partition] : MD_INTAKE_NONE;
+    return partition >= 0 && partition < d->nparts ? d->parts[partition].expect : MD_INTAKE_NONE;
 }
 
 static void set_expected(md_consumer_t *d, int32_t partition, int64_t next)
 {
-    if (partition < 0)
-        return;
-    if (partition >= d->nexpect) {
-        int32_t n = partition + 1;
-        d->expect = md_realloc(d->expect, (size_t)n * sizeof *d->expect);
-        for (int32_t i = d->nexpect; i < n; i++)
-            d->expect[i] = MD_INTAKE_NONE;
-        d->nexpect = n;
-    }
-    d->expect[partition] = next;
+    if (partition >= 0)
+        part(d, partition)->expect = next;
 }
 
 /* The batch's intake record: per partition, where it began and ended. */
@@ -233,33 +241,15 @@ static void flush_kafka_offsets(md_consumer_t *d)
     if (l == NULL)
         return;
     d->kpending = NULL;
-    for (int i = 0; i < l->cnt; i++) {
-        int32_t p = l->elems[i].partition;
-        if (p >= 0 && p < d->nkcommitted)
-            d->kcommitted[p] = true;
-    }
+    for (int i = 0; i < l->cnt; i++)
+        if (l->elems[i].partition >= 0)
+            part(d, l->elems[i].partition)->kcommitted = true;
     d->last_kcommit_ms = md_mono_ms();
     atomic_fetch_add(&md_metrics.kafka_commits, 1);
     rd_kafka_resp_err_t e = rd_kafka_commit(d->rk, l, 1);
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         md_log_debug("kafka offset commit failed", "error=\"%s\"", rd_kafka_err2str(e));
     rd_kafka_topic_partition_list_destroy(l);
-}
-
-/* True when this store has committed @p partition to Kafka since it was
- * assigned; grows the table to it. */
-static bool kafka_committed(md_consumer_t *d, int32_t partition)
-{
-    if (partition < 0)
-        return true;
-    if (partition >= d->nkcommitted) {
-        int32_t n = partition + 1;
-        d->kcommitted = md_realloc(d->kcommitted, (size_t)n * sizeof *d->kcommitted);
-        memset(d->kcommitted + d->nkcommitted, 0,
-               (size_t)(n - d->nkcommitted) * sizeof *d->kcommitted);
-        d->nkcommitted = n;
-    }
-    return d->kcommitted[partition];
 }
 
 /* Adds the committed batch's offsets to those waiting for Kafka, and sends
@@ -285,7 +275,7 @@ static void commit_to_kafka(md_consumer_t *d)
             tp->metadata = md_malloc(mlen + 1); /* freed with the list (librdkafka's free) */
             memcpy(tp->metadata, meta, mlen + 1);
             tp->metadata_size = mlen;
-            first = first || !kafka_committed(d, m->partition);
+            first = first || (m->partition >= 0 && !part(d, m->partition)->kcommitted);
         }
         tp->offset = m->offset + 1;
     }
@@ -478,8 +468,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     md_consumer_t *d = opaque;
     md_error_t err = {0};
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (d->nkcommitted > 0)
-            memset(d->kcommitted, 0, (size_t)d->nkcommitted * sizeof *d->kcommitted);
+        for (int32_t i = 0; i < d->nparts; i++)
+            d->parts[i].kcommitted = false;
         seek_to_stored(d, parts);
         rd_kafka_topic_partition_list_t *take = drop_fenced(d, parts);
         rd_kafka_resp_err_t ae = rd_kafka_assign(rk, take);
@@ -798,12 +788,11 @@ void md_consumer_free(md_consumer_t *c)
     free(c->appended_us);
     free(c->in);
     free(c->del);
-    free(c->expect);
+    free(c->parts);
     md_intake_release(&c->intake);
     free(c->park);
     md_buf_release(&c->results);
     if (c->kpending != NULL)
         rd_kafka_topic_partition_list_destroy(c->kpending);
-    free(c->kcommitted);
     free(c);
 }
