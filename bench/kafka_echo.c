@@ -35,13 +35,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "md_config.h"
+#include "md_consumer.h"
 #include "md_error.h"
+#include "md_kafka.h"
 
 #define PAYLOAD 400
 #define BATCH_MAX 8000
 
 typedef struct echo {
-    const char *bootstrap, *prefix, *sync_dir;
+    const md_config_t *cfg; /* kafka.bootstrap.servers: BOOTSTRAP */
+    const char *prefix, *sync_dir;
     long rate, count;
     int64_t *lat_ns; /* by message number; 0 until it came back */
     atomic_long back;
@@ -56,37 +60,40 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap, const char *const *kv,
-                          size_t n)
+/* A client with the daemon's way of configuring one (md_kafka_conf): @p cfg's
+ * kafka.* keys, then the @p n pairs of @p kv. */
+static rd_kafka_t *client(rd_kafka_type_t type, const md_config_t *cfg, const char *const *kv,
+                          size_t n, bool fetch_defaults)
 {
     char errstr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof errstr)) {
-        fprintf(stderr, "bench-kafka-echo: %s\n", errstr);
+    md_error_t err = {0};
+    rd_kafka_conf_t *conf = md_kafka_conf(cfg, kv, n, &err);
+    if (conf != NULL && fetch_defaults && !md_consumer_fetch_defaults(cfg, conf, &err)) {
         rd_kafka_conf_destroy(conf);
+        conf = NULL;
+    }
+    if (conf == NULL) {
+        fprintf(stderr, "bench-kafka-echo: %s\n", err.msg);
         return NULL;
     }
-    for (size_t i = 0; i + 1 < n; i += 2)
-        if (rd_kafka_conf_set(conf, kv[i], kv[i + 1], errstr, sizeof errstr)) {
-            fprintf(stderr, "bench-kafka-echo: %s: %s\n", kv[i], errstr);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
     rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
-    if (rk == NULL)
+    if (rk == NULL) {
         fprintf(stderr, "bench-kafka-echo: %s\n", errstr);
+        rd_kafka_conf_destroy(conf); /* still ours when rd_kafka_new fails */
+    }
     return rk;
 }
 
-static rd_kafka_t *producer(const char *bootstrap, const char *linger)
+static rd_kafka_t *producer(const md_config_t *cfg, const char *linger)
 {
     const char *kv[] = {"enable.idempotence", "true", "acks", "all", "linger.ms", linger};
-    return client(RD_KAFKA_PRODUCER, bootstrap, kv, 6);
+    return client(RD_KAFKA_PRODUCER, cfg, kv, 3, false);
 }
 
 /* A consumer of partition 0 of TOPIC from its start, with the daemon's
- * fetch and prefetch settings (daemon/consumer.c). */
-static rd_kafka_t *consumer(const char *bootstrap, const char *group, const char *topic)
+ * fetch settings (md_consumer_fetch_defaults) and prefetch bounds
+ * (daemon/consumer.c). */
+static rd_kafka_t *consumer(const md_config_t *cfg, const char *group, const char *topic)
 {
     const char *kv[] = {"group.id",
                         group,
@@ -97,12 +104,8 @@ static rd_kafka_t *consumer(const char *bootstrap, const char *group, const char
                         "queued.min.messages",
                         "20000",
                         "queued.max.messages.kbytes",
-                        "16384",
-                        "max.partition.fetch.bytes",
-                        "8388608",
-                        "fetch.max.bytes",
-                        "16777216"};
-    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, bootstrap, kv, sizeof kv / sizeof *kv);
+                        "16384"};
+    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, cfg, kv, 5, true);
     if (rk == NULL)
         return NULL;
     rd_kafka_poll_set_consumer(rk);
@@ -195,8 +198,8 @@ static void *echo_main(void *arg)
             return NULL;
         }
     }
-    rd_kafka_t *c = consumer(e->bootstrap, "bench-kafka-echo", in);
-    rd_kafka_t *p = producer(e->bootstrap, "1");
+    rd_kafka_t *c = consumer(e->cfg, "bench-kafka-echo", in);
+    rd_kafka_t *p = producer(e->cfg, "1");
     rd_kafka_message_t **m = md_malloc(BATCH_MAX * sizeof *m);
     if (c == NULL || p == NULL)
         e->failed = 1;
@@ -230,7 +233,7 @@ static void *collect_main(void *arg)
     echo_t *e = arg;
     char topic[256];
     snprintf(topic, sizeof topic, "%s.results", e->prefix);
-    rd_kafka_t *c = consumer(e->bootstrap, "bench-kafka-echo-collect", topic);
+    rd_kafka_t *c = consumer(e->cfg, "bench-kafka-echo-collect", topic);
     if (c == NULL) {
         e->failed = 1;
         return NULL;
@@ -261,7 +264,7 @@ static bool send_all(echo_t *e)
 {
     char topic[256];
     snprintf(topic, sizeof topic, "%s.commands", e->prefix);
-    rd_kafka_t *p = producer(e->bootstrap, "0");
+    rd_kafka_t *p = producer(e->cfg, "0");
     if (p == NULL)
         return false;
     char v[PAYLOAD];
@@ -323,13 +326,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench-kafka-echo BOOTSTRAP PREFIX RATE COUNT [SYNC_DIR]\n");
         return 2;
     }
-    echo_t e = {.bootstrap = argv[1], .prefix = argv[2], .sync_dir = argc == 6 ? argv[5] : NULL};
+    echo_t e = {.prefix = argv[2], .sync_dir = argc == 6 ? argv[5] : NULL};
     e.rate = strtol(argv[3], NULL, 10);
     e.count = strtol(argv[4], NULL, 10);
     if (e.rate <= 0 || e.count <= 0) {
         fprintf(stderr, "bench-kafka-echo: RATE and COUNT must be positive\n");
         return 2;
     }
+    md_config_t cfg;
+    md_error_t err = {0};
+    md_config_init(&cfg);
+    if (md_config_set(&cfg, "kafka.bootstrap.servers", argv[1], &err) != MD_OK) {
+        fprintf(stderr, "bench-kafka-echo: %s\n", err.msg);
+        md_config_release(&cfg);
+        return 2;
+    }
+    e.cfg = &cfg;
     e.lat_ns = md_calloc((size_t)e.count, sizeof *e.lat_ns);
     pthread_t te, tc;
     if (pthread_create(&te, NULL, echo_main, &e) != 0 ||
@@ -346,5 +358,6 @@ int main(int argc, char **argv)
     pthread_join(tc, NULL);
     int rc = sent && !e.failed ? report(&e) : 1;
     free(e.lat_ns);
+    md_config_release(&cfg);
     return rc;
 }
