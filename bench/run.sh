@@ -8,8 +8,11 @@
 #   BENCH_N          commands for the offline rows (default 1000000; smoke 3000)
 #   BENCH_BROKER_N   commands for the end-to-end rows (default 100000; smoke 2000)
 #   BENCH_RUNS       runs per row, the median is reported (default 3, at least 3)
-#   BENCH_BATCH      batch.max_commands of the measured rows (default: the
+#   BENCH_BATCH      batch.max_commands of the daemon rows and of the offline
+#                    run the end-to-end row is compared with (default: the
 #                    shipped config/marketd.conf's, 8000)
+#   BENCH_OFFLINE_BATCH  offline.batch_max_commands of the engine rows (default:
+#                    the shipped config/marketd.conf's, 12000)
 #   BENCH_SWEEP      batch sizes of the throughput picture ("250 1000 4000 10000")
 #   BENCH_SWEEP_N    commands per sweep point (default 100000)
 #   BENCH_RATE       offered rate of the latency row (5000 commands/s)
@@ -42,6 +45,8 @@ RUNS=${BENCH_RUNS:-3}
 [ "$RUNS" -ge 3 ] || RUNS=3
 BATCH=${BENCH_BATCH:-$(awk '$1 == "batch.max_commands" {print $3}' "$(dirname "$0")/../config/marketd.conf")}
 [ -n "$BATCH" ] || { echo "bench: no batch.max_commands in config/marketd.conf" >&2; exit 1; }
+OFFLINE_BATCH=${BENCH_OFFLINE_BATCH:-$(awk '$1 == "offline.batch_max_commands" {print $3}' "$(dirname "$0")/../config/marketd.conf")}
+[ -n "$OFFLINE_BATCH" ] || { echo "bench: no offline.batch_max_commands in config/marketd.conf" >&2; exit 1; }
 RATE=${BENCH_RATE:-5000}
 SEED=${BENCH_SEED:-42}
 PORT=${KAFKA_PORT:-19098}
@@ -149,7 +154,7 @@ offline() { # offline DATA RESULTS INPUT [options]: marketd --input, durable
     shift 3
     # exec: run_watched watches this PID, so it must be marketd itself.
     exec "$build/marketd" --input "$i" --data-dir "$d" --results "$r" --clock command \
-        --batch-max "$BATCH" "$@"
+        --batch-max "$OFFLINE_BATCH" "$@"
 }
 
 # ---- engine, JSON commands ---------------------------------------------------------
@@ -178,7 +183,7 @@ for ((i = 1; i <= RUNS; i++)); do
     field commands_per_s "$work/m.log" >>"$work/mp.f"
     read -r a h w c <"$work/m.rss"; echo "$a" >>"$work/rss.f"; echo "$h" >>"$work/hwm.f"
     run_watched "$work/ll.txt" "$work/ll.rss" "$build/bench/bench-lmdb-limit" "$work/dm" \
-        "$work/dl" "$BATCH"
+        "$work/dl" "$OFFLINE_BATCH"
     field wchar "$work/ll.txt" | awk -v n="$N" '{print int($1 / n)}' >>"$work/wpc.l"
     awk -v n="$N" '{for(i=1;i<=NF;i++) if ($i ~ /^seconds=/) {split($i,a,"="); print n/a[2]}}' \
         "$work/ll.txt" >>"$work/mp.l"
@@ -361,7 +366,8 @@ if [ "$broker" = 1 ]; then
         field commands_per_s "$work/e2e.out" >>"$work/e2e.f"
         daemon_stop
         rm -rf "$work/dbo"
-        run_watched "$work/bo.log" "$work/bo.rss" offline "$work/dbo" /dev/null "$work/broker.jsonl"
+        run_watched "$work/bo.log" "$work/bo.rss" offline "$work/dbo" /dev/null "$work/broker.jsonl" \
+            --batch-max "$BATCH"
         field commands_per_s "$work/bo.log" >>"$work/e2e.o"
         read -r a h w c <"$work/bo.rss"; echo "$c" >>"$work/cpu_off.f"
         read -r a h w c <"$work/ml.rss"; echo "$c" >>"$work/cpu_load.f"
@@ -483,7 +489,8 @@ row "store bytes per event (marketctl stats)" "B" "$work/bpe.f" "$work/bpe.l" \
 {
     echo "marketd benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, seed $SEED:" \
         "offline rows $N commands ($events events), broker rows $BN commands," \
-        "latency $((RATE * LAT_S)) commands at $RATE/s, batch.max_commands $BATCH," \
+        "latency $((RATE * LAT_S)) commands at $RATE/s, batch.max_commands $BATCH" \
+        "(engine rows: offline.batch_max_commands $OFFLINE_BATCH)," \
         "median of $RUNS runs; the limit of each row was measured in the same runs."
     echo
     echo "Broker: $broker_jvm. Load average at the start: $load0; at the end: $(cut -d' ' -f1-3 /proc/loadavg)."

@@ -40,6 +40,8 @@ static void usage(FILE *f)
           "                     per command, exit 0 at the end of the input\n"
           "  --input-format F   json (JSON lines, the default) or msgpack (frames: a\n"
           "                     4-byte big-endian length, then one msgpack command)\n"
+          "  --batch-max N      commands per write transaction: offline.batch_max_commands\n"
+          "                     with --input, batch.max_commands otherwise\n"
           "  --no-sync          skip fsync (benchmarks only: not durable)\n",
           f);
 }
@@ -51,6 +53,7 @@ typedef struct cli {
     bool msgpack_input;
     bool has_data_dir; /* --data-dir (or --set data_dir=) given */
     bool bad_format;
+    const char *batch_max; /* --batch-max: the batch of the mode that runs */
     char **sets;
     int nsets;
     md_offline_opts_t off;
@@ -102,7 +105,7 @@ static void apply_opt(cli_t *c, int o, const char *arg)
         break;
     case 'k':
     case 'o': add_set(c, keys[o], arg); break;
-    case OPT_BATCH: add_set(c, "batch.max_commands", arg); break;
+    case OPT_BATCH: c->batch_max = arg; break;
     case OPT_MAXMSG: add_set(c, "message.max_bytes", arg); break;
     case OPT_LOG: add_set(c, "log.level", arg); break;
     case OPT_NOSYNC: add_set(c, "store.nosync", "true"); break;
@@ -154,7 +157,7 @@ static md_err_t run_offline(cli_t *c, const md_config_t *cfg, md_error_t *err)
                            .engine = {.operator_id = cfg->operator_id,
                                       .clock = cfg->clock,
                                       .max_message_bytes = (size_t)cfg->message_max_bytes},
-                           .batch_max = (size_t)cfg->batch_max_commands,
+                           .batch_max = (size_t)cfg->offline_batch_max_commands,
                            .projector = {.max_events = (uint64_t)cfg->proj_max_events,
                                          .sync_ms = cfg->proj_sync_ms,
                                          .priority = cfg->proj_priority},
@@ -260,6 +263,8 @@ int main(int argc, char **argv)
         }
         apply_opt(&c, o, optarg);
     }
+    if (c.batch_max) /* known once every option is read: --input may come after it */
+        add_set(&c, c.input ? "offline.batch_max_commands" : "batch.max_commands", c.batch_max);
     if ((why = usage_error(&c, argc, argv)) != NULL) {
         fprintf(stderr, "marketd: %s\n", why);
         usage(stderr);

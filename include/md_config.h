@@ -32,6 +32,7 @@ typedef struct md_config {
     int log_level;
     long batch_max_commands;
     long batch_max_wait_ms;
+    long offline_batch_max_commands; /* offline mode's batch (batch.max_commands is the daemon's) */
     long message_max_bytes;
     char *topic_commands, *topic_results, *topic_events, *topic_deadletter;
     char *topic_heads;      /* signed checkpoints (md_checkpoint.h) */

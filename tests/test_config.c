@@ -20,6 +20,7 @@ static void test_config_defaults(void **state)
     md_config_init(&c);
     assert_string_equal(c.topic_commands, "market.commands");
     assert_int_equal(c.batch_max_commands, 8000);
+    assert_int_equal(c.offline_batch_max_commands, 12000);
     assert_int_equal(c.clock, MD_CLOCK_WALL);
     assert_string_equal(md_config_kafka(&c, "bootstrap.servers"), "127.0.0.1:9092");
     md_config_release(&c);
@@ -50,6 +51,10 @@ static void test_config_overrides_and_passthrough(void **state)
     assert_int_equal(md_config_set(&c, "kafka.bootstrap.servers", "h:1", NULL), MD_OK);
     assert_int_equal(md_config_set(&c, "clock", "command", NULL), MD_OK);
     assert_int_equal(c.batch_max_commands, 250);
+    assert_int_equal(c.offline_batch_max_commands, 12000); /* the daemon's key only */
+    assert_int_equal(md_config_set(&c, "offline.batch_max_commands", "30000", NULL), MD_OK);
+    assert_int_equal(c.offline_batch_max_commands, 30000);
+    assert_int_equal(c.batch_max_commands, 250);
     assert_string_equal(md_config_kafka(&c, "security.protocol"), "SSL");
     assert_string_equal(md_config_kafka(&c, "bootstrap.servers"), "h:1");
     assert_int_equal(c.clock, MD_CLOCK_COMMAND);
@@ -70,6 +75,9 @@ static void test_config_errors_name_the_key(void **state)
     md_config_init(&c);
     assert_int_equal(md_config_set(&c, "batch.max_commands", "0", &err), MD_ECONFIG);
     assert_non_null(strstr(err.msg, "batch.max_commands"));
+    md_error_clear(&err);
+    assert_int_equal(md_config_set(&c, "offline.batch_max_commands", "100001", &err), MD_ECONFIG);
+    assert_non_null(strstr(err.msg, "offline.batch_max_commands"));
     md_error_clear(&err);
     assert_int_equal(md_config_set(&c, "batch.max_comands", "5", &err), MD_ECONFIG);
     assert_non_null(strstr(err.msg, "unknown key"));
