@@ -29,7 +29,7 @@ static const key_spec_t keys[] = {
     {"clock", K_CLOCK, OFF(clock), 0, 0, "wall"},
     {"log.level", K_LEVEL, OFF(log_level), 0, 0, "info"},
     {"batch.max_commands", K_LONG, OFF(batch_max_commands), 1, 100000, "8000"},
-    {"batch.max_wait_ms", K_LONG, OFF(batch_max_wait_ms), 0, 60000, "1"},
+    {"batch.max_wait_ms", K_LONG, OFF(batch_max_wait_ms), 0, 60000, "0"},
     {"offline.batch_max_commands", K_LONG, OFF(offline_batch_max_commands), 1, 100000, "12000"},
     {"message.max_bytes", K_LONG, OFF(message_max_bytes), 64, 64 << 20, "1048576"},
     {"topic.commands", K_STR, OFF(topic_commands), 0, 0, "market.commands"},
