@@ -3,7 +3,7 @@
  *
  * The floor of the latency rows: marketd's path with marketd taken out. A
  * client produces COUNT messages of 400 bytes to PREFIX.commands at RATE a
- * second (idempotent, acks=all, linger.ms=0: market-load's settings in the
+ * second (idempotent, acks=all, linger.ms=1: market-load's settings in the
  * latency runs); an echo thread reads them with the daemon's consumer
  * settings, takes what is waiting as one batch (as marketd's group commit
  * does) and produces each message to PREFIX.results with the publisher's
@@ -264,7 +264,7 @@ static bool send_all(echo_t *e)
 {
     char topic[256];
     snprintf(topic, sizeof topic, "%s.commands", e->prefix);
-    rd_kafka_t *p = producer(e->cfg, "0");
+    rd_kafka_t *p = producer(e->cfg, "1");
     if (p == NULL)
         return false;
     char v[PAYLOAD];
