@@ -7,7 +7,7 @@ gnuplot <<GP
 set terminal svg size 760,440 dynamic font "sans,12" noenhanced
 set output "$out/throughput-vs-batch.svg"
 set title "Durable throughput against batch size ($sweep_n commands, 2 cores)"
-set xlabel "commands per write transaction (batch.max_commands)"
+set xlabel "commands per write transaction (offline mode, --batch-max)"
 set ylabel "commands/s (log)"
 set logscale xy; set grid; set key bottom right; set xrange [150:15000]
 plot "$out/sweep.dat" using 1:2 with linespoints lw 2 title "engine, JSON commands", \

@@ -348,10 +348,11 @@ if [ "$broker" = 1 ]; then
     : >"$work/blr.f"; : >"$work/blrss.f"
     "$build/bench/bench-gen" -n "$BACKLOG_N" -s "$((SEED + 2))" >"$work/backlog.jsonl"
     "$build/bench/bench-gen" -n "$lat_n" -s "$((SEED + 1))" >"$work/lat.jsonl"
-    # Warm-up, unmeasured: two runs of the latency load through marketd. A freshly
-    # started broker answered the first two runs of this load with p99 107-300 ms
-    # and the next three with 8.5-9.7 ms; an echo at the same rate for 20 s did
-    # not warm it (docs/performance.md, fifth pass). A production broker is warm.
+    # Warm-up, unmeasured: two runs of the latency load through marketd. A broker
+    # started by hand answered its first two runs of this load with p99 300 and
+    # 108 ms and the next three with 8.5-9.7 ms; an echo at the same rate for 20 s
+    # did not warm it (docs/performance.md, fifth pass). The rows measure a broker
+    # that has carried this load before, not one in its first seconds of it.
     for ((w = 1; w <= 2; w++)); do
         say "warm-up $w/2 (unmeasured: $lat_n commands at $RATE/s)"
         prefix=benchw$$r$w$RANDOM

@@ -21,6 +21,7 @@ static void test_config_defaults(void **state)
     assert_string_equal(c.topic_commands, "market.commands");
     assert_int_equal(c.batch_max_commands, 8000);
     assert_int_equal(c.offline_batch_max_commands, 12000);
+    assert_int_equal(c.batch_max_wait_ms, 0);
     assert_int_equal(c.clock, MD_CLOCK_WALL);
     assert_string_equal(md_config_kafka(&c, "bootstrap.servers"), "127.0.0.1:9092");
     md_config_release(&c);
@@ -38,6 +39,9 @@ static void test_config_example_file_loads(void **state)
     assert_int_equal(c.topic_partitions, 3);
     assert_false(c.store_nosync);
     assert_int_equal(c.store_map_mib, 256);
+    assert_int_equal(c.batch_max_commands, 8000);
+    assert_int_equal(c.batch_max_wait_ms, 0);
+    assert_int_equal(c.offline_batch_max_commands, 12000);
     md_config_release(&c);
 }
 

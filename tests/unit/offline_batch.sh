@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # offline_batch.sh - offline mode closes its batches at offline.batch_max_commands
 # (default 12000), not at the daemon's batch.max_commands; --batch-max sets the
-# offline key when --input is given, wherever it stands on the command line.
+# offline key when --input is given, wherever it stands on the command line, and
+# the daemon's key without --input (checked by the key a refused value names).
 # The batches are counted by the "input done" line (batches=N) of 24,001
 # commands (--no-sync: this checks batch boundaries, not durability), and
 # every layout must give byte-identical results and the same chain head.
@@ -42,8 +43,21 @@ expect daemon_key 3 "${in[@]}" --set batch.max_commands=5000        # the daemon
 expect flag 4 "${in[@]}" --batch-max 8000                           # 8000 x 3 + 1
 expect flag_first 5 --batch-max 6000 "${in[@]}"                     # before --input
 expect key 7 "${in[@]}" --set offline.batch_max_commands=4000       # 4000 x 6 + 1
-printf 'offline.batch_max_commands = 10000\n' >"$tmp/c.conf"
-expect file 3 -c "$tmp/c.conf" "${in[@]}"                           # 10000 x 2 + 4001
+printf 'offline.batch_max_commands = 7000\n' >"$tmp/c.conf"
+expect file 4 -c "$tmp/c.conf" "${in[@]}"                           # 7000 x 3 + 3001
+
+# Without --input, --batch-max is the daemon's key: a refused value names the key
+# (the configuration is built before anything starts, so no broker is needed).
+names_key() {
+    local want=$1 out rc
+    shift
+    out=$("$build/marketd" "$@" 2>&1)
+    rc=$?
+    [[ $rc == 2 && $out == *"$want"* ]] && pass || bad "$* (exit $rc): no error naming $want: $out"
+}
+: >"$tmp/empty.conf"
+names_key "'batch.max_commands'" -c "$tmp/empty.conf" --batch-max 0
+names_key "'offline.batch_max_commands'" --batch-max 0 "${in[@]}" --data-dir "$tmp/none"
 
 for tag in daemon_key flag flag_first key file; do
     cmp -s "$tmp/default.res" "$tmp/$tag.res" && pass || bad "$tag: results differ from the default run's"
@@ -51,7 +65,7 @@ done
 head_of() { "$build/marketctl" --data-dir "$tmp/$1" verify 2>/dev/null | grep -o '"head":"[0-9a-f]*"'; }
 want=$(head_of default)
 [[ -n $want ]] && pass || bad "verify of the default run printed no head"
-for tag in flag key; do
+for tag in daemon_key flag flag_first key file; do
     [[ $(head_of "$tag") == "$want" ]] && pass || bad "$tag: chain head differs from the default run's"
 done
 
