@@ -334,6 +334,30 @@ load() { # load PREFIX FILE [options]
     exec "$build/market-load" --bootstrap "127.0.0.1:$PORT" --topic "$prefix.commands" \
         --results-topic "$prefix.results" --input "$f" --wait --timeout 300 "$@"
 }
+make_topics() { # make_topics PREFIX: its commands and results topics, LogAppendTime
+    "$build/market-load" --bootstrap "127.0.0.1:$PORT" --topic "$1.commands" \
+        --results-topic "$1.results" --input /dev/null --create-topics 1 --quiet ||
+        die "market-load --create-topics failed"
+}
+# latency_pass NAME DATA PREFIX OUT [market-load options]: the latency load at
+# RATE through a fresh marketd. Topics stamped by the broker (LogAppendTime),
+# made before marketd starts, so that the stage times include the broker's
+# appends. linger.ms=1: the client gathers what it produced within a
+# millisecond into one request, as the echo does and as producers do by default
+# since Kafka 4.0 (5 ms, market-load's default too). With linger.ms=0 it sent
+# what was queued at once, in many small requests, and the broker's append of
+# a command took p99 44-82 ms instead of 1.7-19 ms (docs/performance.md, fifth
+# pass).
+latency_pass() {
+    local name=$1 data=$2 prefix=$3 lout=$4
+    shift 4
+    rm -rf "$data"
+    make_topics "$prefix"
+    daemon_start "$name" "$data" "$prefix"
+    (load "$prefix" "$work/lat.jsonl" --rate "$RATE" -X linger.ms=1 "$@") >"$lout" 2>&1 ||
+        { cat "$lout" >&2; die "market-load failed"; }
+    daemon_stop
+}
 
 : >"$out/latency.us"
 if [ "$broker" = 1 ]; then
@@ -355,15 +379,7 @@ if [ "$broker" = 1 ]; then
     # that has carried this load before, not one in its first seconds of it.
     for ((w = 1; w <= 2; w++)); do
         say "warm-up $w/2 (unmeasured: $lat_n commands at $RATE/s)"
-        prefix=benchw$$r$w$RANDOM
-        rm -rf "$work/dwarm"
-        "$build/market-load" --bootstrap "127.0.0.1:$PORT" --topic "$prefix.commands" \
-            --results-topic "$prefix.results" --input /dev/null --create-topics 1 --quiet ||
-            die "market-load --create-topics failed"
-        daemon_start warm "$work/dwarm" "$prefix"
-        (load "$prefix" "$work/lat.jsonl" --rate "$RATE" -X linger.ms=1) >"$work/warm.out" 2>&1 ||
-            { cat "$work/warm.out" >&2; die "market-load failed"; }
-        daemon_stop
+        latency_pass warm "$work/dwarm" "benchw$$r$w$RANDOM" "$work/warm.out"
     done
     rm -rf "$work/dwarm"
     for ((i = 1; i <= RUNS; i++)); do
@@ -395,24 +411,8 @@ if [ "$broker" = 1 ]; then
         field per_s "$work/kl.txt" >>"$work/e2e.l"
 
         say "latency run $i/$RUNS ($lat_n commands at $RATE/s)"
-        prefix=benchl$$r$i$RANDOM
-        rm -rf "$work/dlat"
-        # Topics stamped by the broker (LogAppendTime), made before marketd
-        # starts, so that the stage times include the broker's appends.
-        "$build/market-load" --bootstrap "127.0.0.1:$PORT" --topic "$prefix.commands" \
-            --results-topic "$prefix.results" --input /dev/null --create-topics 1 --quiet ||
-            die "market-load --create-topics failed"
-        daemon_start lat "$work/dlat" "$prefix"
         la0=$(cut -d' ' -f1 /proc/loadavg)
-        # linger.ms=1: the client gathers what it produced within a millisecond into
-        # one request, as the echo below does and as producers do by default
-        # since Kafka 4.0 (5 ms, market-load's default too). With linger.ms=0 it
-        # sent what was queued at once, in many small requests, and the broker's
-        # append of a command took p99 44-82 ms instead of 1.7-19 ms
-        # (docs/performance.md, fifth pass).
-        (load "$prefix" "$work/lat.jsonl" --rate "$RATE" --latency-out "$work/lat$i.us" -X linger.ms=1) \
-            >"$work/lat.out" 2>&1 || { cat "$work/lat.out" >&2; die "market-load failed"; }
-        daemon_stop
+        latency_pass lat "$work/dlat" "benchl$$r$i$RANDOM" "$work/lat.out" --latency-out "$work/lat$i.us"
         echo "run $i: load average $la0 at its start, $(cut -d' ' -f1 /proc/loadavg) at its end" >>"$work/lat_load.txt"
         read -r a h w c <"$work/lat.rss"; echo "$a" >>"$work/drss.f"; echo "$h" >>"$work/dhwm.f"
         # The first second is warm-up (market-load's producer and consumer and
@@ -435,9 +435,7 @@ if [ "$broker" = 1 ]; then
         for e in bare:"" sync:"$work/echo"; do
             prefix=benche$$r$i$RANDOM
             rm -rf "$work/echo" && mkdir -p "$work/echo"
-            "$build/market-load" --bootstrap "127.0.0.1:$PORT" --topic "$prefix.commands" \
-                --results-topic "$prefix.results" --input /dev/null --create-topics 1 --quiet ||
-                die "market-load --create-topics failed"
+            make_topics "$prefix"
             # shellcheck disable=SC2086 # no directory: no argument
             "$build/bench/bench-kafka-echo" "127.0.0.1:$PORT" "$prefix" "$RATE" "$lat_n" ${e#*:} \
                 >"$work/echo.out" || { cat "$work/echo.out" >&2; die "bench-kafka-echo failed"; }
