@@ -107,8 +107,8 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
  * A replay from the first event (rebuild, verify, replay) runs the projections
  * in two lanes. A helper thread reads and decodes the events through a read
  * transaction of its own, copies each decoded event into a ring for the
- * writer (the thread holding the write transaction), which applies orders to
- * them, and applies accounts, audit, sales and records to a handle of its
+ * writer (the thread holding the write transaction), which applies orders and
+ * records to them, and applies accounts, audit and sales to a handle of its
  * own, in bulk mode (bulk.c): their databases are empty at the start, so
  * nothing is read back from LMDB, and its writes (pj_batch_t; two of three of
  * its logs and spills unsorted, for the writer to sort: the lanes even out)
@@ -118,17 +118,26 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
  * the same keys and values, written in the same order per database.
  *
  * MARKETD_REPLAY_THREADS=1 keeps a replay in one thread; =2 runs the helper
- * however short the replay (tests); by default it runs from LANE_MIN_EVENTS
+ * however short the replay, through a ring of LANE_TEST_RING slots so that
+ * even a short one wraps it (tests); by default it runs from LANE_MIN_EVENTS
  * events. A helper that cannot open its read transaction, or whose records
  * outgrow p->bulk_max (it cannot write early: it does not see the writer's
  * writes), gives up, and the replay runs again in one thread. */
 
-#define LANE_WRITER (1u << MD_PROJ_ORDERS)
+/* The writer's projections. Records moved here from the helper (issue 17, sixth
+ * pass): the helper, which also decodes, was the slower lane; with records on
+ * the writer both finish their events within ~0.1 s of each other. */
+#define LANE_WRITER ((1u << MD_PROJ_ORDERS) | (1u << MD_PROJ_RECORDS))
 #define LANE_QUEUE 2 /* batches waiting for the writer, at most */
 #define LANE_MIN_EVENTS 50000
 #define LANE_DRAIN_EVERY 1023 /* the writer looks for batches every 1,024 events */
-#define LANE_RING 2048        /* decoded events in flight to the writer (~0.9 MB) */
-#define LANE_BLOCK 256        /* published to the writer this many at a time */
+/* Decoded events in flight to the writer (~440 bytes each: ~29 MB). Each lane has
+ * bursts (the helper's batch handovers, the writer's batch writes) longer than a
+ * ring of 2,048 covered, so each waited for the other: 0.7 s and 1.2 s of a
+ * 3.2 s rebuild. At 65,536 neither waits for more than ~0.3 s. */
+#define LANE_RING 65536
+#define LANE_TEST_RING 13 /* MARKETD_REPLAY_THREADS=2: the ring wraps in a short replay */
+#define LANE_BLOCK 256 /* published to the writer this many at a time */
 
 typedef struct lane {
     md_proj_t hp;      /* the helper's handle */
@@ -151,6 +160,7 @@ typedef struct lane {
      * there instead of reading and decoding them again. Their data points into
      * the helper's read transaction, which stays open until lane_stop. */
     md_event_t *ring;
+    uint64_t ring_n;           /* its slots: LANE_RING, or the events when fewer */
     uint64_t produced;         /* events published (under mu) */
     _Atomic uint64_t consumed; /* applied by the writer: their slots are free */
     uint64_t fill;             /* the helper's: events copied, not yet published */
@@ -212,11 +222,11 @@ static void ring_publish(lane_t *ln)
  * the replay stops. */
 static bool ring_put(lane_t *ln, const md_event_t *ev)
 {
-    if (ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire) >= LANE_RING) {
+    if (ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire) >= ln->ring_n) {
         pthread_mutex_lock(&ln->mu);
         ln->produced = ln->fill;
         pthread_cond_broadcast(&ln->cv);
-        while (ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire) >= LANE_RING &&
+        while (ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire) >= ln->ring_n &&
                !ln->stop)
             pthread_cond_wait(&ln->cv, &ln->mu);
         bool stop = ln->stop;
@@ -224,7 +234,7 @@ static bool ring_put(lane_t *ln, const md_event_t *ev)
         if (stop)
             return false;
     }
-    ln->ring[ln->fill % LANE_RING] = *ev;
+    ln->ring[ln->fill % ln->ring_n] = *ev;
     if (++ln->fill % LANE_BLOCK == 0)
         ring_publish(ln);
     return true;
@@ -303,7 +313,7 @@ static md_err_t lane_walk(struct walk *w, md_error_t *err)
         if (batches)
             rc = lane_drain(ln, w->p, md_txn_mdb(w->dst), false, err);
         for (; at < upto && rc == MD_OK; at++)
-            rc = walk_one(&ln->ring[at % LANE_RING], NULL, 0, w, err);
+            rc = walk_one(&ln->ring[at % ln->ring_n], NULL, 0, w, err);
         if (rc == MD_ESTOP)
             return MD_OK; /* as md_txn_scan: a quiet stop */
         if (rc != MD_OK)
@@ -419,7 +429,10 @@ static lane_t *lane_start(walk_t *w, md_error_t *err)
     ln->hp.emit = lane_emit;
     ln->hp.spare = lane_spare;
     ln->hp.emit_ctx = ln;
-    ln->ring = md_malloc(LANE_RING * sizeof *ln->ring);
+    ln->ring_n = ln->count < LANE_RING ? ln->count : LANE_RING;
+    if (env && strcmp(env, "2") == 0 && ln->ring_n > LANE_TEST_RING)
+        ln->ring_n = LANE_TEST_RING;
+    ln->ring = md_malloc(ln->ring_n * sizeof *ln->ring);
     md__pj_bulk_follow(&ln->hp, p);
     atomic_init(&ln->stopping, false);
     atomic_init(&ln->consumed, 0);
