@@ -119,7 +119,8 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
  *
  * MARKETD_REPLAY_THREADS=1 keeps a replay in one thread; =2 runs the helper
  * however short the replay, through a ring of LANE_TEST_RING slots so that
- * even a short one wraps it (tests); by default it runs from LANE_MIN_EVENTS
+ * even a short one wraps it, and sorts the writer's last log aside however
+ * short (tests); by default it runs from LANE_MIN_EVENTS
  * events. A helper that cannot open its read transaction, or whose records
  * outgrow p->bulk_max (it cannot write early: it does not see the writer's
  * writes), gives up, and the replay runs again in one thread. */
@@ -138,6 +139,7 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
 #define LANE_RING 65536
 #define LANE_TEST_RING 13 /* MARKETD_REPLAY_THREADS=2: the ring wraps in a short replay */
 #define LANE_BLOCK 256 /* published to the writer this many at a time */
+#define LANE_ASIDE_MIN ((size_t)4 << 20) /* the writer's last log sorted aside (bulk.c) */
 
 typedef struct lane {
     md_proj_t hp;      /* the helper's handle */
@@ -395,6 +397,7 @@ static void lane_end(lane_t *ln, md_proj_t *p)
     free(ln->ring);
     free(ln);
     p->lanes = ~0u;
+    p->aside_min = 0;
 }
 
 /* Starts a helper for the walk when it pays and is possible; NULL otherwise
@@ -448,6 +451,7 @@ static lane_t *lane_start(walk_t *w, md_error_t *err)
         return NULL;
     }
     p->lanes = LANE_WRITER;
+    p->aside_min = env && strcmp(env, "2") == 0 ? 1 : LANE_ASIDE_MIN; /* tests: always */
     return ln;
 }
 
