@@ -138,7 +138,7 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
  * 3.2 s rebuild. At 65,536 neither waits for more than ~0.3 s. */
 #define LANE_RING 65536
 #define LANE_TEST_RING 13 /* MARKETD_REPLAY_THREADS=2: the ring wraps in a short replay */
-#define LANE_BLOCK 256 /* published to the writer this many at a time */
+#define LANE_BLOCK 256    /* published to the writer this many at a time */
 #define LANE_ASIDE_MIN ((size_t)4 << 20) /* the writer's last log sorted aside (bulk.c) */
 
 typedef struct lane {
