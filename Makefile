@@ -39,7 +39,7 @@ SUPPORT_OBJS := $(SUPPORT:%.c=$(BUILD)/%.o)
 BINS      := $(BUILD)/marketctl $(BUILD)/marketd $(if $(wildcard tools/market-load.c),$(BUILD)/market-load) \
              $(BUILD)/md-docgen
 
-.PHONY: all unit test asan valgrind deps run clean help integration docs
+.PHONY: all unit test asan tsan valgrind deps run clean help integration docs
 # Keep object files that pattern rules chain through (tests), so reruns relink nothing.
 .SECONDARY:
 all: $(BINS)
@@ -93,6 +93,15 @@ integration: $(BINS)
 asan:
 	$(MAKE) BUILD=build/asan SANITIZE=address,undefined unit
 
+# tsan: under ThreadSanitizer, the suites whose code shares data between
+# threads of its own: the replays' two lanes and the last log sorted aside
+# (test_proj, test_proj_property), the engine's decoding ahead (test_engine).
+TSAN_TESTS := test_proj test_proj_property test_engine
+tsan:
+	$(MAKE) BUILD=build/tsan SANITIZE=thread $(TSAN_TESTS:%=build/tsan/tests/%)
+	@set -e; for t in $(TSAN_TESTS); do echo "== $$t (tsan)"; \
+	  TSAN_OPTIONS=halt_on_error=1 MARKETD_BUILD=build/tsan build/tsan/tests/$$t; done
+
 # valgrind: the cmocka suites under memcheck (mk/check.mk)
 valgrind: valgrind-ci
 
@@ -106,7 +115,7 @@ clean:
 	rm -rf build
 
 help:
-	@echo "targets: all unit test integration asan valgrind deps run kafka-up kafka-down layers clean"
+	@echo "targets: all unit test integration asan tsan valgrind deps run kafka-up kafka-down layers clean"
 
 -include mk/*.mk
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -44,7 +44,8 @@
  *    p->bulk_max;
  *  - leaving bulk mode frees everything it held, written or not.
  * Single-threaded per handle: a parallel replay gives each thread its own
- * handle (rebuild.c).
+ * handle (rebuild.c); the writer's last log may be sorted on a thread of its
+ * own, which touches only that log and a scratch of its own ("the last log").
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -241,7 +242,7 @@ static md_err_t buf_flush(md_proj_t *p, MDB_txn *txn, md_buf_t *src, md_error_t 
     md_buf_reset(src);
     b->unsorted = p->emit != NULL; /* a helper's: sorted by the writer, which has less to do */
     if (!b->unsorted)
-        md__pj_log_sort(p, &b->data, &b->items, b->at);
+        md__pj_log_sort(&p->sort, &b->data, &b->items, b->at);
     return batch_done(p, txn, b, err);
 }
 
@@ -273,23 +274,28 @@ static md_err_t held_flush(md_proj_t *p, MDB_txn *txn, md_error_t *err)
 /* ---- the last log, sorted beside the cache's write ----
  * At the end of a two-lane replay the writer's log holds every write of its
  * index databases (58 MB in a rebuild of 1.22M events), and the helper has
- * finished: its core is free. rebuild.c then sets p->aside_min, and a log of
- * that many bytes is sorted on a thread of its own with its own scratch while
- * the writer sorts and writes the cache (0.15 s of a 2.6 s rebuild); the
- * writes stay in the same order (the cache's, then the log's). A smaller log,
- * or one whose thread cannot start, is sorted here as before. */
+ * usually finished by then (it may still be handing over its last batches),
+ * so a core is free. rebuild.c then sets p->aside_min, and a log of at least
+ * that many bytes, and at most ASIDE_LOG_MAX, is sorted on a thread of its own
+ * with a scratch of its own (md__pj_log_sort touches nothing else) while the
+ * writer sorts and writes the cache (0.15 s of a 2.6 s rebuild); the writes
+ * stay in the same order (the cache's, then the log's). The log's items are
+ * then made while the cache is still held, which costs memory (+27 MiB at the
+ * peak of that rebuild): ASIDE_LOG_MAX bounds it. A log outside the bounds is
+ * written by held_flush as before; one whose thread cannot start is sorted
+ * here, after the cache's write. */
+#define ASIDE_LOG_MAX ((size_t)64 << 20)
 
 typedef struct log_aside {
-    md_proj_t h; /* a handle for its sort scratch only */
-    pj_batch_t *b;
+    struct pj_sort *sort; /* its scratch */
+    pj_batch_t *b;        /* the log, moved here; sorted into b->items */
     pthread_t th;
 } log_aside_t;
 
 static void *aside_sort(void *arg)
 {
     log_aside_t *a = arg;
-    md__pj_log_sort(&a->h, &a->b->data, &a->b->items, a->b->at);
-    a->b->unsorted = false;
+    md__pj_log_sort(&a->sort, &a->b->data, &a->b->items, a->b->at);
     return NULL;
 }
 
@@ -297,19 +303,19 @@ static md_err_t aside_flush(md_proj_t *p, MDB_txn *txn, md_error_t *err)
 {
     log_aside_t *a = md_calloc(1, sizeof *a);
     a->b = batch_new();
-    md_buf_release(&a->b->data);
-    a->b->data = p->log; /* the log moves to the batch */
+    a->b->data = p->log; /* the log moves to the batch (its buffer was empty) */
     md_buf_init(&p->log);
     bool threaded = pthread_create(&a->th, NULL, aside_sort, a) == 0;
     md_err_t rc = cache_flush(p, txn, err);
     if (threaded)
         pthread_join(a->th, NULL);
-    else
+    else if (rc == MD_OK)
         aside_sort(a);
     if (rc == MD_OK)
         rc = md__pj_batch_write(p, txn, a->b, err);
+    p->asides += rc == MD_OK;
     md__pj_batch_free(a->b);
-    md__pj_sort_free(a->h.sort);
+    md__pj_sort_free(a->sort);
     free(a);
     return rc;
 }
@@ -317,7 +323,8 @@ static md_err_t aside_flush(md_proj_t *p, MDB_txn *txn, md_error_t *err)
 /* The held writes at the end of bulk mode. */
 static md_err_t end_flush(md_proj_t *p, MDB_txn *txn, md_error_t *err)
 {
-    if (p->emit == NULL && p->aside_min && p->log.len >= p->aside_min)
+    if (p->emit == NULL && p->aside_min && p->log.len >= p->aside_min &&
+        p->log.len <= ASIDE_LOG_MAX)
         return aside_flush(p, txn, err);
     return held_flush(p, txn, err);
 }

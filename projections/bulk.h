@@ -113,8 +113,10 @@ pj_cent_t *md__pj_cache_get(md_proj_t *p, uint64_t h, pj_db_t db, const void *ke
 /* ---- bulk_sort.c ---- */
 
 /* Sorts the operations in @p b (the log or the spill) into @p items, those of
- * database i at [at[i], at[i + 1]); the items point into @p b. */
-void md__pj_log_sort(md_proj_t *p, const md_buf_t *b, md_buf_t *items, size_t *at);
+ * database i at [at[i], at[i + 1]); the items point into @p b. Uses only the
+ * scratch in @p sortp (made when NULL; a handle's is &p->sort), so two
+ * threads may sort at once with a scratch each (bulk.c, "the last log"). */
+void md__pj_log_sort(struct pj_sort **sortp, const md_buf_t *b, md_buf_t *items, size_t *at);
 /* Sorts the entries of cache @p c into @p items, by database (at); the items
  * point into @p c. */
 void md__pj_cache_sort(md_proj_t *p, const struct pj_cache *c, md_buf_t *items, size_t *at);

@@ -484,16 +484,23 @@ static void *scratch(md_buf_t *b, size_t bytes)
     return md_buf_reserve(b, bytes ? bytes : 1);
 }
 
+/* The sort scratch in @p slot, made when absent. */
+static struct pj_sort *scratch_of(struct pj_sort **slot)
+{
+    if (*slot == NULL) {
+        struct pj_sort *s = md_calloc(1, sizeof *s);
+        md_buf_init(&s->gid);
+        md_buf_init(&s->tmp);
+        md_buf_init(&s->gv);
+        md_buf_init(&s->gtmp);
+        *slot = s;
+    }
+    return *slot;
+}
+
 static struct pj_sort *sort_of(md_proj_t *p)
 {
-    if (p->sort == NULL) {
-        p->sort = md_calloc(1, sizeof *p->sort);
-        md_buf_init(&p->sort->gid);
-        md_buf_init(&p->sort->tmp);
-        md_buf_init(&p->sort->gv);
-        md_buf_init(&p->sort->gtmp);
-    }
-    return p->sort;
+    return scratch_of(&p->sort);
 }
 
 void md__pj_sort_free(struct pj_sort *s)
@@ -563,9 +570,9 @@ static void groups_place(struct pj_sort *so, size_t *at)
 
 /* Sorts the operations in @p b (the log or the spill) into @p items, those of
  * database i at [at[i], at[i + 1]). */
-void md__pj_log_sort(md_proj_t *p, const md_buf_t *b, md_buf_t *items, size_t *at)
+void md__pj_log_sort(struct pj_sort **sortp, const md_buf_t *b, md_buf_t *items, size_t *at)
 {
-    struct pj_sort *so = sort_of(p);
+    struct pj_sort *so = scratch_of(sortp);
     size_t n = 0, big = 0, i = 0;
     const unsigned char *end = b->p + b->len, *e;
     for (e = b->p; e < end; e = ent_next(e))
@@ -622,7 +629,7 @@ void md__pj_cache_sort(md_proj_t *p, const struct pj_cache *c, md_buf_t *items, 
 md_err_t md__pj_batch_write(md_proj_t *p, MDB_txn *txn, pj_batch_t *b, md_error_t *err)
 {
     if (b->unsorted) { /* a helper's log or spill, sorted with the writer's scratch */
-        md__pj_log_sort(p, &b->data, &b->items, b->at);
+        md__pj_log_sort(&p->sort, &b->data, &b->items, b->at);
         b->unsorted = false;
     }
     return write_dbs(p, txn, (const pj_item_t *)(const void *)b->items.p, b->at, err);

@@ -165,8 +165,12 @@ struct md_proj {
     md_err_t (*emit)(void *ctx, struct pj_batch *b, md_error_t *err);
     struct pj_batch *(*spare)(void *ctx); /* a written batch, or NULL */
     void *emit_ctx;
-    size_t aside_min; /* the writer's: a last log of this many bytes is sorted on
-                       * a thread of its own (bulk.c, "the last log"); 0: never */
+    /* The writer's, in a two-lane replay: a last log of at least aside_min
+     * bytes is sorted on a thread of its own (bulk.c, "the last log"; 0:
+     * never); asides counts the logs written that way by its replays and its
+     * verify's (the tests look). */
+    size_t aside_min;
+    unsigned long asides;
     /* The engine's batches (md_proj_batch_begin/end): the batch's events are
      * applied in bulk mode and written sorted at its end, with the seq. */
     bool batch;                             /* between md_proj_batch_begin and end */

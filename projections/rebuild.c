@@ -118,9 +118,9 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
  * the same keys and values, written in the same order per database.
  *
  * MARKETD_REPLAY_THREADS=1 keeps a replay in one thread; =2 runs the helper
- * however short the replay, through a ring of LANE_TEST_RING slots so that
- * even a short one wraps it, and sorts the writer's last log aside however
- * short (tests); by default it runs from LANE_MIN_EVENTS
+ * however short the replay, through a ring of LANE_TEST_RING slots so that a
+ * replay of more events wraps it, and sorts the writer's last log aside
+ * however short, if not empty (tests); by default it runs from LANE_MIN_EVENTS
  * events. A helper that cannot open its read transaction, or whose records
  * outgrow p->bulk_max (it cannot write early: it does not see the writer's
  * writes), gives up, and the replay runs again in one thread. */
@@ -136,8 +136,8 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
  * bursts (the helper's batch handovers, the writer's batch writes) longer than a
  * ring of 2,048 covered, so each waited for the other: 0.7 s and 1.2 s of a
  * 3.2 s rebuild. At 65,536 neither waits for more than ~0.3 s. */
-#define LANE_RING 65536
-#define LANE_TEST_RING 13 /* MARKETD_REPLAY_THREADS=2: the ring wraps in a short replay */
+#define LANE_RING 65536   /* a power of two, as every ring size here */
+#define LANE_TEST_RING 16 /* MARKETD_REPLAY_THREADS=2: the ring wraps in a short replay */
 #define LANE_BLOCK 256    /* published to the writer this many at a time */
 #define LANE_ASIDE_MIN ((size_t)4 << 20) /* the writer's last log sorted aside (bulk.c) */
 
@@ -162,7 +162,9 @@ typedef struct lane {
      * there instead of reading and decoding them again. Their data points into
      * the helper's read transaction, which stays open until lane_stop. */
     md_event_t *ring;
-    uint64_t ring_n;           /* its slots: LANE_RING, or the events when fewer */
+    uint64_t ring_mask;        /* its slots - 1: LANE_RING slots, fewer for a short
+                                * replay (the power of two above its events) or
+                                * LANE_TEST_RING under MARKETD_REPLAY_THREADS=2 */
     uint64_t produced;         /* events published (under mu) */
     _Atomic uint64_t consumed; /* applied by the writer: their slots are free */
     uint64_t fill;             /* the helper's: events copied, not yet published */
@@ -176,7 +178,7 @@ static md_err_t lane_emit(void *ctx, pj_batch_t *b, md_error_t *err)
 {
     lane_t *ln = ctx;
     if (b->unsorted && ++ln->emitted % 3 == 0) { /* a third sorted here: the lanes even out */
-        md__pj_log_sort(&ln->hp, &b->data, &b->items, b->at);
+        md__pj_log_sort(&ln->hp.sort, &b->data, &b->items, b->at);
         b->unsorted = false;
     }
     pthread_mutex_lock(&ln->mu);
@@ -224,11 +226,12 @@ static void ring_publish(lane_t *ln)
  * the replay stops. */
 static bool ring_put(lane_t *ln, const md_event_t *ev)
 {
-    if (ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire) >= ln->ring_n) {
+    if (ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire) > ln->ring_mask) {
         pthread_mutex_lock(&ln->mu);
         ln->produced = ln->fill;
         pthread_cond_broadcast(&ln->cv);
-        while (ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire) >= ln->ring_n &&
+        while (ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire) >
+                   ln->ring_mask &&
                !ln->stop)
             pthread_cond_wait(&ln->cv, &ln->mu);
         bool stop = ln->stop;
@@ -236,7 +239,7 @@ static bool ring_put(lane_t *ln, const md_event_t *ev)
         if (stop)
             return false;
     }
-    ln->ring[ln->fill % ln->ring_n] = *ev;
+    ln->ring[ln->fill & ln->ring_mask] = *ev;
     if (++ln->fill % LANE_BLOCK == 0)
         ring_publish(ln);
     return true;
@@ -315,7 +318,7 @@ static md_err_t lane_walk(struct walk *w, md_error_t *err)
         if (batches)
             rc = lane_drain(ln, w->p, md_txn_mdb(w->dst), false, err);
         for (; at < upto && rc == MD_OK; at++)
-            rc = walk_one(&ln->ring[at % ln->ring_n], NULL, 0, w, err);
+            rc = walk_one(&ln->ring[at & ln->ring_mask], NULL, 0, w, err);
         if (rc == MD_ESTOP)
             return MD_OK; /* as md_txn_scan: a quiet stop */
         if (rc != MD_OK)
@@ -432,10 +435,11 @@ static lane_t *lane_start(walk_t *w, md_error_t *err)
     ln->hp.emit = lane_emit;
     ln->hp.spare = lane_spare;
     ln->hp.emit_ctx = ln;
-    ln->ring_n = ln->count < LANE_RING ? ln->count : LANE_RING;
-    if (env && strcmp(env, "2") == 0 && ln->ring_n > LANE_TEST_RING)
-        ln->ring_n = LANE_TEST_RING;
-    ln->ring = md_malloc(ln->ring_n * sizeof *ln->ring);
+    uint64_t slots = env && strcmp(env, "2") == 0 ? LANE_TEST_RING : LANE_RING;
+    while (slots / 2 >= ln->count && slots > 1)
+        slots /= 2;
+    ln->ring_mask = slots - 1;
+    ln->ring = md_malloc(slots * sizeof *ln->ring);
     md__pj_bulk_follow(&ln->hp, p);
     atomic_init(&ln->stopping, false);
     atomic_init(&ln->consumed, 0);
@@ -934,6 +938,8 @@ static md_err_t verify_in(md_proj_t *p, md_txn_t *t, const char *dir, walk_t *w,
         rc = verify_written(p, t, tmp, tp, w, rep, err);
     }
     rep->events = w->n;
+    if (tp)
+        p->asides += tp->asides; /* counted on the live handle (the tests look) */
     md_proj_free(tp);
     md_store_free(tmp);
     return rc;

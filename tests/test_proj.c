@@ -511,6 +511,44 @@ static void test_proj_verify_names_each_difference(void **state)
     free(rep);
 }
 
+/* The same in the databases of the writer's lane, under two threads: the
+ * orders' index, which the writer logs and sorts aside at the end (bulk.c,
+ * "the last log"), and the orders, which it caches. */
+static void test_proj_verify_names_writer_lane_difference(void **state)
+{
+    proj_fx_t *f = *state;
+    static const char *dbs[] = {"p_order_idx", "p_orders"};
+    static const struct {
+        const char *key, *named;
+    } keys[] = {{"\x01", "\\x01"}, {"\x7f\x7f", "\\x7f\\x7f"}};
+    static const char *threads[] = {"1", "2"};
+    md_proj_report_t *rep = md_calloc(1, sizeof *rep);
+    for (size_t di = 0; di < 2; di++) {
+        for (size_t ki = 0; ki < 2; ki++) {
+            for (size_t ti = 0; ti < 2; ti++) {
+                tamper_op_t x = {0, keys[ki].key, 2};
+                unsigned long asides = f->proj->asides;
+                set_threads(threads[ti]);
+                assert_int_equal(md_store_dbi(f->store, dbs[di], 0, &x.dbi, NULL), MD_OK);
+                assert_int_equal(md_store_write(f->store, tamper_op_fn, &x, NULL), MD_OK);
+                memset(rep, 0, sizeof *rep);
+                assert_int_equal(proj_fx_verify(f, rep), MD_ECORRUPT);
+                assert_int_equal(rep->bad, MD_PROJ_ORDERS);
+                assert_string_equal(rep->db, dbs[di]);
+                assert_string_equal(rep->key, keys[ki].named);
+                if (ti == 1) /* two threads: the index log was sorted aside */
+                    assert_true(f->proj->asides > asides);
+                else
+                    assert_int_equal(f->proj->asides, asides);
+                assert_int_equal(md_proj_rebuild(f->proj, NULL, NULL, NULL, NULL), MD_OK);
+                assert_int_equal(proj_fx_verify(f, NULL), MD_OK);
+            }
+        }
+    }
+    set_threads(NULL);
+    free(rep);
+}
+
 static void test_proj_replay_matches_live(void **state)
 {
     proj_fx_t *f = proj_fx_new(true), *g = *state;
@@ -1054,8 +1092,13 @@ static void test_proj_lanes_match_live(void **state)
         f->proj->bulk_max = cases[ci].bulk_max ? cases[ci].bulk_max : PJ_BULK_MAX;
         f->proj->spill_max = cases[ci].spill_max ? cases[ci].spill_max : PJ_SPILL_MAX;
         n = 0;
+        unsigned long asides = f->proj->asides;
         assert_int_equal(md_proj_rebuild(f->proj, NULL, NULL, &n, NULL), MD_OK);
         assert_int_equal(n, head);
+        if (cases[ci].threads && strcmp(cases[ci].threads, "2") == 0 && !cases[ci].bulk_max)
+            assert_true(f->proj->asides > asides); /* the writer's last log, aside */
+        else if (!cases[ci].threads || strcmp(cases[ci].threads, "1") == 0)
+            assert_int_equal(f->proj->asides, asides); /* one thread: never */
         proj_fx_digest(f, &d, &n);
         assert_memory_equal(&live, &d, sizeof d);
         assert_int_equal(proj_fx_verify(f, NULL), MD_OK);
@@ -1230,6 +1273,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proj_verify_ok, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_verify_detects_tamper, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_verify_names_each_difference, demo_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_proj_verify_names_writer_lane_difference, demo_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_replay_matches_live, demo_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_proj_batching_independent, demo_setup, fx_teardown),
