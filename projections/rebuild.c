@@ -110,12 +110,13 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
  * writer (the thread holding the write transaction), which applies orders and
  * records to them, and applies accounts, audit and sales to a handle of its
  * own, in bulk mode (bulk.c): their databases are empty at the start, so
- * nothing is read back from LMDB, and its writes (pj_batch_t; two of three of
- * its logs and spills unsorted, for the writer to sort: the lanes even out)
- * are handed to the writer, which writes them between its own events and
- * hands the batches back for reuse. A projection reads and
- * writes only its own databases, so the result is the one of a single lane:
- * the same keys and values, written in the same order per database.
+ * nothing is read back from LMDB, and its writes (pj_batch_t; its logs and
+ * spills sorted when it is ahead of the writer, else left for the writer to
+ * sort: see lane_sorts_here) are handed to the writer, which writes them
+ * between its own events and hands the batches back for reuse. A projection
+ * reads and writes only its own databases, so the result is the one of a
+ * single lane: the same keys and values, written in the same order per
+ * database.
  *
  * MARKETD_REPLAY_THREADS=1 keeps a replay in one thread; =2 runs the helper
  * however short the replay, through a ring of LANE_TEST_RING slots so that a
@@ -171,13 +172,34 @@ typedef struct lane {
     bool fed_all;              /* the helper read its last event (or failed: feed_rc) */
     md_err_t feed_rc;
     md_error_t feed_err;
-    unsigned emitted; /* the helper's unsorted batches (see lane_emit) */
+    unsigned emitted; /* the helper's unsorted batches (see lane_sorts_here) */
+    bool alternate;   /* MARKETD_REPLAY_THREADS=2: every other one sorted here */
 } lane_t;
+
+/* Whether the helper sorts its unsorted batch itself: when it is ahead of the
+ * writer (more than half the ring waits to be applied), the writer is the
+ * slower lane and would sort it later on the replay's critical path; when the
+ * writer is close behind, the helper's own events are what it waits for, so
+ * the batch goes to it unsorted. A fixed share (a third sorted here, until
+ * issue 17's seventh pass) had one lane wait for the other either way: on the
+ * 1M-command store the helper waited ~1 s for ring room and queue room, and
+ * the rebuild took 2.6-2.8 s; by the ring's fill 2.3-2.35 s (single runs,
+ * instrumented build; 2.13-2.24 s against 2.59-3.17 uninstrumented). The sorted
+ * items are the same whichever thread sorts. Under MARKETD_REPLAY_THREADS=2
+ * every other batch is sorted here, so that tests run both paths whatever the
+ * timing. */
+static bool lane_sorts_here(lane_t *ln)
+{
+    if (ln->alternate)
+        return ++ln->emitted % 2 == 0;
+    uint64_t waiting = ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire);
+    return waiting > ln->ring_mask / 2;
+}
 
 static md_err_t lane_emit(void *ctx, pj_batch_t *b, md_error_t *err)
 {
     lane_t *ln = ctx;
-    if (b->unsorted && ++ln->emitted % 3 == 0) { /* a third sorted here: the lanes even out */
+    if (b->unsorted && lane_sorts_here(ln)) {
         md__pj_log_sort(&ln->hp.sort, &b->data, &b->items, b->at);
         b->unsorted = false;
     }
@@ -435,7 +457,8 @@ static lane_t *lane_start(walk_t *w, md_error_t *err)
     ln->hp.emit = lane_emit;
     ln->hp.spare = lane_spare;
     ln->hp.emit_ctx = ln;
-    uint64_t slots = env && strcmp(env, "2") == 0 ? LANE_TEST_RING : LANE_RING;
+    ln->alternate = env && strcmp(env, "2") == 0;
+    uint64_t slots = ln->alternate ? LANE_TEST_RING : LANE_RING;
     while (slots / 2 >= ln->count && slots > 1)
         slots /= 2;
     ln->ring_mask = slots - 1;
