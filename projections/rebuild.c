@@ -185,13 +185,17 @@ typedef struct lane {
  * 1M-command store the helper waited ~1 s for ring room and queue room, and
  * the rebuild took 2.6-2.8 s; by the ring's fill 2.3-2.35 s (single runs,
  * instrumented build; 2.13-2.24 s against 2.59-3.17 uninstrumented). The sorted
- * items are the same whichever thread sorts. Under MARKETD_REPLAY_THREADS=2
+ * items are the same whichever thread sorts. The batches it hands over after
+ * its last event (md__pj_bulk_end) it always sorts: it has nothing else left
+ * to do, and the writer has its own end to write. Under MARKETD_REPLAY_THREADS=2
  * every other batch is sorted here, so that tests run both paths whatever the
  * timing. */
 static bool lane_sorts_here(lane_t *ln)
 {
     if (ln->alternate)
         return ++ln->emitted % 2 == 0;
+    if (ln->fed_all)
+        return true; /* its last batches: nothing else left for it to do */
     uint64_t waiting = ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire);
     return waiting > ln->ring_mask / 2;
 }
