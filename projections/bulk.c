@@ -240,7 +240,7 @@ static md_err_t buf_flush(md_proj_t *p, MDB_txn *txn, md_buf_t *src, md_error_t 
     b->data = *src;
     *src = t;
     md_buf_reset(src);
-    b->unsorted = p->emit != NULL; /* a helper's: sorted by the writer, which has less to do */
+    b->unsorted = p->emit != NULL; /* a helper's: lane_emit (rebuild.c) sorts it or leaves it */
     if (!b->unsorted)
         md__pj_log_sort(&p->sort, &b->data, &b->items, b->at);
     return batch_done(p, txn, b, err);

@@ -631,6 +631,7 @@ md_err_t md__pj_batch_write(md_proj_t *p, MDB_txn *txn, pj_batch_t *b, md_error_
     if (b->unsorted) { /* a helper's log or spill, sorted with the writer's scratch */
         md__pj_log_sort(&p->sort, &b->data, &b->items, b->at);
         b->unsorted = false;
+        p->sorts[1]++;
     }
     return write_dbs(p, txn, (const pj_item_t *)(const void *)b->items.p, b->at, err);
 }

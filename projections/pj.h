@@ -168,9 +168,12 @@ struct md_proj {
     /* The writer's, in a two-lane replay: a last log of at least aside_min
      * bytes is sorted on a thread of its own (bulk.c, "the last log"; 0:
      * never); asides counts the logs written that way by its replays and its
-     * verify's (the tests look). */
+     * verify's (the tests look). sorts counts the helper's logs and spills
+     * sorted by the helper ([0]) and by the writer ([1]) in its replays
+     * (rebuild.c, lane_sorts_here; the tests look). */
     size_t aside_min;
     unsigned long asides;
+    unsigned long sorts[2];
     /* The engine's batches (md_proj_batch_begin/end): the batch's events are
      * applied in bulk mode and written sorted at its end, with the seq. */
     bool batch;                             /* between md_proj_batch_begin and end */

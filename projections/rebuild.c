@@ -120,8 +120,9 @@ static md_err_t copy_event(walk_t *w, const md_event_t *ev, md_event_t *out, md_
  *
  * MARKETD_REPLAY_THREADS=1 keeps a replay in one thread; =2 runs the helper
  * however short the replay, through a ring of LANE_TEST_RING slots so that a
- * replay of more events wraps it, and sorts the writer's last log aside
- * however short, if not empty (tests); by default it runs from LANE_MIN_EVENTS
+ * replay of more events wraps it, has the helper sort every other log or
+ * spill (lane_sorts_here) and sorts the writer's last log aside however
+ * short, if not empty (tests); by default it runs from LANE_MIN_EVENTS
  * events. A helper that cannot open its read transaction, or whose records
  * outgrow p->bulk_max (it cannot write early: it does not see the writer's
  * writes), gives up, and the replay runs again in one thread. */
@@ -172,40 +173,45 @@ typedef struct lane {
     bool fed_all;              /* the helper read its last event (or failed: feed_rc) */
     md_err_t feed_rc;
     md_error_t feed_err;
-    unsigned emitted; /* the helper's unsorted batches (see lane_sorts_here) */
-    bool alternate;   /* MARKETD_REPLAY_THREADS=2: every other one sorted here */
+    unsigned emitted;     /* under MARKETD_REPLAY_THREADS=2: its unsorted batches */
+    bool alternate;       /* MARKETD_REPLAY_THREADS=2: every other one sorted here */
+    unsigned long sorted; /* its logs and spills it sorted itself (p->sorts[0]) */
 } lane_t;
 
-/* Whether the helper sorts its unsorted batch itself: when it is ahead of the
- * writer (more than half the ring waits to be applied), the writer is the
- * slower lane and would sort it later on the replay's critical path; when the
- * writer is close behind, the helper's own events are what it waits for, so
- * the batch goes to it unsorted. A fixed share (a third sorted here, until
+/* Whether the helper sorts its unsorted batch (a log or a spill) itself: when
+ * it is ahead of the writer (half the ring or more not yet released by the
+ * writer, which releases what it took at once, applied or not), the writer is
+ * the slower lane and would sort it later on the replay's critical path; when
+ * the writer is close behind, the helper's own events are what it waits for,
+ * so the batch goes to it unsorted. A fixed share (a third sorted here, until
  * issue 17's seventh pass) had one lane wait for the other either way: on the
  * 1M-command store the helper waited ~1 s for ring room and queue room, and
  * the rebuild took 2.6-2.8 s; by the ring's fill 2.3-2.35 s (single runs,
  * instrumented build; 2.13-2.24 s against 2.59-3.17 uninstrumented). The sorted
  * items are the same whichever thread sorts. The batches it hands over after
  * its last event (md__pj_bulk_end) it always sorts: it has nothing else left
- * to do, and the writer has its own end to write. Under MARKETD_REPLAY_THREADS=2
- * every other batch is sorted here, so that tests run both paths whatever the
- * timing. */
+ * to do, and the writer has its own end to write (fed_all is the helper's own
+ * write, read here on its thread). Under MARKETD_REPLAY_THREADS=2 every other
+ * log or spill is sorted here, so that tests run both paths whatever the
+ * timing (the fill is read all the same). */
 static bool lane_sorts_here(lane_t *ln)
 {
+    bool writer_behind =
+        ln->fed_all ||
+        ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire) > ln->ring_mask / 2;
     if (ln->alternate)
         return ++ln->emitted % 2 == 0;
-    if (ln->fed_all)
-        return true; /* its last batches: nothing else left for it to do */
-    uint64_t waiting = ln->fill - atomic_load_explicit(&ln->consumed, memory_order_acquire);
-    return waiting > ln->ring_mask / 2;
+    return writer_behind;
 }
 
 static md_err_t lane_emit(void *ctx, pj_batch_t *b, md_error_t *err)
 {
     lane_t *ln = ctx;
-    if (b->unsorted && lane_sorts_here(ln)) {
+    if (b->unsorted && !atomic_load_explicit(&ln->stopping, memory_order_relaxed) &&
+        lane_sorts_here(ln)) {
         md__pj_log_sort(&ln->hp.sort, &b->data, &b->items, b->at);
         b->unsorted = false;
+        ln->sorted++;
     }
     pthread_mutex_lock(&ln->mu);
     while (ln->queued >= LANE_QUEUE && !ln->stop)
@@ -423,6 +429,7 @@ static void lane_end(lane_t *ln, md_proj_t *p)
     md_buf_release(&ln->hp.rec);
     pthread_mutex_destroy(&ln->mu);
     pthread_cond_destroy(&ln->cv);
+    p->sorts[0] += ln->sorted; /* (the helper has stopped) */
     free(ln->ring);
     free(ln);
     p->lanes = ~0u;
@@ -435,6 +442,7 @@ static lane_t *lane_start(walk_t *w, md_error_t *err)
 {
     md_proj_t *p = w->p;
     const char *env = getenv("MARKETD_REPLAY_THREADS");
+    bool test = env && strcmp(env, "2") == 0; /* (tests) */
     uint64_t head = 0;
     if (!w->parallel || w->from != 1 || (env && strcmp(env, "1") == 0))
         return NULL;
@@ -443,7 +451,7 @@ static lane_t *lane_start(walk_t *w, md_error_t *err)
         return NULL;
     }
     uint64_t last = w->until && w->until < head ? w->until : head;
-    if (last < w->from || (last - w->from + 1 < LANE_MIN_EVENTS && !(env && strcmp(env, "2") == 0)))
+    if (last < w->from || (last - w->from + 1 < LANE_MIN_EVENTS && !test))
         return NULL;
     for (int i = 0; i < PJ_DB_COUNT_; i++)
         if (i != PJ_DB_META && !p->complete[i])
@@ -461,7 +469,7 @@ static lane_t *lane_start(walk_t *w, md_error_t *err)
     ln->hp.emit = lane_emit;
     ln->hp.spare = lane_spare;
     ln->hp.emit_ctx = ln;
-    ln->alternate = env && strcmp(env, "2") == 0;
+    ln->alternate = test;
     uint64_t slots = ln->alternate ? LANE_TEST_RING : LANE_RING;
     while (slots / 2 >= ln->count && slots > 1)
         slots /= 2;
@@ -482,7 +490,7 @@ static lane_t *lane_start(walk_t *w, md_error_t *err)
         return NULL;
     }
     p->lanes = LANE_WRITER;
-    p->aside_min = env && strcmp(env, "2") == 0 ? 1 : LANE_ASIDE_MIN; /* tests: always */
+    p->aside_min = test ? 1 : LANE_ASIDE_MIN; /* tests: always */
     return ln;
 }
 
@@ -965,8 +973,11 @@ static md_err_t verify_in(md_proj_t *p, md_txn_t *t, const char *dir, walk_t *w,
         rc = verify_written(p, t, tmp, tp, w, rep, err);
     }
     rep->events = w->n;
-    if (tp)
-        p->asides += tp->asides; /* counted on the live handle (the tests look) */
+    if (tp) { /* counted on the live handle (the tests look) */
+        p->asides += tp->asides;
+        p->sorts[0] += tp->sorts[0];
+        p->sorts[1] += tp->sorts[1];
+    }
     md_proj_free(tp);
     md_store_free(tmp);
     return rc;

@@ -1092,13 +1092,20 @@ static void test_proj_lanes_match_live(void **state)
         f->proj->bulk_max = cases[ci].bulk_max ? cases[ci].bulk_max : PJ_BULK_MAX;
         f->proj->spill_max = cases[ci].spill_max ? cases[ci].spill_max : PJ_SPILL_MAX;
         n = 0;
-        unsigned long asides = f->proj->asides;
+        unsigned long asides = f->proj->asides, by_helper = f->proj->sorts[0],
+                      by_writer = f->proj->sorts[1];
         assert_int_equal(md_proj_rebuild(f->proj, NULL, NULL, &n, NULL), MD_OK);
         assert_int_equal(n, head);
-        if (cases[ci].threads && strcmp(cases[ci].threads, "2") == 0 && !cases[ci].bulk_max)
+        if (cases[ci].threads && strcmp(cases[ci].threads, "2") == 0 && !cases[ci].bulk_max) {
             assert_true(f->proj->asides > asides); /* the writer's last log, aside */
-        else if (!cases[ci].threads || strcmp(cases[ci].threads, "1") == 0)
+            /* the helper's logs and spills: sorted by each lane in turn */
+            assert_true(f->proj->sorts[0] > by_helper);
+            assert_true(f->proj->sorts[1] > by_writer);
+        } else if (!cases[ci].threads || strcmp(cases[ci].threads, "1") == 0) {
             assert_int_equal(f->proj->asides, asides); /* one thread: never */
+            assert_int_equal(f->proj->sorts[0], by_helper);
+            assert_int_equal(f->proj->sorts[1], by_writer);
+        }
         proj_fx_digest(f, &d, &n);
         assert_memory_equal(&live, &d, sizeof d);
         assert_int_equal(proj_fx_verify(f, NULL), MD_OK);
