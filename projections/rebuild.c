@@ -183,17 +183,13 @@ typedef struct lane {
  * writer, which releases what it took at once, applied or not), the writer is
  * the slower lane and would sort it later on the replay's critical path; when
  * the writer is close behind, the helper's own events are what it waits for,
- * so the batch goes to it unsorted. A fixed share (a third sorted here, until
- * issue 17's seventh pass) had one lane wait for the other either way: on the
- * 1M-command store the helper waited ~1 s for ring room and queue room, and
- * the rebuild took 2.6-2.8 s; by the ring's fill 2.3-2.35 s (single runs,
- * instrumented build; 2.13-2.24 s against 2.59-3.17 uninstrumented). The sorted
- * items are the same whichever thread sorts. The batches it hands over after
- * its last event (md__pj_bulk_end) it always sorts: it has nothing else left
- * to do, and the writer has its own end to write (fed_all is the helper's own
- * write, read here on its thread). Under MARKETD_REPLAY_THREADS=2 every other
- * log or spill is sorted here, so that tests run both paths whatever the
- * timing (the fill is read all the same). */
+ * so the batch goes to it unsorted. After its last event (md__pj_bulk_end) the
+ * helper always sorts: it has nothing else left to do (fed_all is its own
+ * write, read on its own thread). The sorted items are the same whichever
+ * thread sorts; a fixed share had one lane wait for the other either way
+ * (docs/performance.md, issue 17's seventh pass). Under
+ * MARKETD_REPLAY_THREADS=2 every other log or spill is sorted here, so that
+ * tests run both paths whatever the timing (the fill is read all the same). */
 static bool lane_sorts_here(lane_t *ln)
 {
     bool writer_behind =
