@@ -91,21 +91,12 @@ static rd_kafka_t *producer(const md_config_t *cfg, const char *linger)
 }
 
 /* A consumer of partition 0 of TOPIC from its start, with the daemon's
- * fetch settings (md_consumer_fetch_defaults) and prefetch bounds
- * (daemon/consumer.c). */
+ * fetch settings and prefetch bounds (md_consumer_fetch_defaults). */
 static rd_kafka_t *consumer(const md_config_t *cfg, const char *group, const char *topic)
 {
-    const char *kv[] = {"group.id",
-                        group,
-                        "enable.auto.commit",
-                        "false",
-                        "enable.partition.eof",
-                        "false",
-                        "queued.min.messages",
-                        "20000",
-                        "queued.max.messages.kbytes",
-                        "16384"};
-    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, cfg, kv, 5, true);
+    const char *kv[] = {"group.id", group, "enable.auto.commit", "false", "enable.partition.eof",
+                        "false"};
+    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, cfg, kv, 3, true);
     if (rk == NULL)
         return NULL;
     rd_kafka_poll_set_consumer(rk);

@@ -7,6 +7,7 @@
  * tools only) after its LMDB transaction committed; on every assignment the
  * consumer seeks to the offsets stored in LMDB, never Kafka's own.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +15,7 @@
 
 #include "md_base.h"
 #include "md_consumer.h"
+#include "md_fetch_waker.h"
 #include "md_kafka.h"
 #include "md_log.h"
 #include "md_metrics.h"
@@ -36,6 +38,10 @@ struct md_consumer {
     void *replica_ctx;
     bool final; /* stopping: the next transaction checkpoints the head */
     rd_kafka_t *rk;
+    rd_kafka_queue_t *queue; /* the consumer queue (its length: md_fetch_wake_needed) */
+    md_fetch_waker_t *waker; /* NULL: not started */
+    size_t queued_min;       /* queued.min.messages in effect */
+    size_t queued_max_bytes; /* queued.max.messages.kbytes in effect, in bytes */
     /* the batch being collected */
     rd_kafka_message_t **msgs;
     int64_t *fetched_us;  /* per message: when it was taken from librdkafka (wall µs) */
@@ -498,12 +504,27 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 
 /* ---- consumer ------------------------------------------------------------------------- */
 
-/* Fetch sizes, unless the configuration sets them (kafka.*): librdkafka's 1 MiB
- * per partition and fetch kept a backlog's drain at ~27,000 commands/s with the
- * writer waiting for messages; 8 MiB drained 300,000 waiting commands in 7.0 s
- * instead of 11.0 s at a 58 MiB peak RssAnon (docs/performance.md, "End to end"). */
-static const char *const fetch_defaults[] = {"max.partition.fetch.bytes", "8388608",
-                                             "fetch.max.bytes", "16777216"};
+/*
+ * Fetch sizes and prefetch bounds, unless the configuration sets them
+ * (kafka.*). librdkafka's own (100,000 messages, 64 MiB queued) dominate the
+ * daemon's memory under a backlog. A small prefetch used to drain in bursts
+ * (librdkafka 2.0 waits up to a second once its queue is full), so fetches
+ * were 8 MiB; with the fetcher woken after each drained queue
+ * (md_fetch_waker.h), 1 MiB fetches and a queue of a batch and a quarter drain
+ * as fast at ~20 MiB less (docs/performance.md, "Issue 17, eighth pass").
+ */
+static const char *const fetch_defaults[] = {
+    "max.partition.fetch.bytes",  "1048576", "fetch.max.bytes", "4194304",
+    "queued.max.messages.kbytes", "16384"};
+#define NFETCH_DEFAULTS (sizeof fetch_defaults / sizeof *fetch_defaults / 2)
+
+/* queued.min.messages: a batch and a quarter, so that a full batch waits in
+ * the queue when the writer comes for it; at least 1000. */
+static long prefetch_min(const md_config_t *cfg)
+{
+    long n = (long)cfg->batch_max_commands + (long)cfg->batch_max_commands / 4;
+    return n < 1000 ? 1000 : n;
+}
 
 static bool kafka_key_set(const md_config_t *cfg, const char *key)
 {
@@ -515,35 +536,55 @@ static bool kafka_key_set(const md_config_t *cfg, const char *key)
 
 bool md_consumer_fetch_defaults(const md_config_t *cfg, rd_kafka_conf_t *conf, md_error_t *err)
 {
-    char errstr[512];
-    for (size_t i = 0; i < sizeof fetch_defaults / sizeof *fetch_defaults; i += 2) {
-        if (kafka_key_set(cfg, fetch_defaults[i]))
+    char errstr[512], qmin[24];
+    snprintf(qmin, sizeof qmin, "%ld", prefetch_min(cfg));
+    for (size_t i = 0; i <= NFETCH_DEFAULTS; i++) {
+        const char *key = i < NFETCH_DEFAULTS ? fetch_defaults[2 * i] : "queued.min.messages";
+        const char *val = i < NFETCH_DEFAULTS ? fetch_defaults[2 * i + 1] : qmin;
+        if (kafka_key_set(cfg, key))
             continue;
-        if (rd_kafka_conf_set(conf, fetch_defaults[i], fetch_defaults[i + 1], errstr,
-                              sizeof errstr) != RD_KAFKA_CONF_OK) {
-            md_error_set(err, MD_ECONFIG, "kafka.%s: %s", fetch_defaults[i], errstr);
+        if (rd_kafka_conf_set(conf, key, val, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+            md_error_set(err, MD_ECONFIG, "kafka.%s: %s", key, errstr);
             return false;
         }
     }
     return true;
 }
 
+/* The prefetch bounds @p conf holds (after md_consumer_fetch_defaults), for
+ * md_fetch_wake_needed: queued.min.messages and queued.max.messages.kbytes. */
+static void read_prefetch_bounds(md_consumer_t *d, const rd_kafka_conf_t *conf)
+{
+    char v[32];
+    size_t n = sizeof v;
+    if (rd_kafka_conf_get(conf, "queued.min.messages", v, &n) == RD_KAFKA_CONF_OK)
+        d->queued_min = (size_t)strtoull(v, NULL, 10);
+    n = sizeof v;
+    if (rd_kafka_conf_get(conf, "queued.max.messages.kbytes", v, &n) == RD_KAFKA_CONF_OK)
+        d->queued_max_bytes = (size_t)strtoull(v, NULL, 10) * 1024;
+}
+
 static md_err_t start_consumer(md_consumer_t *d, md_error_t *err)
 {
-    const char *extra[] = {"group.id", d->cfg->group_id, "enable.auto.commit", "false",
-                           "enable.auto.offset.store", "false", "auto.offset.reset", "earliest",
-                           "enable.partition.eof", "false",
-                           /* Bound the prefetch queue: librdkafka's defaults (100k messages,
-                            * 64 MiB) dominate the daemon's memory on a backlog (docs/performance.md). */
-                           "queued.min.messages", "20000", "queued.max.messages.kbytes", "16384"};
+    const char *extra[] = {"group.id",
+                           d->cfg->group_id,
+                           "enable.auto.commit",
+                           "false",
+                           "enable.auto.offset.store",
+                           "false",
+                           "auto.offset.reset",
+                           "earliest",
+                           "enable.partition.eof",
+                           "false"};
     char errstr[512];
-    rd_kafka_conf_t *conf = md_kafka_conf(d->cfg, extra, 7, err);
+    rd_kafka_conf_t *conf = md_kafka_conf(d->cfg, extra, 5, err);
     if (conf == NULL)
         return MD_ECONFIG;
     if (!md_consumer_fetch_defaults(d->cfg, conf, err)) {
         rd_kafka_conf_destroy(conf);
         return MD_ECONFIG;
     }
+    read_prefetch_bounds(d, conf);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_opaque(conf, d);
     d->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
@@ -551,10 +592,17 @@ static md_err_t start_consumer(md_consumer_t *d, md_error_t *err)
         rd_kafka_conf_destroy(conf);
         return md_error_set(err, MD_EKAFKA, "create consumer: %s", errstr);
     }
-    rd_kafka_poll_set_consumer(d->rk);
+    rd_kafka_resp_err_t e = rd_kafka_poll_set_consumer(d->rk);
+    if (e)
+        return md_error_set(err, MD_EKAFKA, "consumer queue: %s", rd_kafka_err2str(e));
+    d->queue = rd_kafka_queue_get_consumer(d->rk);
+    d->waker = md_fetch_waker_new(d->rk, d->cfg->topic_commands);
+    if (d->waker == NULL)
+        md_log_warn("fetch waker not started; a backlog drains in bursts", "topic=%s",
+                    d->cfg->topic_commands);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, d->cfg->topic_commands, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(d->rk, topics);
+    e = rd_kafka_subscribe(d->rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e)
         return md_error_set(err, MD_EKAFKA, "subscribe: %s", rd_kafka_err2str(e));
@@ -635,11 +683,37 @@ static md_err_t tick_when_idle(md_consumer_t *d, md_error_t *err)
     return rc;
 }
 
+/* The consumer queue's length in messages (0 without the queue). */
+static size_t queue_len(const md_consumer_t *d)
+{
+    return d->queue ? (size_t)rd_kafka_queue_length(d->queue) : 0;
+}
+
+/* After a batch was taken from a queue @p before messages long: wakes the
+ * fetchers of the batch's partitions when they may be waiting (md_fetch_waker.h). */
+static void wake_fetchers(md_consumer_t *d, size_t before)
+{
+    size_t bytes = 0, n = 0;
+    int32_t parts[MD_FETCH_WAKE_MAX];
+    for (size_t i = 0; i < d->nmsgs; i++)
+        bytes += d->msgs[i]->len;
+    size_t after = queue_len(d);
+    if (d->nmsgs == 0 ||
+        !md_fetch_wake_needed(before, after, bytes, d->queued_min, d->queued_max_bytes))
+        return;
+    for (size_t i = 0; i < d->nmsgs && n < MD_FETCH_WAKE_MAX; i++)
+        if (n == 0 || parts[n - 1] != d->msgs[i]->partition)
+            parts[n++] = d->msgs[i]->partition; /* runs of one partition; the waker merges */
+    md_fetch_waker_poke(d->waker, parts, n);
+}
+
 static md_err_t consume_loop(md_consumer_t *d, md_error_t *err)
 {
     md_err_t rc = MD_OK;
     while (!*d->stop && rc == MD_OK) {
+        size_t before = queue_len(d);
         collect_batch(d);
+        wake_fetchers(d, before);
         rc = d->nmsgs ? process_batch(d, err) : tidy_when_idle(d, err);
         if (rc == MD_OK && d->nmsgs == 0)
             rc = tick_when_idle(d, err);
@@ -734,6 +808,11 @@ void md_consumer_close(md_consumer_t *c)
     if (c == NULL || c->rk == NULL)
         return;
     flush_kafka_offsets(c);
+    md_fetch_waker_free(c->waker); /* its thread calls librdkafka: before the destroy */
+    c->waker = NULL;
+    if (c->queue)
+        rd_kafka_queue_destroy(c->queue);
+    c->queue = NULL;
     md_log_info("leaving the consumer group", "timeout_ms=%d", CLOSE_TIMEOUT_MS);
     bool closed = close_bounded(c);
     if (!closed)

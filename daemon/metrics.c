@@ -275,6 +275,11 @@ void md_metrics_render(md_buf_t *out, uint64_t outbox_depth, uint64_t outbox_par
         "%llu\n",
         (unsigned long long)get(&m->kafka_commits));
     put(out,
+        "# HELP marketd_fetch_wakeups_total Fetchers woken after the consumer drained a full "
+        "prefetch queue (librdkafka 2.0 waits up to a second otherwise).\n"
+        "# TYPE marketd_fetch_wakeups_total counter\nmarketd_fetch_wakeups_total %llu\n",
+        (unsigned long long)get(&m->fetch_wakeups));
+    put(out,
         "# HELP marketd_outbox_depth Messages waiting in the outbox.\n"
         "# TYPE marketd_outbox_depth gauge\nmarketd_outbox_depth %llu\n",
         (unsigned long long)outbox_depth);

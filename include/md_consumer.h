@@ -26,7 +26,8 @@
  * and /readyz reports not ready.
  *
  * Threads: every function on the daemon's main thread, which also runs the
- * rebalance callbacks inside md_consumer_run.
+ * rebalance callbacks inside md_consumer_run. The consumer starts one thread
+ * of its own, the fetch waker (md_fetch_waker.h), stopped by md_consumer_close.
  */
 #ifndef MD_CONSUMER_H
 #define MD_CONSUMER_H
@@ -62,10 +63,14 @@ bool md_consumer_fenced(const char *own_id, int64_t own_next, int64_t committed,
                         size_t meta_len);
 
 /**
- * @brief Sets the consumer's fetch sizes (max.partition.fetch.bytes 8 MiB,
- * fetch.max.bytes 16 MiB) on @p conf, except those the configuration sets
- * itself (kafka.*): librdkafka's 1 MiB kept a backlog's drain at a third of
- * offline speed (docs/performance.md, "End to end").
+ * @brief Sets the consumer's fetch sizes and prefetch bounds on @p conf,
+ * except those the configuration sets itself (kafka.*, which win):
+ * max.partition.fetch.bytes 1 MiB, fetch.max.bytes 4 MiB,
+ * queued.max.messages.kbytes 16 MiB, and queued.min.messages a batch and a
+ * quarter (batch.max_commands * 5 / 4, at least 1000). The prefetch is small
+ * (memory under a backlog) because the consumer wakes the fetcher when it
+ * drained a full queue (md_fetch_waker.h; docs/performance.md, "Issue 17,
+ * eighth pass").
  * @returns true; false with @p err set (MD_ECONFIG) when librdkafka refuses one.
  */
 bool md_consumer_fetch_defaults(const md_config_t *cfg, rd_kafka_conf_t *conf, md_error_t *err);

@@ -68,6 +68,7 @@ typedef struct md_metrics {
     _Atomic int partitions_fenced;  /* left to another store (md_consumer.h, fencing) */
     _Atomic uint64_t fencings;      /* partitions fenced since the start */
     _Atomic uint64_t kafka_commits; /* offset commits sent to Kafka (offsets.kafka_commit_ms) */
+    _Atomic uint64_t fetch_wakeups; /* fetchers woken after a full prefetch (md_fetch_waker.h) */
     _Atomic bool outbox_draining;   /* the publisher runs */
     md_replica_metrics_t replica;   /* replicated mode (md_replica.h) */
     /* The projector (md_projector.h): the projections' watermark, the log's

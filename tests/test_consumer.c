@@ -1,7 +1,8 @@
 /*
- * test_consumer.c - the consumer's pure rules: the retry back-off and the
- * fencing decision between stores of one consumer group (the broker side is
- * in tests/integration/test_store_guard.sh).
+ * test_consumer.c - the consumer's pure rules: the retry back-off, the
+ * fencing decision between stores of one consumer group, the fetch defaults
+ * and when the fetcher is woken (md_fetch_waker.h). The broker side: fencing in
+ * tests/integration/test_store_guard.sh, the waker in test_backlog_drain.sh.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +14,11 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <stdatomic.h>
+
 #include "md_consumer.h"
+#include "md_fetch_waker.h"
+#include "md_metrics.h"
 
 /* The documented cap is 5 s: 100, 200, ..., 3200, then 5000, never 6400. */
 static void test_retry_backoff_is_capped_at_5s(void **state)
@@ -68,20 +73,31 @@ static void conf_value(rd_kafka_conf_t *conf, const char *key, char *out, size_t
 }
 
 /* md_consumer_fetch_defaults on a fresh librdkafka configuration in which
- * max.partition.fetch.bytes is @p preset (NULL: unset); checks both sizes after. */
-static void check_fetch(const md_config_t *cfg, const char *preset, const char *want_partition)
+ * max.partition.fetch.bytes and queued.min.messages are @p preset_part and
+ * @p preset_min (NULL: unset, as the configuration's own kafka.* keys would
+ * be set by md_kafka_conf); checks every default after. */
+static void check_fetch(const md_config_t *cfg, const char *preset_part, const char *preset_min,
+                        const char *want_partition, const char *want_min)
 {
     md_error_t err = {0};
     char v[64];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (preset)
-        assert_int_equal(rd_kafka_conf_set(conf, "max.partition.fetch.bytes", preset, v, sizeof v),
+    if (preset_part)
+        assert_int_equal(
+            rd_kafka_conf_set(conf, "max.partition.fetch.bytes", preset_part, v, sizeof v),
+            RD_KAFKA_CONF_OK);
+    if (preset_min)
+        assert_int_equal(rd_kafka_conf_set(conf, "queued.min.messages", preset_min, v, sizeof v),
                          RD_KAFKA_CONF_OK);
     assert_true(md_consumer_fetch_defaults(cfg, conf, &err));
     conf_value(conf, "max.partition.fetch.bytes", v, sizeof v);
     assert_string_equal(v, want_partition);
     conf_value(conf, "fetch.max.bytes", v, sizeof v);
-    assert_string_equal(v, "16777216");
+    assert_string_equal(v, "4194304");
+    conf_value(conf, "queued.max.messages.kbytes", v, sizeof v);
+    assert_string_equal(v, "16384");
+    conf_value(conf, "queued.min.messages", v, sizeof v);
+    assert_string_equal(v, want_min);
     rd_kafka_conf_destroy(conf);
 }
 
@@ -91,12 +107,68 @@ static void test_fetch_defaults_unless_configured(void **state)
     md_config_t cfg;
     md_error_t err = {0};
     md_config_init(&cfg);
-    check_fetch(&cfg, NULL, "8388608");
-    /* a value the configuration sets is left to it */
-    assert_int_equal(md_config_set(&cfg, "kafka.max.partition.fetch.bytes", "1048576", &err),
+    /* the prefetch holds a batch and a quarter (8000: 10000), at least 1000 */
+    check_fetch(&cfg, NULL, NULL, "1048576", "10000");
+    assert_int_equal(md_config_set(&cfg, "batch.max_commands", "100", &err), MD_OK);
+    check_fetch(&cfg, NULL, NULL, "1048576", "1000");
+    /* values the configuration sets are left to it */
+    assert_int_equal(md_config_set(&cfg, "kafka.max.partition.fetch.bytes", "8388608", &err),
                      MD_OK);
-    check_fetch(&cfg, "1048576", "1048576");
+    assert_int_equal(md_config_set(&cfg, "kafka.queued.min.messages", "50000", &err), MD_OK);
+    check_fetch(&cfg, "8388608", "50000", "8388608", "50000");
     md_config_release(&cfg);
+}
+
+/* The fetcher stops at queued.min.messages (count) or queued.max.messages.kbytes
+ * (bytes); the consumer alone takes from the queue, so the queue was largest
+ * just before a batch was taken. */
+static void test_wake_when_the_queue_was_full(void **state)
+{
+    (void)state;
+    const size_t qmin = 10000, qbytes = 16384 * 1024;
+    /* the queue had reached the bound and the batch took it below: wake */
+    assert_true(md_fetch_wake_needed(10000, 2000, 1200000, qmin, qbytes));
+    assert_true(md_fetch_wake_needed(25000, 9999, 1200000, qmin, qbytes));
+    /* below the bound before: the fetcher never stopped (a light load) */
+    assert_false(md_fetch_wake_needed(9999, 0, 1500000, qmin, qbytes));
+    assert_false(md_fetch_wake_needed(50, 0, 7500, qmin, qbytes));
+    /* still at the bound after: it would stop again at once; the next batch wakes */
+    assert_false(md_fetch_wake_needed(30000, 22000, 1200000, qmin, qbytes));
+    /* big messages: the batch took half the byte bound or more */
+    assert_true(md_fetch_wake_needed(16, 0, qbytes / 2, qmin, qbytes));
+    assert_false(md_fetch_wake_needed(16, 0, qbytes / 2 - 1, qmin, qbytes));
+    /* a zero bound (none configured) never wakes by itself */
+    assert_false(md_fetch_wake_needed(100, 0, 1000, 0, 0));
+}
+
+/* The waker's thread starts, takes pokes (merged, more partitions than one
+ * wake names included) and stops; with no broker behind the client its
+ * requests go unanswered and nothing is counted. */
+static void test_waker_starts_takes_pokes_and_stops(void **state)
+{
+    (void)state;
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(
+        rd_kafka_conf_set(conf, "bootstrap.servers", "127.0.0.1:1", errstr, sizeof errstr),
+        RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof errstr),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    assert_non_null(rk);
+    uint64_t before = atomic_load(&md_metrics.fetch_wakeups);
+    md_fetch_waker_t *w = md_fetch_waker_new(rk, "no-such-topic");
+    assert_non_null(w);
+    int32_t parts[MD_FETCH_WAKE_MAX + 8];
+    for (int32_t i = 0; i < MD_FETCH_WAKE_MAX + 8; i++)
+        parts[i] = i % 3;
+    md_fetch_waker_poke(w, parts, MD_FETCH_WAKE_MAX + 8);
+    md_fetch_waker_poke(w, parts, 2);
+    md_fetch_waker_poke(NULL, parts, 2); /* no waker: nothing */
+    md_fetch_waker_free(w);
+    md_fetch_waker_free(NULL);
+    assert_int_equal(atomic_load(&md_metrics.fetch_wakeups), before);
+    rd_kafka_destroy(rk);
 }
 
 int main(void)
@@ -105,6 +177,8 @@ int main(void)
         cmocka_unit_test(test_retry_backoff_is_capped_at_5s),
         cmocka_unit_test(test_fenced_only_by_another_store_ahead),
         cmocka_unit_test(test_fetch_defaults_unless_configured),
+        cmocka_unit_test(test_wake_when_the_queue_was_full),
+        cmocka_unit_test(test_waker_starts_takes_pokes_and_stops),
     };
     return cmocka_run_group_tests_name("consumer", tests, NULL, NULL);
 }
