@@ -690,21 +690,15 @@ static size_t queue_len(const md_consumer_t *d)
 }
 
 /* After a batch was taken from a queue @p before messages long: wakes the
- * fetchers of the batch's partitions when they may be waiting (md_fetch_waker.h). */
+ * fetchers when they may be waiting (md_fetch_waker.h). */
 static void wake_fetchers(md_consumer_t *d, size_t before)
 {
-    size_t bytes = 0, n = 0;
-    int32_t parts[MD_FETCH_WAKE_MAX];
+    size_t bytes = 0;
     for (size_t i = 0; i < d->nmsgs; i++)
         bytes += d->msgs[i]->len;
-    size_t after = queue_len(d);
-    if (d->nmsgs == 0 ||
-        !md_fetch_wake_needed(before, after, bytes, d->queued_min, d->queued_max_bytes))
-        return;
-    for (size_t i = 0; i < d->nmsgs && n < MD_FETCH_WAKE_MAX; i++)
-        if (n == 0 || parts[n - 1] != d->msgs[i]->partition)
-            parts[n++] = d->msgs[i]->partition; /* runs of one partition; the waker merges */
-    md_fetch_waker_poke(d->waker, parts, n);
+    if (md_fetch_wake_needed(before, queue_len(d), d->nmsgs, bytes, d->queued_min,
+                             d->queued_max_bytes))
+        md_fetch_waker_poke(d->waker);
 }
 
 static md_err_t consume_loop(md_consumer_t *d, md_error_t *err)
@@ -782,6 +776,10 @@ md_err_t md_consumer_run(md_consumer_t *c, md_error_t *err)
  * while it waits for members that were killed: a stop must not wait for it. */
 #define CLOSE_TIMEOUT_MS 8000
 
+/* How long the fetch waker may take to end after leaving the group: a wake
+ * request to a broker that hangs can wait much longer (md_fetch_waker.h). */
+#define WAKER_END_MS 2000
+
 /* Leaves the group, serving the revoke (which commits the batch in hand),
  * bounded by CLOSE_TIMEOUT_MS; returns true when the close completed. */
 static bool close_bounded(md_consumer_t *c)
@@ -808,18 +806,28 @@ void md_consumer_close(md_consumer_t *c)
     if (c == NULL || c->rk == NULL)
         return;
     flush_kafka_offsets(c);
-    md_fetch_waker_free(c->waker); /* its thread calls librdkafka: before the destroy */
-    c->waker = NULL;
-    if (c->queue)
-        rd_kafka_queue_destroy(c->queue);
-    c->queue = NULL;
+    md_fetch_waker_stop(c->waker); /* no more wakes; it ends while the group is left */
     md_log_info("leaving the consumer group", "timeout_ms=%d", CLOSE_TIMEOUT_MS);
     bool closed = close_bounded(c);
     if (!closed)
         md_log_warn("consumer group not left in time; the coordinator drops this member "
                     "after session.timeout.ms",
                     "timeout_ms=%d", CLOSE_TIMEOUT_MS);
-    rd_kafka_destroy_flags(c->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    /* its thread calls librdkafka: ended before the destroy, or no destroy */
+    bool waker_ended = md_fetch_waker_free(c->waker, WAKER_END_MS);
+    c->waker = NULL;
+    md_log_info(
+        "fetch wakeups", "wakeups=%llu",
+        (unsigned long long)atomic_load_explicit(&md_metrics.fetch_wakeups, memory_order_relaxed));
+    if (c->queue)
+        rd_kafka_queue_destroy(c->queue);
+    c->queue = NULL;
+    if (waker_ended)
+        rd_kafka_destroy_flags(c->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    else
+        md_log_warn("consumer not destroyed: a fetch wake still waits for the broker "
+                    "(the process ends without it)",
+                    "timeout_ms=%d", WAKER_END_MS);
     c->rk = NULL;
 }
 

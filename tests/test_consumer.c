@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -127,24 +128,31 @@ static void test_wake_when_the_queue_was_full(void **state)
     (void)state;
     const size_t qmin = 10000, qbytes = 16384 * 1024;
     /* the queue had reached the bound and the batch took it below: wake */
-    assert_true(md_fetch_wake_needed(10000, 2000, 1200000, qmin, qbytes));
-    assert_true(md_fetch_wake_needed(25000, 9999, 1200000, qmin, qbytes));
+    assert_true(md_fetch_wake_needed(10000, 2000, 8000, 1200000, qmin, qbytes));
+    assert_true(md_fetch_wake_needed(25000, 9999, 8000, 1200000, qmin, qbytes));
     /* below the bound before: the fetcher never stopped (a light load) */
-    assert_false(md_fetch_wake_needed(9999, 0, 1500000, qmin, qbytes));
-    assert_false(md_fetch_wake_needed(50, 0, 7500, qmin, qbytes));
-    /* still at the bound after: it would stop again at once; the next batch wakes */
-    assert_false(md_fetch_wake_needed(30000, 22000, 1200000, qmin, qbytes));
-    /* big messages: the batch took half the byte bound or more */
-    assert_true(md_fetch_wake_needed(16, 0, qbytes / 2, qmin, qbytes));
-    assert_false(md_fetch_wake_needed(16, 0, qbytes / 2 - 1, qmin, qbytes));
-    /* a zero bound (none configured) never wakes by itself */
-    assert_false(md_fetch_wake_needed(100, 0, 1000, 0, 0));
+    assert_false(md_fetch_wake_needed(9999, 0, 8000, 1500000, qmin, qbytes));
+    assert_false(md_fetch_wake_needed(50, 0, 50, 7500, qmin, qbytes));
+    /* at the bound after: it would stop again at once; the next batch wakes */
+    assert_false(md_fetch_wake_needed(30000, 22000, 8000, 1200000, qmin, qbytes));
+    assert_false(md_fetch_wake_needed(18000, 10000, 8000, 1200000, qmin, qbytes));
+    /* big messages (16 KiB): the bytes bound comes first, at 1024 of them; estimated
+     * from the batch's average, the queue had three quarters of it or more and is
+     * below it now */
+    assert_true(md_fetch_wake_needed(1024, 824, 200, 200 * 16384, qmin, qbytes));
+    assert_true(md_fetch_wake_needed(768, 568, 200, 200 * 16384, qmin, qbytes));
+    assert_false(md_fetch_wake_needed(767, 567, 200, 200 * 16384, qmin, qbytes));
+    assert_false(md_fetch_wake_needed(1300, 1100, 200, 200 * 16384, qmin, qbytes));
+    /* no bounds (none configured), or an empty batch: never */
+    assert_false(md_fetch_wake_needed(100, 0, 100, 1000, 0, 0));
+    assert_false(md_fetch_wake_needed(20000, 0, 0, 0, qmin, qbytes));
 }
 
-/* The waker's thread starts, takes pokes (merged, more partitions than one
- * wake names included) and stops; with no broker behind the client its
- * requests go unanswered and nothing is counted. */
-static void test_waker_starts_takes_pokes_and_stops(void **state)
+/* The waker's thread starts, takes pokes and ends when freed, with a poke
+ * pending or not; on a client that is not a consumer it has no assignment, so
+ * its wakes ask nothing and count nothing. (Its requests to a real broker,
+ * and a broker that hangs, are in tests/integration/test_backlog_drain.sh.) */
+static void test_waker_starts_takes_pokes_and_ends(void **state)
 {
     (void)state;
     char errstr[256];
@@ -157,16 +165,18 @@ static void test_waker_starts_takes_pokes_and_stops(void **state)
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     assert_non_null(rk);
     uint64_t before = atomic_load(&md_metrics.fetch_wakeups);
-    md_fetch_waker_t *w = md_fetch_waker_new(rk, "no-such-topic");
-    assert_non_null(w);
-    int32_t parts[MD_FETCH_WAKE_MAX + 8];
-    for (int32_t i = 0; i < MD_FETCH_WAKE_MAX + 8; i++)
-        parts[i] = i % 3;
-    md_fetch_waker_poke(w, parts, MD_FETCH_WAKE_MAX + 8);
-    md_fetch_waker_poke(w, parts, 2);
-    md_fetch_waker_poke(NULL, parts, 2); /* no waker: nothing */
-    md_fetch_waker_free(w);
-    md_fetch_waker_free(NULL);
+    for (int pending = 0; pending < 2; pending++) {
+        md_fetch_waker_t *w = md_fetch_waker_new(rk, "no-such-topic");
+        assert_non_null(w);
+        for (int i = 0; i < 100; i++)
+            md_fetch_waker_poke(w);
+        if (!pending)
+            usleep(50000); /* the pokes served, the thread waiting again */
+        assert_true(md_fetch_waker_free(w, 5000));
+    }
+    md_fetch_waker_poke(NULL); /* no waker: nothing */
+    md_fetch_waker_stop(NULL);
+    assert_true(md_fetch_waker_free(NULL, 0));
     assert_int_equal(atomic_load(&md_metrics.fetch_wakeups), before);
     rd_kafka_destroy(rk);
 }
@@ -178,7 +188,7 @@ int main(void)
         cmocka_unit_test(test_fenced_only_by_another_store_ahead),
         cmocka_unit_test(test_fetch_defaults_unless_configured),
         cmocka_unit_test(test_wake_when_the_queue_was_full),
-        cmocka_unit_test(test_waker_starts_takes_pokes_and_stops),
+        cmocka_unit_test(test_waker_starts_takes_pokes_and_ends),
     };
     return cmocka_run_group_tests_name("consumer", tests, NULL, NULL);
 }

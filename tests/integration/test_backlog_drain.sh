@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # A backlog waiting on the commands topic before the daemon starts (issue 17,
-# eighth pass). The consumer's prefetch is small (queued.min.messages is a
-# batch and a quarter: 1000 at 200 per batch), so librdkafka stops fetching
-# again and again during the drain; each time the consumer takes the queue
-# below its bound, the fetch waker (md_fetch_waker.h) asks the partition's
-# leader for its offsets, which wakes the fetcher (librdkafka 2.0 would wait
-# up to a second otherwise).
-#   - the daemon woke its fetcher: its log counts the wake requests the broker
-#     answered (a 1 MiB fetch brings ~5,000 of these commands, so the queue
-#     is taken below its bound at least once per fetch after the first);
-#   - every command is decided exactly once, the stored offset reaches the
-#     end of the topic, the chain verifies;
-#   - with kafka.queued.min.messages set above the backlog (the configuration
-#     wins over the defaults), the fetcher never stops, nothing is woken, and
-#     the drain decides the same commands once each.
+# eighth pass). The consumer's prefetch is made smaller than one fetch
+# (kafka.queued.min.messages 100, 64 KiB fetches of ~300 commands), so
+# librdkafka stops fetching after every fetch; each time the consumer takes
+# the queue below its bound, the fetch waker (md_fetch_waker.h) asks the
+# partition's leader for its offsets, which wakes the fetcher (librdkafka 2.0
+# would wait up to a second otherwise).
+#   a. the drain woke the fetcher, and went on without the second-long
+#      pauses (at most one gap of 0.7 s between batches; without the waker
+#      the drain is a burst a second, with 3-4 such gaps);
+#      every command is decided exactly once, the chain verifies;
+#   b. with kafka.queued.min.messages set above the backlog (the configuration
+#      wins over the defaults), the fetcher never stops and nothing is woken;
+#   c. the broker frozen (SIGSTOP) mid-drain: a wake request may then wait for
+#      an answer longer than its timeout (librdkafka 2.0), yet the daemon
+#      stops within a minute (it leaves the waker to end on its own).
 source "$(dirname "$0")/lib.sh"
 
 n=0; ok() { n=$((n + 1)); log "ok - $*"; }
@@ -37,7 +38,13 @@ check_decided() {
     [ "$decided" -eq "$ids" ] || fail "$1: $decided of $ids commands decided"
     ok "$1: $ids commands decided once each, the chain verifies"
 }
-wakeups() { sed -n 's/.*msg="fetch waker stopped" wakeups=\([0-9]*\).*/\1/p' "$work/$1.log" | tail -1; }
+wakeups() { sed -n 's/.*msg="fetch wakeups" wakeups=\([0-9]*\).*/\1/p' "$work/$1.log" | tail -1; }
+# long_gaps NAME: gaps of more than 0.7 s between the daemon's committed batches.
+long_gaps() {
+    grep 'msg="batch committed"' "$work/$1.log" | grep -v 'commands=0' |
+        sed -n 's/^ts=[0-9-]*T\([0-9]*\):\([0-9]*\):\([0-9.]*\)Z.*/\1 \2 \3/p' |
+        awk '{ t = $1 * 3600 + $2 * 60 + $3; if (NR > 1 && t - p > 0.7) g++; p = t } END { print g + 0 }'
+}
 
 gen_workload 7000 >"$work/in.jsonl"
 total=$(grep -c . "$work/in.jsonl")
@@ -45,19 +52,23 @@ ids=$(jq -r 'select(.command_id != null) | .command_id' "$work/in.jsonl" | sort 
 load "$work/in.jsonl" --create-topics 1 --timeout 120 >"$work/load.log" 2>&1 ||
     fail "load: $(tail -2 "$work/load.log")"
 log "$total commands wait on the topic"
+small=(--set topic.partitions=1 --batch-max 200 --set kafka.max.partition.fetch.bytes=65536
+    --set kafka.queued.min.messages=100)
 
-# ---- the default prefetch: the waker wakes the fetcher ------------------------------
-marketd_start a "$work/a" --set topic.partitions=1 --batch-max 200
+# ---- a. a prefetch smaller than a fetch: the waker wakes the fetcher ------------------
+marketd_start a "$work/a" "${small[@]}" --set log.level=debug
 marketd_wait_running a 60
 wait_consumed "$work/a" "$total"
 marketd_stop a
 w=$(wakeups a)
-[ -n "$w" ] || fail "no 'fetch waker stopped' line in the log"
+[ -n "$w" ] || fail "no 'fetch wakeups' line in the log"
 [ "$w" -ge 1 ] || fail "the fetcher was never woken during a drain of $total commands"
-ok "the drain woke the fetcher $w times"
-
+g=$(long_gaps a)
+[ "$g" -le 1 ] || fail "$g pauses of more than 0.7 s between batches (woken $w times)"
+ok "a: the drain woke the fetcher $w times, $g pauses over 0.7 s"
 check_decided a
-# ---- the configuration's prefetch wins: the queue never fills, nothing to wake -------
+
+# ---- b. the configuration's prefetch wins: the queue never fills, nothing to wake -------
 marketd_start b "$work/b" --set topic.partitions=1 --batch-max 200 \
     --set group.id="$prefix.group-b" --set kafka.queued.min.messages=1000000 \
     --set kafka.queued.max.messages.kbytes=1048576
@@ -66,7 +77,40 @@ wait_consumed "$work/b" "$total"
 marketd_stop b
 w=$(wakeups b)
 [ "$w" = 0 ] || fail "woken $w times with a prefetch larger than the backlog"
-ok "kafka.queued.min.messages from the configuration is used: no wakeups"
+ok "b: kafka.queued.min.messages from the configuration is used: no wakeups"
 check_decided b
+
+# ---- c. the broker frozen mid-drain: the daemon still stops ---------------------------
+bpid=$(cat "${KAFKA_DIR:-/tmp/marketd-kafka-$port}/kafka.pid")
+kill -0 "$bpid" || fail "no broker pid"
+thaw() { kill -CONT "$bpid" 2>/dev/null || true; }
+trap 'thaw; cleanup' EXIT
+# 20 commands a batch: the drain lasts seconds, so the queue runs dry (and a
+# wake is asked for) while the broker is frozen
+marketd_start c "$work/c" --set topic.partitions=1 --batch-max 20 \
+    --set kafka.max.partition.fetch.bytes=65536 --set kafka.queued.min.messages=100 \
+    --set group.id="$prefix.group-c"
+marketd_wait_running c 60
+for ((i = 0; i < 600; i++)); do
+    [ "$(consumed "$work/c")" -ge 500 ] && break
+    sleep 0.05
+done
+[ "$(consumed "$work/c")" -lt "$total" ] || fail "c: drained before the freeze"
+kill -STOP "$bpid"
+sleep 1
+start=$SECONDS
+kill -TERM "$(marketd_pid c)"
+for ((i = 0; i < 600; i++)); do
+    kill -0 "$(marketd_pid c)" 2>/dev/null || break
+    sleep 0.1
+done
+took=$((SECONDS - start))
+alive=0; kill -0 "$(marketd_pid c)" 2>/dev/null && alive=1
+thaw
+[ "$alive" = 0 ] || fail "marketd did not stop within 60 s of SIGTERM with the broker frozen"
+grep -q 'msg="marketd stopped cleanly"' "$work/c.log" || fail "c: no clean stop"
+ok "c: stopped in ${took} s with the broker frozen ($(grep -c 'fetch waker still waits' "$work/c.log" || true) waker left to end)"
+# the broker serves again before the next test
+load /dev/null --timeout 60 >/dev/null 2>&1 || fail "the broker does not serve after the thaw"
 
 echo "backlog_drain: $n passed, 0 failed"
