@@ -693,11 +693,13 @@ static size_t queue_len(const md_consumer_t *d)
  * fetchers when they may be waiting (md_fetch_waker.h). */
 static void wake_fetchers(md_consumer_t *d, size_t before)
 {
-    size_t bytes = 0;
+    size_t bytes = 0, after = queue_len(d);
     for (size_t i = 0; i < d->nmsgs; i++)
         bytes += d->msgs[i]->len;
-    if (md_fetch_wake_needed(before, queue_len(d), d->nmsgs, bytes, d->queued_min,
-                             d->queued_max_bytes))
+    /* a fetch may have landed while the batch was collected: the queue held
+     * at least what is left and what was taken */
+    size_t peak = before > after + d->nmsgs ? before : after + d->nmsgs;
+    if (md_fetch_wake_needed(peak, after, d->nmsgs, bytes, d->queued_min, d->queued_max_bytes))
         md_fetch_waker_poke(d->waker);
 }
 

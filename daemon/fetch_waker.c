@@ -7,7 +7,6 @@
  * and checks stop between partitions. Once the owner has given up waiting
  * for it (orphan), the thread is the last user of the waker and frees it.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -21,11 +20,11 @@
 
 struct md_fetch_waker {
     rd_kafka_t *rk;
-    const char *topic;
+    char *topic; /* a copy: an orphaned thread may outlive the caller's */
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;   /* the thread waits on it for a poke or the stop */
-    pthread_cond_t done; /* md_fetch_waker_free waits on it for the thread's end */
+    pthread_cond_t done; /* md_fetch_waker_free waits on it (CLOCK_MONOTONIC) for the end */
     bool poked, stop, exited, orphan;
 };
 
@@ -34,10 +33,9 @@ bool md_fetch_wake_needed(size_t before, size_t after, size_t batch_msgs, size_t
 {
     if (batch_msgs == 0)
         return false; /* nothing taken: the queue did not shrink */
-    bool by_count = queued_min > 0 && before >= queued_min && after < queued_min;
+    bool by_count = before >= queued_min && after < queued_min;
     size_t avg = batch_bytes / batch_msgs;
-    bool by_bytes = queued_max_bytes > 0 && avg > 0 && before * avg >= queued_max_bytes / 4 * 3 &&
-                    after * avg < queued_max_bytes;
+    bool by_bytes = before * avg >= queued_max_bytes / 4 * 3 && after * avg < queued_max_bytes;
     return by_count || by_bytes;
 }
 
@@ -82,6 +80,7 @@ static void wake_assigned(md_fetch_waker_t *w)
 
 static void waker_free(md_fetch_waker_t *w)
 {
+    free(w->topic);
     pthread_cond_destroy(&w->done);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
@@ -111,14 +110,25 @@ static void *waker_main(void *arg)
     return NULL;
 }
 
+/* A condition variable whose timed waits use CLOCK_MONOTONIC. */
+static bool monotonic_cond_init(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+    if (pthread_condattr_init(&a) != 0)
+        return false;
+    bool ok = pthread_condattr_setclock(&a, CLOCK_MONOTONIC) == 0 && pthread_cond_init(c, &a) == 0;
+    pthread_condattr_destroy(&a);
+    return ok;
+}
+
 md_fetch_waker_t *md_fetch_waker_new(rd_kafka_t *rk, const char *topic)
 {
     md_fetch_waker_t *w = md_calloc(1, sizeof *w);
     w->rk = rk;
-    w->topic = topic;
+    w->topic = md_strdup(topic);
     bool mu = pthread_mutex_init(&w->mu, NULL) == 0;
     bool cv = mu && pthread_cond_init(&w->cv, NULL) == 0;
-    bool done = cv && pthread_cond_init(&w->done, NULL) == 0;
+    bool done = cv && monotonic_cond_init(&w->done);
     if (done && pthread_create(&w->th, NULL, waker_main, w) == 0)
         return w;
     if (done)
@@ -127,35 +137,39 @@ md_fetch_waker_t *md_fetch_waker_new(rd_kafka_t *rk, const char *topic)
         pthread_cond_destroy(&w->cv);
     if (mu)
         pthread_mutex_destroy(&w->mu);
+    free(w->topic);
     free(w);
     return NULL;
 }
 
-void md_fetch_waker_poke(md_fetch_waker_t *w)
+/* Sets @p flag (poked or stop) and wakes the thread. */
+static void raise_flag(md_fetch_waker_t *w, bool *flag)
 {
-    if (w == NULL)
-        return;
     pthread_mutex_lock(&w->mu);
-    w->poked = true;
+    *flag = true;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+}
+
+void md_fetch_waker_poke(md_fetch_waker_t *w)
+{
+    if (w != NULL)
+        raise_flag(w, &w->poked);
 }
 
 void md_fetch_waker_stop(md_fetch_waker_t *w)
 {
-    if (w == NULL)
-        return;
-    pthread_mutex_lock(&w->mu);
-    w->stop = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+    if (w != NULL)
+        raise_flag(w, &w->stop);
 }
 
-/* The absolute CLOCK_REALTIME time @p ms from now (pthread_cond_timedwait's clock). */
+/* The absolute CLOCK_MONOTONIC time @p ms (>= 0) from now (the done condition's clock). */
 static struct timespec deadline_in(long ms)
 {
     struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
+    if (ms < 0)
+        ms = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t);
     t.tv_sec += ms / 1000;
     t.tv_nsec += (ms % 1000) * 1000000L;
     if (t.tv_nsec >= 1000000000L)
@@ -171,8 +185,8 @@ bool md_fetch_waker_free(md_fetch_waker_t *w, long timeout_ms)
     struct timespec until = deadline_in(timeout_ms);
     pthread_mutex_lock(&w->mu);
     int rc = 0;
-    while (!w->exited && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&w->done, &w->mu, &until);
+    while (!w->exited && rc == 0)
+        rc = pthread_cond_timedwait(&w->done, &w->mu, &until); /* ETIMEDOUT, or an error */
     bool exited = w->exited;
     pthread_t th = w->th; /* an orphan may be freed by its thread once mu is released */
     w->orphan = !exited;

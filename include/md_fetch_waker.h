@@ -55,16 +55,20 @@ typedef struct md_fetch_waker md_fetch_waker_t;
 
 /**
  * @brief Whether the fetcher may be waiting and must be woken (pure).
- * @p before and @p after are the consumer queue's lengths (messages) when the
- * consumer began and finished taking a batch of @p batch_msgs messages and
- * @p batch_bytes bytes; @p queued_min and @p queued_max_bytes the prefetch
- * bounds (queued.min.messages, queued.max.messages.kbytes * 1024). The
- * fetcher stops when the queue reaches either bound; only the consumer takes
- * from the queue, so the queue was largest just before a batch was taken:
+ * @p before is the consumer queue's largest length (messages) while a batch
+ * of @p batch_msgs messages and @p batch_bytes bytes was taken, @p after its
+ * length once it was taken; @p queued_min and @p queued_max_bytes the
+ * prefetch bounds (queued.min.messages, queued.max.messages.kbytes * 1024).
+ * The fetcher stops when the queue reaches either bound. Only the consumer
+ * takes from the queue, so the caller can bound the peak from above by the
+ * larger of the length before the batch and @p after plus the batch (a fetch
+ * may land while the batch is collected); waking when it was not needed costs
+ * one small request.
  *  - by count: @p before reached @p queued_min and @p after is below it;
  *  - by bytes (the queue's bytes are not visible: estimated from the batch's
  *    average message): @p before's reached three quarters of
- *    @p queued_max_bytes and @p after's is below it.
+ *    @p queued_max_bytes (the estimate is rough) and @p after's is below the
+ *    whole of it.
  * An empty batch never wakes (the queue did not shrink).
  */
 bool md_fetch_wake_needed(size_t before, size_t after, size_t batch_msgs, size_t batch_bytes,
@@ -88,8 +92,9 @@ void md_fetch_waker_poke(md_fetch_waker_t *w);
 void md_fetch_waker_stop(md_fetch_waker_t *w);
 
 /**
- * @brief Stops the thread and waits for it at most @p timeout_ms, then frees
- * the waker. NULL is ignored (true).
+ * @brief Stops the thread and waits for it at most @p timeout_ms; the waker
+ * is then freed, by this call or, when the thread is still inside librdkafka,
+ * by the thread when it returns. NULL is ignored (true).
  * @returns true when the thread ended; false when it is still inside
  *          librdkafka: it was left to end on its own (logged) and the caller
  *          must not destroy the rd_kafka_t.

@@ -121,8 +121,8 @@ static void test_fetch_defaults_unless_configured(void **state)
 }
 
 /* The fetcher stops at queued.min.messages (count) or queued.max.messages.kbytes
- * (bytes); the consumer alone takes from the queue, so the queue was largest
- * just before a batch was taken. */
+ * (bytes); before is the queue's peak while the batch was taken (the consumer
+ * bounds it from above), after its length once taken. */
 static void test_wake_when_the_queue_was_full(void **state)
 {
     (void)state;
@@ -143,15 +143,16 @@ static void test_wake_when_the_queue_was_full(void **state)
     assert_true(md_fetch_wake_needed(768, 568, 200, 200 * 16384, qmin, qbytes));
     assert_false(md_fetch_wake_needed(767, 567, 200, 200 * 16384, qmin, qbytes));
     assert_false(md_fetch_wake_needed(1300, 1100, 200, 200 * 16384, qmin, qbytes));
-    /* no bounds (none configured), or an empty batch: never */
-    assert_false(md_fetch_wake_needed(100, 0, 100, 1000, 0, 0));
+    assert_false(md_fetch_wake_needed(1224, 1024, 200, 200 * 16384, qmin, qbytes)); /* at it */
+    /* an empty batch: the queue did not shrink */
     assert_false(md_fetch_wake_needed(20000, 0, 0, 0, qmin, qbytes));
 }
 
 /* The waker's thread starts, takes pokes and ends when freed, with a poke
  * pending or not; on a client that is not a consumer it has no assignment, so
- * its wakes ask nothing and count nothing. (Its requests to a real broker,
- * and a broker that hangs, are in tests/integration/test_backlog_drain.sh.) */
+ * its wakes ask nothing and count nothing. (Its requests to a real broker, and
+ * its stop while one waits for a broker that hangs, are in
+ * tests/integration/test_backlog_drain.sh, parts a and c.) */
 static void test_waker_starts_takes_pokes_and_ends(void **state)
 {
     (void)state;
