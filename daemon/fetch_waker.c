@@ -24,7 +24,7 @@ struct md_fetch_waker {
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;   /* the thread waits on it for a poke or the stop */
-    pthread_cond_t done; /* md_fetch_waker_free waits on it (CLOCK_MONOTONIC) for the end */
+    pthread_cond_t done; /* md_fetch_waker_free waits on it for the thread's end */
     bool poked, stop, exited, orphan;
 };
 
@@ -110,17 +110,6 @@ static void *waker_main(void *arg)
     return NULL;
 }
 
-/* A condition variable whose timed waits use CLOCK_MONOTONIC. */
-static bool monotonic_cond_init(pthread_cond_t *c)
-{
-    pthread_condattr_t a;
-    if (pthread_condattr_init(&a) != 0)
-        return false;
-    bool ok = pthread_condattr_setclock(&a, CLOCK_MONOTONIC) == 0 && pthread_cond_init(c, &a) == 0;
-    pthread_condattr_destroy(&a);
-    return ok;
-}
-
 md_fetch_waker_t *md_fetch_waker_new(rd_kafka_t *rk, const char *topic)
 {
     md_fetch_waker_t *w = md_calloc(1, sizeof *w);
@@ -128,7 +117,7 @@ md_fetch_waker_t *md_fetch_waker_new(rd_kafka_t *rk, const char *topic)
     w->topic = md_strdup(topic);
     bool mu = pthread_mutex_init(&w->mu, NULL) == 0;
     bool cv = mu && pthread_cond_init(&w->cv, NULL) == 0;
-    bool done = cv && monotonic_cond_init(&w->done);
+    bool done = cv && pthread_cond_init(&w->done, NULL) == 0;
     if (done && pthread_create(&w->th, NULL, waker_main, w) == 0)
         return w;
     if (done)
@@ -163,26 +152,13 @@ void md_fetch_waker_stop(md_fetch_waker_t *w)
         raise_flag(w, &w->stop);
 }
 
-/* The absolute CLOCK_MONOTONIC time @p ms (>= 0) from now (the done condition's clock). */
-static struct timespec deadline_in(long ms)
-{
-    struct timespec t;
-    if (ms < 0)
-        ms = 0;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L)
-        t.tv_sec++, t.tv_nsec -= 1000000000L;
-    return t;
-}
-
 bool md_fetch_waker_free(md_fetch_waker_t *w, long timeout_ms)
 {
     if (w == NULL)
         return true;
     md_fetch_waker_stop(w);
-    struct timespec until = deadline_in(timeout_ms);
+    struct timespec until;
+    md_deadline_ms(&until, timeout_ms < 0 ? 0 : timeout_ms);
     pthread_mutex_lock(&w->mu);
     int rc = 0;
     while (!w->exited && rc == 0)
