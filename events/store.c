@@ -257,6 +257,7 @@ md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t 
     pthread_rwlock_init(&s->grow_lock, &ra);
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&s->write_lock, NULL);
+    pthread_mutex_init(&s->heads_lock, NULL);
     s->read_only = o.read_only;
     if ((o.lock && (rc = md__store_lock_dir(s, dir, err)) != MD_OK) ||
         (rc = md__store_check_data_file(s->path, err)) != MD_OK)
@@ -303,6 +304,7 @@ void md_store_free(md_store_t *s)
         close(s->lock_fd); /* releases the lock; the file stays (no unlink race) */
     pthread_rwlock_destroy(&s->grow_lock);
     pthread_mutex_destroy(&s->write_lock);
+    pthread_mutex_destroy(&s->heads_lock);
     free(s);
 }
 
@@ -373,6 +375,7 @@ static void wtxn_reset(md_txn_t *t, MDB_txn *txn)
     t->head_loaded = false;
     t->outbox_loaded = false;
     t->head_dirty = false;
+    t->appended = false;
     t->outbox_dirty = false;
     t->streams = NULL; /* LMDB frees a write txn's cursors when it ends */
     md__sv_reset(t);
@@ -399,6 +402,33 @@ static md_err_t commit_err(md_store_t *s, int rc, md_error_t *err)
                         avail < ((unsigned long long)1 << 20) ? "disk full" : "I/O", avail, path);
 }
 
+/* A write transaction that appended committed with this head (md_store_committed). */
+static void note_committed(md_store_t *s, const md_txn_t *t)
+{
+    pthread_mutex_lock(&s->heads_lock);
+    unsigned i = (unsigned)(s->nheads++ % MD_STORE_HEADS);
+    s->heads[i].seq = t->head_seq;
+    memcpy(s->heads[i].hash, t->head_hash, MD_HASH_LEN);
+    pthread_mutex_unlock(&s->heads_lock);
+}
+
+md_committed_t md_store_committed(md_store_t *s, uint64_t seq,
+                                  const unsigned char hash[MD_HASH_LEN])
+{
+    md_committed_t r = MD_COMMITTED_NOT_YET;
+    pthread_mutex_lock(&s->heads_lock);
+    uint64_t n = s->nheads < MD_STORE_HEADS ? s->nheads : MD_STORE_HEADS;
+    for (uint64_t k = 0; k < n && r != MD_COMMITTED_YES; k++) {
+        unsigned i = (unsigned)((s->nheads - 1 - k) % MD_STORE_HEADS);
+        if (s->heads[i].seq == seq && memcmp(s->heads[i].hash, hash, MD_HASH_LEN) == 0)
+            r = MD_COMMITTED_YES;
+        else if (s->heads[i].seq >= seq)
+            r = MD_COMMITTED_NO;
+    }
+    pthread_mutex_unlock(&s->heads_lock);
+    return r;
+}
+
 static md_err_t store_write_locked(md_store_t *s, md_write_fn fn, void *ctx, md_error_t *err)
 {
     for (;;) {
@@ -414,6 +444,8 @@ static md_err_t store_write_locked(md_store_t *s, md_write_fn fn, void *ctx, md_
             rc = commit_err(s, mdb_txn_commit(txn), err);
         else
             mdb_txn_abort(txn);
+        if (rc == MD_OK && s->wtxn->appended)
+            note_committed(s, s->wtxn);
         s->wtxn->txn = NULL;
         end_txn(s);
         if (rc != MD_EMAPFULL)

@@ -217,6 +217,7 @@ static md_err_t put_record(md_txn_t *t, md_event_t *ev, md_error_t *err)
         return md_store_err(rc, err, "index stream");
     sv_set(t, ev->stream, strlen(ev->stream), ev->version);
     t->head_dirty = true;
+    t->appended = true;
     t->head_seq = ev->seq;
     memcpy(t->head_hash, ev->hash, MD_HASH_LEN);
     return MD_OK;

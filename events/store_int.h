@@ -56,6 +56,14 @@ struct md_store {
      * failed resize: no transaction may begin after that (it would fault). */
     _Atomic bool broken;
     char broken_msg[4608];
+    /* The heads of the last write transactions of this process that appended
+     * and committed (md_store_committed), newest at heads[(nheads - 1) % N]. */
+    pthread_mutex_t heads_lock;
+    struct {
+        uint64_t seq;
+        unsigned char hash[MD_HASH_LEN];
+    } heads[MD_STORE_HEADS];
+    uint64_t nheads;
 };
 
 struct md_txn {
@@ -71,6 +79,7 @@ struct md_txn {
      * outbox entry; they are kept here and written once, just before the
      * commit (flush_meta), rather than rewritten per event. */
     bool head_dirty, outbox_dirty;
+    bool appended;       /* the write txn appended events (md_store_committed) */
     MDB_cursor *streams; /* the write txn's cursor on streams, opened once */
     md_buf_t rec;        /* scratch: record = prev_hash | hash | body */
     /* The write txn's stream versions, as read or appended in it (a hash

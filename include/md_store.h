@@ -124,6 +124,27 @@ const char *md_store_id(const md_store_t *s);
  *  every transaction fails from then on; the process should stop. Any thread. */
 bool md_store_broken(md_store_t *s);
 
+/* How many committed heads md_store_committed remembers. */
+#define MD_STORE_HEADS 8
+
+/* md_store_committed's answers. */
+typedef enum md_committed {
+    MD_COMMITTED_NOT_YET, /* no head at or past @p seq committed here yet */
+    MD_COMMITTED_YES,     /* a transaction committed (and synced) with that head */
+    MD_COMMITTED_NO       /* past @p seq without that head among the last
+                             MD_STORE_HEADS (another head there, or too old) */
+} md_committed_t;
+
+/**
+ * @brief Whether a write transaction of this process that appended events
+ * committed with its head (last event) at @p seq with hash @p hash: answered
+ * from the heads of the last MD_STORE_HEADS such commits, without a
+ * transaction (no lock of the store's but a mutex of its own), so a thread
+ * inside another environment's write transaction may ask. Any thread.
+ */
+md_committed_t md_store_committed(md_store_t *s, uint64_t seq,
+                                  const unsigned char hash[MD_HASH_LEN]);
+
 /**
  * @brief Flushes every committed write transaction to disk (mdb_env_sync,
  * forced): for a store opened with nosync, whose commits reach the disk
