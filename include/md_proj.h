@@ -172,6 +172,9 @@ md_err_t md_proj_unmark(md_proj_t *p, md_error_t *err);
  * both are one environment. Any thread. */
 md_store_t *md_proj_store(md_proj_t *p);
 
+/** @brief The event log the projections are derived from (borrowed). Any thread. */
+md_store_t *md_proj_log(md_proj_t *p);
+
 /** @brief True when the projections have an environment of their own. */
 bool md_proj_split(const md_proj_t *p);
 
@@ -207,6 +210,31 @@ md_err_t md_proj_pin(md_proj_t *p, md_error_t *err);
 MD_MUST_CHECK
 md_err_t md_proj_advance(md_proj_t *p, uint64_t max_events, uint64_t *seq, uint64_t *head,
                          uint64_t *outbox_next, md_error_t *err);
+
+/* md_proj_apply_staged's wait while the log does not hold the staged events
+ * yet: returns MD_OK once it may hold them (look again), an error to give up
+ * (the projections' transaction is then aborted and that error returned). */
+typedef md_err_t (*md_proj_wait_fn)(void *ctx, md_error_t *err);
+
+/**
+ * @brief The projector's head start: applies @p n events handed over by the
+ * writer before its batch committed (consecutive seqs, the first one past the
+ * watermark) in one write transaction of the projections' environment, as
+ * md_proj_advance would from the log (bulk mode, meta "seq"), and commits only
+ * once the log holds the same events (its event at the last staged seq has the
+ * staged hash; the chain makes the earlier ones the same too), calling
+ * @p wait until it does: the watermark is never ahead of the committed log.
+ * @param evs borrowed; their data is read, nothing is kept.
+ * @locality as md_proj_advance (the projector's thread).
+ * @returns MD_OK (the watermark is now evs[n-1].seq); MD_EINVAL (no events,
+ *          seqs not consecutive, one environment); MD_ENOTFOUND (the first
+ *          event is not the one after the watermark, or the log holds other
+ *          events at those seqs); what @p wait returned; as md_proj_advance otherwise. On any error
+ *          nothing was committed.
+ */
+MD_MUST_CHECK
+md_err_t md_proj_apply_staged(md_proj_t *p, const md_event_t *evs, size_t n, md_proj_wait_fn wait,
+                              void *ctx, md_error_t *err);
 
 /**
  * @brief Waits until the projections' watermark reaches @p seq, at most
