@@ -95,8 +95,9 @@ asan:
 
 # tsan: under ThreadSanitizer, the suites whose code shares data between
 # threads of its own: the replays' two lanes and the last log sorted aside
-# (test_proj, test_proj_property), the engine's decoding ahead (test_engine).
-TSAN_TESTS := test_proj test_proj_property test_engine
+# (test_proj, test_proj_property), the engine's decoding ahead (test_engine),
+# the projector's head start beside the writer (test_projector).
+TSAN_TESTS := test_proj test_proj_property test_engine test_projector
 tsan:
 	$(MAKE) BUILD=build/tsan SANITIZE=thread $(TSAN_TESTS:%=build/tsan/tests/%)
 	@set -e; for t in $(TSAN_TESTS); do echo "== $$t (tsan)"; \

@@ -208,6 +208,12 @@ static void render_projection(md_buf_t *out, uint64_t events_total)
         "%llu\n",
         (unsigned long long)get(&m->proj_commits));
     put(out,
+        "# HELP marketd_projection_staged_commits_total Projection transactions of a batch "
+        "handed over before the log's commit (the head start).\n"
+        "# TYPE marketd_projection_staged_commits_total counter\n"
+        "marketd_projection_staged_commits_total %llu\n",
+        (unsigned long long)get(&m->proj_staged));
+    put(out,
         "# HELP marketd_projection_failures_total Projection transactions that failed "
         "(retried).\n# TYPE marketd_projection_failures_total counter\n"
         "marketd_projection_failures_total %llu\n",

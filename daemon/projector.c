@@ -18,6 +18,29 @@
 #include "md_projector.h"
 
 #define IDLE_MS 100 /* a look at the log without a kick; also the retry delay */
+/* The head start (md_projector_stage_begin): a writer's batch of at most this
+ * many events, with at most this many bytes of event data, is handed over
+ * before its commit; a larger one is applied from the log after it, as before. */
+#define STAGE_MAX_EVENTS 1024
+#define STAGE_MAX_BYTES (1u << 20)
+/* How long a batch handed over waits for the log's commit before it is dropped
+ * (and applied from the log, if it was committed after all). */
+#define STAGE_WAIT_MS 1000
+
+/* One batch handed over. The writer fills an EMPTY slot (FILLING) and hands it
+ * over (READY); the projector applies it and empties it. The events and their
+ * data belong to the writer while FILLING and to the projector while READY. */
+typedef enum stage_state { STAGE_EMPTY, STAGE_FILLING, STAGE_READY } stage_state_t;
+
+typedef struct stage {
+    stage_state_t state; /* under mu */
+    md_event_t *evs;     /* STAGE_MAX_EVENTS (allocated by the writer at first use) */
+    size_t *off;         /* each event's data offset in data, until READY */
+    size_t n;
+    md_buf_t data;
+    uint64_t below;  /* the batch's next outbox id (the gate opens to it) */
+    uint64_t writes; /* the writer's transaction it belongs to (md_projector_t.writes) */
+} stage_t;
 
 struct md_projector {
     md_proj_t *proj;
@@ -46,6 +69,18 @@ struct md_projector {
     uint64_t begun, done; /* md_proj_advance calls begun, and those that committed */
     int64_t dirty_ms;     /* when the first un-synced commit happened; 0: none */
     bool flusher_stop;
+    /* The head start: two slots, so that the writer hands over its next batch
+     * while the projector still commits the one before; both take them in
+     * turn (the writer's w, the projector's r). Under mu: writes, kicks and
+     * the wait's fields. */
+    stage_t stage[2];
+    unsigned w, r;
+    bool staging;        /* the writer's own: the batch in progress is handed over */
+    uint64_t writes;     /* write transactions the writer began */
+    uint64_t kicks;      /* commits (md_projector_kick) */
+    uint64_t wait_kicks; /* the wait's: the kicks it has seen */
+    bool wait_over;      /* ... the writer moved on, or stop, or the deadline */
+    struct timespec wait_deadline;
 };
 
 /* A waiter gives up after this many failed steps in a row (~1 s of retries). */
@@ -89,19 +124,67 @@ static void note_step(md_projector_t *pr, uint64_t seq, uint64_t head, uint64_t 
     pthread_cond_broadcast(&pr->cv);
 }
 
+/*
+ * How many events past @p from the next step applies (*max; 0: none): those up
+ * to the log's head read here (*head, with its next outbox id *below), short of
+ * a batch the writer has handed over (the head start), which goes first
+ * (*held: nothing before it). The slots are read after the head: a batch
+ * handed over later commits later, beyond that head.
+ */
+static md_err_t step_bound(md_projector_t *pr, uint64_t from, uint64_t *max, uint64_t *head,
+                           uint64_t *below, bool *held, md_error_t *err)
+{
+    md_txn_t *t = NULL;
+    uint64_t to;
+    md_err_t rc = md_store_read(md_proj_log(pr->proj), &t, err);
+    if (rc == MD_OK)
+        rc = md_txn_head(t, head, NULL, err);
+    if (rc == MD_OK)
+        rc = md_txn_outbox_next(t, below, err);
+    md_txn_end(t);
+    if (rc != MD_OK)
+        return rc;
+    to = *head;
+    *held = false;
+    pthread_mutex_lock(&pr->mu);
+    for (int i = 0; i < 2; i++) {
+        const stage_t *s = &pr->stage[i];
+        if (s->state == STAGE_READY && s->evs[0].seq > from && s->evs[0].seq - 1 < to) {
+            to = s->evs[0].seq - 1;
+            *held = true;
+        }
+    }
+    pthread_mutex_unlock(&pr->mu);
+    *max = to <= from ? 0 : to - from < pr->max_events ? to - from : pr->max_events;
+    *held = *held && to <= from;
+    return MD_OK;
+}
+
 /* Applies what the log holds beyond the watermark, a transaction at a time.
  * Returns false after a failure (the caller waits before the next try). */
 static bool step(md_projector_t *pr)
 {
     for (;;) {
-        uint64_t seq = 0, head = 0, below = 0, before = md_projector_seq(pr);
+        uint64_t seq = 0, head = 0, below = 0, before = md_projector_seq(pr), max = 0;
+        bool held = false;
         md_error_t err = {0};
         if (pr->delay_ms > 0)
             md_sleep_ms(pr->delay_ms);
+        md_err_t rc = step_bound(pr, before, &max, &head, &below, &held, &err);
+        if (rc == MD_OK && held)
+            return true;               /* the batch handed over goes first */
+        if (rc == MD_OK && max == 0) { /* nothing to apply: the gate may still move */
+            pthread_mutex_lock(&pr->mu);
+            pr->fails = 0;
+            note_step(pr, before, head, below);
+            pthread_mutex_unlock(&pr->mu);
+            return true;
+        }
         pthread_mutex_lock(&pr->mu);
         pr->begun++;
         pthread_mutex_unlock(&pr->mu);
-        md_err_t rc = md_proj_advance(pr->proj, pr->max_events, &seq, &head, &below, &err);
+        if (rc == MD_OK)
+            rc = md_proj_advance(pr->proj, max, &seq, &head, &below, &err);
         pthread_mutex_lock(&pr->mu);
         if (rc == MD_OK && seq > before)
             pr->done++;
@@ -131,6 +214,148 @@ static bool step(md_projector_t *pr)
         if (!more)
             return true;
     }
+}
+
+/* ---- the head start ---------------------------------------------------------------------- */
+
+/* md_proj_apply_staged's wait (md_proj_wait_fn): until the next commit, the
+ * writer's next transaction, stop or the deadline. Once the writer has moved on,
+ * the log already holds the batch or never will: the look that follows is the
+ * last, and the next call gives up. */
+static md_err_t stage_wait(void *ctx, md_error_t *err)
+{
+    md_projector_t *pr = ctx;
+    const stage_t *s = &pr->stage[pr->r];
+    int wrc = 0;
+    pthread_mutex_lock(&pr->mu);
+    bool over = pr->wait_over;
+    pr->wait_over = pr->writes != s->writes || pr->stop;
+    while (!over && !pr->wait_over && pr->kicks == pr->wait_kicks && wrc == 0) {
+        wrc = pthread_cond_timedwait(&pr->cv, &pr->mu, &pr->wait_deadline);
+        pr->wait_over = pr->writes != s->writes || pr->stop || wrc != 0;
+    }
+    pr->wait_kicks = pr->kicks;
+    pthread_mutex_unlock(&pr->mu);
+    return over ? md_error_set(err, MD_ENOTFOUND, "the batch handed over was not committed")
+                : MD_OK;
+}
+
+/* Applies the batch in slot r (READY), commits it once the log holds it, and
+ * empties the slot. A batch that cannot go first (the projections behind it,
+ * or not committed) is dropped: the next step applies the log as before. */
+static void apply_stage(md_projector_t *pr)
+{
+    stage_t *s = &pr->stage[pr->r];
+    md_error_t err = {0};
+    pthread_mutex_lock(&pr->mu);
+    pr->begun++;
+    pr->wait_kicks = pr->kicks;
+    pr->wait_over = false;
+    md_deadline_ms(&pr->wait_deadline, STAGE_WAIT_MS);
+    pthread_mutex_unlock(&pr->mu);
+    if (pr->delay_ms > 0)
+        md_sleep_ms(pr->delay_ms);
+    md_err_t rc = md_proj_apply_staged(pr->proj, s->evs, s->n, stage_wait, pr, &err);
+    uint64_t last = s->evs[s->n - 1].seq;
+    if (rc == MD_OK) { /* counted before the watermark moves: a waiter sees both */
+        atomic_fetch_add_explicit(&md_metrics.proj_commits, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&md_metrics.proj_staged, 1, memory_order_relaxed);
+    }
+    pthread_mutex_lock(&pr->mu);
+    if (rc == MD_OK) {
+        pr->done++;
+        pr->fails = 0;
+        note_step(pr, last, last, s->below);
+    } else {
+        pr->begun--;       /* nothing committed */
+        pr->kicked = true; /* the log, as before, in the step that follows */
+    }
+    if (pr->dirty_ms == 0 && md_proj_unsynced(pr->proj))
+        pr->dirty_ms = md_mono_ms();
+    s->state = STAGE_EMPTY;
+    pr->r ^= 1;
+    pthread_mutex_unlock(&pr->mu);
+    if (rc != MD_OK && rc != MD_ENOTFOUND) {
+        md_log_warn("projection head start failed, applying from the log", "seq=%llu error=\"%s\"",
+                    (unsigned long long)last, err.msg);
+    }
+}
+
+/* The writer drops the batch it was handing over (too large, or empty). */
+static void stage_drop(md_projector_t *pr)
+{
+    pr->staging = false;
+    pthread_mutex_lock(&pr->mu);
+    pr->stage[pr->w].state = STAGE_EMPTY;
+    pthread_mutex_unlock(&pr->mu);
+}
+
+md_err_t md_projector_stage_begin(md_txn_t *t, void *projector, md_error_t *err)
+{
+    md_projector_t *pr = projector;
+    stage_t *s = &pr->stage[pr->w];
+    (void)t;
+    (void)err;
+    pthread_mutex_lock(&pr->mu);
+    pr->writes++; /* the transaction before has ended: its batch is in the log or never */
+    pr->staging = s->state != STAGE_READY;
+    if (pr->staging)
+        s->state = STAGE_FILLING;
+    pthread_cond_broadcast(&pr->cv);
+    pthread_mutex_unlock(&pr->mu);
+    if (!pr->staging)
+        return MD_OK;
+    if (s->evs == NULL) {
+        s->evs = md_calloc(STAGE_MAX_EVENTS, sizeof *s->evs);
+        s->off = md_calloc(STAGE_MAX_EVENTS, sizeof *s->off);
+    }
+    s->n = 0;
+    md_buf_reset(&s->data);
+    return MD_OK;
+}
+
+md_err_t md_projector_stage_event(md_txn_t *t, const md_event_t *ev, void *projector,
+                                  md_error_t *err)
+{
+    md_projector_t *pr = projector;
+    stage_t *s = &pr->stage[pr->w];
+    (void)t;
+    (void)err;
+    if (!pr->staging)
+        return MD_OK;
+    if (s->n == STAGE_MAX_EVENTS || ev->data_len > STAGE_MAX_BYTES - s->data.len) {
+        stage_drop(pr); /* applied from the log after the commit */
+        return MD_OK;
+    }
+    s->evs[s->n] = *ev;
+    s->off[s->n++] = s->data.len;
+    md_buf_append(&s->data, ev->data, ev->data_len);
+    return MD_OK;
+}
+
+md_err_t md_projector_stage_end(md_txn_t *t, void *projector, md_error_t *err)
+{
+    md_projector_t *pr = projector;
+    stage_t *s = &pr->stage[pr->w];
+    uint64_t below = 0;
+    if (!pr->staging)
+        return MD_OK;
+    md_err_t rc = s->n ? md_txn_outbox_next(t, &below, err) : MD_OK;
+    if (rc != MD_OK || s->n == 0) {
+        stage_drop(pr);
+        return rc;
+    }
+    for (size_t i = 0; i < s->n; i++)
+        s->evs[i].data = s->data.p + s->off[i];
+    pr->staging = false;
+    pthread_mutex_lock(&pr->mu);
+    s->below = below;
+    s->writes = pr->writes;
+    s->state = STAGE_READY;
+    pr->w ^= 1;
+    pthread_cond_broadcast(&pr->cv);
+    pthread_mutex_unlock(&pr->mu);
+    return MD_OK;
 }
 
 /* Lazy sync, one flush (lock held on entry and exit, released during the
@@ -214,15 +439,19 @@ static void *projector_main(void *arg)
         struct timespec ts;
         md_deadline_ms(&ts, IDLE_MS);
         pthread_mutex_lock(&pr->mu);
-        while (!pr->stop && (!pr->kicked || !ok))
+        while (!pr->stop && pr->stage[pr->r].state != STAGE_READY && (!pr->kicked || !ok))
             if (pthread_cond_timedwait(&pr->cv, &pr->mu, &ts) == ETIMEDOUT)
                 break;
-        bool stop = pr->stop;
-        pr->kicked = false;
+        bool stop = pr->stop, staged = pr->stage[pr->r].state == STAGE_READY;
+        if (!staged)
+            pr->kicked = false;
         pthread_mutex_unlock(&pr->mu);
         if (stop)
             break;
-        ok = step(pr);
+        if (staged)
+            apply_stage(pr); /* then, kicked by its commit, a step for anything else */
+        else
+            ok = step(pr);
     }
     return NULL;
 }
@@ -298,6 +527,7 @@ void md_projector_kick(void *projector)
     long now = (long)md_mono_ms();
     pthread_mutex_lock(&pr->mu);
     pr->kicked = true;
+    pr->kicks++;
     long zero = 0;
     atomic_compare_exchange_strong(&md_metrics.proj_behind_since_ms, &zero, now);
     pthread_cond_broadcast(&pr->cv);
@@ -368,6 +598,11 @@ void md_projector_free(md_projector_t *pr)
     if (pr == NULL)
         return;
     md_projector_stop(pr);
+    for (int i = 0; i < 2; i++) {
+        free(pr->stage[i].evs);
+        free(pr->stage[i].off);
+        md_buf_release(&pr->stage[i].data);
+    }
     pthread_mutex_destroy(&pr->mu);
     pthread_cond_destroy(&pr->cv);
     free(pr);

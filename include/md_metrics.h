@@ -73,9 +73,11 @@ typedef struct md_metrics {
     md_replica_metrics_t replica;   /* replicated mode (md_replica.h) */
     /* The projector (md_projector.h): the projections' watermark, the log's
      * head it last read, since when (monotonic ms) the projections have been
-     * behind a committed batch (0: caught up), its commits and failures. */
+     * behind a committed batch (0: caught up), its commits and failures, and
+     * of its commits those of a batch handed over before the log's commit
+     * (the head start, md_projector_stage_begin). */
     _Atomic bool proj_on;
-    _Atomic uint64_t proj_seq, proj_head, proj_commits, proj_failures;
+    _Atomic uint64_t proj_seq, proj_head, proj_commits, proj_failures, proj_staged;
     _Atomic long proj_behind_since_ms;
 } md_metrics_t;
 

@@ -47,7 +47,9 @@
 #include <stdint.h>
 
 #include "md_error.h"
+#include "md_event.h"
 #include "md_proj.h"
+#include "md_store.h"
 
 typedef struct md_projector md_projector_t;
 
@@ -107,6 +109,36 @@ md_err_t md_projector_start(md_proj_t *proj, const md_projector_opts_t *o, md_pr
 /** @brief A commit happened: step now. In the shape of md_commit_hook_fn.
  *  Any thread. */
 void md_projector_kick(void *projector);
+
+/*
+ * The head start: the writer hands a batch's events over before its commit,
+ * so that the projector applies them while the log's commit (its fsync) runs,
+ * and commits them as soon as the log holds them (md_proj_apply_staged: the
+ * event at the batch's last seq must carry the same hash; the watermark is
+ * never ahead of the committed log). A result then waits for the projections'
+ * commit only, not for their whole step (docs/performance.md, "Issue 17, ninth
+ * pass"). Register the three with the engine:
+ *   md_engine_add_batch_hooks(e, md_projector_stage_begin, md_projector_stage_end, pr, err);
+ *   md_engine_add_hook(e, md_projector_stage_event, pr, err);
+ * and md_projector_kick as its commit hook. Only batches of at most 1,024 events
+ * and 1 MiB of event data are handed over (two at a time at most: the writer's
+ * next while the projector commits one; more wait for the log as before), so
+ * their copies cost the writer little; a batch that is not committed (its
+ * transaction failed, or no commit within a second) is dropped, and the next
+ * step applies the log as before. Its commits are counted in
+ * marketd_projection_staged_commits_total.
+ *
+ * Threads: the three hooks on the writer's thread, inside its write
+ * transaction; they never fail but for md_txn_outbox_next's error (the
+ * batch's next outbox id, where the gate then opens).
+ */
+MD_MUST_CHECK
+md_err_t md_projector_stage_begin(md_txn_t *t, void *projector, md_error_t *err);
+MD_MUST_CHECK
+md_err_t md_projector_stage_event(md_txn_t *t, const md_event_t *ev, void *projector,
+                                  md_error_t *err);
+MD_MUST_CHECK
+md_err_t md_projector_stage_end(md_txn_t *t, void *projector, md_error_t *err);
 
 /** @brief Sets the gate's sink (NULL: none) and calls it at once with the
  *  current bound. @p ctx is borrowed. Main thread, before the consumer runs. */

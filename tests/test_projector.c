@@ -1,0 +1,253 @@
+/*
+ * test_projector.c - the projector's head start (md_projector.h): the writer
+ * hands a small batch's events over before its commit; the projector applies
+ * them and commits only once the log holds the same events. Checked here: every
+ * small batch goes that way and the projections match a rebuild; a batch whose
+ * transaction failed is never committed, whether the log is still short of it
+ * or holds other events at its seqs by the time the projector looks; a batch
+ * of more than 1,024 events is applied from the log as before.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "md_base.h"
+#include "md_metrics.h"
+#include "md_projector.h"
+#include "proj_fixture.h"
+
+#define MAX_LINES 128
+#define WAIT_MS 10000
+
+typedef struct pt {
+    proj_fx_t *f;
+    md_projector_t *pr;
+    char *lines[MAX_LINES]; /* the demo day's commands */
+    size_t n;
+    int fail_batches; /* the engine's batch hook fails this many batches */
+} pt_t;
+
+static void read_demo(pt_t *m)
+{
+    FILE *fp = fopen(proj_fx_demo_path(), "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    assert_non_null(fp);
+    while (m->n < MAX_LINES && (len = getline(&line, &cap, fp)) > 0) {
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0])
+            m->lines[m->n++] = md_strdup(line);
+    }
+    free(line);
+    fclose(fp);
+    assert_true(m->n >= 40);
+}
+
+/* The engine's batch hook: the last thing in the batch's transaction, after
+ * the head start's end hook handed the batch over. */
+static md_err_t failing_hook(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    pt_t *m = ctx;
+    (void)t;
+    if (m->fail_batches > 0) {
+        m->fail_batches--;
+        return md_error_set(err, MD_ESTORE, "test: the batch's transaction fails");
+    }
+    return MD_OK;
+}
+
+/* The projections in their own environment, a projector with the head start
+ * wired as the daemon wires it. */
+static void start(pt_t *m)
+{
+    md_store_opts_t so = {.nosync = true};
+    md_error_t err = {0};
+    assert_int_equal(md_proj_open_dir(m->f->store, m->f->dir, &so, &m->f->proj, &err), MD_OK);
+    assert_int_equal(md_projector_start(m->f->proj, NULL, &m->pr, &err), MD_OK);
+    assert_int_equal(md_engine_add_batch_hooks(m->f->eng, md_projector_stage_begin,
+                                               md_projector_stage_end, m->pr, &err),
+                     MD_OK);
+    assert_int_equal(md_engine_add_hook(m->f->eng, md_projector_stage_event, m->pr, &err), MD_OK);
+    md_engine_set_commit_hook(m->f->eng, md_projector_kick, m->pr);
+    md_engine_set_batch_hook(m->f->eng, failing_hook, m);
+}
+
+static int pt_setup(void **state)
+{
+    pt_t *m = md_calloc(1, sizeof *m);
+    m->f = proj_fx_new(false);
+    read_demo(m);
+    *state = m;
+    return 0;
+}
+
+static int pt_teardown(void **state)
+{
+    pt_t *m = *state;
+    md_projector_free(m->pr);
+    proj_fx_free(m->f);
+    for (size_t i = 0; i < m->n; i++)
+        free(m->lines[i]);
+    free(m);
+    unsetenv("MARKETD_TEST_PROJECTOR_DELAY_MS");
+    return 0;
+}
+
+static uint64_t log_head(pt_t *m)
+{
+    md_txn_t *t = NULL;
+    md_error_t err = {0};
+    uint64_t head = 0;
+    assert_int_equal(md_store_read(m->f->store, &t, &err), MD_OK);
+    assert_int_equal(md_txn_head(t, &head, NULL, &err), MD_OK);
+    md_txn_end(t);
+    return head;
+}
+
+static uint64_t staged(void)
+{
+    return atomic_load(&md_metrics.proj_staged);
+}
+
+/* Runs lines [from, from + n) as one batch; returns md_engine_process's code. */
+static md_err_t run(pt_t *m, size_t from, size_t n)
+{
+    assert_true(from + n <= m->n);
+    return proj_fx_run(m->f, (const char *const *)m->lines + from, n);
+}
+
+/* The projections reach the log's head and match a rebuild of it. */
+static void assert_caught_up(pt_t *m)
+{
+    md_error_t err = {0};
+    uint64_t head = log_head(m);
+    assert_int_equal(md_projector_wait(m->pr, head, WAIT_MS, &err), MD_OK);
+    assert_int_equal(md_projector_seq(m->pr), head);
+    assert_int_equal(proj_fx_verify(m->f, NULL), MD_OK);
+}
+
+/* Every small batch is applied before its commit's end and committed after it. */
+static void test_small_batches_go_first(void **state)
+{
+    pt_t *m = *state;
+    md_error_t err = {0};
+    start(m);
+    uint64_t before = staged();
+    size_t batches = 0;
+    for (size_t at = 0; at + 8 <= m->n; at += 8, batches++) {
+        assert_int_equal(run(m, at, 8), MD_OK);
+        assert_int_equal(md_projector_wait(m->pr, log_head(m), WAIT_MS, &err), MD_OK);
+    }
+    assert_int_equal(staged() - before, batches);
+    assert_caught_up(m);
+}
+
+/* A batch whose transaction failed: the projector looks while the log is short
+ * of it, and gives up once the writer has begun its next transaction. */
+static void test_failed_batch_dropped(void **state)
+{
+    pt_t *m = *state;
+    start(m);
+    assert_int_equal(run(m, 0, 10), MD_OK);
+    assert_caught_up(m);
+    uint64_t before = staged();
+    m->fail_batches = 1;
+    assert_int_not_equal(run(m, 10, 10), MD_OK);
+    assert_int_equal(run(m, 20, 20), MD_OK); /* other commands, at the same seqs */
+    assert_caught_up(m);
+    assert_int_equal(staged() - before, 1); /* the second batch only */
+}
+
+/* A RegisterMember command for member m<i>, named @p name (one event). */
+static char *member_line(int i, const char *name)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf,
+             "{\"command_id\":\"reg-%04d-%s\",\"type\":\"RegisterMember\",\"actor\":\"m%04d\","
+             "\"issued_at\":\"2026-11-26T09:00:00Z\",\"data\":{\"member_id\":\"m%04d\","
+             "\"kind\":\"individual\",\"name\":\"%s\",\"identity_hash\":"
+             "\"%064d\",\"email\":\"m%04d@example.com\"}}",
+             i, name, i, i, name, i, i);
+    return md_strdup(buf);
+}
+
+/* A batch whose transaction failed: by the time the projector looks (it waits
+ * 300 ms first), the log holds another batch at the same seqs, as many events
+ * with other content; the hash at the last seq differs, so nothing is
+ * committed, and the other batch goes first instead. */
+static void test_other_events_at_its_seqs(void **state)
+{
+    pt_t *m = *state;
+    char *ghost = member_line(1, "Ghost"), *real = member_line(1, "Real");
+    setenv("MARKETD_TEST_PROJECTOR_DELAY_MS", "300", 1);
+    start(m);
+    assert_int_equal(run(m, 0, 10), MD_OK);
+    assert_caught_up(m);
+    uint64_t before = staged(), head = log_head(m);
+    m->fail_batches = 1;
+    assert_int_not_equal(proj_fx_run(m->f, (const char *const *)&ghost, 1), MD_OK);
+    assert_int_equal(proj_fx_run(m->f, (const char *const *)&real, 1), MD_OK);
+    assert_int_equal(log_head(m), head + 1); /* one event each, at the same seq */
+    assert_caught_up(m);
+    assert_int_equal(staged() - before, 1);
+    free(ghost);
+    free(real);
+}
+
+/* A batch whose transaction failed: by the time the projector looks, the log
+ * went past its last seq with another batch's events. */
+static void test_log_went_past(void **state)
+{
+    pt_t *m = *state;
+    setenv("MARKETD_TEST_PROJECTOR_DELAY_MS", "300", 1);
+    start(m);
+    assert_int_equal(run(m, 0, 10), MD_OK);
+    assert_caught_up(m);
+    uint64_t before = staged();
+    m->fail_batches = 1;
+    assert_int_not_equal(run(m, 10, 3), MD_OK);
+    assert_int_equal(run(m, 13, 30), MD_OK); /* more events than the failed batch */
+    assert_caught_up(m);
+    assert_int_equal(staged() - before, 1);
+}
+
+/* More than 1,024 events: not handed over; the log is applied after the commit. */
+static void test_large_batch_from_the_log(void **state)
+{
+    pt_t *m = *state;
+    enum { N = 1100 };
+    char **lines = md_calloc(N, sizeof *lines);
+    start(m);
+    assert_int_equal(run(m, 0, 1), MD_OK); /* the agreement */
+    assert_caught_up(m);
+    for (int i = 0; i < N; i++)
+        lines[i] = member_line(i, "Member");
+    uint64_t before = staged(), head = log_head(m);
+    assert_int_equal(proj_fx_run(m->f, (const char *const *)lines, N), MD_OK);
+    assert_true(log_head(m) - head > 1024);
+    assert_caught_up(m);
+    assert_int_equal(staged(), before);
+    for (int i = 0; i < N; i++)
+        free(lines[i]);
+    free(lines);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_small_batches_go_first, pt_setup, pt_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_batch_dropped, pt_setup, pt_teardown),
+        cmocka_unit_test_setup_teardown(test_other_events_at_its_seqs, pt_setup, pt_teardown),
+        cmocka_unit_test_setup_teardown(test_log_went_past, pt_setup, pt_teardown),
+        cmocka_unit_test_setup_teardown(test_large_batch_from_the_log, pt_setup, pt_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
