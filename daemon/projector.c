@@ -38,7 +38,6 @@ typedef struct stage {
     size_t *off;         /* each event's data offset in data, until READY */
     size_t n;
     md_buf_t data;
-    uint64_t below;  /* the batch's next outbox id (the gate opens to it) */
     uint64_t writes; /* the writer's transaction it belongs to (md_projector_t.writes) */
 } stage_t;
 
@@ -255,7 +254,8 @@ static void apply_stage(md_projector_t *pr)
     pthread_mutex_unlock(&pr->mu);
     if (pr->delay_ms > 0)
         md_sleep_ms(pr->delay_ms);
-    md_err_t rc = md_proj_apply_staged(pr->proj, s->evs, s->n, stage_wait, pr, &err);
+    uint64_t below = 0; /* the gate's bound: the next outbox id of the commit that holds them */
+    md_err_t rc = md_proj_apply_staged(pr->proj, s->evs, s->n, stage_wait, pr, &below, &err);
     uint64_t last = s->evs[s->n - 1].seq;
     if (rc == MD_OK) { /* counted before the watermark moves: a waiter sees both */
         atomic_fetch_add_explicit(&md_metrics.proj_commits, 1, memory_order_relaxed);
@@ -265,7 +265,10 @@ static void apply_stage(md_projector_t *pr)
     if (rc == MD_OK) {
         pr->done++;
         pr->fails = 0;
-        note_step(pr, last, last, s->below);
+        uint64_t head = atomic_load_explicit(&md_metrics.proj_head, memory_order_relaxed);
+        note_step(pr, last, last, below);
+        if (head > last) /* the gauge keeps the log's head an earlier step read */
+            atomic_store_explicit(&md_metrics.proj_head, head, memory_order_relaxed);
     } else {
         pr->begun--;       /* nothing committed */
         pr->kicked = true; /* the log, as before, in the step that follows */
@@ -337,19 +340,18 @@ md_err_t md_projector_stage_end(md_txn_t *t, void *projector, md_error_t *err)
 {
     md_projector_t *pr = projector;
     stage_t *s = &pr->stage[pr->w];
-    uint64_t below = 0;
+    (void)t;
+    (void)err;
     if (!pr->staging)
         return MD_OK;
-    md_err_t rc = s->n ? md_txn_outbox_next(t, &below, err) : MD_OK;
-    if (rc != MD_OK || s->n == 0) {
+    if (s->n == 0) {
         stage_drop(pr);
-        return rc;
+        return MD_OK;
     }
     for (size_t i = 0; i < s->n; i++)
         s->evs[i].data = s->data.p + s->off[i];
     pr->staging = false;
     pthread_mutex_lock(&pr->mu);
-    s->below = below;
     s->writes = pr->writes;
     s->state = STAGE_READY;
     pr->w ^= 1;

@@ -402,27 +402,31 @@ static md_err_t commit_err(md_store_t *s, int rc, md_error_t *err)
                         avail < ((unsigned long long)1 << 20) ? "disk full" : "I/O", avail, path);
 }
 
-/* A write transaction that appended committed with this head (md_store_committed). */
-static void note_committed(md_store_t *s, const md_txn_t *t)
+/* A write transaction that appended committed with this head and this next
+ * outbox id (md_store_committed). */
+static void note_committed(md_store_t *s, const md_txn_t *t, uint64_t outbox_next)
 {
     pthread_mutex_lock(&s->heads_lock);
     unsigned i = (unsigned)(s->nheads++ % MD_STORE_HEADS);
     s->heads[i].seq = t->head_seq;
     memcpy(s->heads[i].hash, t->head_hash, MD_HASH_LEN);
+    s->heads[i].outbox_next = outbox_next;
     pthread_mutex_unlock(&s->heads_lock);
 }
 
 md_committed_t md_store_committed(md_store_t *s, uint64_t seq,
-                                  const unsigned char hash[MD_HASH_LEN])
+                                  const unsigned char hash[MD_HASH_LEN], uint64_t *outbox_next)
 {
     md_committed_t r = MD_COMMITTED_NOT_YET;
     pthread_mutex_lock(&s->heads_lock);
     uint64_t n = s->nheads < MD_STORE_HEADS ? s->nheads : MD_STORE_HEADS;
     for (uint64_t k = 0; k < n && r != MD_COMMITTED_YES; k++) {
         unsigned i = (unsigned)((s->nheads - 1 - k) % MD_STORE_HEADS);
-        if (s->heads[i].seq == seq && memcmp(s->heads[i].hash, hash, MD_HASH_LEN) == 0)
+        if (s->heads[i].seq == seq && memcmp(s->heads[i].hash, hash, MD_HASH_LEN) == 0) {
             r = MD_COMMITTED_YES;
-        else if (s->heads[i].seq >= seq)
+            if (outbox_next)
+                *outbox_next = s->heads[i].outbox_next;
+        } else if (s->heads[i].seq >= seq)
             r = MD_COMMITTED_NO;
     }
     pthread_mutex_unlock(&s->heads_lock);
@@ -433,6 +437,7 @@ static md_err_t store_write_locked(md_store_t *s, md_write_fn fn, void *ctx, md_
 {
     for (;;) {
         MDB_txn *txn = NULL;
+        uint64_t onext = 0;
         md_err_t rc = begin_txn(s, 0, &txn, "begin write", err);
         if (rc != MD_OK)
             return rc;
@@ -440,12 +445,14 @@ static md_err_t store_write_locked(md_store_t *s, md_write_fn fn, void *ctx, md_
         rc = fn(s->wtxn, ctx, err);
         if (rc == MD_OK)
             rc = flush_meta(s->wtxn, err);
+        if (rc == MD_OK && s->wtxn->appended) /* its outbox ids end here */
+            rc = md_txn_outbox_next(s->wtxn, &onext, err);
         if (rc == MD_OK)
             rc = commit_err(s, mdb_txn_commit(txn), err);
         else
             mdb_txn_abort(txn);
         if (rc == MD_OK && s->wtxn->appended)
-            note_committed(s, s->wtxn);
+            note_committed(s, s->wtxn, onext);
         s->wtxn->txn = NULL;
         end_txn(s);
         if (rc != MD_EMAPFULL)

@@ -62,6 +62,7 @@ struct md_store {
     struct {
         uint64_t seq;
         unsigned char hash[MD_HASH_LEN];
+        uint64_t outbox_next; /* the transaction's next outbox id */
     } heads[MD_STORE_HEADS];
     uint64_t nheads;
 };

@@ -225,6 +225,8 @@ typedef md_err_t (*md_proj_wait_fn)(void *ctx, md_error_t *err);
  * staged hash; the chain makes the earlier ones the same too), calling
  * @p wait until it does: the watermark is never ahead of the committed log.
  * @param evs borrowed; their data is read, nothing is kept.
+ * @param outbox_next on MD_OK receives the next outbox id of the log's commit
+ *        that holds them (the gate's bound: md_store_committed); may be NULL.
  * @locality as md_proj_advance (the projector's thread).
  * @returns MD_OK (the watermark is now evs[n-1].seq); MD_EINVAL (no events,
  *          seqs not consecutive, one environment); MD_ENOTFOUND (the first
@@ -234,7 +236,7 @@ typedef md_err_t (*md_proj_wait_fn)(void *ctx, md_error_t *err);
  */
 MD_MUST_CHECK
 md_err_t md_proj_apply_staged(md_proj_t *p, const md_event_t *evs, size_t n, md_proj_wait_fn wait,
-                              void *ctx, md_error_t *err);
+                              void *ctx, uint64_t *outbox_next, md_error_t *err);
 
 /**
  * @brief Waits until the projections' watermark reaches @p seq, at most

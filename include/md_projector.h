@@ -128,9 +128,12 @@ void md_projector_kick(void *projector);
  * step applies the log as before. Its commits are counted in
  * marketd_projection_staged_commits_total.
  *
+ * The gate opens to the next outbox id of the log's commit that holds the
+ * batch (md_store_committed), so entries added after the hooks, or by a
+ * retried batch with other results, are covered exactly.
+ *
  * Threads: the three hooks on the writer's thread, inside its write
- * transaction; they never fail but for md_txn_outbox_next's error (the
- * batch's next outbox id, where the gate then opens).
+ * transaction; they never fail.
  */
 MD_MUST_CHECK
 md_err_t md_projector_stage_begin(md_txn_t *t, void *projector, md_error_t *err);

@@ -141,9 +141,11 @@ typedef enum md_committed {
  * from the heads of the last MD_STORE_HEADS such commits, without a
  * transaction (no lock of the store's but a mutex of its own), so a thread
  * inside another environment's write transaction may ask. Any thread.
+ * @param outbox_next on MD_COMMITTED_YES receives that transaction's next
+ *        outbox id (every id below it was committed by then); may be NULL.
  */
 md_committed_t md_store_committed(md_store_t *s, uint64_t seq,
-                                  const unsigned char hash[MD_HASH_LEN]);
+                                  const unsigned char hash[MD_HASH_LEN], uint64_t *outbox_next);
 
 /**
  * @brief Flushes every committed write transaction to disk (mdb_env_sync,

@@ -374,15 +374,18 @@ typedef struct staged {
     size_t n;
     md_proj_wait_fn wait;
     void *ctx;
+    uint64_t outbox_next; /* the next outbox id of the log's commit that holds them */
 } staged_t;
 
 /* Whether the log holds event @p ev (its seq, with its hash) as the head of a
  * commit of this process (md_store_committed: no transaction of the log is
  * begun inside the projections' own): *held false while it does not yet;
- * MD_ENOTFOUND when it never will (the log went past that seq otherwise). */
-static md_err_t log_holds(md_proj_t *p, const md_event_t *ev, bool *held, md_error_t *err)
+ * MD_ENOTFOUND when it never will (the log went past that seq otherwise).
+ * Held: *outbox_next is that commit's next outbox id. */
+static md_err_t log_holds(md_proj_t *p, const md_event_t *ev, bool *held, uint64_t *outbox_next,
+                          md_error_t *err)
 {
-    md_committed_t c = md_store_committed(p->evlog, ev->seq, ev->hash);
+    md_committed_t c = md_store_committed(p->evlog, ev->seq, ev->hash, outbox_next);
     *held = c == MD_COMMITTED_YES;
     if (c == MD_COMMITTED_NO)
         return md_error_set(err, MD_ENOTFOUND, "the log went past seq %llu without these events",
@@ -394,23 +397,27 @@ static md_err_t staged_fn(md_txn_t *t, void *ctx, md_error_t *err)
 {
     staged_t *s = ctx;
     bool held = false;
-    md_err_t rc = md_proj_batch_begin(t, s->p, err);
-    if (rc == MD_OK && s->evs[0].seq != s->p->batch_meta + 1)
-        rc = md_error_set(err, MD_ENOTFOUND,
-                          "staged events begin at seq %llu, the projections at %llu",
-                          (unsigned long long)s->evs[0].seq, (unsigned long long)s->p->batch_meta);
+    uint64_t seq = 0;
+    md_err_t rc = md_proj_seq(s->p, t, &seq, err);
+    if (rc == MD_OK && s->evs[0].seq != seq + 1) /* checked before the batch begins */
+        return md_error_set(err, MD_ENOTFOUND,
+                            "staged events begin at seq %llu, the projections at %llu",
+                            (unsigned long long)s->evs[0].seq, (unsigned long long)seq);
+    if (rc == MD_OK)
+        rc = md_proj_batch_begin(t, s->p, err);
     for (size_t i = 0; rc == MD_OK && i < s->n; i++)
         rc = md_proj_apply(s->p, t, &s->evs[i], err);
     if (rc == MD_OK)
         rc = md_proj_batch_end(t, s->p, err);
     /* Committed only once the log holds the same events (their last hash). */
-    while (rc == MD_OK && (rc = log_holds(s->p, &s->evs[s->n - 1], &held, err)) == MD_OK && !held)
+    while (rc == MD_OK &&
+           (rc = log_holds(s->p, &s->evs[s->n - 1], &held, &s->outbox_next, err)) == MD_OK && !held)
         rc = s->wait(s->ctx, err);
     return rc;
 }
 
 md_err_t md_proj_apply_staged(md_proj_t *p, const md_event_t *evs, size_t n, md_proj_wait_fn wait,
-                              void *ctx, md_error_t *err)
+                              void *ctx, uint64_t *outbox_next, md_error_t *err)
 {
     staged_t s = {.p = p, .evs = evs, .n = n, .wait = wait, .ctx = ctx};
     if (p == NULL || p->evlog == p->store || evs == NULL || n == 0 || wait == NULL)
@@ -422,7 +429,11 @@ md_err_t md_proj_apply_staged(md_proj_t *p, const md_event_t *evs, size_t n, md_
             return md_error_set(err, MD_EINVAL, "md_proj_apply_staged: seq %llu after %llu",
                                 (unsigned long long)evs[i].seq, (unsigned long long)evs[i - 1].seq);
     md_err_t rc = mark_unsynced(p, err);
-    return rc == MD_OK ? md_store_write(p->store, staged_fn, &s, err) : rc;
+    if (rc == MD_OK)
+        rc = md_store_write(p->store, staged_fn, &s, err);
+    if (rc == MD_OK && outbox_next)
+        *outbox_next = s.outbox_next;
+    return rc;
 }
 
 /* The watermark, read in a snapshot of its own. */
