@@ -242,3 +242,34 @@ const char *proj_fx_demo_path(void)
             return candidates[i];
     return candidates[0];
 }
+
+size_t proj_fx_demo_lines(char **lines, size_t max)
+{
+    FILE *fp = fopen(proj_fx_demo_path(), "r");
+    char *line = NULL;
+    size_t cap = 0, n = 0;
+    ssize_t len;
+    if (fp == NULL) {
+        fprintf(stderr, "proj fixture: %s: cannot open\n", proj_fx_demo_path());
+        abort();
+    }
+    while (n < max && (len = getline(&line, &cap, fp)) > 0) {
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0])
+            lines[n++] = md_strdup(line);
+    }
+    free(line);
+    fclose(fp);
+    return n;
+}
+
+uint64_t proj_fx_head(proj_fx_t *f)
+{
+    md_txn_t *t = NULL;
+    md_error_t err = {0};
+    uint64_t head = 0;
+    must(md_store_read(f->store, &t, &err), &err, "read");
+    must(md_txn_head(t, &head, NULL, &err), &err, "head");
+    md_txn_end(t);
+    return head;
+}

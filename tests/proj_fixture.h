@@ -53,5 +53,10 @@ void proj_fx_dir_digest(const char *dir, md_proj_digest_t *d);
 
 /** @brief The demo day, wherever the tests run from. */
 const char *proj_fx_demo_path(void);
+/** @brief The demo day's command lines, at most @p max (each a new string the
+ *  caller frees); returns how many. */
+size_t proj_fx_demo_lines(char **lines, size_t max);
+/** @brief The log's head seq, read in a transaction of its own. */
+uint64_t proj_fx_head(proj_fx_t *f);
 
 #endif

@@ -34,23 +34,6 @@ typedef struct mk {
     size_t n, ran;          /* how many; how many were run so far */
 } mk_t;
 
-static void read_demo(mk_t *m)
-{
-    FILE *fp = fopen(proj_fx_demo_path(), "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    assert_non_null(fp);
-    while (m->n < MAX_LINES && (len = getline(&line, &cap, fp)) > 0) {
-        line[strcspn(line, "\n")] = '\0';
-        if (line[0])
-            m->lines[m->n++] = strdup(line);
-    }
-    free(line);
-    fclose(fp);
-    assert_true(m->n >= PARTS * 3);
-}
-
 /* Runs the next third of the demo day into the log (one batch). */
 static void run_part(mk_t *m)
 {
@@ -66,7 +49,8 @@ static int mk_setup(void **state)
     m->f = proj_fx_new(false);
     snprintf(m->marker, sizeof m->marker, "%s/proj/unsynced", m->f->dir);
     setenv("MARKETD_TEST_BOOT_ID", "boot-a", 1);
-    read_demo(m);
+    m->n = proj_fx_demo_lines(m->lines, MAX_LINES);
+    assert_true(m->n >= PARTS * 3);
     *state = m;
     return 0;
 }
@@ -245,17 +229,6 @@ static void test_marker_none_when_nosync(void **state)
     assert_int_not_equal(access(m->marker, F_OK), 0);
 }
 
-static uint64_t log_head(mk_t *m)
-{
-    md_txn_t *t = NULL;
-    md_error_t err = {0};
-    uint64_t head = 0;
-    assert_int_equal(md_store_read(m->f->store, &t, &err), MD_OK);
-    assert_int_equal(md_txn_head(t, &head, NULL, &err), MD_OK);
-    md_txn_end(t);
-    return head;
-}
-
 /* The projector: its commits are marked; a clean stop flushes them; with a
  * short sync_ms it flushes on its own while running. */
 static void test_projector_flushes(void **state)
@@ -269,7 +242,7 @@ static void test_projector_flushes(void **state)
         md_projector_start(m->f->proj, &(md_projector_opts_t){.sync_ms = 3600000}, &pr, &err),
         MD_OK);
     run_part(m);
-    head = log_head(m);
+    head = proj_fx_head(m->f);
     assert_int_equal(md_projector_wait(pr, head, 10000, &err), MD_OK);
     assert_string_equal(marker_text(m), "boot-a"); /* an hour from its flush */
     md_projector_free(pr);
@@ -277,8 +250,8 @@ static void test_projector_flushes(void **state)
     assert_int_equal(
         md_projector_start(m->f->proj, &(md_projector_opts_t){.sync_ms = 1}, &pr, &err), MD_OK);
     run_part(m);
-    assert_true(log_head(m) > head);
-    assert_int_equal(md_projector_wait(pr, log_head(m), 10000, &err), MD_OK); /* marked */
+    assert_true(proj_fx_head(m->f) > head);
+    assert_int_equal(md_projector_wait(pr, proj_fx_head(m->f), 10000, &err), MD_OK); /* marked */
     for (int i = 0; i < 500 && access(m->marker, F_OK) == 0; i++)
         usleep(10000);
     assert_int_not_equal(access(m->marker, F_OK), 0); /* flushed while running */
@@ -364,7 +337,8 @@ static void check_priority(mk_t *m, md_priority_t prio, long nice, long policy)
     assert_int_equal(
         md_projector_start(m->f->proj, &(md_projector_opts_t){.priority = prio}, &pr, &err), MD_OK);
     run_part(m);
-    assert_int_equal(md_projector_wait(pr, log_head(m), 10000, &err), MD_OK); /* it stepped */
+    assert_int_equal(md_projector_wait(pr, proj_fx_head(m->f), 10000, &err),
+                     MD_OK); /* it stepped */
     long got_nice = wait_thread_stat("md-projector", STAT_NICE, nice);
     long got_policy = wait_thread_stat("md-projector", STAT_POLICY, policy);
     md_projector_free(pr);

@@ -35,23 +35,6 @@ typedef struct pt {
     uint64_t gate_max; /* the furthest the gate opened (the sink's below) */
 } pt_t;
 
-static void read_demo(pt_t *m)
-{
-    FILE *fp = fopen(proj_fx_demo_path(), "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    assert_non_null(fp);
-    while (m->n < MAX_LINES && (len = getline(&line, &cap, fp)) > 0) {
-        line[strcspn(line, "\n")] = '\0';
-        if (line[0])
-            m->lines[m->n++] = md_strdup(line);
-    }
-    free(line);
-    fclose(fp);
-    assert_true(m->n >= 40);
-}
-
 /* The engine's batch hook: the last thing in the batch's transaction, after
  * the head start's end hook handed the batch over. */
 static md_err_t failing_hook(md_txn_t *t, void *ctx, md_error_t *err)
@@ -115,7 +98,8 @@ static int pt_setup(void **state)
 {
     pt_t *m = md_calloc(1, sizeof *m);
     m->f = proj_fx_new(false);
-    read_demo(m);
+    m->n = proj_fx_demo_lines(m->lines, MAX_LINES);
+    assert_true(m->n >= 40);
     *state = m;
     return 0;
 }
@@ -130,17 +114,6 @@ static int pt_teardown(void **state)
     free(m);
     unsetenv("MARKETD_TEST_PROJECTOR_DELAY_MS");
     return 0;
-}
-
-static uint64_t log_head(pt_t *m)
-{
-    md_txn_t *t = NULL;
-    md_error_t err = {0};
-    uint64_t head = 0;
-    assert_int_equal(md_store_read(m->f->store, &t, &err), MD_OK);
-    assert_int_equal(md_txn_head(t, &head, NULL, &err), MD_OK);
-    md_txn_end(t);
-    return head;
 }
 
 static uint64_t staged(void)
@@ -159,7 +132,7 @@ static md_err_t run(pt_t *m, size_t from, size_t n)
 static void assert_caught_up(pt_t *m)
 {
     md_error_t err = {0};
-    uint64_t head = log_head(m);
+    uint64_t head = proj_fx_head(m->f);
     assert_int_equal(md_projector_wait(m->pr, head, WAIT_MS, &err), MD_OK);
     assert_int_equal(md_projector_seq(m->pr), head);
     assert_int_equal(proj_fx_verify(m->f, NULL), MD_OK);
@@ -175,7 +148,7 @@ static void test_small_batches_go_first(void **state)
     size_t batches = 0;
     for (size_t at = 0; at + 8 <= m->n; at += 8, batches++) {
         assert_int_equal(run(m, at, 8), MD_OK);
-        assert_int_equal(md_projector_wait(m->pr, log_head(m), WAIT_MS, &err), MD_OK);
+        assert_int_equal(md_projector_wait(m->pr, proj_fx_head(m->f), WAIT_MS, &err), MD_OK);
     }
     assert_int_equal(staged() - before, batches);
     assert_caught_up(m);
@@ -222,11 +195,11 @@ static void test_other_events_at_its_seqs(void **state)
     start(m);
     assert_int_equal(run(m, 0, 10), MD_OK);
     assert_caught_up(m);
-    uint64_t before = staged(), head = log_head(m);
+    uint64_t before = staged(), head = proj_fx_head(m->f);
     m->fail_batches = 1;
     assert_int_not_equal(proj_fx_run(m->f, (const char *const *)&ghost, 1), MD_OK);
     assert_int_equal(proj_fx_run(m->f, (const char *const *)&real, 1), MD_OK);
-    assert_int_equal(log_head(m), head + 1); /* one event each, at the same seq */
+    assert_int_equal(proj_fx_head(m->f), head + 1); /* one event each, at the same seq */
     assert_caught_up(m);
     assert_int_equal(staged() - before, 1);
     free(ghost);
@@ -289,9 +262,9 @@ static void test_large_batch_from_the_log(void **state)
     assert_caught_up(m);
     for (int i = 0; i < N; i++)
         lines[i] = member_line(i, "Member");
-    uint64_t before = staged(), head = log_head(m);
+    uint64_t before = staged(), head = proj_fx_head(m->f);
     assert_int_equal(proj_fx_run(m->f, (const char *const *)lines, N), MD_OK);
-    assert_true(log_head(m) - head > 1024);
+    assert_true(proj_fx_head(m->f) - head > 1024);
     assert_caught_up(m);
     assert_int_equal(staged(), before);
     for (int i = 0; i < N; i++)
