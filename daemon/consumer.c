@@ -824,12 +824,20 @@ void md_consumer_close(md_consumer_t *c)
     if (c->queue)
         rd_kafka_queue_destroy(c->queue);
     c->queue = NULL;
-    if (waker_ended)
-        rd_kafka_destroy_flags(c->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-    else
+    /* Destroying a consumer whose group was not left waits for its requests in
+     * flight (an offset commit to a broker that hangs: up to socket.timeout.ms,
+     * 60 s, in librdkafka 2.0.2); the process is ending, so it is left to end
+     * with it, as a waker still inside librdkafka must be. */
+    if (waker_ended && closed)
+        rd_kafka_destroy(c->rk);
+    else if (!waker_ended)
         md_log_warn("consumer not destroyed: a fetch wake still waits for the broker "
                     "(the process ends without it)",
                     "timeout_ms=%d", WAKER_END_MS);
+    else
+        md_log_warn("consumer not destroyed: the group was not left, its requests wait for "
+                    "the broker (the process ends without it)",
+                    "timeout_ms=%d", CLOSE_TIMEOUT_MS);
     c->rk = NULL;
 }
 

@@ -17,8 +17,14 @@
 #   c. the broker frozen (SIGSTOP) mid-drain, 20 commands a batch: the queue
 #      runs below its bound, a wake request goes to the frozen broker and
 #      waits past its timeout (librdkafka 2.0), yet the daemon stops cleanly
-#      (exit 0) within a minute, having left the waker to end on its own (its
-#      log says so); the broker serves again after the thaw.
+#      (exit 0) within a minute, having left the waker (when a wake was in
+#      flight) or the consumer (its offset commit waits for the broker) to end
+#      with the process (its log says which); the broker serves again after the
+#      thaw;
+#   d. the same with no wake ever asked for (a prefetch above the backlog): the
+#      consumer, whose group was not left and whose offset commit waits for the
+#      frozen broker, is left to end with the process (destroying it waited up
+#      to socket.timeout.ms, 60 s: a stop in CI took longer than a minute).
 source "$(dirname "$0")/lib.sh"
 
 n=0; ok() { n=$((n + 1)); log "ok - $*"; }
@@ -85,44 +91,61 @@ w=$(wakeups b)
 ok "b: kafka.queued.min.messages from the configuration is used: no wakeups"
 check_decided b
 
-# ---- c. the broker frozen mid-drain: the daemon still stops ---------------------------
+# ---- c, d. the broker frozen mid-drain: the daemon still stops -------------------------
 bpid=$(cat "${KAFKA_DIR:-/tmp/marketd-kafka-$port}/kafka.pid")
 kill -0 "$bpid" || fail "no broker pid"
 thaw() { kill -CONT "$bpid" 2>/dev/null || true; }
 trap 'thaw; cleanup' EXIT
-# 20 commands a batch: the drain lasts seconds, so the queue runs dry (and a
-# wake is asked for) while the broker is frozen
-marketd_start c "$work/c" --set topic.partitions=1 --batch-max 20 \
-    --set kafka.max.partition.fetch.bytes=65536 --set kafka.queued.min.messages=100 \
-    --set group.id="$prefix.group-c"
-marketd_wait_running c 60
-for ((i = 0; i < 600; i++)); do
-    [ "$(consumed "$work/c")" -ge 500 ] && break
-    sleep 0.05
-done
-[ "$(consumed "$work/c")" -lt "$total" ] || fail "c: drained before the freeze"
-kill -STOP "$bpid"
-sleep 1
-start=$SECONDS
-kill -TERM "$(marketd_pid c)"
-for ((i = 0; i < 600; i++)); do
-    kill -0 "$(marketd_pid c)" 2>/dev/null || break
-    sleep 0.1
-done
-took=$((SECONDS - start))
-alive=0; kill -0 "$(marketd_pid c)" 2>/dev/null && alive=1
-thaw
-[ "$alive" = 0 ] || fail "marketd did not stop within 60 s of SIGTERM with the broker frozen"
-st=0; wait "$(marketd_pid c)" || st=$?
-[ "$st" = 0 ] || fail "c: marketd exited with $st"
-grep -q 'msg="marketd stopped cleanly"' "$work/c.log" || fail "c: no clean stop"
-grep -q 'msg="fetch waker still waits for the broker' "$work/c.log" ||
-    fail "c: no wake was waiting for the frozen broker (the case was not exercised)"
-ok "c: stopped cleanly in ${took} s with the broker frozen, the waker left to end"
-# the broker serves again before the next test: one message produced and acknowledged
-echo '{"ping":1}' >"$work/ping.jsonl"
-"$build/market-load" --bootstrap "$bootstrap" --topic "$prefix.ping" --input "$work/ping.jsonl" \
-    --timeout 120 --quiet || fail "the broker does not serve after the thaw"
-ok "the broker serves again after the thaw"
+# frozen_stop NAME ARGS...: a daemon drains 20 commands a batch (seconds: the
+# queue runs dry, and a wake is asked for unless ARGS forbid it), the broker is
+# frozen mid-drain, then SIGTERM; sets $took and $left (who was left to end
+# with the process: a wake request in flight, or the consumer, whose group was
+# not left and whose offset commit waits for the broker; destroying either
+# waits up to socket.timeout.ms, 60 s).
+frozen_stop() {
+    local name=$1 st alive
+    shift
+    marketd_start "$name" "$work/$name" --set topic.partitions=1 --batch-max 20 \
+        --set kafka.max.partition.fetch.bytes=65536 --set group.id="$prefix.group-$name" "$@"
+    marketd_wait_running "$name" 60
+    for ((i = 0; i < 600; i++)); do
+        [ "$(consumed "$work/$name")" -ge 500 ] && break
+        sleep 0.05
+    done
+    [ "$(consumed "$work/$name")" -lt "$total" ] || fail "$name: drained before the freeze"
+    kill -STOP "$bpid"
+    sleep 1
+    local start=$SECONDS
+    kill -TERM "$(marketd_pid "$name")"
+    for ((i = 0; i < 600; i++)); do
+        kill -0 "$(marketd_pid "$name")" 2>/dev/null || break
+        sleep 0.1
+    done
+    took=$((SECONDS - start))
+    alive=0; kill -0 "$(marketd_pid "$name")" 2>/dev/null && alive=1
+    thaw
+    [ "$alive" = 0 ] || fail "$name: marketd did not stop within 60 s of SIGTERM with the broker frozen"
+    st=0; wait "$(marketd_pid "$name")" || st=$?
+    [ "$st" = 0 ] || fail "$name: marketd exited with $st"
+    grep -q 'msg="marketd stopped cleanly"' "$work/$name.log" || fail "$name: no clean stop"
+    if grep -q 'msg="fetch waker still waits for the broker' "$work/$name.log"; then
+        left="the waker"
+    elif grep -q 'msg="consumer not destroyed: the group was not left' "$work/$name.log"; then
+        left="the consumer"
+    else
+        fail "$name: neither the waker nor the consumer was left to end (not exercised)"
+    fi
+    # the broker serves again before the next part: one message produced and acknowledged
+    echo '{"ping":1}' >"$work/ping.jsonl"
+    "$build/market-load" --bootstrap "$bootstrap" --topic "$prefix.ping" --input "$work/ping.jsonl" \
+        --timeout 120 --quiet || fail "$name: the broker does not serve after the thaw"
+}
+# c: wakes asked for (a prefetch of 100): the one in flight, if any, is left
+frozen_stop c --set kafka.queued.min.messages=100
+ok "c: stopped cleanly in ${took} s with the broker frozen, $left left to end; the broker serves again"
+# d: no wake ever (a prefetch above the backlog): the consumer itself is left
+frozen_stop d --set kafka.queued.min.messages=1000000
+[ "$left" = "the consumer" ] || fail "d: $left left to end, want the consumer"
+ok "d: stopped cleanly in ${took} s with the broker frozen, no wake asked for, $left left to end"
 
 echo "backlog_drain: $n passed, 0 failed"
