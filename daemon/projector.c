@@ -79,6 +79,7 @@ struct md_projector {
     uint64_t kicks;      /* commits (md_projector_kick) */
     uint64_t wait_kicks; /* the wait's: the kicks it has seen */
     bool wait_over;      /* ... the writer moved on, or stop, or the deadline */
+    bool stage_counted;  /* the batch applied is counted in begun (the log holds it) */
     struct timespec wait_deadline;
 };
 
@@ -220,13 +221,21 @@ static bool step(md_projector_t *pr)
 /* md_proj_apply_staged's wait (md_proj_wait_fn): until the next commit, the
  * writer's next transaction, stop or the deadline. Once the writer has moved on,
  * the log already holds the batch or never will: the look that follows is the
- * last, and the next call gives up. */
-static md_err_t stage_wait(void *ctx, md_error_t *err)
+ * last, and the next call gives up. Held: the projections' commit is counted as
+ * a step begun (the flusher keeps the marker), only now, so that a batch never
+ * committed (a full disk's retries) holds the marker no longer than before. */
+static md_err_t stage_wait(void *ctx, bool held, md_error_t *err)
 {
     md_projector_t *pr = ctx;
     const stage_t *s = &pr->stage[pr->r];
     int wrc = 0;
     pthread_mutex_lock(&pr->mu);
+    if (held) {
+        pr->begun += pr->stage_counted ? 0 : 1;
+        pr->stage_counted = true;
+        pthread_mutex_unlock(&pr->mu);
+        return MD_OK;
+    }
     bool over = pr->wait_over;
     pr->wait_over = pr->writes != s->writes || pr->stop;
     while (!over && !pr->wait_over && pr->kicks == pr->wait_kicks && wrc == 0) {
@@ -247,7 +256,7 @@ static void apply_stage(md_projector_t *pr)
     stage_t *s = &pr->stage[pr->r];
     md_error_t err = {0};
     pthread_mutex_lock(&pr->mu);
-    pr->begun++;
+    pr->stage_counted = false;
     pr->wait_kicks = pr->kicks;
     pr->wait_over = false;
     md_deadline_ms(&pr->wait_deadline, STAGE_WAIT_MS);
@@ -270,8 +279,8 @@ static void apply_stage(md_projector_t *pr)
         if (head > last) /* the gauge keeps the log's head an earlier step read */
             atomic_store_explicit(&md_metrics.proj_head, head, memory_order_relaxed);
     } else {
-        pr->begun--;       /* nothing committed */
-        pr->kicked = true; /* the log, as before, in the step that follows */
+        pr->begun -= pr->stage_counted ? 1 : 0; /* nothing committed */
+        pr->kicked = true;                      /* the log, as before, in the step that follows */
     }
     if (pr->dirty_ms == 0 && md_proj_unsynced(pr->proj))
         pr->dirty_ms = md_mono_ms();

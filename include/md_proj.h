@@ -211,10 +211,13 @@ MD_MUST_CHECK
 md_err_t md_proj_advance(md_proj_t *p, uint64_t max_events, uint64_t *seq, uint64_t *head,
                          uint64_t *outbox_next, md_error_t *err);
 
-/* md_proj_apply_staged's wait while the log does not hold the staged events
- * yet: returns MD_OK once it may hold them (look again), an error to give up
- * (the projections' transaction is then aborted and that error returned). */
-typedef md_err_t (*md_proj_wait_fn)(void *ctx, md_error_t *err);
+/* md_proj_apply_staged's wait. With @p held false, the log does not hold the
+ * staged events yet: return MD_OK once it may hold them (look again), an
+ * error to give up. With @p held true (once), it does: the transaction is
+ * about to commit (after the marker of un-synced commits, md_proj_lazy_sync),
+ * so a caller that serialises commits with md_proj_unmark counts it now. An
+ * error aborts the projections' transaction and is returned. */
+typedef md_err_t (*md_proj_wait_fn)(void *ctx, bool held, md_error_t *err);
 
 /**
  * @brief The projector's head start: applies @p n events handed over by the

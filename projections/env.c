@@ -412,8 +412,12 @@ static md_err_t staged_fn(md_txn_t *t, void *ctx, md_error_t *err)
     /* Committed only once the log holds the same events (their last hash). */
     while (rc == MD_OK &&
            (rc = log_holds(s->p, &s->evs[s->n - 1], &held, &s->outbox_next, err)) == MD_OK && !held)
-        rc = s->wait(s->ctx, err);
-    return rc;
+        rc = s->wait(s->ctx, false, err);
+    /* Only now is it a commit: the caller counts it, then the marker of
+     * un-synced commits goes before it (a batch never committed writes none). */
+    if (rc == MD_OK)
+        rc = s->wait(s->ctx, true, err);
+    return rc == MD_OK ? mark_unsynced(s->p, err) : rc;
 }
 
 md_err_t md_proj_apply_staged(md_proj_t *p, const md_event_t *evs, size_t n, md_proj_wait_fn wait,
@@ -428,9 +432,7 @@ md_err_t md_proj_apply_staged(md_proj_t *p, const md_event_t *evs, size_t n, md_
         if (evs[i].seq != evs[i - 1].seq + 1)
             return md_error_set(err, MD_EINVAL, "md_proj_apply_staged: seq %llu after %llu",
                                 (unsigned long long)evs[i].seq, (unsigned long long)evs[i - 1].seq);
-    md_err_t rc = mark_unsynced(p, err);
-    if (rc == MD_OK)
-        rc = md_store_write(p->store, staged_fn, &s, err);
+    md_err_t rc = md_store_write(p->store, staged_fn, &s, err);
     if (rc == MD_OK && outbox_next)
         *outbox_next = s.outbox_next;
     return rc;
