@@ -56,6 +56,7 @@ struct md_projector {
     bool kicked, stop;
     uint64_t seq;          /* the watermark */
     uint64_t below;        /* the gate: outbox ids below it may leave */
+    uint64_t head_seen;    /* the furthest log head a step read (the lag gauges) */
     bool target_set;       /* a snapshot whose head the watermark has not reached */
     uint64_t target_head;  /* ... its head */
     uint64_t target_below; /* ... and its next outbox id */
@@ -117,9 +118,11 @@ static void note_step(md_projector_t *pr, uint64_t seq, uint64_t head, uint64_t 
         pr->target_head = head;
         pr->target_below = below;
     }
+    if (head > pr->head_seen) /* a batch handed over reports its own last seq */
+        pr->head_seen = head;
     atomic_store_explicit(&md_metrics.proj_seq, seq, memory_order_relaxed);
-    atomic_store_explicit(&md_metrics.proj_head, head, memory_order_relaxed);
-    if (seq >= head && !pr->kicked)
+    atomic_store_explicit(&md_metrics.proj_head, pr->head_seen, memory_order_relaxed);
+    if (seq >= pr->head_seen && !pr->kicked)
         atomic_store_explicit(&md_metrics.proj_behind_since_ms, 0, memory_order_relaxed);
     pthread_cond_broadcast(&pr->cv);
 }
@@ -274,10 +277,7 @@ static void apply_stage(md_projector_t *pr)
     if (rc == MD_OK) {
         pr->done++;
         pr->fails = 0;
-        uint64_t head = atomic_load_explicit(&md_metrics.proj_head, memory_order_relaxed);
         note_step(pr, last, last, below);
-        if (head > last) /* the gauge keeps the log's head an earlier step read */
-            atomic_store_explicit(&md_metrics.proj_head, head, memory_order_relaxed);
     } else {
         pr->begun -= pr->stage_counted ? 1 : 0; /* nothing committed */
         pr->kicked = true;                      /* the log, as before, in the step that follows */
@@ -326,14 +326,20 @@ md_err_t md_projector_stage_begin(md_txn_t *t, void *projector, md_error_t *err)
     return MD_OK;
 }
 
+/* The slot the writer fills for the batch in progress; NULL: not handed over. */
+static stage_t *filling(md_projector_t *pr)
+{
+    return pr->staging ? &pr->stage[pr->w] : NULL;
+}
+
 md_err_t md_projector_stage_event(md_txn_t *t, const md_event_t *ev, void *projector,
                                   md_error_t *err)
 {
     md_projector_t *pr = projector;
-    stage_t *s = &pr->stage[pr->w];
+    stage_t *s = filling(pr);
     (void)t;
     (void)err;
-    if (!pr->staging)
+    if (s == NULL)
         return MD_OK;
     if (s->n == STAGE_MAX_EVENTS || ev->data_len > STAGE_MAX_BYTES - s->data.len) {
         stage_drop(pr); /* applied from the log after the commit */
@@ -348,15 +354,13 @@ md_err_t md_projector_stage_event(md_txn_t *t, const md_event_t *ev, void *proje
 md_err_t md_projector_stage_end(md_txn_t *t, void *projector, md_error_t *err)
 {
     md_projector_t *pr = projector;
-    stage_t *s = &pr->stage[pr->w];
+    stage_t *s = filling(pr);
     (void)t;
     (void)err;
-    if (!pr->staging)
+    if (s != NULL && s->n == 0)
+        stage_drop(pr); /* nothing to hand over */
+    if (s == NULL || s->n == 0)
         return MD_OK;
-    if (s->n == 0) {
-        stage_drop(pr);
-        return MD_OK;
-    }
     for (size_t i = 0; i < s->n; i++)
         s->evs[i].data = s->data.p + s->off[i];
     pr->staging = false;
