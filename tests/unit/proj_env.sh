@@ -87,8 +87,8 @@ grep -q 'msg="projector started" seq=0 max_events=7 sync_ms=0 priority=low' "$T/
 [ "$(jq -c .projections "$T/kv")" = "$(jq -c .projections "$T/v")" ] || fail "7-event steps changed digests"
 "$ROOT/$B/marketd" --input "$T/empty.jsonl" --data-dir "$T/k2" --results /dev/null \
     --log-level info 2>"$T/k2.log" || fail "offline with the defaults"
-grep -q 'msg="projector started" seq=0 max_events=16384 sync_ms=1000 priority=idle' "$T/k2.log" ||
+grep -q 'msg="projector started" seq=0 max_events=8192 sync_ms=1000 priority=idle' "$T/k2.log" ||
     fail "offline's projector defaults: $(grep projector "$T/k2.log")"
-ok "offline mode takes projections.max_events, sync_ms and priority from the configuration (defaults 16384, 1000, idle)"
+ok "offline mode takes projections.max_events, sync_ms and priority from the configuration (defaults 8192, 1000, idle)"
 
 echo "proj_env: $n passed, 0 failed"
