@@ -17,7 +17,7 @@
 /* Offline mode's projector transactions, unless projections.max_events says:
  * twice the daemon's (MD_PROJECTOR_MAX_EVENTS), with no Kafka prefetch sharing
  * the memory bound. On the benchmark's 1M commands (offline.batch_max_commands
- * 12000), peak RssAnon 52-54 MiB with it, 60-65 with 16384 (the default until
+ * 12000), peak RssAnon 52-54 MiB with it, 60-64.4 with 16384 (the default until
  * issue 17's tenth pass, which crossed the 64 MiB bound in some runs) and
  * 47-48 with 4096; the projector's CPU 5.5 s against 4.8 s at 16384, the
  * writer's and the throughput the same (docs/performance.md). */
