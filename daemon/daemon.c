@@ -121,11 +121,12 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
     /* With the gate, the projector gets each small batch before the log's commit
      * (md_projector.h, "The head start"): a result then waits for the
      * projections' commit, not their step. */
-    if (rc == MD_OK && d->cfg->proj_gate_results)
+    if (rc == MD_OK && d->cfg->proj_gate_results) {
         rc = md_engine_add_batch_hooks(d->engine, md_projector_stage_begin, md_projector_stage_end,
                                        d->projector, err);
-    if (rc == MD_OK && d->cfg->proj_gate_results)
-        rc = md_engine_add_hook(d->engine, md_projector_stage_event, d->projector, err);
+        if (rc == MD_OK)
+            rc = md_engine_add_hook(d->engine, md_projector_stage_event, d->projector, err);
+    }
     if (rc == MD_OK) {
         md_engine_set_commit_hook(d->engine, md_projector_kick, d->projector);
         md_log_info("store opened", "data_dir=%s", d->cfg->data_dir);

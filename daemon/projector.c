@@ -357,10 +357,12 @@ md_err_t md_projector_stage_end(md_txn_t *t, void *projector, md_error_t *err)
     stage_t *s = filling(pr);
     (void)t;
     (void)err;
-    if (s != NULL && s->n == 0)
-        stage_drop(pr); /* nothing to hand over */
-    if (s == NULL || s->n == 0)
+    if (s == NULL)
         return MD_OK;
+    if (s->n == 0) {
+        stage_drop(pr); /* nothing to hand over */
+        return MD_OK;
+    }
     for (size_t i = 0; i < s->n; i++)
         s->evs[i].data = s->data.p + s->off[i];
     pr->staging = false;

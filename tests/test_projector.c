@@ -138,6 +138,16 @@ static void assert_caught_up(pt_t *m)
     assert_int_equal(proj_fx_verify(m->f, NULL), MD_OK);
 }
 
+/* Starts the projector and runs lines [0, n) as one batch, caught up; returns
+ * the head start's count then. */
+static uint64_t start_after(pt_t *m, size_t n)
+{
+    start(m);
+    assert_int_equal(run(m, 0, n), MD_OK);
+    assert_caught_up(m);
+    return staged();
+}
+
 /* Every small batch is applied before its commit's end and committed after it. */
 static void test_small_batches_go_first(void **state)
 {
@@ -159,10 +169,7 @@ static void test_small_batches_go_first(void **state)
 static void test_failed_batch_dropped(void **state)
 {
     pt_t *m = *state;
-    start(m);
-    assert_int_equal(run(m, 0, 10), MD_OK);
-    assert_caught_up(m);
-    uint64_t before = staged();
+    uint64_t before = start_after(m, 10);
     m->fail_batches = 1;
     assert_int_not_equal(run(m, 10, 10), MD_OK);
     assert_int_equal(run(m, 20, 20), MD_OK); /* other commands, at the same seqs */
@@ -192,10 +199,7 @@ static void test_other_events_at_its_seqs(void **state)
     pt_t *m = *state;
     char *ghost = member_line(1, "Ghost"), *real = member_line(1, "Real");
     setenv("MARKETD_TEST_PROJECTOR_DELAY_MS", "300", 1);
-    start(m);
-    assert_int_equal(run(m, 0, 10), MD_OK);
-    assert_caught_up(m);
-    uint64_t before = staged(), head = proj_fx_head(m->f);
+    uint64_t before = start_after(m, 10), head = proj_fx_head(m->f);
     m->fail_batches = 1;
     assert_int_not_equal(proj_fx_run(m->f, (const char *const *)&ghost, 1), MD_OK);
     assert_int_equal(proj_fx_run(m->f, (const char *const *)&real, 1), MD_OK);
@@ -212,10 +216,7 @@ static void test_log_went_past(void **state)
 {
     pt_t *m = *state;
     setenv("MARKETD_TEST_PROJECTOR_DELAY_MS", "300", 1);
-    start(m);
-    assert_int_equal(run(m, 0, 10), MD_OK);
-    assert_caught_up(m);
-    uint64_t before = staged();
+    uint64_t before = start_after(m, 10);
     m->fail_batches = 1;
     assert_int_not_equal(run(m, 10, 3), MD_OK);
     assert_int_equal(run(m, 13, 30), MD_OK); /* more events than the failed batch */
@@ -234,11 +235,8 @@ static void test_gate_of_a_retried_batch(void **state)
     pt_t *m = *state;
     results_engine(m);
     setenv("MARKETD_TEST_PROJECTOR_DELAY_MS", "300", 1);
-    start(m);
+    uint64_t before = start_after(m, 10);
     md_projector_set_sink(m->pr, gate_sink, m);
-    assert_int_equal(run(m, 0, 10), MD_OK);
-    assert_caught_up(m);
-    uint64_t before = staged();
     const char *first[] = {m->lines[10], m->lines[0], m->lines[1], m->lines[2]};
     m->fail_batches = 1;
     assert_int_not_equal(proj_fx_run(m->f, first, 4), MD_OK);
@@ -257,12 +255,9 @@ static void test_large_batch_from_the_log(void **state)
     pt_t *m = *state;
     enum { N = 1100 };
     char **lines = md_calloc(N, sizeof *lines);
-    start(m);
-    assert_int_equal(run(m, 0, 1), MD_OK); /* the agreement */
-    assert_caught_up(m);
+    uint64_t before = start_after(m, 1), head = proj_fx_head(m->f); /* the agreement */
     for (int i = 0; i < N; i++)
         lines[i] = member_line(i, "Member");
-    uint64_t before = staged(), head = proj_fx_head(m->f);
     assert_int_equal(proj_fx_run(m->f, (const char *const *)lines, N), MD_OK);
     assert_true(proj_fx_head(m->f) - head > 1024);
     assert_caught_up(m);
