@@ -103,6 +103,8 @@ static md_err_t open_ledger(daemon_t *d, md_error_t *err)
                            .deadletter_topic = d->cfg->topic_deadletter};
     md_err_t rc = md_store_open(d->cfg->data_dir, &so, &d->store, err);
     if (rc == MD_OK)
+        md_log_store_converted(d->store);
+    if (rc == MD_OK)
         rc = md_engine_new(d->store, &eo, &d->engine, err);
     if (rc == MD_OK)
         rc = md_proj_open_dir(d->store, d->cfg->data_dir, &so, &d->proj, err);

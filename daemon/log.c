@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "md_log.h"
+#include "md_store.h"
 
 md_log_level_t md_log_threshold = MD_LOG_INFO;
 
@@ -64,4 +65,12 @@ void md_log_write(md_log_level_t level, const char *msg, const char *fmt, ...)
     if (write(STDERR_FILENO, line, (size_t)n) < 0) {
         /* Nothing sensible to do when stderr is gone. */
     }
+}
+
+void md_log_store_converted(const md_store_t *s)
+{
+    uint64_t streams = 0, events = 0;
+    if (md_store_converted(s, &streams, &events))
+        md_log_info("store converted from format 1", "format=%d streams=%llu events=%llu",
+                    MD_STORE_FORMAT, (unsigned long long)streams, (unsigned long long)events);
 }

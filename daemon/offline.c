@@ -189,6 +189,8 @@ md_err_t md_offline_run(const md_offline_opts_t *o, md_error_t *err)
         return md_error_set(err, MD_ECONFIG, "clock = log needs Kafka; offline, use command");
     md_err_t rc = md_store_open(o->data_dir, &so, &store, err);
     if (rc == MD_OK)
+        md_log_store_converted(store);
+    if (rc == MD_OK)
         rc = md_engine_new(store, &o->engine, &eng, err);
     if (rc == MD_OK) /* their own environment, applied by the projector thread */
         rc = md_proj_open_dir(store, o->data_dir, &so, &proj, err);

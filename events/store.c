@@ -32,8 +32,8 @@
 #include "store_int.h"
 
 static const char *const db_names[MD_DB_COUNT_] = {
-    "events", "streams", "outcomes", "state",         "offsets",
-    "outbox", "meta",    "intake",   "outbox_parked",
+    "events", "stream_chunks", "outcomes", "state",         "offsets",
+    "outbox", "meta",          "intake",   "outbox_parked",
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -210,6 +210,10 @@ static md_err_t open_dbs(md_store_t *s, md_error_t *err)
         goto fail;
     for (int i = 0; i < MD_DB_COUNT_; i++) {
         int mrc = mdb_dbi_open(txn, db_names[i], s->read_only ? 0 : MDB_CREATE, &s->dbi[i]);
+        if (mrc == MDB_NOTFOUND && s->read_only && i == MD_DB_STREAMS) {
+            s->dbi[i] = 0; /* format 1: the format check refuses it next */
+            continue;
+        }
         if (mrc == MDB_NOTFOUND && s->read_only && i == MD_DB_INTAKE) {
             s->no_intake = true; /* an older store: no intake records */
             continue;
@@ -282,6 +286,8 @@ md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t 
     s->wtxn->s = s;
     md_buf_init(&s->wtxn->rec);
     md_buf_init(&s->wtxn->sv_names);
+    md_buf_init(&s->wtxn->si);
+    md_buf_init(&s->wtxn->si_scratch);
     *out = s;
     return MD_OK;
 fail:
@@ -332,6 +338,15 @@ MDB_env *md_store_env(md_store_t *s)
 const char *md_store_id(const md_store_t *s)
 {
     return s->id;
+}
+
+bool md_store_converted(const md_store_t *s, uint64_t *streams, uint64_t *events)
+{
+    if (streams)
+        *streams = s->migrated_streams;
+    if (events)
+        *events = s->migrated_events;
+    return s->converted;
 }
 
 md_err_t md_store_dbi(md_store_t *s, const char *name, unsigned flags, MDB_dbi *out,
@@ -443,6 +458,8 @@ static md_err_t store_write_locked(md_store_t *s, md_write_fn fn, void *ctx, md_
             return rc;
         wtxn_reset(s->wtxn, txn);
         rc = fn(s->wtxn, ctx, err);
+        if (rc == MD_OK)
+            rc = md__si_flush(s->wtxn, err);
         if (rc == MD_OK)
             rc = flush_meta(s->wtxn, err);
         if (rc == MD_OK && s->wtxn->appended) /* its outbox ids end here */

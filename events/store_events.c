@@ -6,9 +6,13 @@
  *   - events are appended only, in seq order (MDB_APPEND), each record being
  *     prev_hash | hash | body with prev_hash the hash of the event before it
  *     (zero for the first) and hash the chain hash of prev_hash and body;
- *   - a stream's versions are 1, 2, ... without gaps; the stream index key
- *     (stream '\0' version BE) of each event is written with its record, and
- *     an existing key is never overwritten;
+ *   - a stream's versions are 1, 2, ... without gaps; the stream index keeps
+ *     their seqs in chunks of MD_STREAM_CHUNK under (stream, chunk), every
+ *     chunk but the last full. A write transaction keeps the seqs it appends
+ *     beside its stream versions (t->sv, t->si) and writes each stream's
+ *     chunks once, before it commits or reads the index (md__si_flush): an
+ *     index entry per event at a random place of the index cost the writer a
+ *     quarter of its time (docs/performance.md, issue 17's eleventh pass);
  *   - the head (seq and hash of the last event) is kept in the write
  *     transaction and flushed to meta 'head' before it commits (store.c).
  */
@@ -53,32 +57,47 @@ md_err_t md_txn_head(md_txn_t *t, uint64_t *seq, unsigned char hash[MD_HASH_LEN]
     return MD_OK;
 }
 
-/* Stream index key: stream bytes, a NUL, the version big-endian. */
-static size_t stream_key(unsigned char *k, const char *stream, uint64_t version)
+size_t md_stream_chunk_key(unsigned char k[MD_STREAM_MAX + 5], const char *stream, uint64_t chunk)
 {
     size_t n = strlen(stream);
     memcpy(k, stream, n);
     k[n] = '\0';
-    be64(k + n + 1, version);
-    return n + 9;
+    be32(k + n + 1, (uint32_t)chunk);
+    return n + 5;
+}
+
+/* A chunk's value: 1..MD_STREAM_CHUNK seqs of 8 bytes. */
+static bool chunk_sound(const MDB_val *v)
+{
+    return v->mv_size >= 8 && v->mv_size <= 8 * MD_STREAM_CHUNK && v->mv_size % 8 == 0;
 }
 
 /*
  * The write transaction's stream versions: a stream's version is found by a
  * cursor seek and a step back in the index (two B-tree operations), and is
  * asked again for every event appended to it and by decide; the answers of
- * this transaction are kept here, updated by each append (the only writer of
- * the index in a write transaction), and forgotten when a write transaction
- * begins (a re-run batch starts empty). Bounded: at most SV_MAX names are
- * kept, later ones are looked up in LMDB each time.
+ * this transaction are kept here, updated by each append, and forgotten when
+ * a write transaction begins (a re-run batch starts empty). Bounded: at most
+ * SV_MAX names are kept, later ones are looked up in LMDB each time and their
+ * appends indexed at once (chunk_write).
+ *
+ * Each kept stream also has the seqs appended to it since its chunks were
+ * last written: versions base + 1 .. version, a list through t->si from the
+ * newest (last, a 1-based place in t->si; 0 for none).
  */
 #define SV_MIN 256
 #define SV_MAX ((size_t)1 << 16)
 
 typedef struct sv_ent {
-    uint64_t hash, version;
+    uint64_t hash, version, base;
     uint32_t off, len; /* the name in sv_names; len 0: an empty slot */
+    uint32_t last;     /* the newest unwritten seq's place in t->si, 0: none */
 } sv_ent_t;
+
+typedef struct si_node {
+    uint64_t seq;
+    uint32_t prev; /* the stream's previous unwritten seq's place, 0: none */
+} si_node_t;
 
 static sv_ent_t *sv_slot(sv_ent_t *tab, size_t cap, const md_buf_t *names, uint64_t h,
                          const char *s, size_t n)
@@ -96,6 +115,7 @@ void md__sv_reset(md_txn_t *t)
         memset(t->sv, 0, t->sv_cap * sizeof *t->sv);
     t->sv_n = 0;
     md_buf_reset(&t->sv_names);
+    md_buf_reset(&t->si);
 }
 
 void md__sv_free(md_txn_t *t)
@@ -104,6 +124,8 @@ void md__sv_free(md_txn_t *t)
     t->sv = NULL;
     t->sv_cap = t->sv_n = 0;
     md_buf_release(&t->sv_names);
+    md_buf_release(&t->si);
+    md_buf_release(&t->si_scratch);
 }
 
 /* Doubles the table (or makes the first); false when it is at SV_MAX. */
@@ -123,40 +145,61 @@ static bool sv_grow(md_txn_t *t)
     return true;
 }
 
-/* The kept version of @p stream (n bytes), or NULL. */
-static const sv_ent_t *sv_find(md_txn_t *t, const char *stream, size_t n)
+/* The kept entry of @p stream (n bytes), or NULL. */
+static sv_ent_t *sv_find(md_txn_t *t, const char *stream, size_t n)
 {
     if (t->sv_n == 0)
         return NULL;
-    const sv_ent_t *e = sv_slot(t->sv, t->sv_cap, &t->sv_names, md_hash64(stream, n), stream, n);
+    sv_ent_t *e = sv_slot(t->sv, t->sv_cap, &t->sv_names, md_hash64(stream, n), stream, n);
     return e->len ? e : NULL;
 }
 
-/* Keeps @p version as @p stream's. A full table takes no new name, but a name
- * it keeps must still follow every append (a stale version would be reused). */
-static void sv_set(md_txn_t *t, const char *stream, size_t n, uint64_t version)
+/* Keeps @p stream's version as read from the index: NULL when the table is
+ * full (the name is then not kept at all, so its appends go to the index at
+ * once and a later look-up finds them there). */
+static sv_ent_t *sv_add(md_txn_t *t, const char *stream, size_t n, uint64_t version)
 {
     uint64_t h = md_hash64(stream, n);
-    if (2 * (t->sv_n + 1) > t->sv_cap && !sv_grow(t)) {
-        sv_ent_t *kept = t->sv_cap ? sv_slot(t->sv, t->sv_cap, &t->sv_names, h, stream, n) : NULL;
-        if (kept && kept->len)
-            kept->version = version;
-        return;
-    }
+    if (2 * (t->sv_n + 1) > t->sv_cap && !sv_grow(t))
+        return NULL;
     sv_ent_t *e = sv_slot(t->sv, t->sv_cap, &t->sv_names, h, stream, n);
-    if (e->len == 0) {
-        e->hash = h;
-        e->off = (uint32_t)t->sv_names.len;
-        e->len = (uint32_t)n;
-        md_buf_append(&t->sv_names, stream, n);
-        t->sv_n++;
-    }
-    e->version = version;
+    e->hash = h;
+    e->off = (uint32_t)t->sv_names.len;
+    e->len = (uint32_t)n;
+    e->version = e->base = version;
+    e->last = 0;
+    md_buf_append(&t->sv_names, stream, n);
+    t->sv_n++;
+    return e;
+}
+
+/* The version of @p stream (n bytes) in the index: its last chunk's number
+ * and length. */
+static md_err_t index_version(MDB_cursor *c, const char *stream, size_t n, uint64_t *version,
+                              md_error_t *err)
+{
+    unsigned char k[MD_STREAM_MAX + 5];
+    MDB_val key = {md_stream_chunk_key(k, stream, UINT32_MAX), k}, val;
+    int rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    rc = mdb_cursor_get(c, &key, &val, rc == MDB_SUCCESS ? MDB_PREV : MDB_LAST);
+    *version = 0;
+    if (rc == MDB_NOTFOUND ||
+        (rc == MDB_SUCCESS && (key.mv_size != n + 5 || memcmp(key.mv_data, k, n + 1) != 0)))
+        return MD_OK;
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "stream index");
+    if (!chunk_sound(&val))
+        return md_error_set(err, MD_ECORRUPT, "stream '%s': index chunk of %zu bytes", stream,
+                            val.mv_size);
+    uint32_t chunk = 0;
+    for (int i = 0; i < 4; i++)
+        chunk = chunk << 8 | ((const unsigned char *)key.mv_data)[n + 1 + i];
+    *version = (uint64_t)chunk * MD_STREAM_CHUNK + val.mv_size / 8;
+    return MD_OK;
 }
 
 md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version, md_error_t *err)
 {
-    unsigned char k[MD_STREAM_MAX + 9];
     size_t n = strlen(stream);
     if (n == 0 || n > MD_STREAM_MAX)
         return md_error_set(err, MD_EINVAL, "stream name of %zu bytes", n);
@@ -166,26 +209,112 @@ md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *versio
         return MD_OK;
     }
     /* The writer keeps one cursor for the whole transaction (an open and a
-     * close per append showed in profiles); readers open their own. */
+     * close per append showed in profiles); readers open their own. A stream
+     * not kept has no unwritten seqs: the index has all of it. */
     MDB_cursor *c = t->write ? t->streams : NULL;
     int rc = c ? MDB_SUCCESS : mdb_cursor_open(t->txn, t->s->dbi[MD_DB_STREAMS], &c);
     if (rc != MDB_SUCCESS)
         return md_store_err(rc, err, "cursor streams");
     if (t->write)
         t->streams = c;
-    MDB_val key = {stream_key(k, stream, UINT64_MAX), k}, val;
-    rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-    rc = mdb_cursor_get(c, &key, &val, rc == MDB_SUCCESS ? MDB_PREV : MDB_LAST);
-    *version = 0;
-    if (rc == MDB_SUCCESS && key.mv_size == n + 9 && memcmp(key.mv_data, k, n + 1) == 0)
-        *version = get_be64((const unsigned char *)key.mv_data + n + 1);
+    md_err_t mrc = index_version(c, stream, n, version, err);
     if (!t->write)
         mdb_cursor_close(c);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        return md_store_err(rc, err, "streams");
-    if (t->write)
-        sv_set(t, stream, n, *version);
+    if (mrc == MD_OK && t->write)
+        sv_add(t, stream, n, *version);
+    return mrc;
+}
+
+/* ---- writing the index's chunks ------------------------------------------------------ */
+
+/*
+ * Writes seqs[0..k) as versions base + 1 .. base + k of @p stream: the chunk
+ * that already holds base's seq (when base is not a chunk's end) is read and
+ * extended, each chunk written once.
+ */
+static md_err_t chunk_write(md_txn_t *t, const char *stream, uint64_t base, const uint64_t *seqs,
+                            size_t k, md_error_t *err)
+{
+    unsigned char key[MD_STREAM_MAX + 5], val[8 * MD_STREAM_CHUNK];
+    uint64_t chunk = base / MD_STREAM_CHUNK;
+    size_t have = base % MD_STREAM_CHUNK, i = 0;
+    size_t klen = md_stream_chunk_key(key, stream, chunk);
+    if (have) {
+        MDB_val v;
+        int rc = txn_get(t, MD_DB_STREAMS, key, klen, &v);
+        if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+            return md_store_err(rc, err, "stream index");
+        if (rc == MDB_NOTFOUND || v.mv_size != 8 * have)
+            return md_error_set(err, MD_ECORRUPT,
+                                "stream '%s': index chunk %llu does not hold version %llu", stream,
+                                (unsigned long long)chunk, (unsigned long long)base);
+        memcpy(val, v.mv_data, v.mv_size);
+    }
+    while (i < k) {
+        if (chunk > UINT32_MAX)
+            return md_error_set(err, MD_EINVAL, "stream '%s' is full", stream);
+        for (; i < k && have < MD_STREAM_CHUNK; i++)
+            be64(val + 8 * have++, seqs[i]);
+        md_stream_chunk_key(key, stream, chunk);
+        int rc = txn_put(t, MD_DB_STREAMS, key, klen, val, 8 * have, 0);
+        if (rc != MDB_SUCCESS)
+            return md_store_err(rc, err, "index stream");
+        chunk++;
+        have = 0;
+    }
     return MD_OK;
+}
+
+/* A kept stream with unwritten seqs, and its name (for the sort). */
+typedef struct si_dirty {
+    const unsigned char *name;
+    sv_ent_t *e;
+} si_dirty_t;
+
+/* By name: LMDB's order of the chunk keys, so the writes go in key order. */
+static int by_name(const void *a, const void *b)
+{
+    const si_dirty_t *x = a, *y = b;
+    uint32_t xn = x->e->len, yn = y->e->len;
+    int c = memcmp(x->name, y->name, xn < yn ? xn : yn);
+    return c ? c : (xn > yn) - (xn < yn);
+}
+
+/* Writes one kept stream's unwritten seqs (its list, newest first). */
+static md_err_t flush_stream(md_txn_t *t, sv_ent_t *e, uint64_t *seqs, md_error_t *err)
+{
+    char name[MD_STREAM_MAX + 1];
+    size_t k = (size_t)(e->version - e->base);
+    const si_node_t *nodes = (const si_node_t *)(void *)t->si.p;
+    uint32_t at = e->last;
+    for (size_t i = k; i > 0; i--, at = nodes[at - 1].prev)
+        seqs[i - 1] = nodes[at - 1].seq;
+    memcpy(name, t->sv_names.p + e->off, e->len);
+    name[e->len] = '\0';
+    md_err_t rc = chunk_write(t, name, e->base, seqs, k, err);
+    e->base = e->version;
+    e->last = 0;
+    return rc;
+}
+
+md_err_t md__si_flush(md_txn_t *t, md_error_t *err)
+{
+    if (t->si.len == 0)
+        return MD_OK;
+    size_t nodes = t->si.len / sizeof(si_node_t), m = 0;
+    md_buf_reset(&t->si_scratch);
+    si_dirty_t *dirty = (si_dirty_t *)(void *)md_buf_reserve(
+        &t->si_scratch, t->sv_n * sizeof *dirty + sizeof(uint64_t) * nodes);
+    uint64_t *seqs = (uint64_t *)(void *)(dirty + t->sv_n);
+    for (size_t i = 0; i < t->sv_cap; i++)
+        if (t->sv[i].len && t->sv[i].last)
+            dirty[m++] = (si_dirty_t){t->sv_names.p + t->sv[i].off, &t->sv[i]};
+    qsort(dirty, m, sizeof *dirty, by_name);
+    md_err_t rc = MD_OK;
+    for (size_t i = 0; i < m && rc == MD_OK; i++)
+        rc = flush_stream(t, dirty[i].e, seqs, err);
+    md_buf_reset(&t->si);
+    return rc;
 }
 
 /* ---- append ------------------------------------------------------------------------ */
@@ -203,19 +332,31 @@ static md_err_t check_event(const md_event_t *ev, md_error_t *err)
     return MD_OK;
 }
 
+/* Notes  ev's seq for its stream's index chunk: kept with the stream's
+ * version until md__si_flush, or written at once for a stream not kept. */
+static md_err_t index_event(md_txn_t *t, const md_event_t *ev, md_error_t *err)
+{
+    sv_ent_t *e = sv_find(t, ev->stream, strlen(ev->stream));
+    if (e == NULL)
+        return chunk_write(t, ev->stream, ev->version - 1, &ev->seq, 1, err);
+    si_node_t node = {.seq = ev->seq, .prev = e->last};
+    md_buf_append(&t->si, &node, sizeof node);
+    e->last = (uint32_t)(t->si.len / sizeof node);
+    e->version = ev->version;
+    return MD_OK;
+}
+
 /* Writes the record and its stream index entry, then advances the head. */
 static md_err_t put_record(md_txn_t *t, md_event_t *ev, md_error_t *err)
 {
-    unsigned char k[MD_STREAM_MAX + 9], seqk[8];
+    unsigned char seqk[8];
     be64(seqk, ev->seq);
     int rc = txn_put(t, MD_DB_EVENTS, seqk, 8, t->rec.p, t->rec.len, MDB_APPEND);
     if (rc != MDB_SUCCESS)
         return md_store_err(rc, err, "append event");
-    rc = txn_put(t, MD_DB_STREAMS, k, stream_key(k, ev->stream, ev->version), seqk, 8,
-                 MDB_NOOVERWRITE);
-    if (rc != MDB_SUCCESS)
-        return md_store_err(rc, err, "index stream");
-    sv_set(t, ev->stream, strlen(ev->stream), ev->version);
+    md_err_t irc = index_event(t, ev, err);
+    if (irc != MD_OK)
+        return irc;
     t->head_dirty = true;
     t->appended = true;
     t->head_seq = ev->seq;
@@ -321,34 +462,59 @@ md_err_t md_txn_scan(md_txn_t *t, uint64_t from, uint64_t limit, md_event_fn fn,
     return rc;
 }
 
+/* Visits the seqs of one chunk from slot @p from, counting against @p limit. */
+static md_err_t visit_chunk(md_txn_t *t, const char *stream, const MDB_val *v, size_t from,
+                            uint64_t limit, uint64_t *count, md_event_fn fn, void *ctx,
+                            md_error_t *err)
+{
+    for (size_t i = from; i < v->mv_size / 8; i++) {
+        if (limit && (*count)++ == limit)
+            return MD_ESTOP;
+        MDB_val ek = {8, (unsigned char *)v->mv_data + 8 * i}, ev;
+        int mrc = mdb_get(t->txn, t->s->dbi[MD_DB_EVENTS], &ek, &ev);
+        if (mrc == MDB_NOTFOUND)
+            return md_error_set(err, MD_ECORRUPT, "stream '%s' indexes a missing event", stream);
+        if (mrc != MDB_SUCCESS)
+            return md_store_err(mrc, err, "get event");
+        md_err_t rc = visit_record(&ek, &ev, fn, ctx, err);
+        if (rc != MD_OK)
+            return rc;
+    }
+    return MD_OK;
+}
+
 md_err_t md_txn_scan_stream(md_txn_t *t, const char *stream, uint64_t from_version, uint64_t limit,
                             md_event_fn fn, void *ctx, md_error_t *err)
 {
-    unsigned char k[MD_STREAM_MAX + 9];
+    unsigned char k[MD_STREAM_MAX + 5];
     size_t n = strlen(stream);
     if (n == 0 || n > MD_STREAM_MAX)
         return md_error_set(err, MD_EINVAL, "stream name of %zu bytes", n);
+    md_err_t rc = t->write ? md__si_flush(t, err) : MD_OK; /* this txn's appends too */
+    if (rc != MD_OK)
+        return rc;
+    uint64_t first = from_version ? from_version - 1 : 0; /* as a 0-based place */
+    if (first / MD_STREAM_CHUNK > UINT32_MAX)
+        return MD_OK;
     MDB_cursor *c = NULL;
     int mrc = mdb_cursor_open(t->txn, t->s->dbi[MD_DB_STREAMS], &c);
     if (mrc != MDB_SUCCESS)
         return md_store_err(mrc, err, "cursor streams");
-    MDB_val key = {stream_key(k, stream, from_version), k}, val;
-    md_err_t rc = MD_OK;
+    MDB_val key = {md_stream_chunk_key(k, stream, first / MD_STREAM_CHUNK), k}, val;
+    size_t from = (size_t)(first % MD_STREAM_CHUNK);
     uint64_t count = 0;
     for (mrc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); mrc == MDB_SUCCESS;
          mrc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-        if (key.mv_size != n + 9 || memcmp(key.mv_data, k, n + 1) != 0 || val.mv_size != 8)
+        if (key.mv_size != n + 5 || memcmp(key.mv_data, k, n + 1) != 0)
             break;
-        if (limit && count++ == limit)
-            break;
-        MDB_val ek = {8, val.mv_data}, ev;
-        mrc = mdb_get(t->txn, t->s->dbi[MD_DB_EVENTS], &ek, &ev);
-        if (mrc != MDB_SUCCESS) {
-            rc = md_error_set(err, MD_ECORRUPT, "stream '%s' indexes a missing event", stream);
+        if (!chunk_sound(&val)) {
+            rc = md_error_set(err, MD_ECORRUPT, "stream '%s': index chunk of %zu bytes", stream,
+                              val.mv_size);
             break;
         }
-        if ((rc = visit_record(&ek, &ev, fn, ctx, err)) != MD_OK)
+        if ((rc = visit_chunk(t, stream, &val, from, limit, &count, fn, ctx, err)) != MD_OK)
             break;
+        from = 0;
     }
     mdb_cursor_close(c);
     if (rc == MD_ESTOP)
@@ -356,4 +522,39 @@ md_err_t md_txn_scan_stream(md_txn_t *t, const char *stream, uint64_t from_versi
     if (rc == MD_OK && mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
         rc = md_store_err(mrc, err, "scan stream");
     return rc;
+}
+
+/* ---- cutting a store's tail (tools) --------------------------------------------- */
+
+md_err_t md_txn_unindex_last(md_txn_t *t, const char *stream, uint64_t version, md_error_t *err)
+{
+    unsigned char k[MD_STREAM_MAX + 5];
+    uint64_t have = 0;
+    size_t n = strlen(stream);
+    if (!t->write)
+        return md_error_set(err, MD_EINVAL, "unindex in a read transaction");
+    md_err_t rc = md_txn_stream_version(t, stream, &have, err);
+    if (rc == MD_OK)
+        rc = md__si_flush(t, err);
+    if (rc != MD_OK)
+        return rc;
+    if (version == 0 || have != version)
+        return md_error_set(err, MD_ENOTFOUND, "stream '%s' is at version %llu, not %llu", stream,
+                            (unsigned long long)have, (unsigned long long)version);
+    size_t klen = md_stream_chunk_key(k, stream, (version - 1) / MD_STREAM_CHUNK);
+    size_t keep = (size_t)((version - 1) % MD_STREAM_CHUNK);
+    MDB_val v;
+    int mrc = txn_get(t, MD_DB_STREAMS, k, klen, &v);
+    if (mrc == MDB_SUCCESS && keep) {
+        unsigned char val[8 * MD_STREAM_CHUNK];
+        memcpy(val, v.mv_data, 8 * keep);
+        mrc = txn_put(t, MD_DB_STREAMS, k, klen, val, 8 * keep, 0);
+    } else if (mrc == MDB_SUCCESS) {
+        MDB_val key = {klen, k};
+        mrc = mdb_del(t->txn, t->s->dbi[MD_DB_STREAMS], &key, NULL);
+    }
+    sv_ent_t *e = sv_find(t, stream, n);
+    if (e) /* kept at the old version: take it back */
+        e->version = e->base = version - 1;
+    return md_store_err(mrc, err, "unindex stream");
 }

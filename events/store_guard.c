@@ -171,7 +171,22 @@ md_err_t md__store_check_format(md_store_t *s, MDB_txn *txn, bool fresh, md_erro
                             s->path, MD_STORE_FORMAT);
     if (rc != MDB_SUCCESS)
         return md_store_err(rc, err, "get 'format'");
-    if (v.mv_size != 8 || get_be64(v.mv_data) != MD_STORE_FORMAT)
+    uint64_t format = v.mv_size == 8 ? get_be64(v.mv_data) : 0;
+    if (format == 1 && s->read_only)
+        return md_error_set(err, MD_EVERSION,
+                            "store '%s' is in format 1 (this version reads format %d): open it "
+                            "once with marketd or a writing marketctl command to convert it",
+                            s->path, MD_STORE_FORMAT);
+    if (format == 1) { /* the stream index in chunks: format 2 */
+        unsigned char f[8];
+        md_err_t mrc = md__store_migrate_index(s, txn, err);
+        be64(f, MD_STORE_FORMAT);
+        if (mrc == MD_OK)
+            mrc = put_meta_raw(s, txn, "format", f, 8, err);
+        s->converted = mrc == MD_OK;
+        return mrc;
+    }
+    if (format != MD_STORE_FORMAT)
         return md_error_set(err, MD_EVERSION, "store format is not %d", MD_STORE_FORMAT);
     return MD_OK;
 }

@@ -47,7 +47,9 @@ struct md_store {
     pthread_mutex_t write_lock; /* one md_store_write at a time (it reuses wtxn) */
     MDB_dbi dbi[MD_DB_COUNT_];
     bool read_only;
-    bool no_intake;      /* read-only store written before the intake database existed */
+    bool no_intake; /* read-only store written before the intake database existed */
+    bool converted; /* opening converted a format 1 store (store_migrate.c) */
+    uint64_t migrated_streams, migrated_events;
     struct md_txn *wtxn; /* the writer's reusable transaction state */
     int lock_fd;         /* the data directory's lock file (opts.lock), or -1 */
     char path[4096];     /* the data file, for messages */
@@ -81,18 +83,31 @@ struct md_txn {
      * commit (flush_meta), rather than rewritten per event. */
     bool head_dirty, outbox_dirty;
     bool appended;       /* the write txn appended events (md_store_committed) */
-    MDB_cursor *streams; /* the write txn's cursor on streams, opened once */
+    MDB_cursor *streams; /* the write txn's cursor on the stream index, opened once */
     md_buf_t rec;        /* scratch: record = prev_hash | hash | body */
     /* The write txn's stream versions, as read or appended in it (a hash
      * table over names kept in sv_names; emptied when a write txn begins). */
     struct sv_ent *sv;
     size_t sv_cap, sv_n;
     md_buf_t sv_names;
+    /* The seqs appended to the streams kept in sv and not yet in the index
+     * (each entry: seq, then the 1-based place of the stream's previous one,
+     * 0 for none): written, a chunk per stream, by md__si_flush. */
+    md_buf_t si;
+    md_buf_t si_scratch; /* md__si_flush's sorted names and chunk */
 };
 
 /* Empties the write txn's stream versions (store_events.c); _free releases them. */
 void md__sv_reset(md_txn_t *t);
 void md__sv_free(md_txn_t *t);
+
+/* Writes the seqs the write txn appended into the stream index (its chunks);
+ * before the commit (store.c) and before the index is read in the txn. */
+md_err_t md__si_flush(md_txn_t *t, md_error_t *err);
+
+/* Converts a format 1 stream index (a key per event, in the database
+ * "streams") into format 2's chunks and drops it (store_migrate.c). */
+md_err_t md__store_migrate_index(md_store_t *s, MDB_txn *txn, md_error_t *err);
 
 /* ---- byte order (keys and records are big-endian) -------------------------- */
 

@@ -1,19 +1,20 @@
 /*
  * verify.c - recomputes the hash chain of a store (marketctl verify).
  *
- * The stream index is checked from the index's side first: one pass over it
- * (in key order, sequential pages) notes, for each seq of a window, the key
- * of the first entry pointing at it (LMDB's pointers stay valid for the read
- * transaction). An event whose noted key is its own stream and version holds;
- * any other event is looked up in the index as before (and fails, or passes,
- * with the same message): a look-up per event was half of the walk.
+ * The stream index is checked from the index's side first: one pass over its
+ * chunks (in key order, sequential pages) notes, for each seq of a window,
+ * the chunk key and place of the first entry holding it (LMDB's pointers stay
+ * valid for the read transaction). An event whose noted chunk and place are
+ * its own stream and version holds; any other event is looked up in the
+ * index (and fails, or passes, with the same message): a look-up per event
+ * was half of the walk.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "md_store.h"
+#include "store_int.h"
 
-/* Seqs whose index keys are noted at a time (10 bytes each): a longer log
+/* Seqs whose index keys are noted at a time (11 bytes each): a longer log
  * takes one more pass over the index per window. */
 #define INDEX_WINDOW ((uint64_t)1 << 22)
 
@@ -26,8 +27,9 @@ typedef struct chain_walk {
     void *pctx;
     md_txn_t *txn;
     uint64_t lo, n;            /* the window: seqs [lo, lo + n) */
-    const unsigned char **key; /* key[seq - lo]: an index key pointing at seq, or NULL */
+    const unsigned char **key; /* key[seq - lo]: the chunk key holding seq, or NULL */
     uint16_t *klen;
+    uint8_t *slot; /* slot[seq - lo]: seq's place in that chunk */
 } chain_walk_t;
 
 static md_err_t bad(chain_walk_t *w, uint64_t seq, md_error_t *err, const char *what)
@@ -37,15 +39,7 @@ static md_err_t bad(chain_walk_t *w, uint64_t seq, md_error_t *err, const char *
     return md_error_set(err, MD_ECORRUPT, "seq %llu: %s", (unsigned long long)seq, what);
 }
 
-static uint64_t get_be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-/* Notes the index keys pointing at the seqs of [w->lo, w->lo + w->n). */
+/* Notes the chunk keys and places holding the seqs of [w->lo, w->lo + w->n). */
 static md_err_t index_window(chain_walk_t *w, md_error_t *err)
 {
     MDB_cursor *cur = NULL;
@@ -56,37 +50,40 @@ static md_err_t index_window(chain_walk_t *w, md_error_t *err)
         return md_store_err(rc, err, "cursor stream index");
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (v.mv_size != 8 || k.mv_size > UINT16_MAX)
+        if (v.mv_size % 8 || v.mv_size > 8 * MD_STREAM_CHUNK || k.mv_size > UINT16_MAX)
             continue;
-        uint64_t i = get_be64(v.mv_data) - w->lo;
-        if (i < w->n && w->key[i] == NULL) {
-            w->key[i] = k.mv_data;
-            w->klen[i] = (uint16_t)k.mv_size;
+        for (size_t j = 0; j < v.mv_size / 8; j++) {
+            uint64_t i = get_be64((const unsigned char *)v.mv_data + 8 * j) - w->lo;
+            if (i < w->n && w->key[i] == NULL) {
+                w->key[i] = k.mv_data;
+                w->klen[i] = (uint16_t)k.mv_size;
+                w->slot[i] = (uint8_t)j;
+            }
         }
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? MD_OK : md_store_err(rc, err, "scan stream index");
 }
 
-/* The stream index must map (stream, version) back to this seq. */
+/* The stream index must hold this seq at (stream, version)'s place. */
 static md_err_t check_index(chain_walk_t *w, const md_event_t *ev, md_error_t *err)
 {
-    unsigned char k[MD_STREAM_MAX + 9];
-    size_t n = strlen(ev->stream);
-    memcpy(k, ev->stream, n);
-    k[n] = '\0';
-    for (int i = 0; i < 8; i++)
-        k[n + 1 + i] = (unsigned char)(ev->version >> (56 - 8 * i));
-    uint64_t at = ev->seq - w->lo;
-    if (at < w->n && w->key[at] && w->klen[at] == n + 9 && memcmp(w->key[at], k, n + 9) == 0)
-        return MD_OK; /* the entry of this key points here */
-    MDB_val key = {n + 9, k}, val;
-    int rc = mdb_get(md_txn_mdb(w->txn), md_txn_dbi(w->txn, MD_DB_STREAMS), &key, &val);
-    if (rc == MDB_NOTFOUND || val.mv_size != 8)
+    unsigned char k[MD_STREAM_MAX + 5];
+    if (ev->version == 0 || (ev->version - 1) / MD_STREAM_CHUNK > UINT32_MAX)
         return bad(w, ev->seq, err, "stream index entry missing");
-    if (rc != MDB_SUCCESS)
+    size_t klen = md_stream_chunk_key(k, ev->stream, (ev->version - 1) / MD_STREAM_CHUNK);
+    size_t slot = (size_t)((ev->version - 1) % MD_STREAM_CHUNK);
+    uint64_t at = ev->seq - w->lo;
+    if (at < w->n && w->key[at] && w->klen[at] == klen && w->slot[at] == slot &&
+        memcmp(w->key[at], k, klen) == 0)
+        return MD_OK; /* the chunk of this key holds it here */
+    MDB_val key = {klen, k}, val;
+    int rc = mdb_get(md_txn_mdb(w->txn), md_txn_dbi(w->txn, MD_DB_STREAMS), &key, &val);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
         return md_store_err(rc, err, "get stream index");
-    uint64_t seq = get_be64(val.mv_data);
+    if (rc == MDB_NOTFOUND || val.mv_size % 8 || val.mv_size < 8 * (slot + 1))
+        return bad(w, ev->seq, err, "stream index entry missing");
+    uint64_t seq = get_be64((const unsigned char *)val.mv_data + 8 * slot);
     return seq == ev->seq ? MD_OK : bad(w, ev->seq, err, "stream index points elsewhere");
 }
 
@@ -119,7 +116,9 @@ md_err_t md_txn_verify_chain(md_txn_t *t, uint64_t *count, uint64_t *bad_seq,
         .expect = 1, .bad_seq = bad_seq, .progress = progress, .pctx = pctx, .txn = t};
     unsigned char head[MD_HASH_LEN];
     memset(w.prev, 0, MD_HASH_LEN);
-    md_err_t rc = md_txn_head(t, &w.total, head, err);
+    md_err_t rc = t->write ? md__si_flush(t, err) : MD_OK; /* this txn's appends too */
+    if (rc == MD_OK)
+        rc = md_txn_head(t, &w.total, head, err);
     if (rc != MD_OK)
         return rc;
     md_error_t scan_err = {0};
@@ -127,6 +126,7 @@ md_err_t md_txn_verify_chain(md_txn_t *t, uint64_t *count, uint64_t *bad_seq,
     w.n = w.total < INDEX_WINDOW ? w.total + 1 : INDEX_WINDOW;
     w.key = md_malloc(w.n * sizeof *w.key);
     w.klen = md_malloc(w.n * sizeof *w.klen);
+    w.slot = md_malloc(w.n * sizeof *w.slot);
     do { /* a window at a time; records beyond the head are walked too (and fail) */
         before = w.lo = w.expect;
         rc = index_window(&w, &scan_err);
@@ -135,6 +135,7 @@ md_err_t md_txn_verify_chain(md_txn_t *t, uint64_t *count, uint64_t *bad_seq,
     } while (rc == MD_OK && w.expect - before == w.n);
     free(w.key);
     free(w.klen);
+    free(w.slot);
     if (rc == MD_ECORRUPT && bad_seq && *bad_seq == 0)
         *bad_seq = w.expect; /* an undecodable record */
     if (rc != MD_OK)

@@ -35,4 +35,10 @@ const char *md_log_quote(const char *s, char *out, unsigned cap);
 #define md_log_info(msg, ...) md_log(MD_LOG_INFO, msg, __VA_ARGS__)
 #define md_log_debug(msg, ...) md_log(MD_LOG_DEBUG, msg, __VA_ARGS__)
 
+typedef struct md_store md_store_t;
+
+/** @brief Logs (info) that opening @p s converted it from store format 1
+ * (md_store_converted); nothing otherwise. */
+void md_log_store_converted(const md_store_t *s);
+
 #endif

@@ -4,7 +4,12 @@
  * Named databases (docs/architecture.md, "Store"):
  *   events    seq (8 bytes big-endian) -> prev_hash(32) | hash(32) | body
  *             appended with MDB_APPEND, never updated or deleted
- *   streams   stream '\0' version (8 bytes BE) -> seq (8 bytes BE)
+ *   stream_chunks  stream '\0' chunk (4 bytes BE) -> the seqs (8 bytes BE each) of
+ *             the stream's versions chunk * MD_STREAM_CHUNK + 1, + 2, ...: the
+ *             stream index. Every chunk but a stream's last holds
+ *             MD_STREAM_CHUNK seqs, the last 1 to MD_STREAM_CHUNK (store format
+ *             2; format 1 kept a key per event in "streams", converted when a
+ *             format 1 store is first opened for writing)
  *   outcomes  command_id -> result (opaque bytes, written by the engine)
  *   state     aggregate key -> aggregate bytes (opaque, owned by the rules)
  *   offsets   topic '\0' partition (4 bytes BE) -> next offset (8 bytes BE)
@@ -60,7 +65,8 @@
 #include "md_error.h"
 #include "md_event.h"
 
-#define MD_STORE_FORMAT 1
+#define MD_STORE_FORMAT 2
+#define MD_STREAM_CHUNK 64 /* seqs per stream index chunk (format 2) */
 #define MD_STORE_ID_LEN 32 /* hex digits of a store's identity */
 
 typedef struct md_store md_store_t;
@@ -95,10 +101,14 @@ typedef enum md_db {
  * @param opts may be NULL for defaults.
  * @param out receives a new handle owned by the caller (md_store_free).
  * A new store is stamped with MD_STORE_FORMAT and a random identity
- * (md_store_id); an existing store without a 'format' key is refused.
+ * (md_store_id); an existing store without a 'format' key is refused. A
+ * format 1 store opened for writing has its stream index converted to
+ * chunks and is stamped format 2, in the opening transaction (one pass over
+ * the old index; all or nothing); opened read-only it is refused.
  * @returns MD_OK, MD_EIO (directory), MD_ESTORE (LMDB), MD_EVERSION (format
- *          other than MD_STORE_FORMAT, or none), MD_ECORRUPT (truncated data
- *          file), MD_EEXIST (opts.lock: the directory is locked by another process).
+ *          other than MD_STORE_FORMAT, or none, or 1 read-only), MD_ECORRUPT
+ *          (truncated data file; a format 1 index whose versions have a gap),
+ *          MD_EEXIST (opts.lock: the directory is locked by another process).
  */
 MD_MUST_CHECK
 md_err_t md_store_open(const char *dir, const md_store_opts_t *opts, md_store_t **out,
@@ -119,6 +129,11 @@ static inline void md_store_close(md_store_t *s)
  * that has none yet). Tells two stores apart, e.g. in Kafka commit metadata.
  */
 const char *md_store_id(const md_store_t *s);
+
+/** @brief True when opening converted a format 1 store to format 2 (its
+ * stream index into chunks);  streams and  events (may be NULL) receive
+ * what the old index held. */
+bool md_store_converted(const md_store_t *s, uint64_t *streams, uint64_t *events);
 
 /** @brief True once a failed map resize left LMDB without a map (see above):
  *  every transaction fails from then on; the process should stop. Any thread. */
@@ -236,6 +251,20 @@ md_err_t md_txn_head(md_txn_t *t, uint64_t *seq, unsigned char hash[MD_HASH_LEN]
  * @returns MD_OK, MD_EINVAL (stream too long), MD_ESTORE. */
 MD_MUST_CHECK
 md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version, md_error_t *err);
+
+/** @brief The stream index key of  stream's chunk  chunk (stream, a NUL,
+ * the chunk number big-endian) in  k; returns its length (strlen + 5). */
+size_t md_stream_chunk_key(unsigned char k[MD_STREAM_MAX + 5], const char *stream, uint64_t chunk);
+
+/**
+ * @brief Takes the last event of  stream, of version  version, out of the
+ * stream index (write transaction): for tools that cut a store's tail (the
+ * tests' attackers), which delete the event themselves.
+ * @returns MD_OK, MD_ENOTFOUND ( version is not the stream's last),
+ *          MD_EINVAL (stream name), MD_ECORRUPT (a malformed chunk).
+ */
+MD_MUST_CHECK
+md_err_t md_txn_unindex_last(md_txn_t *t, const char *stream, uint64_t version, md_error_t *err);
 
 /**
  * @brief Reads event @p seq; ev->data and *body borrow from the transaction.

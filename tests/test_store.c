@@ -490,9 +490,11 @@ static void test_store_verify_names_first_altered_seq(void **state)
     md_txn_end(t);
 }
 
-/* Changes the stream index: op 0 deletes the entry of event seq's stream
- * and version, 1 points it at seq + 1, 2 gives it a 4-byte value, 3 adds an
- * entry of another key ("a", sorted first) pointing at seq, 4 does both 0 and 3. */
+/* Changes the stream index at event seq's place in its chunk: op 0 cuts the
+ * chunk before it (its entry and its stream's later ones gone), 1 points it
+ * at seq + 1, 2 leaves 4 bytes of it (a malformed chunk: every event the
+ * chunk held breaks, the first named), 3 adds a chunk of another stream ("a",
+ * sorted first) holding seq, 4 does both 0 and 3. */
 typedef struct index_tamper {
     uint64_t seq;
     int op;
@@ -502,7 +504,8 @@ static md_err_t tamper_index(md_txn_t *t, void *ctx, md_error_t *err)
 {
     index_tamper_t *x = ctx;
     md_event_t ev;
-    unsigned char k[MD_STREAM_MAX + 9], v[8];
+    unsigned char k[MD_STREAM_MAX + 5], v[8 * MD_STREAM_CHUNK];
+    MDB_val key, val;
     md_err_t rc = md_txn_event(t, x->seq, &ev, NULL, NULL, err);
     if (rc == MD_OK && x->op == 4) {
         index_tamper_t del = {x->seq, 0}, add = {x->seq, 3};
@@ -511,17 +514,27 @@ static md_err_t tamper_index(md_txn_t *t, void *ctx, md_error_t *err)
     }
     if (rc != MD_OK)
         return rc;
-    size_t n = x->op == 3 ? 1 : strlen(ev.stream);
-    memcpy(k, x->op == 3 ? "a" : ev.stream, n);
-    k[n] = '\0';
-    for (int i = 0; i < 8; i++) {
-        k[n + 1 + i] = (unsigned char)(ev.version >> (56 - 8 * i));
-        v[i] = (unsigned char)((x->seq + (x->op == 1)) >> (56 - 8 * i));
-    }
-    MDB_val key = {n + 9, k}, val = {x->op == 2 ? 4 : 8, v};
     MDB_dbi dbi = md_txn_dbi(t, MD_DB_STREAMS);
-    int mrc = x->op == 0 ? mdb_del(md_txn_mdb(t), dbi, &key, NULL)
-                         : mdb_put(md_txn_mdb(t), dbi, &key, &val, 0);
+    size_t slot = (size_t)((ev.version - 1) % MD_STREAM_CHUNK);
+    key.mv_size = md_stream_chunk_key(k, x->op == 3 ? "a" : ev.stream,
+                                      x->op == 3 ? 0 : (ev.version - 1) / MD_STREAM_CHUNK);
+    key.mv_data = k;
+    if (x->op == 3) {
+        for (int i = 0; i < 8; i++)
+            v[i] = (unsigned char)(x->seq >> (56 - 8 * i));
+        val = (MDB_val){8, v};
+        return md_store_err(mdb_put(md_txn_mdb(t), dbi, &key, &val, 0), err, "tamper index");
+    }
+    int mrc = mdb_get(md_txn_mdb(t), dbi, &key, &val);
+    if (mrc != MDB_SUCCESS)
+        return md_store_err(mrc, err, "tamper index");
+    memcpy(v, val.mv_data, val.mv_size);
+    size_t len = x->op == 0 ? 8 * slot : x->op == 2 ? 8 * slot + 4 : val.mv_size;
+    if (x->op == 1)
+        v[8 * slot + 7]++; /* seq + 1: the test's seqs are small */
+    val = (MDB_val){len, v};
+    mrc =
+        len ? mdb_put(md_txn_mdb(t), dbi, &key, &val, 0) : mdb_del(md_txn_mdb(t), dbi, &key, NULL);
     return md_store_err(mrc, err, "tamper index");
 }
 
@@ -532,12 +545,14 @@ static void test_store_verify_checks_stream_index(void **state)
 {
     static const struct {
         int op;
-        uint64_t seq;
-        const char *msg; /* NULL: verify passes */
-    } cases[] = {
-        {0, 7, "seq 7: stream index entry missing"}, {1, 7, "seq 7: stream index points elsewhere"},
-        {2, 5, "seq 5: stream index entry missing"}, {3, 3, NULL},
-        {4, 9, "seq 9: stream index entry missing"}, {0, 20, "seq 20: stream index entry missing"}};
+        uint64_t seq, bad; /* the event tampered with, the first one broken */
+        const char *msg;   /* NULL: verify passes */
+    } cases[] = {{0, 7, 7, "seq 7: stream index entry missing"},
+                 {1, 7, 7, "seq 7: stream index points elsewhere"},
+                 {2, 5, 1, "seq 1: stream index entry missing"},
+                 {3, 3, 0, NULL},
+                 {4, 9, 9, "seq 9: stream index entry missing"},
+                 {0, 20, 20, "seq 20: stream index entry missing"}};
     (void)state;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         char *dir = md_test_tmpdir();
@@ -556,7 +571,7 @@ static void test_store_verify_checks_stream_index(void **state)
             assert_int_equal(n, 20);
         } else {
             assert_int_equal(rc, MD_ECORRUPT);
-            assert_int_equal(bad, cases[ci].seq);
+            assert_int_equal(bad, cases[ci].bad);
             assert_string_equal(err.msg, cases[ci].msg);
         }
         md_txn_end(t);
@@ -938,6 +953,183 @@ static void test_store_identity_is_random_and_kept(void **state)
     md_test_rmdir(dir2);
 }
 
+/* The versions a scan of one stream visits, checked as it goes: each event
+ * is of the stream and one version after the one before. */
+typedef struct vwalk {
+    const char *stream;
+    uint64_t next, n;
+} vwalk_t;
+
+static md_err_t walk_versions(const md_event_t *ev, const void *body, size_t len, void *ctx,
+                              md_error_t *err)
+{
+    (void)body, (void)len, (void)err;
+    vwalk_t *w = ctx;
+    assert_string_equal(ev->stream, w->stream);
+    assert_int_equal(ev->version, w->next);
+    w->next++;
+    w->n++;
+    return MD_OK;
+}
+
+/* Format 2's index keeps a stream's seqs in chunks of MD_STREAM_CHUNK: batches
+ * that end inside a chunk, fill one exactly, or cross several give gapless
+ * versions, and a scan from any version (with or without a limit) visits
+ * exactly the versions asked for, within a write transaction too. */
+static const int64_t chunk_batches[] = {1, 63, 2, 64, 20, 130};
+
+static md_err_t scan_in_write(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    vwalk_t *w = ctx;
+    md_err_t rc = append_batch(t, &(batch_t){two_streams, 2, 1000, 2, 0, 0}, err);
+    return rc == MD_OK ? md_txn_scan_stream(t, w->stream, w->next, 0, walk_versions, w, err) : rc;
+}
+
+static void test_store_index_chunks(void **state)
+{
+    fx_t *f = *state;
+    md_txn_t *t = NULL;
+    int64_t at = 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < sizeof chunk_batches / sizeof chunk_batches[0]; i++) {
+        append_n(f->s, two_streams, 2, at, chunk_batches[i]);
+        at += chunk_batches[i];
+    }
+    assert_int_equal(at, 280); /* 140 events each */
+    assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_stream_version(t, "member:a", &v, NULL), MD_OK);
+    assert_int_equal(v, 140);
+    static const uint64_t from[] = {0, 1, 63, 64, 65, 100, 128, 129, 140, 141};
+    for (size_t i = 0; i < sizeof from / sizeof from[0]; i++) {
+        for (uint64_t limit = 0; limit <= 70; limit += 70) {
+            uint64_t first = from[i] ? from[i] : 1;
+            uint64_t want = first > 140 ? 0 : 140 - first + 1;
+            vwalk_t w = {"member:ab", first, 0};
+            if (limit && want > limit)
+                want = limit;
+            assert_int_equal(
+                md_txn_scan_stream(t, "member:ab", from[i], limit, walk_versions, &w, NULL), MD_OK);
+            assert_int_equal(w.n, want);
+        }
+    }
+    uint64_t n = 0, bad = 0;
+    assert_int_equal(md_txn_verify_chain(t, &n, &bad, NULL, NULL, NULL), MD_OK);
+    assert_int_equal(n, 280);
+    md_txn_end(t);
+    vwalk_t w = {"member:a", 120, 0}; /* sees its own transaction's appends */
+    assert_int_equal(md_store_write(f->s, scan_in_write, &w, NULL), MD_OK);
+    assert_int_equal(w.n, 22);
+}
+
+/* Makes the store a format 1 store: the old index (a key per event in
+ * "streams") from the events, the chunks gone, meta 'format' 1. With @p gap,
+ * the old index misses version 2 of member:a. */
+static md_err_t to_format_1(md_txn_t *t, void *ctx, md_error_t *err)
+{
+    bool gap = ctx != NULL;
+    MDB_dbi old;
+    uint64_t head = 0;
+    unsigned char k[MD_STREAM_MAX + 9], v[8], f1[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+    md_err_t rc = md_txn_head(t, &head, NULL, err);
+    int mrc = mdb_dbi_open(md_txn_mdb(t), "streams", MDB_CREATE, &old);
+    for (uint64_t seq = 1; rc == MD_OK && mrc == MDB_SUCCESS && seq <= head; seq++) {
+        md_event_t ev;
+        if ((rc = md_txn_event(t, seq, &ev, NULL, NULL, err)) != MD_OK)
+            break;
+        if (gap && ev.version == 2 && strcmp(ev.stream, "member:a") == 0)
+            continue;
+        size_t n = strlen(ev.stream);
+        memcpy(k, ev.stream, n + 1);
+        for (int i = 0; i < 8; i++) {
+            k[n + 1 + i] = (unsigned char)(ev.version >> (56 - 8 * i));
+            v[i] = (unsigned char)(seq >> (56 - 8 * i));
+        }
+        MDB_val key = {n + 9, k}, val = {8, v};
+        mrc = mdb_put(md_txn_mdb(t), old, &key, &val, 0);
+    }
+    if (rc == MD_OK && mrc == MDB_SUCCESS)
+        mrc = mdb_drop(md_txn_mdb(t), md_txn_dbi(t, MD_DB_STREAMS), 0);
+    if (rc == MD_OK && mrc == MDB_SUCCESS)
+        rc = md_txn_meta_put(t, "format", f1, 8, err);
+    return rc == MD_OK ? md_store_err(mrc, err, "to format 1") : rc;
+}
+
+static uint64_t format_of(md_store_t *s)
+{
+    md_txn_t *t = NULL;
+    const void *v = NULL;
+    size_t len = 0;
+    assert_int_equal(md_store_read(s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_meta_get(t, "format", &v, &len, NULL), MD_OK);
+    assert_int_equal(len, 8);
+    uint64_t f = ((const unsigned char *)v)[7];
+    md_txn_end(t);
+    return f;
+}
+
+/* A format 1 store (issue 17's eleventh pass changed the index's layout) is
+ * refused read-only, naming what to do, and converted when opened for
+ * writing: versions, scans and verify as before, the old index gone. */
+static void test_store_format_1_is_converted(void **state)
+{
+    fx_t *f = *state;
+    md_error_t err = {0};
+    md_txn_t *t = NULL;
+    md_store_opts_t ro = {.read_only = true};
+    uint64_t v = 0, streams = 0, events = 0, n = 0;
+    MDB_dbi old;
+    append_n(f->s, two_streams, 2, 0, 150);
+    append_n(f->s, (const char *const[]){"order:o-1"}, 1, 150, 3);
+    assert_int_equal(md_store_write(f->s, to_format_1, NULL, NULL), MD_OK);
+    md_store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(md_store_open(f->dir, &ro, &f->s, &err), MD_EVERSION);
+    assert_non_null(strstr(err.msg, "format 1"));
+    assert_int_equal(md_store_open(f->dir, NULL, &f->s, &err), MD_OK);
+    assert_true(md_store_converted(f->s, &streams, &events));
+    assert_int_equal(streams, 3);
+    assert_int_equal(events, 153);
+    assert_int_equal(format_of(f->s), 2);
+    assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
+    assert_int_equal(mdb_dbi_open(md_txn_mdb(t), "streams", 0, &old), MDB_NOTFOUND);
+    assert_int_equal(md_txn_stream_version(t, "member:ab", &v, NULL), MD_OK);
+    assert_int_equal(v, 75);
+    vwalk_t w = {"member:a", 60, 0};
+    assert_int_equal(md_txn_scan_stream(t, "member:a", 60, 10, walk_versions, &w, NULL), MD_OK);
+    assert_int_equal(w.n, 10);
+    assert_int_equal(md_txn_verify_chain(t, &n, NULL, NULL, NULL, NULL), MD_OK);
+    assert_int_equal(n, 153);
+    md_txn_end(t);
+    append_n(f->s, two_streams, 2, 153, 4); /* and appends go on from there */
+    md_store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(md_store_open(f->dir, NULL, &f->s, NULL), MD_OK);
+    assert_false(md_store_converted(f->s, NULL, NULL));
+    assert_int_equal(md_store_read(f->s, &t, NULL), MD_OK);
+    assert_int_equal(md_txn_stream_version(t, "member:a", &v, NULL), MD_OK);
+    assert_int_equal(v, 77);
+    assert_int_equal(md_txn_verify_chain(t, &n, NULL, NULL, NULL, NULL), MD_OK);
+    md_txn_end(t);
+}
+
+/* A format 1 index with a gap is not converted: the open fails naming the
+ * stream, and the store stays in format 1, as it was. */
+static void test_store_format_1_with_a_gap_is_refused(void **state)
+{
+    fx_t *f = *state;
+    md_error_t err = {0};
+    append_n(f->s, two_streams, 2, 0, 10);
+    bool gap = true;
+    assert_int_equal(md_store_write(f->s, to_format_1, &gap, NULL), MD_OK);
+    md_store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(md_store_open(f->dir, NULL, &f->s, &err), MD_ECORRUPT);
+    assert_non_null(strstr(err.msg, "stream 'member:a' has version 3 after 1"));
+    md_store_opts_t ro = {.read_only = true};
+    assert_int_equal(md_store_open(f->dir, &ro, &f->s, &err), MD_EVERSION);
+    assert_non_null(strstr(err.msg, "format 1"));
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(int argc, char **argv)
@@ -971,6 +1163,9 @@ int main(int argc, char **argv)
         T(test_store_lock_refuses_a_second_daemon),
         T(test_store_lock_released_when_holder_is_killed),
         T(test_store_without_format_is_refused),
+        T(test_store_index_chunks),
+        T(test_store_format_1_is_converted),
+        T(test_store_format_1_with_a_gap_is_refused),
         T(test_store_identity_is_random_and_kept),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);

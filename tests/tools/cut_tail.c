@@ -29,16 +29,12 @@ static md_err_t del(md_txn_t *t, md_db_t db, const void *k, size_t n, md_error_t
 static md_err_t cut_one(md_txn_t *t, uint64_t seq, md_error_t *err)
 {
     md_event_t ev;
-    unsigned char sk[MD_STREAM_MAX + 9], ek[8];
+    unsigned char ek[8];
     md_err_t rc = md_txn_event(t, seq, &ev, NULL, NULL, err);
     if (rc != MD_OK)
         return rc;
-    size_t n = strlen(ev.stream);
-    memcpy(sk, ev.stream, n);
-    sk[n] = '\0';
-    be64(sk + n + 1, ev.version);
     be64(ek, seq);
-    rc = del(t, MD_DB_STREAMS, sk, n + 9, err);
+    rc = md_txn_unindex_last(t, ev.stream, ev.version, err);
     return rc == MD_OK ? del(t, MD_DB_EVENTS, ek, 8, err) : rc;
 }
 

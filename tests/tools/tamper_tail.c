@@ -38,7 +38,7 @@ static md_err_t cut_last(md_txn_t *t, void *ctx, md_error_t *err)
 {
     uint64_t head;
     md_event_t ev, *kept = ctx;
-    unsigned char sk[MD_STREAM_MAX + 9], ek[8], meta[8 + MD_HASH_LEN], *data = NULL;
+    unsigned char ek[8], meta[8 + MD_HASH_LEN], *data = NULL;
     md_err_t rc = md_txn_head(t, &head, NULL, err);
     if (rc == MD_OK && head < 2)
         rc = md_error_set(err, MD_EINVAL, "the store has %llu events", (unsigned long long)head);
@@ -53,12 +53,8 @@ static md_err_t cut_last(md_txn_t *t, void *ctx, md_error_t *err)
     memcpy(data, ev.data, ev.data_len);
     copy.data = data;
     copy.recorded_at += 1;
-    size_t n = strlen(ev.stream);
-    memcpy(sk, ev.stream, n);
-    sk[n] = '\0';
-    be64(sk + n + 1, ev.version);
     be64(ek, head);
-    rc = del(t, MD_DB_STREAMS, sk, n + 9, err);
+    rc = md_txn_unindex_last(t, ev.stream, ev.version, err);
     if (rc == MD_OK)
         rc = del(t, MD_DB_EVENTS, ek, 8, err);
     /* the head back to head - 1, then the altered event appended at head */

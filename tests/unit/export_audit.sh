@@ -1,4 +1,10 @@
-#!/usr/bin/env bash
+# One byte of an event's body flipped in the store file: marketctl verify exits 1
+# naming the first bad seq. The body holds the stream's name as a msgpack string
+# (0xae: 14 bytes), which tells it from the index's keys and the rules' state.
+cp -r "$work/s" "$work/flip"
+offset=$(LC_ALL=C grep -obUaP '\xaecomplaint:cp-1' "$work/flip/data.mdb" | head -1 | cut -d: -f1)
+[ -n "$offset" ] || die "no event body of complaint:cp-1 in the data file"
+printf 'C' | dd of="$work/flip/data.mdb" bs=1 seek="$((offset + 11))" conv=notrunc status=none#!/usr/bin/env bash
 # The README's independent recipe (scripts/audit-export.sh: jq, base64, basenc,
 # sha256sum only) accepts an export of a real store and rejects a tampered one;
 # marketctl verify rejects a store whose bytes were altered, naming the seq.
@@ -46,11 +52,13 @@ sed 7d "$work/export.jsonl" >"$work/gap.jsonl"
 if bash scripts/audit-export.sh "$work/gap.jsonl" >/dev/null 2>&1; then die "recipe accepts a gap"; fi
 ok "recipe rejects a missing event"
 
-# One byte of the store file flipped: marketctl verify exits 1 naming the first bad seq.
+# One byte of an event's body flipped in the store file: marketctl verify exits 1
+# naming the first bad seq. The body holds the stream's name as a msgpack string
+# (0xae: 14 bytes), which tells it from the index's keys and the rules' state.
 cp -r "$work/s" "$work/flip"
-offset=$(grep -obUaP 'cp-1' "$work/flip/data.mdb" | head -1 | cut -d: -f1)
-[ -n "$offset" ] || die "no 'cp-1' in the data file"
-printf 'C' | dd of="$work/flip/data.mdb" bs=1 seek="$offset" conv=notrunc status=none
+offset=$(LC_ALL=C grep -obUaP '\xaecomplaint:cp-1' "$work/flip/data.mdb" | head -1 | cut -d: -f1)
+[ -n "$offset" ] || die "no event body of complaint:cp-1 in the data file"
+printf 'C' | dd of="$work/flip/data.mdb" bs=1 seek="$((offset + 11))" conv=notrunc status=none
 if out=$("$build/marketctl" --data-dir "$work/flip" verify 2>&1); then die "verify accepts a flipped byte"; fi
 echo "$out" | grep -q 'first_bad_seq' || die "verify did not name the seq: $out"
 ok "marketctl verify rejects a flipped byte ($(echo "$out" | grep -o '"first_bad_seq":[0-9]*' | head -1))"
