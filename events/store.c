@@ -199,7 +199,7 @@ static md_err_t is_fresh(MDB_txn *txn, bool *fresh, md_error_t *err)
 }
 
 /* Opens every named database once; the handles stay valid for the env. */
-static md_err_t open_dbs(md_store_t *s, md_error_t *err)
+static md_err_t open_dbs_once(md_store_t *s, md_error_t *err)
 {
     MDB_txn *txn = NULL;
     bool fresh = false;
@@ -236,6 +236,19 @@ static md_err_t open_dbs(md_store_t *s, md_error_t *err)
 fail:
     mdb_txn_abort(txn);
     end_txn(s);
+    return rc;
+}
+
+/* The opening transaction may write much (a format 1 store's conversion):
+ * a full map is grown and the whole open run again, as a batch is. */
+static md_err_t open_dbs(md_store_t *s, md_error_t *err)
+{
+    md_err_t rc;
+    while ((rc = open_dbs_once(s, err)) == MD_EMAPFULL && !s->read_only) {
+        md_error_clear(err);
+        if ((rc = grow_map(s, err)) != MD_OK)
+            break;
+    }
     return rc;
 }
 
