@@ -239,9 +239,14 @@ static md_err_t chunk_write(md_txn_t *t, const char *stream, uint64_t base, cons
     uint64_t chunk = base / MD_STREAM_CHUNK;
     size_t have = base % MD_STREAM_CHUNK, i = 0;
     size_t klen = md_stream_chunk_key(key, stream, chunk);
-    if (have) {
-        MDB_val v;
-        int rc = txn_get(t, MD_DB_STREAMS, key, klen, &v);
+    int rc =
+        t->streams ? MDB_SUCCESS : mdb_cursor_open(t->txn, t->s->dbi[MD_DB_STREAMS], &t->streams);
+    if (rc != MDB_SUCCESS)
+        return md_store_err(rc, err, "cursor streams");
+    unsigned flags = 0;
+    if (have) { /* the chunk is extended where the cursor found it: one descent */
+        MDB_val kv = {klen, key}, v;
+        rc = mdb_cursor_get(t->streams, &kv, &v, MDB_SET_KEY);
         if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
             return md_store_err(rc, err, "stream index");
         if (rc == MDB_NOTFOUND || v.mv_size != 8 * have)
@@ -249,6 +254,7 @@ static md_err_t chunk_write(md_txn_t *t, const char *stream, uint64_t base, cons
                                 "stream '%s': index chunk %llu does not hold version %llu", stream,
                                 (unsigned long long)chunk, (unsigned long long)base);
         memcpy(val, v.mv_data, v.mv_size);
+        flags = MDB_CURRENT;
     }
     while (i < k) {
         if (chunk > UINT32_MAX)
@@ -256,11 +262,13 @@ static md_err_t chunk_write(md_txn_t *t, const char *stream, uint64_t base, cons
         for (; i < k && have < MD_STREAM_CHUNK; i++)
             be64(val + 8 * have++, seqs[i]);
         md_stream_chunk_key(key, stream, chunk);
-        int rc = txn_put(t, MD_DB_STREAMS, key, klen, val, 8 * have, 0);
+        MDB_val kv = {klen, key}, v = {8 * have, val};
+        rc = mdb_cursor_put(t->streams, &kv, &v, flags);
         if (rc != MDB_SUCCESS)
             return md_store_err(rc, err, "index stream");
         chunk++;
         have = 0;
+        flags = 0;
     }
     return MD_OK;
 }

@@ -773,6 +773,17 @@ static int wait_min_seq(ctl_t *c)
     return rc == MD_OK ? 0 : -1;
 }
 
+/* A writing subcommand converts a format 1 store when it opens it: say so. */
+static void note_converted(const md_store_t *s)
+{
+    uint64_t streams = 0, events = 0;
+    if (md_store_converted(s, &streams, &events))
+        fprintf(stderr,
+                "marketctl: store converted from format 1 to %d (stream index of %llu "
+                "streams, %llu events)\n",
+                MD_STORE_FORMAT, (unsigned long long)streams, (unsigned long long)events);
+}
+
 /* Opens the store (read-only unless the subcommand writes) and the
  * projections (their own environment when the data directory has one); the
  * projections' snapshot is pinned before the log's is begun, so the log's
@@ -782,6 +793,7 @@ static int open_all(ctl_t *c, const ctl_sub_t *sub)
     md_store_opts_t so = {.read_only = !(sub->needs & CTL_WRITES)};
     if (md_store_open(c->dir, &so, &c->store, &c->err) != MD_OK)
         return -1;
+    note_converted(c->store);
     if (sub->needs & (CTL_NEEDS_PROJ | CTL_PROJ_OPTIONAL)) {
         md_error_t e = {0};
         md_err_t rc = md_proj_open_dir(c->store, c->dir, &so, &c->proj, &e);
