@@ -230,7 +230,8 @@ md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *versio
 /*
  * Writes seqs[0..k) as versions base + 1 .. base + k of @p stream: the chunk
  * that already holds base's seq (when base is not a chunk's end) is read and
- * extended, each chunk written once.
+ * extended, each chunk written once; a chunk that should be new and exists
+ * is corruption (MDB_KEYEXIST), never overwritten.
  */
 static md_err_t chunk_write(md_txn_t *t, const char *stream, uint64_t base, const uint64_t *seqs,
                             size_t k, md_error_t *err)
@@ -243,7 +244,7 @@ static md_err_t chunk_write(md_txn_t *t, const char *stream, uint64_t base, cons
         t->streams ? MDB_SUCCESS : mdb_cursor_open(t->txn, t->s->dbi[MD_DB_STREAMS], &t->streams);
     if (rc != MDB_SUCCESS)
         return md_store_err(rc, err, "cursor streams");
-    unsigned flags = 0;
+    unsigned flags = MDB_NOOVERWRITE; /* a new chunk: an existing one is never overwritten */
     if (have) { /* the chunk is extended where the cursor found it: one descent */
         MDB_val kv = {klen, key}, v;
         rc = mdb_cursor_get(t->streams, &kv, &v, MDB_SET_KEY);
@@ -268,7 +269,7 @@ static md_err_t chunk_write(md_txn_t *t, const char *stream, uint64_t base, cons
             return md_store_err(rc, err, "index stream");
         chunk++;
         have = 0;
-        flags = 0;
+        flags = MDB_NOOVERWRITE;
     }
     return MD_OK;
 }
@@ -340,7 +341,7 @@ static md_err_t check_event(const md_event_t *ev, md_error_t *err)
     return MD_OK;
 }
 
-/* Notes  ev's seq for its stream's index chunk: kept with the stream's
+/* Notes @p ev's seq for its stream's index chunk: kept with the stream's
  * version until md__si_flush, or written at once for a stream not kept. */
 static md_err_t index_event(md_txn_t *t, const md_event_t *ev, md_error_t *err)
 {

@@ -131,7 +131,7 @@ static inline void md_store_close(md_store_t *s)
 const char *md_store_id(const md_store_t *s);
 
 /** @brief True when opening converted a format 1 store to format 2 (its
- * stream index into chunks);  streams and  events (may be NULL) receive
+ * stream index into chunks); @p streams and @p events (may be NULL) receive
  * what the old index held. */
 bool md_store_converted(const md_store_t *s, uint64_t *streams, uint64_t *events);
 
@@ -252,15 +252,15 @@ md_err_t md_txn_head(md_txn_t *t, uint64_t *seq, unsigned char hash[MD_HASH_LEN]
 MD_MUST_CHECK
 md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version, md_error_t *err);
 
-/** @brief The stream index key of  stream's chunk  chunk (stream, a NUL,
- * the chunk number big-endian) in  k; returns its length (strlen + 5). */
+/** @brief The stream index key of @p stream's chunk @p chunk (stream, a NUL,
+ * the chunk number big-endian) in @p k; returns its length (strlen + 5). */
 size_t md_stream_chunk_key(unsigned char k[MD_STREAM_MAX + 5], const char *stream, uint64_t chunk);
 
 /**
- * @brief Takes the last event of  stream, of version  version, out of the
+ * @brief Takes the last event of @p stream, of version @p version, out of the
  * stream index (write transaction): for tools that cut a store's tail (the
  * tests' attackers), which delete the event themselves.
- * @returns MD_OK, MD_ENOTFOUND ( version is not the stream's last),
+ * @returns MD_OK, MD_ENOTFOUND (@p version is not the stream's last),
  *          MD_EINVAL (stream name), MD_ECORRUPT (a malformed chunk).
  */
 MD_MUST_CHECK
