@@ -82,3 +82,10 @@ $(BUILD)/tests/tools/move_offset: $(BUILD)/tests/tools/move_offset.o $(LIB)
 	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
 
 test-tools: $(BUILD)/tests/tools/move_offset
+
+# The format 1 stores of tests/unit/store_upgrade.sh (store format 2's conversion).
+$(BUILD)/tests/tools/to_format_1: $(BUILD)/tests/tools/to_format_1.o $(BUILD)/tests/fixture.o $(LIB)
+	$(CC) $(FINAL_LDFLAGS) $^ $(FINAL_LIBS) -o $@
+
+test-tools: $(BUILD)/tests/tools/to_format_1
+unit: $(BUILD)/tests/tools/to_format_1

@@ -1021,38 +1021,6 @@ static void test_store_index_chunks(void **state)
     assert_int_equal(w.n, 22);
 }
 
-/* Makes the store a format 1 store: the old index (a key per event in
- * "streams") from the events, the chunks gone, meta 'format' 1. With @p gap,
- * the old index misses version 2 of member:a. */
-static md_err_t to_format_1(md_txn_t *t, void *ctx, md_error_t *err)
-{
-    bool gap = ctx != NULL;
-    MDB_dbi old;
-    uint64_t head = 0;
-    unsigned char k[MD_STREAM_MAX + 9], v[8], f1[8] = {0, 0, 0, 0, 0, 0, 0, 1};
-    md_err_t rc = md_txn_head(t, &head, NULL, err);
-    int mrc = mdb_dbi_open(md_txn_mdb(t), "streams", MDB_CREATE, &old);
-    for (uint64_t seq = 1; rc == MD_OK && mrc == MDB_SUCCESS && seq <= head; seq++) {
-        md_event_t ev;
-        if ((rc = md_txn_event(t, seq, &ev, NULL, NULL, err)) != MD_OK)
-            break;
-        if (gap && ev.version == 2 && strcmp(ev.stream, "member:a") == 0)
-            continue;
-        size_t n = strlen(ev.stream);
-        memcpy(k, ev.stream, n + 1);
-        for (int i = 0; i < 8; i++) {
-            k[n + 1 + i] = (unsigned char)(ev.version >> (56 - 8 * i));
-            v[i] = (unsigned char)(seq >> (56 - 8 * i));
-        }
-        MDB_val key = {n + 9, k}, val = {8, v};
-        mrc = mdb_put(md_txn_mdb(t), old, &key, &val, 0);
-    }
-    if (rc == MD_OK && mrc == MDB_SUCCESS)
-        mrc = mdb_drop(md_txn_mdb(t), md_txn_dbi(t, MD_DB_STREAMS), 0);
-    if (rc == MD_OK && mrc == MDB_SUCCESS)
-        rc = md_txn_meta_put(t, "format", f1, 8, err);
-    return rc == MD_OK ? md_store_err(mrc, err, "to format 1") : rc;
-}
 
 static uint64_t format_of(md_store_t *s)
 {
@@ -1083,7 +1051,7 @@ static void test_store_format_1_is_converted(void **state)
     char *copy = md_test_tmpdir(), from[600], to[600];
     append_n(f->s, two_streams, 2, 0, 150);
     append_n(f->s, (const char *const[]){"order:o-1"}, 1, 150, 3);
-    assert_int_equal(md_store_write(f->s, to_format_1, NULL, NULL), MD_OK);
+    assert_int_equal(md_store_write(f->s, md_test_to_format_1, NULL, NULL), MD_OK);
     assert_int_equal(mdb_env_copy2(md_store_env(f->s), copy, MDB_CP_COMPACT), MDB_SUCCESS);
     md_store_free(f->s);
     f->s = NULL;
@@ -1128,7 +1096,7 @@ static void test_store_format_1_with_a_gap_is_refused(void **state)
     md_error_t err = {0};
     append_n(f->s, two_streams, 2, 0, 10);
     bool gap = true;
-    assert_int_equal(md_store_write(f->s, to_format_1, &gap, NULL), MD_OK);
+    assert_int_equal(md_store_write(f->s, md_test_to_format_1, &gap, NULL), MD_OK);
     md_store_free(f->s);
     f->s = NULL;
     assert_int_equal(md_store_open(f->dir, NULL, &f->s, &err), MD_ECORRUPT);
