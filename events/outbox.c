@@ -70,11 +70,6 @@ md_err_t md_txn_outbox_put(md_txn_t *t, const md_outbox_msg_t *m, uint64_t *id, 
     return MD_OK;
 }
 
-static uint32_t get_be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Takes a 4-byte length and that many bytes from [*p, end). */
 static int take_sized(const unsigned char **p, const unsigned char *end, const void **out,
                       size_t *len)

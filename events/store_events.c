@@ -66,12 +66,6 @@ size_t md_stream_chunk_key(unsigned char k[MD_STREAM_MAX + 5], const char *strea
     return n + 5;
 }
 
-/* A chunk's value: 1..MD_STREAM_CHUNK seqs of 8 bytes. */
-static bool chunk_sound(const MDB_val *v)
-{
-    return v->mv_size >= 8 && v->mv_size <= 8 * MD_STREAM_CHUNK && v->mv_size % 8 == 0;
-}
-
 /*
  * The write transaction's stream versions: a stream's version is found by a
  * cursor seek and a step back in the index (two B-tree operations), and is
@@ -191,21 +185,21 @@ static md_err_t index_version(MDB_cursor *c, const char *stream, size_t n, uint6
     if (!chunk_sound(&val))
         return md_error_set(err, MD_ECORRUPT, "stream '%s': index chunk of %zu bytes", stream,
                             val.mv_size);
-    uint32_t chunk = 0;
-    for (int i = 0; i < 4; i++)
-        chunk = chunk << 8 | ((const unsigned char *)key.mv_data)[n + 1 + i];
+    uint32_t chunk = get_be32((const unsigned char *)key.mv_data + n + 1);
     *version = (uint64_t)chunk * MD_STREAM_CHUNK + val.mv_size / 8;
     return MD_OK;
 }
 
-md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version, md_error_t *err)
+/* @p stream's version (n bytes, checked) and, in a write transaction, its
+ * kept entry (*kept; NULL when the table is full): one look-up for
+ * md_txn_append, which then notes the event's seq on the same entry. */
+static md_err_t stream_lookup(md_txn_t *t, const char *stream, size_t n, uint64_t *version,
+                              sv_ent_t **kept, md_error_t *err)
 {
-    size_t n = strlen(stream);
-    if (n == 0 || n > MD_STREAM_MAX)
-        return md_error_set(err, MD_EINVAL, "stream name of %zu bytes", n);
-    const sv_ent_t *kept = t->write ? sv_find(t, stream, n) : NULL;
-    if (kept) {
-        *version = kept->version;
+    sv_ent_t *e = t->write ? sv_find(t, stream, n) : NULL;
+    *kept = e;
+    if (e) {
+        *version = e->version;
         return MD_OK;
     }
     /* The writer keeps one cursor for the whole transaction (an open and a
@@ -221,8 +215,17 @@ md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *versio
     if (!t->write)
         mdb_cursor_close(c);
     if (mrc == MD_OK && t->write)
-        sv_add(t, stream, n, *version);
+        *kept = sv_add(t, stream, n, *version);
     return mrc;
+}
+
+md_err_t md_txn_stream_version(md_txn_t *t, const char *stream, uint64_t *version, md_error_t *err)
+{
+    sv_ent_t *kept;
+    size_t n = strlen(stream);
+    if (n == 0 || n > MD_STREAM_MAX)
+        return md_error_set(err, MD_EINVAL, "stream name of %zu bytes", n);
+    return stream_lookup(t, stream, n, version, &kept, err);
 }
 
 /* ---- writing the index's chunks ------------------------------------------------------ */
@@ -341,11 +344,10 @@ static md_err_t check_event(const md_event_t *ev, md_error_t *err)
     return MD_OK;
 }
 
-/* Notes @p ev's seq for its stream's index chunk: kept with the stream's
- * version until md__si_flush, or written at once for a stream not kept. */
-static md_err_t index_event(md_txn_t *t, const md_event_t *ev, md_error_t *err)
+/* Notes @p ev's seq for its stream's index chunk: kept on the stream's entry
+ * @p e until md__si_flush, or written at once for a stream not kept (NULL). */
+static md_err_t index_event(md_txn_t *t, const md_event_t *ev, sv_ent_t *e, md_error_t *err)
 {
-    sv_ent_t *e = sv_find(t, ev->stream, strlen(ev->stream));
     if (e == NULL)
         return chunk_write(t, ev->stream, ev->version - 1, &ev->seq, 1, err);
     si_node_t node = {.seq = ev->seq, .prev = e->last};
@@ -356,14 +358,14 @@ static md_err_t index_event(md_txn_t *t, const md_event_t *ev, md_error_t *err)
 }
 
 /* Writes the record and its stream index entry, then advances the head. */
-static md_err_t put_record(md_txn_t *t, md_event_t *ev, md_error_t *err)
+static md_err_t put_record(md_txn_t *t, md_event_t *ev, sv_ent_t *e, md_error_t *err)
 {
     unsigned char seqk[8];
     be64(seqk, ev->seq);
     int rc = txn_put(t, MD_DB_EVENTS, seqk, 8, t->rec.p, t->rec.len, MDB_APPEND);
     if (rc != MDB_SUCCESS)
         return md_store_err(rc, err, "append event");
-    md_err_t irc = index_event(t, ev, err);
+    md_err_t irc = index_event(t, ev, e, err);
     if (irc != MD_OK)
         return irc;
     t->head_dirty = true;
@@ -376,10 +378,11 @@ static md_err_t put_record(md_txn_t *t, md_event_t *ev, md_error_t *err)
 md_err_t md_txn_append(md_txn_t *t, md_event_t *ev, md_error_t *err)
 {
     md_err_t rc;
+    sv_ent_t *e = NULL;
     if (!t->write)
         return md_error_set(err, MD_EINVAL, "append in a read transaction");
     if ((rc = check_event(ev, err)) != MD_OK || (rc = load_head(t, err)) != MD_OK ||
-        (rc = md_txn_stream_version(t, ev->stream, &ev->version, err)) != MD_OK)
+        (rc = stream_lookup(t, ev->stream, strlen(ev->stream), &ev->version, &e, err)) != MD_OK)
         return rc;
     ev->seq = t->head_seq + 1;
     ev->version += 1;
@@ -391,7 +394,7 @@ md_err_t md_txn_append(md_txn_t *t, md_event_t *ev, md_error_t *err)
         return rc;
     md_chain_hash(ev->prev_hash, t->rec.p + RECORD_HDR, t->rec.len - RECORD_HDR, ev->hash);
     memcpy(t->rec.p + MD_HASH_LEN, ev->hash, MD_HASH_LEN);
-    return put_record(t, ev, err);
+    return put_record(t, ev, e, err); /* e: no entry was added since the look-up */
 }
 
 /* ---- reading events ------------------------------------------------------------------ */

@@ -131,6 +131,17 @@ static inline void be32(unsigned char *p, uint32_t v)
         p[i] = (unsigned char)v;
 }
 
+static inline uint32_t get_be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* A stream index chunk's value: 1..MD_STREAM_CHUNK seqs of 8 bytes. */
+static inline bool chunk_sound(const MDB_val *v)
+{
+    return v->mv_size >= 8 && v->mv_size <= 8 * MD_STREAM_CHUNK && v->mv_size % 8 == 0;
+}
+
 /* ---- one key of one of the store's databases, in a transaction -------------- */
 
 static inline int txn_get(md_txn_t *t, md_db_t db, const void *k, size_t klen, MDB_val *v)

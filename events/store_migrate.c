@@ -20,7 +20,7 @@
 typedef struct conv {
     md_store_t *s;
     MDB_txn *txn;
-    unsigned char name[MD_STREAM_MAX + 1]; /* the stream being converted */
+    char name[MD_STREAM_MAX + 1]; /* the stream being converted */
     size_t n;
     uint64_t version;                         /* its last version read */
     unsigned char chunk[8 * MD_STREAM_CHUNK]; /* its seqs not yet written */
@@ -34,9 +34,8 @@ static md_err_t conv_put(conv_t *c, md_error_t *err)
     unsigned char k[MD_STREAM_MAX + 5];
     if (c->have == 0)
         return MD_OK;
-    memcpy(k, c->name, c->n + 1);
-    be32(k + c->n + 1, (uint32_t)((c->version - 1) / MD_STREAM_CHUNK));
-    MDB_val key = {c->n + 5, k}, val = {8 * c->have, c->chunk};
+    size_t klen = md_stream_chunk_key(k, c->name, (c->version - 1) / MD_STREAM_CHUNK);
+    MDB_val key = {klen, k}, val = {8 * c->have, c->chunk};
     c->have = 0;
     return md_store_err(mdb_put(c->txn, c->s->dbi[MD_DB_STREAMS], &key, &val, 0), err,
                         "convert stream index");
@@ -64,9 +63,9 @@ static md_err_t conv_one(conv_t *c, const MDB_val *k, const MDB_val *v, md_error
         c->streams++;
     }
     if (version != c->version + 1)
-        return md_error_set(
-            err, MD_ECORRUPT, "format 1 stream index: stream '%s' has version %llu after %llu",
-            (const char *)c->name, (unsigned long long)version, (unsigned long long)c->version);
+        return md_error_set(err, MD_ECORRUPT,
+                            "format 1 stream index: stream '%s' has version %llu after %llu",
+                            c->name, (unsigned long long)version, (unsigned long long)c->version);
     c->version = version;
     memcpy(c->chunk + 8 * c->have++, v->mv_data, 8);
     c->events++;

@@ -50,7 +50,7 @@ static md_err_t index_window(chain_walk_t *w, md_error_t *err)
         return md_store_err(rc, err, "cursor stream index");
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (v.mv_size % 8 || v.mv_size > 8 * MD_STREAM_CHUNK || k.mv_size > UINT16_MAX)
+        if (!chunk_sound(&v) || k.mv_size > UINT16_MAX)
             continue;
         for (size_t j = 0; j < v.mv_size / 8; j++) {
             uint64_t i = get_be64((const unsigned char *)v.mv_data + 8 * j) - w->lo;
@@ -81,7 +81,7 @@ static md_err_t check_index(chain_walk_t *w, const md_event_t *ev, md_error_t *e
     int rc = mdb_get(md_txn_mdb(w->txn), md_txn_dbi(w->txn, MD_DB_STREAMS), &key, &val);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
         return md_store_err(rc, err, "get stream index");
-    if (rc == MDB_NOTFOUND || val.mv_size % 8 || val.mv_size < 8 * (slot + 1))
+    if (rc == MDB_NOTFOUND || !chunk_sound(&val) || val.mv_size < 8 * (slot + 1))
         return bad(w, ev->seq, err, "stream index entry missing");
     uint64_t seq = get_be64((const unsigned char *)val.mv_data + 8 * slot);
     return seq == ev->seq ? MD_OK : bad(w, ev->seq, err, "stream index points elsewhere");
