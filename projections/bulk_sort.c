@@ -471,6 +471,18 @@ static void groups_rehash(pj_groups_t *gs, size_t slots)
     }
 }
 
+/* Slots for the groups of a sort of at most @p n items, the last sort of the
+ * scratch having had @p last groups: twice that (load at most a half), so
+ * that a run of similar sorts never rehashes as it fills, but no more than
+ * @p n groups need; at least 4096. */
+static size_t groups_slots(size_t last, size_t n)
+{
+    size_t want = last < n ? last : n, slots = 4096;
+    while (slots < 2 * want)
+        slots *= 2;
+    return slots;
+}
+
 /* Scratch memory of the flushes, kept from one to the next (fresh memory
  * costs a page fault every 4 KiB). */
 struct pj_sort {
@@ -568,21 +580,38 @@ static void groups_place(struct pj_sort *so, size_t *at)
     at[PJ_DB_COUNT_] = pos;
 }
 
+/* Room for @p i + 1 group ids in @p gid (a scratch buffer of uint32_t). */
+static uint32_t *gid_room(md_buf_t *gid, size_t i)
+{
+    gid->len = i * sizeof(uint32_t);
+    md_buf_reserve(gid, sizeof(uint32_t));
+    return (uint32_t *)(void *)gid->p;
+}
+
 /* Sorts the operations in @p b (the log or the spill) into @p items, those of
- * database i at [at[i], at[i + 1]). */
+ * database i at [at[i], at[i + 1]). One pass over @p b notes each live entry's
+ * group (and so counts them); a second places the items group by group. */
 void md__pj_log_sort(struct pj_sort **sortp, const md_buf_t *b, md_buf_t *items, size_t *at)
 {
     struct pj_sort *so = scratch_of(sortp);
     size_t n = 0, big = 0, i = 0;
     const unsigned char *end = b->p + b->len, *e;
-    for (e = b->p; e < end; e = ent_next(e))
-        n += e[0] < PJ_DB_COUNT_;
-    uint32_t *gid = scratch(&so->gid, n * sizeof *gid);
+    /* at least 8 bytes an entry: db, lengths and a key byte */
+    size_t slots = groups_slots(so->gs.n, b->len / 8);
     so->gs.n = 0;
-    groups_rehash(&so->gs, 4096);
-    for (e = b->p; e < end; e = ent_next(e))
-        if (e[0] < PJ_DB_COUNT_)
-            gid[i++] = group_of(&so->gs, e[0], e + 7, ent_klen(e));
+    groups_rehash(&so->gs, slots);
+    md_buf_reset(&so->gid);
+    uint32_t *gid = (uint32_t *)(void *)so->gid.p;
+    size_t cap = so->gid.cap / sizeof *gid;
+    for (e = b->p; e < end; e = ent_next(e)) {
+        if (e[0] >= PJ_DB_COUNT_)
+            continue;
+        if (n == cap) {
+            gid = gid_room(&so->gid, n);
+            cap = so->gid.cap / sizeof *gid;
+        }
+        gid[n++] = group_of(&so->gs, e[0], e + 7, ent_klen(e));
+    }
     groups_place(so, at);
     pj_item_t *v = items_reserve(items, n);
     i = 0;
