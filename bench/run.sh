@@ -119,30 +119,12 @@ run_watched() {
 stats() { sort -g "$1" | awk '{v[NR]=$1} END{if(NR==0){print "nan nan nan"; exit}
     m = NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; print m, v[1], v[NR]}'; }
 
-# ceiling_line: what the end-to-end row could reach on this machine, from the
-# CPU seconds per 100k (the .s files of the CPU table, medians): with every
-# core busy and nothing else running, nproc x 100,000 commands in the sum of
-# the three parties' seconds; then the same with marketd on Kafka costing no
-# more than marketd offline on the same file. Both against the offline rate
-# the row's goal is a fraction of.
+# ceiling_line: the end-to-end row's ceiling (bench/ceiling.sh) from the medians
+# of the CPU table's .s files and of the offline rate on the same file.
 ceiling_line() {
-    local d b l o off
-    d=$(stats "$work/cpu_daemon.s" | cut -d' ' -f1)
-    b=$(stats "$work/cpu_broker.s" | cut -d' ' -f1)
-    l=$(stats "$work/cpu_load.s" | cut -d' ' -f1)
-    o=$(stats "$work/cpu_off.s" | cut -d' ' -f1)
-    off=$(stats "$work/e2e.o" | cut -d' ' -f1)
-    awk -v c="$(nproc)" -v d="$d" -v b="$b" -v l="$l" -v o="$o" -v off="$off" 'BEGIN {
-        if (d + b + l <= 0 || o + b + l <= 0 || off <= 0) {
-            printf "\nThe ceiling of the end-to-end row: too few CPU ticks in these runs to compute.\n"
-            exit
-        }
-        x = c * 100000 / (d + b + l); y = c * 100000 / (o + b + l)
-        printf "\nThe ceiling of the end-to-end row on these %d cores (every core busy, nothing else\n", c
-        printf "running): %d × 100,000 commands per %.2f CPU s (marketd + broker + market-load) =\n", c, d + b + l
-        printf "%.0f cmd/s, %.2f of offline (%.0f/s); were marketd on Kafka as cheap as offline on the\n", x, x / off, off
-        printf "same file (%.2f s): %.0f cmd/s, %.2f of offline. The goal is 0.80.\n", o, y, y / off
-    }'
+    local m=() f
+    for f in cpu_daemon cpu_broker cpu_load cpu_off; do m+=("$(stats "$work/$f.s" | cut -d' ' -f1)"); done
+    bash bench/ceiling.sh "$(nproc)" "${m[@]}" "$(stats "$work/e2e.o" | cut -d' ' -f1)"
 }
 
 rows=()

@@ -26,6 +26,20 @@ if grep -q '^| end to end, real broker (' "$t"; then
                    n++; if ($3 !~ /[0-9]/ || $5 !~ /[0-9]/) bad = 1 }
                END { exit bad || n != 4 }' "$t" || fail "a latency row without its floor"
 fi
+# The end-to-end row's ceiling: under the CPU table when the broker rows ran,
+# and right on the figures of the 03:07 table (docs/performance.md, twelfth pass).
+if grep -q '^| end to end, real broker (' "$t"; then
+    grep -q '^The ceiling of the end-to-end row' "$t" || fail "no ceiling line under the CPU table"
+fi
+c=$(bash bench/ceiling.sh 2 2.09 0.34 0.46 1.41 121174)
+grep -q '2 × 100,000 commands per 2.89 CPU s' <<<"$c" || fail "ceiling: the sum ($c)"
+grep -q '^69204 cmd/s, 0.57 of offline (121174/s)' <<<"$c" || fail "ceiling: the rate ($c)"
+grep -q ': 90498 cmd/s, 0.75 of offline' <<<"$c" || fail "ceiling at offline's CPU ($c)"
+for z in "2 0 0 0 0 121174" "2 nan nan nan nan nan" "2 2.09 0.34 0.46 1.41 0"; do
+    # shellcheck disable=SC2086 # the six figures, split
+    bash bench/ceiling.sh $z | grep -q 'too few CPU ticks' || fail "ceiling of '$z'"
+done
+! bash bench/ceiling.sh 2 1 2>/dev/null || fail "ceiling.sh with two figures did not fail"
 # The outbox's JSON fast path writes what jansson writes, on the mix and the demo day.
 for f in demo/demo-day.jsonl "$out/mix.jsonl"; do
     [ "$f" = demo/demo-day.jsonl ] || "$build/bench/bench-gen" -n 3000 -s 7 >"$f"
