@@ -265,7 +265,7 @@ static md_err_t chunk_write(md_txn_t *t, const char *stream, uint64_t base, cons
             return md_error_set(err, MD_EINVAL, "stream '%s' is full", stream);
         for (; i < k && have < MD_STREAM_CHUNK; i++)
             be64(val + 8 * have++, seqs[i]);
-        md_stream_chunk_key(key, stream, chunk);
+        be32(key + klen - 4, (uint32_t)chunk); /* the chunk number ends the key */
         MDB_val kv = {klen, key}, v = {8 * have, val};
         rc = mdb_cursor_put(t->streams, &kv, &v, flags);
         if (rc != MDB_SUCCESS)
